@@ -1,0 +1,163 @@
+"""The catalog: tenants and their metric definitions, validated from YAML."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fulcrum_sync.domain import Grain, InputError
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,62}$"
+DEMO_CATALOG = "demo_catalog.yaml"
+
+TargetSpec = float | dict[str, float]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DimensionDef(_Model):
+    """A dimension: the name stored with the data and its Cube member."""
+
+    dimension_id: str = Field(pattern=IDENTIFIER_PATTERN)
+    member: str = Field(min_length=1)
+
+
+class MetricDef(_Model):
+    """How to ask the semantic layer for one tenant's metric, and what to run on it."""
+
+    metric_id: str = Field(pattern=IDENTIFIER_PATTERN)
+    label: str = ""
+    measure: str = Field(min_length=1)
+    time_dimension: str = Field(min_length=1)
+    dimensions: tuple[DimensionDef, ...] = ()
+    grains: tuple[Grain, ...] = (Grain.DAY,)
+    patterns: tuple[str, ...] = ()
+    active: bool = True
+    targets: dict[Grain, TargetSpec] = Field(default_factory=dict)
+
+    @field_validator("grains", mode="before")
+    @classmethod
+    def _parse_grains(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(Grain.parse(v) if isinstance(v, str) else v for v in value)
+        return value
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _parse_target_grains(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {Grain.parse(k) if isinstance(k, str) else k: v for k, v in value.items()}
+        return value
+
+    def dimension(self, dimension_id: str) -> DimensionDef | None:
+        return next((d for d in self.dimensions if d.dimension_id == dimension_id), None)
+
+    def definition_hash(self) -> str:
+        """Hash of what decides the fetched data; a change forces a FULL sync."""
+        return _hash([self.measure, self.time_dimension, [d.model_dump() for d in self.dimensions]])
+
+    def series_hash(self, dimension: DimensionDef | None) -> str:
+        """Hash of one series' definition (the base series, or one dimension's)."""
+        member = dimension.member if dimension else None
+        return _hash([self.measure, self.time_dimension, member])
+
+
+class TenantDef(_Model):
+    """A customer of the platform and its metrics."""
+
+    tenant_id: int = Field(ge=0)
+    identifier: str = Field(pattern=IDENTIFIER_PATTERN)
+    name: str = ""
+    active: bool = True
+    cache_enabled: bool = True
+    pattern_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    metrics: tuple[MetricDef, ...] = ()
+
+
+class Catalog(_Model):
+    """The whole catalog file."""
+
+    tenants: tuple[TenantDef, ...] = ()
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique(cls, tenants: tuple[TenantDef, ...]) -> tuple[TenantDef, ...]:
+        for attr in ("tenant_id", "identifier"):
+            seen = [getattr(t, attr) for t in tenants]
+            dupes = sorted({str(v) for v in seen if seen.count(v) > 1})
+            if dupes:
+                raise ValueError(f"duplicate tenant {attr}: {', '.join(dupes)}")
+        for tenant in tenants:
+            ids = [m.metric_id for m in tenant.metrics]
+            dupes = sorted({v for v in ids if ids.count(v) > 1})
+            if dupes:
+                raise ValueError(f"tenant {tenant.identifier}: duplicate metric {dupes[0]}")
+        return tenants
+
+
+def _hash(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_catalog(text: str, origin: str = "<catalog>") -> Catalog:
+    """Validate catalog YAML; raise InputError naming the file and line or the field path."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{origin}:{mark.line + 1}" if mark is not None else origin
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"invalid YAML in {where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"invalid catalog {origin}: expected a mapping with 'tenants'")
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = _field_path(data, err["loc"])
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise InputError(f"invalid catalog {origin}: {path}: {err['msg']}{more}") from None
+
+
+def _field_path(data: Any, loc: tuple[int | str, ...]) -> str:
+    """Render a pydantic location readably: ``tenants[0](acme).metrics[1].measure``."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict):
+                name = node.get("identifier") or node.get("metric_id")
+                if name:
+                    out += f"({name})"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "catalog"
+
+
+def read_catalog(path: Path) -> Catalog:
+    """Read and validate a catalog file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read catalog {path}: {exc.strerror}") from None
+    return parse_catalog(text, str(path))
+
+
+def demo_catalog() -> Catalog:
+    """The demo catalog shipped inside the package."""
+    text = resources.files("fulcrum_sync").joinpath("data", DEMO_CATALOG).read_text("utf-8")
+    return parse_catalog(text, DEMO_CATALOG)

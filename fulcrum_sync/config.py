@@ -1,0 +1,114 @@
+"""Settings from ``FULCRUM_SYNC_*`` environment variables and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from fulcrum_sync.domain import DEFAULT_LOOKBACK, Grain, InputError, SyncType
+
+DEFAULT_DATABASE_URL = "sqlite:///fulcrum_sync.db"
+
+
+class Settings(BaseSettings):
+    """Everything fulcrum-sync reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FULCRUM_SYNC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_DATABASE_URL),
+        description="SQLAlchemy URL of the state database (SQLite file or postgresql+psycopg).",
+    )
+    source: Literal["demo", "cube"] = Field(default="demo", description="Semantic source.")
+    demo_seed: int = Field(default=42, description="Seed of the demo source.")
+    cube_api_url: str = Field(default="", description="Base URL of the Cube deployment.")
+    cube_api_secret: SecretStr = Field(
+        default=SecretStr(""), description="Secret that signs Cube's JWTs (HS256)."
+    )
+    cube_tenant_claim: str = Field(
+        default="tenant_id", description="JWT claim that carries the tenant identifier."
+    )
+    cube_token_ttl_seconds: int = Field(default=300, ge=30, description="JWT lifetime.")
+    cube_timeout_seconds: float = Field(default=30.0, gt=0, description="One HTTP request.")
+    cube_wait_deadline_seconds: float = Field(
+        default=600.0, gt=0, description="How long to poll Cube's 'Continue wait'."
+    )
+    cube_retries: int = Field(default=5, ge=0, description="Retries on 5xx, 429, timeouts.")
+    cube_page_size: int = Field(default=10_000, ge=1, le=50_000, description="Rows per page.")
+    history_start: date = Field(default=date(2025, 7, 1), description="First day of history.")
+    lookback_day_full: int = Field(default=365, ge=1)
+    lookback_day_incremental: int = Field(default=90, ge=1)
+    lookback_week_full: int = Field(default=104, ge=1)
+    lookback_week_incremental: int = Field(default=24, ge=1)
+    lookback_month_full: int = Field(default=60, ge=1)
+    lookback_month_incremental: int = Field(default=12, ge=1)
+    log_format: Literal["auto", "rich", "json"] = Field(default="auto")
+    workers: int = Field(default=4, ge=1, le=64, description="Contexts processed at once.")
+    lease_seconds: int = Field(default=120, ge=5, description="Run-key lease length.")
+    shard_count: int | None = Field(
+        default=None, ge=1, description="Backfill shards (Kubernetes Indexed Job completions)."
+    )
+    cache_target: Literal["local", "snowflake"] = Field(default="local")
+    snowflake_account: str = ""
+    snowflake_user: str = ""
+    snowflake_password: SecretStr = SecretStr("")
+    snowflake_private_key_path: str = ""
+    snowflake_private_key: SecretStr = SecretStr("")
+    snowflake_private_key_passphrase: SecretStr = SecretStr("")
+    snowflake_database: str = "FULCRUM"
+    snowflake_schema: str = "CACHE"
+    snowflake_warehouse: str = ""
+    snowflake_role: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        try:
+            make_url(value.get_secret_value())
+        except Exception:
+            raise ValueError("not a valid SQLAlchemy database URL") from None
+        return value
+
+    @property
+    def lookback(self) -> dict[Grain, dict[SyncType, int]]:
+        """The lookback table, in periods of each grain."""
+        table = {g: dict(v) for g, v in DEFAULT_LOOKBACK.items()}
+        for grain in Grain:
+            for sync_type in SyncType:
+                name = f"lookback_{grain.value}_{sync_type.value.lower()}"
+                table[grain][sync_type] = getattr(self, name)
+        return table
+
+    @property
+    def masked_database_url(self) -> str:
+        """The database URL with any password replaced by ``***``."""
+        return mask_url(self.database_url.get_secret_value())
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; raise InputError with one line per bad value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FULCRUM_SYNC_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InputError(f"invalid settings: {problems}") from None

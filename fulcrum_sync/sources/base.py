@@ -1,0 +1,60 @@
+"""The interface every semantic source implements, and the rows it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import NamedTuple, Protocol
+
+from fulcrum_sync.catalog import DimensionDef, MetricDef
+from fulcrum_sync.domain import Grain, Window
+
+
+class SeriesRow(NamedTuple):
+    """One point of a series as the source returned it (not yet sanitized).
+
+    ``value`` may be None or NaN and ``slice`` None; the sync service counts and skips those.
+    ``slice`` is None for the base series.
+    """
+
+    date: date
+    value: float | None
+    slice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """One query: a tenant's metric at a grain over a window, optionally split by a dimension."""
+
+    tenant_id: int
+    tenant: str
+    metric: MetricDef
+    grain: Grain
+    window: Window
+    dimension: DimensionDef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMetadata:
+    """The members a source knows: measure names, dimension names (time ones included)."""
+
+    measures: frozenset[str] = field(default_factory=frozenset)
+    dimensions: frozenset[str] = field(default_factory=frozenset)
+
+
+class Source(Protocol):
+    """A semantic source: Cube in production, the demo generator by default."""
+
+    name: str
+
+    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
+        """Return the rows of the requested series; raise SourceError on failure."""
+        ...
+
+    def fetch_metadata(self, tenant: str) -> SourceMetadata:
+        """Return the members the source knows for ``tenant``; raise SourceError on failure."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

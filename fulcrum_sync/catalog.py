@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fulcrum_sync.domain import Grain, InputError
+from fulcrum_sync.domain import Grain, InputError, MetricContext, PatternContext
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,62}$"
 DEMO_CATALOG = "demo_catalog.yaml"
@@ -161,3 +162,56 @@ def demo_catalog() -> Catalog:
     """The demo catalog shipped inside the package."""
     text = resources.files("fulcrum_sync").joinpath("data", DEMO_CATALOG).read_text("utf-8")
     return parse_catalog(text, DEMO_CATALOG)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextDef:
+    """An active context with everything needed to work on it."""
+
+    tenant: TenantDef
+    metric: MetricDef
+    grain: Grain
+
+    @property
+    def context(self) -> MetricContext:
+        return MetricContext(self.tenant.identifier, self.metric.metric_id)
+
+    @property
+    def pattern_contexts(self) -> list[PatternContext]:
+        return [
+            PatternContext(self.tenant.identifier, self.metric.metric_id, p)
+            for p in self.metric.patterns
+        ]
+
+
+def active_contexts(catalog: Catalog, grain: Grain | None = None) -> list[ContextDef]:
+    """Return the contexts that take part: active tenants with the cache enabled, active metrics."""
+    return [
+        ContextDef(tenant, metric, g)
+        for tenant in catalog.tenants
+        if tenant.active and tenant.cache_enabled
+        for metric in tenant.metrics
+        if metric.active
+        for g in metric.grains
+        if grain is None or g is grain
+    ]
+
+
+def find_tenant(catalog: Catalog, identifier: str) -> TenantDef:
+    """Return the tenant named ``identifier``; raise InputError listing the known ones."""
+    for tenant in catalog.tenants:
+        if tenant.identifier == identifier:
+            return tenant
+    known = ", ".join(t.identifier for t in catalog.tenants) or "none (load a catalog first)"
+    raise InputError(f"unknown tenant {identifier!r}: known tenants are {known}")
+
+
+def check_metric(catalog: Catalog, tenant: str | None, metric_id: str) -> None:
+    """Raise InputError when no (matching) tenant defines ``metric_id``."""
+    scope = [t for t in catalog.tenants if tenant is None or t.identifier == tenant]
+    known = sorted({m.metric_id for t in scope for m in t.metrics})
+    if metric_id not in known:
+        where = f" for tenant {tenant}" if tenant else ""
+        raise InputError(
+            f"unknown metric {metric_id!r}{where}: known metrics are {', '.join(known) or 'none'}"
+        )

@@ -69,8 +69,7 @@ class Grain(StrEnum):
         except ValueError:
             valid = ", ".join(g.value for g in cls)
             raise InputError(
-                f"unknown grain {value!r}: expected one of {valid} "
-                "(or daily, weekly, monthly)"
+                f"unknown grain {value!r}: expected one of {valid} (or daily, weekly, monthly)"
             ) from None
 
 

@@ -1,0 +1,235 @@
+"""The ``fulcrum-sync`` command line: parse arguments, call one service, print its result.
+
+Exit codes: 0 all done; 1 some contexts, dimensions or patterns failed (the rest committed);
+2 bad usage or configuration (nothing done); 3 a dependency was unreachable (nothing done).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from fulcrum_sync.domain import DependencyError, FulcrumError, Grain, InputError
+from fulcrum_sync.render import print_json, print_table, stderr_console, stdout_console
+from fulcrum_sync.services.deps import Deps
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_DEPENDENCY = 0, 1, 2, 3
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="fulcrum-sync",
+    help="Keep a metrics platform's time series, Snowflake cache and patterns fresh.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+catalog_app = typer.Typer(help="Import tenants and metric definitions.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the state database schema.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(db_app, name="db")
+
+
+def exit_code_for(error: BaseException) -> int:
+    """Map an error to the exit code of SPEC §2."""
+    if isinstance(error, InputError):
+        return EXIT_USAGE
+    if isinstance(error, DependencyError):
+        return EXIT_DEPENDENCY
+    return EXIT_DEPENDENCY
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn our errors into one line on stderr and the matching exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except FulcrumError as exc:
+            stderr_console().print(f"Error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(exit_code_for(exc)) from None
+
+    return wrapper
+
+
+def _deps(ctx: typer.Context) -> Deps:
+    deps = ctx.find_root().obj
+    if not isinstance(deps, Deps):
+        deps = Deps()
+        ctx.find_root().obj = deps
+    return deps
+
+
+def parse_grain(value: str | None) -> Grain | None:
+    """Parse a --grain option (None stays None)."""
+    return None if value is None else Grain.parse(value)
+
+
+GrainOption = Annotated[
+    str, typer.Option("--grain", "-g", help="day, week or month (aliases: daily, weekly, monthly).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="auto (JSON lines when not on a terminal), rich or json. "
+            "Default: FULCRUM_SYNC_LOG_FORMAT or auto.",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+) -> None:
+    """Keep a metrics platform's time series, Snowflake cache and patterns fresh."""
+    deps = _deps(ctx)
+    if log_format is not None and log_format not in ("auto", "rich", "json"):
+        raise typer.BadParameter(
+            f"{log_format!r} is not one of auto, rich, json", param_hint="--log-format"
+        )
+    deps.log_format = log_format
+    deps.verbose = verbose
+    ctx.call_on_close(deps.close)
+
+
+@app.command()
+@handle_errors
+def discover(
+    ctx: typer.Context,
+    grain: Annotated[
+        str | None,
+        typer.Option("--grain", "-g", help="Only this grain (day, week, month). Default: all."),
+    ] = None,
+    check_source: Annotated[
+        bool,
+        typer.Option(
+            "--check-source",
+            help="Also ask the source's metadata whether every member exists.",
+        ),
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Store the catalog's active contexts and report what was added, deactivated, unchanged.
+
+    Deactivated contexts keep their stored data. With an empty catalog and the demo source,
+    the demo catalog is loaded first.
+
+    Example: fulcrum-sync discover --grain day
+    """
+    from fulcrum_sync.services import discover as svc
+
+    deps = _deps(ctx)
+    grain_value = parse_grain(grain)
+    settings = deps.get_settings()
+    engine = deps.get_engine()
+    source = deps.get_source() if check_source else None
+    result = svc.discover(engine, settings.source, settings.history_start, grain_value, source)
+    if json_out:
+        print_json(result)
+    else:
+        _print_discover(result)
+    if result.broken_metrics:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_discover(result: Any) -> None:
+    out = stdout_console()
+    if result.demo_catalog_loaded:
+        out.print("Catalog was empty: loaded the demo catalog (tenants acme, initech, umbrella).")
+    changes = result.changes
+    rows = [(name, "added") for name in changes.added]
+    rows += [(name, "reactivated") for name in changes.reactivated]
+    rows += [(name, "deactivated") for name in changes.deactivated]
+    if rows:
+        print_table(out, "Context changes", ["context@grain", "change"], rows)
+    scope = result.grain.value if result.grain else "all grains"
+    out.print(
+        f"{len(changes.added)} added, {len(changes.deactivated)} deactivated, "
+        f"{len(changes.reactivated)} reactivated, {changes.unchanged} unchanged "
+        f"({result.active_contexts} active contexts, {result.active_pattern_contexts} "
+        f"pattern contexts, {scope})"
+    )
+    if result.checked_source:
+        if result.broken_metrics:
+            print_table(
+                out,
+                "Metrics the source cannot serve",
+                ["context", "missing members"],
+                [(k, ", ".join(v)) for k, v in sorted(result.broken_metrics.items())],
+            )
+        else:
+            out.print("Source check: every measure, time dimension and dimension exists.")
+
+
+@catalog_app.command("load")
+@handle_errors
+def catalog_load(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Catalog YAML file.", dir_okay=False)],
+    json_out: JsonOption = False,
+) -> None:
+    """Validate a catalog YAML file and make it the stored catalog (replacing the old one).
+
+    Metrics missing from the file stop being discovered; their stored data stays.
+
+    Example: fulcrum-sync catalog load catalog.yaml
+    """
+    from fulcrum_sync.services import discover as svc
+
+    deps = _deps(ctx)
+    settings = deps.get_settings()
+    from fulcrum_sync.catalog import read_catalog
+
+    parsed = read_catalog(file)  # validate before touching the database
+    result = svc.save_catalog(deps.get_engine(), parsed, settings.history_start)
+    if json_out:
+        print_json(result)
+        return
+    out = stdout_console()
+    out.print(
+        f"Loaded {file}: {result.tenants} tenants, {result.metrics} metrics, "
+        f"{result.targets} target periods."
+    )
+    for label, names in (
+        ("added", result.metrics_added),
+        ("changed", result.metrics_changed),
+        ("removed", result.metrics_removed),
+    ):
+        if names:
+            out.print(f"Metrics {label}: {', '.join(names)}")
+    out.print("Run `fulcrum-sync discover` to update the active contexts.")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create or migrate the state database schema to the newest revision.
+
+    Example: FULCRUM_SYNC_DATABASE_URL=postgresql+psycopg://user@db/fulcrum fulcrum-sync db upgrade
+    """
+    from fulcrum_sync.store.engine import current_revision, open_engine, upgrade
+
+    deps = _deps(ctx)
+    settings = deps.get_settings()
+    engine = deps.engine or open_engine(settings.database_url.get_secret_value(), migrate=False)
+    before = current_revision(engine)
+    after = upgrade(engine)
+    stdout_console().print(
+        f"Database {settings.masked_database_url}: schema {before or 'empty'} -> {after}."
+    )
+
+
+def main() -> None:
+    """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
+    app()

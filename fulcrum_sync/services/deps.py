@@ -1,0 +1,64 @@
+"""What services need from the outside world: settings, the state database, the source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.config import Settings, load_settings
+from fulcrum_sync.store.engine import open_engine
+
+if TYPE_CHECKING:
+    from fulcrum_sync.sources.base import Source
+
+
+@dataclass(slots=True)
+class Deps:
+    """Settings plus lazily built engine and source; tests inject their own.
+
+    :param settings: settings; built from the environment when None.
+    :param source: a source to use instead of the one the settings name.
+    :param engine: an engine to use instead of opening ``settings.database_url``.
+    """
+
+    settings: Settings | None = None
+    source: Source | None = None
+    engine: Engine | None = None
+    log_format: str | None = None
+    verbose: bool = False
+    _owned: list[object] = field(default_factory=list)
+
+    def get_settings(self) -> Settings:
+        if self.settings is None:
+            self.settings = load_settings()
+        return self.settings
+
+    def get_engine(self, workers: int = 1) -> Engine:
+        """Return the state database engine (schema created or migrated on first use)."""
+        if self.engine is None:
+            url = self.get_settings().database_url.get_secret_value()
+            self.engine = open_engine(url, workers=workers)
+            self._owned.append(self.engine)
+        return self.engine
+
+    def get_source(self) -> Source:
+        """Return the semantic source the settings name (one per process)."""
+        if self.source is None:
+            from fulcrum_sync.sources import build_source
+
+            self.source = build_source(self.get_settings())
+            self._owned.append(self.source)
+        return self.source
+
+    def close(self) -> None:
+        """Dispose of what this object built (not what was injected)."""
+        for owned in self._owned:
+            if isinstance(owned, Engine):
+                owned.dispose()
+                self.engine = None
+            else:
+                owned.close()  # type: ignore[attr-defined]
+                self.source = None
+        self._owned.clear()

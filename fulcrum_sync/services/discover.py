@@ -1,0 +1,151 @@
+"""Load catalogs, discover active contexts, and select the contexts a command works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from fulcrum_sync import catalog as cat
+from fulcrum_sync.domain import Grain, iter_periods, parse_period, shift_period
+from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import catalog as catalog_store
+from fulcrum_sync.store import contexts as contexts_store
+from fulcrum_sync.store.catalog import CatalogSaveResult
+
+TARGET_HORIZON_YEARS = 2  # constant targets are expanded this far past today
+
+
+@dataclass(slots=True)
+class DiscoverResult:
+    """What discovery found: context changes, and what the source check reported."""
+
+    grain: Grain | None
+    demo_catalog_loaded: bool
+    active_contexts: int
+    active_pattern_contexts: int
+    changes: contexts_store.ContextChanges
+    broken_metrics: dict[str, list[str]] = field(default_factory=dict)
+    checked_source: bool = False
+
+
+def load_catalog_file(engine: Engine, path: Path, history_start: date) -> CatalogSaveResult:
+    """Validate the catalog YAML at ``path`` and make it the stored catalog.
+
+    Raises InputError (bad YAML or a missing field, nothing written) or StoreError.
+    """
+    return save_catalog(engine, cat.read_catalog(path), history_start)
+
+
+def save_catalog(engine: Engine, catalog: cat.Catalog, history_start: date) -> CatalogSaveResult:
+    """Store ``catalog`` and its targets expanded to one row per period."""
+    return catalog_store.save_catalog(engine, catalog, expand_targets(catalog, history_start))
+
+
+def expand_targets(
+    catalog: cat.Catalog, history_start: date, today: date | None = None
+) -> list[tuple[int, str, str, date, float]]:
+    """Expand each metric's targets: a constant to every period, a mapping to its periods."""
+    today = today or datetime.now(UTC).date()
+    horizon = today.replace(month=12, day=31, year=today.year + TARGET_HORIZON_YEARS - 1)
+    rows: list[tuple[int, str, str, date, float]] = []
+    for tenant in catalog.tenants:
+        for metric in tenant.metrics:
+            for grain, spec in metric.targets.items():
+                if isinstance(spec, dict):
+                    periods = {parse_period(grain, key): float(v) for key, v in spec.items()}
+                else:
+                    first = shift_period(grain, history_start, 0)
+                    periods = {p: float(spec) for p in iter_periods(grain, first, horizon)}
+                rows.extend(
+                    (tenant.tenant_id, metric.metric_id, grain.value, p, v)
+                    for p, v in sorted(periods.items())
+                )
+    return rows
+
+
+def ensure_catalog(engine: Engine, source_name: str, history_start: date) -> bool:
+    """Load the demo catalog when none is stored and the source is the demo; return if it did."""
+    if source_name != "demo" or not catalog_store.catalog_is_empty(engine):
+        return False
+    save_catalog(engine, cat.demo_catalog(), history_start)
+    return True
+
+
+def discover(
+    engine: Engine,
+    source_name: str,
+    history_start: date,
+    grain: Grain | None = None,
+    check_source: Source | None = None,
+) -> DiscoverResult:
+    """Store the catalog's active contexts (of ``grain``, or all) and report the changes.
+
+    With ``check_source``, also ask the source's metadata whether every member exists.
+    """
+    loaded = ensure_catalog(engine, source_name, history_start)
+    catalog = catalog_store.read_catalog(engine)
+    desired: dict[contexts_store.ContextKey, str] = {}
+    defs = cat.active_contexts(catalog, grain)
+    for ctx in defs:
+        base = (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value)
+        desired[(*base, "")] = ctx.tenant.identifier
+        for pattern in ctx.metric.patterns:
+            desired[(*base, pattern)] = ctx.tenant.identifier
+    changes = contexts_store.save_contexts(engine, desired, grain)
+    result = DiscoverResult(
+        grain=grain,
+        demo_catalog_loaded=loaded,
+        active_contexts=len(defs),
+        active_pattern_contexts=len(desired) - len(defs),
+        changes=changes,
+    )
+    if check_source is not None:
+        result.broken_metrics = check_members(check_source, defs)
+        result.checked_source = True
+    return result
+
+
+def check_members(source: Source, defs: list[cat.ContextDef]) -> dict[str, list[str]]:
+    """Return ``{tenant::metric: [missing members]}`` for metrics the source cannot serve."""
+    broken: dict[str, list[str]] = {}
+    by_tenant: dict[str, list[cat.ContextDef]] = {}
+    for ctx in defs:
+        by_tenant.setdefault(ctx.tenant.identifier, []).append(ctx)
+    for tenant, items in by_tenant.items():
+        meta = source.fetch_metadata(tenant)
+        for ctx in items:
+            m = ctx.metric
+            missing = [] if m.measure in meta.measures else [m.measure]
+            members = [m.time_dimension, *(d.member for d in m.dimensions)]
+            missing += [x for x in members if x not in meta.dimensions]
+            if missing:
+                broken[ctx.context.to_string()] = sorted(set(missing))
+    return broken
+
+
+def select_contexts(
+    engine: Engine,
+    grain: Grain,
+    tenant: str | None = None,
+    metric: str | None = None,
+) -> list[cat.ContextDef]:
+    """Return the stored active contexts of ``grain``, filtered by tenant and metric.
+
+    Raises InputError for an unknown tenant (listing the known ones) or metric.
+    """
+    catalog = catalog_store.read_catalog(engine)
+    if tenant is not None:
+        cat.find_tenant(catalog, tenant)
+    if metric is not None:
+        cat.check_metric(catalog, tenant, metric)
+    stored = contexts_store.active_context_keys(engine, grain)
+    return [
+        ctx
+        for ctx in cat.active_contexts(catalog, grain)
+        if (ctx.tenant.tenant_id, ctx.metric.metric_id, grain.value, "") in stored
+        and (tenant is None or ctx.tenant.identifier == tenant)
+        and (metric is None or ctx.metric.metric_id == metric)
+    ]

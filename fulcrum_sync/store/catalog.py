@@ -1,0 +1,131 @@
+"""Store the catalog (tenants, metric definitions, targets) and read it back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine, delete, func, insert, select
+
+from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import translate_errors
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSaveResult:
+    """What a catalog load changed."""
+
+    tenants: int
+    metrics: int
+    metrics_added: list[str]
+    metrics_changed: list[str]
+    metrics_removed: list[str]
+    targets: int
+
+
+def save_catalog(
+    engine: Engine, catalog: Catalog, targets: list[tuple[int, str, str, date, float]]
+) -> CatalogSaveResult:
+    """Replace the stored catalog with ``catalog`` and its expanded ``targets``, atomically.
+
+    Series, sync status and pattern results of removed metrics stay stored.
+    """
+    now = datetime.now(UTC)
+    with translate_errors(engine, "save the catalog to"), engine.begin() as conn:
+        before = {
+            (r.tenant_id, r.metric_id): r.definition_hash
+            for r in conn.execute(
+                select(
+                    t.metric_definitions.c.tenant_id,
+                    t.metric_definitions.c.metric_id,
+                    t.metric_definitions.c.definition_hash,
+                )
+            )
+        }
+        names = {r.tenant_id: r.identifier for r in conn.execute(select(t.tenants))}
+        for table in (t.metric_targets, t.metric_definitions, t.tenants):
+            conn.execute(delete(table))
+        tenant_rows, metric_rows = [], []
+        for tenant in catalog.tenants:
+            names[tenant.tenant_id] = tenant.identifier
+            tenant_rows.append(
+                {
+                    "tenant_id": tenant.tenant_id,
+                    "identifier": tenant.identifier,
+                    "name": tenant.name,
+                    "active": tenant.active,
+                    "cache_enabled": tenant.cache_enabled,
+                    "pattern_settings": tenant.pattern_settings,
+                    "updated_at": now,
+                }
+            )
+            for metric in tenant.metrics:
+                metric_rows.append(
+                    {
+                        "tenant_id": tenant.tenant_id,
+                        "metric_id": metric.metric_id,
+                        "label": metric.label,
+                        "definition": metric.model_dump(mode="json"),
+                        "definition_hash": metric.definition_hash(),
+                        "grains": [g.value for g in metric.grains],
+                        "patterns": list(metric.patterns),
+                        "active": metric.active,
+                        "updated_at": now,
+                    }
+                )
+        if tenant_rows:
+            conn.execute(insert(t.tenants), tenant_rows)
+        if metric_rows:
+            conn.execute(insert(t.metric_definitions), metric_rows)
+        if targets:
+            conn.execute(
+                insert(t.metric_targets),
+                [
+                    {"tenant_id": tid, "metric_id": mid, "grain": g, "date": d, "value": v}
+                    for tid, mid, g, d, v in targets
+                ],
+            )
+    after = {(r["tenant_id"], r["metric_id"]): r["definition_hash"] for r in metric_rows}
+
+    def label(key: tuple[int, str]) -> str:
+        return f"{names.get(key[0], key[0])}::{key[1]}"
+
+    return CatalogSaveResult(
+        tenants=len(tenant_rows),
+        metrics=len(metric_rows),
+        metrics_added=sorted(label(k) for k in after.keys() - before.keys()),
+        metrics_changed=sorted(
+            label(k) for k in after.keys() & before.keys() if after[k] != before[k]
+        ),
+        metrics_removed=sorted(label(k) for k in before.keys() - after.keys()),
+        targets=len(targets),
+    )
+
+
+def read_catalog(engine: Engine) -> Catalog:
+    """Return the stored catalog (every tenant and metric, active or not)."""
+    with translate_errors(engine, "read the catalog from"), engine.connect() as conn:
+        metrics: dict[int, list[MetricDef]] = {}
+        rows = conn.execute(select(t.metric_definitions).order_by(t.metric_definitions.c.metric_id))
+        for row in rows:
+            metrics.setdefault(row.tenant_id, []).append(MetricDef.model_validate(row.definition))
+        tenants = [
+            TenantDef(
+                tenant_id=row.tenant_id,
+                identifier=row.identifier,
+                name=row.name,
+                active=row.active,
+                cache_enabled=row.cache_enabled,
+                pattern_settings=row.pattern_settings or {},
+                metrics=tuple(metrics.get(row.tenant_id, [])),
+            )
+            for row in conn.execute(select(t.tenants).order_by(t.tenants.c.identifier))
+        ]
+    return Catalog(tenants=tuple(tenants))
+
+
+def catalog_is_empty(engine: Engine) -> bool:
+    """Return True when no tenant is stored."""
+    with translate_errors(engine, "read the catalog from"), engine.connect() as conn:
+        return not conn.execute(select(func.count()).select_from(t.tenants)).scalar_one()

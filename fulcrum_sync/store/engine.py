@@ -1,0 +1,115 @@
+"""Open the state database, keep its schema current, and translate its errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool, QueuePool
+
+from fulcrum_sync.config import mask_url
+from fulcrum_sync.domain import InputError, StoreError
+
+HEAD_REVISION = "0001"
+
+
+def open_engine(url: str, *, workers: int = 1, migrate: bool = True) -> Engine:
+    """Return an engine for ``url``; create or migrate the schema when ``migrate``.
+
+    Short commands use no pool (NullPool); ``workers > 1`` gets a small pool sized to them.
+    Raises InputError for an unusable URL and StoreError when the database is unreachable.
+    """
+    try:
+        engine = _create(url, workers)
+    except (ImportError, ValueError, SQLAlchemyError) as exc:
+        raise InputError(f"unusable database URL {mask_url(url)}: {_first_line(exc)}") from None
+    with translate_errors(engine, "connect to"):
+        with engine.connect():
+            pass
+        if migrate and current_revision(engine) != HEAD_REVISION:
+            upgrade(engine)
+    return engine
+
+
+def _create(url: str, workers: int) -> Engine:
+    is_sqlite = url.startswith("sqlite")
+    kwargs: dict[str, Any] = {}
+    if is_sqlite:
+        kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+    if workers > 1 or url in ("sqlite://", "sqlite:///:memory:"):
+        kwargs["poolclass"] = QueuePool
+        kwargs["pool_size"] = workers + 1
+        kwargs["max_overflow"] = 2
+    else:
+        kwargs["poolclass"] = NullPool
+    if url.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    engine = create_engine(url, **kwargs)
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy own transactions (pysqlite's own BEGIN handling is off) and use WAL so
+    # readers never block the writer.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front, so concurrent writers wait on busy_timeout
+    # instead of failing with "database is locked" when a read transaction upgrades.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the schema's Alembic revision, or None for an empty database."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+        return row[0] if row else None
+
+
+def upgrade(engine: Engine) -> str:
+    """Create or migrate the schema to the newest revision; return that revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("fulcrum_sync").joinpath("store", "migrations"))
+    )
+    with translate_errors(engine, "migrate"), engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    return HEAD_REVISION
+
+
+@contextlib.contextmanager
+def translate_errors(engine: Engine, action: str) -> Iterator[None]:
+    """Turn SQLAlchemy errors into StoreError naming the (password-masked) database."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        detail = _first_line(exc)
+        if engine.url.password:
+            detail = detail.replace(str(engine.url.password), "***")
+        raise StoreError(f"cannot {action} the state database {where}: {detail}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__

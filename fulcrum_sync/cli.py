@@ -6,19 +6,33 @@ Exit codes: 0 all done; 1 some contexts, dimensions or patterns failed (the rest
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import sys
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from fulcrum_sync.domain import DependencyError, FulcrumError, Grain, InputError
+from fulcrum_sync.domain import (
+    DependencyError,
+    FulcrumError,
+    Grain,
+    InputError,
+    SyncRequest,
+    format_period,
+    last_complete_period,
+    parse_period,
+    period_start,
+)
 from fulcrum_sync.render import print_json, print_table, stderr_console, stdout_console
 from fulcrum_sync.services.deps import Deps
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_DEPENDENCY = 0, 1, 2, 3
+EXIT_INTERRUPTED = 143  # stopped by SIGTERM/SIGINT; unfinished keys were released
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,6 +80,58 @@ def _deps(ctx: typer.Context) -> Deps:
         deps = Deps()
         ctx.find_root().obj = deps
     return deps
+
+
+def run_exit_code(outcome: str) -> int:
+    """Exit code of a finished run: see the module docstring; 143 when stopped by SIGTERM."""
+    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_DEPENDENCY}.get(
+        outcome, EXIT_INTERRUPTED
+    )
+
+
+def resolve_period(grain: Grain, text: str | None, history_start: date) -> date:
+    """Parse ``--period`` (default: the last complete period); refuse one before history."""
+    period = parse_period(grain, text) if text else last_complete_period(grain)
+    first = period_start(grain, history_start)
+    if period < first:
+        raise InputError(
+            f"period {format_period(grain, period)} is before the history start "
+            f"{history_start.isoformat()} (FULCRUM_SYNC_HISTORY_START)"
+        )
+    return period
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[threading.Event]:
+    """Set the yielded event on SIGTERM/SIGINT: work in flight finishes, nothing new starts."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+        stderr_console().print(
+            f"Received {signal.Signals(signum).name}: finishing work in flight, releasing the rest."
+        )
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _pattern_chain(deps: Deps, enabled: bool) -> Any:
+    """The in-process pattern chain for ``sync`` (None when patterns are off or absent)."""
+    if not enabled:
+        return None
+    try:
+        from fulcrum_sync.services.patterns import make_chain
+    except ImportError:
+        return None
+    return make_chain(deps.get_settings())
 
 
 def parse_grain(value: str | None) -> Grain | None:
@@ -228,6 +294,105 @@ def db_upgrade(ctx: typer.Context) -> None:
     stdout_console().print(
         f"Database {settings.masked_database_url}: schema {before or 'empty'} -> {after}."
     )
+
+
+PeriodOption = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        "-p",
+        help="2025-07-13, 2025-W28 (ISO week) or 2025-07; any date inside the period works. "
+        "Default: the last complete period (UTC).",
+    ),
+]
+TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")]
+MetricOption = Annotated[str | None, typer.Option("--metric", "-m", help="Only this metric.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        max=64,
+        help="Contexts worked at once. 1 runs everything in the main thread (debuggers). "
+        "Default: FULCRUM_SYNC_WORKERS.",
+    ),
+]
+
+
+@app.command()
+@handle_errors
+def sync(
+    ctx: typer.Context,
+    grain: GrainOption,
+    period: PeriodOption = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    force_full: Annotated[
+        bool, typer.Option("--force-full", help="FULL sync every series (re-fetch history).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run again run keys that already succeeded.")
+    ] = False,
+    workers: WorkersOption = None,
+    no_patterns: Annotated[
+        bool, typer.Option("--no-patterns", help="Do not run the patterns after each sync.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be fetched; write nothing.")
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Sync every active context of a grain for one period, then run its patterns.
+
+    Per metric and per dimension the sync is FULL (no earlier success, --force-full, or a
+    changed definition) or INCREMENTAL. Exit 0 all succeeded, 1 some failed, 2 bad usage,
+    3 source or database unreachable.
+
+    Example: fulcrum-sync sync --grain day --period 2025-07-13 --tenant acme
+    """
+    from fulcrum_sync import render
+    from fulcrum_sync.services import sync as sync_service
+
+    deps = _deps(ctx)
+    settings = deps.get_settings()
+    grain_value = Grain.parse(grain)
+    request = SyncRequest(
+        grain=grain_value,
+        period=resolve_period(grain_value, period, settings.history_start),
+        tenant=tenant,
+        metric=metric,
+        force_full=force_full,
+        force=force,
+        workers=workers or settings.workers,
+        dry_run=dry_run,
+        run_patterns=not no_patterns,
+    )
+    engine = deps.get_engine(workers=request.workers)
+    if dry_run:
+        planned = sync_service.plan(engine, settings, request)
+        if json_out:
+            print_json({"request": request, "planned": planned})
+        else:
+            render.print_sync_plan(request, planned)
+        return
+    source = deps.get_source()
+    with stop_on_sigterm() as stop, render.SyncProgress(enabled=not json_out) as progress:
+        result = sync_service.run(
+            engine,
+            source,
+            settings,
+            request,
+            chain=_pattern_chain(deps, request.run_patterns),
+            stop=stop,
+            on_result=progress.advance,
+            on_start=progress.start,
+        )
+    if json_out:
+        print_json(render.sync_result_json(result))
+    else:
+        render.print_sync_result(result)
+    raise typer.Exit(run_exit_code(result.outcome))
 
 
 def main() -> None:

@@ -12,12 +12,26 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+
+from fulcrum_sync.domain import ContextResult, SyncRequest, SyncRunResult, format_period
 
 
 def stdout_console() -> Console:
-    """A console on stdout (plain when not a terminal, so pipes and pods read well)."""
-    return Console(soft_wrap=True, highlight=False)
+    """A console on stdout (plain and wide when not a terminal, so pipes and logs read well)."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    return console
 
 
 def stderr_console() -> Console:
@@ -78,3 +92,138 @@ def status_style(status: str) -> str:
         "running": "cyan",
     }.get(status, "white")
     return f"[{colour}]{status}[/{colour}]"
+
+
+class SyncProgress:
+    """A rich progress bar over contexts, shown only on a terminal."""
+
+    def __init__(self, enabled: bool = True, label: str = "contexts") -> None:
+        console = stderr_console()
+        self._enabled = enabled and console.is_terminal
+        self._label = label
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._console = console
+
+    def __enter__(self) -> SyncProgress:
+        if self._enabled:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=True,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def start(self, total: int) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task(self._label, total=total, last="")
+
+    def advance(self, result: Any) -> None:
+        if self._progress is not None and self._task is not None:
+            name = getattr(result, "context", "")
+            status = getattr(result, "status", "")
+            self._progress.update(self._task, advance=1, last=f"{name} {status}")
+
+
+def _window_text(result: ContextResult) -> str:
+    return result.base.window.to_string() if result.base else ""
+
+
+def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
+    """The sync summary as JSON-ready data (the same facts as the table)."""
+    return {
+        "run_id": result.run_id,
+        "grain": result.request.grain.value,
+        "period": result.request.period.isoformat(),
+        "period_label": format_period(result.request.grain, result.request.period),
+        "outcome": result.outcome,
+        "contexts": [
+            {
+                "context": c.context.to_string(),
+                "run_key": c.run_key,
+                "status": c.status,
+                "skip_reason": c.skip_reason,
+                "sync_type": c.sync_types,
+                "window": _window_text(c),
+                "rows_stored": c.rows_stored,
+                "rows_skipped": c.rows_skipped,
+                "duration_seconds": round(c.duration_seconds, 4),
+                "error": c.error,
+                "series": to_jsonable(c.series),
+                "patterns": to_jsonable(c.patterns),
+            }
+            for c in sorted(result.contexts, key=lambda c: c.context)
+        ],
+    }
+
+
+def print_sync_result(result: SyncRunResult) -> None:
+    """Print the sync summary table and one closing line."""
+    out = stdout_console()
+    req = result.request
+    rows = []
+    for c in sorted(result.contexts, key=lambda c: c.context):
+        dims_ok = sum(1 for d in c.dimensions if d.success)
+        p = c.pattern_counts()
+        rows.append(
+            (
+                c.context.to_string(),
+                c.sync_types,
+                _window_text(c),
+                c.rows_stored,
+                c.rows_skipped,
+                f"{dims_ok}/{len(c.dimensions_failed)}" if c.status != "skipped" else "",
+                f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
+                f"{c.duration_seconds:.2f}s",
+                status_style(c.status) + (f" ({c.skip_reason})" if c.skip_reason else ""),
+            )
+        )
+    print_table(
+        out,
+        f"sync {req.grain.value} {format_period(req.grain, req.period)}",
+        [
+            "context",
+            "sync type",
+            "window",
+            "rows stored",
+            "rows skipped",
+            "dims ok/failed",
+            "patterns ok/skip/fail",
+            "duration",
+            "status",
+        ],
+        rows,
+    )
+    for c in result.failed:
+        out.print(f"[red]failed[/red] {c.context}: {c.error or 'see patterns'}", markup=True)
+    by_status: dict[str, int] = {}
+    for c in result.contexts:
+        by_status[c.status] = by_status.get(c.status, 0) + 1
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "no contexts"
+    out.print(f"Run {result.run_id}: {result.outcome} ({counts}).")
+
+
+def print_sync_plan(request: SyncRequest, planned: Sequence[Any]) -> None:
+    """Print what a dry run would fetch."""
+    out = stdout_console()
+    print_table(
+        out,
+        f"sync --dry-run {request.grain.value} {format_period(request.grain, request.period)}",
+        ["context", "series", "sync type", "window"],
+        [
+            (p.context, p.dimension or "(base)", p.sync_type.value, p.window.to_string())
+            for p in planned
+        ],
+    )
+    contexts = len({p.context for p in planned})
+    out.print(f"Dry run: {contexts} contexts, {len(planned)} series; nothing was written.")

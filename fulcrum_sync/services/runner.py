@@ -1,0 +1,150 @@
+"""Run keyed work: claim each key, work it in N workers, renew leases, record the outcome.
+
+``sync``, ``patterns`` and ``backfill`` all go through :func:`run_keyed`, so every piece of
+work is done once even when processes overlap, and a killed process's keys are reclaimed
+once their lease expires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.store import runs
+from fulcrum_sync.store.runs import Claim, RunItem
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a piece of work ended, for its ``run_items`` row."""
+
+    succeeded: bool
+    counts: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedWork(Generic[T]):
+    """A run key and the payload the worker function receives."""
+
+    item: RunItem
+    payload: T
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """Who is working: the run, the lease owner, and the shared stop signal."""
+
+    engine: Engine
+    run_id: str
+    owner: str
+    lease_seconds: int
+    stop: threading.Event
+
+
+@contextlib.contextmanager
+def keep_leases(engine: Engine, owner: str, lease_seconds: int) -> Iterator[None]:
+    """Renew ``owner``'s leases in a background thread every third of the lease."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(max(lease_seconds / 3, 0.5)):
+            with contextlib.suppress(Exception):  # a missed renewal is retried next tick
+                runs.renew_leases(engine, owner, lease_seconds)
+
+    thread = threading.Thread(target=renew, name="lease-renewer", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
+
+
+def run_keyed(
+    rc: RunContext,
+    work: Sequence[KeyedWork[T]],
+    do: Callable[[T], R],
+    summarize: Callable[[R], Outcome],
+    skipped: Callable[[KeyedWork[T], Claim], R],
+    *,
+    workers: int = 1,
+    force_before: datetime | None = None,
+    on_result: Callable[[R], None] | None = None,
+) -> list[R]:
+    """Claim and do every item; return results in completion order.
+
+    ``workers == 1`` runs everything in the calling thread (a breakpoint stops there).
+    Items not yet started when ``rc.stop`` is set are left unclaimed.
+    """
+    runs.ensure_items(rc.engine, [w.item for w in work])
+    results: list[R] = []
+
+    def one(w: KeyedWork[T]) -> R | None:
+        if rc.stop.is_set():
+            return None
+        claim = runs.claim(
+            rc.engine,
+            w.item.run_key,
+            owner=rc.owner,
+            run_id=rc.run_id,
+            lease_seconds=rc.lease_seconds,
+            force_before=force_before,
+        )
+        if claim is not Claim.CLAIMED:
+            return skipped(w, claim)
+        try:
+            result = do(w.payload)
+            outcome = summarize(result)
+        except BaseException as exc:
+            runs.complete(
+                rc.engine,
+                w.item.run_key,
+                owner=rc.owner,
+                succeeded=False,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+        runs.complete(
+            rc.engine,
+            w.item.run_key,
+            owner=rc.owner,
+            succeeded=outcome.succeeded,
+            counts=outcome.counts,
+            error=outcome.error,
+        )
+        return result
+
+    def collect(result: R | None) -> None:
+        if result is not None:
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+
+    with keep_leases(rc.engine, rc.owner, rc.lease_seconds):
+        if workers <= 1:
+            for w in work:
+                collect(one(w))
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker") as pool:
+                pending: set[Future[R | None]] = set()
+                queue = iter(work)
+                for w in queue:
+                    pending.add(pool.submit(one, w))
+                    if len(pending) >= workers * 2:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            collect(f.result())
+                for f in pending:
+                    collect(f.result())
+    return results

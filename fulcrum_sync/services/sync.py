@@ -1,0 +1,212 @@
+"""The ``sync`` service: every active context of a grain for one period, once per run key."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import (
+    ContextResult,
+    SyncRequest,
+    SyncRunResult,
+    SyncType,
+    Window,
+    format_period,
+    sync_run_key,
+)
+from fulcrum_sync.render import to_jsonable
+from fulcrum_sync.services import discover as discover_service
+from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_keyed
+from fulcrum_sync.services.sync_context import plan_series, sync_context
+from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import contexts as contexts_store
+from fulcrum_sync.store import runs, sync_status
+from fulcrum_sync.store.runs import Claim, RunItem
+
+# Runs a context's patterns after its sync; appends to ``result.patterns``.
+PatternChain = Callable[[RunContext, ContextDef, ContextResult], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSeries:
+    """What a dry run would do for one series."""
+
+    context: str
+    dimension: str | None
+    sync_type: SyncType
+    window: Window
+
+
+def select(engine: Engine, settings: Settings, request: SyncRequest) -> list[ContextDef]:
+    """Return the contexts a request covers, discovering them first on a fresh database.
+
+    Raises InputError for an unknown tenant or metric.
+    """
+    if not contexts_store.active_context_keys(engine, request.grain):
+        discover_service.discover(engine, settings.source, settings.history_start, request.grain)
+    return discover_service.select_contexts(engine, request.grain, request.tenant, request.metric)
+
+
+def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[PlannedSeries]:
+    """Return what ``sync`` would fetch, writing nothing (``--dry-run``)."""
+    if not contexts_store.active_context_keys(engine, request.grain):
+        contexts = _undiscovered(engine, settings, request)
+    else:
+        contexts = discover_service.select_contexts(
+            engine, request.grain, request.tenant, request.metric
+        )
+    planned = []
+    for ctx in contexts:
+        statuses = sync_status.read_statuses(
+            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
+        )
+        for dim, sync_type, window in plan_series(
+            ctx, request.period, statuses, settings, request.force_full
+        ):
+            planned.append(
+                PlannedSeries(
+                    ctx.context.to_string(), dim.dimension_id if dim else None, sync_type, window
+                )
+            )
+    return planned
+
+
+def _undiscovered(engine: Engine, settings: Settings, request: SyncRequest) -> list[ContextDef]:
+    # A dry run on a fresh database must not write: derive contexts from the catalog in memory.
+    from fulcrum_sync import catalog as cat
+    from fulcrum_sync.store import catalog as catalog_store
+
+    catalog = catalog_store.read_catalog(engine)
+    if not catalog.tenants and settings.source == "demo":
+        catalog = cat.demo_catalog()
+    if request.tenant:
+        cat.find_tenant(catalog, request.tenant)
+    if request.metric:
+        cat.check_metric(catalog, request.tenant, request.metric)
+    return [
+        c
+        for c in cat.active_contexts(catalog, request.grain)
+        if request.tenant in (None, c.tenant.identifier)
+        and request.metric in (None, c.metric.metric_id)
+    ]
+
+
+def run(
+    engine: Engine,
+    source: Source,
+    settings: Settings,
+    request: SyncRequest,
+    *,
+    chain: PatternChain | None = None,
+    stop: threading.Event | None = None,
+    on_result: Callable[[ContextResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> SyncRunResult:
+    """Sync every selected context for ``request.period``.
+
+    Each context is claimed under its run key first; keys already done are skipped unless
+    ``request.force``. Raises InputError (bad filters) or StoreError (database unreachable).
+    """
+    contexts = select(engine, settings, request)
+    started = datetime.now(UTC)
+    run_id = runs.start_run(engine, "sync", to_jsonable(request))
+    rc = RunContext(
+        engine, run_id, runs.new_owner(run_id), settings.lease_seconds, stop or threading.Event()
+    )
+    result = SyncRunResult(run_id=run_id, request=request, started_at=started)
+    if on_start is not None:
+        on_start(len(contexts))
+    work = [
+        KeyedWork(
+            RunItem(
+                sync_run_key(request.grain, request.period, c.context),
+                "sync",
+                request.grain.value,
+                request.period,
+                c.tenant.identifier,
+                c.metric.metric_id,
+            ),
+            c,
+        )
+        for c in contexts
+    ]
+
+    def do(ctx: ContextDef) -> ContextResult:
+        res = sync_context(
+            engine,
+            source,
+            ctx,
+            request.period,
+            settings,
+            force_full=request.force_full,
+            run_id=run_id,
+        )
+        if chain is not None and request.run_patterns and res.base is not None and res.base.success:
+            chain(rc, ctx, res)
+        return res
+
+    def skipped(w: KeyedWork[ContextDef], claim: Claim) -> ContextResult:
+        reason = (
+            "already done (use --force to run again)"
+            if claim is Claim.DONE
+            else ("claimed by another running process")
+        )
+        return ContextResult(
+            context=w.payload.context,
+            grain=request.grain,
+            period=request.period,
+            run_key=w.item.run_key,
+            status="skipped",
+            skip_reason=reason,
+        )
+
+    try:
+        result.contexts = run_keyed(
+            rc,
+            work,
+            do,
+            summarize_context,
+            skipped,
+            workers=request.workers,
+            force_before=started if request.force else None,
+            on_result=on_result,
+        )
+    finally:
+        result.interrupted = rc.stop.is_set()
+        if result.interrupted:
+            runs.release_all(engine, rc.owner)
+        result.finished_at = datetime.now(UTC)
+        runs.finish_run(engine, run_id, result.outcome, summarize_run(result))
+    return result
+
+
+def summarize_context(res: ContextResult) -> Outcome:
+    """The run-item outcome of one context's sync."""
+    counts = {
+        "rows_stored": res.rows_stored,
+        "rows_skipped": res.rows_skipped,
+        "dimensions_failed": res.dimensions_failed,
+        "patterns": res.pattern_counts(),
+    }
+    return Outcome(succeeded=res.status == "succeeded", counts=counts, error=res.error)
+
+
+def summarize_run(result: SyncRunResult) -> dict[str, object]:
+    """Counts for the ``runs`` row."""
+    by_status: dict[str, int] = {}
+    for c in result.contexts:
+        by_status[c.status] = by_status.get(c.status, 0) + 1
+    return {
+        "period": format_period(result.request.grain, result.request.period),
+        "contexts": len(result.contexts),
+        "by_status": by_status,
+        "rows_stored": sum(c.rows_stored for c in result.contexts),
+        "rows_skipped": sum(c.rows_skipped for c in result.contexts),
+        "failed": [c.context.to_string() for c in result.failed],
+    }

@@ -1,0 +1,214 @@
+"""Sync one context for one period: decide FULL or INCREMENTAL per series, fetch, clean, store."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.catalog import ContextDef, DimensionDef
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import (
+    ContextResult,
+    DependencyError,
+    FulcrumError,
+    Grain,
+    SeriesResult,
+    SkipCounts,
+    SyncType,
+    Window,
+    compute_window,
+    sync_run_key,
+)
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source
+from fulcrum_sync.store import sync_status
+from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.series import CleanRow, SeriesKey, replace_series, upsert_series
+from fulcrum_sync.store.tables import NO_DIMENSION
+
+
+def decide_sync_type(
+    previous: sync_status.SeriesStatus | None, definition_hash: str, force_full: bool
+) -> SyncType:
+    """FULL without an earlier success, with ``--force-full``, or after a definition change."""
+    if force_full or previous is None or previous.last_success_at is None:
+        return SyncType.FULL
+    if previous.last_success_hash != definition_hash:
+        return SyncType.FULL
+    return SyncType.INCREMENTAL
+
+
+def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[list[CleanRow], SkipCounts]:
+    """Drop null, non-finite and slice-less rows; keep the last row per key; count each skip."""
+    skipped = SkipCounts()
+    kept: dict[tuple[date, str | None], float] = {}
+    for row in rows:
+        value = row.value
+        if value is None:
+            skipped.null_value += 1
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            skipped.non_finite += 1
+            continue
+        if not math.isfinite(number):
+            skipped.non_finite += 1
+            continue
+        if dimensional and row.slice is None:
+            skipped.null_slice += 1
+            continue
+        key = (row.date, str(row.slice) if dimensional else None)
+        if key in kept:
+            skipped.duplicate += 1
+        kept[key] = number
+    if dimensional:
+        return [(d, s, v) for (d, s), v in kept.items()], skipped
+    return [(d, v) for (d, _), v in kept.items()], skipped
+
+
+def plan_series(
+    ctx: ContextDef,
+    period: date,
+    statuses: dict[str, sync_status.SeriesStatus],
+    settings: Settings,
+    force_full: bool,
+) -> list[tuple[DimensionDef | None, SyncType, Window]]:
+    """Return (dimension or None for the base, sync type, window) for every series of ``ctx``."""
+    plan = []
+    for dim in (None, *ctx.metric.dimensions):
+        previous = statuses.get(dim.dimension_id if dim else NO_DIMENSION)
+        sync_type = decide_sync_type(previous, ctx.metric.series_hash(dim), force_full)
+        window = compute_window(
+            ctx.grain, period, sync_type, settings.history_start, settings.lookback
+        )
+        plan.append((dim, sync_type, window))
+    return plan
+
+
+def sync_context(
+    engine: Engine,
+    source: Source,
+    ctx: ContextDef,
+    period: date,
+    settings: Settings,
+    *,
+    force_full: bool = False,
+    run_id: str | None = None,
+) -> ContextResult:
+    """Sync the base series and then every dimension of ``ctx``; never raises for one series.
+
+    A failing dimension does not stop the base series or the other dimensions.
+    """
+    grain: Grain = ctx.grain
+    result = ContextResult(
+        context=ctx.context,
+        grain=grain,
+        period=period,
+        run_key=sync_run_key(grain, period, ctx.context),
+        status="running",
+        started_at=datetime.now(UTC),
+    )
+    statuses = sync_status.read_statuses(
+        engine, ctx.tenant.tenant_id, ctx.metric.metric_id, grain.value
+    )
+    for dim, sync_type, window in plan_series(ctx, period, statuses, settings, force_full):
+        series = _sync_series(engine, source, ctx, period, dim, sync_type, window, statuses, run_id)
+        if dim is None:
+            result.base = series
+        else:
+            result.dimensions.append(series)
+    result.finished_at = datetime.now(UTC)
+    failed = [s for s in result.series if not s.success]
+    if result.base is not None and not result.base.success:
+        result.status = "failed"
+        result.error = result.base.error
+    elif failed:
+        result.status = "partial"
+        result.error = "; ".join(f"{s.dimension}: {s.error}" for s in failed)
+    else:
+        result.status = "succeeded"
+    result.dependency_failure = bool(failed) and all(s.dependency_failure for s in failed)
+    return result
+
+
+def _sync_series(
+    engine: Engine,
+    source: Source,
+    ctx: ContextDef,
+    period: date,
+    dim: DimensionDef | None,
+    sync_type: SyncType,
+    window: Window,
+    statuses: dict[str, sync_status.SeriesStatus],
+    run_id: str | None,
+) -> SeriesResult:
+    dim_id = dim.dimension_id if dim else None
+    series = SeriesResult(dimension=dim_id, sync_type=sync_type, window=window)
+    status_key = (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id or "")
+    definition_hash = ctx.metric.series_hash(dim)
+    request = FetchRequest(
+        tenant_id=ctx.tenant.tenant_id,
+        tenant=ctx.tenant.identifier,
+        metric=ctx.metric,
+        grain=ctx.grain,
+        window=window,
+        dimension=dim,
+    )
+    common = {
+        "key": status_key,
+        "previous": statuses.get(dim_id or NO_DIMENSION),
+        "sync_type": sync_type.value,
+        "period": period,
+        "window": (window.start, window.end),
+        "definition_hash": definition_hash,
+        "run_id": run_id,
+    }
+    try:
+        rows = source.fetch_series(request)
+        series.rows_fetched = len(rows)
+        clean, series.skipped = sanitize(rows, dimensional=dim is not None)
+        key = SeriesKey(ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id)
+        with translate_errors(engine, "store a series in"), engine.begin() as conn:
+            write = replace_series if sync_type is SyncType.FULL else upsert_series
+            counts = write(conn, key, clean)
+            series.inserted, series.updated, series.unchanged = (
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+            )
+            sync_status.write_status(
+                conn,
+                succeeded=True,
+                now=datetime.now(UTC),
+                error=None,
+                rows_fetched=series.rows_fetched,
+                rows_stored=series.rows_stored,
+                rows_skipped=series.skipped.total,
+                **common,
+            )
+    except Exception as exc:  # isolation: one series failing never stops the others
+        series.success = False
+        series.dependency_failure = isinstance(exc, DependencyError)
+        series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
+        _record_failure(engine, series, common)
+    return series
+
+
+def _record_failure(engine: Engine, series: SeriesResult, common: dict[str, object]) -> None:
+    try:
+        with translate_errors(engine, "record a failure in"), engine.begin() as conn:
+            sync_status.write_status(
+                conn,
+                succeeded=False,
+                now=datetime.now(UTC),
+                error=series.error,
+                rows_fetched=series.rows_fetched,
+                rows_stored=0,
+                rows_skipped=series.skipped.total,
+                **common,  # type: ignore[arg-type]
+            )
+    except DependencyError:
+        pass  # the database itself is failing; the result still carries the error

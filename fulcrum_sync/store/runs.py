@@ -1,0 +1,207 @@
+"""Run bookkeeping: one ``runs`` row per invocation, one ``run_items`` row per run key.
+
+A worker claims a key before working on it and holds a lease it renews; a key whose lease
+expired (the process was killed) can be claimed again. PostgreSQL claims with
+``SELECT … FOR UPDATE SKIP LOCKED``; SQLite with a conditional UPDATE (its writes are
+serialized, so the condition is checked and set atomically).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select, update
+
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.upsert import insert_ignore
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"
+    DONE = "done"  # already succeeded; skipped unless forced
+    BUSY = "busy"  # another live worker holds it
+
+
+@dataclass(frozen=True, slots=True)
+class RunItem:
+    """A run key and what it names."""
+
+    run_key: str
+    kind: str
+    grain: str
+    period: date
+    tenant: str
+    metric_id: str
+    pattern: str = ""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_owner(run_id: str) -> str:
+    """Return a lease owner id naming this host, process and run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id[:8]}"
+
+
+def start_run(engine: Engine, command: str, arguments: dict[str, Any]) -> str:
+    """Record an invocation; return its run id."""
+    run_id = str(uuid.uuid4())
+    with translate_errors(engine, "record the run in"), engine.begin() as conn:
+        conn.execute(
+            t.runs.insert().values(
+                run_id=run_id,
+                command=command,
+                arguments=arguments,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=now_utc(),
+                outcome="running",
+            )
+        )
+    return run_id
+
+
+def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any]) -> None:
+    """Record how an invocation ended."""
+    with translate_errors(engine, "record the run in"), engine.begin() as conn:
+        conn.execute(
+            update(t.runs)
+            .where(t.runs.c.run_id == run_id)
+            .values(finished_at=now_utc(), outcome=outcome, summary=summary)
+        )
+
+
+def ensure_items(engine: Engine, items: list[RunItem]) -> None:
+    """Create pending ``run_items`` rows for keys not seen before."""
+    now = now_utc()
+    rows = [
+        {
+            "run_key": i.run_key,
+            "kind": i.kind,
+            "grain": i.grain,
+            "period": i.period,
+            "tenant": i.tenant,
+            "metric_id": i.metric_id,
+            "pattern": i.pattern,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+        }
+        for i in items
+    ]
+    with translate_errors(engine, "record run keys in"), engine.begin() as conn:
+        for start in range(0, len(rows), 1000):
+            insert_ignore(conn, t.run_items, rows[start : start + 1000])
+
+
+def _claimable(now: datetime, force_before: datetime | None) -> Any:
+    c = t.run_items.c
+    conditions = [
+        c.status.in_(("pending", "failed", "released")),
+        and_(c.status == "running", c.lease_expires_at < now),
+    ]
+    if force_before is not None:
+        conditions.append(and_(c.status == "succeeded", c.finished_at < force_before))
+    return or_(*conditions)
+
+
+def claim(
+    engine: Engine,
+    run_key: str,
+    *,
+    owner: str,
+    run_id: str,
+    lease_seconds: int,
+    force_before: datetime | None = None,
+) -> Claim:
+    """Try to take ``run_key`` for ``owner``.
+
+    :param force_before: also take a key that succeeded before this instant (``--force``).
+    """
+    c = t.run_items.c
+    now = now_utc()
+    claimable = and_(c.run_key == run_key, _claimable(now, force_before))
+    values = {
+        "status": "running",
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "run_id": run_id,
+        "attempts": c.attempts + 1,
+        "started_at": now,
+        "finished_at": None,
+        "error": None,
+    }
+    with translate_errors(engine, "claim a run key in"), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            locked = conn.execute(
+                select(c.run_key).where(claimable).with_for_update(skip_locked=True)
+            ).first()
+            taken = locked is not None and bool(
+                conn.execute(
+                    update(t.run_items).where(c.run_key == run_key).values(values)
+                ).rowcount
+            )
+        else:
+            taken = bool(conn.execute(update(t.run_items).where(claimable).values(values)).rowcount)
+        if taken:
+            return Claim.CLAIMED
+        status = conn.execute(select(c.status).where(c.run_key == run_key)).scalar_one_or_none()
+    return Claim.DONE if status == "succeeded" else Claim.BUSY
+
+
+def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:
+    """Extend every lease ``owner`` holds; return how many."""
+    c = t.run_items.c
+    with translate_errors(engine, "renew leases in"), engine.begin() as conn:
+        result = conn.execute(
+            update(t.run_items)
+            .where(and_(c.lease_owner == owner, c.status == "running"))
+            .values(lease_expires_at=now_utc() + timedelta(seconds=lease_seconds))
+        )
+    return result.rowcount or 0
+
+
+def complete(
+    engine: Engine,
+    run_key: str,
+    *,
+    owner: str,
+    succeeded: bool,
+    counts: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """Mark a claimed key succeeded or failed; return False if ``owner`` lost the lease."""
+    c = t.run_items.c
+    with translate_errors(engine, "record a run key in"), engine.begin() as conn:
+        result = conn.execute(
+            update(t.run_items)
+            .where(and_(c.run_key == run_key, c.lease_owner == owner, c.status == "running"))
+            .values(
+                status="succeeded" if succeeded else "failed",
+                finished_at=now_utc(),
+                lease_expires_at=None,
+                counts=counts,
+                error=error,
+            )
+        )
+    return bool(result.rowcount)
+
+
+def release_all(engine: Engine, owner: str) -> int:
+    """Give back every key ``owner`` still holds (a stopping process); return how many."""
+    c = t.run_items.c
+    with translate_errors(engine, "release run keys in"), engine.begin() as conn:
+        result = conn.execute(
+            update(t.run_items)
+            .where(and_(c.lease_owner == owner, c.status == "running"))
+            .values(status="released", lease_expires_at=None, error="released on shutdown")
+        )
+    return result.rowcount or 0

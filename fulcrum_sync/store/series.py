@@ -1,0 +1,174 @@
+"""Bulk writes of time series: atomic FULL replace and counted INCREMENTAL upsert.
+
+PostgreSQL writes go through COPY (into the table for a replace, into a temporary table
+followed by one ``INSERT … ON CONFLICT`` for an upsert); SQLite uses ``executemany`` in one
+transaction. Upserts skip unchanged rows (``WHERE stored.value IS DISTINCT FROM excluded``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, delete, func, select
+
+from fulcrum_sync.store import tables as t
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """Which series: a metric's base series, or one of its dimensions' (``dimension`` set)."""
+
+    tenant_id: int
+    metric_id: str
+    grain: str
+    dimension: str | None = None
+
+    @property
+    def table(self) -> Table:
+        return t.metric_dimensional_time_series if self.dimension else t.metric_time_series
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCounts:
+    """Rows inserted, updated and left unchanged by one write."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    @property
+    def stored(self) -> int:
+        return self.inserted + self.updated
+
+
+# A clean row: (date, value) for a base series, (date, slice, value) for a dimension.
+CleanRow = tuple[Any, ...]
+
+
+def _key_filter(key: SeriesKey, table: Table) -> Any:
+    c = table.c
+    clause = and_(c.tenant_id == key.tenant_id, c.metric_id == key.metric_id, c.grain == key.grain)
+    if key.dimension:
+        clause = and_(clause, c.dimension_name == key.dimension)
+    return clause
+
+
+def _full_rows(key: SeriesKey, rows: list[CleanRow]) -> list[tuple[Any, ...]]:
+    head: tuple[Any, ...] = (key.tenant_id, key.metric_id, key.grain)
+    if key.dimension:
+        return [(*head, key.dimension, r[1], r[0], r[2]) for r in rows]
+    return [(*head, r[0], r[1]) for r in rows]
+
+
+def _columns(table: Table) -> list[str]:
+    return [c.name for c in table.columns]
+
+
+def _key_columns(table: Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns]
+
+
+def replace_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:
+    """Replace the whole series with ``rows`` inside the caller's transaction."""
+    table = key.table
+    deleted = conn.execute(delete(table).where(_key_filter(key, table))).rowcount or 0
+    full = _full_rows(key, rows)
+    if full:
+        if conn.dialect.name == "postgresql":
+            _copy(conn, table.name, _columns(table), full)
+        else:
+            cols = _columns(table)
+            placeholders = ", ".join("?" * len(cols))
+            sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({placeholders})"
+            conn.exec_driver_sql(sql, _sqlite_rows(full))
+    return WriteCounts(inserted=len(full), deleted=deleted)
+
+
+def upsert_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:
+    """Insert new rows and update changed ones inside the caller's transaction."""
+    if not rows:
+        return WriteCounts()
+    table = key.table
+    full = _full_rows(key, rows)
+    if conn.dialect.name == "postgresql":
+        return _upsert_postgres(conn, table, full)
+    return _upsert_sqlite(conn, key, table, full, rows)
+
+
+def _copy(
+    conn: Connection, table_name: str, columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table_name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _sqlite_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    # sqlite3's implicit date adapter is deprecated; store the ISO text SQLAlchemy's Date reads.
+    return [tuple(v.isoformat() if isinstance(v, date) else v for v in row) for row in rows]
+
+
+def _upsert_postgres(conn: Connection, table: Table, full: list[tuple[Any, ...]]) -> WriteCounts:
+    cols = _columns(table)
+    keys = _key_columns(table)
+    temp = f"_stage_{table.name}"
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} "
+        f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    conn.exec_driver_sql(f"TRUNCATE {temp}")
+    _copy(conn, temp, cols, full)
+    col_list = ", ".join(cols)
+    sql = (
+        f"WITH written AS ("
+        f"INSERT INTO {table.name} AS stored ({col_list}) SELECT {col_list} FROM {temp} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET value = excluded.value "
+        f"WHERE stored.value IS DISTINCT FROM excluded.value "
+        f"RETURNING (xmax = 0) AS inserted) "
+        f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
+        f"FROM written"
+    )
+    inserted, updated = conn.exec_driver_sql(sql).one()
+    return WriteCounts(inserted, updated, len(full) - inserted - updated)
+
+
+def _upsert_sqlite(
+    conn: Connection,
+    key: SeriesKey,
+    table: Table,
+    full: list[tuple[Any, ...]],
+    rows: list[CleanRow],
+) -> WriteCounts:
+    dates = [r[0] for r in rows]
+    window = and_(_key_filter(key, table), table.c.date >= min(dates), table.c.date <= max(dates))
+    count = select(func.count()).select_from(table).where(window)
+    before = conn.execute(count).scalar_one()
+    cols = _columns(table)
+    keys = _key_columns(table)
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET value = excluded.value "
+        f"WHERE {table.name}.value IS NOT excluded.value"
+    )
+    raw = conn.connection.driver_connection
+    changes_before = raw.total_changes  # type: ignore[union-attr]
+    conn.exec_driver_sql(sql, _sqlite_rows(full))
+    changed = raw.total_changes - changes_before  # type: ignore[union-attr]
+    after = conn.execute(count).scalar_one()
+    inserted = after - before
+    return WriteCounts(inserted, changed - inserted, len(full) - changed)
+
+
+def read_latest_dates(conn: Connection, grain: str) -> dict[tuple[int, str], date]:
+    """Return the latest stored base-series date per (tenant_id, metric_id) for ``grain``."""
+    c = t.metric_time_series.c
+    query = (
+        select(c.tenant_id, c.metric_id, func.max(c.date))
+        .where(c.grain == grain)
+        .group_by(c.tenant_id, c.metric_id)
+    )
+    return {(r[0], r[1]): r[2] for r in conn.execute(query)}

@@ -1,0 +1,87 @@
+"""The sync status row per (tenant, metric, grain, dimension): last outcome and since when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Connection, Engine, and_, select
+
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.upsert import upsert_rows
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesStatus:
+    """What the store remembers of one series' last sync."""
+
+    dimension: str
+    status: str
+    last_success_at: datetime | None
+    last_success_hash: str | None
+    failing_since: datetime | None
+
+
+def read_statuses(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str
+) -> dict[str, SeriesStatus]:
+    """Return the status of the base series ("") and each dimension of one context."""
+    c = t.metric_sync_status.c
+    query = select(t.metric_sync_status).where(
+        and_(c.tenant_id == tenant_id, c.metric_id == metric_id, c.grain == grain)
+    )
+    with translate_errors(engine, "read sync status from"), engine.connect() as conn:
+        return {
+            r.dimension: SeriesStatus(
+                r.dimension, r.status, r.last_success_at, r.last_success_hash, r.failing_since
+            )
+            for r in conn.execute(query)
+        }
+
+
+def write_status(
+    conn: Connection,
+    *,
+    key: tuple[int, str, str, str],
+    previous: SeriesStatus | None,
+    succeeded: bool,
+    sync_type: str,
+    period: date,
+    window: tuple[date, date],
+    definition_hash: str,
+    now: datetime,
+    error: str | None,
+    rows_fetched: int,
+    rows_stored: int,
+    rows_skipped: int,
+    run_id: str | None,
+) -> None:
+    """Record one series' sync outcome (inside the caller's transaction)."""
+    row = {
+        "tenant_id": key[0],
+        "metric_id": key[1],
+        "grain": key[2],
+        "dimension": key[3],
+        "status": "succeeded" if succeeded else "failed",
+        "sync_type": sync_type,
+        "period": period,
+        "window_start": window[0],
+        "window_end": window[1],
+        "definition_hash": definition_hash,
+        "last_attempt_at": now,
+        "error": error,
+        "rows_fetched": rows_fetched,
+        "rows_stored": rows_stored,
+        "rows_skipped": rows_skipped,
+        "run_id": run_id,
+    }
+    if succeeded:
+        row.update(last_success_at=now, last_success_hash=definition_hash, failing_since=None)
+    else:
+        row.update(
+            last_success_at=previous.last_success_at if previous else None,
+            last_success_hash=previous.last_success_hash if previous else None,
+            failing_since=(previous.failing_since if previous and previous.failing_since else now),
+        )
+    upsert_rows(conn, t.metric_sync_status, [row])

@@ -395,6 +395,60 @@ def sync(
     raise typer.Exit(run_exit_code(result.outcome))
 
 
+@app.command()
+@handle_errors
+def status(
+    ctx: typer.Context,
+    grain: Annotated[
+        str | None, typer.Option("--grain", "-g", help="Only this grain. Default: all.")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show recent runs, what is failing and since when, and how fresh each grain is.
+
+    Exit 0 when nothing is failing or behind, 1 otherwise (so a check can alert on it).
+
+    Example: fulcrum-sync status --grain day
+    """
+    from fulcrum_sync import render
+    from fulcrum_sync.services import status as status_service
+
+    deps = _deps(ctx)
+    report = status_service.status(deps.get_engine(), parse_grain(grain))
+    if json_out:
+        print_json(report)
+    else:
+        render.print_status(report)
+    unhealthy = (
+        report.failing_series or report.failing_patterns or any(f.behind for f in report.freshness)
+    )
+    raise typer.Exit(EXIT_PARTIAL if unhealthy else EXIT_OK)
+
+
+@app.command()
+@handle_errors
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    command: Annotated[
+        str | None, typer.Option("--command", "-c", help="Only runs of this command.")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List recent invocations: command, arguments, host, start, duration, outcome.
+
+    Example: fulcrum-sync runs --limit 5 --command sync
+    """
+    from fulcrum_sync import render
+    from fulcrum_sync.services import status as status_service
+
+    rows = status_service.list_runs(_deps(ctx).get_engine(), limit, command)
+    if json_out:
+        print_json(rows)
+    else:
+        render.print_runs(rows)
+
+
 def main() -> None:
     """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
     app()

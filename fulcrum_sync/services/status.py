@@ -1,0 +1,92 @@
+"""The ``status`` and ``runs`` reports: what ran, what is failing, how fresh the data is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.domain import Grain, format_period, iter_periods, last_complete_period
+from fulcrum_sync.store import reports
+
+
+@dataclass(slots=True)
+class Freshness:
+    """How current one grain is across its active contexts."""
+
+    grain: Grain
+    expected_period: date
+    contexts: int
+    up_to_date: int
+    behind: list[dict[str, Any]] = field(default_factory=list)  # context, latest, periods behind
+    patterns_behind: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StatusReport:
+    """Everything ``status`` shows."""
+
+    generated_at: datetime
+    runs: list[dict[str, Any]]
+    failing_series: list[dict[str, Any]]
+    failing_patterns: list[dict[str, Any]]
+    freshness: list[Freshness]
+    backfills: list[dict[str, Any]] = field(default_factory=list)
+
+
+def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
+    """Return recent invocations with their duration, newest first."""
+    rows = reports.recent_runs(engine, limit, command)
+    for row in rows:
+        started, finished = row.get("started_at"), row.get("finished_at")
+        row["duration_seconds"] = (
+            round((finished - started).total_seconds(), 3) if started and finished else None
+        )
+    return rows
+
+
+def status(
+    engine: Engine, grain: Grain | None = None, now: datetime | None = None, runs: int = 10
+) -> StatusReport:
+    """Build the status report (optionally for one grain)."""
+    now = now or datetime.now(UTC)
+    grains = [grain] if grain else list(Grain)
+    report = StatusReport(
+        generated_at=now,
+        runs=list_runs(engine, runs),
+        failing_series=reports.failing_series(engine, grain.value if grain else None),
+        failing_patterns=reports.failing_patterns(engine, grain.value if grain else None),
+        freshness=[],
+    )
+    latest = reports.latest_series_dates(engine)
+    analysed = reports.latest_pattern_periods(engine)
+    contexts = reports.active_contexts(engine)
+    for g in grains:
+        expected = last_complete_period(g, now)
+        fresh = Freshness(g, expected, 0, 0)
+        for ctx in (c for c in contexts if c["grain"] == g.value):
+            fresh.contexts += 1
+            key = (ctx["tenant_id"], ctx["metric_id"], g.value)
+            name = f"{ctx['tenant']}::{ctx['metric_id']}"
+            stored = latest.get(key)
+            if stored is not None and stored >= expected:
+                fresh.up_to_date += 1
+            else:
+                fresh.behind.append(_behind(name, g, stored, expected))
+            done = analysed.get(key)
+            if done is not None and done < expected:
+                fresh.patterns_behind.append(_behind(name, g, done, expected))
+        report.freshness.append(fresh)
+    return report
+
+
+def _behind(name: str, grain: Grain, latest: date | None, expected: date) -> dict[str, Any]:
+    missing = None if latest is None else len(list(iter_periods(grain, latest, expected))) - 1
+    return {
+        "context": name,
+        "latest": format_period(grain, latest) if latest else None,
+        "expected": format_period(grain, expected),
+        "periods_behind": missing,
+    }

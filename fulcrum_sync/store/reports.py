@@ -1,0 +1,144 @@
+"""Read-only queries behind ``status`` and ``runs``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, desc, func, select
+
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import translate_errors
+
+
+def recent_runs(
+    engine: Engine, limit: int = 20, command: str | None = None
+) -> list[dict[str, Any]]:
+    """Return the latest invocations, newest first."""
+    query = select(t.runs).order_by(desc(t.runs.c.started_at)).limit(limit)
+    if command:
+        query = query.where(t.runs.c.command == command)
+    with translate_errors(engine, "read runs from"), engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def failing_series(engine: Engine, grain: str | None = None) -> list[dict[str, Any]]:
+    """Return series whose last sync failed, with since when and the last error."""
+    c = t.metric_sync_status.c
+    query = (
+        select(
+            t.tenants.c.identifier.label("tenant"),
+            c.metric_id,
+            c.grain,
+            c.dimension,
+            c.failing_since,
+            c.last_attempt_at,
+            c.last_success_at,
+            c.error,
+        )
+        .join(t.tenants, t.tenants.c.tenant_id == c.tenant_id)
+        .where(c.status == "failed")
+        .order_by(c.failing_since)
+    )
+    if grain:
+        query = query.where(c.grain == grain)
+    with translate_errors(engine, "read sync status from"), engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def failing_patterns(engine: Engine, grain: str | None = None) -> list[dict[str, Any]]:
+    """Return the latest failed pattern result per (context, pattern, dimension, grain)."""
+    p = t.pattern_results.c
+    latest = (
+        select(
+            p.tenant_id,
+            p.metric_id,
+            p.pattern,
+            p.grain,
+            p.dimension,
+            func.max(p.analysis_period).label("period"),
+        )
+        .group_by(p.tenant_id, p.metric_id, p.pattern, p.grain, p.dimension)
+        .subquery()
+    )
+    query = (
+        select(
+            t.tenants.c.identifier.label("tenant"),
+            p.metric_id,
+            p.pattern,
+            p.grain,
+            p.dimension,
+            p.analysis_period,
+            p.run_at,
+            p.error,
+        )
+        .join(t.tenants, t.tenants.c.tenant_id == p.tenant_id)
+        .join(
+            latest,
+            and_(
+                latest.c.tenant_id == p.tenant_id,
+                latest.c.metric_id == p.metric_id,
+                latest.c.pattern == p.pattern,
+                latest.c.grain == p.grain,
+                latest.c.dimension == p.dimension,
+                latest.c.period == p.analysis_period,
+            ),
+        )
+        .where(p.status == "failed")
+        .order_by(p.run_at)
+    )
+    if grain:
+        query = query.where(p.grain == grain)
+    with translate_errors(engine, "read pattern results from"), engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def latest_series_dates(engine: Engine) -> dict[tuple[int, str, str], date]:
+    """Return the latest stored base-series date per (tenant_id, metric_id, grain)."""
+    c = t.metric_time_series.c
+    query = select(c.tenant_id, c.metric_id, c.grain, func.max(c.date)).group_by(
+        c.tenant_id, c.metric_id, c.grain
+    )
+    with translate_errors(engine, "read series from"), engine.connect() as conn:
+        return {(r[0], r[1], r[2]): _as_date(r[3]) for r in conn.execute(query)}
+
+
+def latest_pattern_periods(engine: Engine) -> dict[tuple[int, str, str], date]:
+    """Return the latest analysed period per (tenant_id, metric_id, grain)."""
+    p = t.pattern_results.c
+    query = select(p.tenant_id, p.metric_id, p.grain, func.max(p.analysis_period)).group_by(
+        p.tenant_id, p.metric_id, p.grain
+    )
+    with translate_errors(engine, "read pattern results from"), engine.connect() as conn:
+        return {(r[0], r[1], r[2]): _as_date(r[3]) for r in conn.execute(query)}
+
+
+def active_contexts(engine: Engine) -> list[dict[str, Any]]:
+    """Return the active metric contexts (no pattern contexts)."""
+    c = t.contexts.c
+    query = select(c.tenant_id, c.tenant, c.metric_id, c.grain).where(
+        and_(c.active.is_(True), c.pattern == "")
+    )
+    with translate_errors(engine, "read contexts from"), engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def item_counts(engine: Engine, run_keys_of: str | None = None) -> dict[str, int]:
+    """Return how many run items are in each status (optionally of one backfill)."""
+    c = t.run_items.c
+    query = select(c.status, func.count()).group_by(c.status)
+    if run_keys_of:
+        b = t.backfill_items.c
+        query = query.join(t.backfill_items, b.run_key == c.run_key).where(
+            b.backfill_id == run_keys_of
+        )
+    with translate_errors(engine, "read run items from"), engine.connect() as conn:
+        return {r[0]: r[1] for r in conn.execute(query)}
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value  # type: ignore[no-any-return]

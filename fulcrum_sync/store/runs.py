@@ -153,8 +153,34 @@ def claim(
             taken = bool(conn.execute(update(t.run_items).where(claimable).values(values)).rowcount)
         if taken:
             return Claim.CLAIMED
-        status = conn.execute(select(c.status).where(c.run_key == run_key)).scalar_one_or_none()
-    return Claim.DONE if status == "succeeded" else Claim.BUSY
+        row = conn.execute(select(c.status, c.lease_owner).where(c.run_key == run_key)).first()
+        if row is None or row.status == "succeeded":
+            return Claim.DONE
+        if row.status == "running" and row.lease_owner and owner_is_dead(row.lease_owner):
+            # Killed on this very host (SIGKILL, OOM): no need to wait for its lease to expire.
+            stolen = conn.execute(
+                update(t.run_items)
+                .where(and_(c.run_key == run_key, c.lease_owner == row.lease_owner))
+                .values(values)
+            ).rowcount
+            if stolen:
+                return Claim.CLAIMED
+    return Claim.BUSY
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:

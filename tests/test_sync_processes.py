@@ -1,0 +1,185 @@
+"""Real processes: overlapping `sync` runs on PostgreSQL, and a SIGKILL in the middle of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import open_engine
+
+pytestmark = pytest.mark.slow
+
+METRICS = 40
+DIMENSIONS = ("region", "channel", "plan")
+
+
+def write_catalog(path: Path, metrics: int = METRICS) -> Path:
+    catalog = {
+        "tenants": [
+            {
+                "tenant_id": 7,
+                "identifier": "loadco",
+                "metrics": [
+                    {
+                        "metric_id": f"m{i:03d}",
+                        "measure": f"orders.amount_{i}",
+                        "time_dimension": "orders.created_at",
+                        "dimensions": [
+                            {"dimension_id": d, "member": f"orders.{d}"} for d in DIMENSIONS
+                        ],
+                        "grains": ["day"],
+                    }
+                    for i in range(metrics)
+                ],
+            }
+        ]
+    }
+    path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
+def cli(*args: str, env: dict[str, str]) -> list[str]:
+    return [sys.executable, "-m", "fulcrum_sync", *args]
+
+
+def base_env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
+    env.update(
+        FULCRUM_SYNC_DATABASE_URL=url,
+        FULCRUM_SYNC_SOURCE="demo",
+        FULCRUM_SYNC_LOG_FORMAT="json",
+        FULCRUM_SYNC_LEASE_SECONDS="30",
+    )
+    return env
+
+
+def prepare(url: str, tmp_path: Path, env: dict[str, str], metrics: int = METRICS) -> None:
+    catalog = write_catalog(tmp_path / "catalog.yaml", metrics)
+    for args in (["catalog", "load", str(catalog)], ["discover", "--grain", "day"]):
+        done = subprocess.run(cli(*args, env=env), env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def test_two_processes_do_every_key_exactly_once(pg_url: str, tmp_path: Path):
+    env = base_env(pg_url)
+    prepare(pg_url, tmp_path, env)
+    args = [
+        "sync",
+        "--grain",
+        "day",
+        "--period",
+        "2025-12-31",
+        "--no-patterns",
+        "--json",
+        "--workers",
+        "2",
+    ]
+    procs = [
+        subprocess.Popen(
+            cli(*args, env=env), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    done = [
+        {c["context"] for c in json.loads(out)["contexts"] if c["status"] == "succeeded"}
+        for out, _ in outputs
+    ]
+    assert done[0].isdisjoint(done[1])
+    assert len(done[0] | done[1]) == METRICS
+    assert done[0] and done[1], "both processes should have taken part of the work"
+    engine = open_engine(pg_url)
+    with engine.connect() as conn:
+        attempts = conn.execute(select(t.run_items.c.attempts, t.run_items.c.status)).all()
+        assert len(attempts) == METRICS
+        assert {(a, s) for a, s in attempts} == {(1, "succeeded")}
+    engine.dispose()
+
+
+def _count_per_series(url: str) -> dict[tuple[str, str], int]:
+    engine = open_engine(url)
+    d = t.metric_dimensional_time_series.c
+    b = t.metric_time_series.c
+    with engine.connect() as conn:
+        counts = {
+            (r[0], r[1]): r[2]
+            for r in conn.execute(
+                select(d.metric_id, d.dimension_name, func.count(func.distinct(d.date))).group_by(
+                    d.metric_id, d.dimension_name
+                )
+            )
+        }
+        for r in conn.execute(select(b.metric_id, func.count()).group_by(b.metric_id)):
+            counts[(r[0], "")] = r[1]
+        total = conn.execute(select(func.count()).select_from(t.metric_time_series)).scalar_one()
+        distinct = conn.execute(
+            select(func.count()).select_from(select(b.metric_id, b.date).distinct().subquery())
+        ).scalar_one()
+        assert total == distinct  # no key stored twice
+    engine.dispose()
+    return counts
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sigkill_mid_full_sync_then_rerun_completes(backend: str, tmp_path: Path, request):
+    url = (
+        f"sqlite:///{tmp_path / 'kill.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    env = base_env(url)
+    prepare(url, tmp_path, env, metrics=60)
+    args = ["sync", "--grain", "day", "--period", "2026-06-30", "--no-patterns", "--workers", "1"]
+    proc = subprocess.Popen(
+        cli(*args, env=env), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    engine = open_engine(url)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        with engine.connect() as conn:
+            done = conn.execute(
+                select(func.count())
+                .select_from(t.run_items)
+                .where(t.run_items.c.status == "succeeded")
+            ).scalar_one()
+        if done >= 5:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "sync finished before it could be killed; make it bigger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    engine.dispose()
+    assert 5 <= done < 60
+
+    rerun = subprocess.run(cli(*args, "--json", env=env), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    payload = json.loads(rerun.stdout)
+    statuses = [c["status"] for c in payload["contexts"]]
+    assert statuses.count("succeeded") + statuses.count("skipped") == 60
+    assert statuses.count("skipped") >= 5  # finished keys are not done twice
+
+    counts = _count_per_series(url)
+    # Every series holds its whole FULL window (365 days): none is half replaced.
+    base = {k: v for k, v in counts.items() if k[1] == ""}
+    assert len(base) == 60 and set(base.values()) == {365}
+    dims = {k: v for k, v in counts.items() if k[1]}
+    assert len(dims) == 60 * len(DIMENSIONS) and set(dims.values()) == {365}
+    engine = open_engine(url)
+    with engine.connect() as conn:
+        items = conn.execute(select(t.run_items.c.status, t.run_items.c.attempts)).all()
+    engine.dispose()
+    assert {s for s, _ in items} == {"succeeded"}
+    assert sum(a for _, a in items) <= 61  # only the killed key ran twice

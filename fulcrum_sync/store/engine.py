@@ -99,9 +99,10 @@ def upgrade(engine: Engine) -> str:
 @contextlib.contextmanager
 def translate_errors(engine: Engine, action: str) -> Iterator[None]:
     """Turn SQLAlchemy errors into StoreError naming the (password-masked) database."""
+    dbapi_error: type[Exception] = getattr(engine.dialect.loaded_dbapi, "Error", SQLAlchemyError)
     try:
         yield
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, dbapi_error) as exc:  # the driver's own errors come from COPY
         where = engine.url.render_as_string(hide_password=True)
         detail = _first_line(exc)
         if engine.url.password:

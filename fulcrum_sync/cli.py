@@ -123,15 +123,13 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def _pattern_chain(deps: Deps, enabled: bool) -> Any:
-    """The in-process pattern chain for ``sync`` (None when patterns are off or absent)."""
+def _pattern_chain(enabled: bool) -> Any:
+    """The in-process pattern chain for ``sync`` (None with --no-patterns)."""
     if not enabled:
         return None
-    try:
-        from fulcrum_sync.services.patterns import make_chain
-    except ImportError:
-        return None
-    return make_chain(deps.get_settings())
+    from fulcrum_sync.services.patterns import make_chain
+
+    return make_chain()
 
 
 def parse_grain(value: str | None) -> Grain | None:
@@ -156,7 +154,12 @@ def root(
             "Default: FULCRUM_SYNC_LOG_FORMAT or auto.",
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Log debug details; list every pattern context in discover."
+        ),
+    ] = False,
 ) -> None:
     """Keep a metrics platform's time series, Snowflake cache and patterns fresh."""
     deps = _deps(ctx)
@@ -204,21 +207,53 @@ def discover(
     if json_out:
         print_json(result)
     else:
-        _print_discover(result)
+        _print_discover(result, verbose=deps.verbose)
     if result.broken_metrics:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _print_discover(result: Any) -> None:
+def _print_discover(result: Any, verbose: bool = False) -> None:
     out = stdout_console()
     if result.demo_catalog_loaded:
-        out.print("Catalog was empty: loaded the demo catalog (tenants acme, initech, umbrella).")
+        excluded = (
+            f"; not taking part: {', '.join(result.tenants_excluded)}"
+            if result.tenants_excluded
+            else ""
+        )
+        out.print(
+            "Catalog was empty: loaded the demo catalog "
+            f"(tenants taking part: {', '.join(result.tenants) or 'none'}{excluded})."
+        )
     changes = result.changes
-    rows = [(name, "added") for name in changes.added]
-    rows += [(name, "reactivated") for name in changes.reactivated]
-    rows += [(name, "deactivated") for name in changes.deactivated]
-    if rows:
-        print_table(out, "Context changes", ["context@grain", "change"], rows)
+    groups = changes.by_metric_context()
+    if groups:
+        print_table(
+            out,
+            "Context changes",
+            ["context", "grain", "change", "pattern contexts"],
+            [
+                (
+                    g.context,
+                    g.grain,
+                    g.change,
+                    ", ".join(f"{len(names)} {kind}" for kind, names in g.patterns.items()),
+                )
+                for g in groups
+            ],
+        )
+    pattern_rows = [
+        (f"{g.context}::{name}", g.grain, kind)
+        for g in groups
+        for kind, names in g.patterns.items()
+        for name in names
+    ]
+    if pattern_rows and verbose:
+        print_table(out, "Pattern context changes", ["context", "grain", "change"], pattern_rows)
+    elif pattern_rows:
+        out.print(
+            f"{len(pattern_rows)} pattern context changes counted above "
+            "(list them with fulcrum-sync --verbose discover)."
+        )
     scope = result.grain.value if result.grain else "all grains"
     out.print(
         f"{len(changes.added)} added, {len(changes.deactivated)} deactivated, "
@@ -289,11 +324,17 @@ def db_upgrade(ctx: typer.Context) -> None:
     deps = _deps(ctx)
     settings = deps.get_settings()
     engine = deps.engine or open_engine(settings.database_url.get_secret_value(), migrate=False)
-    before = current_revision(engine)
-    after = upgrade(engine)
-    stdout_console().print(
-        f"Database {settings.masked_database_url}: schema {before or 'empty'} -> {after}."
-    )
+    try:
+        before = current_revision(engine)
+        after = upgrade(engine)
+    finally:
+        if engine is not deps.engine:
+            engine.dispose()
+    where = f"Database {settings.masked_database_url}"
+    if before == after:
+        stdout_console().print(f"{where}: schema already at {after}; nothing to do.")
+    else:
+        stdout_console().print(f"{where}: schema {before or 'empty'} -> {after}.")
 
 
 PeriodOption = Annotated[
@@ -383,7 +424,7 @@ def sync(
             source,
             settings,
             request,
-            chain=_pattern_chain(deps, request.run_patterns),
+            chain=_pattern_chain(request.run_patterns),
             stop=stop,
             on_result=progress.advance,
             on_start=progress.start,
@@ -447,6 +488,219 @@ def runs(
         print_json(rows)
     else:
         render.print_runs(rows)
+
+
+@app.command("cache-load")
+@handle_errors
+def cache_load(
+    ctx: typer.Context,
+    grain: GrainOption,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="snowflake, or local (cache tables in the state database). "
+            "Default: FULCRUM_SYNC_CACHE_TARGET (local).",
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Copy each active context's stored series into its own cache table.
+
+    One table per tenant, metric and grain, CACHE_<TENANT>_<METRIC>_<GRAIN> (lower case in
+    the local database), holds the base series and every dimension's. Each load replaces the
+    table's contents atomically; a context with no stored rows is skipped. Exit 0 all loaded,
+    1 some failed, 2 bad usage or settings, 3 target or database unreachable.
+
+    Example: fulcrum-sync cache-load --grain day --target snowflake --tenant acme
+    """
+    from fulcrum_sync import render
+    from fulcrum_sync.services import cache_load as cache_service
+    from fulcrum_sync.sinks import build_sink
+
+    deps = _deps(ctx)
+    settings = deps.get_settings()
+    grain_value = Grain.parse(grain)
+    target_name = (target or settings.cache_target).strip().lower()
+    engine = deps.get_engine()
+    sink = build_sink(target_name, settings, engine)
+    with render.SyncProgress(enabled=not json_out, label="cache tables") as progress:
+        result = cache_service.run(
+            engine,
+            sink,
+            grain_value,
+            tenant,
+            metric,
+            on_start=progress.start,
+            on_result=progress.advance,
+        )
+    if json_out:
+        summary = {"grain": grain_value, "target": target_name, **result.summary()}
+        print_json({**summary, "contexts": result.contexts})
+    else:
+        _print_cache_load(result)
+    raise typer.Exit(run_exit_code(result.outcome))
+
+
+def _print_cache_load(result: Any) -> None:
+    from fulcrum_sync.render import status_style
+
+    out = stdout_console()
+    title = f"cache-load {result.grain.value} -> {result.target}"
+    if not result.contexts:
+        out.print(
+            f"{title}: no active contexts with the cache enabled; run `fulcrum-sync sync "
+            f"--grain {result.grain.value}` (or discover) first."
+        )
+        return
+    rows = []
+    for c in sorted(result.contexts, key=lambda c: c.context):
+        size = "" if c.size_mb is None else f"{'~' if c.size_estimated else ''}{c.size_mb:.3f}"
+        rows.append(
+            (
+                c.context,
+                c.table,
+                c.rows,
+                size,
+                c.window.to_string() if c.window else "",
+                f"{c.seconds:.2f}s",
+                status_style(c.status),
+            )
+        )
+    estimated = any(c.size_estimated for c in result.contexts)
+    caption = "~ size estimated from the rows: the target reported none" if estimated else None
+    columns = ["context", "table", "rows loaded", "size MB", "window", "load time", "status"]
+    print_table(out, title, columns, rows, caption=caption)
+    for c in result.contexts:
+        if c.status != "succeeded":
+            out.print(f"{c.status} {c.context}: {c.error or c.skip_reason}", markup=False)
+    s = result.summary()
+    out.print(
+        f"cache-load {s['outcome']}: {s['succeeded']} loaded, {s['skipped']} skipped, "
+        f"{s['failed']} failed; {s['rows']} rows, {s['size_mb']:.3f} MB in "
+        f"{s['duration_seconds']:.2f}s.",
+        markup=False,
+    )
+
+
+patterns_app = typer.Typer(
+    help="Run analysis patterns on stored data; list them; show stored results.",
+    invoke_without_command=True,
+)
+app.add_typer(patterns_app, name="patterns")
+
+
+@patterns_app.callback(invoke_without_command=True)
+@handle_errors
+def patterns(
+    ctx: typer.Context,
+    grain: Annotated[
+        str | None, typer.Option("--grain", "-g", help="day, week or month (required to run).")
+    ] = None,
+    period: PeriodOption = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    pattern: Annotated[
+        str | None, typer.Option("--pattern", help="Only this pattern (see `patterns list`).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run again patterns that already succeeded.")
+    ] = False,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run the enabled patterns of every active context on data already stored (no fetching).
+
+    Each pattern runs under its own run key; one failing does not stop the others. Too
+    little data is stored as an insufficient_data result and reported as skipped.
+
+    Example: fulcrum-sync patterns --grain day --period 2025-07-13 --pattern forecasting
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if grain is None:
+        raise InputError("missing --grain: patterns needs --grain day, week or month")
+    from fulcrum_sync import render, render_patterns
+    from fulcrum_sync.services import patterns as svc
+
+    deps = _deps(ctx)
+    settings = deps.get_settings()
+    grain_value = Grain.parse(grain)
+    request = svc.PatternsRequest(
+        grain=grain_value,
+        period=resolve_period(grain_value, period, settings.history_start),
+        tenant=tenant,
+        metric=metric,
+        pattern=pattern,
+        force=force,
+        workers=workers or settings.workers,
+    )
+    if pattern is not None:
+        svc.get_pattern(pattern)  # fail on an unknown name before touching the database
+    engine = deps.get_engine(workers=request.workers)
+    with stop_on_sigterm() as stop, render.SyncProgress(enabled=not json_out) as progress:
+        result = svc.run(
+            engine,
+            settings.lease_seconds,
+            request,
+            stop=stop,
+            on_result=progress.advance,
+            on_start=progress.start,
+        )
+    if json_out:
+        print_json(render_patterns.patterns_result_json(result))
+    else:
+        render_patterns.print_patterns_result(result)
+    raise typer.Exit(run_exit_code(result.outcome))
+
+
+@patterns_app.command("list")
+@handle_errors
+def patterns_list(json_out: JsonOption = False) -> None:
+    """List the registered patterns: name, version, grains, data needed, lookback.
+
+    Example: fulcrum-sync patterns list
+    """
+    from fulcrum_sync import render_patterns
+    from fulcrum_sync.patterns.registry import list_patterns
+
+    specs = list_patterns()
+    if json_out:
+        print_json([render_patterns.pattern_spec_json(s) for s in specs])
+    else:
+        render_patterns.print_pattern_specs(specs)
+
+
+@patterns_app.command("show")
+@handle_errors
+def patterns_show(
+    ctx: typer.Context,
+    context: Annotated[str, typer.Argument(help="tenant::metric, e.g. acme::new_revenue.")],
+    grain: GrainOption,
+    period: Annotated[
+        str | None,
+        typer.Option("--period", "-p", help="Analysis period. Default: the latest stored."),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show a context's stored pattern results for one period.
+
+    Example: fulcrum-sync patterns show acme::new_revenue --grain day
+    """
+    from fulcrum_sync import render_patterns
+    from fulcrum_sync.domain import MetricContext
+    from fulcrum_sync.services import patterns as svc
+
+    MetricContext.from_string(context)  # validate before touching the database
+    grain_value = Grain.parse(grain)
+    wanted = parse_period(grain_value, period) if period else None
+    rows = svc.show(_deps(ctx).get_engine(), context, grain_value, wanted)
+    if json_out:
+        print_json(rows)
+    else:
+        render_patterns.print_pattern_results(context, grain_value, rows)
 
 
 def main() -> None:

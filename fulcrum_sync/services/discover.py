@@ -27,6 +27,8 @@ class DiscoverResult:
     active_contexts: int
     active_pattern_contexts: int
     changes: contexts_store.ContextChanges
+    tenants: list[str] = field(default_factory=list)  # taking part
+    tenants_excluded: list[str] = field(default_factory=list)  # inactive or cache disabled
     broken_metrics: dict[str, list[str]] = field(default_factory=dict)
     checked_source: bool = False
 
@@ -101,6 +103,10 @@ def discover(
         active_contexts=len(defs),
         active_pattern_contexts=len(desired) - len(defs),
         changes=changes,
+        tenants=[t.identifier for t in catalog.tenants if t.active and t.cache_enabled],
+        tenants_excluded=[
+            t.identifier for t in catalog.tenants if not (t.active and t.cache_enabled)
+        ],
     )
     if check_source is not None:
         result.broken_metrics = check_members(check_source, defs)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -50,6 +51,7 @@ class RunContext:
     owner: str
     lease_seconds: int
     stop: threading.Event
+    force_before: datetime | None = None  # --force: redo keys that succeeded before this
 
 
 @contextlib.contextmanager
@@ -79,13 +81,14 @@ def run_keyed(
     skipped: Callable[[KeyedWork[T], Claim], R],
     *,
     workers: int = 1,
-    force_before: datetime | None = None,
     on_result: Callable[[R], None] | None = None,
+    renew: bool = True,
 ) -> list[R]:
     """Claim and do every item; return results in completion order.
 
     ``workers == 1`` runs everything in the calling thread (a breakpoint stops there).
-    Items not yet started when ``rc.stop`` is set are left unclaimed.
+    Items not yet started when ``rc.stop`` is set are left unclaimed. ``renew=False`` when
+    an outer call already renews this owner's leases (they are renewed per owner).
     """
     runs.ensure_items(rc.engine, [w.item for w in work])
     results: list[R] = []
@@ -99,7 +102,7 @@ def run_keyed(
             owner=rc.owner,
             run_id=rc.run_id,
             lease_seconds=rc.lease_seconds,
-            force_before=force_before,
+            force_before=rc.force_before,
         )
         if claim is not Claim.CLAIMED:
             return skipped(w, claim)
@@ -131,20 +134,30 @@ def run_keyed(
             if on_result is not None:
                 on_result(result)
 
-    with keep_leases(rc.engine, rc.owner, rc.lease_seconds):
-        if workers <= 1:
-            for w in work:
-                collect(one(w))
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker") as pool:
-                pending: set[Future[R | None]] = set()
-                queue = iter(work)
-                for w in queue:
-                    pending.add(pool.submit(one, w))
-                    if len(pending) >= workers * 2:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in done:
-                            collect(f.result())
-                for f in pending:
-                    collect(f.result())
+    leases = keep_leases(rc.engine, rc.owner, rc.lease_seconds) if renew else nullcontext()
+    with leases:
+        for result in map_workers(one, work, workers):
+            collect(result)
     return results
+
+
+def map_workers(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """Yield ``fn(item)`` for each item, ``workers`` at a time, in completion order.
+
+    One worker runs in the calling thread. At most ``2 * workers`` items are in flight, so
+    memory stays flat however many items there are. An exception in ``fn`` propagates.
+    """
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker") as pool:
+        pending: set[Future[R]] = set()
+        for item in items:
+            pending.add(pool.submit(fn, item))
+            if len(pending) >= workers * 2:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+        for f in pending:
+            yield f.result()

@@ -117,7 +117,12 @@ def run(
     started = datetime.now(UTC)
     run_id = runs.start_run(engine, "sync", to_jsonable(request))
     rc = RunContext(
-        engine, run_id, runs.new_owner(run_id), settings.lease_seconds, stop or threading.Event()
+        engine,
+        run_id,
+        runs.new_owner(run_id),
+        settings.lease_seconds,
+        stop or threading.Event(),
+        force_before=started if request.force else None,
     )
     result = SyncRunResult(run_id=run_id, request=request, started_at=started)
     if on_start is not None:
@@ -174,7 +179,6 @@ def run(
             summarize_context,
             skipped,
             workers=request.workers,
-            force_before=started if request.force else None,
             on_result=on_result,
         )
     finally:

@@ -1,0 +1,210 @@
+"""The ``cache-load`` service: copy each context's stored series into its cache table."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.domain import DependencyError, Grain, InputError, Window
+from fulcrum_sync.services.discover import select_contexts
+from fulcrum_sync.sinks.base import CacheSink
+from fulcrum_sync.sinks.identifiers import CacheTable, check_collisions, normalize_part
+from fulcrum_sync.store import cache as cache_store
+
+log = logging.getLogger(__name__)
+
+EMPTY_REASON = "no stored rows (run sync first); the cache table was left as it was"
+
+
+@dataclass(slots=True)
+class ContextCacheResult:
+    """One context's load into its cache table."""
+
+    context: str  # tenant::metric
+    grain: Grain
+    table: str  # fully qualified
+    status: str  # succeeded | skipped | failed
+    rows: int = 0
+    size_mb: float | None = None
+    size_estimated: bool = False
+    window: Window | None = None
+    seconds: float = 0.0
+    loaded_at: datetime | None = None
+    skip_reason: str | None = None
+    error: str | None = None
+    dependency_failure: bool = False
+
+
+@dataclass(slots=True)
+class CacheLoadResult:
+    """A whole ``cache-load`` invocation."""
+
+    grain: Grain
+    target: str
+    contexts: list[ContextCacheResult] = field(default_factory=list)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def failed(self) -> list[ContextCacheResult]:
+        return [c for c in self.contexts if c.status == "failed"]
+
+    @property
+    def outcome(self) -> str:
+        """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
+        attempted = [c for c in self.contexts if c.status != "skipped"]
+        if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
+            return "failed"
+        return "partial" if self.failed else "succeeded"
+
+    def summary(self) -> dict[str, object]:
+        """Counts by status, rows loaded and total size (MB) of the loaded tables."""
+        counts = {s: 0 for s in ("succeeded", "skipped", "failed")}
+        for c in self.contexts:
+            counts[c.status] = counts.get(c.status, 0) + 1
+        loaded = [c for c in self.contexts if c.status == "succeeded"]
+        duration = (
+            (self.finished_at - self.started_at).total_seconds()
+            if self.started_at and self.finished_at
+            else 0.0
+        )
+        return {
+            "outcome": self.outcome,
+            **counts,
+            "rows": sum(c.rows for c in loaded),
+            "size_mb": round(sum(c.size_mb or 0.0 for c in loaded), 6),
+            "duration_seconds": round(duration, 3),
+        }
+
+
+def plan_tables(
+    sink: CacheSink, selected: list[ContextDef], others: list[ContextDef] | None = None
+) -> dict[str, CacheTable]:
+    """Return ``{tenant::metric: table}`` for ``selected``; run no SQL.
+
+    Raises InputError when a name is unsafe or two contexts (among ``selected`` and
+    ``others``, the rest of the grain's active contexts) would share a table.
+    """
+    tables = {
+        c.context.to_string(): sink.table_for(c.tenant.identifier, c.metric.metric_id, c.grain)
+        for c in selected
+    }
+    pairs = [(ctx, tbl.name) for ctx, tbl in tables.items()]
+    for c in others or []:
+        name = c.context.to_string()
+        if name in tables:
+            continue
+        try:
+            other = sink.table_for(c.tenant.identifier, c.metric.metric_id, c.grain)
+        except InputError:
+            continue  # refused when that context itself is loaded
+        pairs.append((name, other.name))
+    check_collisions(pairs)
+    return tables
+
+
+def run(
+    engine: Engine,
+    sink: CacheSink,
+    grain: Grain,
+    tenant: str | None = None,
+    metric: str | None = None,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[ContextCacheResult], None] | None = None,
+) -> CacheLoadResult:
+    """Load every active context of ``grain`` (with the cache enabled) into its cache table.
+
+    Table names are checked before anything connects; a failing context does not stop the
+    others. Raises InputError (a bad filter, an unsafe or shared table name: nothing loaded),
+    SinkError (the target is unreachable: nothing loaded) or StoreError.
+    """
+    for value, what in ((tenant, "tenant"), (metric, "metric")):
+        if value is not None:
+            normalize_part(value, what)
+    contexts = [c for c in select_contexts(engine, grain, tenant, metric) if c.tenant.cache_enabled]
+    others = select_contexts(engine, grain) if tenant or metric else []
+    tables = plan_tables(sink, contexts, others)
+    result = CacheLoadResult(grain, sink.target, started_at=datetime.now(UTC))
+    if on_start is not None:
+        on_start(len(contexts))
+    if contexts:
+        sink.open()
+        try:
+            for ctx in contexts:
+                outcome = _load_context(engine, sink, ctx, tables[ctx.context.to_string()])
+                result.contexts.append(outcome)
+                if on_result is not None:
+                    on_result(outcome)
+        finally:
+            sink.close()
+    result.finished_at = datetime.now(UTC)
+    return result
+
+
+def _load_context(
+    engine: Engine, sink: CacheSink, ctx: ContextDef, table: CacheTable
+) -> ContextCacheResult:
+    """Read, load and record one context; never raises."""
+    name = ctx.context.to_string()
+    extra = {
+        "tenant": ctx.tenant.identifier,
+        "metric": ctx.metric.metric_id,
+        "grain": ctx.grain.value,
+        "table": table.qualified,
+    }
+    res = ContextCacheResult(name, ctx.grain, table.qualified, "failed")
+    res.loaded_at = datetime.now(UTC)
+    started = time.perf_counter()
+    try:
+        frame = cache_store.read_cache_frame(
+            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
+        )
+        if frame.empty:
+            sink.ensure_table(table)
+            res.status, res.skip_reason = "skipped", EMPTY_REASON
+        else:
+            stats = sink.replace(table, frame, ctx.grain, res.loaded_at)
+            res.status, res.rows = "succeeded", stats.rows
+            res.size_mb, res.size_estimated = stats.size_mb, stats.size_estimated
+            res.window = Window(frame["date"].min(), frame["date"].max())
+    except Exception as exc:  # isolation: one context's failure never stops the others
+        res.error = str(exc) or type(exc).__name__
+        res.dependency_failure = isinstance(exc, DependencyError)
+        if not res.dependency_failure:
+            log.exception("cache load of %s failed unexpectedly", name, extra=extra)
+    res.seconds = time.perf_counter() - started
+    try:
+        cache_store.record_cache_load(engine, _record(ctx, sink.target, res))
+    except DependencyError as exc:
+        res.status, res.dependency_failure = "failed", True
+        res.error = f"{res.error + '; ' if res.error else ''}cannot record the load: {exc}"
+    if res.status == "failed":
+        log.warning("cache load of %s failed: %s", name, res.error, extra=extra)
+    else:
+        log.info("cache load of %s %s: %d rows", name, res.status, res.rows, extra=extra)
+    return res
+
+
+def _record(ctx: ContextDef, target: str, res: ContextCacheResult) -> cache_store.CacheLoadRecord:
+    return cache_store.CacheLoadRecord(
+        tenant_id=ctx.tenant.tenant_id,
+        metric_id=ctx.metric.metric_id,
+        grain=ctx.grain.value,
+        target=target,
+        table_name=res.table,
+        rows_loaded=res.rows,
+        size_mb=res.size_mb,
+        window_start=res.window.start if res.window else None,
+        window_end=res.window.end if res.window else None,
+        status=res.status,
+        error=res.error or res.skip_reason,
+        loaded_at=res.loaded_at or datetime.now(UTC),
+        duration_seconds=res.seconds,
+    )

@@ -1,0 +1,152 @@
+"""Read what patterns analyse (series, dimension series, targets) and store their results."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, and_, select
+
+from fulcrum_sync.domain import Window
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
+from fulcrum_sync.store.upsert import upsert_rows
+
+
+def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    if not frame.empty:
+        frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+def read_series(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
+) -> pd.DataFrame:
+    """Return the stored base series in ``window`` (columns date, value)."""
+    c = t.metric_time_series.c
+    query = (
+        select(c.date, c.value)
+        .where(
+            and_(
+                c.tenant_id == tenant_id,
+                c.metric_id == metric_id,
+                c.grain == grain,
+                c.date >= window.start,
+                c.date <= window.end,
+            )
+        )
+        .order_by(c.date)
+    )
+    with translate_errors(engine, "read series from"), engine.connect() as conn:
+        return _frame(conn.execute(query).all(), ["date", "value"])
+
+
+def read_dimension(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str, dimension: str, window: Window
+) -> pd.DataFrame:
+    """Return one dimension's stored series in ``window`` (columns date, slice, value)."""
+    c = t.metric_dimensional_time_series.c
+    query = (
+        select(c.date, c.dimension_slice, c.value)
+        .where(
+            and_(
+                c.tenant_id == tenant_id,
+                c.metric_id == metric_id,
+                c.grain == grain,
+                c.dimension_name == dimension,
+                c.date >= window.start,
+                c.date <= window.end,
+            )
+        )
+        .order_by(c.date, c.dimension_slice)
+    )
+    with translate_errors(engine, "read series from"), engine.connect() as conn:
+        return _frame(conn.execute(query).all(), ["date", "slice", "value"])
+
+
+def read_targets(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
+) -> pd.DataFrame:
+    """Return the stored targets in ``window`` (columns date, value)."""
+    c = t.metric_targets.c
+    query = (
+        select(c.date, c.value)
+        .where(
+            and_(
+                c.tenant_id == tenant_id,
+                c.metric_id == metric_id,
+                c.grain == grain,
+                c.date >= window.start,
+                c.date <= window.end,
+            )
+        )
+        .order_by(c.date)
+    )
+    with translate_errors(engine, "read targets from"), engine.connect() as conn:
+        return _frame(conn.execute(query).all(), ["date", "value"])
+
+
+def save_result(
+    engine: Engine,
+    *,
+    tenant_id: int,
+    metric_id: str,
+    pattern: str,
+    grain: str,
+    period: date,
+    dimension: str | None,
+    version: str,
+    status: str,
+    window: tuple[date | None, date | None],
+    result: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    run_id: str | None,
+    run_at: datetime,
+) -> None:
+    """Store one pattern result, replacing the row with the same key and nothing else."""
+    row = {
+        "tenant_id": tenant_id,
+        "metric_id": metric_id,
+        "pattern": pattern,
+        "grain": grain,
+        "analysis_period": period,
+        "dimension": dimension or NO_PATTERN_DIMENSION,
+        "version": version,
+        "status": status,
+        "window_start": window[0],
+        "window_end": window[1],
+        "result": result,
+        "error": error,
+        "run_id": run_id,
+        "run_at": run_at,
+    }
+    with translate_errors(engine, "store a pattern result in"), engine.begin() as conn:
+        upsert_rows(conn, t.pattern_results, [row])
+
+
+def read_results(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str, period: date | None
+) -> list[dict[str, Any]]:
+    """Return a context's stored results for ``period`` (default: its latest analysed one)."""
+    p = t.pattern_results.c
+    where = and_(p.tenant_id == tenant_id, p.metric_id == metric_id, p.grain == grain)
+    with translate_errors(engine, "read pattern results from"), engine.connect() as conn:
+        if period is None:
+            period = conn.execute(
+                select(p.analysis_period).where(where).order_by(p.analysis_period.desc()).limit(1)
+            ).scalar()
+            if period is None:
+                return []
+        rows = (
+            conn.execute(
+                select(t.pattern_results)
+                .where(and_(where, p.analysis_period == period))
+                .order_by(p.pattern, p.dimension)
+            )
+            .mappings()
+            .all()
+        )
+    return [dict(r) for r in rows]

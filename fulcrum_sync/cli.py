@@ -703,6 +703,94 @@ def patterns_show(
         render_patterns.print_pattern_results(context, grain_value, rows)
 
 
+@app.command()
+@handle_errors
+def backfill(
+    ctx: typer.Context,
+    grain: GrainOption,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="First period, inclusive (2025-07-01, 2025-W27, 2025-07)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last period, inclusive (same forms as --start)."),
+    ] = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    patterns: Annotated[
+        bool, typer.Option("--patterns/--no-patterns", help="Run patterns for every period.")
+    ] = True,
+    workers: WorkersOption = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="i/n: this process takes every n-th context starting at i. Default: from "
+            "JOB_COMPLETION_INDEX and FULCRUM_SYNC_SHARD_COUNT (Kubernetes Indexed Jobs).",
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Resume the backfill with this id; does only what is left."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run again run keys that already succeeded.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and write nothing.")
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Sync and analyse a range of periods; resumable by id and shardable across pods.
+
+    Each context's range is fetched in as few source queries as the source allows, then
+    patterns run for every period on data as of that period.
+
+    Example: fulcrum-sync backfill --grain day --start 2025-07-01 --end 2025-09-30 --workers 4
+    """
+    from fulcrum_sync import render_backfill
+    from fulcrum_sync.render import SyncProgress
+    from fulcrum_sync.services import backfill as svc
+
+    deps = _deps(ctx)
+    settings = deps.get_settings()
+    grain_value = Grain.parse(grain)
+    if resume is None and (start is None or end is None):
+        raise InputError("backfill needs --start and --end (or --resume ID)")
+    request = svc.BackfillRequest(
+        grain=grain_value,
+        start=parse_period(grain_value, start) if start else settings.history_start,
+        end=parse_period(grain_value, end) if end else settings.history_start,
+        tenant=tenant,
+        metric=metric,
+        patterns=patterns,
+        workers=workers or settings.workers,
+        shard=svc.parse_shard(shard, shard_count=settings.shard_count),
+        resume=resume,
+        force=force,
+        dry_run=dry_run,
+    )
+    if resume is None:
+        svc.validate(request, settings)
+    engine = deps.get_engine(workers=request.workers)
+    if dry_run:
+        plan = svc.make_plan(engine, settings, request)
+        if json_out:
+            print_json(render_backfill.plan_json(plan))
+        else:
+            render_backfill.print_plan(plan)
+        return
+    source = deps.get_source()
+    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out, label="run keys") as bar:
+        result = svc.run(engine, source, settings, request, stop=stop, on_progress=bar.update)
+    if json_out:
+        print_json(render_backfill.result_json(result))
+    else:
+        render_backfill.print_result(result)
+    raise typer.Exit(run_exit_code(result.outcome))
+
+
 def main() -> None:
     """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
     app()

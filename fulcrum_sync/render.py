@@ -128,6 +128,13 @@ class SyncProgress:
         if self._progress is not None:
             self._task = self._progress.add_task(self._label, total=total, last="")
 
+    def update(self, done: int, total: int) -> None:
+        """Set absolute progress (backfills report done / total keys)."""
+        if self._progress is not None:
+            if self._task is None:
+                self._task = self._progress.add_task(self._label, total=total, last="")
+            self._progress.update(self._task, completed=done, total=total)
+
     def advance(self, result: Any) -> None:
         if self._progress is not None and self._task is not None:
             name = getattr(result, "context", "")

@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import DependencyError, Grain, InputError, Window
+from fulcrum_sync.logs import log_event
 from fulcrum_sync.services.discover import select_contexts
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.identifiers import CacheTable, check_collisions, normalize_part
@@ -105,7 +107,7 @@ def plan_tables(
         except InputError:
             continue  # refused when that context itself is loaded
         pairs.append((name, other.name))
-    check_collisions(pairs)
+    check_collisions(pairs, only=set(tables))
     return tables
 
 
@@ -153,11 +155,12 @@ def _load_context(
 ) -> ContextCacheResult:
     """Read, load and record one context; never raises."""
     name = ctx.context.to_string()
-    extra = {
+    fields: dict[str, Any] = {
         "tenant": ctx.tenant.identifier,
         "metric": ctx.metric.metric_id,
         "grain": ctx.grain.value,
         "table": table.qualified,
+        "target": sink.target,
     }
     res = ContextCacheResult(name, ctx.grain, table.qualified, "failed")
     res.loaded_at = datetime.now(UTC)
@@ -178,17 +181,23 @@ def _load_context(
         res.error = str(exc) or type(exc).__name__
         res.dependency_failure = isinstance(exc, DependencyError)
         if not res.dependency_failure:
-            log.exception("cache load of %s failed unexpectedly", name, extra=extra)
+            log_event(log, "cache load crashed", logging.ERROR, exc_info=exc, **fields)
     res.seconds = time.perf_counter() - started
     try:
         cache_store.record_cache_load(engine, _record(ctx, sink.target, res))
     except DependencyError as exc:
         res.status, res.dependency_failure = "failed", True
         res.error = f"{res.error + '; ' if res.error else ''}cannot record the load: {exc}"
-    if res.status == "failed":
-        log.warning("cache load of %s failed: %s", name, res.error, extra=extra)
-    else:
-        log.info("cache load of %s %s: %d rows", name, res.status, res.rows, extra=extra)
+    log_event(
+        log,
+        f"cache load {res.status}",
+        logging.WARNING if res.status == "failed" else logging.INFO,
+        counts={"rows": res.rows},
+        size_mb=res.size_mb,
+        duration=round(res.seconds, 3),
+        error=res.error,
+        **fields,
+    )
     return res
 
 

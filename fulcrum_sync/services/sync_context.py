@@ -75,16 +75,20 @@ def plan_series(
     statuses: dict[str, sync_status.SeriesStatus],
     settings: Settings,
     force_full: bool,
+    window: Window | None = None,
 ) -> list[tuple[DimensionDef | None, SyncType, Window]]:
-    """Return (dimension or None for the base, sync type, window) for every series of ``ctx``."""
+    """Return (dimension or None for the base, sync type, window) for every series of ``ctx``.
+
+    ``window`` replaces the lookback window (backfills fetch a whole stretch of periods).
+    """
     plan = []
     for dim in (None, *ctx.metric.dimensions):
         previous = statuses.get(dim.dimension_id if dim else NO_DIMENSION)
         sync_type = decide_sync_type(previous, ctx.metric.series_hash(dim), force_full)
-        window = compute_window(
+        series_window = window or compute_window(
             ctx.grain, period, sync_type, settings.history_start, settings.lookback
         )
-        plan.append((dim, sync_type, window))
+        plan.append((dim, sync_type, series_window))
     return plan
 
 
@@ -97,10 +101,13 @@ def sync_context(
     *,
     force_full: bool = False,
     run_id: str | None = None,
+    window: Window | None = None,
 ) -> ContextResult:
     """Sync the base series and then every dimension of ``ctx``; never raises for one series.
 
-    A failing dimension does not stop the base series or the other dimensions.
+    A failing dimension does not stop the base series or the other dimensions. With
+    ``window`` (a backfill stretch ending in ``period``) every series fetches that window and
+    is upserted, so stored periods outside it stay as they are.
     """
     grain: Grain = ctx.grain
     result = ContextResult(
@@ -114,8 +121,20 @@ def sync_context(
     statuses = sync_status.read_statuses(
         engine, ctx.tenant.tenant_id, ctx.metric.metric_id, grain.value
     )
-    for dim, sync_type, window in plan_series(ctx, period, statuses, settings, force_full):
-        series = _sync_series(engine, source, ctx, period, dim, sync_type, window, statuses, run_id)
+    plan = plan_series(ctx, period, statuses, settings, force_full, window)
+    for dim, sync_type, series_window in plan:
+        series = _sync_series(
+            engine,
+            source,
+            ctx,
+            period,
+            dim,
+            sync_type,
+            series_window,
+            statuses,
+            run_id,
+            upsert_only=window is not None,
+        )
         if dim is None:
             result.base = series
         else:
@@ -144,6 +163,8 @@ def _sync_series(
     window: Window,
     statuses: dict[str, sync_status.SeriesStatus],
     run_id: str | None,
+    *,
+    upsert_only: bool = False,
 ) -> SeriesResult:
     dim_id = dim.dimension_id if dim else None
     series = SeriesResult(dimension=dim_id, sync_type=sync_type, window=window)
@@ -172,7 +193,8 @@ def _sync_series(
         clean, series.skipped = sanitize(rows, dimensional=dim is not None)
         key = SeriesKey(ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id)
         with translate_errors(engine, "store a series in"), engine.begin() as conn:
-            write = replace_series if sync_type is SyncType.FULL else upsert_series
+            full = sync_type is SyncType.FULL and not upsert_only
+            write = replace_series if full else upsert_series
             counts = write(conn, key, clean)
             series.inserted, series.updated, series.unchanged = (
                 counts.inserted,

@@ -1,0 +1,71 @@
+"""Semantic sources: the Cube REST client, the demo generator, and the factory that picks one."""
+
+from __future__ import annotations
+
+import httpx
+
+from fulcrum_sync import __version__
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import InputError
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source, SourceMetadata
+from fulcrum_sync.sources.cube import SECRET_SETTING, URL_SETTING, CubeSource
+from fulcrum_sync.sources.demo import DemoSource
+
+__all__ = [
+    "CubeSource",
+    "DemoSource",
+    "FetchRequest",
+    "SeriesRow",
+    "Source",
+    "SourceMetadata",
+    "build_http_client",
+    "build_source",
+]
+
+
+def build_http_client(settings: Settings) -> httpx.Client:
+    """Return the process's one HTTP client for Cube, pooled for ``settings.workers`` threads."""
+    timeout = settings.cube_timeout_seconds
+    pool = settings.workers + 4  # one connection per worker, headroom for metadata calls
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        headers={"User-Agent": f"fulcrum-sync/{__version__}"},
+    )
+
+
+def build_source(settings: Settings, *, http_client: httpx.Client | None = None) -> Source:
+    """Return the source the settings name; a Cube source shares one HTTP client.
+
+    :param settings: ``source`` picks ``demo`` (seeded by ``demo_seed``) or ``cube``.
+    :param http_client: the client Cube requests go through; built from the settings when
+        None (and then closed by the source's ``close()``).
+    :raises InputError: when the Cube source lacks its URL or secret, or the URL is not http(s).
+    """
+    if settings.source == "demo":
+        return DemoSource(settings.demo_seed)
+    url = settings.cube_api_url.strip()
+    if not url:
+        raise InputError(
+            f"{URL_SETTING} is not set: FULCRUM_SYNC_SOURCE=cube needs the Cube base URL "
+            "(e.g. https://cube.example.com)"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"{URL_SETTING} must start with http:// or https://, got {url!r}")
+    if not settings.cube_api_secret.get_secret_value():
+        raise InputError(
+            f"{SECRET_SETTING} is not set: FULCRUM_SYNC_SOURCE=cube needs the secret that "
+            "signs Cube's JWTs"
+        )
+    owns_client = http_client is None
+    return CubeSource(
+        url,
+        settings.cube_api_secret,
+        client=http_client if http_client is not None else build_http_client(settings),
+        tenant_claim=settings.cube_tenant_claim,
+        token_ttl_seconds=settings.cube_token_ttl_seconds,
+        wait_deadline_seconds=settings.cube_wait_deadline_seconds,
+        retries=settings.cube_retries,
+        page_size=settings.cube_page_size,
+        close_client=owns_client,
+    )

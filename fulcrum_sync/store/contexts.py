@@ -15,6 +15,19 @@ from fulcrum_sync.store.engine import translate_errors
 ContextKey = tuple[int, str, str, str]
 
 
+CHANGE_KINDS = ("added", "reactivated", "deactivated")
+
+
+@dataclass(slots=True)
+class MetricContextChange:
+    """One metric context at a grain: its own change and its pattern contexts' changes."""
+
+    context: str  # tenant::metric
+    grain: str
+    change: str  # added | reactivated | deactivated | unchanged
+    patterns: dict[str, list[str]] = field(default_factory=dict)  # change -> pattern names
+
+
 @dataclass(slots=True)
 class ContextChanges:
     """What one discovery changed, as ``tenant::metric[::pattern]@grain`` labels."""
@@ -23,6 +36,22 @@ class ContextChanges:
     deactivated: list[str] = field(default_factory=list)
     reactivated: list[str] = field(default_factory=list)
     unchanged: int = 0
+
+    def by_metric_context(self) -> list[MetricContextChange]:
+        """Group the changes per metric context and grain (pattern contexts folded in)."""
+        groups: dict[tuple[str, str], MetricContextChange] = {}
+        for kind in CHANGE_KINDS:
+            for label in getattr(self, kind):
+                name, grain = label.rsplit("@", 1)
+                tenant, metric, *pattern = name.split("::")
+                key = (f"{tenant}::{metric}", grain)
+                group = groups.setdefault(key, MetricContextChange(*key, change="unchanged"))
+                if pattern:
+                    group.patterns.setdefault(kind, []).append(pattern[0])
+                else:
+                    group.change = kind
+        order = {g.value: i for i, g in enumerate(Grain)}
+        return [groups[k] for k in sorted(groups, key=lambda k: (k[0], order.get(k[1], 9)))]
 
 
 def _label(tenant: str, metric: str, grain: str, pattern: str) -> str:
@@ -70,29 +99,31 @@ def save_contexts(
         if new_rows:
             conn.execute(t.contexts.insert(), new_rows)
         gone = [k for k, r in stored.items() if r.active and k not in desired]
-        for key in gone:
-            conn.execute(
-                update(t.contexts).where(_key_clause(key)).values(active=False, deactivated_at=now)
-            )
-            changes.deactivated.append(_label(stored[key].tenant, key[1], key[2], key[3]))
-        seen = [k for k in desired if k in stored]
-        if seen:
+        if gone:
             conn.execute(
                 update(t.contexts)
                 .where(_key_clause_bound())
-                .values(active=True, last_seen=now, deactivated_at=None),
-                [{"k0": k[0], "k1": k[1], "k2": k[2], "k3": k[3]} for k in seen],
+                .values(active=False, deactivated_at=now),
+                [{"k0": k[0], "k1": k[1], "k2": k[2], "k3": k[3]} for k in gone],
+            )
+        changes.deactivated.extend(_label(stored[k].tenant, k[1], k[2], k[3]) for k in gone)
+        seen = [k for k in desired if k in stored]
+        if seen:
+            # The tenant's identifier may have changed under the same tenant_id: keep it current.
+            conn.execute(
+                update(t.contexts)
+                .where(_key_clause_bound())
+                .values(
+                    active=True, last_seen=now, deactivated_at=None, tenant=bindparam("identifier")
+                ),
+                [
+                    {"k0": k[0], "k1": k[1], "k2": k[2], "k3": k[3], "identifier": desired[k]}
+                    for k in seen
+                ],
             )
     for names in (changes.added, changes.deactivated, changes.reactivated):
         names.sort()
     return changes
-
-
-def _key_clause(key: ContextKey) -> ColumnElement[bool]:
-    c = t.contexts.c
-    return and_(
-        c.tenant_id == key[0], c.metric_id == key[1], c.grain == key[2], c.pattern == key[3]
-    )
 
 
 def _key_clause_bound() -> ColumnElement[bool]:

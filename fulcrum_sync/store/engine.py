@@ -40,9 +40,11 @@ def _create(url: str, workers: int) -> Engine:
     kwargs: dict[str, Any] = {}
     if is_sqlite:
         kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
-    if workers > 1 or url in ("sqlite://", "sqlite:///:memory:"):
+    if workers > 1 or is_sqlite:
+        # SQLite always pools: closing the last connection to a WAL file checkpoints it, which
+        # would cost milliseconds per transaction. PostgreSQL pools only for several workers.
         kwargs["poolclass"] = QueuePool
-        kwargs["pool_size"] = workers + 1
+        kwargs["pool_size"] = workers + 2
         kwargs["max_overflow"] = 2
     else:
         kwargs["poolclass"] = NullPool

@@ -1,0 +1,198 @@
+"""Dimension analysis: one dimension's slices in the analysis period against the prior period.
+
+A slice absent from a period counts as 0 there (the source leaves out periods with no data)
+and is listed in ``new_slices`` or ``gone_slices``. Shares are fractions of the period's
+total (None when the total is 0); ``share_change`` is in share points as a fraction
+(0.1 = ten points). Ranks are by value, 1 = largest, ties share the better rank; a slice
+absent from a period has no rank there.
+
+Movers are ranked by ``movers_by`` (``share_change`` by default, or ``change`` /
+``change_pct``): ``top_movers`` are the ``top_n`` largest positive moves, ``bottom_movers``
+the ``top_n`` largest negative ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from fulcrum_sync.domain import Grain
+from fulcrum_sync.patterns.base import (
+    InsufficientDataError,
+    PatternInput,
+    PatternResult,
+    PatternSettings,
+    num,
+    pct_change,
+    require,
+    to_date,
+)
+
+NAME = "dimension_analysis"
+VERSION = "1.0.0"
+LOOKBACK = {Grain.DAY: 2, Grain.WEEK: 2, Grain.MONTH: 2}  # the period and the prior one
+
+MoversBy = Literal["share_change", "change", "change_pct"]
+
+
+class DimensionAnalysisSettings(PatternSettings):
+    """Settings of ``dimension_analysis``."""
+
+    top_n: int = Field(default=3, ge=1, le=100)
+    movers_by: MoversBy = "share_change"
+    max_slices: int = Field(default=100, ge=1, le=10_000)
+
+
+class SliceStat(BaseModel):
+    slice: str
+    value: float
+    prior_value: float
+    change: float
+    change_pct: float | None
+    share: float | None
+    prior_share: float | None
+    share_change: float | None
+    rank: int | None
+    prior_rank: int | None
+
+
+class SliceShare(BaseModel):
+    slice: str
+    value: float
+    share: float | None
+
+
+class RankChange(BaseModel):
+    slice: str
+    rank: int
+    prior_rank: int
+    moved_up: int
+
+
+class DimensionAnalysisResult(PatternResult):
+    """Per-slice values, shares, their changes, movers and rank changes of one dimension."""
+
+    dimension: str | None
+    total: float
+    prior_total: float
+    total_change: float
+    total_change_pct: float | None
+    slice_count: int
+    slices: list[SliceStat]
+    slices_truncated: bool
+    top_movers: list[SliceStat]
+    bottom_movers: list[SliceStat]
+    largest_share: SliceShare
+    smallest_share: SliceShare
+    rank_changes: list[RankChange]
+    new_slices: list[str]
+    gone_slices: list[str]
+
+
+def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysisResult:
+    """Compare each slice of ``data.dimension`` in the analysis period with the prior period.
+
+    :param data: one dimension's series (``dimension_series``) up to the analysis period.
+    :param settings: ``top_n`` (3), ``movers_by`` (``share_change``), ``max_slices`` (100).
+    Raises InsufficientDataError unless both periods have slice values.
+    """
+    s = DimensionAnalysisSettings.model_validate(settings)
+    frame = data.dimension_series
+    if frame is None or frame.empty:
+        raise InsufficientDataError(f"no series for dimension {data.dimension!r}", needed=2)
+    prior = data.shifted(-1)
+    current_values = _slice_values(frame, data.period)
+    prior_values = _slice_values(frame, prior)
+    require(
+        not current_values.empty,
+        f"no slice values for the analysis period {data.analysis_period}",
+        needed=2,
+        available=int(frame["date"].nunique()),
+    )
+    require(
+        not prior_values.empty,
+        f"no slice values for the prior period {to_date(prior)}",
+        needed=2,
+        available=int(frame["date"].nunique()),
+    )
+    table = pd.DataFrame({"value": current_values, "prior_value": prior_values}).fillna(0.0)
+    total, prior_total = float(table["value"].sum()), float(table["prior_value"].sum())
+    table["rank"] = _ranks(current_values).reindex(table.index)
+    table["prior_rank"] = _ranks(prior_values).reindex(table.index)
+    table = table.sort_values(["value", "prior_value"], ascending=False, kind="stable")
+
+    stats = [_stat(name, row, total, prior_total) for name, row in table.iterrows()]
+    present = [st for st in stats if st.rank is not None]
+    by_share = sorted(present, key=lambda st: (st.share or 0.0, st.value), reverse=True)
+    key = s.movers_by
+    moved = [st for st in stats if getattr(st, key) is not None]
+    rises = sorted((st for st in moved if getattr(st, key) > 0), key=lambda st: -getattr(st, key))
+    falls = sorted((st for st in moved if getattr(st, key) < 0), key=lambda st: getattr(st, key))
+    return DimensionAnalysisResult(
+        analysis_period=data.analysis_period,
+        grain=data.grain,
+        window_start=to_date(prior),
+        window_end=data.analysis_period,
+        settings=s.model_dump(),
+        dimension=data.dimension,
+        total=total,
+        prior_total=prior_total,
+        total_change=total - prior_total,
+        total_change_pct=pct_change(total, prior_total),
+        slice_count=len(stats),
+        slices=stats[: s.max_slices],
+        slices_truncated=len(stats) > s.max_slices,
+        top_movers=rises[: s.top_n],
+        bottom_movers=falls[: s.top_n],
+        largest_share=_share(by_share[0]),
+        smallest_share=_share(by_share[-1]),
+        rank_changes=[
+            RankChange(
+                slice=st.slice,
+                rank=st.rank,
+                prior_rank=st.prior_rank,
+                moved_up=st.prior_rank - st.rank,
+            )
+            for st in stats
+            if st.rank is not None and st.prior_rank is not None and st.rank != st.prior_rank
+        ],
+        new_slices=sorted(str(n) for n in current_values.index.difference(prior_values.index)),
+        gone_slices=sorted(str(n) for n in prior_values.index.difference(current_values.index)),
+    )
+
+
+def _slice_values(frame: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
+    rows = frame[frame["date"] == when]
+    return rows.groupby("slice", sort=True)["value"].sum()
+
+
+def _ranks(values: pd.Series) -> pd.Series:
+    return values.rank(method="min", ascending=False).astype(int)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return num(part / whole) if whole != 0 else None
+
+
+def _stat(name: Any, row: pd.Series, total: float, prior_total: float) -> SliceStat:
+    value, prior_value = float(row["value"]), float(row["prior_value"])
+    share, prior_share = _ratio(value, total), _ratio(prior_value, prior_total)
+    share_change = share - prior_share if share is not None and prior_share is not None else None
+    return SliceStat(
+        slice=str(name),
+        value=value,
+        prior_value=prior_value,
+        change=value - prior_value,
+        change_pct=pct_change(value, prior_value),
+        share=share,
+        prior_share=prior_share,
+        share_change=num(share_change),
+        rank=None if pd.isna(row["rank"]) else int(row["rank"]),
+        prior_rank=None if pd.isna(row["prior_rank"]) else int(row["prior_rank"]),
+    )
+
+
+def _share(stat: SliceStat) -> SliceShare:
+    return SliceShare(slice=stat.slice, value=stat.value, share=stat.share)

@@ -1,0 +1,125 @@
+"""Print backfill plans and results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fulcrum_sync.domain import format_period
+from fulcrum_sync.render import print_table, stdout_console
+
+
+def plan_json(plan: Any) -> dict[str, Any]:
+    """A backfill plan as JSON-ready data."""
+    periods = plan.periods
+    return {
+        "backfill_id": plan.backfill_id,
+        "grain": plan.grain.value,
+        "periods": len(periods),
+        "first_period": format_period(plan.grain, periods[0]) if periods else None,
+        "last_period": format_period(plan.grain, periods[-1]) if periods else None,
+        "contexts": [c.context.to_string() for c in plan.contexts],
+        "sync_keys": plan.sync_keys,
+        "pattern_keys": plan.pattern_keys,
+        "estimated_source_queries": plan.estimated_queries,
+        "shard": f"{plan.shard[0]}/{plan.shard[1]}" if plan.shard else None,
+    }
+
+
+def print_plan(plan: Any) -> None:
+    """Print what a backfill would do (``--dry-run``)."""
+    data = plan_json(plan)
+    out = stdout_console()
+    print_table(
+        out,
+        "backfill plan (dry run)",
+        [
+            "grain",
+            "periods",
+            "first",
+            "last",
+            "contexts",
+            "sync keys",
+            "pattern keys",
+            "source queries (est.)",
+        ],
+        [
+            (
+                data["grain"],
+                data["periods"],
+                data["first_period"],
+                data["last_period"],
+                len(data["contexts"]),
+                data["sync_keys"],
+                data["pattern_keys"],
+                data["estimated_source_queries"],
+            )
+        ],
+    )
+    out.print("Contexts: " + ", ".join(data["contexts"]))
+    out.print("Dry run: nothing was written.")
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    """A backfill's outcome as JSON-ready data."""
+    ratio = result.rows_fetched / result.rows_in_range if result.rows_in_range else None
+    return {
+        **plan_json(result.plan),
+        "run_id": result.run_id,
+        "outcome": result.outcome,
+        "done": result.done,
+        "failed": result.failed,
+        "already_done": result.already_done,
+        "busy": result.busy,
+        "rows_fetched": result.rows_fetched,
+        "rows_in_range": result.rows_in_range,
+        "fetch_ratio": round(ratio, 4) if ratio is not None else None,
+        "source_queries": result.source_queries,
+        "failures": result.failures,
+    }
+
+
+def print_result(result: Any) -> None:
+    """Print the backfill summary table and one plain closing line."""
+    data = result_json(result)
+    out = stdout_console()
+    print_table(
+        out,
+        f"backfill {data['backfill_id']}",
+        [
+            "grain",
+            "first",
+            "last",
+            "contexts",
+            "keys done",
+            "already done",
+            "failed",
+            "rows fetched",
+            "rows in range",
+            "fetch ratio",
+            "source queries",
+        ],
+        [
+            (
+                data["grain"],
+                data["first_period"],
+                data["last_period"],
+                len(data["contexts"]),
+                data["done"],
+                data["already_done"],
+                data["failed"],
+                data["rows_fetched"],
+                data["rows_in_range"],
+                data["fetch_ratio"],
+                data["source_queries"],
+            )
+        ],
+    )
+    for failure in result.failures[:20]:
+        out.print(f"failed: {failure}", markup=False)
+    out.print(
+        f"backfill {data['backfill_id']} {data['outcome']}: {data['done']} done, "
+        f"{data['already_done']} already done, {data['failed']} failed; rows fetched "
+        f"{data['rows_fetched']} / in range {data['rows_in_range']} "
+        f"(ratio {data['fetch_ratio']}); resume with --resume {data['backfill_id']}",
+        markup=False,
+    )

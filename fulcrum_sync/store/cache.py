@@ -1,0 +1,93 @@
+"""Read a context's stored series for the cache, and record each cache load."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ColumnElement, Engine, Table, and_, delete, insert, select
+
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import translate_errors
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The frame's columns; base rows have no dimension (None). sinks/base.py loads this shape.
+CACHE_FRAME_COLUMNS = ("date", "dimension_name", "dimension_slice", "value")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLoadRecord:
+    """One row of ``cache_loads``: the last load of a context into one target."""
+
+    tenant_id: int
+    metric_id: str
+    grain: str
+    target: str
+    table_name: str
+    rows_loaded: int
+    size_mb: float | None
+    window_start: date | None
+    window_end: date | None
+    status: str  # succeeded | skipped | failed
+    error: str | None
+    loaded_at: datetime
+    duration_seconds: float | None
+
+
+def read_cache_frame(engine: Engine, tenant_id: int, metric_id: str, grain: str) -> pd.DataFrame:
+    """Return the context's base and dimensional series as one frame, base rows first.
+
+    Columns are :data:`CACHE_FRAME_COLUMNS`; ``date`` holds ``datetime.date`` values. Both
+    series are read in one transaction. Raises StoreError.
+    """
+    import pandas as pd
+
+    base, dims = t.metric_time_series, t.metric_dimensional_time_series
+    with translate_errors(engine, "read the stored series from"), engine.connect() as conn:
+        base_rows = conn.execute(
+            select(base.c.date, base.c.value)
+            .where(_context(base, tenant_id, metric_id, grain))
+            .order_by(base.c.date)
+        ).all()
+        dim_rows = conn.execute(
+            select(dims.c.date, dims.c.dimension_name, dims.c.dimension_slice, dims.c.value)
+            .where(_context(dims, tenant_id, metric_id, grain))
+            .order_by(dims.c.dimension_name, dims.c.dimension_slice, dims.c.date)
+        ).all()
+    records = [(r.date, None, None, r.value) for r in base_rows]
+    records += [(r.date, r.dimension_name, r.dimension_slice, r.value) for r in dim_rows]
+    return pd.DataFrame.from_records(records, columns=list(CACHE_FRAME_COLUMNS))
+
+
+def _context(table: Table, tenant_id: int, metric_id: str, grain: str) -> ColumnElement[bool]:
+    c = table.c
+    return and_(c.tenant_id == tenant_id, c.metric_id == metric_id, c.grain == grain)
+
+
+def record_cache_load(engine: Engine, record: CacheLoadRecord) -> None:
+    """Store ``record`` as the context's latest load into its target (replacing the last)."""
+    table = t.cache_loads
+    key = and_(
+        table.c.tenant_id == record.tenant_id,
+        table.c.metric_id == record.metric_id,
+        table.c.grain == record.grain,
+        table.c.target == record.target,
+    )
+    with translate_errors(engine, "record a cache load in"), engine.begin() as conn:
+        conn.execute(delete(table).where(key))
+        conn.execute(insert(table).values(**asdict(record)))
+
+
+def read_cache_loads(engine: Engine, grain: str | None = None) -> list[CacheLoadRecord]:
+    """Return the recorded cache loads (of ``grain``, or all), by tenant, metric, target."""
+    table = t.cache_loads
+    query = select(table).order_by(
+        table.c.grain, table.c.tenant_id, table.c.metric_id, table.c.target
+    )
+    if grain is not None:
+        query = query.where(table.c.grain == grain)
+    with translate_errors(engine, "read cache loads from"), engine.connect() as conn:
+        return [CacheLoadRecord(**row._asdict()) for row in conn.execute(query)]

@@ -1,0 +1,241 @@
+"""A fake Cube 1.x REST API for tests, as an httpx transport or a real server on 127.0.0.1.
+
+It answers like a real Cube server: measures as strings (``"21738.00"``), times as
+``"2025-07-01T00:00:00.000"``, ``{"query", "data", "annotation", ...}`` bodies, HTTP 400
+``{"type": "UserError", "error": ...}`` for unknown members, 403 ``{"error": "Invalid
+token"}`` for a bad JWT, and a silent 10,000-row limit when a query sets none.
+Canned replies in ``script`` are served first, one per request ("Continue wait", 500, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+
+SECRET = "test-cube-secret-0123456789abcdef-0123456789"
+DEFAULT_LIMIT = 10_000
+
+Rows = list[dict[str, Any]]
+DataFn = Callable[[dict[str, Any], dict[str, Any]], Rows]
+
+
+@dataclass
+class Reply:
+    """A canned answer: JSON (or raw text), status, headers, a delay, or an httpx error."""
+
+    status: int = 200
+    json: Any = None
+    text: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raise_exc: type[httpx.TransportError] | None = None
+
+    @classmethod
+    def continue_wait(cls) -> Reply:
+        return cls(200, {"error": "Continue wait"})
+
+    def body(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode()
+        return json.dumps(self.json).encode()
+
+
+@dataclass
+class Recorded:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def query(self) -> dict[str, Any]:
+        return dict(self.body["query"])
+
+    @property
+    def token(self) -> str:
+        return self.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+def cube_time(day: str) -> str:
+    """Render an ISO day as Cube does: ``2025-07-01T00:00:00.000``."""
+    return f"{day}T00:00:00.000"
+
+
+def series_rows(query: dict[str, Any], points: list[tuple[str, str | None, str | None]]) -> Rows:
+    """Build Cube rows for ``query`` from ``(day, value-as-string, slice)`` points."""
+    td = query["timeDimensions"][0]
+    time_key = f"{td['dimension']}.{td['granularity']}"
+    measure = query["measures"][0]
+    member = (query.get("dimensions") or [None])[0]
+    rows: Rows = []
+    for day, value, slice_ in points:
+        row: dict[str, Any] = {time_key: cube_time(day), td["dimension"]: cube_time(day)}
+        if member is not None:
+            row[member] = slice_
+        row[measure] = value
+        rows.append(row)
+    return rows
+
+
+class FakeCube:
+    """A scriptable fake of Cube's ``/load`` and ``/meta`` endpoints.
+
+    :param data: ``(query, jwt_claims) -> rows`` (all rows; the fake applies limit and offset).
+    :param cubes: ``{cube: {"measures": [...], "dimensions": [...]}}``; queries naming other
+        members get a 400 UserError. None accepts every member.
+    :param secret: the HS256 secret tokens must be signed with.
+    """
+
+    def __init__(
+        self,
+        data: DataFn | None = None,
+        *,
+        cubes: dict[str, dict[str, list[str]]] | None = None,
+        secret: str = SECRET,
+    ) -> None:
+        self.data = data or (lambda query, claims: [])
+        self.cubes = cubes
+        self.secret = secret
+        self.script: deque[Reply] = deque()
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+
+    # ------------------------------------------------------------------ core
+
+    def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        """Answer one request (recording it)."""
+        body = json.loads(raw) if raw else None
+        with self.lock:
+            self.requests.append(Recorded(method, path, headers, body))
+            if self.script:
+                return self.script.popleft()
+        token = headers.get("authorization", "").removeprefix("Bearer ")
+        try:
+            # Like Cube (jsonwebtoken): check signature and exp, not whether iat is in the future.
+            claims = jwt.decode(
+                token, self.secret, algorithms=["HS256"], options={"verify_iat": False}
+            )
+        except jwt.PyJWTError:
+            return Reply(403, {"error": "Invalid token"})
+        if path.endswith("/v1/meta") and method == "GET":
+            return Reply(200, {"cubes": self._meta()})
+        if path.endswith("/v1/load") and method == "POST":
+            return self._load(body["query"], claims)
+        return Reply(404, {"error": f"Cannot {method} {path}"})
+
+    def _meta(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "title": name.title(),
+                "measures": [{"name": m, "type": "number"} for m in members["measures"]],
+                "dimensions": [{"name": d, "type": "string"} for d in members["dimensions"]],
+                "segments": [],
+            }
+            for name, members in (self.cubes or {}).items()
+        ]
+
+    def _load(self, query: dict[str, Any], claims: dict[str, Any]) -> Reply:
+        td = query["timeDimensions"][0]
+        members = [*query["measures"], td["dimension"], *query.get("dimensions", [])]
+        if self.cubes is not None:
+            known = {m for c in self.cubes.values() for ms in c.values() for m in ms}
+            for member in members:
+                if member not in known:
+                    name = member.partition(".")[2]
+                    error = f"Error: '{name}' not found for path '{member}'"
+                    return Reply(400, {"type": "UserError", "error": error})
+        rows = self.data(query, claims)
+        offset = int(query.get("offset") or 0)
+        limit = int(query.get("limit") or DEFAULT_LIMIT)
+        page = rows[offset : offset + limit]
+        annotation = {
+            "measures": {m: {"title": m, "type": "number"} for m in query["measures"]},
+            "dimensions": {d: {"title": d, "type": "string"} for d in query.get("dimensions", [])},
+            "segments": {},
+            "timeDimensions": {
+                f"{td['dimension']}.{td['granularity']}": {"title": td["dimension"], "type": "time"}
+            },
+        }
+        answer = {
+            "query": {**query, "rowLimit": limit, "queryType": "regularQuery"},
+            "data": page,
+            "lastRefreshTime": "2025-07-02T10:00:00.000Z",
+            "annotation": annotation,
+            "dataSource": "default",
+            "dbType": "postgres",
+            "extDbType": "cubestore",
+            "external": False,
+            "slowQuery": False,
+            "total": None,
+        }
+        return Reply(200, answer)
+
+    # ------------------------------------------------------------------ adapters
+
+    def transport(self) -> httpx.MockTransport:
+        """Return an httpx transport that answers in-process (delays are not slept)."""
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            reply = self.handle(request.method, request.url.path, headers, request.content)
+            if reply.raise_exc is not None:
+                raise reply.raise_exc("simulated failure", request=request)
+            return httpx.Response(reply.status, headers=reply.headers, content=reply.body())
+
+        return httpx.MockTransport(handler)
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve on a free port of 127.0.0.1 in a thread; yield the base URL."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = fake.handle(self.command, self.path, headers, raw)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                payload = reply.body()
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the client gave up (timeout test)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()

@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from fulcrum_sync.domain import Grain, InputError, MetricContext, PatternContext
+from fulcrum_sync.domain import Grain, InputError, MetricContext, PatternContext, parse_period
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,62}$"
 DEMO_CATALOG = "demo_catalog.yaml"
@@ -48,15 +55,38 @@ class MetricDef(_Model):
     @classmethod
     def _parse_grains(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):
-            return tuple(Grain.parse(v) if isinstance(v, str) else v for v in value)
+            return tuple(_grain(v) if isinstance(v, str) else v for v in value)
         return value
 
     @field_validator("targets", mode="before")
     @classmethod
     def _parse_target_grains(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {Grain.parse(k) if isinstance(k, str) else k: v for k, v in value.items()}
+            return {_grain(k) if isinstance(k, str) else k: v for k, v in value.items()}
         return value
+
+    @field_validator("targets")
+    @classmethod
+    def _check_target_periods(cls, value: dict[Grain, TargetSpec]) -> dict[Grain, TargetSpec]:
+        for grain, spec in value.items():
+            for key in spec if isinstance(spec, dict) else ():
+                try:
+                    parse_period(grain, key)
+                except InputError as exc:
+                    raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_parts(self) -> MetricDef:
+        for name, values in (
+            ("grain", [g.value for g in self.grains]),
+            ("pattern", list(self.patterns)),
+            ("dimension", [d.dimension_id for d in self.dimensions]),
+        ):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {name} {', '.join(dupes)}")
+        return self
 
     def dimension(self, dimension_id: str) -> DimensionDef | None:
         return next((d for d in self.dimensions if d.dimension_id == dimension_id), None)
@@ -104,6 +134,14 @@ class Catalog(_Model):
         return tenants
 
 
+def _grain(value: str) -> Grain:
+    # pydantic reports ValueError with the field's path; an InputError would lose it.
+    try:
+        return Grain.parse(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _hash(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -117,6 +155,10 @@ def parse_catalog(text: str, origin: str = "<catalog>") -> Catalog:
         mark = getattr(exc, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark is not None else origin
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        # An unclosed bracket fails where the file ends: also say where it was opened.
+        context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and opened is not None and mark is not None and opened.line != mark.line:
+            problem += f" ({context} on line {opened.line + 1})"
         raise InputError(f"invalid YAML in {where}: {problem}") from None
     if data is None:
         data = {}

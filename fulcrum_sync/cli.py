@@ -537,7 +537,8 @@ def cache_load(
             on_result=progress.advance,
         )
     if json_out:
-        summary = {"grain": grain_value, "target": target_name, **result.summary()}
+        summary = {"run_id": result.run_id, "grain": grain_value, "target": target_name}
+        summary.update(result.summary())
         print_json({**summary, "contexts": result.contexts})
     else:
         _print_cache_load(result)
@@ -578,9 +579,9 @@ def _print_cache_load(result: Any) -> None:
             out.print(f"{c.status} {c.context}: {c.error or c.skip_reason}", markup=False)
     s = result.summary()
     out.print(
-        f"cache-load {s['outcome']}: {s['succeeded']} loaded, {s['skipped']} skipped, "
-        f"{s['failed']} failed; {s['rows']} rows, {s['size_mb']:.3f} MB in "
-        f"{s['duration_seconds']:.2f}s.",
+        f"Run {result.run_id}: {s['outcome']} ({s['succeeded']} loaded, {s['skipped']} "
+        f"skipped, {s['failed']} failed; {s['rows']} rows, {s['size_mb']:.3f} MB in "
+        f"{s['duration_seconds']:.2f}s).",
         markup=False,
     )
 
@@ -783,7 +784,15 @@ def backfill(
         return
     source = deps.get_source()
     with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out, label="run keys") as bar:
-        result = svc.run(engine, source, settings, request, stop=stop, on_progress=bar.update)
+        result = svc.run(
+            engine,
+            source,
+            settings,
+            request,
+            stop=stop,
+            on_progress=bar.update,
+            on_plan=render_backfill.print_started,
+        )
     if json_out:
         print_json(render_backfill.result_json(result))
     else:

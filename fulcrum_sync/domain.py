@@ -141,6 +141,11 @@ def parse_period(grain: Grain, text: str) -> date:
         raise InputError(
             f"invalid period {text!r} for grain week: expected an ISO week (2025-W28) or a date"
         )
+    if grain is Grain.MONTH and _WEEK_RE.match(raw):
+        # A week can straddle two months: refuse rather than guess.
+        raise InputError(
+            f"invalid period {text!r} for grain month: expected a month (2025-07) or a date"
+        )
     return period_start(grain, day)
 
 
@@ -200,7 +205,7 @@ def compute_window(
 
 # --------------------------------------------------------------------------- contexts
 
-_PART_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_PART_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def _split_context(text: str, parts: int, example: str) -> list[str]:
@@ -211,7 +216,7 @@ def _split_context(text: str, parts: int, example: str) -> list[str]:
             f"(e.g. {example})"
         )
     for piece in pieces:
-        if not _PART_RE.match(piece):
+        if not _PART_RE.fullmatch(piece):
             raise InputError(
                 f"invalid context {text!r}: part {piece!r} may hold only letters, digits, "
                 "'_', '-' and '.'"

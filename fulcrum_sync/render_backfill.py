@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fulcrum_sync.domain import format_period
-from fulcrum_sync.render import print_table, stdout_console
+from fulcrum_sync.render import print_table, stderr_console, stdout_console
 
 
 def plan_json(plan: Any) -> dict[str, Any]:
@@ -121,5 +121,16 @@ def print_result(result: Any) -> None:
         f"{data['already_done']} already done, {data['failed']} failed; rows fetched "
         f"{data['rows_fetched']} / in range {data['rows_in_range']} "
         f"(ratio {data['fetch_ratio']}); resume with --resume {data['backfill_id']}",
+        markup=False,
+    )
+
+
+def print_started(plan: Any) -> None:
+    """Tell the operator (on stderr) which backfill this is and how to resume it."""
+    shard = f" shard {plan.shard[0]}/{plan.shard[1]}" if plan.shard else ""
+    stderr_console().print(
+        f"backfill {plan.backfill_id}{shard}: {len(plan.periods)} periods x "
+        f"{len(plan.contexts)} contexts ({plan.sync_keys} sync keys, {plan.pattern_keys} "
+        f"pattern keys); resume with --resume {plan.backfill_id}",
         markup=False,
     )

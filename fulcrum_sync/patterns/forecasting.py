@@ -54,6 +54,7 @@ def _exponential_smoothing() -> Any:
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     return ExponentialSmoothing
 
+
 NAME = "forecasting"
 VERSION = "1.0.0"
 DEFAULT_MIN_HISTORY = {Grain.DAY: 14, Grain.WEEK: 8, Grain.MONTH: 6}

@@ -188,11 +188,18 @@ def make_plan(engine: Engine, settings: Settings, request: BackfillRequest) -> B
     if request.resume:
         record = backfills.get_backfill(engine, request.resume)
         request = _from_record(request, record)
-    if not contexts_store.active_context_keys(engine, request.grain) and not request.dry_run:
-        discover_service.discover(engine, settings.source, settings.history_start, request.grain)
-    contexts = discover_service.select_contexts(
-        engine, request.grain, request.tenant, request.metric
-    )
+    if request.dry_run:
+        contexts = discover_service.preview_contexts(
+            engine, settings.source, request.grain, request.tenant, request.metric
+        )
+    else:
+        if not contexts_store.active_context_keys(engine, request.grain):
+            discover_service.discover(
+                engine, settings.source, settings.history_start, request.grain
+            )
+        contexts = discover_service.select_contexts(
+            engine, request.grain, request.tenant, request.metric
+        )
     contexts.sort(key=lambda c: c.context)
     periods = list(iter_periods(request.grain, request.start, request.end))
     limit = settings.lookback[request.grain][SyncType.FULL]

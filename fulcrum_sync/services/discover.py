@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
-from fulcrum_sync.domain import Grain, iter_periods, parse_period, shift_period
+from fulcrum_sync.domain import Grain, InputError, iter_periods, parse_period, shift_period
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import catalog as catalog_store
 from fulcrum_sync.store import contexts as contexts_store
@@ -42,8 +42,26 @@ def load_catalog_file(engine: Engine, path: Path, history_start: date) -> Catalo
 
 
 def save_catalog(engine: Engine, catalog: cat.Catalog, history_start: date) -> CatalogSaveResult:
-    """Store ``catalog`` and its targets expanded to one row per period."""
+    """Store ``catalog`` and its targets expanded to one row per period.
+
+    Raises InputError, before writing anything, for an unknown pattern or bad pattern settings.
+    """
+    check_patterns(catalog)
     return catalog_store.save_catalog(engine, catalog, expand_targets(catalog, history_start))
+
+
+def check_patterns(catalog: cat.Catalog) -> None:
+    """Refuse unknown pattern names and invalid per-tenant pattern settings."""
+    from fulcrum_sync.patterns.registry import get_pattern, validate_pattern_settings
+
+    for tenant in catalog.tenants:
+        try:
+            validate_pattern_settings(tenant.pattern_settings)
+            for metric in tenant.metrics:
+                for name in metric.patterns:
+                    get_pattern(name)
+        except InputError as exc:
+            raise InputError(f"invalid catalog: tenant {tenant.identifier}: {exc}") from None
 
 
 def expand_targets(
@@ -154,4 +172,32 @@ def select_contexts(
         if (ctx.tenant.tenant_id, ctx.metric.metric_id, grain.value, "") in stored
         and (tenant is None or ctx.tenant.identifier == tenant)
         and (metric is None or ctx.metric.metric_id == metric)
+    ]
+
+
+def preview_contexts(
+    engine: Engine,
+    source_name: str,
+    grain: Grain,
+    tenant: str | None = None,
+    metric: str | None = None,
+) -> list[cat.ContextDef]:
+    """Return the contexts a command would work on, writing nothing (``--dry-run``).
+
+    On a database where nothing was discovered yet, derive them from the stored catalog (or,
+    with the demo source and no catalog, from the demo catalog) as discovery would.
+    """
+    if contexts_store.active_context_keys(engine, grain):
+        return select_contexts(engine, grain, tenant, metric)
+    catalog = catalog_store.read_catalog(engine)
+    if not catalog.tenants and source_name == "demo":
+        catalog = cat.demo_catalog()
+    if tenant is not None:
+        cat.find_tenant(catalog, tenant)
+    if metric is not None:
+        cat.check_metric(catalog, tenant, metric)
+    return [
+        c
+        for c in cat.active_contexts(catalog, grain)
+        if tenant in (None, c.tenant.identifier) and metric in (None, c.metric.metric_id)
     ]

@@ -55,12 +55,9 @@ def select(engine: Engine, settings: Settings, request: SyncRequest) -> list[Con
 
 def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[PlannedSeries]:
     """Return what ``sync`` would fetch, writing nothing (``--dry-run``)."""
-    if not contexts_store.active_context_keys(engine, request.grain):
-        contexts = _undiscovered(engine, settings, request)
-    else:
-        contexts = discover_service.select_contexts(
-            engine, request.grain, request.tenant, request.metric
-        )
+    contexts = discover_service.preview_contexts(
+        engine, settings.source, request.grain, request.tenant, request.metric
+    )
     planned = []
     for ctx in contexts:
         statuses = sync_status.read_statuses(
@@ -75,26 +72,6 @@ def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[Plann
                 )
             )
     return planned
-
-
-def _undiscovered(engine: Engine, settings: Settings, request: SyncRequest) -> list[ContextDef]:
-    # A dry run on a fresh database must not write: derive contexts from the catalog in memory.
-    from fulcrum_sync import catalog as cat
-    from fulcrum_sync.store import catalog as catalog_store
-
-    catalog = catalog_store.read_catalog(engine)
-    if not catalog.tenants and settings.source == "demo":
-        catalog = cat.demo_catalog()
-    if request.tenant:
-        cat.find_tenant(catalog, request.tenant)
-    if request.metric:
-        cat.check_metric(catalog, request.tenant, request.metric)
-    return [
-        c
-        for c in cat.active_contexts(catalog, request.grain)
-        if request.tenant in (None, c.tenant.identifier)
-        and request.metric in (None, c.metric.metric_id)
-    ]
 
 
 def run(

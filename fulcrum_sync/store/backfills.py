@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -13,6 +12,7 @@ from fulcrum_sync.domain import InputError
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
 from fulcrum_sync.store.runs import RunItem, ensure_items
+from fulcrum_sync.store.upsert import insert_ignore
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,36 +29,52 @@ class BackfillRecord:
     finished_at: datetime | None
 
 
-def create_backfill(
+def save_backfill(
     engine: Engine,
+    backfill_id: str,
     grain: str,
     start: date,
     end: date,
     arguments: dict[str, Any],
     items: list[RunItem],
-) -> str:
-    """Record a backfill plan and its run keys; return its id."""
-    backfill_id = str(uuid.uuid4())
+) -> None:
+    """Record a backfill plan and its run keys; a plan already recorded gains any new keys.
+
+    Shards of one backfill (pods of an Indexed Job) all call this with the same id.
+    """
     ensure_items(engine, items)
+    rows = [
+        {"backfill_id": backfill_id, "run_key": item.run_key, "position": i}
+        for i, item in enumerate(items)
+    ]
     with translate_errors(engine, "record the backfill in"), engine.begin() as conn:
-        conn.execute(
-            t.backfills.insert().values(
-                backfill_id=backfill_id,
-                grain=grain,
-                start_period=start,
-                end_period=end,
-                arguments=arguments,
-                total_items=len(items),
-                created_at=datetime.now(UTC),
-            )
+        insert_ignore(
+            conn,
+            t.backfills,
+            [
+                {
+                    "backfill_id": backfill_id,
+                    "grain": grain,
+                    "start_period": start,
+                    "end_period": end,
+                    "arguments": arguments,
+                    "total_items": len(items),
+                    "created_at": datetime.now(UTC),
+                }
+            ],
         )
-        rows = [
-            {"backfill_id": backfill_id, "run_key": item.run_key, "position": i}
-            for i, item in enumerate(items)
-        ]
         for offset in range(0, len(rows), 2000):
-            conn.execute(t.backfill_items.insert(), rows[offset : offset + 2000])
-    return backfill_id
+            insert_ignore(conn, t.backfill_items, rows[offset : offset + 2000])
+        total = conn.execute(
+            select(func.count())
+            .select_from(t.backfill_items)
+            .where(t.backfill_items.c.backfill_id == backfill_id)
+        ).scalar_one()
+        conn.execute(
+            update(t.backfills)
+            .where(t.backfills.c.backfill_id == backfill_id)
+            .values(total_items=total)
+        )
 
 
 def get_backfill(engine: Engine, backfill_id: str) -> BackfillRecord:

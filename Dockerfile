@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+#
+# fulcrum-sync: one image for every job (sync, cache-load, discover, backfill, ...).
+#
+#   docker build -t fulcrum-sync:0.1.0 .
+#   docker run --rm --read-only --tmpfs /tmp fulcrum-sync:0.1.0 --help
+#
+# Stage 1 builds wheels (the project's and every dependency's), so compilers and build
+# backends never reach the final image. Stage 2 installs those wheels, not an editable
+# checkout, from a build-time mount that leaves no layer behind.
+#
+# No secret is baked in: FULCRUM_SYNC_DATABASE_URL, FULCRUM_SYNC_CUBE_API_SECRET and the
+# Snowflake credentials come from the environment at run time (a Kubernetes Secret).
+# For reproducible builds pin the base by digest: python:3.11-slim-bookworm@sha256:...
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY fulcrum_sync ./fulcrum_sync
+RUN pip wheel --wheel-dir /wheels .
+
+FROM ${PYTHON_IMAGE} AS runtime
+
+LABEL org.opencontainers.image.title="fulcrum-sync" \
+      org.opencontainers.image.description="Keep semantic time series, the Snowflake cache and analysis patterns fresh."
+
+# The root filesystem is read-only in Kubernetes: everything the tool, Python and the
+# Snowflake connector write goes under /tmp, an emptyDir (or `--tmpfs /tmp`).
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    XDG_CACHE_HOME=/tmp/.cache
+
+RUN groupadd --system --gid 10001 fulcrum \
+    && useradd --system --uid 10001 --gid fulcrum --home-dir /tmp --no-create-home \
+       --shell /usr/sbin/nologin fulcrum
+
+# Install from the builder's wheels only (--no-index): what was built is what ships.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels /wheels/fulcrum_sync-*.whl \
+    && fulcrum-sync --help > /dev/null
+
+# Without FULCRUM_SYNC_DATABASE_URL the tool falls back to a SQLite file in the working
+# directory; /tmp keeps that (demo) case writable too.
+WORKDIR /tmp
+USER 10001:10001
+
+ENTRYPOINT ["fulcrum-sync"]
+CMD ["--help"]

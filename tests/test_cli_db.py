@@ -1,0 +1,122 @@
+"""``fulcrum-sync db upgrade``, first use of an empty database, and the entry points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner, Result
+
+from fulcrum_sync.cli import app
+from fulcrum_sync.config import mask_url
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import HEAD_REVISION
+
+UNREACHABLE = "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"
+
+
+def _run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def _tables(db_url: str) -> set[str]:
+    engine = create_engine(db_url, poolclass=NullPool)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _tenants(db_url: str) -> int:
+    engine = create_engine(db_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.tenants)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_creates_the_schema_and_twice_is_a_no_op(
+    cli_env: dict[str, str], db_url: str
+) -> None:
+    first = _run(cli_env, "db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert f"schema empty -> {HEAD_REVISION}" in first.stdout
+    assert mask_url(db_url) in first.stdout
+    assert _tables(db_url) == set(t.metadata.tables) | {"alembic_version"}
+
+    assert _run(cli_env, "discover").exit_code == 0
+    tenants = _tenants(db_url)
+    assert tenants > 0
+
+    second = _run(cli_env, "db", "upgrade")
+    assert second.exit_code == 0, second.output
+    assert f"schema already at {HEAD_REVISION}; nothing to do" in second.stdout
+    assert _tenants(db_url) == tenants
+    assert "0 added, 0 deactivated" in _run(cli_env, "discover").stdout
+
+
+def test_commands_set_up_an_empty_sqlite_file(cli_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    env = {**cli_env, "FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{path}"}
+    result = _run(env, "discover")
+    assert result.exit_code == 0, result.output
+    assert "loaded the demo catalog" in result.stdout
+    assert "alembic_version" in _tables(f"sqlite:///{path}")
+
+
+def test_default_database_is_a_file_in_the_working_directory(cli_env: dict[str, str]) -> None:
+    env = {k: v for k, v in cli_env.items() if k != "FULCRUM_SYNC_DATABASE_URL"}
+    result = _run(env, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "sqlite:///fulcrum_sync.db" in result.stdout
+    assert Path("fulcrum_sync.db").exists()  # conftest runs each test in its own tmp_path
+
+
+def test_unreachable_database_exits_3_with_a_masked_url(cli_env: dict[str, str]) -> None:
+    result = _run({**cli_env, "FULCRUM_SYNC_DATABASE_URL": UNREACHABLE}, "db", "upgrade")
+    assert result.exit_code == 3
+    assert "s3cret" not in result.output
+    assert "postgresql+psycopg://u:***@127.0.0.1:1/x" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unusable_database_url_exits_2(cli_env: dict[str, str]) -> None:
+    result = _run(
+        {**cli_env, "FULCRUM_SYNC_DATABASE_URL": "nosuchdb://u:s3cret@h/x"}, "db", "upgrade"
+    )
+    assert result.exit_code == 2
+    assert "s3cret" not in result.output
+    assert result.stderr.startswith("Error: unusable database URL nosuchdb://u:***@h/x")
+
+
+def test_foundation_commands_have_help_with_an_example() -> None:
+    runner = CliRunner()
+    for args in (["discover"], ["catalog", "load"], ["db", "upgrade"]):
+        result = runner.invoke(app, [*args, "--help"])
+        assert result.exit_code == 0, args
+        assert "Example: " in result.stdout, args
+    root = runner.invoke(app, ["--help"])
+    assert "--verbose" in root.stdout
+
+
+def test_python_dash_m_works(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "fulcrum_sync", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("discover", "catalog", "db"):
+        assert command in result.stdout
+    assert not (tmp_path / "fulcrum_sync.db").exists()  # --help touches no database

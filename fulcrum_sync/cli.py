@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -132,6 +134,53 @@ def _pattern_chain(enabled: bool) -> Any:
     return make_chain()
 
 
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="auto, rich or json; the same as the global option, accepted here too.",
+    ),
+]
+
+
+def _check_log_format(value: str | None) -> str | None:
+    if value is not None and value not in ("auto", "rich", "json"):
+        raise InputError(f"invalid --log-format {value!r}: expected auto, rich or json")
+    return value
+
+
+def _begin(
+    ctx: typer.Context, log_format: str | None = None, *, json_out: bool = False, job: bool = False
+) -> bool:
+    """Set up logging for a command; return True when human tables go to stdout.
+
+    Jobs (sync, backfill, patterns, cache-load, discover) in JSON log mode write only JSON
+    lines to stdout: an event per context and a closing summary event. ``--json`` output and
+    reports keep stdout for themselves and log to stderr.
+    """
+    from fulcrum_sync.logs import configure_logging, register_secrets_from
+
+    deps = _deps(ctx)
+    settings = deps.get_settings()
+    register_secrets_from(settings)
+    fmt = _check_log_format(log_format) or deps.log_format or settings.log_format
+    if json_out or not job:
+        configure_logging(fmt, verbose=deps.verbose, stream=sys.stderr, quiet=True)  # type: ignore[arg-type]
+        return True
+    effective = configure_logging(fmt, verbose=deps.verbose, quiet=fmt == "rich")  # type: ignore[arg-type]
+    if effective == "json":
+        return False
+    # People at a terminal read the summary table; per-context events need --verbose.
+    configure_logging("rich", verbose=deps.verbose, quiet=True)
+    return True
+
+
+def _log_summary(event: str, **fields: Any) -> None:
+    from fulcrum_sync.logs import log_event
+
+    log_event(logging.getLogger("fulcrum_sync.cli"), event, **fields)
+
+
 def parse_grain(value: str | None) -> Grain | None:
     """Parse a --grain option (None stays None)."""
     return None if value is None else Grain.parse(value)
@@ -198,6 +247,7 @@ def discover(
     """
     from fulcrum_sync.services import discover as svc
 
+    tables = _begin(ctx, json_out=json_out, job=True)
     deps = _deps(ctx)
     grain_value = parse_grain(grain)
     settings = deps.get_settings()
@@ -206,8 +256,24 @@ def discover(
     result = svc.discover(engine, settings.source, settings.history_start, grain_value, source)
     if json_out:
         print_json(result)
-    else:
+    elif tables:
         _print_discover(result, verbose=deps.verbose)
+    else:
+        changes = result.changes
+        _log_summary(
+            "discover finished",
+            grain=grain_value.value if grain_value else None,
+            counts={
+                "added": len(changes.added),
+                "deactivated": len(changes.deactivated),
+                "reactivated": len(changes.reactivated),
+                "unchanged": changes.unchanged,
+                "active_contexts": result.active_contexts,
+            },
+            added=changes.added,
+            deactivated=changes.deactivated,
+            broken_metrics=result.broken_metrics or None,
+        )
     if result.broken_metrics:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -288,6 +354,7 @@ def catalog_load(
     """
     from fulcrum_sync.services import discover as svc
 
+    _begin(ctx)
     deps = _deps(ctx)
     settings = deps.get_settings()
     from fulcrum_sync.catalog import read_catalog
@@ -321,6 +388,7 @@ def db_upgrade(ctx: typer.Context) -> None:
     """
     from fulcrum_sync.store.engine import current_revision, open_engine, upgrade
 
+    _begin(ctx)
     deps = _deps(ctx)
     settings = deps.get_settings()
     engine = deps.engine or open_engine(settings.database_url.get_secret_value(), migrate=False)
@@ -383,6 +451,7 @@ def sync(
         bool, typer.Option("--dry-run", help="Show what would be fetched; write nothing.")
     ] = False,
     json_out: JsonOption = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Sync every active context of a grain for one period, then run its patterns.
 
@@ -395,6 +464,7 @@ def sync(
     from fulcrum_sync import render
     from fulcrum_sync.services import sync as sync_service
 
+    tables = _begin(ctx, log_format, json_out=json_out, job=True)
     deps = _deps(ctx)
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)
@@ -412,7 +482,7 @@ def sync(
     engine = deps.get_engine(workers=request.workers)
     if dry_run:
         planned = sync_service.plan(engine, settings, request)
-        if json_out:
+        if json_out or not tables:
             print_json({"request": request, "planned": planned})
         else:
             render.print_sync_plan(request, planned)
@@ -429,10 +499,13 @@ def sync(
             on_result=progress.advance,
             on_start=progress.start,
         )
+    summary = render.sync_result_json(result)
     if json_out:
-        print_json(render.sync_result_json(result))
-    else:
+        print_json(summary)
+    elif tables:
         render.print_sync_result(result)
+    else:
+        _log_summary("sync finished", **render.sync_summary_fields(summary))
     raise typer.Exit(run_exit_code(result.outcome))
 
 
@@ -454,6 +527,7 @@ def status(
     from fulcrum_sync import render
     from fulcrum_sync.services import status as status_service
 
+    _begin(ctx)
     deps = _deps(ctx)
     report = status_service.status(deps.get_engine(), parse_grain(grain))
     if json_out:
@@ -483,6 +557,7 @@ def runs(
     from fulcrum_sync import render
     from fulcrum_sync.services import status as status_service
 
+    _begin(ctx)
     rows = status_service.list_runs(_deps(ctx).get_engine(), limit, command)
     if json_out:
         print_json(rows)
@@ -611,6 +686,7 @@ def patterns(
     ] = False,
     workers: WorkersOption = None,
     json_out: JsonOption = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the enabled patterns of every active context on data already stored (no fetching).
 
@@ -621,6 +697,7 @@ def patterns(
     """
     if ctx.invoked_subcommand is not None:
         return
+    tables = _begin(ctx, log_format, json_out=json_out, job=True)
     if grain is None:
         raise InputError("missing --grain: patterns needs --grain day, week or month")
     from fulcrum_sync import render, render_patterns
@@ -650,10 +727,20 @@ def patterns(
             on_result=progress.advance,
             on_start=progress.start,
         )
+    summary = render_patterns.patterns_result_json(result)
     if json_out:
-        print_json(render_patterns.patterns_result_json(result))
-    else:
+        print_json(summary)
+    elif tables:
         render_patterns.print_patterns_result(result)
+    else:
+        _log_summary(
+            "patterns finished",
+            run_id=summary["run_id"],
+            grain=summary["grain"],
+            period=summary["period"],
+            outcome=summary["outcome"],
+            counts=render_patterns.totals_of(result),
+        )
     raise typer.Exit(run_exit_code(result.outcome))
 
 
@@ -697,6 +784,7 @@ def patterns_show(
     MetricContext.from_string(context)  # validate before touching the database
     grain_value = Grain.parse(grain)
     wanted = parse_period(grain_value, period) if period else None
+    _begin(ctx)
     rows = svc.show(_deps(ctx).get_engine(), context, grain_value, wanted)
     if json_out:
         print_json(rows)
@@ -742,6 +830,7 @@ def backfill(
         bool, typer.Option("--dry-run", help="Print the plan and write nothing.")
     ] = False,
     json_out: JsonOption = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Sync and analyse a range of periods; resumable by id and shardable across pods.
 
@@ -754,6 +843,7 @@ def backfill(
     from fulcrum_sync.render import SyncProgress
     from fulcrum_sync.services import backfill as svc
 
+    tables = _begin(ctx, log_format, json_out=json_out, job=True)
     deps = _deps(ctx)
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)
@@ -777,7 +867,7 @@ def backfill(
     engine = deps.get_engine(workers=request.workers)
     if dry_run:
         plan = svc.make_plan(engine, settings, request)
-        if json_out:
+        if json_out or not tables:
             print_json(render_backfill.plan_json(plan))
         else:
             render_backfill.print_plan(plan)
@@ -795,8 +885,11 @@ def backfill(
         )
     if json_out:
         print_json(render_backfill.result_json(result))
-    else:
+    elif tables:
         render_backfill.print_result(result)
+    else:
+        _log_summary("backfill finished", **render_backfill.result_json(result))
+        render_backfill.print_summary_line(result)  # one plain line for CI logs
     raise typer.Exit(run_exit_code(result.outcome))
 
 

@@ -317,7 +317,11 @@ class KeyValueFormatter(logging.Formatter):
 
 
 def configure_logging(
-    fmt: LogFormat, *, verbose: bool = False, stream: IO[str] | None = None
+    fmt: LogFormat,
+    *,
+    verbose: bool = False,
+    stream: IO[str] | None = None,
+    quiet: bool = False,
 ) -> str:
     """Install the fulcrum-sync log handler on the root logger; return the format in use.
 
@@ -326,6 +330,8 @@ def configure_logging(
         WARNING for ``NOISY_LOGGERS``).
     :param stream: where to write; default stdout for json, stderr for rich. Under
         ``auto`` the stream (default stderr) decides by ``isatty()``.
+    :param quiet: only WARNING and above reach the handler (a person reading a summary
+        table at a terminal does not need an event per context).
     :raises ValueError: ``fmt`` is not one of the three formats.
 
     Calling it again replaces the handler it installed before (other handlers, such as
@@ -345,6 +351,8 @@ def configure_logging(
     else:
         handler = _rich_handler(stream if stream is not None else sys.stderr, verbose=verbose)
     handler.addFilter(RedactingFilter())
+    if quiet and not verbose:
+        handler.setLevel(logging.WARNING)
     setattr(handler, _HANDLER_MARK, True)
 
     root = logging.getLogger()

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -174,6 +175,28 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
     }
 
 
+def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """The closing ``sync finished`` log event's fields, from :func:`sync_result_json`."""
+    contexts = summary["contexts"]
+    by_status: dict[str, int] = {}
+    for c in contexts:
+        by_status[c["status"]] = by_status.get(c["status"], 0) + 1
+    return {
+        "run_id": summary["run_id"],
+        "grain": summary["grain"],
+        "period": summary["period"],
+        "outcome": summary["outcome"],
+        "counts": {
+            "contexts": len(contexts),
+            **by_status,
+            "rows_stored": sum(c["rows_stored"] for c in contexts),
+            "rows_skipped": sum(c["rows_skipped"] for c in contexts),
+        },
+        "duration": round(sum(c["duration_seconds"] for c in contexts), 3),
+        "failed": [c["context"] for c in contexts if c["status"] in ("failed", "partial")],
+    }
+
+
 def print_sync_result(result: SyncRunResult) -> None:
     """Print the sync summary table and one closing line."""
     out = stdout_console()
@@ -212,7 +235,7 @@ def print_sync_result(result: SyncRunResult) -> None:
         rows,
     )
     for c in result.failed:
-        out.print(f"[red]failed[/red] {c.context}: {c.error or 'see patterns'}", markup=True)
+        out.print(f"[red]failed[/red] {c.context}: {escape(c.error or 'see patterns')}")
     by_status: dict[str, int] = {}
     for c in result.contexts:
         by_status[c.status] = by_status.get(c.status, 0) + 1
@@ -282,7 +305,7 @@ def print_status(report: Any) -> None:
                     r["dimension"] or "(base)",
                     _when(r["failing_since"]),
                     _when(r["last_success_at"]) or "never",
-                    (r["error"] or "")[:200],
+                    escape((r["error"] or "")[:200]),
                 )
                 for r in report.failing_series
             ],
@@ -349,5 +372,5 @@ def print_status(report: Any) -> None:
 
 def _error_text(error: Any) -> str:
     if isinstance(error, dict):
-        return f"{error.get('type', '')}: {error.get('message', '')}"[:200]
-    return str(error or "")[:200]
+        return escape(f"{error.get('type', '')}: {error.get('message', '')}"[:200])
+    return escape(str(error or "")[:200])

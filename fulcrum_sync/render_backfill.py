@@ -116,7 +116,13 @@ def print_result(result: Any) -> None:
     )
     for failure in result.failures[:20]:
         out.print(f"failed: {failure}", markup=False)
-    out.print(
+    print_summary_line(result)
+
+
+def print_summary_line(result: Any) -> None:
+    """Print the one plain line that closes a backfill (CI logs end with it)."""
+    data = result_json(result)
+    stdout_console().print(
         f"backfill {data['backfill_id']} {data['outcome']}: {data['done']} done, "
         f"{data['already_done']} already done, {data['failed']} failed; rows fetched "
         f"{data['rows_fetched']} / in range {data['rows_in_range']} "

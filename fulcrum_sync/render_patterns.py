@@ -59,12 +59,18 @@ def print_patterns_result(result: Any) -> None:
         ["context", "pattern", "dimension", "status", "detail"],
         rows,
     )
+    totals = totals_of(result)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "no patterns"
+    out.print(f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; {counts}).")
+
+
+def totals_of(result: Any) -> dict[str, int]:
+    """How many pattern runs ended in each status."""
     totals: dict[str, int] = {}
     for c in result.contexts:
         for p in c.patterns:
             totals[p.status] = totals.get(p.status, 0) + 1
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "no patterns"
-    out.print(f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; {counts}).")
+    return totals
 
 
 def pattern_spec_json(spec: Any) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return {
         "FULCRUM_SYNC_DATABASE_URL": db_url,
         "FULCRUM_SYNC_SOURCE": "demo",
-        "FULCRUM_SYNC_LOG_FORMAT": "json",
+        "FULCRUM_SYNC_LOG_FORMAT": "rich",
         "FULCRUM_SYNC_WORKERS": "2",
     }
 

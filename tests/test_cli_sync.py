@@ -81,8 +81,9 @@ def test_first_sync_is_full_then_incremental_then_skipped(cli_env: dict[str, str
 
 
 def test_summary_table_is_printed(cli_env: dict[str, str]):
+    env = {**cli_env, "FULCRUM_SYNC_LOG_FORMAT": "rich"}
     result = runner.invoke(
-        app, ["sync", "--grain", "daily", "--period", "2025-07-10", "--no-patterns"], env=cli_env
+        app, ["sync", "--grain", "daily", "--period", "2025-07-10", "--no-patterns"], env=env
     )
     assert result.exit_code == 0, result.output
     assert "acme::new_revenue" in result.stdout
@@ -122,8 +123,9 @@ def test_force_full_and_filters(cli_env: dict[str, str]):
 
 
 def test_dry_run_writes_nothing(cli_env: dict[str, str], db_url: str):
+    env = {**cli_env, "FULCRUM_SYNC_LOG_FORMAT": "rich"}
     result = runner.invoke(
-        app, ["sync", "--grain", "day", "--period", "2025-07-13", "--dry-run"], env=cli_env
+        app, ["sync", "--grain", "day", "--period", "2025-07-13", "--dry-run"], env=env
     )
     assert result.exit_code == 0, result.output
     assert "nothing was written" in result.stdout

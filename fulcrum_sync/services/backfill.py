@@ -8,11 +8,16 @@ Contexts are split across shards by position; workers and processes share keys b
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -31,6 +36,7 @@ from fulcrum_sync.domain import (
     shift_period,
     sync_run_key,
 )
+from fulcrum_sync.logs import log_event
 from fulcrum_sync.render import to_jsonable
 from fulcrum_sync.services import discover as discover_service
 from fulcrum_sync.services.runner import RunContext, keep_leases, map_workers
@@ -39,6 +45,9 @@ from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import backfills, runs
 from fulcrum_sync.store import contexts as contexts_store
 from fulcrum_sync.store.runs import Claim, RunItem
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,24 @@ def parse_shard(
         if 0 <= i < n:
             return i, n
     raise InputError(f"invalid shard {text!r}: expected i/n with 0 <= i < n (e.g. 0/2)")
+
+
+def backfill_arguments(request: BackfillRequest) -> dict[str, Any]:
+    """What identifies a backfill: its range and filters."""
+    return {
+        "grain": request.grain.value,
+        "start": request.start.isoformat(),
+        "end": request.end.isoformat(),
+        "tenant": request.tenant,
+        "metric": request.metric,
+        "patterns": request.patterns,
+    }
+
+
+def backfill_id(request: BackfillRequest) -> str:
+    """A stable id for a backfill's range and filters (shards compute the same one)."""
+    text = json.dumps(backfill_arguments(request), sort_keys=True)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fulcrum-sync:backfill:{text}"))
 
 
 def validate(request: BackfillRequest, settings: Settings) -> None:
@@ -241,11 +268,14 @@ def run(
     *,
     stop: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[BackfillPlan], None] | None = None,
 ) -> BackfillResult:
     """Run (or resume) a backfill, this shard's contexts only.
 
-    ``on_progress(done, total)`` is called as keys finish. Raises InputError for a bad range,
-    shard or resume id.
+    The same range and filters always make the same backfill id, so every shard of an Indexed
+    Job (and a plain re-run) shares one plan and does only what is left. ``on_plan`` is
+    called once the plan is recorded; ``on_progress(done, total)`` as keys finish. Raises
+    InputError for a bad range, shard or resume id.
     """
     plan = make_plan(engine, settings, request)
     if request.resume:
@@ -260,14 +290,18 @@ def run(
                 *(_pattern_items(ctx, period) if request.patterns else []),
             ]
         ]
-        plan.backfill_id = backfills.create_backfill(
+        plan.backfill_id = backfill_id(request)
+        backfills.save_backfill(
             engine,
+            plan.backfill_id,
             request.grain.value,
             request.start,
             request.end,
-            {"tenant": request.tenant, "metric": request.metric, "patterns": request.patterns},
+            backfill_arguments(request),
             items,
         )
+    if on_plan is not None:
+        on_plan(plan)
     mine = plan.contexts
     if request.shard is not None:
         index, count = request.shard
@@ -288,12 +322,29 @@ def run(
     total = len(mine) * len(plan.periods)
     total += _pattern_keys(mine, plan.periods) if request.patterns else 0
     lock = threading.Lock()
+    clock = {"start": time.monotonic(), "logged": 0.0}
 
     def tick(n: int = 1) -> None:
         with lock:
             result.done += n
+            done = result.done + result.already_done
             if on_progress is not None:
-                on_progress(result.done + result.already_done, total)
+                on_progress(done, total)
+            elapsed = time.monotonic() - clock["start"]
+            if elapsed - clock["logged"] >= PROGRESS_EVERY_SECONDS or done >= total:
+                clock["logged"] = elapsed
+                rate = result.done / elapsed if elapsed else 0.0
+                log_event(
+                    log,
+                    "backfill progress",
+                    run_id=run_id,
+                    backfill_id=plan.backfill_id,
+                    grain=request.grain.value,
+                    counts={"done": done, "total": total, "failed": result.failed},
+                    rate_per_second=round(rate, 2),
+                    eta_seconds=round((total - done) / rate, 1) if rate else None,
+                    duration=round(elapsed, 2),
+                )
 
     try:
         with keep_leases(engine, rc.owner, settings.lease_seconds):

@@ -47,7 +47,9 @@ def save_catalog(engine: Engine, catalog: cat.Catalog, history_start: date) -> C
     Raises InputError, before writing anything, for an unknown pattern or bad pattern settings.
     """
     check_patterns(catalog)
-    return catalog_store.save_catalog(engine, catalog, expand_targets(catalog, history_start))
+    result = catalog_store.save_catalog(engine, catalog, expand_targets(catalog, history_start))
+    assert result is not None  # None only with only_if_empty
+    return result
 
 
 def check_patterns(catalog: cat.Catalog) -> None:
@@ -90,8 +92,9 @@ def ensure_catalog(engine: Engine, source_name: str, history_start: date) -> boo
     """Load the demo catalog when none is stored and the source is the demo; return if it did."""
     if source_name != "demo" or not catalog_store.catalog_is_empty(engine):
         return False
-    save_catalog(engine, cat.demo_catalog(), history_start)
-    return True
+    demo = cat.demo_catalog()
+    targets = expand_targets(demo, history_start)
+    return catalog_store.save_catalog(engine, demo, targets, only_if_empty=True) is not None
 
 
 def discover(

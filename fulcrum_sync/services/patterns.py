@@ -6,6 +6,7 @@ the ``patterns`` command runs them on their own (:func:`run`). Patterns never ca
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from fulcrum_sync.domain import (
     Window,
     pattern_run_key,
 )
+from fulcrum_sync.logs import log_event
 from fulcrum_sync.patterns.base import PatternInput
 from fulcrum_sync.patterns.registry import PatternSpec, get_pattern, run_pattern
 
@@ -72,6 +74,8 @@ class PatternsRunResult:
         failed = any(c.pattern_counts()["failed"] for c in self.contexts)
         return "partial" if failed else "succeeded"
 
+
+log = logging.getLogger(__name__)
 
 _Job = tuple[PatternSpec, str | None, str]  # pattern, dimension, run key
 
@@ -270,6 +274,19 @@ def run(
         with keep_leases(engine, rc.owner, lease_seconds):
             for res in map_workers(one, contexts, request.workers):
                 result.contexts.append(res)
+                log_event(
+                    log,
+                    "patterns run",
+                    run_id=run_id,
+                    tenant=res.context.tenant,
+                    metric=res.context.metric,
+                    grain=request.grain.value,
+                    period=request.period.isoformat(),
+                    counts=res.pattern_counts(),
+                    duration=round(res.duration_seconds, 4),
+                    error="; ".join(p.error or "" for p in res.patterns if p.status == "failed")
+                    or None,
+                )
                 if on_result is not None:
                     on_result(res)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from fulcrum_sync.domain import (
     format_period,
     sync_run_key,
 )
+from fulcrum_sync.logs import log_event
 from fulcrum_sync.render import to_jsonable
 from fulcrum_sync.services import discover as discover_service
 from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_keyed
@@ -28,6 +30,8 @@ from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import contexts as contexts_store
 from fulcrum_sync.store import runs, sync_status
 from fulcrum_sync.store.runs import Claim, RunItem
+
+log = logging.getLogger(__name__)
 
 # Runs a context's patterns after its sync; appends to ``result.patterns``.
 PatternChain = Callable[[RunContext, ContextDef, ContextResult], None]
@@ -148,15 +152,14 @@ def run(
             skip_reason=reason,
         )
 
+    def report(res: ContextResult) -> None:
+        log_context(run_id, res)
+        if on_result is not None:
+            on_result(res)
+
     try:
         result.contexts = run_keyed(
-            rc,
-            work,
-            do,
-            summarize_context,
-            skipped,
-            workers=request.workers,
-            on_result=on_result,
+            rc, work, do, summarize_context, skipped, workers=request.workers, on_result=report
         )
     finally:
         result.interrupted = rc.stop.is_set()
@@ -165,6 +168,31 @@ def run(
         result.finished_at = datetime.now(UTC)
         runs.finish_run(engine, run_id, result.outcome, summarize_run(result))
     return result
+
+
+def log_context(run_id: str | None, res: ContextResult) -> None:
+    """Log one context's outcome as a structured event."""
+    log_event(
+        log,
+        "context skipped" if res.status == "skipped" else "context synced",
+        logging.WARNING if res.status in ("failed", "partial") else logging.INFO,
+        run_id=run_id,
+        run_key=res.run_key,
+        tenant=res.context.tenant,
+        metric=res.context.metric,
+        grain=res.grain.value,
+        period=res.period.isoformat(),
+        status=res.status,
+        sync_type=res.sync_types,
+        counts={
+            "rows_stored": res.rows_stored,
+            "rows_skipped": res.rows_skipped,
+            "dimensions_failed": len(res.dimensions_failed),
+            **{f"patterns_{k}": v for k, v in res.pattern_counts().items()},
+        },
+        duration=round(res.duration_seconds, 4),
+        error=res.error or res.skip_reason,
+    )
 
 
 def summarize_context(res: ContextResult) -> Outcome:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 
 from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import serialize, translate_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +25,23 @@ class CatalogSaveResult:
 
 
 def save_catalog(
-    engine: Engine, catalog: Catalog, targets: list[tuple[int, str, str, date, float]]
-) -> CatalogSaveResult:
+    engine: Engine,
+    catalog: Catalog,
+    targets: list[tuple[int, str, str, date, float]],
+    *,
+    only_if_empty: bool = False,
+) -> CatalogSaveResult | None:
     """Replace the stored catalog with ``catalog`` and its expanded ``targets``, atomically.
 
-    Series, sync status and pattern results of removed metrics stay stored.
+    Series, sync status and pattern results of removed metrics stay stored. With
+    ``only_if_empty``, do nothing (and return None) when a catalog is already stored; the
+    check and the write are one transaction, so processes starting together load it once.
     """
     now = datetime.now(UTC)
     with translate_errors(engine, "save the catalog to"), engine.begin() as conn:
+        serialize(conn, "catalog")
+        if only_if_empty and conn.execute(select(func.count()).select_from(t.tenants)).scalar():
+            return None
         before = {
             (r.tenant_id, r.metric_id): r.definition_hash
             for r in conn.execute(

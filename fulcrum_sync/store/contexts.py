@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Engine, and_, bindparam, select, update
 
 from fulcrum_sync.domain import Grain
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import serialize, translate_errors
 
 # (tenant_id, metric_id, grain, pattern) — pattern is "" for a metric context.
 ContextKey = tuple[int, str, str, str]
@@ -70,6 +70,7 @@ def save_contexts(
     now = datetime.now(UTC)
     changes = ContextChanges()
     with translate_errors(engine, "save contexts to"), engine.begin() as conn:
+        serialize(conn, "contexts")
         query = select(t.contexts)
         if grain is not None:
             query = query.where(t.contexts.c.grain == grain.value)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -15,6 +16,7 @@ from fulcrum_sync.config import mask_url
 from fulcrum_sync.domain import InputError, StoreError
 
 HEAD_REVISION = "0001"
+MIGRATION_LOCK_ID = 0x46554C43  # "FULC": the advisory lock that serializes migrations
 
 
 def open_engine(url: str, *, workers: int = 1, migrate: bool = True) -> Engine:
@@ -93,9 +95,24 @@ def upgrade(engine: Engine) -> str:
         "script_location", str(resources.files("fulcrum_sync").joinpath("store", "migrations"))
     )
     with translate_errors(engine, "migrate"), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes starting together (shards of one backfill) migrate one at a time;
+            # the later ones find the schema current and do nothing.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     return HEAD_REVISION
+
+
+def serialize(conn: Connection, name: str) -> None:
+    """Make concurrent transactions doing ``name`` run one at a time (held until commit).
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite transactions already begin
+    IMMEDIATE, which serializes writers.
+    """
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(name.encode()) & 0x7FFFFFFF
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID}, {key})")
 
 
 @contextlib.contextmanager

@@ -661,10 +661,7 @@ def _print_cache_load(result: Any) -> None:
     )
 
 
-patterns_app = typer.Typer(
-    help="Run analysis patterns on stored data; list them; show stored results.",
-    invoke_without_command=True,
-)
+patterns_app = typer.Typer(invoke_without_command=True)
 app.add_typer(patterns_app, name="patterns")
 
 

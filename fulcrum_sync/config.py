@@ -45,29 +45,45 @@ class Settings(BaseSettings):
     cube_retries: int = Field(default=5, ge=0, description="Retries on 5xx, 429, timeouts.")
     cube_page_size: int = Field(default=10_000, ge=1, le=50_000, description="Rows per page.")
     history_start: date = Field(default=date(2025, 7, 1), description="First day of history.")
-    lookback_day_full: int = Field(default=365, ge=1)
-    lookback_day_incremental: int = Field(default=90, ge=1)
-    lookback_week_full: int = Field(default=104, ge=1)
-    lookback_week_incremental: int = Field(default=24, ge=1)
-    lookback_month_full: int = Field(default=60, ge=1)
-    lookback_month_incremental: int = Field(default=12, ge=1)
-    log_format: Literal["auto", "rich", "json"] = Field(default="auto")
+    lookback_day_full: int = Field(default=365, ge=1, description="Days fetched by a FULL sync.")
+    lookback_day_incremental: int = Field(
+        default=90, ge=1, description="Days re-fetched by an INCREMENTAL sync."
+    )
+    lookback_week_full: int = Field(default=104, ge=1, description="Weeks, FULL sync.")
+    lookback_week_incremental: int = Field(default=24, ge=1, description="Weeks, INCREMENTAL.")
+    lookback_month_full: int = Field(default=60, ge=1, description="Months, FULL sync.")
+    lookback_month_incremental: int = Field(
+        default=12, ge=1, description="Months, INCREMENTAL sync."
+    )
+    log_format: Literal["auto", "rich", "json"] = Field(
+        default="auto", description="auto: JSON lines when not on a terminal; rich; json."
+    )
     workers: int = Field(default=4, ge=1, le=64, description="Contexts processed at once.")
     lease_seconds: int = Field(default=120, ge=5, description="Run-key lease length.")
     shard_count: int | None = Field(
         default=None, ge=1, description="Backfill shards (Kubernetes Indexed Job completions)."
     )
-    cache_target: Literal["local", "snowflake"] = Field(default="local")
-    snowflake_account: str = ""
-    snowflake_user: str = ""
-    snowflake_password: SecretStr = SecretStr("")
-    snowflake_private_key_path: str = ""
-    snowflake_private_key: SecretStr = SecretStr("")
-    snowflake_private_key_passphrase: SecretStr = SecretStr("")
-    snowflake_database: str = "FULCRUM"
-    snowflake_schema: str = "CACHE"
-    snowflake_warehouse: str = ""
-    snowflake_role: str = ""
+    cache_target: Literal["local", "snowflake"] = Field(
+        default="local", description="Where cache-load writes: the state database or Snowflake."
+    )
+    snowflake_account: str = Field(default="", description="Snowflake account identifier.")
+    snowflake_user: str = Field(default="", description="Snowflake user.")
+    snowflake_password: SecretStr = Field(
+        default=SecretStr(""), description="Password (or use a key pair)."
+    )
+    snowflake_private_key_path: str = Field(
+        default="", description="Path of a PEM private key file (key-pair auth)."
+    )
+    snowflake_private_key: SecretStr = Field(
+        default=SecretStr(""), description="PEM private key text (key-pair auth, from a secret)."
+    )
+    snowflake_private_key_passphrase: SecretStr = Field(
+        default=SecretStr(""), description="Passphrase of an encrypted private key."
+    )
+    snowflake_database: str = Field(default="FULCRUM", description="Cache database.")
+    snowflake_schema: str = Field(default="CACHE", description="Cache schema.")
+    snowflake_warehouse: str = Field(default="", description="Warehouse for loads.")
+    snowflake_role: str = Field(default="", description="Role for loads.")
 
     @field_validator("database_url")
     @classmethod

@@ -118,6 +118,11 @@ def test_week_and_month_ranges(cli_env, grain: str, start: str, end: str, period
     assert out["done"] == out["sync_keys"] + out["pattern_keys"]
     if grain == "week":
         assert out["first_period"] == "2025-W27 (2025-06-30)"
+    status = runner.invoke(app, ["status", "--json"], env=cli_env)
+    shown = json.loads(status.stdout)["backfills"]
+    assert [(b["backfill_id"], b["done"], b["total"]) for b in shown] == [
+        (out["backfill_id"], out["done"], out["done"])
+    ]
 
 
 def test_dry_run_prints_plan_and_writes_nothing(cli_env: dict[str, str], db_url: str):

@@ -457,10 +457,11 @@ def _backfill_context(
             synced += stretch  # a failed dimension only skips its own patterns
     if not request.patterns:
         return
+    data = _preloaded(rc, ctx, sorted(synced))
     for period in sorted(synced):
         if rc.stop.is_set():
             return
-        for p in run_context_patterns(rc, ctx, period):
+        for p in run_context_patterns(rc, ctx, period, data=data):
             if p.status in ("done", "busy"):
                 with lock:
                     result.already_done += p.status == "done"
@@ -471,3 +472,35 @@ def _backfill_context(
                     result.failures.append(f"{p.run_key}: {p.error}")
             else:
                 tick(1)
+
+
+def _preloaded(rc: RunContext, ctx: ContextDef, periods: list[date]) -> Any:
+    """Read the context's data for all its periods' patterns once (sliced per period)."""
+    from fulcrum_sync.patterns.registry import get_pattern
+    from fulcrum_sync.services.patterns import ContextData
+
+    data = ContextData(rc.engine, ctx)
+    if not periods:
+        return data
+    specs = [get_pattern(n) for n in ctx.metric.patterns]
+    specs = [s for s in specs if s.supports(ctx.grain)]
+    if not specs:
+        return data
+    settings = ctx.tenant.pattern_settings
+    first, last = periods[0], periods[-1]
+    history = [s.history_window(ctx.grain, first, settings.get(s.name)) for s in specs]
+    targets = [
+        w
+        for s in specs
+        for p in (first, last)
+        if (w := s.targets_window(ctx.grain, p, settings.get(s.name))) is not None
+    ]
+    start = min(w.start for w in history)
+    data.preload(
+        Window(start, period_end(ctx.grain, last)),
+        Window(
+            min([start, *(w.start for w in targets)]),
+            max([period_end(ctx.grain, last), *(w.end for w in targets)]),
+        ),
+    )
+    return data

@@ -18,6 +18,7 @@ from fulcrum_sync.services.discover import select_contexts
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.identifiers import CacheTable, check_collisions, normalize_part
 from fulcrum_sync.store import cache as cache_store
+from fulcrum_sync.store import runs
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class CacheLoadResult:
 
     grain: Grain
     target: str
+    run_id: str | None = None
     contexts: list[ContextCacheResult] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -134,19 +136,34 @@ def run(
     others = select_contexts(engine, grain) if tenant or metric else []
     tables = plan_tables(sink, contexts, others)
     result = CacheLoadResult(grain, sink.target, started_at=datetime.now(UTC))
+    arguments = {"grain": grain.value, "tenant": tenant, "metric": metric, "target": sink.target}
+    result.run_id = runs.start_run(engine, "cache-load", arguments)
     if on_start is not None:
         on_start(len(contexts))
-    if contexts:
-        sink.open()
-        try:
-            for ctx in contexts:
-                outcome = _load_context(engine, sink, ctx, tables[ctx.context.to_string()])
-                result.contexts.append(outcome)
-                if on_result is not None:
-                    on_result(outcome)
-        finally:
-            sink.close()
-    result.finished_at = datetime.now(UTC)
+    failure: tuple[str, str] | None = None  # (outcome, error) when the run is cut short
+    try:
+        if contexts:
+            import pandas  # noqa: F401  (imported here so the first load's time excludes it)
+
+            sink.open()
+            try:
+                for ctx in contexts:
+                    outcome = _load_context(engine, sink, ctx, tables[ctx.context.to_string()])
+                    result.contexts.append(outcome)
+                    if on_result is not None:
+                        on_result(outcome)
+            finally:
+                sink.close()
+    except BaseException as exc:
+        stopped = isinstance(exc, KeyboardInterrupt | SystemExit)
+        failure = ("interrupted" if stopped else "failed", str(exc) or type(exc).__name__)
+        raise
+    finally:
+        result.finished_at = datetime.now(UTC)
+        summary = result.summary()
+        if failure is not None:
+            summary.update(outcome=failure[0], error=failure[1])
+        runs.finish_run(engine, result.run_id, str(summary["outcome"]), summary)
     return result
 
 
@@ -182,7 +199,7 @@ def _load_context(
         res.dependency_failure = isinstance(exc, DependencyError)
         if not res.dependency_failure:
             log_event(log, "cache load crashed", logging.ERROR, exc_info=exc, **fields)
-    res.seconds = time.perf_counter() - started
+    res.seconds = round(time.perf_counter() - started, 4)
     try:
         cache_store.record_cache_load(engine, _record(ctx, sink.target, res))
     except DependencyError as exc:

@@ -85,28 +85,55 @@ def _specs_for(ctx: ContextDef, only: str | None) -> list[PatternSpec]:
     return [s for s in (get_pattern(n) for n in names) if s.supports(ctx.grain)]
 
 
-class _ContextData:
-    """Loads a context's stored data once per window and slices it per pattern."""
+class ContextData:
+    """Loads a context's stored data once per window and slices it per pattern.
+
+    ``preload`` reads a wide window once (a backfill's whole range plus lookback); later
+    requests inside it are sliced in memory instead of queried.
+    """
 
     def __init__(self, engine: Engine, ctx: ContextDef) -> None:
         self._engine, self._ctx = engine, ctx
         self._cache: dict[tuple[str, str | None, Window], pd.DataFrame] = {}
+        self._wide: dict[tuple[str, str | None], tuple[Window, pd.DataFrame]] = {}
+
+    def preload(self, history: Window, targets: Window) -> None:
+        """Read every series, dimension and the targets over a wide window once."""
+        self._wide[("series", None)] = (history, self._read("series", None, history))
+        self._wide[("targets", None)] = (targets, self._read("targets", None, targets))
+        for dim in self._ctx.metric.dimensions:
+            key = ("dimension", dim.dimension_id)
+            self._wide[key] = (history, self._read("dimension", dim.dimension_id, history))
+
+    def _read(self, kind: str, dimension: str | None, window: Window) -> pd.DataFrame:
+        ids = (
+            self._engine,
+            self._ctx.tenant.tenant_id,
+            self._ctx.metric.metric_id,
+            self._ctx.grain.value,
+        )
+        if kind == "series":
+            return pattern_data.read_series(*ids, window)
+        if kind == "targets":
+            return pattern_data.read_targets(*ids, window)
+        return pattern_data.read_dimension(*ids, dimension or "", window)
 
     def _get(self, kind: str, dimension: str | None, window: Window) -> pd.DataFrame:
         key = (kind, dimension, window)
         if key not in self._cache:
-            ids = (
-                self._engine,
-                self._ctx.tenant.tenant_id,
-                self._ctx.metric.metric_id,
-                self._ctx.grain.value,
-            )
-            if kind == "series":
-                self._cache[key] = pattern_data.read_series(*ids, window)
-            elif kind == "targets":
-                self._cache[key] = pattern_data.read_targets(*ids, window)
+            wide = self._wide.get((kind, dimension))
+            if wide and wide[0].start <= window.start and window.end <= wide[0].end:
+                frame = wide[1]
+                dates = frame["date"] if not frame.empty else None
+                self._cache[key] = (
+                    frame
+                    if dates is None
+                    else frame[
+                        (dates >= pd.Timestamp(window.start)) & (dates <= pd.Timestamp(window.end))
+                    ]
+                )
             else:
-                self._cache[key] = pattern_data.read_dimension(*ids, dimension or "", window)
+                self._cache[key] = self._read(kind, dimension, window)
         return self._cache[key]
 
     def input_for(
@@ -132,13 +159,14 @@ def run_context_patterns(
     *,
     only: str | None = None,
     skip_dimensions: frozenset[str] = frozenset(),
+    data: ContextData | None = None,
 ) -> list[PatternRunResult]:
     """Run ``ctx``'s enabled patterns for ``period``; one failing never stops the others.
 
     Dimension patterns run once per dimension, except for ``skip_dimensions`` (their sync
     failed), which are reported skipped.
     """
-    data = _ContextData(rc.engine, ctx)
+    data = data or ContextData(rc.engine, ctx)
     work: list[KeyedWork[_Job]] = []
     results: list[PatternRunResult] = []
     for spec in _specs_for(ctx, only):
@@ -191,7 +219,9 @@ def run_context_patterns(
         status = "done" if claim is Claim.DONE else "busy"
         return PatternRunResult(w.payload[0].name, w.payload[1], status, w.item.run_key)
 
-    results += run_keyed(rc, work, do, _summarize, skipped, workers=1, renew=False)
+    results += run_keyed(
+        rc, work, do, _summarize, skipped, workers=1, renew=False, batch_claim=True
+    )
     return results
 
 

@@ -83,20 +83,35 @@ def run_keyed(
     workers: int = 1,
     on_result: Callable[[R], None] | None = None,
     renew: bool = True,
+    batch_claim: bool = False,
 ) -> list[R]:
     """Claim and do every item; return results in completion order.
 
     ``workers == 1`` runs everything in the calling thread (a breakpoint stops there).
     Items not yet started when ``rc.stop`` is set are left unclaimed. ``renew=False`` when
     an outer call already renews this owner's leases (they are renewed per owner).
+    ``batch_claim`` claims every key in one transaction first (small batches done by one
+    worker, such as a context's patterns); unstarted keys are released if ``rc.stop`` is set.
     """
+    if not work:
+        return []
     runs.ensure_items(rc.engine, [w.item for w in work])
     results: list[R] = []
+    claimed_up_front: dict[str, Claim] = {}
+    if batch_claim:
+        claimed_up_front = runs.claim_many(
+            rc.engine,
+            [w.item.run_key for w in work],
+            owner=rc.owner,
+            run_id=rc.run_id,
+            lease_seconds=rc.lease_seconds,
+            force_before=rc.force_before,
+        )
 
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():
             return None
-        claim = runs.claim(
+        claim = claimed_up_front.get(w.item.run_key) or runs.claim(
             rc.engine,
             w.item.run_key,
             owner=rc.owner,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from fulcrum_sync.domain import Grain, format_period, iter_periods, last_complete_period
-from fulcrum_sync.store import reports
+from fulcrum_sync.store import backfills, reports
 
 
 @dataclass(slots=True)
@@ -59,6 +59,7 @@ def status(
         failing_series=reports.failing_series(engine, grain.value if grain else None),
         failing_patterns=reports.failing_patterns(engine, grain.value if grain else None),
         freshness=[],
+        backfills=backfills.list_backfills(engine),
     )
     latest = reports.latest_series_dates(engine)
     analysed = reports.latest_pattern_periods(engine)

@@ -183,6 +183,76 @@ def owner_is_dead(owner: str) -> bool:
     return False
 
 
+def claim_many(
+    engine: Engine,
+    run_keys: list[str],
+    *,
+    owner: str,
+    run_id: str,
+    lease_seconds: int,
+    force_before: datetime | None = None,
+) -> dict[str, Claim]:
+    """Try to take every key in one transaction; return each key's claim.
+
+    Keys another live worker holds come back BUSY (on PostgreSQL, rows it has locked are
+    skipped, not waited for); keys held by a dead process on this host are taken one by one.
+    """
+    if not run_keys:
+        return {}
+    c = t.run_items.c
+    now = now_utc()
+    values = {
+        "status": "running",
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "run_id": run_id,
+        "attempts": c.attempts + 1,
+        "started_at": now,
+        "finished_at": None,
+        "error": None,
+    }
+    claimable = and_(c.run_key.in_(run_keys), _claimable(now, force_before))
+    with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            keys = list(
+                conn.execute(
+                    select(c.run_key).where(claimable).with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if keys:
+                conn.execute(update(t.run_items).where(c.run_key.in_(keys)).values(values))
+            taken = set(keys)
+        else:
+            taken = set(
+                conn.execute(
+                    update(t.run_items).where(claimable).values(values).returning(c.run_key)
+                ).scalars()
+            )
+        rest = (
+            conn.execute(
+                select(c.run_key, c.status).where(
+                    c.run_key.in_([k for k in run_keys if k not in taken])
+                )
+            ).all()
+            if len(taken) < len(run_keys)
+            else []
+        )
+    claims = {k: Claim.CLAIMED for k in taken}
+    for key, status in rest:
+        if status == "succeeded":
+            claims[key] = Claim.DONE
+        else:
+            claims[key] = claim(
+                engine,
+                key,
+                owner=owner,
+                run_id=run_id,
+                lease_seconds=lease_seconds,
+                force_before=force_before,
+            )
+    return claims
+
+
 def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:
     """Extend every lease ``owner`` holds; return how many."""
     c = t.run_items.c

@@ -91,7 +91,7 @@ def test_two_processes_do_every_key_exactly_once(pg_url: str, tmp_path: Path):
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
     done = [
         {c["context"] for c in json.loads(out)["contexts"] if c["status"] == "succeeded"}

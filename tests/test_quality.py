@@ -1,0 +1,63 @@
+"""The code stays ruff clean and keeps its layering (SPEC §8)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "fulcrum_sync"
+
+
+def test_ruff_is_clean():
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "fulcrum_sync", "tests", "scripts", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_patterns_and_domain_import_neither_store_nor_cli():
+    files = [PACKAGE / "domain.py", *sorted((PACKAGE / "patterns").glob("*.py"))]
+    for path in files:
+        bad = {
+            m
+            for m in _imports(path)
+            if m.startswith(
+                (
+                    "fulcrum_sync.store",
+                    "fulcrum_sync.cli",
+                    "fulcrum_sync.services",
+                    "fulcrum_sync.sources",
+                    "fulcrum_sync.sinks",
+                )
+            )
+        }
+        assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_services_never_import_the_cli_or_print():
+    for path in sorted((PACKAGE / "services").glob("*.py")):
+        assert "fulcrum_sync.cli" not in _imports(path), path.name
+        tree = ast.parse(path.read_text())
+        calls = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+        ]
+        assert not calls, f"{path.name} prints"

@@ -10,14 +10,12 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -41,7 +39,7 @@ def stderr_console() -> Console:
 
 def to_jsonable(value: Any) -> Any:
     """Turn dataclasses, pydantic models, dates and enums into JSON-ready values."""
-    if isinstance(value, BaseModel):
+    if hasattr(value, "model_dump"):  # a pydantic model
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -73,6 +71,7 @@ def print_table(
     caption: str | None = None,
 ) -> None:
     """Print a rich table; ``None`` cells show as an empty cell."""
+
     table = Table(title=title, caption=caption, show_lines=False, title_justify="left")
     for name in columns:
         numeric = name.lower().startswith(("rows", "count", "n ", "duration", "size"))
@@ -102,11 +101,12 @@ class SyncProgress:
         console = stderr_console()
         self._enabled = enabled and console.is_terminal
         self._label = label
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
+        self._progress: Any = None
+        self._task: Any = None
         self._console = console
 
     def __enter__(self) -> SyncProgress:
+
         if self._enabled:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),

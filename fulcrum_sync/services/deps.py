@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+if TYPE_CHECKING:  # imported lazily: `fulcrum-sync --help` must start fast
+    from sqlalchemy import Engine
 
-from fulcrum_sync.config import Settings, load_settings
-from fulcrum_sync.store.engine import open_engine
-
-if TYPE_CHECKING:
+    from fulcrum_sync.config import Settings
     from fulcrum_sync.sources.base import Source
 
 
@@ -32,12 +30,16 @@ class Deps:
 
     def get_settings(self) -> Settings:
         if self.settings is None:
+            from fulcrum_sync.config import load_settings
+
             self.settings = load_settings()
         return self.settings
 
     def get_engine(self, workers: int = 1) -> Engine:
         """Return the state database engine (schema created or migrated on first use)."""
         if self.engine is None:
+            from fulcrum_sync.store.engine import open_engine
+
             url = self.get_settings().database_url.get_secret_value()
             self.engine = open_engine(url, workers=workers)
             self._owned.append(self.engine)
@@ -55,8 +57,8 @@ class Deps:
     def close(self) -> None:
         """Dispose of what this object built (not what was injected)."""
         for owned in self._owned:
-            if isinstance(owned, Engine):
-                owned.dispose()
+            if owned is self.engine:
+                owned.dispose()  # type: ignore[attr-defined]
                 self.engine = None
             else:
                 owned.close()  # type: ignore[attr-defined]

@@ -92,3 +92,31 @@ def test_release_all_on_shutdown(engine: Engine):
     assert runs.release_all(engine, "host:1:a") == 1
     assert item_row(engine)["status"] == "released"
     assert claim(engine, "host:2:b") is Claim.CLAIMED
+
+
+def test_claim_many_takes_what_is_free_in_one_go(engine: Engine):
+    items = [
+        RunItem(
+            f"pattern:day:2025-07-01:acme::revenue::p{i}",
+            "pattern",
+            "day",
+            date(2025, 7, 1),
+            "acme",
+            "revenue",
+            f"p{i}",
+        )
+        for i in range(3)
+    ]
+    runs.ensure_items(engine, items)
+    keys = [i.run_key for i in items]
+    assert (
+        runs.claim(engine, keys[0], owner="other:1:a", run_id="r1", lease_seconds=60)
+        is Claim.CLAIMED
+    )
+    runs.complete(engine, keys[0], owner="other:1:a", succeeded=True)
+    assert (
+        runs.claim(engine, keys[1], owner="other:1:a", run_id="r1", lease_seconds=60)
+        is Claim.CLAIMED
+    )
+    claims = runs.claim_many(engine, keys, owner="host:2:b", run_id="r2", lease_seconds=60)
+    assert claims == {keys[0]: Claim.DONE, keys[1]: Claim.BUSY, keys[2]: Claim.CLAIMED}

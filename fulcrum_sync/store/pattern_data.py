@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, Table, and_, select
 
 from fulcrum_sync.domain import Window
 from fulcrum_sync.store import tables as t
@@ -22,11 +22,10 @@ def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def read_series(
-    engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
+def _read_dated(
+    engine: Engine, table: Table, tenant_id: int, metric_id: str, grain: str, window: Window
 ) -> pd.DataFrame:
-    """Return the stored base series in ``window`` (columns date, value)."""
-    c = t.metric_time_series.c
+    c = table.c
     query = (
         select(c.date, c.value)
         .where(
@@ -40,8 +39,22 @@ def read_series(
         )
         .order_by(c.date)
     )
-    with translate_errors(engine, "read series from"), engine.connect() as conn:
+    with translate_errors(engine, f"read {table.name} from"), engine.connect() as conn:
         return _frame(conn.execute(query).all(), ["date", "value"])
+
+
+def read_series(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
+) -> pd.DataFrame:
+    """Return the stored base series in ``window`` (columns date, value)."""
+    return _read_dated(engine, t.metric_time_series, tenant_id, metric_id, grain, window)
+
+
+def read_targets(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
+) -> pd.DataFrame:
+    """Return the stored targets in ``window`` (columns date, value)."""
+    return _read_dated(engine, t.metric_targets, tenant_id, metric_id, grain, window)
 
 
 def read_dimension(
@@ -65,28 +78,6 @@ def read_dimension(
     )
     with translate_errors(engine, "read series from"), engine.connect() as conn:
         return _frame(conn.execute(query).all(), ["date", "slice", "value"])
-
-
-def read_targets(
-    engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
-) -> pd.DataFrame:
-    """Return the stored targets in ``window`` (columns date, value)."""
-    c = t.metric_targets.c
-    query = (
-        select(c.date, c.value)
-        .where(
-            and_(
-                c.tenant_id == tenant_id,
-                c.metric_id == metric_id,
-                c.grain == grain,
-                c.date >= window.start,
-                c.date <= window.end,
-            )
-        )
-        .order_by(c.date)
-    )
-    with translate_errors(engine, "read targets from"), engine.connect() as conn:
-        return _frame(conn.execute(query).all(), ["date", "value"])
 
 
 def save_result(

@@ -113,6 +113,19 @@ def _claimable(now: datetime, force_before: datetime | None) -> Any:
     return or_(*conditions)
 
 
+def _claimed_values(now: datetime, owner: str, run_id: str, lease_seconds: int) -> dict[str, Any]:
+    return {
+        "status": "running",
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "run_id": run_id,
+        "attempts": t.run_items.c.attempts + 1,
+        "started_at": now,
+        "finished_at": None,
+        "error": None,
+    }
+
+
 def claim(
     engine: Engine,
     run_key: str,
@@ -129,16 +142,7 @@ def claim(
     c = t.run_items.c
     now = now_utc()
     claimable = and_(c.run_key == run_key, _claimable(now, force_before))
-    values = {
-        "status": "running",
-        "lease_owner": owner,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "run_id": run_id,
-        "attempts": c.attempts + 1,
-        "started_at": now,
-        "finished_at": None,
-        "error": None,
-    }
+    values = _claimed_values(now, owner, run_id, lease_seconds)
     with translate_errors(engine, "claim a run key in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             locked = conn.execute(
@@ -201,16 +205,7 @@ def claim_many(
         return {}
     c = t.run_items.c
     now = now_utc()
-    values = {
-        "status": "running",
-        "lease_owner": owner,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "run_id": run_id,
-        "attempts": c.attempts + 1,
-        "started_at": now,
-        "finished_at": None,
-        "error": None,
-    }
+    values = _claimed_values(now, owner, run_id, lease_seconds)
     claimable = and_(c.run_key.in_(run_keys), _claimable(now, force_before))
     with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":

@@ -581,6 +581,7 @@ def cache_load(
         ),
     ] = None,
     json_out: JsonOption = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Copy each active context's stored series into its own cache table.
 
@@ -595,6 +596,7 @@ def cache_load(
     from fulcrum_sync.services import cache_load as cache_service
     from fulcrum_sync.sinks import build_sink
 
+    tables = _begin(ctx, log_format, json_out=json_out, job=True)
     deps = _deps(ctx)
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)
@@ -612,11 +614,21 @@ def cache_load(
             on_result=progress.advance,
         )
     if json_out:
-        summary = {"run_id": result.run_id, "grain": grain_value, "target": target_name}
+        summary: dict[str, object] = {"run_id": result.run_id, "grain": grain_value}
+        summary["target"] = target_name
         summary.update(result.summary())
         print_json({**summary, "contexts": result.contexts})
-    else:
+    elif tables:
         _print_cache_load(result)
+    else:
+        _log_summary(
+            "cache-load finished",
+            run_id=result.run_id,
+            grain=grain_value.value,
+            target=target_name,
+            outcome=result.outcome,
+            counts=result.summary(),
+        )
     raise typer.Exit(run_exit_code(result.outcome))
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, delete, func, insert, select
 
 from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
+from fulcrum_sync.domain import StoreError
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import serialize, translate_errors
 
@@ -118,7 +120,14 @@ def read_catalog(engine: Engine) -> Catalog:
         metrics: dict[int, list[MetricDef]] = {}
         rows = conn.execute(select(t.metric_definitions).order_by(t.metric_definitions.c.metric_id))
         for row in rows:
-            metrics.setdefault(row.tenant_id, []).append(MetricDef.model_validate(row.definition))
+            try:
+                metric = MetricDef.model_validate(row.definition)
+            except ValidationError as exc:
+                raise StoreError(
+                    f"stored definition of metric {row.metric_id!r} (tenant {row.tenant_id}) "
+                    f"is invalid: {exc.errors()[0]['msg']}; load the catalog again"
+                ) from None
+            metrics.setdefault(row.tenant_id, []).append(metric)
         tenants = [
             TenantDef(
                 tenant_id=row.tenant_id,

@@ -50,6 +50,16 @@ LogFormat = Literal["auto", "rich", "json"]
 MASK = "***"
 
 #: The fields an operator can rely on in every JSON line that concerns them.
+ALWAYS_PRESENT = (
+    "run_id",
+    "run_key",
+    "tenant",
+    "metric",
+    "grain",
+    "counts",
+    "duration",
+    "error",
+)
 EVENT_FIELDS: tuple[str, ...] = (
     "run_id",
     "run_key",
@@ -289,6 +299,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in _extra_fields(record).items():
             payload.setdefault(key, value)
+        for key in ALWAYS_PRESENT:  # every line carries the same core keys (null if n/a)
+            payload.setdefault(key, None)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from fulcrum_sync.logs import (
+    ALWAYS_PRESENT,
     EVENT_FIELDS,
     MASK,
     NOISY_LOGGERS,
@@ -124,7 +125,7 @@ def test_json_lines_carry_time_level_event_and_the_fields() -> None:
     log_event(LOG, "context failed", level=logging.ERROR, tenant="acme", error="boom")
 
     first, second = json_lines(stream)
-    assert set(first) == {"time", "level", "event", "logger", *fields}
+    assert set(first) == {"time", "level", "event", "logger", *fields, *ALWAYS_PRESENT}
     assert first["event"] == "context synced"
     assert first["level"] == "info"
     assert first["logger"] == LOG.name
@@ -133,7 +134,9 @@ def test_json_lines_carry_time_level_event_and_the_fields() -> None:
     assert stamp.utcoffset() == timedelta(0)
     assert first["time"].endswith("Z")
     assert abs(stamp - before) < timedelta(seconds=5)
+    # Every line carries the core keys; those an event has no value for are null.
     assert second == {
+        **dict.fromkeys(ALWAYS_PRESENT),
         "time": second["time"],
         "level": "error",
         "event": "context failed",

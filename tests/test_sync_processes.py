@@ -183,3 +183,44 @@ def test_sigkill_mid_full_sync_then_rerun_completes(backend: str, tmp_path: Path
     engine.dispose()
     assert {s for s, _ in items} == {"succeeded"}
     assert sum(a for _, a in items) <= 61  # only the killed key ran twice
+
+
+def test_sigterm_finishes_or_releases_then_next_run_completes(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    env = base_env(url)
+    prepare(url, tmp_path, env, metrics=60)
+    args = ["sync", "--grain", "day", "--period", "2026-06-30", "--no-patterns", "--workers", "2"]
+    proc = subprocess.Popen(
+        cli(*args, env=env), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    engine = open_engine(url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        with engine.connect() as conn:
+            done = conn.execute(
+                select(func.count())
+                .select_from(t.run_items)
+                .where(t.run_items.c.status == "succeeded")
+            ).scalar_one()
+        if done >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "sync finished before SIGTERM could be sent"
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)  # well inside a pod's 30 s grace period
+    assert time.monotonic() - sent < 30
+    assert proc.returncode == 143
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert events[-1]["event"] == "sync finished" and events[-1]["outcome"] == "interrupted"
+    with engine.connect() as conn:
+        statuses = [r[0] for r in conn.execute(select(t.run_items.c.status))]
+    assert "running" not in statuses  # finished or released, none left claimed
+    assert 3 <= statuses.count("succeeded") < 60
+
+    rerun = subprocess.run(cli(*args, "--json", env=env), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    with engine.connect() as conn:
+        statuses = [r[0] for r in conn.execute(select(t.run_items.c.status))]
+    engine.dispose()
+    assert statuses.count("succeeded") == 60

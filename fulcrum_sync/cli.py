@@ -125,13 +125,13 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def _pattern_chain(enabled: bool) -> Any:
+def _pattern_chain(deps: Deps, enabled: bool) -> Any:
     """The in-process pattern chain for ``sync`` (None with --no-patterns)."""
     if not enabled:
         return None
     from fulcrum_sync.services.patterns import make_chain
 
-    return make_chain()
+    return make_chain(deps.patterns)
 
 
 LogFormatOption = Annotated[
@@ -494,7 +494,7 @@ def sync(
             source,
             settings,
             request,
-            chain=_pattern_chain(request.run_patterns),
+            chain=_pattern_chain(deps, request.run_patterns),
             stop=stop,
             on_result=progress.advance,
             on_start=progress.start,
@@ -735,6 +735,7 @@ def patterns(
             stop=stop,
             on_result=progress.advance,
             on_start=progress.start,
+            overrides=deps.patterns,
         )
     summary = render_patterns.patterns_result_json(result)
     if json_out:

@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # imported lazily: `fulcrum-sync --help` must start fast
     from sqlalchemy import Engine
 
     from fulcrum_sync.config import Settings
+    from fulcrum_sync.patterns.registry import PatternSpec
     from fulcrum_sync.sources.base import Source
 
 
@@ -19,11 +20,13 @@ class Deps:
     :param settings: settings; built from the environment when None.
     :param source: a source to use instead of the one the settings name.
     :param engine: an engine to use instead of opening ``settings.database_url``.
+    :param patterns: pattern specs that replace the registered ones of the same name.
     """
 
     settings: Settings | None = None
     source: Source | None = None
     engine: Engine | None = None
+    patterns: dict[str, PatternSpec] | None = None  # replace registered patterns (tests)
     log_format: str | None = None
     verbose: bool = False
     _owned: list[object] = field(default_factory=list)

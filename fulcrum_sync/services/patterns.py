@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -80,9 +80,14 @@ log = logging.getLogger(__name__)
 _Job = tuple[PatternSpec, str | None, str]  # pattern, dimension, run key
 
 
-def _specs_for(ctx: ContextDef, only: str | None) -> list[PatternSpec]:
+# Patterns to use instead of the registered ones of the same name (tests inject through Deps).
+Overrides = Mapping[str, PatternSpec] | None
+
+
+def _specs_for(ctx: ContextDef, only: str | None, overrides: Overrides) -> list[PatternSpec]:
     names = [n for n in ctx.metric.patterns if only is None or n == only]
-    return [s for s in (get_pattern(n) for n in names) if s.supports(ctx.grain)]
+    specs = [(overrides or {}).get(n) or get_pattern(n) for n in names]
+    return [s for s in specs if s.supports(ctx.grain)]
 
 
 class ContextData:
@@ -160,6 +165,7 @@ def run_context_patterns(
     only: str | None = None,
     skip_dimensions: frozenset[str] = frozenset(),
     data: ContextData | None = None,
+    overrides: Overrides = None,
 ) -> list[PatternRunResult]:
     """Run ``ctx``'s enabled patterns for ``period``; one failing never stops the others.
 
@@ -169,7 +175,7 @@ def run_context_patterns(
     data = data or ContextData(rc.engine, ctx)
     work: list[KeyedWork[_Job]] = []
     results: list[PatternRunResult] = []
-    for spec in _specs_for(ctx, only):
+    for spec in _specs_for(ctx, only, overrides):
         pctx = PatternContext(ctx.tenant.identifier, ctx.metric.metric_id, spec.name)
         dims = [d.dimension_id for d in ctx.metric.dimensions] if spec.needs_dimension else [None]
         for dim in dims:
@@ -232,16 +238,21 @@ def _summarize(result: PatternRunResult) -> Outcome:
     )
 
 
-def make_chain(enabled: bool = True) -> Callable[[RunContext, ContextDef, ContextResult], None]:
+def make_chain(
+    overrides: Overrides = None,
+) -> Callable[[RunContext, ContextDef, ContextResult], None]:
     """Return the hook ``sync`` calls after each context whose base series was stored."""
 
     def chain(rc: RunContext, ctx: ContextDef, res: ContextResult) -> None:
-        if enabled:
-            res.patterns.extend(
-                run_context_patterns(
-                    rc, ctx, res.period, skip_dimensions=frozenset(res.dimensions_failed)
-                )
+        res.patterns.extend(
+            run_context_patterns(
+                rc,
+                ctx,
+                res.period,
+                skip_dimensions=frozenset(res.dimensions_failed),
+                overrides=overrides,
             )
+        )
 
     return chain
 
@@ -268,6 +279,7 @@ def run(
     stop: threading.Event | None = None,
     on_result: Callable[[ContextResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    overrides: Overrides = None,
 ) -> PatternsRunResult:
     """Run the selected contexts' patterns on stored data for ``request.period``."""
     contexts = select_for(engine, request)
@@ -295,7 +307,9 @@ def run(
             started_at=datetime.now(UTC),
         )
         if not rc.stop.is_set():
-            res.patterns = run_context_patterns(rc, ctx, request.period, only=request.pattern)
+            res.patterns = run_context_patterns(
+                rc, ctx, request.period, only=request.pattern, overrides=overrides
+            )
         res.finished_at = datetime.now(UTC)
         res.status = "failed" if res.pattern_counts()["failed"] else "succeeded"
         return res

@@ -479,7 +479,7 @@ def sync(
         dry_run=dry_run,
         run_patterns=not no_patterns,
     )
-    engine = deps.get_engine(workers=request.workers)
+    engine = deps.get_engine(workers=request.workers, pooled=True)
     if dry_run:
         planned = sync_service.plan(engine, settings, request)
         if json_out or not tables:
@@ -601,7 +601,7 @@ def cache_load(
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)
     target_name = (target or settings.cache_target).strip().lower()
-    engine = deps.get_engine()
+    engine = deps.get_engine(pooled=True)
     sink = build_sink(target_name, settings, engine)
     with render.SyncProgress(enabled=not json_out, label="cache tables") as progress:
         result = cache_service.run(
@@ -726,7 +726,7 @@ def patterns(
     )
     if pattern is not None:
         svc.get_pattern(pattern)  # fail on an unknown name before touching the database
-    engine = deps.get_engine(workers=request.workers)
+    engine = deps.get_engine(workers=request.workers, pooled=True)
     with stop_on_sigterm() as stop, render.SyncProgress(enabled=not json_out) as progress:
         result = svc.run(
             engine,
@@ -874,7 +874,7 @@ def backfill(
     )
     if resume is None:
         svc.validate(request, settings)
-    engine = deps.get_engine(workers=request.workers)
+    engine = deps.get_engine(workers=request.workers, pooled=True)
     if dry_run:
         plan = svc.make_plan(engine, settings, request)
         if json_out or not tables:

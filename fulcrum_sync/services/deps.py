@@ -38,13 +38,16 @@ class Deps:
             self.settings = load_settings()
         return self.settings
 
-    def get_engine(self, workers: int = 1) -> Engine:
-        """Return the state database engine (schema created or migrated on first use)."""
+    def get_engine(self, workers: int = 1, *, pooled: bool = False) -> Engine:
+        """Return the state database engine (schema created or migrated on first use).
+
+        :param pooled: keep connections open between transactions (jobs doing many).
+        """
         if self.engine is None:
             from fulcrum_sync.store.engine import open_engine
 
             url = self.get_settings().database_url.get_secret_value()
-            self.engine = open_engine(url, workers=workers)
+            self.engine = open_engine(url, workers=workers, pooled=pooled)
             self._owned.append(self.engine)
         return self.engine
 

@@ -1,0 +1,412 @@
+"""What every benchmark shares: figures with targets, sizes, machine facts, databases, helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_ENV = "FULCRUM_SYNC_BENCH_PG"
+DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+HISTORY_START = date(2025, 7, 1)
+
+Op = Literal["<", "<=", ">="]
+
+
+@dataclass(slots=True)
+class Figure:
+    """One reported number, with its target when it has one (``op`` None: for information)."""
+
+    key: str
+    label: str
+    value: float | None
+    unit: str
+    op: Op | None = None
+    threshold: float | None = None
+    note: str = ""
+
+    @property
+    def passed(self) -> bool | None:
+        if self.op is None or self.threshold is None:
+            return None
+        if self.value is None:
+            return False
+        if self.op == "<":
+            return self.value < self.threshold
+        if self.op == "<=":
+            return self.value <= self.threshold
+        return self.value >= self.threshold
+
+    @property
+    def target(self) -> str:
+        if self.op is None or self.threshold is None:
+            return ""
+        return f"{self.op} {self.threshold:g}" + (f" {self.unit}" if self.unit != "x" else "x")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "value": None if self.value is None else round(self.value, 4),
+            "unit": self.unit,
+            "target": self.target or None,
+            "passed": self.passed,
+            "note": self.note,
+        }
+
+
+@dataclass(slots=True)
+class Measurement:
+    """What one benchmark found: its figures, how they were measured, and any skip reason."""
+
+    name: str
+    title: str
+    figures: list[Figure] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: str | None = None
+    error: str | None = None
+
+    def add(self, *figures: Figure) -> None:
+        self.figures.extend(figures)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "seconds": round(self.seconds, 2),
+            "skipped": self.skipped,
+            "error": self.error,
+            "figures": [f.to_json() for f in self.figures],
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How big each benchmark runs; ``QUICK`` keeps the ratios meaningful in under 3 minutes."""
+
+    orchestration_contexts: int = 10_000
+    rss_contexts: tuple[int, int] = (1_000, 10_000)
+    profile_contexts: int = 2_000
+    floor_keys: int = 2_000
+    pg_orchestration_contexts: int = 500
+    upsert_rows: int = 200_000
+    upsert_repeats: int = 3
+    concurrency_delay: float = 0.05
+    concurrency_contexts: tuple[int, int] = (40, 240)  # workers 1, workers 8
+    concurrency_source_only: tuple[int, int] = (40, 240)
+    backfill_days: int = 90
+    backfill_tenant: str | None = None
+    cli_runs: int = 11
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    orchestration_contexts=1_000,
+    rss_contexts=(250, 1_000),
+    profile_contexts=300,
+    floor_keys=500,
+    pg_orchestration_contexts=30,
+    upsert_rows=50_000,
+    upsert_repeats=3,
+    concurrency_contexts=(30, 180),
+    concurrency_source_only=(30, 180),
+    backfill_tenant="acme",
+    cli_runs=7,
+)
+TINY = Sizes(
+    orchestration_contexts=20,
+    rss_contexts=(10, 20),
+    profile_contexts=10,
+    floor_keys=10,
+    pg_orchestration_contexts=5,
+    upsert_rows=300,
+    upsert_repeats=1,
+    concurrency_delay=0.01,
+    concurrency_contexts=(4, 8),
+    concurrency_source_only=(4, 8),
+    backfill_days=7,
+    backfill_tenant="acme",
+    cli_runs=1,
+)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    """Yield a one-element list that holds the elapsed seconds once the block ends."""
+    box = [0.0]
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box[0] = time.perf_counter() - start
+
+
+def machine() -> dict[str, Any]:
+    """Facts about the machine the figures come from."""
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpu": _cpu_model(),
+        "ram_gb": _ram_gb(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        import sqlite3
+
+        info["sqlite"] = sqlite3.sqlite_version
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def pg_admin_url() -> str:
+    return os.environ.get(PG_ADMIN_ENV, DEFAULT_PG_ADMIN)
+
+
+def pg_version(admin_url: str) -> str | None:
+    """Return the server's version string, or None when it is unreachable."""
+    try:
+        import psycopg
+
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else None
+    except Exception:
+        return None
+
+
+@contextmanager
+def pg_database(admin_url: str) -> Iterator[str]:
+    """Create a database for one benchmark; yield its SQLAlchemy URL; drop it afterwards."""
+    import psycopg
+
+    name = f"fulcrum_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_schema(database_url: str) -> str:
+    """Create a fresh schema in a benchmark database; return a URL that works inside it."""
+    import psycopg
+
+    schema = f"s_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{database_url}?options=-csearch_path%3D{schema}"
+
+
+def sqlite_url(directory: Path, name: str = "state.db") -> str:
+    return f"sqlite:///{directory / name}"
+
+
+# --------------------------------------------------------------------------- fulcrum-sync
+
+
+def settings(database_url: str, **overrides: Any) -> Any:
+    """Settings for a benchmark: no ``.env`` file, the given database, the demo source."""
+    from pydantic import SecretStr
+
+    from fulcrum_sync.config import Settings
+
+    values: dict[str, Any] = {
+        "database_url": SecretStr(database_url),
+        "source": "demo",
+        "history_start": HISTORY_START,
+        "log_format": "json",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def synthetic_catalog(contexts: int, *, dimensions: int = 0, metrics_per_tenant: int = 100) -> Any:
+    """A catalog of ``contexts`` day-grain contexts: tenants of up to 100 metrics each."""
+    from fulcrum_sync.catalog import Catalog, DimensionDef, MetricDef, TenantDef
+    from fulcrum_sync.domain import Grain
+
+    dims = tuple(
+        DimensionDef(dimension_id=f"d{k}", member=f"orders.d{k}") for k in range(dimensions)
+    )
+    tenants = []
+    made = 0
+    tenant_id = 0
+    while made < contexts:
+        count = min(metrics_per_tenant, contexts - made)
+        metrics = tuple(
+            MetricDef(
+                metric_id=f"m{j:03d}",
+                measure=f"orders.measure_{j}",
+                time_dimension="orders.created_at",
+                dimensions=dims,
+                grains=(Grain.DAY,),
+            )
+            for j in range(count)
+        )
+        tenants.append(
+            TenantDef(tenant_id=tenant_id, identifier=f"t{tenant_id:04d}", metrics=metrics)
+        )
+        made += count
+        tenant_id += 1
+    return Catalog(tenants=tuple(tenants))
+
+
+def prepare_state(database_url: str, catalog: Any) -> None:
+    """Create the schema, store ``catalog`` and discover its day contexts."""
+    from fulcrum_sync.domain import Grain
+    from fulcrum_sync.services import discover
+    from fulcrum_sync.store.engine import open_engine
+
+    engine = open_engine(database_url)
+    try:
+        discover.save_catalog(engine, catalog, HISTORY_START)
+        discover.discover(engine, "bench", HISTORY_START, Grain.DAY)
+    finally:
+        engine.dispose()
+
+
+class InstantSource:
+    """A source that answers at once with a prebuilt list (empty by default)."""
+
+    name = "instant"
+
+    def __init__(self, rows: list[Any] | None = None) -> None:
+        self.rows: list[Any] = rows or []
+        self.calls = 0
+
+    def fetch_series(self, request: Any) -> list[Any]:
+        self.calls += 1
+        return self.rows
+
+    def fetch_metadata(self, tenant: str) -> Any:
+        from fulcrum_sync.sources.base import SourceMetadata
+
+        return SourceMetadata()
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True, slots=True)
+class ChildResult:
+    """A child process's JSON answer, its peak RSS and its wall time."""
+
+    output: dict[str, Any]
+    max_rss_mb: float
+    seconds: float
+
+
+def run_child(module: str, args: Sequence[str], *, timeout: float = 900) -> ChildResult:
+    """Run ``python -m benchmarks.<module> args``; return its last stdout line as JSON.
+
+    The peak RSS is the child's own (``VmHWM`` it reports through :func:`emit`, else
+    ``wait4``'s rusage), so nothing the parent holds counts.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"benchmarks.{module}", *args],
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=str(ROOT),
+        )
+        deadline = start + timeout
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                raise RuntimeError(f"benchmarks.{module} timed out after {timeout:g}s")
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"benchmarks.{module} {' '.join(args)} exited {proc.returncode}: {stderr[-2000:]}"
+        )
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    output = json.loads(lines[-1])
+    # ru_maxrss survives exec (it would count the forked parent): prefer the child's VmHWM.
+    rss = output.pop("peak_rss_mb", None) or rusage.ru_maxrss / 1024
+    return ChildResult(output, rss, seconds)
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak RSS since exec (``VmHWM``), or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def emit(output: dict[str, Any]) -> None:
+    """Print a child's answer as the last stdout line, with its peak RSS."""
+    print(json.dumps({**output, "peak_rss_mb": peak_rss_mb()}), flush=True)
+
+
+def pct(part: float, whole: float) -> float:
+    return 100.0 * part / whole if whole else 0.0
+
+
+Progress = Callable[[str], None]

@@ -1,0 +1,431 @@
+"""Orchestration overhead: what ``sync`` itself costs per context, and its memory.
+
+The source answers at once with no rows, so nothing is fetched and no series row is
+written: what remains is the service's own work per context (claim the run key, read the
+sync status, decide FULL or INCREMENTAL, record the series status, complete the key) on a
+real SQLite state database. Every run happens in a child process so its peak RSS is its
+own. Two floors come from the same run: the run-key bookkeeping alone (claim + complete
+through ``store/runs.py``) and the same two transactions as raw SQL on the driver.
+
+Run one child by hand: ``python -m benchmarks.orchestration sync URL N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    Figure,
+    Measurement,
+    Progress,
+    Sizes,
+    emit,
+    pct,
+    pg_admin_url,
+    pg_database,
+    pg_schema,
+    pg_version,
+    prepare_state,
+    run_child,
+    settings,
+    sqlite_url,
+    synthetic_catalog,
+)
+
+FIRST_PERIOD = date(2025, 9, 1)  # FULL: no earlier success
+NEXT_PERIOD = date(2025, 9, 2)  # INCREMENTAL: the daily steady state
+TARGET_MS = 1.0
+TARGET_RSS_MB = 300.0
+RSS_GROWTH_LIMIT = 1.25  # peak RSS at the big size at most this times the small size's
+
+
+def measure(sizes: Sizes, progress: Progress) -> Measurement:
+    """Run every orchestration child and turn their answers into figures."""
+    m = Measurement("orchestration", "Orchestration overhead (sync, instant source, SQLite)")
+    small, big = sizes.rss_contexts
+    main_n = sizes.orchestration_contexts
+    with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
+        root = Path(tmp)
+
+        def prepared(name: str, contexts: int) -> str:
+            url = sqlite_url(root, f"{name}.db")
+            prepare_state(url, synthetic_catalog(contexts))
+            return url
+
+        progress(f"orchestration: sync over {main_n} contexts (child process)")
+        main = run_child("orchestration", ["sync", prepared("main", main_n), str(main_n)])
+        runs_by_size = {main_n: main}
+        for n in (small, big):
+            if n not in runs_by_size:
+                progress(f"orchestration: peak RSS at {n} contexts (child process)")
+                runs_by_size[n] = run_child(
+                    "orchestration", ["sync", prepared(f"rss{n}", n), str(n)]
+                )
+        progress("orchestration: baseline process (imports, engine, no contexts)")
+        baseline = run_child("orchestration", ["sync", prepared("base", 1), "0"])
+        progress(f"orchestration: claim + complete floor over {sizes.floor_keys} keys")
+        floor = run_child(
+            "orchestration", ["floor", sqlite_url(root, "floor.db"), str(sizes.floor_keys)]
+        )
+        pg = _postgres_runs(sizes.pg_orchestration_contexts, progress)
+        progress(f"orchestration: profile of {sizes.profile_contexts} contexts")
+        prof_url = prepared("profile", sizes.profile_contexts)
+        profile = run_child(
+            "orchestration", ["sync", prof_url, str(sizes.profile_contexts), "--profile"]
+        )
+
+    full, incr = main.output["full"], main.output["incremental"]
+    fl = floor.output
+    rss_small, rss_big = runs_by_size[small].max_rss_mb, runs_by_size[big].max_rss_mb
+    growth = rss_big / rss_small if rss_small else None
+    m.add(
+        Figure(
+            "incremental_ms_per_context",
+            f"sync, INCREMENTAL, {main_n} contexts (wall)",
+            incr["ms_per_context"],
+            "ms",
+            "<",
+            TARGET_MS,
+            f"cpu {incr['cpu_ms_per_context']:.2f} ms/context",
+        ),
+        Figure(
+            "full_ms_per_context",
+            f"sync, first run (FULL), {main_n} contexts (wall)",
+            full["ms_per_context"],
+            "ms",
+            "<",
+            TARGET_MS,
+            f"cpu {full['cpu_ms_per_context']:.2f} ms/context",
+        ),
+        Figure(
+            "bookkeeping_ms_per_key",
+            "floor: claim + complete alone (store/runs.py)",
+            fl["store_ms_per_key"],
+            "ms",
+            note=f"cpu {fl['store_cpu_ms_per_key']:.2f} ms/key",
+        ),
+        Figure(
+            "raw_sql_ms_per_key",
+            "floor: same two transactions as raw driver SQL",
+            fl["raw_ms_per_key"],
+            "ms",
+            note=f"cpu {fl['raw_cpu_ms_per_key']:.2f} ms/key",
+        ),
+        Figure(
+            "bookkeeping_share",
+            "claim + complete floor / INCREMENTAL per context",
+            pct(fl["store_ms_per_key"], incr["ms_per_context"]),
+            "%",
+        ),
+        Figure(
+            "statements_per_context",
+            "SQL statements per context (INCREMENTAL)",
+            incr["statements_per_context"],
+            "",
+            note=f"{incr['commits_per_context']:.1f} commits; "
+            f"{incr['sql_ms_per_context']:.2f} ms/context inside the driver",
+        ),
+        Figure(
+            f"peak_rss_{small}", f"peak RSS, {small} contexts", rss_small, "MB", "<", TARGET_RSS_MB
+        ),
+        Figure(f"peak_rss_{big}", f"peak RSS, {big} contexts", rss_big, "MB", "<", TARGET_RSS_MB),
+        Figure(
+            "rss_growth",
+            f"peak RSS {big} / {small} contexts",
+            growth,
+            "x",
+            "<=",
+            RSS_GROWTH_LIMIT,
+            f"baseline process {baseline.max_rss_mb:.0f} MB; "
+            f"{(rss_big - rss_small) / max(big - small, 1) * 1000:.1f} MB per 1k contexts",
+        ),
+    )
+    split = (profile.output.get("profile") or {}).get("phases_pct", {})
+    layers = (profile.output.get("profile") or {}).get("layers_pct", {})
+    if split:
+        others = ", ".join(
+            f"{k} {v:.0f}%"
+            for k, v in split.items()
+            if k not in ("claim run key", "complete run key")
+        )
+        building = layers.get("sqlalchemy.sql (building statements, cache keys)", 0.0)
+        m.add(
+            Figure(
+                "profile_bookkeeping_pct",
+                f"profile ({sizes.profile_contexts} contexts): claim + complete share",
+                split.get("claim run key", 0.0) + split.get("complete run key", 0.0),
+                "%",
+                note=f"{others}; SQLAlchemy statement building {building:.0f}% of own time",
+            )
+        )
+    for kind, label in (
+        ("nullpool", "PostgreSQL, engine as the CLI opens it for --workers 1 (NullPool)"),
+        ("pooled", "PostgreSQL, pooled engine"),
+    ):
+        if kind in pg:
+            run = pg[kind]["incremental"]
+            m.add(
+                Figure(
+                    f"pg_{kind}_ms_per_context",
+                    f"{label}, INCREMENTAL, {pg['contexts']} contexts",
+                    run["ms_per_context"],
+                    "ms",
+                    note=f"cpu {run['cpu_ms_per_context']:.2f} ms/context; "
+                    f"{run['commits_per_context']:.1f} commits/context",
+                )
+            )
+    m.details = {
+        "contexts": main_n,
+        "store": "sqlite",
+        "source": "instant (0 rows)",
+        "runs": main.output,
+        "rss_mb": {str(n): round(r.max_rss_mb, 1) for n, r in sorted(runs_by_size.items())}
+        | {"0": round(baseline.max_rss_mb, 1)},
+        "floor": fl,
+        "profile": profile.output.get("profile"),
+        "postgresql": pg,
+    }
+    return m
+
+
+def _postgres_runs(contexts: int, progress: Progress) -> dict[str, Any]:
+    """The same runs on PostgreSQL, with the engine the CLI opens and with a pool."""
+    admin = pg_admin_url()
+    if pg_version(admin) is None:
+        return {"skipped": f"PostgreSQL not reachable at {admin}"}
+    out: dict[str, Any] = {"contexts": contexts}
+    with pg_database(admin) as db:
+        for kind, engine_workers in (("nullpool", 1), ("pooled", 2)):
+            progress(f"orchestration: PostgreSQL, {contexts} contexts, {kind}")
+            url = pg_schema(db)
+            prepare_state(url, synthetic_catalog(contexts))
+            child = run_child(
+                "orchestration",
+                ["sync", url, str(contexts), "--engine-workers", str(engine_workers)],
+            )
+            out[kind] = child.output
+    return out
+
+
+# --------------------------------------------------------------------------- children
+
+
+class _StatementCounter:
+    """Count statements, commits and time inside the driver through engine events."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.statements = 0
+        self.commits = 0
+        self.seconds = 0.0
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        event.listen(engine, "commit", self._commit)
+
+    def reset(self) -> None:
+        self.statements, self.commits, self.seconds = 0, 0, 0.0
+
+    def _before(self, conn: Any, *_args: Any) -> None:
+        conn.info["_bench_t0"] = time.perf_counter()
+
+    def _after(self, conn: Any, *_args: Any) -> None:
+        self.statements += 1
+        self.seconds += time.perf_counter() - conn.info.pop("_bench_t0", time.perf_counter())
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+
+def _sync_child(url: str, contexts: int, profile: bool, engine_workers: int = 1) -> dict[str, Any]:
+    from benchmarks.common import InstantSource
+    from fulcrum_sync.domain import Grain, SyncRequest
+    from fulcrum_sync.services import sync as sync_service
+    from fulcrum_sync.store.engine import open_engine
+
+    engine = open_engine(url, workers=engine_workers)
+    counter = _StatementCounter(engine)
+    cfg = settings(url)
+    source = InstantSource()
+    out: dict[str, Any] = {"contexts": contexts}
+    if contexts == 0:  # the baseline: everything a sync process loads, no work
+        from fulcrum_sync.services import discover  # noqa: F401
+
+        engine.dispose()
+        return out
+    for name, period in (("full", FIRST_PERIOD), ("incremental", NEXT_PERIOD)):
+        request = SyncRequest(grain=Grain.DAY, period=period, workers=1, run_patterns=False)
+        profiler = cProfile.Profile() if profile and name == "incremental" else None
+        counter.reset()
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        result = sync_service.run(engine, source, cfg, request)
+        if profiler is not None:
+            profiler.disable()
+            out["profile"] = _profile_split(profiler)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        statuses = {c.status for c in result.contexts}
+        if len(result.contexts) != contexts or statuses != {"succeeded"}:
+            raise RuntimeError(f"{name}: {len(result.contexts)} contexts, statuses {statuses}")
+        out[name] = {
+            "seconds": round(wall, 3),
+            "ms_per_context": wall * 1000 / contexts,
+            "cpu_ms_per_context": cpu * 1000 / contexts,
+            "statements_per_context": counter.statements / contexts,
+            "commits_per_context": counter.commits / contexts,
+            "sql_ms_per_context": counter.seconds * 1000 / contexts,
+            "sync_types": sorted({s.sync_type.value for c in result.contexts for s in c.series}),
+        }
+    engine.dispose()
+    return out
+
+
+# What the profile attributes time to: (label, module suffix, function name), outermost first.
+_PHASES = (
+    ("claim run key", "store/runs.py", "claim"),
+    ("complete run key", "store/runs.py", "complete"),
+    ("read sync status", "store/sync_status.py", "read_statuses"),
+    ("write series + status", "services/sync_context.py", "_sync_series"),
+    ("select contexts", "services/sync.py", "select"),
+    ("ensure run items", "store/runs.py", "ensure_items"),
+)
+
+
+def _profile_split(profiler: cProfile.Profile) -> dict[str, Any]:
+    """Shares of the profiled run: per phase (cumulative) and per layer (own time)."""
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = next(
+        ct
+        for (file, _line, fn), (_cc, _nc, _tt, ct, _callers) in stats.items()
+        if fn == "run" and file.endswith("services/sync.py")
+    )
+    phases: dict[str, float] = {}
+    for label, suffix, func in _PHASES:
+        phases[label] = sum(
+            ct
+            for (file, _line, fn), (_cc, _nc, _tt, ct, _c) in stats.items()
+            if fn == func and file.endswith(suffix)
+        )
+    phases["other"] = max(total - sum(phases.values()), 0.0)
+    layers = {
+        "sqlalchemy.sql (building statements, cache keys)": 0.0,
+        "sqlalchemy engine/pool/events (executing)": 0.0,
+        "sqlite3 driver (execute, commit)": 0.0,
+        "fulcrum_sync": 0.0,
+        "other": 0.0,
+    }
+    for (file, _line, fn), (_cc, _nc, tt, _ct, _c) in stats.items():
+        if "/sqlalchemy/sql/" in file:
+            layers["sqlalchemy.sql (building statements, cache keys)"] += tt
+        elif "/sqlalchemy/" in file:
+            layers["sqlalchemy engine/pool/events (executing)"] += tt
+        elif "sqlite3." in fn:
+            layers["sqlite3 driver (execute, commit)"] += tt
+        elif "/fulcrum_sync/" in file:
+            layers["fulcrum_sync"] += tt
+        else:
+            layers["other"] += tt
+    own = sum(layers.values()) or 1.0
+    return {
+        "profiled_seconds": round(total, 3),
+        "phases_pct": {k: round(pct(v, total), 1) for k, v in phases.items()},
+        "layers_pct": {k: round(pct(v, own), 1) for k, v in layers.items()},
+    }
+
+
+_RAW_CLAIM = (
+    "UPDATE run_items SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
+    "run_id = ?, attempts = attempts + 1, started_at = ?, finished_at = NULL, error = NULL "
+    "WHERE run_key = ? AND (status IN ('pending', 'failed', 'released') "
+    "OR (status = 'running' AND lease_expires_at < ?))"
+)
+_RAW_COMPLETE = (
+    "UPDATE run_items SET status = 'succeeded', finished_at = ?, lease_expires_at = NULL, "
+    "counts = ?, error = NULL WHERE run_key = ? AND lease_owner = ? AND status = 'running'"
+)
+
+
+def _floor_child(url: str, keys: int) -> dict[str, Any]:
+    from fulcrum_sync.store import runs
+    from fulcrum_sync.store.engine import open_engine
+
+    engine = open_engine(url)
+    run_id = runs.start_run(engine, "bench", {})
+    owner = runs.new_owner(run_id)
+    counts = {"rows_stored": 0, "rows_skipped": 0, "dimensions_failed": 0, "patterns": {}}
+
+    def items(period: date) -> list[runs.RunItem]:
+        return [
+            runs.RunItem(f"sync:day:{period}:t::m{i}", "sync", "day", period, "t", f"m{i}")
+            for i in range(keys)
+        ]
+
+    store_items, raw_items = items(FIRST_PERIOD), items(NEXT_PERIOD)
+    runs.ensure_items(engine, store_items + raw_items)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for item in store_items:
+        claim = runs.claim(engine, item.run_key, owner=owner, run_id=run_id, lease_seconds=120)
+        if claim is not runs.Claim.CLAIMED:
+            raise RuntimeError(f"{item.run_key}: {claim}")
+        runs.complete(engine, item.run_key, owner=owner, succeeded=True, counts=counts)
+    store_wall, store_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    counts_json = json.dumps(counts)
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        cpu, wall = time.process_time(), time.perf_counter()
+        for item in raw_items:
+            now = datetime.now(UTC)
+            lease = (now + timedelta(seconds=120)).isoformat()
+            raw.execute("BEGIN IMMEDIATE")
+            taken = raw.execute(
+                _RAW_CLAIM, (owner, lease, run_id, now.isoformat(), item.run_key, now.isoformat())
+            ).rowcount
+            raw.execute("COMMIT")
+            if taken != 1:
+                raise RuntimeError(f"{item.run_key}: raw claim took {taken} rows")
+            raw.execute("BEGIN IMMEDIATE")
+            raw.execute(_RAW_COMPLETE, (now.isoformat(), counts_json, item.run_key, owner))
+            raw.execute("COMMIT")
+        raw_wall, raw_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    engine.dispose()
+    return {
+        "keys": keys,
+        "store_ms_per_key": store_wall * 1000 / keys,
+        "store_cpu_ms_per_key": store_cpu * 1000 / keys,
+        "raw_ms_per_key": raw_wall * 1000 / keys,
+        "raw_cpu_ms_per_key": raw_cpu * 1000 / keys,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.orchestration")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    sync = sub.add_parser("sync", help="sync N prepared contexts twice (FULL, INCREMENTAL)")
+    sync.add_argument("url")
+    sync.add_argument("contexts", type=int)
+    sync.add_argument("--profile", action="store_true")
+    sync.add_argument(
+        "--engine-workers", type=int, default=1, help="open_engine(workers=…): 2+ pools"
+    )
+    floor = sub.add_parser("floor", help="claim + complete N keys, via the store and raw SQL")
+    floor.add_argument("url")
+    floor.add_argument("keys", type=int)
+    args = parser.parse_args(argv)
+    if args.mode == "sync":
+        out = _sync_child(args.url, args.contexts, args.profile, args.engine_workers)
+    else:
+        out = _floor_child(args.url, args.keys)
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,12 +2,11 @@
 
 A fake Cube 1.x server (``FakeCube`` of ``tests/cube_server.py`` behind a small HTTP
 handler) runs in a process of its own on 127.0.0.1 and answers every ``/load`` after a
-fixed delay (50 ms). Each context has a base
-series and one dimension, so a context costs at least two round trips. Measured through
-the real sync service (``services.sync.run``, the Cube source built by
-``sources.build_source``) on PostgreSQL, where workers write concurrently; the same with
-SQLite (whose single writer serializes the stores) and the Cube client alone, with no
-store, are reported alongside.
+fixed delay (50 ms). Each context has a base series and one dimension, so a context costs
+at least two round trips. Measured through the real sync service (``services.sync.run``
+with the engine and Cube source ``Deps`` builds for the ``sync`` command) on PostgreSQL,
+where workers write concurrently. The same on SQLite (whose single writer serializes the
+stores) and the Cube client alone, with no store, are reported alongside.
 
 Serve the fake by hand: ``python -m benchmarks.concurrency serve --delay 0.05``.
 """
@@ -68,15 +67,10 @@ def measure(sizes: Sizes, progress: Progress) -> Measurement:
         rates: dict[str, dict[int, float]] = {}
         if headline == "postgresql":
             with pg_database(admin) as db:
-                rates["postgresql"], rates["postgresql_nullpool"] = {}, {}
+                rates["postgresql"] = {}
                 for workers, n in zip(WORKERS, (n1, n8), strict=True):
                     progress(f"concurrency: sync on PostgreSQL, {n} contexts, --workers {workers}")
-                    rates["postgresql"][workers] = _sync_rate(
-                        pg_schema(db), cube_url, n, workers, pooled=True
-                    )
-                progress(f"concurrency: sync on PostgreSQL, {n1} contexts, --workers 1, NullPool")
-                rates["postgresql_nullpool"][1] = _sync_rate(pg_schema(db), cube_url, n1, 1)
-                rates["postgresql_nullpool"][8] = rates["postgresql"][8]
+                    rates["postgresql"][workers] = _sync_rate(pg_schema(db), cube_url, n, workers)
         with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
             rates["sqlite"] = {}
             for workers, n in zip(WORKERS, (n1, n8), strict=True):
@@ -95,12 +89,7 @@ def measure(sizes: Sizes, progress: Progress) -> Measurement:
 
     bound = 1 / (delay * (1 + DIMENSIONS))  # contexts/s of one worker if only the delay counted
     for kind, label, target in (
-        ("postgresql", "sync on PostgreSQL (pooled engine)", headline == "postgresql"),
-        (
-            "postgresql_nullpool",
-            "sync on PostgreSQL, --workers 1 as the CLI opens it (NullPool)",
-            False,
-        ),
+        ("postgresql", "sync on PostgreSQL", headline == "postgresql"),
         ("sqlite", "sync on SQLite", headline == "sqlite"),
         ("source_only", "Cube client alone (no store)", False),
     ):
@@ -150,32 +139,28 @@ def _cube_settings(database_url: str, cube_url: str, workers: int) -> Any:
     )
 
 
-def _sync_rate(
-    database_url: str, cube_url: str, contexts: int, workers: int, *, pooled: bool = False
-) -> float:
+def _sync_rate(database_url: str, cube_url: str, contexts: int, workers: int) -> float:
     """Contexts/s of one ``sync`` of ``contexts`` fresh contexts (all FULL).
 
-    The engine is opened as the CLI opens it for ``--workers N`` (PostgreSQL: NullPool for
-    one worker); ``pooled`` gives one worker a pool too.
+    The engine and the source come from ``Deps`` as the ``sync`` command gets them.
     """
     from fulcrum_sync.domain import Grain, SyncRequest
     from fulcrum_sync.services import sync as sync_service
-    from fulcrum_sync.sources import build_source
-    from fulcrum_sync.store.engine import open_engine
+    from fulcrum_sync.services.deps import Deps
 
     _tests_on_path()
     prepare_state(database_url, synthetic_catalog(contexts, dimensions=DIMENSIONS))
     cfg = _cube_settings(database_url, cube_url, workers)
-    engine = open_engine(database_url, workers=max(workers, 2) if pooled else workers)
-    source = build_source(cfg)
+    deps = Deps(settings=cfg)
     try:
+        engine = deps.get_engine(workers=workers, pooled=True)
+        source = deps.get_source()
         request = SyncRequest(grain=Grain.DAY, period=PERIOD, workers=workers, run_patterns=False)
         start = time.perf_counter()
         result = sync_service.run(engine, source, cfg, request)
         seconds = time.perf_counter() - start
     finally:
-        source.close()
-        engine.dispose()
+        deps.close()
     bad = [c for c in result.contexts if c.status != "succeeded"]
     if bad or len(result.contexts) != contexts:
         raise RuntimeError(

@@ -167,8 +167,8 @@ def measure(sizes: Sizes, progress: Progress) -> Measurement:
             )
         )
     for kind, label in (
-        ("nullpool", "PostgreSQL, engine as the CLI opens it for --workers 1 (NullPool)"),
-        ("pooled", "PostgreSQL, pooled engine"),
+        ("pooled", "PostgreSQL, pooled engine (as sync opens it)"),
+        ("nullpool", "PostgreSQL without a pool (NullPool: a connection per transaction)"),
     ):
         if kind in pg:
             run = pg[kind]["incremental"]
@@ -203,13 +203,13 @@ def _postgres_runs(contexts: int, progress: Progress) -> dict[str, Any]:
         return {"skipped": f"PostgreSQL not reachable at {admin}"}
     out: dict[str, Any] = {"contexts": contexts}
     with pg_database(admin) as db:
-        for kind, engine_workers in (("nullpool", 1), ("pooled", 2)):
+        for kind, pooled in (("pooled", True), ("nullpool", False)):
             progress(f"orchestration: PostgreSQL, {contexts} contexts, {kind}")
             url = pg_schema(db)
             prepare_state(url, synthetic_catalog(contexts))
             child = run_child(
                 "orchestration",
-                ["sync", url, str(contexts), "--engine-workers", str(engine_workers)],
+                ["sync", url, str(contexts), *([] if pooled else ["--no-pool"])],
             )
             out[kind] = child.output
     return out
@@ -245,13 +245,13 @@ class _StatementCounter:
         self.commits += 1
 
 
-def _sync_child(url: str, contexts: int, profile: bool, engine_workers: int = 1) -> dict[str, Any]:
+def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> dict[str, Any]:
     from benchmarks.common import InstantSource
     from fulcrum_sync.domain import Grain, SyncRequest
     from fulcrum_sync.services import sync as sync_service
     from fulcrum_sync.store.engine import open_engine
 
-    engine = open_engine(url, workers=engine_workers)
+    engine = open_engine(url, pooled=pooled)  # as ``sync --workers 1`` opens it
     counter = _StatementCounter(engine)
     cfg = settings(url)
     source = InstantSource()
@@ -414,14 +414,14 @@ def main(argv: list[str] | None = None) -> None:
     sync.add_argument("contexts", type=int)
     sync.add_argument("--profile", action="store_true")
     sync.add_argument(
-        "--engine-workers", type=int, default=1, help="open_engine(workers=…): 2+ pools"
+        "--no-pool", dest="pooled", action="store_false", help="open the engine without a pool"
     )
     floor = sub.add_parser("floor", help="claim + complete N keys, via the store and raw SQL")
     floor.add_argument("url")
     floor.add_argument("keys", type=int)
     args = parser.parse_args(argv)
     if args.mode == "sync":
-        out = _sync_child(args.url, args.contexts, args.profile, args.engine_workers)
+        out = _sync_child(args.url, args.contexts, args.profile, args.pooled)
     else:
         out = _floor_child(args.url, args.keys)
     emit(out)

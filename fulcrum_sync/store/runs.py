@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
@@ -126,6 +126,50 @@ def _claimed_values(now: datetime, owner: str, run_id: str, lease_seconds: int) 
     }
 
 
+_rc = t.run_items.c
+_TS = _rc.started_at.type
+# Built once, so a call only binds parameters: building these expressions per call cost more
+# than the SQL (benchmarks/orchestration.py). ``force_before`` is NULL unless --force, and a
+# comparison with NULL matches no row.
+_CLAIMABLE = or_(
+    _rc.status.in_(("pending", "failed", "released")),
+    and_(_rc.status == "running", _rc.lease_expires_at < bindparam("now", type_=_TS)),
+    and_(_rc.status == "succeeded", _rc.finished_at < bindparam("force_before", type_=_TS)),
+)
+_CLAIMED = {
+    "status": "running",
+    "lease_owner": bindparam("p_owner"),
+    "lease_expires_at": bindparam("p_lease_until", type_=_TS),
+    "run_id": bindparam("p_run_id"),
+    "attempts": _rc.attempts + 1,
+    "started_at": bindparam("now", type_=_TS),
+    "finished_at": None,
+    "error": None,
+}
+_CLAIM = update(t.run_items).where(and_(_rc.run_key == bindparam("key"), _CLAIMABLE))
+_CLAIM = _CLAIM.values(_CLAIMED)
+_LOCK = select(_rc.run_key).where(and_(_rc.run_key == bindparam("key"), _CLAIMABLE))
+_LOCK = _LOCK.with_for_update(skip_locked=True)
+_TAKE = update(t.run_items).where(_rc.run_key == bindparam("key")).values(_CLAIMED)
+_COMPLETE = (
+    update(t.run_items)
+    .where(
+        and_(
+            _rc.run_key == bindparam("key"),
+            _rc.lease_owner == bindparam("p_owner"),
+            _rc.status == "running",
+        )
+    )
+    .values(
+        status=bindparam("p_status"),
+        finished_at=bindparam("now", type_=_TS),
+        lease_expires_at=None,
+        counts=bindparam("p_counts", type_=_rc.counts.type),
+        error=bindparam("p_error"),
+    )
+)
+
+
 def claim(
     engine: Engine,
     run_key: str,
@@ -141,20 +185,20 @@ def claim(
     """
     c = t.run_items.c
     now = now_utc()
-    claimable = and_(c.run_key == run_key, _claimable(now, force_before))
-    values = _claimed_values(now, owner, run_id, lease_seconds)
+    params = {
+        "key": run_key,
+        "now": now,
+        "force_before": force_before,
+        "p_owner": owner,
+        "p_run_id": run_id,
+        "p_lease_until": now + timedelta(seconds=lease_seconds),
+    }
     with translate_errors(engine, "claim a run key in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            locked = conn.execute(
-                select(c.run_key).where(claimable).with_for_update(skip_locked=True)
-            ).first()
-            taken = locked is not None and bool(
-                conn.execute(
-                    update(t.run_items).where(c.run_key == run_key).values(values)
-                ).rowcount
-            )
+            locked = conn.execute(_LOCK, params).first()
+            taken = locked is not None and bool(conn.execute(_TAKE, params).rowcount)
         else:
-            taken = bool(conn.execute(update(t.run_items).where(claimable).values(values)).rowcount)
+            taken = bool(conn.execute(_CLAIM, params).rowcount)
         if taken:
             return Claim.CLAIMED
         row = conn.execute(select(c.status, c.lease_owner).where(c.run_key == run_key)).first()
@@ -165,7 +209,7 @@ def claim(
             stolen = conn.execute(
                 update(t.run_items)
                 .where(and_(c.run_key == run_key, c.lease_owner == row.lease_owner))
-                .values(values)
+                .values(_claimed_values(now, owner, run_id, lease_seconds))
             ).rowcount
             if stolen:
                 return Claim.CLAIMED
@@ -270,19 +314,16 @@ def complete(
     error: str | None = None,
 ) -> bool:
     """Mark a claimed key succeeded or failed; return False if ``owner`` lost the lease."""
-    c = t.run_items.c
+    params = {
+        "key": run_key,
+        "now": now_utc(),
+        "p_owner": owner,
+        "p_status": "succeeded" if succeeded else "failed",
+        "p_counts": counts,
+        "p_error": error,
+    }
     with translate_errors(engine, "record a run key in"), engine.begin() as conn:
-        result = conn.execute(
-            update(t.run_items)
-            .where(and_(c.run_key == run_key, c.lease_owner == owner, c.status == "running"))
-            .values(
-                status="succeeded" if succeeded else "failed",
-                finished_at=now_utc(),
-                lease_expires_at=None,
-                counts=counts,
-                error=error,
-            )
-        )
+        result = conn.execute(_COMPLETE, params)
     return bool(result.rowcount)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, select
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
@@ -23,20 +23,27 @@ class SeriesStatus:
     failing_since: datetime | None
 
 
+_sc = t.metric_sync_status.c
+_READ = select(t.metric_sync_status).where(  # built once; a call only binds parameters
+    and_(
+        _sc.tenant_id == bindparam("tenant_id"),
+        _sc.metric_id == bindparam("metric_id"),
+        _sc.grain == bindparam("grain"),
+    )
+)
+
+
 def read_statuses(
     engine: Engine, tenant_id: int, metric_id: str, grain: str
 ) -> dict[str, SeriesStatus]:
     """Return the status of the base series ("") and each dimension of one context."""
-    c = t.metric_sync_status.c
-    query = select(t.metric_sync_status).where(
-        and_(c.tenant_id == tenant_id, c.metric_id == metric_id, c.grain == grain)
-    )
+    params = {"tenant_id": tenant_id, "metric_id": metric_id, "grain": grain}
     with translate_errors(engine, "read sync status from"), engine.connect() as conn:
         return {
             r.dimension: SeriesStatus(
                 r.dimension, r.status, r.last_success_at, r.last_success_hash, r.failing_since
             )
-            for r in conn.execute(query)
+            for r in conn.execute(_READ, params)
         }
 
 

@@ -203,6 +203,8 @@ class FakeCube:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Without it Nagle's algorithm meets delayed ACKs: ~40 ms per keep-alive request.
+            disable_nagle_algorithm = True
             protocol_version = "HTTP/1.1"
 
             def _answer(self) -> None:

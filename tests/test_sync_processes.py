@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -61,6 +62,23 @@ def base_env(url: str) -> dict[str, str]:
         FULCRUM_SYNC_LEASE_SECONDS="30",
     )
     return env
+
+
+def wait_for_succeeded(engine: Any, proc: subprocess.Popen[Any], wanted: int) -> int:
+    """Poll until ``wanted`` run keys succeeded (or the process ended); return the count."""
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        with engine.connect() as conn:
+            done = conn.execute(
+                select(func.count())
+                .select_from(t.run_items)
+                .where(t.run_items.c.status == "succeeded")
+            ).scalar_one()
+        if done >= wanted:
+            break
+        time.sleep(0.05)
+    return done
 
 
 def prepare(url: str, tmp_path: Path, env: dict[str, str], metrics: int = METRICS) -> None:
@@ -146,18 +164,7 @@ def test_sigkill_mid_full_sync_then_rerun_completes(backend: str, tmp_path: Path
         cli(*args, env=env), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     engine = open_engine(url)
-    deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        with engine.connect() as conn:
-            done = conn.execute(
-                select(func.count())
-                .select_from(t.run_items)
-                .where(t.run_items.c.status == "succeeded")
-            ).scalar_one()
-        if done >= 5:
-            break
-        time.sleep(0.05)
+    done = wait_for_succeeded(engine, proc, 5)
     assert proc.poll() is None, "sync finished before it could be killed; make it bigger"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -194,17 +201,7 @@ def test_sigterm_finishes_or_releases_then_next_run_completes(tmp_path: Path):
         cli(*args, env=env), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     engine = open_engine(url)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        with engine.connect() as conn:
-            done = conn.execute(
-                select(func.count())
-                .select_from(t.run_items)
-                .where(t.run_items.c.status == "succeeded")
-            ).scalar_one()
-        if done >= 3:
-            break
-        time.sleep(0.05)
+    wait_for_succeeded(engine, proc, 3)
     assert proc.poll() is None, "sync finished before SIGTERM could be sent"
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)

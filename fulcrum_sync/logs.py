@@ -28,26 +28,41 @@ pairs and PEM private keys, whether or not anyone registered them.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
-import re
 import sys
-import threading
-from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from enum import Enum
-from pathlib import PurePath
+from datetime import UTC, datetime
 from typing import IO, Any, Literal, get_args
-from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-from pydantic import BaseModel, SecretBytes, SecretStr
+from fulcrum_sync.jsonable import jsonable
+from fulcrum_sync.secrets import (
+    MASK,
+    clear_secrets,
+    redact,
+    redact_field,
+    redact_value,
+    register_secret,
+    register_secrets_from,
+)
+
+__all__ = [
+    "ALWAYS_PRESENT",
+    "EVENT_FIELDS",
+    "MASK",
+    "NOISY_LOGGERS",
+    "JsonFormatter",
+    "KeyValueFormatter",
+    "RedactingFilter",
+    "clear_secrets",
+    "configure_logging",
+    "log_event",
+    "redact",
+    "register_secret",
+    "register_secrets_from",
+]
 
 LogFormat = Literal["auto", "rich", "json"]
 
-MASK = "***"
 
 #: The fields an operator can rely on in every JSON line that concerns them.
 ALWAYS_PRESENT = (
@@ -73,10 +88,6 @@ EVENT_FIELDS: tuple[str, ...] = (
     "error",
 )
 
-#: Secrets shorter than this are not masked by value: masking every "ab" would make the
-#: logs unreadable. The pattern rules below still apply to them.
-MIN_SECRET_LENGTH = 4
-
 #: Libraries that are chatty at INFO (each HTTP request, each Snowflake query); they log
 #: at WARNING and above unless ``verbose``.
 NOISY_LOGGERS: tuple[str, ...] = (
@@ -95,150 +106,6 @@ _LOG_RECORD_ATTRS = frozenset(
 
 _HANDLER_MARK = "_fulcrum_sync_handler"
 _REDACTED_MARK = "_fulcrum_sync_redacted"
-
-# --------------------------------------------------------------------------- redaction
-
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@]+(?=@)")
-_KEY_VALUE = re.compile(
-    r"(?i)\b(?P<key>password|passwd|pwd|secret|api_secret|api_key|apikey|token|"
-    r"access_token|private_key|passphrase)(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)"
-)
-#: A field whose name looks like this is masked whole, whatever its value.
-_SECRET_FIELD = re.compile(
-    r"(?i)(password|passwd|secret|token|api_?key|private_?key|passphrase|authorization|"
-    r"credential)"
-)
-_PEM = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-    re.DOTALL,
-)
-
-_secrets: set[str] = set()
-_secrets_pattern: re.Pattern[str] | None = None
-_secrets_lock = threading.Lock()
-
-
-def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
-    """Mask ``value`` (and its URL-encoded forms) as ``***`` in every log line from now on.
-
-    :param value: the secret; ``SecretStr``/``SecretBytes`` are unwrapped. Empty values
-        and values shorter than ``MIN_SECRET_LENGTH`` are ignored. For a URL with a
-        password (a database URL) the password alone is registered as well.
-    """
-    if value is None:
-        return
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    elif isinstance(value, SecretBytes):
-        value = value.get_secret_value().decode("utf-8", errors="replace")
-    candidates = {value, value.strip()}
-    password = _url_password(value)
-    if password:
-        candidates |= {password, unquote(password)}
-    forms = {form for c in candidates for form in (c, quote(c, safe=""), quote_plus(c))}
-    new = {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
-    if not new - _secrets:
-        return
-    global _secrets_pattern
-    with _secrets_lock:
-        _secrets.update(new)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _secrets_pattern = re.compile("|".join(re.escape(s) for s in ordered))
-
-
-def register_secrets_from(model: BaseModel) -> None:
-    """Register every ``SecretStr``/``SecretBytes`` field of ``model`` (e.g. the settings)."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr | SecretBytes):
-            register_secret(value)
-
-
-def clear_secrets() -> None:
-    """Forget every registered secret (for tests)."""
-    global _secrets_pattern
-    with _secrets_lock:
-        _secrets.clear()
-        _secrets_pattern = None
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with registered secrets and secret-looking substrings as ``***``."""
-    if not text:
-        return text
-    pattern = _secrets_pattern
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
-    text = _PEM.sub(MASK, text)
-    text = _JWT.sub(MASK, text)
-    text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
-    return _KEY_VALUE.sub(lambda m: m.group("key") + m.group("sep") + MASK, text)
-
-
-def _url_password(value: str) -> str | None:
-    if "://" not in value:
-        return None
-    try:
-        return urlsplit(value.strip()).password
-    except ValueError:
-        return None
-
-
-def _redact_value(value: Any) -> Any:
-    """Redact every string inside ``value`` (already made JSON-friendly)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {redact(str(k)): _redact_field(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
-    return value
-
-
-def _redact_field(key: str, value: Any) -> Any:
-    """Redact ``value``; mask it whole if ``key`` names a secret (``password``, ``token``)."""
-    if value is not None and value != "" and _SECRET_FIELD.search(key):
-        return MASK
-    return _redact_value(value)
-
-
-def _jsonable(value: Any) -> Any:
-    """Turn ``value`` into something ``json.dumps`` takes: the same for JSON types."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, SecretStr | SecretBytes):
-        return MASK
-    if isinstance(value, Enum):
-        return _jsonable(value.value)
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return round(value.total_seconds(), 3)
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, BaseModel):
-        return _jsonable(value.model_dump(mode="json"))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    return str(value)
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -268,7 +135,7 @@ class RedactingFilter(logging.Filter):
         record.msg = redact(message)
         record.args = None
         for key, value in _extra_fields(record).items():
-            setattr(record, key, _redact_field(key, _jsonable(value)))
+            setattr(record, key, redact_field(key, jsonable(value, non_finite="text")))
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             if getattr(record, "error", None) is None:
@@ -307,7 +174,7 @@ class JsonFormatter(logging.Formatter):
             payload["traceback"] = record.exc_text
         if record.stack_info:
             payload["stack"] = record.stack_info
-        payload = _redact_value(_jsonable(payload))
+        payload = redact_value(jsonable(payload, non_finite="text"))
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -317,7 +184,8 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = [record.getMessage()]
         for key, value in _extra_fields(record).items():
-            text = value if isinstance(value, str) else json.dumps(_jsonable(value))
+            plain = jsonable(value, non_finite="text")
+            text = value if isinstance(value, str) else json.dumps(plain)
             parts.append(f"{key}={text}")
         line = "  ".join(parts)
         if record.exc_text:

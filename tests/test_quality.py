@@ -33,8 +33,12 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
 def test_patterns_and_domain_import_neither_store_nor_cli():
-    files = [PACKAGE / "domain.py", *sorted((PACKAGE / "patterns").glob("*.py"))]
+    files = [*_modules("domain"), *_modules("patterns")]
     for path in files:
         bad = {
             m
@@ -43,6 +47,7 @@ def test_patterns_and_domain_import_neither_store_nor_cli():
                 (
                     "fulcrum_sync.store",
                     "fulcrum_sync.cli",
+                    "fulcrum_sync.render",
                     "fulcrum_sync.services",
                     "fulcrum_sync.sources",
                     "fulcrum_sync.sinks",
@@ -53,8 +58,11 @@ def test_patterns_and_domain_import_neither_store_nor_cli():
 
 
 def test_services_never_import_the_cli_or_print():
-    for path in sorted((PACKAGE / "services").glob("*.py")):
-        assert "fulcrum_sync.cli" not in _imports(path), path.name
+    for path in _modules("services"):
+        bad = {
+            m for m in _imports(path) if m.startswith(("fulcrum_sync.cli", "fulcrum_sync.render"))
+        }
+        assert not bad, f"{path.name} imports {sorted(bad)}"
         tree = ast.parse(path.read_text())
         calls = [
             n
@@ -62,3 +70,21 @@ def test_services_never_import_the_cli_or_print():
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
         ]
         assert not calls, f"{path.name} prints"
+
+
+def test_only_the_cli_imports_render():
+    for folder in ("services", "store", "sources", "sinks", "patterns", "domain"):
+        for path in _modules(folder):
+            bad = {m for m in _imports(path) if m.startswith("fulcrum_sync.render")}
+            assert not bad, f"{path} imports {sorted(bad)}"
+    for path in [*_modules("render")]:
+        bad = {m for m in _imports(path) if m.startswith(("fulcrum_sync.cli",))}
+        assert not bad, f"{path} imports {sorted(bad)}"
+
+
+def test_no_module_is_over_400_lines():
+    for path in PACKAGE.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        lines = len(path.read_text().splitlines())
+        assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"

@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from fulcrum_sync.catalog import Catalog, ContextDef, MetricDef, TenantDef, parse_catalog
+from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import Grain, InputError, SinkError
 from fulcrum_sync.services import cache_load
-from fulcrum_sync.services.discover import discover, save_catalog
+from fulcrum_sync.services.catalog import save_catalog
+from fulcrum_sync.services.discover import discover
 from fulcrum_sync.sinks.base import LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable
 from fulcrum_sync.sinks.local import LocalSink
@@ -20,6 +22,7 @@ from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.cache import read_cache_frame, read_cache_loads
 
 HISTORY = date(2025, 7, 1)
+SETTINGS = Settings()
 HOSTILE = 'x"; drop table y; --'
 
 
@@ -96,6 +99,7 @@ def test_run_loads_skips_empty_and_records(engine: Engine) -> None:
     seen: list[str] = []
     result = cache_load.run(
         engine,
+        SETTINGS,
         sink,
         Grain.DAY,
         tenant="acme",
@@ -129,7 +133,7 @@ def test_run_loads_skips_empty_and_records(engine: Engine) -> None:
 def test_one_failing_context_does_not_stop_the_others(engine: Engine) -> None:
     seed(engine)
     sink = SpySink(engine, fail={"cache_acme_new_revenue_day": SinkError("warehouse suspended")})
-    result = cache_load.run(engine, sink, Grain.DAY, tenant="acme")
+    result = cache_load.run(engine, SETTINGS, sink, Grain.DAY, tenant="acme")
     by = {c.context: c for c in result.contexts}
     assert by["acme::new_revenue"].status == "failed"
     assert by["acme::new_revenue"].error == "warehouse suspended"
@@ -146,7 +150,7 @@ def test_one_failing_context_does_not_stop_the_others(engine: Engine) -> None:
 def test_an_unexpected_error_is_isolated_too(engine: Engine) -> None:
     seed(engine)
     sink = SpySink(engine, fail={"cache_acme_orders_day": RuntimeError("boom")})
-    result = cache_load.run(engine, sink, Grain.DAY, tenant="acme")
+    result = cache_load.run(engine, SETTINGS, sink, Grain.DAY, tenant="acme")
     by = {c.context: c for c in result.contexts}
     assert by["acme::orders"].status == "failed" and not by["acme::orders"].dependency_failure
     assert by["acme::new_revenue"].status == "succeeded"
@@ -157,7 +161,7 @@ def test_every_load_failing_on_the_target_is_a_failed_run(engine: Engine) -> Non
     seed(engine)
     down = SinkError("connection reset")
     sink = SpySink(engine, fail={f"cache_acme_{m}_day": down for m in ("new_revenue", "orders")})
-    result = cache_load.run(engine, sink, Grain.DAY, tenant="acme")
+    result = cache_load.run(engine, SETTINGS, sink, Grain.DAY, tenant="acme")
     assert result.outcome == "failed"
 
 
@@ -169,7 +173,7 @@ def test_unreachable_target_raises_and_records_nothing(engine: Engine) -> None:
             raise SinkError("cannot connect to Snowflake account x as y: timeout")
 
     with pytest.raises(SinkError, match="timeout"):
-        cache_load.run(engine, DownSink(engine), Grain.DAY)
+        cache_load.run(engine, SETTINGS, DownSink(engine), Grain.DAY)
     assert read_cache_loads(engine) == []
     run = _last_run(engine)
     assert (run.command, run.outcome) == ("cache-load", "failed")
@@ -181,7 +185,7 @@ def test_hostile_filters_are_refused_before_any_sql(engine: Engine) -> None:
     sink = SpySink(engine)
     for kwargs in ({"tenant": HOSTILE}, {"metric": HOSTILE}):
         with pytest.raises(InputError, match="invalid"):
-            cache_load.run(engine, sink, Grain.DAY, **kwargs)
+            cache_load.run(engine, SETTINGS, sink, Grain.DAY, **kwargs)
     assert sink.calls == []
 
 
@@ -212,23 +216,25 @@ def test_colliding_table_names_are_refused(engine: Engine) -> None:
     discover(engine, "demo", HISTORY, Grain.DAY)
     sink = SpySink(engine)
     with pytest.raises(InputError, match="acme::new-revenue and acme::new_revenue"):
-        cache_load.run(engine, sink, Grain.DAY, metric="new_revenue")
-    result = cache_load.run(engine, sink, Grain.DAY, metric="orders")  # unaffected
+        cache_load.run(engine, SETTINGS, sink, Grain.DAY, metric="new_revenue")
+    result = cache_load.run(engine, SETTINGS, sink, Grain.DAY, metric="orders")  # unaffected
     assert [c.context for c in result.contexts] == ["acme::orders"]
 
 
 def test_no_contexts_connects_to_nothing(engine: Engine) -> None:
     sink = SpySink(engine)
-    result = cache_load.run(engine, sink, Grain.DAY)
+    result = cache_load.run(engine, SETTINGS, sink, Grain.DAY)
     assert result.contexts == [] and result.outcome == "succeeded"
     assert sink.calls == []
 
 
 def test_result_serializes_for_json(engine: Any) -> None:
-    from fulcrum_sync.render import to_jsonable
+    from fulcrum_sync.jsonable import jsonable as to_jsonable
 
     seed(engine, days=2)
-    result = cache_load.run(engine, SpySink(engine), Grain.DAY, tenant="acme", metric="orders")
+    result = cache_load.run(
+        engine, SETTINGS, SpySink(engine), Grain.DAY, tenant="acme", metric="orders"
+    )
     data = to_jsonable(result.contexts[0])
     assert data["context"] == "acme::orders"
     assert data["grain"] == "day"

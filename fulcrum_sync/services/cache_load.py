@@ -5,86 +5,31 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
-from fulcrum_sync.domain import DependencyError, Grain, InputError, Window
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import (
+    CacheLoadResult,
+    ContextCacheResult,
+    DependencyError,
+    Grain,
+    InputError,
+    Window,
+)
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.services.discover import select_contexts
+from fulcrum_sync.services.runner import RunContext
+from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.identifiers import CacheTable, check_collisions, normalize_part
 from fulcrum_sync.store import cache as cache_store
-from fulcrum_sync.store import runs
 
 log = logging.getLogger(__name__)
 
 EMPTY_REASON = "no stored rows (run sync first); the cache table was left as it was"
-
-
-@dataclass(slots=True)
-class ContextCacheResult:
-    """One context's load into its cache table."""
-
-    context: str  # tenant::metric
-    grain: Grain
-    table: str  # fully qualified
-    status: str  # succeeded | skipped | failed
-    rows: int = 0
-    size_mb: float | None = None
-    size_estimated: bool = False
-    window: Window | None = None
-    seconds: float = 0.0
-    loaded_at: datetime | None = None
-    skip_reason: str | None = None
-    error: str | None = None
-    dependency_failure: bool = False
-
-
-@dataclass(slots=True)
-class CacheLoadResult:
-    """A whole ``cache-load`` invocation."""
-
-    grain: Grain
-    target: str
-    run_id: str | None = None
-    contexts: list[ContextCacheResult] = field(default_factory=list)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    @property
-    def failed(self) -> list[ContextCacheResult]:
-        return [c for c in self.contexts if c.status == "failed"]
-
-    @property
-    def outcome(self) -> str:
-        """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
-        attempted = [c for c in self.contexts if c.status != "skipped"]
-        if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
-            return "failed"
-        return "partial" if self.failed else "succeeded"
-
-    def summary(self) -> dict[str, object]:
-        """Counts by status, rows loaded and total size (MB) of the loaded tables."""
-        counts = {s: 0 for s in ("succeeded", "skipped", "failed")}
-        for c in self.contexts:
-            counts[c.status] = counts.get(c.status, 0) + 1
-        loaded = [c for c in self.contexts if c.status == "succeeded"]
-        duration = (
-            (self.finished_at - self.started_at).total_seconds()
-            if self.started_at and self.finished_at
-            else 0.0
-        )
-        return {
-            "outcome": self.outcome,
-            **counts,
-            "rows": sum(c.rows for c in loaded),
-            "size_mb": round(sum(c.size_mb or 0.0 for c in loaded), 6),
-            "duration_seconds": round(duration, 3),
-        }
 
 
 def plan_tables(
@@ -115,6 +60,7 @@ def plan_tables(
 
 def run(
     engine: Engine,
+    settings: Settings,
     sink: CacheSink,
     grain: Grain,
     tenant: str | None = None,
@@ -132,16 +78,24 @@ def run(
     for value, what in ((tenant, "tenant"), (metric, "metric")):
         if value is not None:
             normalize_part(value, what)
-    contexts = [c for c in select_contexts(engine, grain, tenant, metric) if c.tenant.cache_enabled]
-    others = select_contexts(engine, grain) if tenant or metric else []
+    contexts = select_contexts(engine, settings, grain, tenant, metric, discover_first=False)
+    others = (
+        select_contexts(engine, settings, grain, discover_first=False) if tenant or metric else []
+    )
     tables = plan_tables(sink, contexts, others)
     result = CacheLoadResult(grain, sink.target, started_at=datetime.now(UTC))
     arguments = {"grain": grain.value, "tenant": tenant, "metric": metric, "target": sink.target}
-    result.run_id = runs.start_run(engine, "cache-load", arguments)
+    rc = RunContext.start(engine, "cache-load", arguments, lease_seconds=settings.lease_seconds)
+    result.run_id = rc.run_id
     if on_start is not None:
         on_start(len(contexts))
-    failure: tuple[str, str] | None = None  # (outcome, error) when the run is cut short
-    try:
+
+    def summarize() -> tuple[str, dict[str, Any]]:
+        result.finished_at = datetime.now(UTC)
+        summary = result.summary()
+        return str(summary["outcome"]), summary
+
+    with rc.recording(summarize):
         if contexts:
             import pandas  # noqa: F401  (imported here so the first load's time excludes it)
 
@@ -154,16 +108,6 @@ def run(
                         on_result(outcome)
             finally:
                 sink.close()
-    except BaseException as exc:
-        stopped = isinstance(exc, KeyboardInterrupt | SystemExit)
-        failure = ("interrupted" if stopped else "failed", str(exc) or type(exc).__name__)
-        raise
-    finally:
-        result.finished_at = datetime.now(UTC)
-        summary = result.summary()
-        if failure is not None:
-            summary.update(outcome=failure[0], error=failure[1])
-        runs.finish_run(engine, result.run_id, str(summary["outcome"]), summary)
     return result
 
 

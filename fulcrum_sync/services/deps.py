@@ -1,4 +1,4 @@
-"""What services need from the outside world: settings, the state database, the source."""
+"""What services need from the outside world: settings, the state database, source and sink."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # imported lazily: `fulcrum-sync --help` must start fast
 
     from fulcrum_sync.config import Settings
     from fulcrum_sync.patterns.registry import PatternSpec
+    from fulcrum_sync.sinks.base import CacheSink
     from fulcrum_sync.sources.base import Source
 
 
@@ -20,12 +21,14 @@ class Deps:
     :param settings: settings; built from the environment when None.
     :param source: a source to use instead of the one the settings name.
     :param engine: an engine to use instead of opening ``settings.database_url``.
+    :param sink: a cache sink to use instead of the one ``--target`` or the settings name.
     :param patterns: pattern specs that replace the registered ones of the same name.
     """
 
     settings: Settings | None = None
     source: Source | None = None
     engine: Engine | None = None
+    sink: CacheSink | None = None
     patterns: dict[str, PatternSpec] | None = None  # replace registered patterns (tests)
     log_format: str | None = None
     verbose: bool = False
@@ -59,6 +62,19 @@ class Deps:
             self.source = build_source(self.get_settings())
             self._owned.append(self.source)
         return self.source
+
+    def get_sink(self, target: str | None = None) -> CacheSink:
+        """Return the cache sink for ``target`` (default: the settings' cache target).
+
+        Raises InputError for an unknown target or unusable Snowflake settings.
+        """
+        if self.sink is None:
+            from fulcrum_sync.sinks import build_sink
+
+            name = (target or self.get_settings().cache_target).strip().lower()
+            engine = self.get_engine(pooled=True)
+            self.sink = build_sink(name, self.get_settings(), engine)
+        return self.sink
 
     def close(self) -> None:
         """Dispose of what this object built (not what was injected)."""

@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine
 
+from fulcrum_sync.domain import DependencyError
+from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.store import runs
 from fulcrum_sync.store.runs import Claim, RunItem
 
@@ -52,6 +54,66 @@ class RunContext:
     lease_seconds: int
     stop: threading.Event
     force_before: datetime | None = None  # --force: redo keys that succeeded before this
+
+    @classmethod
+    def start(
+        cls,
+        engine: Engine,
+        command: str,
+        arguments: Any,
+        *,
+        lease_seconds: int,
+        stop: threading.Event | None = None,
+        force: bool = False,
+    ) -> RunContext:
+        """Record the invocation (its ``runs`` row) and return who does its work.
+
+        :param arguments: the request (a dataclass) or a dict; stored as JSON.
+        :param force: redo keys that succeeded before now.
+        Raises StoreError when the database is unreachable.
+        """
+        started = datetime.now(UTC)
+        run_id = runs.start_run(engine, command, jsonable(arguments))
+        return cls(
+            engine,
+            run_id,
+            runs.new_owner(run_id),
+            lease_seconds,
+            stop or threading.Event(),
+            force_before=started if force else None,
+        )
+
+    @contextlib.contextmanager
+    def recording(self, summarize: Callable[[], tuple[str, dict[str, Any]]]) -> Iterator[None]:
+        """Record the run's outcome however the block ends; release the keys still held.
+
+        ``summarize`` returns (outcome, summary) of a block that ended normally (or was
+        stopped by the stop signal). An exception records ``failed`` (``interrupted`` for
+        Ctrl-C or an exit) with its message, and propagates.
+        """
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            try:
+                outcome, summary = summarize()
+            except Exception:
+                if error is None:
+                    raise
+                outcome, summary = "failed", {}
+            if error is not None:
+                stopped = isinstance(error, KeyboardInterrupt | SystemExit)
+                outcome = "interrupted" if stopped else "failed"
+                summary = {**summary, "error": f"{type(error).__name__}: {error}"}
+            try:
+                runs.release_all(self.engine, self.owner)
+                runs.finish_run(self.engine, self.run_id, outcome, summary)
+            except DependencyError:
+                if error is None:
+                    raise  # otherwise the original error is the one to report
 
 
 @contextlib.contextmanager
@@ -97,63 +159,102 @@ def run_keyed(
         return []
     runs.ensure_items(rc.engine, [w.item for w in work])
     results: list[R] = []
-    claimed_up_front: dict[str, Claim] = {}
-    if batch_claim:
-        claimed_up_front = runs.claim_many(
-            rc.engine,
-            [w.item.run_key for w in work],
-            owner=rc.owner,
-            run_id=rc.run_id,
-            lease_seconds=rc.lease_seconds,
-            force_before=rc.force_before,
-        )
+    claimed_up_front = _claim_all(rc, work) if batch_claim else {}
 
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():
             return None
-        claim = claimed_up_front.get(w.item.run_key) or runs.claim(
-            rc.engine,
-            w.item.run_key,
-            owner=rc.owner,
-            run_id=rc.run_id,
-            lease_seconds=rc.lease_seconds,
-            force_before=rc.force_before,
-        )
+        claim = claimed_up_front.get(w.item.run_key) or _claim(rc, w.item.run_key)
         if claim is not Claim.CLAIMED:
             return skipped(w, claim)
         try:
             result = do(w.payload)
             outcome = summarize(result)
         except BaseException as exc:
-            runs.complete(
-                rc.engine,
-                w.item.run_key,
-                owner=rc.owner,
-                succeeded=False,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
             raise
-        runs.complete(
-            rc.engine,
-            w.item.run_key,
-            owner=rc.owner,
-            succeeded=outcome.succeeded,
-            counts=outcome.counts,
-            error=outcome.error,
-        )
+        _settle(rc, w.item.run_key, outcome)
         return result
-
-    def collect(result: R | None) -> None:
-        if result is not None:
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
 
     leases = keep_leases(rc.engine, rc.owner, rc.lease_seconds) if renew else nullcontext()
     with leases:
         for result in map_workers(one, work, workers):
-            collect(result)
+            if result is not None:
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
     return results
+
+
+def run_batch(
+    rc: RunContext,
+    work: Sequence[KeyedWork[T]],
+    do_all: Callable[[list[T]], list[R]],
+    summarize: Callable[[R], Outcome],
+    skipped: Callable[[KeyedWork[T], Claim], R],
+) -> list[R]:
+    """Claim every key in one transaction, do the claimed ones in one call, record each.
+
+    ``do_all`` gets the payloads of the claimed keys, in order, and returns one result per
+    payload (a backfill syncs a context's claimed periods in as few fetches as it can). Keys
+    not claimed come back through ``skipped``. If ``do_all`` raises, every claimed key is
+    recorded failed. Leases are renewed by the caller.
+    """
+    if not work:
+        return []
+    runs.ensure_items(rc.engine, [w.item for w in work])
+    claims = _claim_all(rc, work)
+    mine = [w for w in work if claims[w.item.run_key] is Claim.CLAIMED]
+    results = [
+        skipped(w, claims[w.item.run_key])
+        for w in work
+        if claims[w.item.run_key] is not Claim.CLAIMED
+    ]
+    if not mine or rc.stop.is_set():
+        return results  # claimed keys are released when the run finishes
+    try:
+        done = do_all([w.payload for w in mine])
+    except BaseException as exc:
+        for w in mine:
+            _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
+        raise
+    for w, result in zip(mine, done, strict=True):
+        _settle(rc, w.item.run_key, summarize(result))
+    return results + done
+
+
+def _claim(rc: RunContext, run_key: str) -> Claim:
+    return runs.claim(
+        rc.engine,
+        run_key,
+        owner=rc.owner,
+        run_id=rc.run_id,
+        lease_seconds=rc.lease_seconds,
+        force_before=rc.force_before,
+    )
+
+
+def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Claim]:
+    return runs.claim_many(
+        rc.engine,
+        [w.item.run_key for w in work],
+        owner=rc.owner,
+        run_id=rc.run_id,
+        lease_seconds=rc.lease_seconds,
+        force_before=rc.force_before,
+    )
+
+
+def _settle(rc: RunContext, run_key: str, outcome: Outcome) -> None:
+    """Record how a claimed key ended."""
+    runs.complete(
+        rc.engine,
+        run_key,
+        owner=rc.owner,
+        succeeded=outcome.succeeded,
+        counts=outcome.counts,
+        error=outcome.error,
+    )
 
 
 def map_workers(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

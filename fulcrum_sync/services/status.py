@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
-from fulcrum_sync.domain import Grain, format_period, iter_periods, last_complete_period
+from fulcrum_sync.domain import (
+    Freshness,
+    Grain,
+    StatusReport,
+    format_period,
+    iter_periods,
+    last_complete_period,
+)
 from fulcrum_sync.store import backfills, reports
-
-
-@dataclass(slots=True)
-class Freshness:
-    """How current one grain is across its active contexts."""
-
-    grain: Grain
-    expected_period: date
-    contexts: int
-    up_to_date: int
-    behind: list[dict[str, Any]] = field(default_factory=list)  # context, latest, periods behind
-    patterns_behind: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class StatusReport:
-    """Everything ``status`` shows."""
-
-    generated_at: datetime
-    runs: list[dict[str, Any]]
-    failing_series: list[dict[str, Any]]
-    failing_patterns: list[dict[str, Any]]
-    freshness: list[Freshness]
-    backfills: list[dict[str, Any]] = field(default_factory=list)
 
 
 def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
@@ -91,3 +73,10 @@ def _behind(name: str, grain: Grain, latest: date | None, expected: date) -> dic
         "expected": format_period(grain, expected),
         "periods_behind": missing,
     }
+
+
+def unhealthy(report: StatusReport) -> bool:
+    """True when something is failing or behind (``status`` then exits 1)."""
+    return bool(
+        report.failing_series or report.failing_patterns or any(f.behind for f in report.freshness)
+    )

@@ -22,13 +22,11 @@ from fulcrum_sync.domain import (
     sync_run_key,
 )
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.render import to_jsonable
-from fulcrum_sync.services import discover as discover_service
 from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_keyed
+from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.services.sync_context import plan_series, sync_context
 from fulcrum_sync.sources.base import Source
-from fulcrum_sync.store import contexts as contexts_store
-from fulcrum_sync.store import runs, sync_status
+from fulcrum_sync.store import sync_status
 from fulcrum_sync.store.runs import Claim, RunItem
 
 log = logging.getLogger(__name__)
@@ -47,20 +45,10 @@ class PlannedSeries:
     window: Window
 
 
-def select(engine: Engine, settings: Settings, request: SyncRequest) -> list[ContextDef]:
-    """Return the contexts a request covers, discovering them first on a fresh database.
-
-    Raises InputError for an unknown tenant or metric.
-    """
-    if not contexts_store.active_context_keys(engine, request.grain):
-        discover_service.discover(engine, settings.source, settings.history_start, request.grain)
-    return discover_service.select_contexts(engine, request.grain, request.tenant, request.metric)
-
-
 def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[PlannedSeries]:
     """Return what ``sync`` would fetch, writing nothing (``--dry-run``)."""
-    contexts = discover_service.preview_contexts(
-        engine, settings.source, request.grain, request.tenant, request.metric
+    contexts = select_contexts(
+        engine, settings, request.grain, request.tenant, request.metric, dry_run=True
     )
     planned = []
     for ctx in contexts:
@@ -94,18 +82,17 @@ def run(
     Each context is claimed under its run key first; keys already done are skipped unless
     ``request.force``. Raises InputError (bad filters) or StoreError (database unreachable).
     """
-    contexts = select(engine, settings, request)
-    started = datetime.now(UTC)
-    run_id = runs.start_run(engine, "sync", to_jsonable(request))
-    rc = RunContext(
+    contexts = select_contexts(engine, settings, request.grain, request.tenant, request.metric)
+    rc = RunContext.start(
         engine,
-        run_id,
-        runs.new_owner(run_id),
-        settings.lease_seconds,
-        stop or threading.Event(),
-        force_before=started if request.force else None,
+        "sync",
+        request,
+        lease_seconds=settings.lease_seconds,
+        stop=stop,
+        force=request.force,
     )
-    result = SyncRunResult(run_id=run_id, request=request, started_at=started)
+    run_id = rc.run_id
+    result = SyncRunResult(run_id=run_id, request=request, started_at=datetime.now(UTC))
     if on_start is not None:
         on_start(len(contexts))
     work = [
@@ -157,16 +144,15 @@ def run(
         if on_result is not None:
             on_result(res)
 
-    try:
+    def summarize() -> tuple[str, dict[str, object]]:
+        result.interrupted = rc.stop.is_set()
+        result.finished_at = datetime.now(UTC)
+        return result.outcome, summarize_run(result)
+
+    with rc.recording(summarize):
         result.contexts = run_keyed(
             rc, work, do, summarize_context, skipped, workers=request.workers, on_result=report
         )
-    finally:
-        result.interrupted = rc.stop.is_set()
-        if result.interrupted:
-            runs.release_all(engine, rc.owner)
-        result.finished_at = datetime.now(UTC)
-        runs.finish_run(engine, run_id, result.outcome, summarize_run(result))
     return result
 
 

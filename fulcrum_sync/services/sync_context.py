@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -24,8 +25,7 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source
 from fulcrum_sync.store import sync_status
-from fulcrum_sync.store.engine import translate_errors
-from fulcrum_sync.store.series import CleanRow, SeriesKey, replace_series, upsert_series
+from fulcrum_sync.store.series import CleanRow, SeriesKey, write_series
 from fulcrum_sync.store.tables import NO_DIMENSION
 
 
@@ -178,59 +178,44 @@ def _sync_series(
         window=window,
         dimension=dim,
     )
-    common = {
-        "key": status_key,
-        "previous": statuses.get(dim_id or NO_DIMENSION),
-        "sync_type": sync_type.value,
-        "period": period,
-        "window": (window.start, window.end),
-        "definition_hash": definition_hash,
-        "run_id": run_id,
-    }
+    status = sync_status.StatusUpdate(
+        key=status_key,
+        previous=statuses.get(dim_id or NO_DIMENSION),
+        sync_type=sync_type.value,
+        period=period,
+        window=(window.start, window.end),
+        definition_hash=definition_hash,
+        run_id=run_id,
+    )
     try:
         rows = source.fetch_series(request)
         series.rows_fetched = len(rows)
         clean, series.skipped = sanitize(rows, dimensional=dim is not None)
         key = SeriesKey(ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id)
-        with translate_errors(engine, "store a series in"), engine.begin() as conn:
-            full = sync_type is SyncType.FULL and not upsert_only
-            write = replace_series if full else upsert_series
-            counts = write(conn, key, clean)
-            series.inserted, series.updated, series.unchanged = (
-                counts.inserted,
-                counts.updated,
-                counts.unchanged,
-            )
-            sync_status.write_status(
-                conn,
-                succeeded=True,
-                now=datetime.now(UTC),
-                error=None,
-                rows_fetched=series.rows_fetched,
-                rows_stored=series.rows_stored,
-                rows_skipped=series.skipped.total,
-                **common,
-            )
+        counts = write_series(
+            engine,
+            key,
+            clean,
+            full=sync_type is SyncType.FULL and not upsert_only,
+            status=status,
+            rows_fetched=series.rows_fetched,
+            rows_skipped=series.skipped.total,
+        )
+        series.inserted, series.updated, series.unchanged = (
+            counts.inserted,
+            counts.updated,
+            counts.unchanged,
+        )
     except Exception as exc:  # isolation: one series failing never stops the others
         series.success = False
         series.dependency_failure = isinstance(exc, DependencyError)
         series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
-        _record_failure(engine, series, common)
-    return series
-
-
-def _record_failure(engine: Engine, series: SeriesResult, common: dict[str, object]) -> None:
-    try:
-        with translate_errors(engine, "record a failure in"), engine.begin() as conn:
-            sync_status.write_status(
-                conn,
-                succeeded=False,
-                now=datetime.now(UTC),
+        with contextlib.suppress(DependencyError):  # the database itself may be what failed
+            sync_status.record_failure(
+                engine,
+                status,
                 error=series.error,
                 rows_fetched=series.rows_fetched,
-                rows_stored=0,
                 rows_skipped=series.skipped.total,
-                **common,  # type: ignore[arg-type]
             )
-    except DependencyError:
-        pass  # the database itself is failing; the result still carries the error
+    return series

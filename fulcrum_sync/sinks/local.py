@@ -34,7 +34,7 @@ from sqlalchemy.schema import CreateTable
 from fulcrum_sync.domain import Grain, SinkError
 from fulcrum_sync.sinks.base import FRAME_COLUMNS, LoadStats, estimate_bytes
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
-from fulcrum_sync.store.tables import UTCDateTime
+from fulcrum_sync.sql_types import UTCDateTime
 
 if TYPE_CHECKING:
     import pandas as pd

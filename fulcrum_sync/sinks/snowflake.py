@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync.domain import FulcrumError, Grain, InputError, SinkError
-from fulcrum_sync.logs import register_secret
+from fulcrum_sync.secrets import register_secret
 from fulcrum_sync.sinks.base import FRAME_COLUMNS, LoadStats, estimate_bytes
 from fulcrum_sync.sinks.identifiers import NAME_RE, CacheTable, cache_table_name, quote
 

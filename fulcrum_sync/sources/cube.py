@@ -6,14 +6,11 @@ secret and the JWTs it signs never appear in messages, reprs or logs.
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -22,7 +19,9 @@ import tenacity
 from pydantic import SecretStr
 
 from fulcrum_sync.domain import InputError, SourceError
+from fulcrum_sync.secrets import redact, register_secret
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.cube_protocol import build_query, load_data, parse_rows, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ SECRET_SETTING = "FULCRUM_SYNC_CUBE_API_SECRET"
 CLAIM_SETTING = "FULCRUM_SYNC_CUBE_TENANT_CLAIM"
 DEADLINE_SETTING = "FULCRUM_SYNC_CUBE_WAIT_DEADLINE_SECONDS"
 
-_JWT_RE = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]+")
 _SNIPPET = 200
 
 
@@ -58,87 +56,7 @@ class _TransientError(SourceError):
         self.retry_after = retry_after
 
 
-def build_query(request: FetchRequest, *, limit: int, offset: int = 0) -> dict[str, Any]:
-    """Return the Cube query for one page of ``request``: explicit limit, offset and order."""
-    metric = request.metric
-    query: dict[str, Any] = {
-        "measures": [metric.measure],
-        "timeDimensions": [
-            {
-                "dimension": metric.time_dimension,
-                "granularity": request.grain.value,
-                "dateRange": [request.window.start.isoformat(), request.window.end.isoformat()],
-            }
-        ],
-        "order": [[metric.time_dimension, "asc"]],
-        "timezone": "UTC",
-        "limit": limit,
-        "offset": offset,
-    }
-    if request.dimension is not None:
-        query["dimensions"] = [request.dimension.member]
-        query["order"].append([request.dimension.member, "asc"])
-    return query
-
-
-def parse_rows(data: list[Any], request: FetchRequest) -> list[SeriesRow]:
-    """Turn Cube's ``data`` rows into SeriesRows; raise SourceError on a malformed row."""
-    time_key = f"{request.metric.time_dimension}.{request.grain.value}"
-    measure = request.metric.measure
-    member = request.dimension.member if request.dimension else None
-    rows: list[SeriesRow] = []
-    for item in data:
-        if not isinstance(item, dict) or not isinstance(item.get(time_key), str):
-            raise SourceError(f"malformed Cube answer: a row lacks the time member {time_key!r}")
-        try:
-            day = date.fromisoformat(item[time_key][:10])
-        except ValueError:
-            raise SourceError(
-                f"malformed Cube answer: bad time {item[time_key][:40]!r} in {time_key!r}"
-            ) from None
-        raw_slice = item.get(member) if member else None  # a null slice stays None
-        slice_ = None if raw_slice is None else str(raw_slice)
-        rows.append(SeriesRow(day, _to_float(item.get(measure)), slice_))
-    return rows
-
-
-def _to_float(raw: Any) -> float | None:
-    """Return Cube's measure value as a float (it sends strings); None and junk give None."""
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        return float(raw)
-    except (TypeError, ValueError):
-        return None
-
-
-def _load_data(body: dict[str, Any], what: str) -> list[Any]:
-    """Return the ``data`` rows of a /load answer (also inside a one-element ``results``)."""
-    data = body.get("data")
-    if data is None and isinstance(body.get("results"), list) and body["results"]:
-        first = body["results"][0]
-        data = first.get("data") if isinstance(first, dict) else None
-    if not isinstance(data, list):
-        raise SourceError(f"{what}: malformed Cube answer: no 'data' list")
-    return data
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Return the Retry-After delay in seconds (number or HTTP date), if the server sent one."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+__all__ = ["CubeSource", "build_query", "parse_rows"]
 
 
 class CubeSource:
@@ -190,6 +108,7 @@ class CubeSource:
             raise ValueError("page_size and token_ttl_seconds must be positive, retries >= 0")
         self.base_url = base
         self._secret = api_secret
+        register_secret(api_secret)  # masked in every message and log line from now on
         self._client = client
         self.tenant_claim = tenant_claim
         self.token_ttl_seconds = token_ttl_seconds
@@ -226,7 +145,7 @@ class CubeSource:
             call = _Call(
                 "POST", LOAD_PATH, what, request.tenant, request.tenant_id, {"query": query}
             )
-            data = _load_data(self._call(call), what)
+            data = load_data(self._call(call), what)
             try:
                 rows.extend(parse_rows(data, request))
             except SourceError as exc:
@@ -286,10 +205,7 @@ class CubeSource:
 
     def _redact(self, text: str) -> str:
         """Return ``text`` with the secret and anything that looks like a JWT masked."""
-        secret = self._secret.get_secret_value()
-        if secret:
-            text = text.replace(secret, "***")
-        return _JWT_RE.sub("***", text)
+        return redact(text)
 
     # ----------------------------------------------------------------- HTTP
 
@@ -358,7 +274,7 @@ class CubeSource:
         status = response.status_code
         if status == 429 or status >= 500:
             raise _TransientError(
-                f"HTTP {status}{self._detail(response)}", retry_after=_retry_after(response)
+                f"HTTP {status}{self._detail(response)}", retry_after=retry_after(response)
             )
         if status in (401, 403):
             self._forget_token(call.tenant, call.tenant_id)

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, delete, func, insert, select
 
 from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
-from fulcrum_sync.domain import StoreError
+from fulcrum_sync.domain import CatalogSaveResult, StoreError
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import serialize, translate_errors
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogSaveResult:
-    """What a catalog load changed."""
-
-    tenants: int
-    metrics: int
-    metrics_added: list[str]
-    metrics_changed: list[str]
-    metrics_removed: list[str]
-    targets: int
 
 
 def save_catalog(

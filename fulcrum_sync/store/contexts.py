@@ -2,56 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, select, update
 
-from fulcrum_sync.domain import Grain
+from fulcrum_sync.domain import ContextChanges, Grain
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import serialize, translate_errors
 
 # (tenant_id, metric_id, grain, pattern) — pattern is "" for a metric context.
 ContextKey = tuple[int, str, str, str]
-
-
-CHANGE_KINDS = ("added", "reactivated", "deactivated")
-
-
-@dataclass(slots=True)
-class MetricContextChange:
-    """One metric context at a grain: its own change and its pattern contexts' changes."""
-
-    context: str  # tenant::metric
-    grain: str
-    change: str  # added | reactivated | deactivated | unchanged
-    patterns: dict[str, list[str]] = field(default_factory=dict)  # change -> pattern names
-
-
-@dataclass(slots=True)
-class ContextChanges:
-    """What one discovery changed, as ``tenant::metric[::pattern]@grain`` labels."""
-
-    added: list[str] = field(default_factory=list)
-    deactivated: list[str] = field(default_factory=list)
-    reactivated: list[str] = field(default_factory=list)
-    unchanged: int = 0
-
-    def by_metric_context(self) -> list[MetricContextChange]:
-        """Group the changes per metric context and grain (pattern contexts folded in)."""
-        groups: dict[tuple[str, str], MetricContextChange] = {}
-        for kind in CHANGE_KINDS:
-            for label in getattr(self, kind):
-                name, grain = label.rsplit("@", 1)
-                tenant, metric, *pattern = name.split("::")
-                key = (f"{tenant}::{metric}", grain)
-                group = groups.setdefault(key, MetricContextChange(*key, change="unchanged"))
-                if pattern:
-                    group.patterns.setdefault(kind, []).append(pattern[0])
-                else:
-                    group.change = kind
-        order = {g.value: i for i, g in enumerate(Grain)}
-        return [groups[k] for k in sorted(groups, key=lambda k: (k[0], order.get(k[1], 9)))]
 
 
 def _label(tenant: str, metric: str, grain: str, pattern: str) -> str:

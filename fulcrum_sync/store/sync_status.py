@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select
 
@@ -47,44 +47,54 @@ def read_statuses(
         }
 
 
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """What a sync of one series records, whatever its outcome."""
+
+    key: tuple[int, str, str, str]  # tenant_id, metric_id, grain, dimension ("" for base)
+    previous: SeriesStatus | None
+    sync_type: str
+    period: date
+    window: tuple[date, date]
+    definition_hash: str
+    run_id: str | None
+
+
 def write_status(
     conn: Connection,
+    update: StatusUpdate,
     *,
-    key: tuple[int, str, str, str],
-    previous: SeriesStatus | None,
     succeeded: bool,
-    sync_type: str,
-    period: date,
-    window: tuple[date, date],
-    definition_hash: str,
     now: datetime,
     error: str | None,
     rows_fetched: int,
     rows_stored: int,
     rows_skipped: int,
-    run_id: str | None,
 ) -> None:
     """Record one series' sync outcome (inside the caller's transaction)."""
+    key, previous = update.key, update.previous
     row = {
         "tenant_id": key[0],
         "metric_id": key[1],
         "grain": key[2],
         "dimension": key[3],
         "status": "succeeded" if succeeded else "failed",
-        "sync_type": sync_type,
-        "period": period,
-        "window_start": window[0],
-        "window_end": window[1],
-        "definition_hash": definition_hash,
+        "sync_type": update.sync_type,
+        "period": update.period,
+        "window_start": update.window[0],
+        "window_end": update.window[1],
+        "definition_hash": update.definition_hash,
         "last_attempt_at": now,
         "error": error,
         "rows_fetched": rows_fetched,
         "rows_stored": rows_stored,
         "rows_skipped": rows_skipped,
-        "run_id": run_id,
+        "run_id": update.run_id,
     }
     if succeeded:
-        row.update(last_success_at=now, last_success_hash=definition_hash, failing_since=None)
+        row.update(
+            last_success_at=now, last_success_hash=update.definition_hash, failing_since=None
+        )
     else:
         row.update(
             last_success_at=previous.last_success_at if previous else None,
@@ -92,3 +102,25 @@ def write_status(
             failing_since=(previous.failing_since if previous and previous.failing_since else now),
         )
     upsert_rows(conn, t.metric_sync_status, [row])
+
+
+def record_failure(
+    engine: Engine,
+    update: StatusUpdate,
+    *,
+    error: str | None,
+    rows_fetched: int,
+    rows_skipped: int,
+) -> None:
+    """Record that one series' sync failed, in a transaction of its own."""
+    with translate_errors(engine, "record a failure in"), engine.begin() as conn:
+        write_status(
+            conn,
+            update,
+            succeeded=False,
+            now=datetime.now(UTC),
+            error=error,
+            rows_fetched=rows_fetched,
+            rows_stored=0,
+            rows_skipped=rows_skipped,
+        )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulcrum_sync.domain import format_period
-from fulcrum_sync.render import print_table, stderr_console, stdout_console
+from fulcrum_sync.domain import BackfillPlan, BackfillResult, format_period
+from fulcrum_sync.render.console import print_table, stderr_console, stdout_console
 
 
-def plan_json(plan: Any) -> dict[str, Any]:
+def plan_json(plan: BackfillPlan) -> dict[str, Any]:
     """A backfill plan as JSON-ready data."""
     periods = plan.periods
     return {
@@ -17,7 +17,7 @@ def plan_json(plan: Any) -> dict[str, Any]:
         "periods": len(periods),
         "first_period": format_period(plan.grain, periods[0]) if periods else None,
         "last_period": format_period(plan.grain, periods[-1]) if periods else None,
-        "contexts": [c.context.to_string() for c in plan.contexts],
+        "contexts": [str(c) for c in plan.contexts],
         "sync_keys": plan.sync_keys,
         "pattern_keys": plan.pattern_keys,
         "estimated_source_queries": plan.estimated_queries,
@@ -25,7 +25,7 @@ def plan_json(plan: Any) -> dict[str, Any]:
     }
 
 
-def print_plan(plan: Any) -> None:
+def print_plan(plan: BackfillPlan) -> None:
     """Print what a backfill would do (``--dry-run``)."""
     data = plan_json(plan)
     out = stdout_console()
@@ -59,7 +59,7 @@ def print_plan(plan: Any) -> None:
     out.print("Dry run: nothing was written.")
 
 
-def result_json(result: Any) -> dict[str, Any]:
+def result_json(result: BackfillResult) -> dict[str, Any]:
     """A backfill's outcome as JSON-ready data."""
     ratio = result.rows_fetched / result.rows_in_range if result.rows_in_range else None
     return {
@@ -78,7 +78,7 @@ def result_json(result: Any) -> dict[str, Any]:
     }
 
 
-def print_result(result: Any) -> None:
+def print_result(result: BackfillResult) -> None:
     """Print the backfill summary table and one plain closing line."""
     data = result_json(result)
     out = stdout_console()
@@ -119,7 +119,7 @@ def print_result(result: Any) -> None:
     print_summary_line(result)
 
 
-def print_summary_line(result: Any) -> None:
+def print_summary_line(result: BackfillResult) -> None:
     """Print the one plain line that closes a backfill (CI logs end with it)."""
     data = result_json(result)
     stdout_console().print(
@@ -131,7 +131,7 @@ def print_summary_line(result: Any) -> None:
     )
 
 
-def print_started(plan: Any) -> None:
+def print_started(plan: BackfillPlan) -> None:
     """Tell the operator (on stderr) which backfill this is and how to resume it."""
     shard = f" shard {plan.shard[0]}/{plan.shard[1]}" if plan.shard else ""
     stderr_console().print(

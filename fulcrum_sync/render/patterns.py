@@ -8,16 +8,12 @@ from typing import Any
 
 from rich.markup import escape
 
-from fulcrum_sync.domain import Grain, format_period
-from fulcrum_sync.render import (
-    print_table,
-    status_style,
-    stdout_console,
-    to_jsonable,
-)
+from fulcrum_sync.domain import Grain, PatternsRunResult, format_period
+from fulcrum_sync.jsonable import jsonable
+from fulcrum_sync.render.console import print_table, status_style, stdout_console
 
 
-def patterns_result_json(result: Any) -> dict[str, Any]:
+def patterns_result_json(result: PatternsRunResult) -> dict[str, Any]:
     """A ``patterns`` run as JSON-ready data."""
     req = result.request
     return {
@@ -31,14 +27,14 @@ def patterns_result_json(result: Any) -> dict[str, Any]:
                 "context": c.context.to_string(),
                 "status": c.status,
                 "counts": c.pattern_counts(),
-                "patterns": to_jsonable(c.patterns),
+                "patterns": jsonable(c.patterns),
             }
             for c in sorted(result.contexts, key=lambda c: c.context)
         ],
     }
 
 
-def print_patterns_result(result: Any) -> None:
+def print_patterns_result(result: PatternsRunResult) -> None:
     """Print one row per pattern run, then failures and a closing line."""
     out = stdout_console()
     req = result.request
@@ -59,18 +55,9 @@ def print_patterns_result(result: Any) -> None:
         ["context", "pattern", "dimension", "status", "detail"],
         rows,
     )
-    totals = totals_of(result)
+    totals = result.totals()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "no patterns"
     out.print(f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; {counts}).")
-
-
-def totals_of(result: Any) -> dict[str, int]:
-    """How many pattern runs ended in each status."""
-    totals: dict[str, int] = {}
-    for c in result.contexts:
-        for p in c.patterns:
-            totals[p.status] = totals.get(p.status, 0) + 1
-    return totals
 
 
 def pattern_spec_json(spec: Any) -> dict[str, Any]:
@@ -81,7 +68,7 @@ def pattern_spec_json(spec: Any) -> dict[str, Any]:
         "grains": sorted(g.value for g in spec.grains),
         "needs": sorted(spec.needs),
         "lookback": {g.value: n for g, n in spec.lookback.items()},
-        "defaults": to_jsonable(dict(spec.defaults)),
+        "defaults": jsonable(dict(spec.defaults)),
         "description": spec.description,
     }
 

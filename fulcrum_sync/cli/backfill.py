@@ -1,0 +1,125 @@
+"""``backfill``: sync and analyse a range of periods; resumable and shardable."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fulcrum_sync.cli._common import (
+    ForceOption,
+    GrainOption,
+    JsonOption,
+    LogFormatOption,
+    MetricOption,
+    Output,
+    TenantOption,
+    WorkersOption,
+    begin,
+    deps_of,
+    emit,
+    finish,
+    handle_errors,
+    stop_on_sigterm,
+)
+from fulcrum_sync.domain import BackfillRequest, Grain, InputError, parse_period
+
+
+@handle_errors
+def backfill(
+    ctx: typer.Context,
+    grain: GrainOption,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="First period, inclusive (2025-07-01, 2025-W27, 2025-07)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last period, inclusive (same forms as --start)."),
+    ] = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    patterns: Annotated[
+        bool, typer.Option("--patterns/--no-patterns", help="Run patterns for every period.")
+    ] = True,
+    workers: WorkersOption = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="i/n: this process takes every n-th context starting at i. Default: from "
+            "JOB_COMPLETION_INDEX and FULCRUM_SYNC_SHARD_COUNT (Kubernetes Indexed Jobs).",
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Resume the backfill with this id; does only what is left."),
+    ] = None,
+    force: ForceOption = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and write nothing.")
+    ] = False,
+    json_out: JsonOption = False,
+    log_format: LogFormatOption = None,
+) -> None:
+    """Sync and analyse a range of periods; resumable by id and shardable across pods.
+
+    Each context's range is fetched in as few source queries as the source allows, then
+    patterns run for every period on data as of that period.
+
+    Example: fulcrum-sync backfill --grain day --start 2025-07-01 --end 2025-09-30 --workers 4
+    """
+    from fulcrum_sync.render import backfill as render
+    from fulcrum_sync.render.console import SyncProgress, print_json
+    from fulcrum_sync.services import backfill as svc
+
+    output = begin(ctx, log_format, json_out=json_out, job=True)
+    deps = deps_of(ctx)
+    settings = deps.get_settings()
+    grain_value = Grain.parse(grain)
+    if resume is None and (start is None or end is None):
+        raise InputError("backfill needs --start and --end (or --resume ID)")
+    request = BackfillRequest(
+        grain=grain_value,
+        start=parse_period(grain_value, start) if start else settings.history_start,
+        end=parse_period(grain_value, end) if end else settings.history_start,
+        tenant=tenant,
+        metric=metric,
+        patterns=patterns,
+        workers=workers or settings.workers,
+        shard=svc.parse_shard(shard, shard_count=settings.shard_count),
+        resume=resume,
+        force=force,
+        dry_run=dry_run,
+    )
+    if resume is None:
+        request.validate(settings.history_start)  # before touching the database
+    engine = deps.get_engine(workers=request.workers, pooled=True)
+    if dry_run:
+        plan = svc.make_plan(engine, settings, request).plan
+        if output is Output.TABLE:
+            render.print_plan(plan)
+        else:
+            print_json(render.plan_json(plan))
+        return
+    source = deps.get_source()
+    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out, label="run keys") as bar:
+        result = svc.run(
+            engine,
+            source,
+            settings,
+            request,
+            stop=stop,
+            on_progress=bar.update,
+            on_plan=render.print_started,
+        )
+    emit(
+        output,
+        data=lambda: render.result_json(result),
+        table=lambda: render.print_result(result),
+        event="backfill finished",
+        fields=lambda: render.result_json(result),
+    )
+    if output is Output.LOG:
+        render.print_summary_line(result)  # one plain line for CI logs
+    finish(result.outcome)

@@ -1,0 +1,60 @@
+"""``discover``: store the catalog's active contexts and report what changed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fulcrum_sync.cli._common import (
+    JsonOption,
+    begin,
+    deps_of,
+    emit,
+    finish,
+    handle_errors,
+    parse_grain,
+)
+
+
+@handle_errors
+def discover(
+    ctx: typer.Context,
+    grain: Annotated[
+        str | None,
+        typer.Option("--grain", "-g", help="Only this grain (day, week, month). Default: all."),
+    ] = None,
+    check_source: Annotated[
+        bool,
+        typer.Option(
+            "--check-source",
+            help="Also ask the source's metadata whether every member exists.",
+        ),
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Store the catalog's active contexts and report what was added, deactivated, unchanged.
+
+    Deactivated contexts keep their stored data. With an empty catalog and the demo source,
+    the demo catalog is loaded first.
+
+    Example: fulcrum-sync discover --grain day
+    """
+    from fulcrum_sync.render import discover as render
+    from fulcrum_sync.services import discover as svc
+
+    output = begin(ctx, json_out=json_out, job=True)
+    deps = deps_of(ctx)
+    grain_value = parse_grain(grain)
+    settings = deps.get_settings()
+    engine = deps.get_engine()
+    source = deps.get_source() if check_source else None
+    result = svc.discover(engine, settings.source, settings.history_start, grain_value, source)
+    emit(
+        output,
+        data=lambda: result,
+        table=lambda: render.print_discover(result, verbose=deps.verbose),
+        event="discover finished",
+        fields=lambda: render.discover_summary_fields(result),
+    )
+    finish("partial" if result.broken_metrics else "succeeded")

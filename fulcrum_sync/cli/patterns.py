@@ -1,0 +1,155 @@
+"""``patterns``: run patterns on stored data; ``patterns list`` and ``patterns show``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fulcrum_sync.cli._common import (
+    GrainOption,
+    JsonOption,
+    LogFormatOption,
+    MetricOption,
+    Output,
+    PeriodOption,
+    TenantOption,
+    WorkersOption,
+    begin,
+    deps_of,
+    emit,
+    finish,
+    handle_errors,
+    resolve_period,
+    stop_on_sigterm,
+)
+from fulcrum_sync.domain import Grain, InputError, MetricContext, PatternsRequest, parse_period
+
+patterns_app = typer.Typer(invoke_without_command=True)
+
+
+@patterns_app.callback(invoke_without_command=True)
+@handle_errors
+def patterns(
+    ctx: typer.Context,
+    grain: Annotated[
+        str | None, typer.Option("--grain", "-g", help="day, week or month (required to run).")
+    ] = None,
+    period: PeriodOption = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    pattern: Annotated[
+        str | None, typer.Option("--pattern", help="Only this pattern (see `patterns list`).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run again patterns that already succeeded.")
+    ] = False,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+    log_format: LogFormatOption = None,
+) -> None:
+    """Run the enabled patterns of every active context on data already stored (no fetching).
+
+    Each pattern runs under its own run key; one failing does not stop the others. Too
+    little data is stored as an insufficient_data result and reported as skipped.
+
+    Example: fulcrum-sync patterns --grain day --period 2025-07-13 --pattern forecasting
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    output = begin(ctx, log_format, json_out=json_out, job=True)
+    if grain is None:
+        raise InputError("missing --grain: patterns needs --grain day, week or month")
+    from fulcrum_sync.render import patterns as render
+    from fulcrum_sync.render.console import SyncProgress
+    from fulcrum_sync.services import patterns as svc
+
+    deps = deps_of(ctx)
+    settings = deps.get_settings()
+    grain_value = Grain.parse(grain)
+    request = PatternsRequest(
+        grain=grain_value,
+        period=resolve_period(grain_value, period, settings.history_start),
+        tenant=tenant,
+        metric=metric,
+        pattern=pattern,
+        force=force,
+        workers=workers or settings.workers,
+    )
+    if pattern is not None:
+        svc.get_pattern(pattern)  # fail on an unknown name before touching the database
+    engine = deps.get_engine(workers=request.workers, pooled=True)
+    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
+        result = svc.run(
+            engine,
+            settings,
+            request,
+            stop=stop,
+            on_result=progress.advance,
+            on_start=progress.start,
+            overrides=deps.patterns,
+        )
+    summary = render.patterns_result_json(result)
+    emit(
+        output,
+        data=lambda: summary,
+        table=lambda: render.print_patterns_result(result),
+        event="patterns finished",
+        fields=lambda: {
+            "run_id": summary["run_id"],
+            "grain": summary["grain"],
+            "period": summary["period"],
+            "outcome": summary["outcome"],
+            "counts": result.totals(),
+        },
+    )
+    finish(result.outcome)
+
+
+@patterns_app.command("list")
+@handle_errors
+def patterns_list(json_out: JsonOption = False) -> None:
+    """List the registered patterns: name, version, grains, data needed, lookback.
+
+    Example: fulcrum-sync patterns list
+    """
+    from fulcrum_sync.render import patterns as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services.patterns import list_patterns
+
+    specs = list_patterns()
+    if json_out:
+        print_json([render.pattern_spec_json(s) for s in specs])
+    else:
+        render.print_pattern_specs(specs)
+
+
+@patterns_app.command("show")
+@handle_errors
+def patterns_show(
+    ctx: typer.Context,
+    context: Annotated[str, typer.Argument(help="tenant::metric, e.g. acme::new_revenue.")],
+    grain: GrainOption,
+    period: Annotated[
+        str | None,
+        typer.Option("--period", "-p", help="Analysis period. Default: the latest stored."),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show a context's stored pattern results for one period.
+
+    Example: fulcrum-sync patterns show acme::new_revenue --grain day
+    """
+    from fulcrum_sync.render import patterns as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services import patterns as svc
+
+    MetricContext.from_string(context)  # validate before touching the database
+    grain_value = Grain.parse(grain)
+    wanted = parse_period(grain_value, period) if period else None
+    output = begin(ctx, json_out=json_out)
+    rows = svc.show(deps_of(ctx).get_engine(), context, grain_value, wanted)
+    if output is Output.JSON:
+        print_json(rows)
+    else:
+        render.print_pattern_results(context, grain_value, rows)

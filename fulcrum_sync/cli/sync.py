@@ -1,0 +1,116 @@
+"""``sync``: sync every active context of a grain for one period, then run its patterns."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from fulcrum_sync.cli._common import (
+    ForceOption,
+    GrainOption,
+    JsonOption,
+    LogFormatOption,
+    MetricOption,
+    Output,
+    PeriodOption,
+    TenantOption,
+    WorkersOption,
+    begin,
+    deps_of,
+    emit,
+    finish,
+    handle_errors,
+    resolve_period,
+    stop_on_sigterm,
+)
+from fulcrum_sync.domain import Grain, SyncRequest
+from fulcrum_sync.services.deps import Deps
+
+
+@handle_errors
+def sync(
+    ctx: typer.Context,
+    grain: GrainOption,
+    period: PeriodOption = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    force_full: Annotated[
+        bool, typer.Option("--force-full", help="FULL sync every series (re-fetch history).")
+    ] = False,
+    force: ForceOption = False,
+    workers: WorkersOption = None,
+    no_patterns: Annotated[
+        bool, typer.Option("--no-patterns", help="Do not run the patterns after each sync.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be fetched; write nothing.")
+    ] = False,
+    json_out: JsonOption = False,
+    log_format: LogFormatOption = None,
+) -> None:
+    """Sync every active context of a grain for one period, then run its patterns.
+
+    Per metric and per dimension the sync is FULL (no earlier success, --force-full, or a
+    changed definition) or INCREMENTAL. Exit 0 all succeeded, 1 some failed, 2 bad usage,
+    3 source or database unreachable.
+
+    Example: fulcrum-sync sync --grain day --period 2025-07-13 --tenant acme
+    """
+    from fulcrum_sync.render import sync as render
+    from fulcrum_sync.render.console import SyncProgress, print_json
+    from fulcrum_sync.services import sync as sync_service
+
+    output = begin(ctx, log_format, json_out=json_out, job=True)
+    deps = deps_of(ctx)
+    settings = deps.get_settings()
+    grain_value = Grain.parse(grain)
+    request = SyncRequest(
+        grain=grain_value,
+        period=resolve_period(grain_value, period, settings.history_start),
+        tenant=tenant,
+        metric=metric,
+        force_full=force_full,
+        force=force,
+        workers=workers or settings.workers,
+        dry_run=dry_run,
+        run_patterns=not no_patterns,
+    )
+    engine = deps.get_engine(workers=request.workers, pooled=True)
+    if dry_run:
+        planned = sync_service.plan(engine, settings, request)
+        if output is Output.TABLE:
+            render.print_sync_plan(request, planned)
+        else:
+            print_json({"request": request, "planned": planned})
+        return
+    source = deps.get_source()
+    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
+        result = sync_service.run(
+            engine,
+            source,
+            settings,
+            request,
+            chain=_pattern_chain(deps, request.run_patterns),
+            stop=stop,
+            on_result=progress.advance,
+            on_start=progress.start,
+        )
+    summary = render.sync_result_json(result)
+    emit(
+        output,
+        data=lambda: summary,
+        table=lambda: render.print_sync_result(result),
+        event="sync finished",
+        fields=lambda: render.sync_summary_fields(summary),
+    )
+    finish(result.outcome)
+
+
+def _pattern_chain(deps: Deps, enabled: bool) -> Any:
+    """The in-process pattern chain for ``sync`` (None with --no-patterns)."""
+    if not enabled:
+        return None
+    from fulcrum_sync.services.patterns import make_chain
+
+    return make_chain(deps.patterns)

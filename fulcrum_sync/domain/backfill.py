@@ -1,0 +1,72 @@
+"""What ``backfill`` is asked to do, the plan it makes, and what it reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from fulcrum_sync.domain.contexts import MetricContext
+from fulcrum_sync.domain.errors import InputError
+from fulcrum_sync.domain.periods import Grain, check_history
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRequest:
+    """What ``backfill`` was asked to do; :meth:`validate` refuses a bad range."""
+
+    grain: Grain
+    start: date
+    end: date
+    tenant: str | None = None
+    metric: str | None = None
+    patterns: bool = True
+    workers: int = 1
+    shard: tuple[int, int] | None = None
+    resume: str | None = None
+    force: bool = False
+    dry_run: bool = False
+
+    def validate(self, history_start: date) -> None:
+        """Refuse an empty range or one that starts before the history start."""
+        if self.start > self.end:
+            raise InputError(
+                f"--start {self.start.isoformat()} is after --end {self.end.isoformat()}"
+            )
+        check_history(self.grain, self.start, history_start, what="--start")
+
+
+@dataclass(slots=True)
+class BackfillPlan:
+    """Periods × contexts, and what they cost."""
+
+    grain: Grain
+    periods: list[date]
+    contexts: list[MetricContext]
+    sync_keys: int
+    pattern_keys: int
+    estimated_queries: int
+    backfill_id: str | None = None
+    shard: tuple[int, int] | None = None
+
+
+@dataclass(slots=True)
+class BackfillResult:
+    """What a backfill (or this shard of it) did."""
+
+    plan: BackfillPlan
+    run_id: str
+    done: int = 0  # keys executed and succeeded by this process
+    failed: int = 0
+    already_done: int = 0
+    busy: int = 0
+    rows_fetched: int = 0
+    rows_in_range: int = 0
+    source_queries: int = 0
+    failures: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def outcome(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        return "partial" if self.failed else "succeeded"

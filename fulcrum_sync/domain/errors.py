@@ -1,0 +1,41 @@
+"""The exception tree: every error fulcrum-sync raises on purpose, with its exit code.
+
+::
+
+    FulcrumError
+    ├── InputError          bad usage or configuration: unknown grain, tenant, metric,
+    │                       period; bad flags or files; a refused credential   (exit 2)
+    └── DependencyError     something we depend on failed                       (exit 3
+        ├── SourceError     the semantic layer (Cube) or the demo generator      when nothing
+        ├── StoreError      the state database                                   could be done)
+        └── SinkError       the cache (Snowflake or local)
+
+A run that finished with some contexts failed is not an exception: it is a result whose
+outcome is ``partial`` (exit 1). The CLI maps both to exit codes in one function.
+"""
+
+from __future__ import annotations
+
+
+class FulcrumError(Exception):
+    """Base of every error fulcrum-sync raises on purpose."""
+
+
+class InputError(FulcrumError):
+    """Bad usage or configuration: nothing was done (exit code 2)."""
+
+
+class DependencyError(FulcrumError):
+    """A dependency (source, database, cache) failed (exit code 3 if nothing could be done)."""
+
+
+class SourceError(DependencyError):
+    """The semantic source failed or refused a query."""
+
+
+class StoreError(DependencyError):
+    """The state database failed."""
+
+
+class SinkError(DependencyError):
+    """The cache target failed."""

@@ -1,0 +1,173 @@
+"""What ``discover``, ``cache-load`` and ``status`` report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from fulcrum_sync.domain.periods import Grain, Window
+
+CHANGE_KINDS = ("added", "reactivated", "deactivated")
+
+
+@dataclass(slots=True)
+class MetricContextChange:
+    """One metric context at a grain: its own change and its pattern contexts' changes."""
+
+    context: str  # tenant::metric
+    grain: str
+    change: str  # added | reactivated | deactivated | unchanged
+    patterns: dict[str, list[str]] = field(default_factory=dict)  # change -> pattern names
+
+
+@dataclass(slots=True)
+class ContextChanges:
+    """What one discovery changed, as ``tenant::metric[::pattern]@grain`` labels."""
+
+    added: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+    reactivated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def by_metric_context(self) -> list[MetricContextChange]:
+        """Group the changes per metric context and grain (pattern contexts folded in)."""
+        groups: dict[tuple[str, str], MetricContextChange] = {}
+        for kind in CHANGE_KINDS:
+            for label in getattr(self, kind):
+                name, grain = label.rsplit("@", 1)
+                tenant, metric, *pattern = name.split("::")
+                key = (f"{tenant}::{metric}", grain)
+                group = groups.setdefault(key, MetricContextChange(*key, change="unchanged"))
+                if pattern:
+                    group.patterns.setdefault(kind, []).append(pattern[0])
+                else:
+                    group.change = kind
+        order = {g.value: i for i, g in enumerate(Grain)}
+        return [groups[k] for k in sorted(groups, key=lambda k: (k[0], order.get(k[1], 9)))]
+
+
+@dataclass(slots=True)
+class DiscoverResult:
+    """What discovery found: context changes, and what the source check reported."""
+
+    grain: Grain | None
+    demo_catalog_loaded: bool
+    active_contexts: int
+    active_pattern_contexts: int
+    changes: ContextChanges
+    tenants: list[str] = field(default_factory=list)  # taking part
+    tenants_excluded: list[str] = field(default_factory=list)  # inactive or cache disabled
+    broken_metrics: dict[str, list[str]] = field(default_factory=dict)
+    checked_source: bool = False
+
+
+@dataclass(slots=True)
+class ContextCacheResult:
+    """One context's load into its cache table."""
+
+    context: str  # tenant::metric
+    grain: Grain
+    table: str  # fully qualified
+    status: str  # succeeded | skipped | failed
+    rows: int = 0
+    size_mb: float | None = None
+    size_estimated: bool = False
+    window: Window | None = None
+    seconds: float = 0.0
+    loaded_at: datetime | None = None
+    skip_reason: str | None = None
+    error: str | None = None
+    dependency_failure: bool = False
+
+
+@dataclass(slots=True)
+class CacheLoadResult:
+    """A whole ``cache-load`` invocation."""
+
+    grain: Grain
+    target: str
+    run_id: str | None = None
+    contexts: list[ContextCacheResult] = field(default_factory=list)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def failed(self) -> list[ContextCacheResult]:
+        return [c for c in self.contexts if c.status == "failed"]
+
+    @property
+    def outcome(self) -> str:
+        """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
+        attempted = [c for c in self.contexts if c.status != "skipped"]
+        if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
+            return "failed"
+        return "partial" if self.failed else "succeeded"
+
+    def summary(self) -> dict[str, object]:
+        """Counts by status, rows loaded and total size (MB) of the loaded tables."""
+        counts = {s: 0 for s in ("succeeded", "skipped", "failed")}
+        for c in self.contexts:
+            counts[c.status] = counts.get(c.status, 0) + 1
+        loaded = [c for c in self.contexts if c.status == "succeeded"]
+        duration = (
+            (self.finished_at - self.started_at).total_seconds()
+            if self.started_at and self.finished_at
+            else 0.0
+        )
+        return {
+            "outcome": self.outcome,
+            **counts,
+            "rows": sum(c.rows for c in loaded),
+            "size_mb": round(sum(c.size_mb or 0.0 for c in loaded), 6),
+            "duration_seconds": round(duration, 3),
+        }
+
+
+@dataclass(slots=True)
+class Freshness:
+    """How current one grain is across its active contexts."""
+
+    grain: Grain
+    expected_period: date
+    contexts: int
+    up_to_date: int
+    behind: list[dict[str, Any]] = field(default_factory=list)  # context, latest, periods behind
+    patterns_behind: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StatusReport:
+    """Everything ``status`` shows."""
+
+    generated_at: datetime
+    runs: list[dict[str, Any]]
+    failing_series: list[dict[str, Any]]
+    failing_patterns: list[dict[str, Any]]
+    freshness: list[Freshness]
+    backfills: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSaveResult:
+    """What a catalog load changed."""
+
+    tenants: int
+    metrics: int
+    metrics_added: list[str]
+    metrics_changed: list[str]
+    metrics_removed: list[str]
+    targets: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeResult:
+    """Where the schema was, where it is now, and which database (password masked)."""
+
+    database: str
+    before: str | None
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after

@@ -1,0 +1,190 @@
+"""What ``sync`` and ``patterns`` are asked to do and what they report (context and run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from fulcrum_sync.domain.contexts import MetricContext
+from fulcrum_sync.domain.periods import Grain, SyncType, Window
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """What ``sync`` was asked to do; built (and validated) by the CLI before any I/O."""
+
+    grain: Grain
+    period: date
+    tenant: str | None = None
+    metric: str | None = None
+    force_full: bool = False
+    force: bool = False
+    workers: int = 1
+    dry_run: bool = False
+    run_patterns: bool = True
+
+
+@dataclass(slots=True)
+class SkipCounts:
+    """Rows the sanitizer skipped, by reason."""
+
+    null_value: int = 0
+    non_finite: int = 0
+    null_slice: int = 0
+    duplicate: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.null_value + self.non_finite + self.null_slice + self.duplicate
+
+
+@dataclass(slots=True)
+class SeriesResult:
+    """One series' sync: the base series (``dimension`` None) or one dimension's."""
+
+    dimension: str | None
+    sync_type: SyncType
+    window: Window
+    rows_fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: SkipCounts = field(default_factory=SkipCounts)
+    success: bool = True
+    error: str | None = None
+    dependency_failure: bool = False  # failed because the source or database did
+
+    @property
+    def rows_stored(self) -> int:
+        return self.inserted + self.updated
+
+
+@dataclass(slots=True)
+class PatternRunResult:
+    """One pattern run for a context and period (``dimension`` set for per-dimension ones)."""
+
+    pattern: str
+    dimension: str | None
+    status: str  # succeeded | skipped | failed | done (already ran) | busy
+    run_key: str
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ContextResult:
+    """One context's sync for one period, with its patterns."""
+
+    context: MetricContext
+    grain: Grain
+    period: date
+    run_key: str
+    status: str  # succeeded | partial | failed | skipped
+    skip_reason: str | None = None
+    base: SeriesResult | None = None
+    dimensions: list[SeriesResult] = field(default_factory=list)
+    patterns: list[PatternRunResult] = field(default_factory=list)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    dependency_failure: bool = False
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.started_at is None or self.finished_at is None:
+            return 0.0
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def series(self) -> list[SeriesResult]:
+        return ([self.base] if self.base else []) + self.dimensions
+
+    @property
+    def sync_types(self) -> str:
+        kinds = sorted({s.sync_type.value for s in self.series})
+        return "/".join(kinds) if kinds else "-"
+
+    @property
+    def rows_stored(self) -> int:
+        return sum(s.rows_stored for s in self.series)
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(s.skipped.total for s in self.series)
+
+    @property
+    def dimensions_failed(self) -> list[str]:
+        return [s.dimension or "" for s in self.dimensions if not s.success]
+
+    def pattern_counts(self) -> dict[str, int]:
+        counts = {"succeeded": 0, "skipped": 0, "failed": 0}
+        for p in self.patterns:
+            key = p.status if p.status in counts else "skipped"
+            counts[key] += 1
+        return counts
+
+
+@dataclass(slots=True)
+class SyncRunResult:
+    """A whole ``sync`` invocation."""
+
+    run_id: str | None
+    request: SyncRequest
+    contexts: list[ContextResult] = field(default_factory=list)
+    interrupted: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def failed(self) -> list[ContextResult]:
+        return [
+            c
+            for c in self.contexts
+            if c.status in ("failed", "partial") or c.pattern_counts()["failed"]
+        ]
+
+    @property
+    def outcome(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        attempted = [c for c in self.contexts if c.status != "skipped"]
+        if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
+            return "failed"
+        return "partial" if self.failed else "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class PatternsRequest:
+    """What ``patterns`` was asked to run."""
+
+    grain: Grain
+    period: date
+    tenant: str | None = None
+    metric: str | None = None
+    pattern: str | None = None
+    force: bool = False
+    workers: int = 1
+
+
+@dataclass(slots=True)
+class PatternsRunResult:
+    """A whole ``patterns`` invocation: one ContextResult (patterns only) per context."""
+
+    run_id: str
+    request: PatternsRequest
+    contexts: list[ContextResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def outcome(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        failed = any(c.pattern_counts()["failed"] for c in self.contexts)
+        return "partial" if failed else "succeeded"
+
+    def totals(self) -> dict[str, int]:
+        """How many pattern runs ended in each status."""
+        totals: dict[str, int] = {}
+        for c in self.contexts:
+            for p in c.patterns:
+                totals[p.status] = totals.get(p.status, 0) + 1
+        return totals

@@ -1,0 +1,67 @@
+"""Print what ``cache-load`` loaded: per-context tables, JSON, and the closing log event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fulcrum_sync.domain import CacheLoadResult
+from fulcrum_sync.render.console import print_table, status_style, stdout_console
+
+
+def cache_load_json(result: CacheLoadResult) -> dict[str, Any]:
+    """The load as JSON-ready data: run, grain, target, counts and every context."""
+    summary: dict[str, Any] = {"run_id": result.run_id, "grain": result.grain}
+    summary["target"] = result.target
+    summary.update(result.summary())
+    return {**summary, "contexts": result.contexts}
+
+
+def cache_load_summary_fields(result: CacheLoadResult) -> dict[str, Any]:
+    """The closing ``cache-load finished`` log event's fields."""
+    return {
+        "run_id": result.run_id,
+        "grain": result.grain.value,
+        "target": result.target,
+        "outcome": result.outcome,
+        "counts": result.summary(),
+    }
+
+
+def print_cache_load(result: CacheLoadResult) -> None:
+    """Print one row per context's table, failures, and a closing line."""
+    out = stdout_console()
+    title = f"cache-load {result.grain.value} -> {result.target}"
+    if not result.contexts:
+        out.print(
+            f"{title}: no active contexts with the cache enabled; run `fulcrum-sync sync "
+            f"--grain {result.grain.value}` (or discover) first."
+        )
+        return
+    rows = []
+    for c in sorted(result.contexts, key=lambda c: c.context):
+        size = "" if c.size_mb is None else f"{'~' if c.size_estimated else ''}{c.size_mb:.3f}"
+        rows.append(
+            (
+                c.context,
+                c.table,
+                c.rows,
+                size,
+                c.window.to_string() if c.window else "",
+                f"{c.seconds:.2f}s",
+                status_style(c.status),
+            )
+        )
+    estimated = any(c.size_estimated for c in result.contexts)
+    caption = "~ size estimated from the rows: the target reported none" if estimated else None
+    columns = ["context", "table", "rows loaded", "size MB", "window", "load time", "status"]
+    print_table(out, title, columns, rows, caption=caption)
+    for c in result.contexts:
+        if c.status != "succeeded":
+            out.print(f"{c.status} {c.context}: {c.error or c.skip_reason}", markup=False)
+    s = result.summary()
+    out.print(
+        f"Run {result.run_id}: {s['outcome']} ({s['succeeded']} loaded, {s['skipped']} "
+        f"skipped, {s['failed']} failed; {s['rows']} rows, {s['size_mb']:.3f} MB in "
+        f"{s['duration_seconds']:.2f}s).",
+        markup=False,
+    )

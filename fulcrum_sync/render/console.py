@@ -1,0 +1,120 @@
+"""Consoles, tables, progress bars and JSON documents: what every renderer prints with."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from fulcrum_sync.jsonable import jsonable
+
+
+def stdout_console() -> Console:
+    """A console on stdout (plain and wide when not a terminal, so pipes and logs read well)."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    return console
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as one JSON document on stdout."""
+    sys.stdout.write(json.dumps(jsonable(value), indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_table(
+    console: Console,
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    caption: str | None = None,
+) -> None:
+    """Print a rich table; ``None`` cells show as an empty cell."""
+
+    table = Table(title=title, caption=caption, show_lines=False, title_justify="left")
+    for name in columns:
+        numeric = name.lower().startswith(("rows", "count", "n ", "duration", "size"))
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
+
+
+def status_style(status: str) -> str:
+    """Colour a status word for rich output."""
+    colour = {
+        "succeeded": "green",
+        "ok": "green",
+        "skipped": "yellow",
+        "partial": "yellow",
+        "failed": "red",
+        "running": "cyan",
+    }.get(status, "white")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+class SyncProgress:
+    """A rich progress bar over contexts, shown only on a terminal."""
+
+    def __init__(self, enabled: bool = True, label: str = "contexts") -> None:
+        console = stderr_console()
+        self._enabled = enabled and console.is_terminal
+        self._label = label
+        self._progress: Any = None
+        self._task: Any = None
+        self._console = console
+
+    def __enter__(self) -> SyncProgress:
+
+        if self._enabled:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=True,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def start(self, total: int) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task(self._label, total=total, last="")
+
+    def update(self, done: int, total: int) -> None:
+        """Set absolute progress (backfills report done / total keys)."""
+        if self._progress is not None:
+            if self._task is None:
+                self._task = self._progress.add_task(self._label, total=total, last="")
+            self._progress.update(self._task, completed=done, total=total)
+
+    def advance(self, result: Any) -> None:
+        if self._progress is not None and self._task is not None:
+            name = getattr(result, "context", "")
+            status = getattr(result, "status", "")
+            self._progress.update(self._task, advance=1, last=f"{name} {status}")

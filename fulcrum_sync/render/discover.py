@@ -1,0 +1,88 @@
+"""Print what ``discover`` changed and what the source check found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fulcrum_sync.domain import DiscoverResult
+from fulcrum_sync.render.console import print_table, stdout_console
+
+
+def print_discover(result: DiscoverResult, verbose: bool = False) -> None:
+    """Print the context changes, the summary line and the source check."""
+    out = stdout_console()
+    if result.demo_catalog_loaded:
+        excluded = (
+            f"; not taking part: {', '.join(result.tenants_excluded)}"
+            if result.tenants_excluded
+            else ""
+        )
+        out.print(
+            "Catalog was empty: loaded the demo catalog "
+            f"(tenants taking part: {', '.join(result.tenants) or 'none'}{excluded})."
+        )
+    changes = result.changes
+    groups = changes.by_metric_context()
+    if groups:
+        print_table(
+            out,
+            "Context changes",
+            ["context", "grain", "change", "pattern contexts"],
+            [
+                (
+                    g.context,
+                    g.grain,
+                    g.change,
+                    ", ".join(f"{len(names)} {kind}" for kind, names in g.patterns.items()),
+                )
+                for g in groups
+            ],
+        )
+    pattern_rows = [
+        (f"{g.context}::{name}", g.grain, kind)
+        for g in groups
+        for kind, names in g.patterns.items()
+        for name in names
+    ]
+    if pattern_rows and verbose:
+        print_table(out, "Pattern context changes", ["context", "grain", "change"], pattern_rows)
+    elif pattern_rows:
+        out.print(
+            f"{len(pattern_rows)} pattern context changes counted above "
+            "(list them with fulcrum-sync --verbose discover)."
+        )
+    scope = result.grain.value if result.grain else "all grains"
+    out.print(
+        f"{len(changes.added)} added, {len(changes.deactivated)} deactivated, "
+        f"{len(changes.reactivated)} reactivated, {changes.unchanged} unchanged "
+        f"({result.active_contexts} active contexts, {result.active_pattern_contexts} "
+        f"pattern contexts, {scope})"
+    )
+    if result.checked_source:
+        if result.broken_metrics:
+            print_table(
+                out,
+                "Metrics the source cannot serve",
+                ["context", "missing members"],
+                [(k, ", ".join(v)) for k, v in sorted(result.broken_metrics.items())],
+            )
+        else:
+            out.print("Source check: every measure, time dimension and dimension exists.")
+
+
+def discover_summary_fields(result: DiscoverResult) -> dict[str, Any]:
+    """The closing ``discover finished`` log event's fields."""
+    changes = result.changes
+    return {
+        "grain": result.grain.value if result.grain else None,
+        "counts": {
+            "added": len(changes.added),
+            "deactivated": len(changes.deactivated),
+            "reactivated": len(changes.reactivated),
+            "unchanged": changes.unchanged,
+            "active_contexts": result.active_contexts,
+        },
+        "added": changes.added,
+        "deactivated": changes.deactivated,
+        "broken_metrics": result.broken_metrics or None,
+    }

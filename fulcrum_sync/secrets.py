@@ -1,0 +1,143 @@
+"""Secrets: register the values to hide, and redact them (and anything that looks like a
+credential) from text before it reaches a log, an error message or a run record.
+
+``register_secret`` remembers a value (and its URL-encoded forms); ``redact`` masks every
+registered value as ``***``, and so JWT-looking tokens, ``Bearer`` tokens, passwords in
+URLs, ``password=...``-style pairs and PEM private keys, whether or not anyone registered
+them. Logs, the Cube source and the Snowflake sink all use this one module.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+from fulcrum_sync.jsonable import MASK
+
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "clear_secrets",
+    "redact",
+    "redact_field",
+    "redact_value",
+    "register_secret",
+    "register_secrets_from",
+]
+
+
+#: Secrets shorter than this are not masked by value: masking every "ab" would make the
+#: logs unreadable. The pattern rules below still apply to them.
+MIN_SECRET_LENGTH = 4
+
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@]+(?=@)")
+_KEY_VALUE = re.compile(
+    r"(?i)\b(?P<key>password|passwd|pwd|secret|api_secret|api_key|apikey|token|"
+    r"access_token|private_key|passphrase)(?P<sep>[\"']?\s*[=:]\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)"
+)
+#: A field whose name looks like this is masked whole, whatever its value.
+_SECRET_FIELD = re.compile(
+    r"(?i)(password|passwd|secret|token|api_?key|private_?key|passphrase|authorization|"
+    r"credential)"
+)
+_PEM = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+
+_secrets: set[str] = set()
+_secrets_pattern: re.Pattern[str] | None = None
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
+    """Mask ``value`` (and its URL-encoded forms) as ``***`` in every log line from now on.
+
+    :param value: the secret; ``SecretStr``/``SecretBytes`` are unwrapped. Empty values
+        and values shorter than ``MIN_SECRET_LENGTH`` are ignored. For a URL with a
+        password (a database URL) the password alone is registered as well.
+    """
+    if value is None:
+        return
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    elif isinstance(value, SecretBytes):
+        value = value.get_secret_value().decode("utf-8", errors="replace")
+    candidates = {value, value.strip()}
+    password = _url_password(value)
+    if password:
+        candidates |= {password, unquote(password)}
+    forms = {form for c in candidates for form in (c, quote(c, safe=""), quote_plus(c))}
+    new = {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+    if not new - _secrets:
+        return
+    global _secrets_pattern
+    with _secrets_lock:
+        _secrets.update(new)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _secrets_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def register_secrets_from(model: BaseModel) -> None:
+    """Register every ``SecretStr``/``SecretBytes`` field of ``model`` (e.g. the settings)."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr | SecretBytes):
+            register_secret(value)
+
+
+def clear_secrets() -> None:
+    """Forget every registered secret (for tests)."""
+    global _secrets_pattern
+    with _secrets_lock:
+        _secrets.clear()
+        _secrets_pattern = None
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with registered secrets and secret-looking substrings as ``***``."""
+    if not text:
+        return text
+    pattern = _secrets_pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    text = _PEM.sub(MASK, text)
+    text = _JWT.sub(MASK, text)
+    text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    return _KEY_VALUE.sub(lambda m: m.group("key") + m.group("sep") + MASK, text)
+
+
+def _url_password(value: str) -> str | None:
+    if "://" not in value:
+        return None
+    try:
+        return urlsplit(value.strip()).password
+    except ValueError:
+        return None
+
+
+def redact_value(value: Any) -> Any:
+    """Redact every string inside ``value`` (already made JSON-ready)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(str(k)): redact_field(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def redact_field(key: str, value: Any) -> Any:
+    """Redact ``value``; mask it whole if ``key`` names a secret (``password``, ``token``)."""
+    if value is not None and value != "" and _SECRET_FIELD.search(key):
+        return MASK
+    return redact_value(value)

@@ -1,0 +1,260 @@
+"""Run (or resume) a backfill: this shard's contexts, each range in as few fetches as it can.
+
+Each context claims its periods' sync keys in one transaction, fetches the claimed periods in
+one query per series per contiguous stretch (split at the FULL lookback), then runs its
+patterns period by period on data as of that period. Workers and processes share keys by
+claims, so a re-run or a second shard does only what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import (
+    BackfillPlan,
+    BackfillRequest,
+    BackfillResult,
+    ContextResult,
+    SyncType,
+    Window,
+    period_end,
+)
+from fulcrum_sync.jsonable import jsonable
+from fulcrum_sync.logs import log_event
+from fulcrum_sync.services.backfill.plan import (
+    Planned,
+    count_pattern_keys,
+    make_plan,
+    record_plan,
+    stretches_of,
+)
+from fulcrum_sync.services.keys import sync_item
+from fulcrum_sync.services.pattern_inputs import preloaded
+from fulcrum_sync.services.patterns import run_context_patterns
+from fulcrum_sync.services.runner import (
+    KeyedWork,
+    Outcome,
+    RunContext,
+    keep_leases,
+    map_workers,
+    run_batch,
+)
+from fulcrum_sync.services.sync_context import sync_context
+from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import backfills
+from fulcrum_sync.store.runs import Claim
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Synced:
+    """How one period's sync key ended in this run."""
+
+    period: date
+    status: str  # succeeded | failed | done (already) | busy (another process)
+    analysable: bool = False  # its base series is stored: its patterns can run
+    rows_stored: int = 0
+    error: str | None = None
+
+
+class _Progress:
+    """Counts finished keys into the result and logs progress every few seconds."""
+
+    def __init__(
+        self,
+        run_id: str,
+        result: BackfillResult,
+        total: int,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self._run_id, self._result, self._total = run_id, result, total
+        self._on_progress = on_progress
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._logged = 0.0
+
+    def count(self, *, done: int = 0, already: int = 0, busy: int = 0) -> None:
+        with self._lock:
+            self._result.done += done
+            self._result.already_done += already
+            self._result.busy += busy
+            if done:
+                self._report()
+
+    def fail(self, n: int, failure: str) -> None:
+        with self._lock:
+            self._result.failed += n
+            self._result.failures.append(failure)
+
+    def fetched(self, res: ContextResult) -> None:
+        with self._lock:
+            self._result.rows_fetched += sum(s.rows_fetched for s in res.series)
+            self._result.source_queries += len(res.series)
+
+    def _report(self) -> None:
+        result = self._result
+        done = result.done + result.already_done
+        if self._on_progress is not None:
+            self._on_progress(done, self._total)
+        elapsed = time.monotonic() - self._start
+        if elapsed - self._logged < PROGRESS_EVERY_SECONDS and done < self._total:
+            return
+        self._logged = elapsed
+        rate = result.done / elapsed if elapsed else 0.0
+        log_event(
+            log,
+            "backfill progress",
+            run_id=self._run_id,
+            backfill_id=result.plan.backfill_id,
+            grain=result.plan.grain.value,
+            counts={"done": done, "total": self._total, "failed": result.failed},
+            rate_per_second=round(rate, 2),
+            eta_seconds=round((self._total - done) / rate, 1) if rate else None,
+            duration=round(elapsed, 2),
+        )
+
+
+def run(
+    engine: Engine,
+    source: Source,
+    settings: Settings,
+    request: BackfillRequest,
+    *,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[BackfillPlan], None] | None = None,
+) -> BackfillResult:
+    """Run (or resume) a backfill, this shard's contexts only.
+
+    ``on_plan`` is called once the plan is recorded; ``on_progress(done, total)`` as keys
+    finish. Raises InputError for a bad range, shard or resume id.
+    """
+    planned = make_plan(engine, settings, replace(request, dry_run=False))
+    record_plan(engine, planned)
+    if on_plan is not None:
+        on_plan(planned.plan)
+    request, plan = planned.request, planned.plan
+    mine = planned.shard_contexts()
+    rc = RunContext.start(
+        engine,
+        "backfill",
+        {**jsonable(request), "backfill_id": plan.backfill_id},
+        lease_seconds=settings.lease_seconds,
+        stop=stop,
+        force=request.force,
+    )
+    result = BackfillResult(plan, rc.run_id)
+    total = len(mine) * len(plan.periods)
+    total += count_pattern_keys(mine, plan.periods) if request.patterns else 0
+    progress = _Progress(rc.run_id, result, total, on_progress)
+
+    def summarize() -> tuple[str, dict[str, Any]]:
+        result.interrupted = rc.stop.is_set()
+        if plan.periods:
+            result.rows_in_range = backfills.count_rows(
+                engine,
+                [(c.tenant.tenant_id, c.metric.metric_id) for c in mine],
+                request.grain.value,
+                plan.periods[0],
+                period_end(request.grain, plan.periods[-1]),
+            )
+        statuses = backfills.item_statuses(engine, plan.backfill_id or "")
+        if statuses and all(s == "succeeded" for s in statuses.values()):
+            backfills.mark_finished(engine, plan.backfill_id or "")
+        return result.outcome, {
+            "backfill_id": plan.backfill_id,
+            "done": result.done,
+            "failed": result.failed,
+            "already_done": result.already_done,
+            "rows_fetched": result.rows_fetched,
+            "rows_in_range": result.rows_in_range,
+            "source_queries": result.source_queries,
+        }
+
+    def one(ctx: ContextDef) -> None:
+        _backfill_context(rc, source, settings, ctx, planned, progress)
+
+    with rc.recording(summarize), keep_leases(engine, rc.owner, rc.lease_seconds):
+        for _ in map_workers(one, mine, request.workers):
+            pass
+    return result
+
+
+def _backfill_context(
+    rc: RunContext,
+    source: Source,
+    settings: Settings,
+    ctx: ContextDef,
+    planned: Planned,
+    progress: _Progress,
+) -> None:
+    """Sync the claimed periods of ``ctx`` stretch by stretch, then run its patterns."""
+    grain = ctx.grain
+    limit = settings.lookback[grain][SyncType.FULL]
+
+    def sync_all(claimed: list[date]) -> list[_Synced]:
+        out: list[_Synced] = []
+        for stretch in stretches_of(claimed, grain, limit):
+            window = Window(stretch[0], period_end(grain, stretch[-1]))
+            res = sync_context(
+                rc.engine, source, ctx, stretch[-1], settings, run_id=rc.run_id, window=window
+            )
+            progress.fetched(res)
+            ok = res.status == "succeeded"
+            if ok:
+                progress.count(done=len(stretch))
+            else:
+                progress.fail(len(stretch), f"{ctx.context} {window.to_string()}: {res.error}")
+            # A failed dimension only skips its own patterns: the base series is stored.
+            analysable = ok or (res.base is not None and res.base.success)
+            out += [
+                _Synced(p, "succeeded" if ok else "failed", analysable, res.rows_stored, res.error)
+                for p in stretch
+            ]
+        return out
+
+    def skipped(w: KeyedWork[date], claim: Claim) -> _Synced:
+        if claim is Claim.DONE:
+            progress.count(already=1)
+            return _Synced(w.payload, "done", analysable=True)
+        progress.count(busy=1)
+        return _Synced(w.payload, "busy")
+
+    work = [KeyedWork(sync_item(ctx, p), p) for p in planned.plan.periods]
+    synced = run_batch(rc, work, sync_all, _summarize, skipped)
+    if not planned.request.patterns:
+        return
+    periods = sorted(s.period for s in synced if s.analysable)
+    data = preloaded(rc.engine, ctx, periods)
+    for period in periods:
+        if rc.stop.is_set():
+            return
+        for p in run_context_patterns(rc, ctx, period, data=data):
+            if p.status == "done":
+                progress.count(already=1)
+            elif p.status == "busy":
+                progress.count(busy=1)
+            elif p.status == "failed":
+                progress.fail(1, f"{p.run_key}: {p.error}")
+            else:
+                progress.count(done=1)
+
+
+def _summarize(synced: _Synced) -> Outcome:
+    return Outcome(
+        succeeded=synced.status == "succeeded",
+        counts={"rows_stored": synced.rows_stored},
+        error=synced.error,
+    )

@@ -1,0 +1,27 @@
+"""Create or migrate the state database's schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import UpgradeResult
+
+
+def upgrade(settings: Settings, engine: Engine | None = None) -> UpgradeResult:
+    """Migrate the database the settings name (or ``engine``) to the newest revision.
+
+    Raises InputError for an unusable URL and StoreError when the database is unreachable.
+    """
+    from fulcrum_sync.store.engine import current_revision, open_engine
+    from fulcrum_sync.store.engine import upgrade as upgrade_schema
+
+    own = engine is None
+    engine = engine or open_engine(settings.database_url.get_secret_value(), migrate=False)
+    try:
+        before = current_revision(engine)
+        after = upgrade_schema(engine)
+    finally:
+        if own:
+            engine.dispose()
+    return UpgradeResult(settings.masked_database_url, before, after)

@@ -1,0 +1,111 @@
+"""Read a context's stored data for its patterns: once per window, sliced per pattern."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.domain import Window, period_end
+from fulcrum_sync.patterns.base import PatternInput
+from fulcrum_sync.patterns.registry import PatternSpec
+from fulcrum_sync.services.keys import pattern_specs
+from fulcrum_sync.store import pattern_data
+
+
+class ContextData:
+    """Loads a context's stored data once per window and slices it per pattern.
+
+    ``preload`` reads a wide window once (a backfill's whole range plus lookback); later
+    requests inside it are sliced in memory instead of queried.
+    """
+
+    def __init__(self, engine: Engine, ctx: ContextDef) -> None:
+        self._engine, self._ctx = engine, ctx
+        self._cache: dict[tuple[str, str | None, Window], pd.DataFrame] = {}
+        self._wide: dict[tuple[str, str | None], tuple[Window, pd.DataFrame]] = {}
+
+    def preload(self, history: Window, targets: Window) -> None:
+        """Read every series, dimension and the targets over a wide window once."""
+        self._wide[("series", None)] = (history, self._read("series", None, history))
+        self._wide[("targets", None)] = (targets, self._read("targets", None, targets))
+        for dim in self._ctx.metric.dimensions:
+            key = ("dimension", dim.dimension_id)
+            self._wide[key] = (history, self._read("dimension", dim.dimension_id, history))
+
+    def _read(self, kind: str, dimension: str | None, window: Window) -> pd.DataFrame:
+        ids = (
+            self._engine,
+            self._ctx.tenant.tenant_id,
+            self._ctx.metric.metric_id,
+            self._ctx.grain.value,
+        )
+        if kind == "series":
+            return pattern_data.read_series(*ids, window)
+        if kind == "targets":
+            return pattern_data.read_targets(*ids, window)
+        return pattern_data.read_dimension(*ids, dimension or "", window)
+
+    def _get(self, kind: str, dimension: str | None, window: Window) -> pd.DataFrame:
+        key = (kind, dimension, window)
+        if key not in self._cache:
+            wide = self._wide.get((kind, dimension))
+            if wide and wide[0].start <= window.start and window.end <= wide[0].end:
+                frame = wide[1]
+                dates = frame["date"] if not frame.empty else None
+                self._cache[key] = (
+                    frame
+                    if dates is None
+                    else frame[
+                        (dates >= pd.Timestamp(window.start)) & (dates <= pd.Timestamp(window.end))
+                    ]
+                )
+            else:
+                self._cache[key] = self._read(kind, dimension, window)
+        return self._cache[key]
+
+    def input_for(
+        self, spec: PatternSpec, period: date, dimension: str | None, settings: dict[str, Any]
+    ) -> PatternInput:
+        grain = self._ctx.grain
+        window = spec.history_window(grain, period, settings)
+        targets_window = spec.targets_window(grain, period, settings)
+        return PatternInput(
+            grain=grain,
+            analysis_period=period,
+            series=self._get("series", None, window),
+            dimension=dimension,
+            dimension_series=self._get("dimension", dimension, window) if dimension else None,
+            targets=self._get("targets", None, targets_window) if targets_window else None,
+        )
+
+
+def preloaded(engine: Engine, ctx: ContextDef, periods: list[date]) -> ContextData:
+    """Read the context's data for all its periods' patterns once (sliced per period)."""
+    data = ContextData(engine, ctx)
+    if not periods:
+        return data
+    specs = pattern_specs(ctx)
+    if not specs:
+        return data
+    settings = ctx.tenant.pattern_settings
+    first, last = periods[0], periods[-1]
+    history = [s.history_window(ctx.grain, first, settings.get(s.name)) for s in specs]
+    targets = [
+        w
+        for s in specs
+        for p in (first, last)
+        if (w := s.targets_window(ctx.grain, p, settings.get(s.name))) is not None
+    ]
+    start = min(w.start for w in history)
+    data.preload(
+        Window(start, period_end(ctx.grain, last)),
+        Window(
+            min([start, *(w.start for w in targets)]),
+            max([period_end(ctx.grain, last), *(w.end for w in targets)]),
+        ),
+    )
+    return data

@@ -64,9 +64,12 @@ class BackfillResult:
     source_queries: int = 0
     failures: list[str] = field(default_factory=list)
     interrupted: bool = False
+    halted: str | None = None  # why the run stopped early (a dependency is down)
 
     @property
     def outcome(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.halted:
+            return "failed"
         return "partial" if self.failed else "succeeded"

@@ -131,6 +131,7 @@ class SyncRunResult:
     request: SyncRequest
     contexts: list[ContextResult] = field(default_factory=list)
     interrupted: bool = False
+    halted: str | None = None  # why the run stopped early (the source is down)
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -146,6 +147,8 @@ class SyncRunResult:
     def outcome(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.halted:
+            return "failed"
         attempted = [c for c in self.contexts if c.status != "skipped"]
         if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
             return "failed"
@@ -173,11 +176,14 @@ class PatternsRunResult:
     request: PatternsRequest
     contexts: list[ContextResult] = field(default_factory=list)
     interrupted: bool = False
+    halted: str | None = None  # why the run stopped early (a dependency is down)
 
     @property
     def outcome(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.halted:
+            return "failed"
         failed = any(c.pattern_counts()["failed"] for c in self.contexts)
         return "partial" if failed else "succeeded"
 

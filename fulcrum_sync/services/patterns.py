@@ -194,7 +194,8 @@ def run(
         return res
 
     def summarize() -> tuple[str, dict[str, Any]]:
-        result.interrupted = rc.stop.is_set()
+        result.interrupted = rc.interrupted
+        result.halted = rc.halted[0] if rc.halted else None
         totals = {"succeeded": 0, "skipped": 0, "failed": 0}
         for c in result.contexts:
             for k, v in c.pattern_counts().items():

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -54,6 +54,21 @@ class RunContext:
     lease_seconds: int
     stop: threading.Event
     force_before: datetime | None = None  # --force: redo keys that succeeded before this
+    halted: list[str] = field(default_factory=list)  # why work stopped early (source down)
+
+    def halt(self, reason: str) -> None:
+        """Start no new work because a dependency is down; the rest is released, not failed.
+
+        Unlike a SIGTERM (:attr:`interrupted`), the run then ends ``failed``.
+        """
+        if not self.halted:
+            self.halted.append(reason)
+        self.stop.set()
+
+    @property
+    def interrupted(self) -> bool:
+        """True when SIGTERM/SIGINT (not a halt) stopped the run early."""
+        return self.stop.is_set() and not self.halted
 
     @classmethod
     def start(
@@ -183,6 +198,8 @@ def run_keyed(
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
+    if rc.stop.is_set():  # not started: the next run covering them does them
+        runs.release_pending(rc.engine, [w.item.run_key for w in work])
     return results
 
 

@@ -145,7 +145,8 @@ def run(
             on_result(res)
 
     def summarize() -> tuple[str, dict[str, object]]:
-        result.interrupted = rc.stop.is_set()
+        result.interrupted = rc.interrupted
+        result.halted = rc.halted[0] if rc.halted else None
         result.finished_at = datetime.now(UTC)
         return result.outcome, summarize_run(result)
 

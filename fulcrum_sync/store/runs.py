@@ -337,3 +337,19 @@ def release_all(engine: Engine, owner: str) -> int:
             .values(status="released", lease_expires_at=None, error="released on shutdown")
         )
     return result.rowcount or 0
+
+
+def release_pending(engine: Engine, run_keys: list[str]) -> int:
+    """Mark the keys among ``run_keys`` that no one started as released; return how many."""
+    c = t.run_items.c
+    released = 0
+    with translate_errors(engine, "release run keys in"), engine.begin() as conn:
+        for start in range(0, len(run_keys), 1000):
+            chunk = run_keys[start : start + 1000]
+            result = conn.execute(
+                update(t.run_items)
+                .where(and_(c.run_key.in_(chunk), c.status == "pending"))
+                .values(status="released", error="not started: the run stopped early")
+            )
+            released += result.rowcount or 0
+    return released

@@ -161,7 +161,8 @@ def run(
     progress = _Progress(rc.run_id, result, total, on_progress)
 
     def summarize() -> tuple[str, dict[str, Any]]:
-        result.interrupted = rc.stop.is_set()
+        result.interrupted = rc.interrupted
+        result.halted = rc.halted[0] if rc.halted else None
         if plan.periods:
             result.rows_in_range = backfills.count_rows(
                 engine,

@@ -28,10 +28,14 @@ pairs and PEM private keys, whether or not anyone registered them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import IO, Any, Literal, get_args
 
 from fulcrum_sync.jsonable import jsonable
@@ -53,8 +57,10 @@ __all__ = [
     "JsonFormatter",
     "KeyValueFormatter",
     "RedactingFilter",
+    "bound_fields",
     "clear_secrets",
     "configure_logging",
+    "json_logging_active",
     "log_event",
     "redact",
     "register_secret",
@@ -116,8 +122,33 @@ def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+# The fields of the work the current thread is doing (run, key, tenant, metric, grain). A
+# ContextVar, read by the handler's filter, so every line written during that work carries
+# them as fields, from any logger (tenacity's retry warnings, httpx, ours): no need to pass
+# them down every call, and no second logging stack (structlog) beside the standard one.
+_bound: ContextVar[Mapping[str, Any]] = ContextVar(
+    "fulcrum_sync_log_fields", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def bound_fields(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` (``run_id=...``, ``tenant=...``) to every log line of this block.
+
+    Nested blocks add to (and override) the outer ones; ``None`` values are left out.
+    Each thread (worker) has its own fields.
+    """
+    token = _bound.set({**_bound.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
 class RedactingFilter(logging.Filter):
     """Redact a record's message, extra fields and traceback before any handler formats it.
+
+    Fields bound with :func:`bound_fields` are added first (where the record lacks them).
 
     The record is changed in place (once, however many handlers see it): the message is
     formatted and redacted, ``exc_info`` is rendered to a redacted ``exc_text`` and
@@ -128,6 +159,9 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, _REDACTED_MARK, False):
             return True
+        for key, value in _bound.get().items():  # the work this thread is doing
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not lose the event
@@ -245,6 +279,14 @@ def configure_logging(
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     logging.captureWarnings(True)
     return effective
+
+
+def json_logging_active() -> bool:
+    """True when the handler ``configure_logging`` installed writes JSON lines."""
+    return any(
+        getattr(h, _HANDLER_MARK, False) and isinstance(h.formatter, JsonFormatter)
+        for h in logging.getLogger().handlers
+    )
 
 
 def log_event(

@@ -18,7 +18,14 @@ from pydantic import SecretStr
 
 from fulcrum_sync.catalog import DimensionDef, MetricDef
 from fulcrum_sync.config import Settings
-from fulcrum_sync.domain import Grain, InputError, SourceError, Window
+from fulcrum_sync.domain import (
+    Grain,
+    InputError,
+    QueryRejectedError,
+    RefusedError,
+    SourceError,
+    Window,
+)
 from fulcrum_sync.sources import CubeSource, DemoSource, Source, build_source
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow
 from fulcrum_sync.sources.cube import build_query
@@ -256,13 +263,16 @@ def test_token_is_cached_per_tenant_until_near_expiry(
 def test_403_is_an_auth_error_naming_the_settings(fake: FakeCube, clock: FakeTime) -> None:
     fake.secret = "the-server-expects-another-secret-0000000"
     src = make_source(fake, clock)
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(RefusedError) as info:
         src.fetch_series(request())
     message = str(info.value)
     assert "authentication failed" in message and "Invalid token" in message
     assert "FULCRUM_SYNC_CUBE_API_SECRET" in message
     assert "FULCRUM_SYNC_CUBE_TENANT_CLAIM" in message
     assert len(fake.requests) == 1  # never retried
+    with pytest.raises(RefusedError, match="not sent"):  # checked once per tenant
+        src.fetch_metadata("acme")
+    assert len(fake.requests) == 1
     assert_no_secrets(info.value, [fake.requests[0].token])
 
 
@@ -330,17 +340,21 @@ def test_retries_exhausted_report_the_last_status(
 def test_400_is_not_retried_and_shows_cubes_error(fake: FakeCube, clock: FakeTime) -> None:
     bad = METRIC.model_copy(update={"measure": "orders.nope"})
     src = make_source(fake, clock)
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(QueryRejectedError) as info:
         src.fetch_series(FetchRequest(1, "acme", bad, Grain.DAY, WINDOW))
     assert "HTTP 400" in str(info.value)
     assert "'nope' not found for path 'orders.nope'" in str(info.value)
     assert len(fake.requests) == 1 and clock.sleeps == []
 
 
-@pytest.mark.parametrize("status", [401, 404, 422])
-def test_other_4xx_are_not_retried(fake: FakeCube, clock: FakeTime, status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, RefusedError), (404, RefusedError), (422, QueryRejectedError)]
+)
+def test_other_4xx_are_not_retried(
+    fake: FakeCube, clock: FakeTime, status: int, error: type[Exception]
+) -> None:
     fake.script.append(Reply(status, {"error": "nope"}))
-    with pytest.raises(SourceError, match=f"HTTP {status}"):
+    with pytest.raises(error, match=f"HTTP {status}"):
         make_source(fake, clock).fetch_series(request())
     assert len(fake.requests) == 1
 
@@ -408,7 +422,8 @@ def test_secret_and_token_never_leak(
     reply = FAILURES[name]
     fake.script.extend([reply] * 40)
     src = make_source(fake, clock, retries=2, wait_deadline_seconds=2)
-    with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as info:
+    expected = RefusedError if name == "403" else SourceError
+    with caplog.at_level(logging.DEBUG), pytest.raises(expected) as info:
         src.fetch_series(request())
     tokens = [r.token for r in fake.requests]
     assert tokens and all(tokens)

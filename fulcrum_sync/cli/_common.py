@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from datetime import date
 from enum import Enum
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from typer.exceptions import TyperException
@@ -42,6 +42,7 @@ _OUTCOME_CODES = {
     "succeeded": EXIT_OK,
     "partial": EXIT_PARTIAL,
     "failed": EXIT_DEPENDENCY,
+    "refused": EXIT_USAGE,  # the source refused our credentials: a setting is wrong
     "interrupted": EXIT_INTERRUPTED,
 }
 
@@ -79,34 +80,45 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except FulcrumError as exc:
-            _say(f"Error: {exc}")
-            raise typer.Exit(exit_code(exc)) from None
+            _fail(_context(args, kwargs), f"Error: {exc}", exit_code(exc))
         except Exception as exc:
             from fulcrum_sync.secrets import redact
 
-            if _verbose():
+            ctx = _context(args, kwargs)
+            if getattr(ctx.find_root().obj if ctx else None, "verbose", False):
                 _say(redact("".join(traceback.format_exception(exc))))
-            _say(
-                redact(
-                    f"Error: internal error: {type(exc).__name__}: {exc} "
-                    "(run with --verbose for the traceback)"
-                )
+            _fail(
+                ctx,
+                f"Error: internal error: {type(exc).__name__}: {exc} "
+                "(run with --verbose for the traceback)",
+                exit_code(exc),
             )
-            raise typer.Exit(exit_code(exc)) from None
 
     return wrapper
+
+
+def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context | None:
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, typer.Context)), None)
+
+
+def _fail(ctx: typer.Context | None, line: str, code: int) -> NoReturn:
+    """Say why the command failed (and log it as an error event in JSON mode); exit."""
+    from fulcrum_sync.logs import json_logging_active, log_event
+    from fulcrum_sync.secrets import redact
+
+    line = redact(line)
+    if json_logging_active():  # a pod's log stream gets the failure as an error event too
+        command = ctx.command_path.split(" ", 1)[-1] if ctx else "command"
+        log = logging.getLogger("fulcrum_sync.cli")
+        log_event(log, f"{command} failed", logging.ERROR, error=line, exit_code=code)
+    _say(line)
+    raise typer.Exit(code) from None
 
 
 def _say(text: str) -> None:
     from fulcrum_sync.render.console import stderr_console
 
     stderr_console().print(text, markup=False, highlight=False)
-
-
-def _verbose() -> bool:
-    ctx = typer.get_current_context(silent=True)
-    deps = ctx.find_root().obj if ctx is not None else None
-    return bool(getattr(deps, "verbose", False))
 
 
 def deps_of(ctx: typer.Context) -> Deps:
@@ -176,7 +188,11 @@ def emit(
     event: str,
     fields: Callable[[], dict[str, Any]],
 ) -> None:
-    """Print a job's result the way ``output`` says: JSON document, tables or a log event."""
+    """Print a job's result the way ``output`` says: JSON document, tables or a log event.
+
+    The closing log event is at ``error`` level when the run did not succeed (``warning``
+    when it was interrupted), so an alert on ``level="error"`` fires for every failed run.
+    """
     if output is Output.JSON:
         from fulcrum_sync.render.console import print_json
 
@@ -186,7 +202,12 @@ def emit(
     else:
         from fulcrum_sync.logs import log_event
 
-        log_event(logging.getLogger("fulcrum_sync.cli"), event, **fields())
+        values = fields()
+        outcome = values.get("outcome", "succeeded")
+        level = {"succeeded": logging.INFO, "interrupted": logging.WARNING}.get(
+            str(outcome), logging.ERROR
+        )
+        log_event(logging.getLogger("fulcrum_sync.cli"), event, level, **values)
 
 
 def resolve_period(grain: Grain, text: str | None, history_start: date) -> date:

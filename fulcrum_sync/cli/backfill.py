@@ -121,5 +121,5 @@ def backfill(
         fields=lambda: render.result_json(result),
     )
     if output is Output.LOG:
-        render.print_summary_line(result)  # one plain line for CI logs
+        render.print_summary_to_stderr(result)  # one plain line for CI logs
     finish(result.outcome)

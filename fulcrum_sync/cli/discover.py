@@ -55,6 +55,9 @@ def discover(
         data=lambda: result,
         table=lambda: render.print_discover(result, verbose=deps.verbose),
         event="discover finished",
-        fields=lambda: render.discover_summary_fields(result),
+        fields=lambda: {
+            **render.discover_summary_fields(result),
+            "outcome": "partial" if result.broken_metrics else "succeeded",
+        },
     )
     finish("partial" if result.broken_metrics else "succeeded")

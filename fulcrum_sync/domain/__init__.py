@@ -5,8 +5,10 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
 
     FulcrumError
     ├── InputError          bad usage or configuration (exit 2)
+    │   └── RefusedError    the source refused our credentials or address (exit 2)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
+        │   └── QueryRejectedError  one query refused: that series fails (exit 1)
         ├── StoreError      the state database
         └── SinkError       the cache (Snowflake or local)
 """
@@ -22,9 +24,12 @@ from fulcrum_sync.domain.errors import (
     DependencyError,
     FulcrumError,
     InputError,
+    QueryRejectedError,
+    RefusedError,
     SinkError,
     SourceError,
     StoreError,
+    is_outage,
 )
 from fulcrum_sync.domain.periods import (
     DEFAULT_LOOKBACK,
@@ -87,6 +92,8 @@ __all__ = [
     "PatternRunResult",
     "PatternsRequest",
     "PatternsRunResult",
+    "QueryRejectedError",
+    "RefusedError",
     "SeriesResult",
     "SinkError",
     "SkipCounts",
@@ -101,6 +108,7 @@ __all__ = [
     "check_history",
     "compute_window",
     "format_period",
+    "is_outage",
     "iter_periods",
     "last_complete_period",
     "parse_period",

@@ -3,12 +3,18 @@
 ::
 
     FulcrumError
-    ├── InputError          bad usage or configuration: unknown grain, tenant, metric,
-    │                       period; bad flags or files; a refused credential   (exit 2)
-    └── DependencyError     something we depend on failed                       (exit 3
-        ├── SourceError     the semantic layer (Cube) or the demo generator      when nothing
-        ├── StoreError      the state database                                   could be done)
-        └── SinkError       the cache (Snowflake or local)
+    ├── InputError            bad usage or configuration: unknown grain, tenant, metric,
+    │   │                     period; bad flags or files                          (exit 2)
+    │   └── RefusedError      the source refused our credentials or address (HTTP 401,
+    │                         403, 404): checked once, never retried              (exit 2)
+    └── DependencyError       something we depend on failed                        (exit 3
+        ├── SourceError       the semantic layer (Cube) or the demo generator       when nothing
+        │   └── QueryRejectedError  one query refused (HTTP 400, an unknown member): could be
+        │                     that series fails, the others go on (exit 1)          done)
+        ├── StoreError        the state database
+        └── SinkError         the cache (Snowflake or local)
+
+``is_outage`` tells an unreachable dependency (exit 3) from a refused query.
 
 A run that finished with some contexts failed is not an exception: it is a result whose
 outcome is ``partial`` (exit 1). The CLI maps both to exit codes in one function.
@@ -25,6 +31,10 @@ class InputError(FulcrumError):
     """Bad usage or configuration: nothing was done (exit code 2)."""
 
 
+class RefusedError(InputError):
+    """The source refused our credentials or address: a setting is wrong (exit code 2)."""
+
+
 class DependencyError(FulcrumError):
     """A dependency (source, database, cache) failed (exit code 3 if nothing could be done)."""
 
@@ -39,3 +49,13 @@ class StoreError(DependencyError):
 
 class SinkError(DependencyError):
     """The cache target failed."""
+
+
+class QueryRejectedError(SourceError):
+    """The source refused one query as invalid (HTTP 400): that series fails (exit code 1)."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when ``error`` means a dependency is unreachable or failing, not that it refused
+    one query: such failures end a run ``failed`` (exit 3) when nothing else could be done."""
+    return isinstance(error, DependencyError) and not isinstance(error, QueryRejectedError)

@@ -132,6 +132,7 @@ class SyncRunResult:
     contexts: list[ContextResult] = field(default_factory=list)
     interrupted: bool = False
     halted: str | None = None  # why the run stopped early (the source is down)
+    refused: str | None = None  # the source refused our credentials: a setting is wrong
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -145,6 +146,8 @@ class SyncRunResult:
 
     @property
     def outcome(self) -> str:
+        if self.refused:
+            return "refused"
         if self.interrupted:
             return "interrupted"
         if self.halted:

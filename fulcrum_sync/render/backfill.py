@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from fulcrum_sync.domain import BackfillPlan, BackfillResult, format_period
@@ -119,16 +120,26 @@ def print_result(result: BackfillResult) -> None:
     print_summary_line(result)
 
 
-def print_summary_line(result: BackfillResult) -> None:
-    """Print the one plain line that closes a backfill (CI logs end with it)."""
+def summary_line(result: BackfillResult) -> str:
+    """The one plain line that closes a backfill (CI logs end with it)."""
     data = result_json(result)
-    stdout_console().print(
+    return (
         f"backfill {data['backfill_id']} {data['outcome']}: {data['done']} done, "
         f"{data['already_done']} already done, {data['failed']} failed; rows fetched "
         f"{data['rows_fetched']} / in range {data['rows_in_range']} "
-        f"(ratio {data['fetch_ratio']}); resume with --resume {data['backfill_id']}",
-        markup=False,
+        f"(ratio {data['fetch_ratio']}); resume with --resume {data['backfill_id']}"
     )
+
+
+def print_summary_line(result: BackfillResult) -> None:
+    """Print the closing line on stdout after the table (people at a terminal)."""
+    stdout_console().print(summary_line(result), markup=False)
+
+
+def print_summary_to_stderr(result: BackfillResult) -> None:
+    """Write the closing line, unwrapped, to stderr: in JSON log mode stdout holds JSON only."""
+    sys.stderr.write(summary_line(result) + "\n")
+    sys.stderr.flush()
 
 
 def print_started(plan: BackfillPlan) -> None:

@@ -66,6 +66,7 @@ def status_style(status: str) -> str:
         "skipped": "yellow",
         "partial": "yellow",
         "failed": "red",
+        "refused": "red",
         "running": "cyan",
     }.get(status, "white")
     return f"[{colour}]{status}[/{colour}]"

@@ -16,6 +16,12 @@ def _window_text(result: ContextResult) -> str:
     return result.base.window.to_string() if result.base else ""
 
 
+def _wall(result: SyncRunResult) -> float:
+    if result.started_at is None or result.finished_at is None:
+        return 0.0
+    return (result.finished_at - result.started_at).total_seconds()
+
+
 def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
     """The sync summary as JSON-ready data (the same facts as the table)."""
     return {
@@ -24,6 +30,11 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
         "period": result.request.period.isoformat(),
         "period_label": format_period(result.request.grain, result.request.period),
         "outcome": result.outcome,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "duration_seconds": round(_wall(result), 3),
+        "halted": result.halted,
+        "refused": result.refused,
         "contexts": [
             {
                 "context": c.context.to_string(),
@@ -61,7 +72,9 @@ def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
             "rows_stored": sum(c["rows_stored"] for c in contexts),
             "rows_skipped": sum(c["rows_skipped"] for c in contexts),
         },
-        "duration": round(sum(c["duration_seconds"] for c in contexts), 3),
+        "duration": summary["duration_seconds"],  # wall time, not the sum of the contexts'
+        "halted": summary["halted"],
+        "error": summary["refused"] or summary["halted"],
         "failed": [c["context"] for c in contexts if c["status"] in ("failed", "partial")],
     }
 
@@ -109,6 +122,9 @@ def print_sync_result(result: SyncRunResult) -> None:
     for c in result.contexts:
         by_status[c.status] = by_status.get(c.status, 0) + 1
     counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "no contexts"
+    for why in (result.refused, result.halted if not result.refused else None):
+        if why:
+            out.print(f"[red]stopped[/red]: {escape(why)}")
     out.print(f"Run {result.run_id}: {result.outcome} ({counts}).")
 
 

@@ -19,8 +19,9 @@ from fulcrum_sync.domain import (
     Grain,
     InputError,
     Window,
+    is_outage,
 )
-from fulcrum_sync.logs import log_event
+from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.services.runner import RunContext
 from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.sinks.base import CacheSink
@@ -102,7 +103,9 @@ def run(
             sink.open()
             try:
                 for ctx in contexts:
-                    outcome = _load_context(engine, sink, ctx, tables[ctx.context.to_string()])
+                    table = tables[ctx.context.to_string()]
+                    with bound_fields(**rc.fields(), grain=grain.value):
+                        outcome = _load_context(engine, sink, ctx, table)
                     result.contexts.append(outcome)
                     if on_result is not None:
                         on_result(outcome)
@@ -140,7 +143,7 @@ def _load_context(
             res.window = Window(frame["date"].min(), frame["date"].max())
     except Exception as exc:  # isolation: one context's failure never stops the others
         res.error = str(exc) or type(exc).__name__
-        res.dependency_failure = isinstance(exc, DependencyError)
+        res.dependency_failure = is_outage(exc)
         if not res.dependency_failure:
             log_event(log, "cache load crashed", logging.ERROR, exc_info=exc, **fields)
     res.seconds = round(time.perf_counter() - started, 4)
@@ -152,7 +155,7 @@ def _load_context(
     log_event(
         log,
         f"cache load {res.status}",
-        logging.WARNING if res.status == "failed" else logging.INFO,
+        logging.ERROR if res.status == "failed" else logging.INFO,
         counts={"rows": res.rows},
         size_mb=res.size_mb,
         duration=round(res.seconds, 3),

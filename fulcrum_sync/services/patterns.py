@@ -219,6 +219,7 @@ def _log_context(run_id: str, request: PatternsRequest, res: ContextResult) -> N
     log_event(
         log,
         "patterns run",
+        logging.ERROR if res.status == "failed" else logging.INFO,
         run_id=run_id,
         tenant=res.context.tenant,
         metric=res.context.metric,

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from fulcrum_sync.domain import DependencyError
 from fulcrum_sync.jsonable import jsonable
+from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.store import runs
 from fulcrum_sync.store.runs import Claim, RunItem
 
@@ -64,6 +65,19 @@ class RunContext:
         if not self.halted:
             self.halted.append(reason)
         self.stop.set()
+
+    def fields(self, item: RunItem | None = None, **more: Any) -> dict[str, Any]:
+        """The log fields of work on ``item`` in this run (see ``logs.bound_fields``)."""
+        if item is None:
+            return {"run_id": self.run_id, **more}
+        return {
+            "run_id": self.run_id,
+            "run_key": item.run_key,
+            "tenant": item.tenant,
+            "metric": item.metric_id,
+            "grain": item.grain,
+            **more,
+        }
 
     @property
     def interrupted(self) -> bool:
@@ -179,6 +193,10 @@ def run_keyed(
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():
             return None
+        with bound_fields(**rc.fields(w.item)):
+            return work_one(w)
+
+    def work_one(w: KeyedWork[T]) -> R | None:
         claim = claimed_up_front.get(w.item.run_key) or _claim(rc, w.item.run_key)
         if claim is not Claim.CLAIMED:
             return skipped(w, claim)
@@ -186,6 +204,7 @@ def run_keyed(
             result = do(w.payload)
             outcome = summarize(result)
         except BaseException as exc:
+            rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
             _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
             raise
         _settle(rc, w.item.run_key, outcome)
@@ -232,6 +251,7 @@ def run_batch(
     try:
         done = do_all([w.payload for w in mine])
     except BaseException as exc:
+        rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
         for w in mine:
             _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
         raise
@@ -278,13 +298,15 @@ def map_workers(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     """Yield ``fn(item)`` for each item, ``workers`` at a time, in completion order.
 
     One worker runs in the calling thread. At most ``2 * workers`` items are in flight, so
-    memory stays flat however many items there are. An exception in ``fn`` propagates.
+    memory stays flat however many items there are. An exception in ``fn`` propagates once
+    the items already running finish; queued ones are cancelled.
     """
     if workers <= 1:
         for item in items:
             yield fn(item)
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
+    try:
         pending: set[Future[R]] = set()
         for item in items:
             pending.add(pool.submit(fn, item))
@@ -294,3 +316,7 @@ def map_workers(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
                     yield f.result()
         for f in pending:
             yield f.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # queued items never start
+        raise
+    pool.shutdown(wait=True)

@@ -14,22 +14,27 @@ from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextResult,
+    RefusedError,
     SyncRequest,
     SyncRunResult,
     SyncType,
     Window,
     format_period,
-    sync_run_key,
 )
 from fulcrum_sync.logs import log_event
+from fulcrum_sync.services.keys import pattern_jobs, sync_item
 from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_keyed
 from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.services.sync_context import plan_series, sync_context
 from fulcrum_sync.sources.base import Source
-from fulcrum_sync.store import sync_status
-from fulcrum_sync.store.runs import Claim, RunItem
+from fulcrum_sync.store import runs, sync_status
+from fulcrum_sync.store.runs import Claim
 
 log = logging.getLogger(__name__)
+
+ALREADY_DONE = "already done (use --force to run again)"
+BUSY = "claimed by another running process"
+FINISHING_PATTERNS = "already synced; ran its unfinished patterns"
 
 # Runs a context's patterns after its sync; appends to ``result.patterns``.
 PatternChain = Callable[[RunContext, ContextDef, ContextResult], None]
@@ -95,20 +100,7 @@ def run(
     result = SyncRunResult(run_id=run_id, request=request, started_at=datetime.now(UTC))
     if on_start is not None:
         on_start(len(contexts))
-    work = [
-        KeyedWork(
-            RunItem(
-                sync_run_key(request.grain, request.period, c.context),
-                "sync",
-                request.grain.value,
-                request.period,
-                c.tenant.identifier,
-                c.metric.metric_id,
-            ),
-            c,
-        )
-        for c in contexts
-    ]
+    work = [KeyedWork(sync_item(c, request.period), c) for c in contexts]
 
     def do(ctx: ContextDef) -> ContextResult:
         res = sync_context(
@@ -124,22 +116,32 @@ def run(
             chain(rc, ctx, res)
         return res
 
+    analysed: list[set[str]] = []  # the period's succeeded pattern keys, read once
+
     def skipped(w: KeyedWork[ContextDef], claim: Claim) -> ContextResult:
-        reason = (
-            "already done (use --force to run again)"
-            if claim is Claim.DONE
-            else ("claimed by another running process")
-        )
-        return ContextResult(
+        res = ContextResult(
             context=w.payload.context,
             grain=request.grain,
             period=request.period,
             run_key=w.item.run_key,
             status="skipped",
-            skip_reason=reason,
+            skip_reason=ALREADY_DONE if claim is Claim.DONE else BUSY,
         )
+        if claim is Claim.DONE and chain is not None and request.run_patterns:
+            if not analysed:
+                analysed.append(
+                    runs.succeeded_keys(engine, "pattern", request.grain.value, request.period)
+                )
+            wanted = {job[2].run_key for job in pattern_jobs(w.payload, request.period)}
+            if not wanted <= analysed[0]:  # interrupted or failed patterns: finish them
+                res.skip_reason = FINISHING_PATTERNS
+                res.started_at = datetime.now(UTC)
+                chain(rc, w.payload, res)
+                res.finished_at = datetime.now(UTC)
+        return res
 
     def report(res: ContextResult) -> None:
+        result.contexts.append(res)
         log_context(run_id, res)
         if on_result is not None:
             on_result(res)
@@ -151,18 +153,23 @@ def run(
         return result.outcome, summarize_run(result)
 
     with rc.recording(summarize):
-        result.contexts = run_keyed(
-            rc, work, do, summarize_context, skipped, workers=request.workers, on_result=report
-        )
+        try:
+            run_keyed(
+                rc, work, do, summarize_context, skipped, workers=request.workers, on_result=report
+            )
+        except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
+            result.refused = str(exc)
+            log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
     return result
 
 
 def log_context(run_id: str | None, res: ContextResult) -> None:
-    """Log one context's outcome as a structured event."""
+    """Log one context's outcome as a structured event (a failure at ``error`` level)."""
+    failed_patterns = res.pattern_counts()["failed"]
     log_event(
         log,
         "context skipped" if res.status == "skipped" else "context synced",
-        logging.WARNING if res.status in ("failed", "partial") else logging.INFO,
+        logging.ERROR if res.status in ("failed", "partial") or failed_patterns else logging.INFO,
         run_id=run_id,
         run_key=res.run_key,
         tenant=res.context.tenant,
@@ -178,7 +185,9 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
             **{f"patterns_{k}": v for k, v in res.pattern_counts().items()},
         },
         duration=round(res.duration_seconds, 4),
-        error=res.error or res.skip_reason,
+        error=res.error
+        or "; ".join(f"{p.pattern}: {p.error}" for p in res.patterns if p.status == "failed")
+        or res.skip_reason,
     )
 
 

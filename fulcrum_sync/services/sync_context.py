@@ -16,11 +16,13 @@ from fulcrum_sync.domain import (
     DependencyError,
     FulcrumError,
     Grain,
+    RefusedError,
     SeriesResult,
     SkipCounts,
     SyncType,
     Window,
     compute_window,
+    is_outage,
     sync_run_key,
 )
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source
@@ -105,7 +107,8 @@ def sync_context(
 ) -> ContextResult:
     """Sync the base series and then every dimension of ``ctx``; never raises for one series.
 
-    A failing dimension does not stop the base series or the other dimensions. With
+    A failing dimension does not stop the base series or the other dimensions; a refused
+    credential (RefusedError) is raised, since no other series would fare better. With
     ``window`` (a backfill stretch ending in ``period``) every series fetches that window and
     is upserted, so stored periods outside it stay as they are.
     """
@@ -208,7 +211,7 @@ def _sync_series(
         )
     except Exception as exc:  # isolation: one series failing never stops the others
         series.success = False
-        series.dependency_failure = isinstance(exc, DependencyError)
+        series.dependency_failure = is_outage(exc)
         series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(DependencyError):  # the database itself may be what failed
             sync_status.record_failure(
@@ -218,4 +221,6 @@ def _sync_series(
                 rows_fetched=series.rows_fetched,
                 rows_skipped=series.skipped.total,
             )
+        if isinstance(exc, RefusedError):
+            raise  # a wrong credential or URL: no other series would fare better (exit 2)
     return series

@@ -18,7 +18,7 @@ import jwt
 import tenacity
 from pydantic import SecretStr
 
-from fulcrum_sync.domain import InputError, SourceError
+from fulcrum_sync.domain import InputError, QueryRejectedError, RefusedError, SourceError
 from fulcrum_sync.secrets import redact, register_secret
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.sources.cube_protocol import build_query, load_data, parse_rows, retry_after
@@ -124,6 +124,7 @@ class CubeSource:
         self._clock = clock
         self._close_client = close_client
         self._tokens: dict[tuple[str, int | None], tuple[str, float]] = {}
+        self._refused: dict[str, RefusedError] = {}  # tenant -> why Cube refused it
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -264,6 +265,9 @@ class CubeSource:
     def _send_once(self, call: _Call) -> dict[str, Any]:
         """Send one HTTP request and return its JSON object, or raise (transient or not)."""
         what = call.what
+        refused = self._refused.get(call.tenant)
+        if refused is not None:
+            raise RefusedError(f"{what}: not sent: {refused}")
         headers = {"Authorization": self._token(call.tenant, call.tenant_id)}
         try:
             response = self._client.request(
@@ -278,18 +282,21 @@ class CubeSource:
             )
         if status in (401, 403):
             self._forget_token(call.tenant, call.tenant_id)
-            raise SourceError(
+            refused = RefusedError(
                 f"{what}: Cube authentication failed (HTTP {status}{self._detail(response)}): "
                 f"check {SECRET_SETTING} (the secret that signs the JWT) and {CLAIM_SETTING} "
                 f"(the claim that carries the tenant, now {self.tenant_claim!r})"
             )
+            with self._lock:  # checked once: later requests for this tenant are not sent
+                self._refused[call.tenant] = refused
+            raise refused
         if status == 404:
-            raise SourceError(
+            raise RefusedError(
                 f"{what}: Cube answered HTTP 404 for {call.path}: check {URL_SETTING} "
                 f"(now {self.base_url!r})"
             )
         if status >= 400:
-            raise SourceError(
+            raise QueryRejectedError(
                 f"{what}: Cube rejected the query (HTTP {status}){self._detail(response)}"
             )
         try:

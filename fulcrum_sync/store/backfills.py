@@ -10,7 +10,7 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 
 from fulcrum_sync.domain import InputError
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.runs import RunItem, ensure_items
 from fulcrum_sync.store.upsert import insert_ignore
 
@@ -29,6 +29,7 @@ class BackfillRecord:
     finished_at: datetime | None
 
 
+@reconnecting
 def save_backfill(
     engine: Engine,
     backfill_id: str,
@@ -77,6 +78,7 @@ def save_backfill(
         )
 
 
+@reconnecting
 def get_backfill(engine: Engine, backfill_id: str) -> BackfillRecord:
     """Return a backfill by id (a unique prefix works); raise InputError if unknown."""
     b = t.backfills.c
@@ -104,6 +106,7 @@ def get_backfill(engine: Engine, backfill_id: str) -> BackfillRecord:
     )
 
 
+@reconnecting
 def item_statuses(engine: Engine, backfill_id: str) -> dict[str, str]:
     """Return ``{run_key: status}`` for every key of a backfill."""
     i, b = t.run_items.c, t.backfill_items.c
@@ -116,6 +119,7 @@ def item_statuses(engine: Engine, backfill_id: str) -> dict[str, str]:
         return {r[0]: r[1] for r in conn.execute(query)}
 
 
+@reconnecting
 def mark_finished(engine: Engine, backfill_id: str) -> None:
     """Record that every key of the backfill succeeded."""
     with translate_errors(engine, "record the backfill in"), engine.begin() as conn:
@@ -126,6 +130,7 @@ def mark_finished(engine: Engine, backfill_id: str) -> None:
         )
 
 
+@reconnecting
 def list_backfills(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
     """Return recent backfills with done / failed / total counts."""
     b, bi, i = t.backfills.c, t.backfill_items.c, t.run_items.c
@@ -174,6 +179,7 @@ def list_backfills(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
         ]
 
 
+@reconnecting
 def count_rows(
     engine: Engine, series: list[tuple[int, str]], grain: str, start: date, end: date
 ) -> int:

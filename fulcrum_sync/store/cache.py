@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, Engine, Table, and_, delete, insert, select
 
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +37,7 @@ class CacheLoadRecord:
     duration_seconds: float | None
 
 
+@reconnecting
 def read_cache_frame(engine: Engine, tenant_id: int, metric_id: str, grain: str) -> pd.DataFrame:
     """Return the context's base and dimensional series as one frame, base rows first.
 
@@ -67,6 +68,7 @@ def _context(table: Table, tenant_id: int, metric_id: str, grain: str) -> Column
     return and_(c.tenant_id == tenant_id, c.metric_id == metric_id, c.grain == grain)
 
 
+@reconnecting
 def record_cache_load(engine: Engine, record: CacheLoadRecord) -> None:
     """Store ``record`` as the context's latest load into its target (replacing the last)."""
     table = t.cache_loads
@@ -81,6 +83,7 @@ def record_cache_load(engine: Engine, record: CacheLoadRecord) -> None:
         conn.execute(insert(table).values(**asdict(record)))
 
 
+@reconnecting
 def read_cache_loads(engine: Engine, grain: str | None = None) -> list[CacheLoadRecord]:
     """Return the recorded cache loads (of ``grain``, or all), by tenant, metric, target."""
     table = t.cache_loads

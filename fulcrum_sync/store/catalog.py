@@ -10,9 +10,10 @@ from sqlalchemy import Engine, delete, func, insert, select
 from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
 from fulcrum_sync.domain import CatalogSaveResult, StoreError
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import serialize, translate_errors
+from fulcrum_sync.store.engine import reconnecting, serialize, translate_errors
 
 
+@reconnecting
 def save_catalog(
     engine: Engine,
     catalog: Catalog,
@@ -101,6 +102,7 @@ def save_catalog(
     )
 
 
+@reconnecting
 def read_catalog(engine: Engine) -> Catalog:
     """Return the stored catalog (every tenant and metric, active or not)."""
     with translate_errors(engine, "read the catalog from"), engine.connect() as conn:
@@ -130,6 +132,7 @@ def read_catalog(engine: Engine) -> Catalog:
     return Catalog(tenants=tuple(tenants))
 
 
+@reconnecting
 def catalog_is_empty(engine: Engine) -> bool:
     """Return True when no tenant is stored."""
     with translate_errors(engine, "read the catalog from"), engine.connect() as conn:

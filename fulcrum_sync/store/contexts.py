@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Engine, and_, bindparam, select, update
 
 from fulcrum_sync.domain import ContextChanges, Grain
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import serialize, translate_errors
+from fulcrum_sync.store.engine import reconnecting, serialize, translate_errors
 
 # (tenant_id, metric_id, grain, pattern) — pattern is "" for a metric context.
 ContextKey = tuple[int, str, str, str]
@@ -19,6 +19,7 @@ def _label(tenant: str, metric: str, grain: str, pattern: str) -> str:
     return f"{name}@{grain}"
 
 
+@reconnecting
 def save_contexts(
     engine: Engine, desired: dict[ContextKey, str], grain: Grain | None = None
 ) -> ContextChanges:
@@ -97,6 +98,7 @@ def _key_clause_bound() -> ColumnElement[bool]:
     )
 
 
+@reconnecting
 def active_context_keys(engine: Engine, grain: Grain | None = None) -> set[ContextKey]:
     """Return the keys of the stored active contexts (of ``grain``, or all)."""
     with translate_errors(engine, "read contexts from"), engine.connect() as conn:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool, QueuePool
 
 from fulcrum_sync.config import mask_url
 from fulcrum_sync.domain import InputError, StoreError
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 HEAD_REVISION = "0001"
 MIGRATION_LOCK_ID = 0x46554C43  # "FULC": the advisory lock that serializes migrations
@@ -56,6 +62,7 @@ def _create(url: str, workers: int, pooled: bool) -> Engine:
         kwargs["poolclass"] = NullPool
     if url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 10}
+        kwargs["pool_pre_ping"] = True  # a connection the server dropped is replaced
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -131,6 +138,54 @@ def translate_errors(engine: Engine, action: str) -> Iterator[None]:
         if engine.url.password:
             detail = detail.replace(str(engine.url.password), "***")
         raise StoreError(f"cannot {action} the state database {where}: {detail}") from exc
+
+
+_DISCONNECT_MARKERS = (
+    "terminating connection",
+    "server closed the connection",
+    "connection is closed",
+    "connection is lost",
+    "the connection is lost",
+    "consuming input failed",
+    "connection already closed",
+    "ssl connection has been closed",
+)
+
+
+def is_disconnect(engine: Engine, error: BaseException | None) -> bool:
+    """True when ``error`` means the database connection was lost (not a failed statement)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    orig = getattr(error, "orig", None) or error
+    operational = getattr(engine.dialect.loaded_dbapi, "OperationalError", None)
+    if operational is None or not isinstance(orig, operational):
+        return False
+    sqlstate = str(getattr(orig, "sqlstate", "") or "")
+    if sqlstate.startswith(("08", "57P0")):
+        return True
+    text = str(orig).lower()
+    return any(marker in text for marker in _DISCONNECT_MARKERS)
+
+
+def reconnecting(func: Callable[Concatenate[Engine, P], R]) -> Callable[Concatenate[Engine, P], R]:
+    """Run ``func(engine, ...)`` again once when its connection was lost mid-transaction.
+
+    Every store function runs whole transactions, so a second run starts clean on a new
+    connection (the pool pre-pings, so dead idle connections are replaced on checkout). A
+    second loss in a row is a StoreError: the database is gone, not blipping.
+    """
+
+    @functools.wraps(func)
+    def wrapper(engine: Engine, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(engine, *args, **kwargs)
+        except StoreError as exc:
+            if not is_disconnect(engine, exc.__cause__):
+                raise
+            log.warning("lost the state database connection (%s); reconnecting", exc)
+            return func(engine, *args, **kwargs)
+
+    return wrapper
 
 
 def _first_line(exc: BaseException) -> str:

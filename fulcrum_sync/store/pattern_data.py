@@ -10,7 +10,7 @@ from sqlalchemy import Engine, Table, and_, select
 
 from fulcrum_sync.domain import Window
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
 from fulcrum_sync.store.upsert import upsert_rows
 
@@ -43,6 +43,7 @@ def _read_dated(
         return _frame(conn.execute(query).all(), ["date", "value"])
 
 
+@reconnecting
 def read_series(
     engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
 ) -> pd.DataFrame:
@@ -50,6 +51,7 @@ def read_series(
     return _read_dated(engine, t.metric_time_series, tenant_id, metric_id, grain, window)
 
 
+@reconnecting
 def read_targets(
     engine: Engine, tenant_id: int, metric_id: str, grain: str, window: Window
 ) -> pd.DataFrame:
@@ -57,6 +59,7 @@ def read_targets(
     return _read_dated(engine, t.metric_targets, tenant_id, metric_id, grain, window)
 
 
+@reconnecting
 def read_dimension(
     engine: Engine, tenant_id: int, metric_id: str, grain: str, dimension: str, window: Window
 ) -> pd.DataFrame:
@@ -80,6 +83,7 @@ def read_dimension(
         return _frame(conn.execute(query).all(), ["date", "slice", "value"])
 
 
+@reconnecting
 def save_result(
     engine: Engine,
     *,
@@ -118,6 +122,7 @@ def save_result(
         upsert_rows(conn, t.pattern_results, [row])
 
 
+@reconnecting
 def read_results(
     engine: Engine, tenant_id: int, metric_id: str, grain: str, period: date | None
 ) -> list[dict[str, Any]]:

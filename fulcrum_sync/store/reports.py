@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import Engine, and_, desc, func, select
 
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 
 
+@reconnecting
 def recent_runs(
     engine: Engine, limit: int = 20, command: str | None = None
 ) -> list[dict[str, Any]]:
@@ -22,6 +23,7 @@ def recent_runs(
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+@reconnecting
 def failing_series(engine: Engine, grain: str | None = None) -> list[dict[str, Any]]:
     """Return series whose last sync failed, with since when and the last error."""
     c = t.metric_sync_status.c
@@ -46,6 +48,7 @@ def failing_series(engine: Engine, grain: str | None = None) -> list[dict[str, A
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+@reconnecting
 def failing_patterns(engine: Engine, grain: str | None = None) -> list[dict[str, Any]]:
     """Return the latest failed pattern result per (context, pattern, dimension, grain)."""
     p = t.pattern_results.c
@@ -93,6 +96,7 @@ def failing_patterns(engine: Engine, grain: str | None = None) -> list[dict[str,
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+@reconnecting
 def latest_series_dates(engine: Engine) -> dict[tuple[int, str, str], date]:
     """Return the latest stored base-series date per (tenant_id, metric_id, grain)."""
     c = t.metric_time_series.c
@@ -103,6 +107,7 @@ def latest_series_dates(engine: Engine) -> dict[tuple[int, str, str], date]:
         return {(r[0], r[1], r[2]): _as_date(r[3]) for r in conn.execute(query)}
 
 
+@reconnecting
 def latest_pattern_periods(engine: Engine) -> dict[tuple[int, str, str], date]:
     """Return the latest analysed period per (tenant_id, metric_id, grain)."""
     p = t.pattern_results.c
@@ -113,6 +118,7 @@ def latest_pattern_periods(engine: Engine) -> dict[tuple[int, str, str], date]:
         return {(r[0], r[1], r[2]): _as_date(r[3]) for r in conn.execute(query)}
 
 
+@reconnecting
 def active_contexts(engine: Engine) -> list[dict[str, Any]]:
     """Return the active metric contexts (no pattern contexts)."""
     c = t.contexts.c
@@ -123,6 +129,7 @@ def active_contexts(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+@reconnecting
 def item_counts(engine: Engine, run_keys_of: str | None = None) -> dict[str, int]:
     """Return how many run items are in each status (optionally of one backfill)."""
     c = t.run_items.c

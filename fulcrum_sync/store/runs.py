@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import insert_ignore
 
 
@@ -51,6 +51,7 @@ def new_owner(run_id: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{run_id[:8]}"
 
 
+@reconnecting
 def start_run(engine: Engine, command: str, arguments: dict[str, Any]) -> str:
     """Record an invocation; return its run id."""
     run_id = str(uuid.uuid4())
@@ -69,6 +70,7 @@ def start_run(engine: Engine, command: str, arguments: dict[str, Any]) -> str:
     return run_id
 
 
+@reconnecting
 def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any]) -> None:
     """Record how an invocation ended."""
     with translate_errors(engine, "record the run in"), engine.begin() as conn:
@@ -79,6 +81,7 @@ def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any
         )
 
 
+@reconnecting
 def ensure_items(engine: Engine, items: list[RunItem]) -> None:
     """Create pending ``run_items`` rows for keys not seen before."""
     now = now_utc()
@@ -170,6 +173,7 @@ _COMPLETE = (
 )
 
 
+@reconnecting
 def claim(
     engine: Engine,
     run_key: str,
@@ -231,6 +235,7 @@ def owner_is_dead(owner: str) -> bool:
     return False
 
 
+@reconnecting
 def claim_many(
     engine: Engine,
     run_keys: list[str],
@@ -292,6 +297,7 @@ def claim_many(
     return claims
 
 
+@reconnecting
 def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:
     """Extend every lease ``owner`` holds; return how many."""
     c = t.run_items.c
@@ -304,6 +310,7 @@ def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:
     return result.rowcount or 0
 
 
+@reconnecting
 def complete(
     engine: Engine,
     run_key: str,
@@ -327,6 +334,7 @@ def complete(
     return bool(result.rowcount)
 
 
+@reconnecting
 def release_all(engine: Engine, owner: str) -> int:
     """Give back every key ``owner`` still holds (a stopping process); return how many."""
     c = t.run_items.c
@@ -339,6 +347,7 @@ def release_all(engine: Engine, owner: str) -> int:
     return result.rowcount or 0
 
 
+@reconnecting
 def release_pending(engine: Engine, run_keys: list[str]) -> int:
     """Mark the keys among ``run_keys`` that no one started as released; return how many."""
     c = t.run_items.c
@@ -353,3 +362,14 @@ def release_pending(engine: Engine, run_keys: list[str]) -> int:
             )
             released += result.rowcount or 0
     return released
+
+
+@reconnecting
+def succeeded_keys(engine: Engine, kind: str, grain: str, period: date) -> set[str]:
+    """The run keys of ``kind`` for one grain and period that succeeded."""
+    c = t.run_items.c
+    query = select(c.run_key).where(
+        and_(c.kind == kind, c.grain == grain, c.period == period, c.status == "succeeded")
+    )
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        return set(conn.execute(query).scalars())

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, select
 
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.sync_status import StatusUpdate, write_status
 
 
@@ -75,6 +75,7 @@ def _key_columns(table: Table) -> list[str]:
     return [c.name for c in table.primary_key.columns]
 
 
+@reconnecting
 def write_series(
     engine: Engine,
     key: SeriesKey,

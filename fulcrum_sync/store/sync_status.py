@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
-from fulcrum_sync.store.upsert import upsert_rows
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ _READ = select(t.metric_sync_status).where(  # built once; a call only binds par
 )
 
 
+@reconnecting
 def read_statuses(
     engine: Engine, tenant_id: int, metric_id: str, grain: str
 ) -> dict[str, SeriesStatus]:
@@ -101,9 +104,28 @@ def write_status(
             last_success_hash=previous.last_success_hash if previous else None,
             failing_since=(previous.failing_since if previous and previous.failing_since else now),
         )
-    upsert_rows(conn, t.metric_sync_status, [row])
+    conn.execute(_forward_upsert(conn.dialect.name), [row])
 
 
+@functools.lru_cache(maxsize=4)
+def _forward_upsert(dialect_name: str) -> Any:
+    """The status upsert that never moves a series back to an older period.
+
+    A backfill of older periods stores their rows but leaves the status of a series that
+    was already synced for a later period as it was (SPEC §5).
+    """
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = t.metric_sync_status
+    stmt = dialect.insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+        where=table.c.period <= stmt.excluded.period,
+    )
+
+
+@reconnecting
 def record_failure(
     engine: Engine,
     update: StatusUpdate,

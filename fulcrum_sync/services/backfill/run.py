@@ -30,7 +30,7 @@ from fulcrum_sync.domain import (
     period_end,
 )
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.logs import log_event
+from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.services.backfill.plan import (
     Planned,
     count_pattern_keys,
@@ -97,6 +97,7 @@ class _Progress:
         with self._lock:
             self._result.failed += n
             self._result.failures.append(failure)
+        log_event(log, "backfill keys failed", logging.ERROR, counts={"failed": n}, error=failure)
 
     def fetched(self, res: ContextResult) -> None:
         with self._lock:
@@ -185,7 +186,9 @@ def run(
         }
 
     def one(ctx: ContextDef) -> None:
-        _backfill_context(rc, source, settings, ctx, planned, progress)
+        fields = rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)
+        with bound_fields(**fields, grain=ctx.grain.value):
+            _backfill_context(rc, source, settings, ctx, planned, progress)
 
     with rc.recording(summarize), keep_leases(engine, rc.owner, rc.lease_seconds):
         for _ in map_workers(one, mine, request.workers):
@@ -209,9 +212,10 @@ def _backfill_context(
         out: list[_Synced] = []
         for stretch in stretches_of(claimed, grain, limit):
             window = Window(stretch[0], period_end(grain, stretch[-1]))
-            res = sync_context(
-                rc.engine, source, ctx, stretch[-1], settings, run_id=rc.run_id, window=window
-            )
+            with bound_fields(run_key=sync_item(ctx, stretch[-1]).run_key):
+                res = sync_context(
+                    rc.engine, source, ctx, stretch[-1], settings, run_id=rc.run_id, window=window
+                )
             progress.fetched(res)
             ok = res.status == "succeeded"
             if ok:

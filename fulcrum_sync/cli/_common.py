@@ -98,7 +98,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context | None:
-    return next((a for a in (*args, *kwargs.values()) if isinstance(a, typer.Context)), None)
+    # Typer hands commands its click context (typer.Context's base class): match by shape.
+    found = (a for a in (*args, *kwargs.values()) if hasattr(a, "find_root"))
+    return next(found, None)
 
 
 def _fail(ctx: typer.Context | None, line: str, code: int) -> NoReturn:

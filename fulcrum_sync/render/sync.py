@@ -35,6 +35,10 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
         "duration_seconds": round(_wall(result), 3),
         "halted": result.halted,
         "refused": result.refused,
+        "failed": [
+            {"context": c.context.to_string(), "error": c.error or _pattern_errors(c)}
+            for c in result.failed
+        ],
         "contexts": [
             {
                 "context": c.context.to_string(),
@@ -74,9 +78,20 @@ def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
         },
         "duration": summary["duration_seconds"],  # wall time, not the sum of the contexts'
         "halted": summary["halted"],
-        "error": summary["refused"] or summary["halted"],
-        "failed": [c["context"] for c in contexts if c["status"] in ("failed", "partial")],
+        "error": summary["refused"] or summary["halted"] or _failures(summary),
+        "failed": [f["context"] for f in summary["failed"]],
     }
+
+
+def _pattern_errors(c: ContextResult) -> str:
+    return "; ".join(f"{p.pattern}: {p.error}" for p in c.patterns if p.status == "failed")
+
+
+def _failures(summary: dict[str, Any]) -> str | None:
+    failed, total = summary["failed"], len(summary["contexts"])
+    if not failed:
+        return None
+    return f"{len(failed)} of {total} contexts failed; first: {failed[0]['error']}"
 
 
 def print_sync_result(result: SyncRunResult) -> None:

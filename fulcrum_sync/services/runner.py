@@ -211,14 +211,17 @@ def run_keyed(
         return result
 
     leases = keep_leases(rc.engine, rc.owner, rc.lease_seconds) if renew else nullcontext()
-    with leases:
-        for result in map_workers(one, work, workers):
-            if result is not None:
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-    if rc.stop.is_set():  # not started: the next run covering them does them
-        runs.release_pending(rc.engine, [w.item.run_key for w in work])
+    try:
+        with leases:
+            for result in map_workers(one, work, workers):
+                if result is not None:
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+    finally:
+        if rc.stop.is_set():  # not started: the next run covering them does them
+            with contextlib.suppress(DependencyError):  # the run's record says why
+                runs.release_pending(rc.engine, [w.item.run_key for w in work])
     return results
 
 

@@ -36,6 +36,8 @@ ALREADY_DONE = "already done (use --force to run again)"
 BUSY = "claimed by another running process"
 FINISHING_PATTERNS = "already synced; ran its unfinished patterns"
 
+_EVENTS = {"skipped": "context skipped", "failed": "context failed", "partial": "context failed"}
+
 # Runs a context's patterns after its sync; appends to ``result.patterns``.
 PatternChain = Callable[[RunContext, ContextDef, ContextResult], None]
 
@@ -168,7 +170,7 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
     failed_patterns = res.pattern_counts()["failed"]
     log_event(
         log,
-        "context skipped" if res.status == "skipped" else "context synced",
+        _EVENTS.get(res.status, "context synced"),
         logging.ERROR if res.status in ("failed", "partial") or failed_patterns else logging.INFO,
         run_id=run_id,
         run_key=res.run_key,

@@ -125,6 +125,8 @@ class CubeSource:
         self._close_client = close_client
         self._tokens: dict[tuple[str, int | None], tuple[str, float]] = {}
         self._refused: dict[str, RefusedError] = {}  # tenant -> why Cube refused it
+        self._accepted: set[str] = set()  # tenants whose token Cube took
+        self._first_contact: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -211,7 +213,19 @@ class CubeSource:
     # ----------------------------------------------------------------- HTTP
 
     def _call(self, call: _Call) -> dict[str, Any]:
-        """Send one request, retrying transient failures and polling while Cube computes."""
+        """Send one request, retrying transient failures and polling while Cube computes.
+
+        A tenant's first request goes alone: requests for it from other workers wait for its
+        answer, so a refused token is sent once per tenant, not once per worker.
+        """
+        if call.tenant in self._accepted:
+            return self._poll(call)
+        with self._lock:
+            first = self._first_contact.setdefault(call.tenant, threading.Lock())
+        with first:
+            return self._poll(call)
+
+    def _poll(self, call: _Call) -> dict[str, Any]:
         deadline = self._clock() + self.wait_deadline_seconds
         polls = 0
         while True:
@@ -276,6 +290,8 @@ class CubeSource:
         except httpx.HTTPError as exc:
             raise self._translate(exc, what) from exc
         status = response.status_code
+        if status not in (401, 403):
+            self._accepted.add(call.tenant)  # Cube took the token: no need to wait in line
         if status == 429 or status >= 500:
             raise _TransientError(
                 f"HTTP {status}{self._detail(response)}", retry_after=retry_after(response)

@@ -43,6 +43,7 @@ _OUTCOME_CODES = {
     "partial": EXIT_PARTIAL,
     "failed": EXIT_DEPENDENCY,
     "interrupted": EXIT_INTERRUPTED,
+    "invalid": EXIT_USAGE,  # a check found bad configuration (doctor)
 }
 
 P = ParamSpec("P")
@@ -104,7 +105,9 @@ def _say(text: str) -> None:
 
 
 def _verbose() -> bool:
-    ctx = typer.get_current_context(silent=True)
+    # typer >= 0.24 vendors click and no longer re-exports get_current_context.
+    current = getattr(typer, "get_current_context", None) or typer.main.get_current_context
+    ctx = current(silent=True)
     deps = ctx.find_root().obj if ctx is not None else None
     return bool(getattr(deps, "verbose", False))
 
@@ -224,15 +227,29 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
 
 # --------------------------------------------------------------------------- options
 
+SCOPE_PANEL = "Scope"
+OUTPUT_PANEL = "Output"
+GRAIN_METAVAR = "[day|week|month]"
+
 GrainOption = Annotated[
-    str, typer.Option("--grain", "-g", help="day, week or month (aliases: daily, weekly, monthly).")
+    str,
+    typer.Option(
+        "--grain",
+        "-g",
+        metavar=GRAIN_METAVAR,
+        help="day, week or month (aliases: daily, weekly, monthly).",
+    ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON instead of tables.", rich_help_panel=OUTPUT_PANEL)
+]
 LogFormatOption = Annotated[
     str | None,
     typer.Option(
         "--log-format",
+        metavar="[auto|rich|json]",
         help="auto, rich or json; the same as the global option, accepted here too.",
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 PeriodOption = Annotated[
@@ -240,12 +257,61 @@ PeriodOption = Annotated[
     typer.Option(
         "--period",
         "-p",
+        metavar="PERIOD",
         help="2025-07-13, 2025-W28 (ISO week) or 2025-07; any date inside the period works. "
         "Default: the last complete period (UTC).",
     ),
 ]
-TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")]
-MetricOption = Annotated[str | None, typer.Option("--metric", "-m", help="Only this metric.")]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", "-t", metavar="TENANT", help="Only this tenant.", rich_help_panel=SCOPE_PANEL
+    ),
+]
+MetricOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metric", "-m", metavar="METRIC", help="Only this metric.", rich_help_panel=SCOPE_PANEL
+    ),
+]
+GrainFilterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--grain",
+        "-g",
+        metavar=GRAIN_METAVAR,
+        help="Only this grain (aliases: daily, weekly, monthly). Default: all.",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
+DimensionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dimension",
+        "-d",
+        metavar="DIMENSION",
+        help="Only this dimension's series (not the base series).",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="PERIOD",
+        help="First period: 2025-07-13, 2025-W28 or 2025-07 (with --grain, any date inside).",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
+ToOption = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        metavar="PERIOD",
+        help="Last period, inclusive (as --from).",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
 WorkersOption = Annotated[
     int | None,
     typer.Option(

@@ -31,6 +31,7 @@ def cache_load(
         str | None,
         typer.Option(
             "--target",
+            metavar="[local|snowflake]",
             help="snowflake, or local (cache tables in the state database). "
             "Default: FULCRUM_SYNC_CACHE_TARGET (local).",
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from fulcrum_sync.jsonable import jsonable
 
 
 def stdout_console() -> Console:
-    """A console on stdout (plain and wide when not a terminal, so pipes and logs read well)."""
+    """A console on stdout: plain and 200 columns wide when not a terminal (pipes and logs read
+    well), unless ``COLUMNS`` sets the width."""
     console = Console(highlight=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console = Console(highlight=False, width=200)
     return console
 

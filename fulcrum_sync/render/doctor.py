@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.table import Table
 
 from fulcrum_sync.domain.doctor import FAIL, OK, SKIP, WARN, DoctorReport
 from fulcrum_sync.render.console import stdout_console
@@ -18,12 +19,16 @@ MARKS = {
 def print_doctor(report: DoctorReport, verbose: bool = False) -> None:
     """Print every check; ``verbose`` adds every setting (secrets as set or unset)."""
     out = stdout_console()
-    width = max((len(c.name) for c in report.checks), default=0)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
     for check in report.checks:
-        line = f"{MARKS[check.status]} {escape(check.name.ljust(width))}  {escape(check.detail)}"
-        out.print(line, highlight=False)
+        text = escape(check.detail)
         if check.fix and check.status in (FAIL, WARN):
-            out.print(f"  {' ' * width}  [bold]fix:[/bold] {escape(check.fix)}", highlight=False)
+            text += f"\n[bold]fix:[/bold] {escape(check.fix)}"
+        grid.add_row(MARKS[check.status], escape(check.name) + " ", text)
+    out.print(grid, highlight=False)
     if verbose and report.settings:
         out.print("\nSettings (secrets shown as set or unset):")
         for name, value in report.settings.items():

@@ -29,7 +29,7 @@ CLOCK_WARN_SECONDS = 5.0
 CLOCK_FAIL_SECONDS = 60.0  # leases and Cube's JWT expiry assume clocks that agree
 CUBE_RETRIES = 1  # one retry: a check should answer in seconds, not after a full backoff
 _AUTH = re.compile(r"authenticat|HTTP 40[13]\b|Invalid token", re.IGNORECASE)
-_SNOWFLAKE_AUTH = re.compile(r"password|authenticat|JWT|private key|250001|390100", re.I)
+_SNOWFLAKE_AUTH = re.compile(r"incorrect username or password|authenticat|JWT|390100", re.I)
 
 
 def run(deps: Deps, now: datetime | None = None) -> DoctorReport:
@@ -216,7 +216,7 @@ def _tenants(
 
 def _cube_failure(name: str, exc: FulcrumError, settings: Settings, where: str) -> Check:
     """Classify a failed /meta: a refused token or wrong URL (2) or an unreachable Cube (3)."""
-    text = str(exc)
+    text = str(exc).split(": check ", 1)[0]  # the fix is given on its own
     if isinstance(exc, InputError) or _AUTH.search(text):
         fix = (
             "check FULCRUM_SYNC_CUBE_API_SECRET (the secret Cube verifies tokens with) and "

@@ -72,3 +72,29 @@ def test_bad_values_are_our_one_line_error(args: list[str], message: str) -> Non
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(message)
     assert not re.search(r"Traceback|╭", result.output)
+
+
+def _commands() -> list[tuple[list[str], object]]:
+    import typer
+
+    out: list[tuple[list[str], object]] = []
+
+    def walk(group: object, prefix: list[str]) -> None:
+        for name, sub in getattr(group, "commands", {}).items():
+            out.append(([*prefix, name], sub))
+            walk(sub, [*prefix, name])
+
+    walk(typer.main.get_command(app), [])
+    return out
+
+
+COMMANDS = _commands()
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_markdown_help_keeps_every_word_of_the_docstring(path: list[str], command: object) -> None:
+    doc = str(getattr(command, "help", "") or "").replace("`", "")
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
+    shown = " ".join(result.stdout.split())
+    for word in re.findall(r"[A-Za-z0-9_<>:./-]+", doc):
+        assert word in shown, f"{' '.join(path)}: {word!r} lost in --help"

@@ -50,7 +50,7 @@ def test_sync_summary_fits_80_columns_with_one_line_per_context(
     for context in ACME_DAY:
         (row,) = [line for line in lines if line.startswith(context)]
         assert row.split()[1] == "FULL" and row.rstrip().endswith("succeeded")
-    assert "not shown at this width: window" in " ".join(synced[1].split())
+    assert "hidden at 80 columns: window" in " ".join(synced[1].split())
     assert lines[-1].startswith("Run ") and "succeeded (3 succeeded)" in lines[-1]
 
 
@@ -70,9 +70,9 @@ def test_wide_terminal_shows_every_column(url: str) -> None:
     header = next(line for line in result.stdout.splitlines() if line.startswith("context"))
     assert header.split() == [
         "context",
-        *("type", "window", "rows", "skipped", "dims", "patterns", "time", "status"),
+        *("type", "window", "stored", "skipped", "dims", "patterns", "time", "status"),
     ]
-    assert "not shown at this width" not in result.stdout
+    assert "hidden at" not in result.stdout
 
 
 def test_patterns_show_formats_numbers_and_never_cuts_off(url: str) -> None:

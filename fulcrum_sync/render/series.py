@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from rich import box
@@ -79,8 +80,9 @@ def print_series(values: SeriesValues) -> None:
 def _table(out: Console, dates: list[Any], by_slice: dict[str | None, dict[Any, float]]) -> Table:
     """Dates down, one column per slice; the long form (date, slice, value) if too wide."""
     wide = _new_table(["date", *(str(s) if s is not None else "value" for s in by_slice)])
+    places = _decimals(v for points in by_slice.values() for v in points.values())
     for d in dates:
-        wide.add_row(d.isoformat(), *(format_value(p.get(d)) for p in by_slice.values()))
+        wide.add_row(d.isoformat(), *(_fixed(p.get(d), places) for p in by_slice.values()))
     fits = Measurement.get(out, out.options.update_width(10_000), wide).maximum <= out.width
     if fits or len(by_slice) == 1:
         return wide
@@ -88,8 +90,18 @@ def _table(out: Console, dates: list[Any], by_slice: dict[str | None, dict[Any, 
     for d in dates:
         for s, points in by_slice.items():
             if d in points:
-                long.add_row(d.isoformat(), escape(str(s)), format_value(points[d]))
+                long.add_row(d.isoformat(), escape(str(s)), _fixed(points[d], places))
     return long
+
+
+def _decimals(values: Iterable[float]) -> int:
+    """The decimal places that show every value as stored (up to 4), so columns line up."""
+    text = (format_value(v) for v in values)
+    return max((len(t.partition(".")[2]) for t in text), default=0)
+
+
+def _fixed(value: float | None, places: int) -> str:
+    return "" if value is None else f"{value:,.{places}f}"
 
 
 def _new_table(headers: list[str], left: int = 1) -> Table:

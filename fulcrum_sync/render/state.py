@@ -26,7 +26,7 @@ SERIES_COLUMNS = (
     Column("type"),
     Column("period"),
     Column("window", drop=3),
-    Column("rows", "right"),
+    Column("stored", "right"),
     Column("skipped", "right", drop=4),
     Column("at (UTC)", drop=2),
     Column("error", fold=True),
@@ -52,7 +52,8 @@ def print_state(report: StateReport) -> None:
     for ctx in report.contexts:
         _print_context(out, ctx)
     stored = sum(1 for c in report.contexts if c.series or c.run_keys)
-    out.print(f"\n{len(report.contexts)} contexts in scope, {stored} with state stored.")
+    n = len(report.contexts)
+    out.print(f"\n{n} context{'s' if n != 1 else ''} in scope, {stored} with state stored.")
 
 
 def _print_context(out: Console, ctx: ContextState) -> None:

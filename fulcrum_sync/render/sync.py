@@ -78,7 +78,7 @@ SUMMARY_COLUMNS = (
     Column("context"),
     Column("type"),
     Column("window", drop=6),
-    Column("rows", "right"),
+    Column("stored", "right"),
     Column("skipped", "right", drop=5),
     Column("dims", drop=3),
     Column("patterns", drop=4),
@@ -124,6 +124,7 @@ def print_sync_result(result: SyncRunResult) -> None:
     for reason, mark in reasons.items():
         out.print(f"{mark} {escape(reason)}")
     shown = {c.name for c in SUMMARY_COLUMNS} - set(dropped)
+    worked = any(c.status != "skipped" for c in result.contexts)
     legend = [
         text
         for name, text in (
@@ -131,12 +132,12 @@ def print_sync_result(result: SyncRunResult) -> None:
             ("dims", "dims ok/failed"),
             ("patterns", "patterns ok/skipped/failed"),
         )
-        if name in shown
+        if worked and name in shown
     ]
-    if dropped:
-        legend.append(f"not shown at this width: {', '.join(dropped)} (--json has them)")
-    if rows and legend:
-        out.print(f"[dim]{'; '.join(legend)}[/dim]")
+    if legend:
+        out.print(f"[dim]{' · '.join(legend)}[/dim]")
+    if dropped and worked:
+        out.print(f"[dim]hidden at {out.width} columns: {', '.join(dropped)} (see --json)[/dim]")
     for c in result.failed:
         out.print(f"[red]failed[/red] {c.context}: {escape(c.error or 'see patterns')}")
     by_status: dict[str, int] = {}

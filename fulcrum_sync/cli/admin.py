@@ -79,7 +79,10 @@ def catalog_show(ctx: typer.Context) -> None:
     from fulcrum_sync.services import catalog as svc
 
     begin(ctx)
-    typer.echo(svc.export_catalog(deps_of(ctx).get_engine()), nl=False)
+    text = svc.export_catalog(deps_of(ctx).get_engine())
+    if text.strip() == "{}":
+        typer.echo("No catalog is stored yet: load one with `fulcrum-sync catalog load`.", err=True)
+    typer.echo(text, nl=False)
 
 
 @db_app.command("current")

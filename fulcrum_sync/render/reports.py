@@ -172,7 +172,10 @@ def print_run_detail(detail: RunDetail) -> None:
     for label, text in lines:
         out.print(f"  {label:<10} {escape(text)}")
     if not detail.keys:
-        out.print("No run keys worked by this run (skipped ones stay with the run that did them).")
+        hint = ""
+        if run["command"] in ("sync", "patterns", "backfill"):
+            hint = " (keys it skipped as done belong to the run that did them)"
+        out.print(f"No run keys were worked by this run{hint}.")
         return
     keys = sorted(detail.keys, key=_key_order)
     names = _key_names([k["run_key"] for k in keys])

@@ -194,7 +194,9 @@ def _source(
 def _tenants(
     report: DoctorReport, settings: Settings, source: Source, catalog: cat.Catalog | None
 ) -> None:
-    tenants = [t.identifier for t in (catalog.tenants if catalog else ()) if t.active]
+    tenants = [
+        t.identifier for t in (catalog.tenants if catalog else ()) if t.active and t.cache_enabled
+    ]
     if not tenants:
         report.add(Check("cube", SKIP, "no tenant to ask for: the tenants come from the catalog"))
         return

@@ -265,4 +265,4 @@ def dump_catalog(catalog: Catalog) -> str:
     Fields left at their defaults are left out, so new fields round-trip without changes here.
     """
     data = catalog.model_dump(mode="json", exclude_defaults=True)
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))

@@ -14,6 +14,7 @@ from cube_server import SECRET, FakeCube
 from typer.testing import CliRunner, Result
 
 from fulcrum_sync.cli import app
+from fulcrum_sync.services.deps import Deps
 
 runner = CliRunner()
 WRONG_SECRET = "not-the-cube-secret-0123456789abcdef"
@@ -169,3 +170,29 @@ def test_bad_settings_are_exit_2_and_json_has_every_check(cli_env: dict[str, str
     assert [c["name"] for c in payload["checks"]][:3] == ["settings", "database", "schema"]
     assert payload["settings"]["FULCRUM_SYNC_CUBE_API_SECRET"] == "unset"
     assert "FULCRUM_SYNC_SOURCE" in payload["settings_set"]
+
+
+class _BrokenSink:
+    target = "snowflake"
+
+    def open(self) -> None:
+        raise RuntimeError("the driver fell over")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(cli_env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["doctor"], env=cli_env, obj=Deps(sink=_BrokenSink()))  # type: ignore[arg-type]
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        "Error: internal error: RuntimeError: the driver fell over "
+        "(run with --verbose for the traceback)"
+    )
+    verbose = runner.invoke(
+        app,
+        ["--verbose", "doctor"],
+        env=cli_env,
+        obj=Deps(sink=_BrokenSink()),  # type: ignore[arg-type]
+    )
+    assert verbose.exit_code == 1 and "Traceback" in verbose.stderr

@@ -106,7 +106,8 @@ def _say(text: str) -> None:
 
 def _verbose() -> bool:
     # typer >= 0.24 vendors click and no longer re-exports get_current_context.
-    current = getattr(typer, "get_current_context", None) or typer.main.get_current_context
+    fallback = typer.main.get_current_context  # type: ignore[attr-defined]
+    current = getattr(typer, "get_current_context", None) or fallback
     ctx = current(silent=True)
     deps = ctx.find_root().obj if ctx is not None else None
     return bool(getattr(deps, "verbose", False))

@@ -265,12 +265,12 @@ def _cache_target(report: DoctorReport, deps: Deps, settings: Settings) -> None:
 
 
 def _clock(report: DoctorReport, engine: Engine | None, now: datetime | None) -> None:
+    server: datetime | None = None
+    unreadable: StoreError | None = None
     try:
         server = health.server_now(engine) if engine is not None else None
     except StoreError as exc:
-        server, unreadable = None, exc
-    else:
-        unreadable = None
+        unreadable = exc
     local = (now or datetime.now(UTC)).astimezone(UTC)
     shown = local.strftime("%Y-%m-%d %H:%M:%S UTC")
     if not 2020 <= local.year <= 2100:

@@ -256,8 +256,8 @@ def read_values(
     with translate_errors(engine, "read series from"), engine.connect() as conn:
         rows = conn.execute(query).all()
     if dimension is None:
-        return [(as_date(r[0]), None, float(r[1])) for r in rows]
-    return [(as_date(r[0]), r[1], float(r[2])) for r in rows]
+        return [(as_date(r[0]), None, float(r[-1])) for r in rows]
+    return [(as_date(r[0]), r[1], float(r[-1])) for r in rows]
 
 
 def latest_value_date(

@@ -2,7 +2,7 @@
 #
 # fulcrum-sync: one image for every job (sync, cache-load, discover, backfill, ...).
 #
-#   docker build -t fulcrum-sync:0.1.0 .
+#   docker build -t fulcrum-sync:0.1.0 .        (--build-arg VERSION=... for a release)
 #   docker run --rm --read-only --tmpfs /tmp fulcrum-sync:0.1.0 --help
 #
 # Stage 1 builds wheels (the project's and every dependency's), so compilers and build
@@ -28,7 +28,10 @@ RUN pip wheel --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE} AS runtime
 
+# The version `fulcrum-sync --version` prints (fulcrum_sync.__version__; tests keep them equal).
+ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="fulcrum-sync" \
+      org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.description="Keep semantic time series, the Snowflake cache and analysis patterns fresh."
 
 # The root filesystem is read-only in Kubernetes: everything the tool, Python and the

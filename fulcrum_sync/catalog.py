@@ -257,3 +257,12 @@ def check_metric(catalog: Catalog, tenant: str | None, metric_id: str) -> None:
         raise InputError(
             f"unknown metric {metric_id!r}{where}: known metrics are {', '.join(known) or 'none'}"
         )
+
+
+def dump_catalog(catalog: Catalog) -> str:
+    """Return ``catalog`` as YAML that :func:`parse_catalog` reads back to an equal catalog.
+
+    Fields left at their defaults are left out, so new fields round-trip without changes here.
+    """
+    data = catalog.model_dump(mode="json", exclude_defaults=True)
+    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))

@@ -60,7 +60,7 @@ __all__ = [
     "bound_fields",
     "clear_secrets",
     "configure_logging",
-    "json_logging_active",
+    "json_logging_to_stdout",
     "log_event",
     "redact",
     "register_secret",
@@ -281,10 +281,12 @@ def configure_logging(
     return effective
 
 
-def json_logging_active() -> bool:
-    """True when the handler ``configure_logging`` installed writes JSON lines."""
+def json_logging_to_stdout() -> bool:
+    """True when the handler ``configure_logging`` installed writes JSON lines to stdout."""
     return any(
-        getattr(h, _HANDLER_MARK, False) and isinstance(h.formatter, JsonFormatter)
+        getattr(h, _HANDLER_MARK, False)
+        and isinstance(h.formatter, JsonFormatter)
+        and getattr(h, "stream", None) is sys.stdout
         for h in logging.getLogger().handlers
     )
 

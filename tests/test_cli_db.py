@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -120,3 +121,27 @@ def test_python_dash_m_works(tmp_path: Path) -> None:
     for command in ("discover", "catalog", "db"):
         assert command in result.stdout
     assert not (tmp_path / "fulcrum_sync.db").exists()  # --help touches no database
+
+
+def test_db_current_reports_the_revision_and_changes_nothing(
+    cli_env: dict[str, str], db_url: str
+) -> None:
+    empty = _run(cli_env, "db", "current")
+    assert empty.exit_code == 0, empty.output
+    assert f"no schema yet (newest {HEAD_REVISION}); run `fulcrum-sync db upgrade`" in empty.stdout
+    assert _tables(db_url) == set()  # not migrated
+    assert _run(cli_env, "db", "upgrade").exit_code == 0
+    current = _run(cli_env, "db", "current", "--json")
+    assert current.exit_code == 0, current.output
+    assert json.loads(current.stdout) == {
+        "database": mask_url(db_url),
+        "revision": HEAD_REVISION,
+        "head": HEAD_REVISION,
+        "current": True,
+    }
+
+
+def test_db_current_on_an_unreachable_database_is_exit_3(cli_env: dict[str, str]) -> None:
+    result = _run({**cli_env, "FULCRUM_SYNC_DATABASE_URL": UNREACHABLE}, "db", "current")
+    assert result.exit_code == 3 and "u:***@127.0.0.1:1/x" in result.stderr
+    assert "s3cret" not in result.output

@@ -17,10 +17,22 @@ README = (ROOT / "README.md").read_text()
 sys.path.insert(0, str(ROOT / "scripts"))
 from gen_docs import command_paths  # noqa: E402
 
-LEAVES = [p for p in command_paths() if p and p[0] not in ("catalog", "db")] + [
+GROUPS = ("catalog", "db", "state", "series")  # groups without an action of their own
+LEAVES = [p for p in command_paths() if p and p[0] not in GROUPS] + [
     ["catalog", "load"],
+    ["catalog", "validate"],
+    ["catalog", "show"],
     ["db", "upgrade"],
+    ["db", "current"],
+    ["state", "show"],
+    ["state", "reset"],
+    ["series", "show"],
 ]
+
+
+def test_leaves_name_every_command_of_the_groups():
+    in_groups = [p for p in command_paths() if len(p) == 2 and p[0] in GROUPS]
+    assert sorted(in_groups) == sorted(p for p in LEAVES if p[0] in GROUPS)
 
 
 @pytest.mark.parametrize("path", LEAVES, ids=lambda p: " ".join(p))

@@ -10,44 +10,73 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli import admin, backfill, cache_load, discover, patterns, reports, sync
-from fulcrum_sync.cli._common import deps_of
+from fulcrum_sync import __version__
+from fulcrum_sync.cli import (
+    admin,
+    backfill,
+    cache_load,
+    discover,
+    doctor,
+    patterns,
+    reports,
+    series,
+    state,
+    sync,
+)
+from fulcrum_sync.cli._common import OUTPUT_PANEL, check_log_format, deps_of, handle_errors
 
 app = typer.Typer(
     name="fulcrum-sync",
     help="Keep a metrics platform's time series, Snowflake cache and patterns fresh.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="markdown",
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fulcrum-sync {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
+@handle_errors
 def root(
     ctx: typer.Context,
     log_format: Annotated[
         str | None,
         typer.Option(
             "--log-format",
+            metavar="[auto|rich|json]",
             help="auto (JSON lines when not on a terminal), rich or json. "
             "Default: FULCRUM_SYNC_LOG_FORMAT or auto.",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = None,
     verbose: Annotated[
         bool,
         typer.Option(
-            "--verbose", "-v", help="Log debug details; list every pattern context in discover."
+            "--verbose",
+            "-v",
+            help="Log debug details; list every pattern context in discover.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version (fulcrum-sync X.Y.Z) and exit.",
         ),
     ] = False,
 ) -> None:
     """Keep a metrics platform's time series, Snowflake cache and patterns fresh."""
     deps = deps_of(ctx)
-    if log_format is not None and log_format not in ("auto", "rich", "json"):
-        raise typer.BadParameter(
-            f"{log_format!r} is not one of auto, rich, json", param_hint="--log-format"
-        )
-    deps.log_format = log_format
+    deps.log_format = check_log_format(log_format)
     deps.verbose = verbose
     ctx.call_on_close(deps.close)
 
@@ -57,7 +86,10 @@ app.add_typer(admin.db_app, name="db")
 app.command()(discover.discover)
 app.command()(sync.sync)
 app.command()(reports.status)
-app.command()(reports.runs)
+app.add_typer(reports.runs_app, name="runs")
+app.add_typer(state.state_app, name="state")
+app.add_typer(series.series_app, name="series")
+app.command()(doctor.doctor)
 app.command("cache-load")(cache_load.cache_load)
 app.add_typer(patterns.patterns_app, name="patterns")
 app.command()(backfill.backfill)

@@ -44,6 +44,7 @@ _OUTCOME_CODES = {
     "failed": EXIT_DEPENDENCY,
     "refused": EXIT_USAGE,  # the source refused our credentials: a setting is wrong
     "interrupted": EXIT_INTERRUPTED,
+    "invalid": EXIT_USAGE,  # a check found bad configuration (doctor)
 }
 
 P = ParamSpec("P")
@@ -105,11 +106,11 @@ def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context | N
 
 def _fail(ctx: typer.Context | None, line: str, code: int) -> NoReturn:
     """Say why the command failed (and log it as an error event in JSON mode); exit."""
-    from fulcrum_sync.logs import json_logging_active, log_event
+    from fulcrum_sync.logs import json_logging_to_stdout, log_event
     from fulcrum_sync.secrets import redact
 
     line = redact(line)
-    if json_logging_active():  # a pod's log stream gets the failure as an error event too
+    if json_logging_to_stdout():  # a pod's JSON log stream gets the failure as an event too
         command = ctx.command_path.split(" ", 1)[-1] if ctx else "command"
         log = logging.getLogger("fulcrum_sync.cli")
         log_event(log, f"{command} failed", logging.ERROR, error=line, exit_code=code)
@@ -247,15 +248,29 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
 
 # --------------------------------------------------------------------------- options
 
+SCOPE_PANEL = "Scope"
+OUTPUT_PANEL = "Output"
+GRAIN_METAVAR = "[day|week|month]"
+
 GrainOption = Annotated[
-    str, typer.Option("--grain", "-g", help="day, week or month (aliases: daily, weekly, monthly).")
+    str,
+    typer.Option(
+        "--grain",
+        "-g",
+        metavar=GRAIN_METAVAR,
+        help="day, week or month (aliases: daily, weekly, monthly).",
+    ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON instead of tables.", rich_help_panel=OUTPUT_PANEL)
+]
 LogFormatOption = Annotated[
     str | None,
     typer.Option(
         "--log-format",
+        metavar="[auto|rich|json]",
         help="auto, rich or json; the same as the global option, accepted here too.",
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 PeriodOption = Annotated[
@@ -263,12 +278,61 @@ PeriodOption = Annotated[
     typer.Option(
         "--period",
         "-p",
+        metavar="PERIOD",
         help="2025-07-13, 2025-W28 (ISO week) or 2025-07; any date inside the period works. "
         "Default: the last complete period (UTC).",
     ),
 ]
-TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")]
-MetricOption = Annotated[str | None, typer.Option("--metric", "-m", help="Only this metric.")]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", "-t", metavar="TENANT", help="Only this tenant.", rich_help_panel=SCOPE_PANEL
+    ),
+]
+MetricOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metric", "-m", metavar="METRIC", help="Only this metric.", rich_help_panel=SCOPE_PANEL
+    ),
+]
+GrainFilterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--grain",
+        "-g",
+        metavar=GRAIN_METAVAR,
+        help="Only this grain (aliases: daily, weekly, monthly). Default: all.",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
+DimensionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dimension",
+        "-d",
+        metavar="DIMENSION",
+        help="Only this dimension's series (not the base series).",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="PERIOD",
+        help="First period: 2025-07-13, 2025-W28 or 2025-07 (with --grain, any date inside).",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
+ToOption = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        metavar="PERIOD",
+        help="Last period, inclusive (as --from).",
+        rich_help_panel=SCOPE_PANEL,
+    ),
+]
 WorkersOption = Annotated[
     int | None,
     typer.Option(

@@ -1,7 +1,8 @@
-"""``catalog load`` and ``db upgrade``: the catalog and the state database's schema."""
+"""``catalog load|validate|show`` and ``db upgrade|current``: the catalog and the schema."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,9 @@ import typer
 
 from fulcrum_sync.cli._common import JsonOption, Output, begin, deps_of, handle_errors
 
-catalog_app = typer.Typer(help="Import tenants and metric definitions.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="Import, check and export tenants and metric definitions.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Manage the state database schema.", no_args_is_help=True)
 
 
@@ -38,6 +41,68 @@ def catalog_load(
         print_json(result)
     else:
         render.print_catalog_load(file, result)
+
+
+@catalog_app.command("validate")
+@handle_errors
+def catalog_validate(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Catalog YAML file.", dir_okay=False)],
+    json_out: JsonOption = False,
+) -> None:
+    """Check a catalog YAML file as `catalog load` would, and report every problem; write nothing.
+
+    Exit 0 valid, 2 invalid. No database is opened.
+
+    Example: fulcrum-sync catalog validate catalog.yaml
+    """
+    from fulcrum_sync.render import admin as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services import catalog as svc
+
+    output = begin(ctx, json_out=json_out)
+    catalog = svc.validate_catalog_file(file)
+    summary = render.catalog_summary(catalog)
+    if output is Output.JSON:
+        print_json({"file": file, "valid": True, **summary})
+    else:
+        render.print_catalog_valid(file, summary)
+
+
+@catalog_app.command("show")
+@handle_errors
+def catalog_show(ctx: typer.Context) -> None:
+    """Print the stored catalog as YAML that `catalog load` accepts (a round trip).
+
+    Example: fulcrum-sync catalog show > catalog.yaml
+    """
+    from fulcrum_sync.services import catalog as svc
+
+    begin(ctx)
+    text = svc.export_catalog(deps_of(ctx).get_engine())
+    if text.strip() == "{}":
+        typer.echo("No catalog is stored yet: load one with `fulcrum-sync catalog load`.", err=True)
+    typer.echo(text, nl=False)
+
+
+@db_app.command("current")
+@handle_errors
+def db_current(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Show the state database's schema revision and whether it is the newest; change nothing.
+
+    Example: fulcrum-sync db current
+    """
+    from fulcrum_sync.render import admin as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services import database as svc
+
+    output = begin(ctx, json_out=json_out)
+    deps = deps_of(ctx)
+    result = svc.current(deps.get_settings(), deps.engine)
+    if output is Output.JSON:
+        print_json({**asdict(result), "current": result.current})
+    else:
+        render.print_revision(result)
 
 
 @db_app.command("upgrade")

@@ -31,11 +31,17 @@ def backfill(
     grain: GrainOption,
     start: Annotated[
         str | None,
-        typer.Option("--start", help="First period, inclusive (2025-07-01, 2025-W27, 2025-07)."),
+        typer.Option(
+            "--start",
+            metavar="PERIOD",
+            help="First period, inclusive (2025-07-01, 2025-W27, 2025-07).",
+        ),
     ] = None,
     end: Annotated[
         str | None,
-        typer.Option("--end", help="Last period, inclusive (same forms as --start)."),
+        typer.Option(
+            "--end", metavar="PERIOD", help="Last period, inclusive (same forms as --start)."
+        ),
     ] = None,
     tenant: TenantOption = None,
     metric: MetricOption = None,
@@ -47,13 +53,18 @@ def backfill(
         str | None,
         typer.Option(
             "--shard",
+            metavar="I/N",
             help="i/n: this process takes every n-th context starting at i. Default: from "
             "JOB_COMPLETION_INDEX and FULCRUM_SYNC_SHARD_COUNT (Kubernetes Indexed Jobs).",
         ),
     ] = None,
     resume: Annotated[
         str | None,
-        typer.Option("--resume", help="Resume the backfill with this id; does only what is left."),
+        typer.Option(
+            "--resume",
+            metavar="ID",
+            help="Resume the backfill with this id; does only what is left.",
+        ),
     ] = None,
     force: ForceOption = False,
     dry_run: Annotated[

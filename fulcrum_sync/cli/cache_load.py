@@ -31,6 +31,7 @@ def cache_load(
         str | None,
         typer.Option(
             "--target",
+            metavar="[local|snowflake]",
             help="snowflake, or local (cache tables in the state database). "
             "Default: FULCRUM_SYNC_CACHE_TARGET (local).",
         ),
@@ -40,7 +41,7 @@ def cache_load(
 ) -> None:
     """Copy each active context's stored series into its own cache table.
 
-    One table per tenant, metric and grain, CACHE_<TENANT>_<METRIC>_<GRAIN> (lower case in
+    One table per tenant, metric and grain, `CACHE_<TENANT>_<METRIC>_<GRAIN>` (lower case in
     the local database), holds the base series and every dimension's. Each load replaces the
     table's contents atomically; a context with no stored rows is skipped. Exit 0 all loaded,
     1 some failed, 2 bad usage or settings, 3 target or database unreachable.

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
+    GRAIN_METAVAR,
     JsonOption,
     begin,
     deps_of,
@@ -22,7 +23,12 @@ def discover(
     ctx: typer.Context,
     grain: Annotated[
         str | None,
-        typer.Option("--grain", "-g", help="Only this grain (day, week, month). Default: all."),
+        typer.Option(
+            "--grain",
+            "-g",
+            metavar=GRAIN_METAVAR,
+            help="Only this grain (day, week, month). Default: all.",
+        ),
     ] = None,
     check_source: Annotated[
         bool,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
+    GRAIN_METAVAR,
     GrainOption,
     JsonOption,
     LogFormatOption,
@@ -33,13 +34,19 @@ patterns_app = typer.Typer(invoke_without_command=True)
 def patterns(
     ctx: typer.Context,
     grain: Annotated[
-        str | None, typer.Option("--grain", "-g", help="day, week or month (required to run).")
+        str | None,
+        typer.Option(
+            "--grain", "-g", metavar=GRAIN_METAVAR, help="day, week or month (required to run)."
+        ),
     ] = None,
     period: PeriodOption = None,
     tenant: TenantOption = None,
     metric: MetricOption = None,
     pattern: Annotated[
-        str | None, typer.Option("--pattern", help="Only this pattern (see `patterns list`).")
+        str | None,
+        typer.Option(
+            "--pattern", metavar="PATTERN", help="Only this pattern (see `patterns list`)."
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Run again patterns that already succeeded.")
@@ -132,7 +139,9 @@ def patterns_show(
     grain: GrainOption,
     period: Annotated[
         str | None,
-        typer.Option("--period", "-p", help="Analysis period. Default: the latest stored."),
+        typer.Option(
+            "--period", "-p", metavar="PERIOD", help="Analysis period. Default: the latest stored."
+        ),
     ] = None,
     json_out: JsonOption = False,
 ) -> None:

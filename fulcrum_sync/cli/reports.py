@@ -1,4 +1,4 @@
-"""``status`` and ``runs``: what ran, what is failing, how fresh the data is."""
+"""``status``, ``runs`` and ``runs show``: what ran, what is failing, how fresh the data is."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
+    GRAIN_METAVAR,
     JsonOption,
     Output,
     begin,
@@ -21,7 +22,8 @@ from fulcrum_sync.cli._common import (
 def status(
     ctx: typer.Context,
     grain: Annotated[
-        str | None, typer.Option("--grain", "-g", help="Only this grain. Default: all.")
+        str | None,
+        typer.Option("--grain", "-g", metavar=GRAIN_METAVAR, help="Only this grain. Default: all."),
     ] = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -44,19 +46,28 @@ def status(
     finish("partial" if svc.unhealthy(report) else "succeeded")
 
 
+runs_app = typer.Typer(invoke_without_command=True)
+
+
+@runs_app.callback(invoke_without_command=True)
 @handle_errors
 def runs(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
     command: Annotated[
-        str | None, typer.Option("--command", "-c", help="Only runs of this command.")
+        str | None,
+        typer.Option("--command", "-c", metavar="COMMAND", help="Only runs of this command."),
     ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """List recent invocations: command, arguments, host, start, duration, outcome.
 
+    `runs show ID` shows one invocation and each of its run keys.
+
     Example: fulcrum-sync runs --limit 5 --command sync
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from fulcrum_sync.render import reports as render
     from fulcrum_sync.render.console import print_json
     from fulcrum_sync.services import status as svc
@@ -67,3 +78,28 @@ def runs(
         print_json(rows)
     else:
         render.print_runs(rows)
+
+
+@runs_app.command("show")
+@handle_errors
+def runs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="A run id, or its first characters (4 or more).")],
+    json_out: JsonOption = False,
+) -> None:
+    """Show one invocation: command, arguments, host, times, outcome and summary, then each
+    run key it worked with its status, attempts, counts, duration and error.
+
+    Example: fulcrum-sync runs show 3f1c2a9e
+    """
+    from fulcrum_sync.render import reports as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services import status as svc
+
+    svc.check_run_prefix(run_id)  # validate before touching the database
+    output = begin(ctx, json_out=json_out)
+    detail = svc.show_run(deps_of(ctx).get_engine(), run_id)
+    if output is Output.JSON:
+        print_json(detail)
+    else:
+        render.print_run_detail(detail)

@@ -110,6 +110,17 @@ def parse_period(grain: Grain, text: str) -> date:
     return period_start(grain, day)
 
 
+def parse_span(text: str) -> tuple[date, date]:
+    """Return the days ``text`` covers: a date itself, an ISO week Monday..Sunday, a month.
+
+    Raises InputError naming the bad value and the accepted forms.
+    """
+    raw = str(text).strip()
+    grain = Grain.WEEK if _WEEK_RE.match(raw) else Grain.MONTH if _MONTH_RE.match(raw) else None
+    first = parse_period(grain or Grain.DAY, raw)
+    return first, period_end(grain, first) if grain else first
+
+
 def iter_periods(grain: Grain, start: date, end: date) -> Iterator[date]:
     """Yield the start of every period from the one containing ``start`` to ``end``, inclusive."""
     current = period_start(grain, start)

@@ -171,3 +171,24 @@ class UpgradeResult:
     @property
     def changed(self) -> bool:
         return self.before != self.after
+
+
+@dataclass(slots=True)
+class RunDetail:
+    """One invocation (its ``runs`` row) and the run keys it last worked (``run_items`` rows)."""
+
+    run: dict[str, Any]
+    keys: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionResult:
+    """Where a database's schema is, against the newest revision this version knows."""
+
+    database: str
+    revision: str | None
+    head: str
+
+    @property
+    def current(self) -> bool:
+        return self.revision == self.head

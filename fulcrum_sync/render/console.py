@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,14 +21,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from fulcrum_sync.jsonable import jsonable
 
 
 def stdout_console() -> Console:
-    """A console on stdout (plain and wide when not a terminal, so pipes and logs read well)."""
+    """A console on stdout: plain and 200 columns wide when not a terminal (pipes and logs read
+    well), unless ``COLUMNS`` sets the width."""
     console = Console(highlight=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console = Console(highlight=False, width=200)
     return console
 
@@ -56,6 +62,92 @@ def print_table(
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     console.print(table)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of :func:`print_fitted`: its header, alignment and how it gives way.
+
+    :param drop: 0 keeps the column whatever the width; otherwise the highest ``drop`` goes
+        first when the table is wider than the terminal.
+    :param fold: the column may wrap onto more lines (an error text) instead of widening.
+    """
+
+    name: str
+    justify: Literal["left", "right"] = "left"
+    drop: int = 0
+    fold: bool = False
+
+
+def print_fitted(
+    console: Console,
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Any]],
+    *,
+    caption: str | None = None,
+) -> list[str]:
+    """Print a compact table with one line per row, dropping columns that do not fit.
+
+    Columns are dropped highest ``drop`` first until the table fits the console's width; a
+    ``fold`` column wraps instead. Cells may hold rich markup. Return the dropped headers
+    (the caller says where the full detail is, e.g. ``--json``).
+    """
+    kept = list(range(len(columns)))
+    # A folding column counts with its header or _FOLD_WIDTH characters, whichever is wider.
+    short = [
+        [_fold_cell(cell) if columns[i].fold else cell for i, cell in enumerate(row)]
+        for row in rows
+    ]
+    wide = console.options.update_width(10_000)
+    while True:
+        trial = _compact_table(None, [columns[i] for i in kept], short, kept, None)
+        droppable = [i for i in kept if columns[i].drop]
+        if Measurement.get(console, wide, trial).maximum <= console.width or not droppable:
+            break
+        kept.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+    console.print(_compact_table(title, [columns[i] for i in kept], rows, kept, caption))
+    return [c.name for i, c in enumerate(columns) if i not in kept]
+
+
+_FOLD_WIDTH = 16
+
+
+def _fold_cell(cell: Any) -> Text:
+    text = cell if isinstance(cell, Text) else Text.from_markup("" if cell is None else str(cell))
+    return Text(text.plain[:_FOLD_WIDTH])
+
+
+def _compact_table(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Any]],
+    indexes: Sequence[int],
+    caption: str | None,
+) -> Table:
+    table = Table(
+        title=title,
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title_justify="left",
+        caption_justify="left",
+    )
+    for column in columns:
+        if column.fold:
+            table.add_column(column.name, justify=column.justify, overflow="fold")
+        else:
+            table.add_column(column.name, justify=column.justify, no_wrap=True)
+    for row in rows:
+        table.add_row(*(_cell(row[i]) for i in indexes))
+    return table
+
+
+def _cell(value: Any) -> str | Text:
+    if isinstance(value, Text):
+        return value
+    return "" if value is None else str(value)
 
 
 def status_style(status: str) -> str:

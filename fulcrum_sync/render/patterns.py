@@ -6,11 +6,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
+from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
 
 from fulcrum_sync.domain import Grain, PatternsRunResult, format_period
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.render.console import print_table, status_style, stdout_console
+from fulcrum_sync.render.numbers import format_field
 
 
 def patterns_result_json(result: PatternsRunResult) -> dict[str, Any]:
@@ -94,35 +101,80 @@ def print_pattern_specs(specs: Sequence[Any]) -> None:
 
 
 def print_pattern_results(context: str, grain: Grain, rows: Sequence[dict[str, Any]]) -> None:
-    """Print stored results readably: one block per pattern (and dimension)."""
+    """Print stored results readably: a tree per pattern (and dimension), numbers formatted,
+    lists of records as tables (or one line per record when a table would not fit)."""
     out = stdout_console()
     if not rows:
         out.print(f"No pattern results stored for {context} at grain {grain.value}.")
         return
     period = rows[0]["analysis_period"]
-    out.print(f"[bold]{context}[/bold] {grain.value} {period}: {len(rows)} results")
+    out.print(f"[bold]{escape(context)}[/bold] {grain.value} {period}: {len(rows)} results")
     for row in rows:
         dim = escape(f" [{row['dimension']}]") if row["dimension"] not in (None, "none") else ""
-        out.print(
-            f"\n[bold]{row['pattern']}{dim}[/bold] v{row['version']} "
+        tree = Tree(
+            f"[bold]{escape(row['pattern'])}{dim}[/bold] v{escape(str(row['version']))} "
             f"{status_style(row['status'])}  window {row['window_start']}..{row['window_end']}"
         )
         if row["error"]:
             err = row["error"]
-            out.print(f"  {err.get('type')}: {err.get('message')}", markup=False)
+            tree.add(Text(f"{err.get('type')}: {err.get('message')}"))
         if row["result"]:
-            for key, value in _summary_items(row["result"]):
-                out.print(f"  {key}: {value}", markup=False)
+            result = {k: v for k, v in row["result"].items() if k not in _SKIP}
+            _add_items(tree, result, out.width - _INDENT)
+        out.print()
+        out.print(tree)
 
 
 _SKIP = {"analysis_period", "grain", "window_start", "window_end", "settings"}
 
 
-def _summary_items(result: dict[str, Any]) -> list[tuple[str, str]]:
-    items = []
-    for key, value in result.items():
-        if key in _SKIP:
-            continue
-        text = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
-        items.append((key, text if len(text) <= 160 else text[:157] + "..."))
-    return items
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+_INDENT = 4  # columns each tree level takes
+
+
+def _add_items(node: Tree, data: dict[str, Any], room: int) -> None:
+    """Add one branch per key: scalars as ``key: value``, mappings as sub-trees, lists of
+    records as tables. ``room`` is the width left for a branch's children."""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            _add_items(node.add(f"[bold]{escape(_label(key))}[/bold]"), value, room - _INDENT)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            branch = node.add(f"[bold]{escape(_label(key))}[/bold] ({len(value)})")
+            _add_records(branch, value, room - _INDENT)
+        elif isinstance(value, list):
+            shown = ", ".join(format_field(key, v) for v in value) if value else "none"
+            node.add(Text(f"{_label(key)}: {shown}"))
+        else:
+            node.add(Text(f"{_label(key)}: {format_field(key, value)}"))
+
+
+def _add_records(node: Tree, records: list[dict[str, Any]], room: int) -> None:
+    """A table of records if it fits beside the tree; otherwise one wrapped line per record."""
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for i, key in enumerate(keys):
+        numeric = any(isinstance(r.get(key), int | float) for r in records)
+        table.add_column(_label(key), justify="right" if numeric and i else "left", no_wrap=True)
+    for record in records:
+        table.add_row(*(_cell(key, record.get(key)) for key in keys))
+    measure = Console(width=10_000)
+    if Measurement.get(measure, measure.options, table).maximum <= room:
+        node.add(table)
+        return
+    head, *rest = keys
+    for record in records:
+        text = Text()
+        text.append(format_field(head, record.get(head)), style="bold")
+        for key in rest:
+            if not isinstance(record.get(key), dict | list):
+                text.append(f" · {_label(key)} {format_field(key, record.get(key))}")
+        node.add(text)
+
+
+def _cell(key: str, value: Any) -> Text:
+    if isinstance(value, dict | list):
+        return Text(json.dumps(value, default=str))
+    return Text(format_field(key, value))

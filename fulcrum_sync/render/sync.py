@@ -9,7 +9,14 @@ from rich.markup import escape
 
 from fulcrum_sync.domain import ContextResult, SyncRequest, SyncRunResult, format_period
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.render.console import print_table, status_style, stdout_console
+from fulcrum_sync.render.console import (
+    Column,
+    print_fitted,
+    print_table,
+    status_style,
+    stdout_console,
+)
+from fulcrum_sync.render.numbers import format_int
 
 
 def _window_text(result: ContextResult) -> str:
@@ -94,45 +101,73 @@ def _failures(summary: dict[str, Any]) -> str | None:
     return f"{len(failed)} of {total} contexts failed; first: {failed[0]['error']}"
 
 
+SYNC_TYPE_SHORT = {"FULL": "FULL", "INCREMENTAL": "INCR", "FULL/INCREMENTAL": "FULL+INCR"}
+SUMMARY_COLUMNS = (
+    Column("context"),
+    Column("type"),
+    Column("window", drop=6),
+    Column("stored", "right"),
+    Column("skipped", "right", drop=5),
+    Column("dims", drop=3),
+    Column("patterns", drop=4),
+    Column("time", "right", drop=2),
+    Column("status"),
+)
+
+
 def print_sync_result(result: SyncRunResult) -> None:
-    """Print the sync summary table and one closing line."""
+    """Print the sync summary: one line per context, fitted to the terminal's width.
+
+    Columns that do not fit are left out (``--json`` has every field); a skip reason is said
+    once, in a legend under the table.
+    """
     out = stdout_console()
     req = result.request
+    reasons: dict[str, str] = {}  # skip reason -> its mark
     rows = []
     for c in sorted(result.contexts, key=lambda c: c.context):
-        dims_ok = sum(1 for d in c.dimensions if d.success)
+        status = status_style(c.status)
+        if c.skip_reason:
+            mark = reasons.setdefault(c.skip_reason, f"({chr(ord('a') + len(reasons))})")
+            status += f" {mark}"
+        worked = c.status != "skipped"
         p = c.pattern_counts()
         rows.append(
             (
                 c.context.to_string(),
-                c.sync_types,
+                SYNC_TYPE_SHORT.get(c.sync_types, "") if worked else "",
                 _window_text(c),
-                c.rows_stored,
-                c.rows_skipped,
-                f"{dims_ok}/{len(c.dimensions_failed)}" if c.status != "skipped" else "",
+                format_int(c.rows_stored) if worked else "",
+                format_int(c.rows_skipped) if worked else "",
+                f"{sum(1 for d in c.dimensions if d.success)}/{len(c.dimensions_failed)}"
+                if worked
+                else "",
                 f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
-                f"{c.duration_seconds:.2f}s",
-                status_style(c.status) + (f" ({c.skip_reason})" if c.skip_reason else ""),
+                f"{c.duration_seconds:.2f}s" if worked else "",
+                status,
             )
         )
-    print_table(
-        out,
-        f"sync {req.grain.value} {format_period(req.grain, req.period)}",
-        [
-            "context",
-            "sync type",
-            "window",
-            "rows stored",
-            "rows skipped",
-            "dims ok/failed",
-            "patterns ok/skip/fail",
-            "duration",
-            "status",
-        ],
-        rows,
-    )
+    title = f"sync {req.grain.value} {format_period(req.grain, req.period)}"
+    dropped = print_fitted(out, title, SUMMARY_COLUMNS, rows)
+    for reason, mark in reasons.items():
+        out.print(f"{mark} {escape(reason)}")
+    shown = {c.name for c in SUMMARY_COLUMNS} - set(dropped)
+    worked = any(c.status != "skipped" for c in result.contexts)
+    legend = [
+        text
+        for name, text in (
+            ("type", "INCR = INCREMENTAL"),
+            ("dims", "dims ok/failed"),
+            ("patterns", "patterns ok/skipped/failed"),
+        )
+        if worked and name in shown
+    ]
+    if legend:
+        out.print(f"[dim]{' · '.join(legend)}[/dim]")
+    if dropped and worked:
+        out.print(f"[dim]hidden at {out.width} columns: {', '.join(dropped)} (see --json)[/dim]")
     for c in result.failed:
-        out.print(f"[red]failed[/red] {c.context}: {escape(c.error or 'see patterns')}")
+        out.print(f"[red]failed[/red] {c.context}: {escape(c.error or _pattern_errors(c))}")
     by_status: dict[str, int] = {}
     for c in result.contexts:
         by_status[c.status] = by_status.get(c.status, 0) + 1

@@ -25,6 +25,21 @@ def read_catalog_file(path: Path) -> cat.Catalog:
     return cat.read_catalog(path)
 
 
+def validate_catalog_file(path: Path) -> cat.Catalog:
+    """Validate the catalog YAML at ``path`` as ``catalog load`` would; write nothing.
+
+    Raises InputError naming the file and every problem found.
+    """
+    catalog = read_catalog_file(path)
+    check_patterns(catalog)
+    return catalog
+
+
+def export_catalog(engine: Engine) -> str:
+    """Return the stored catalog as YAML that ``catalog load`` accepts (a round trip)."""
+    return cat.dump_catalog(catalog_store.read_catalog(engine))
+
+
 def load_catalog_file(engine: Engine, path: Path, history_start: date) -> CatalogSaveResult:
     """Validate the catalog YAML at ``path`` and make it the stored catalog.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from fulcrum_sync.config import Settings
-from fulcrum_sync.domain import UpgradeResult
+from fulcrum_sync.domain import RevisionResult, UpgradeResult
 
 
 def upgrade(settings: Settings, engine: Engine | None = None) -> UpgradeResult:
@@ -25,3 +25,21 @@ def upgrade(settings: Settings, engine: Engine | None = None) -> UpgradeResult:
         if own:
             engine.dispose()
     return UpgradeResult(settings.masked_database_url, before, after)
+
+
+def current(settings: Settings, engine: Engine | None = None) -> RevisionResult:
+    """Return the schema revision of the database the settings name (or ``engine``).
+
+    Changes nothing: an empty database stays empty. Raises InputError for an unusable URL and
+    StoreError when the database is unreachable.
+    """
+    from fulcrum_sync.store.engine import HEAD_REVISION, current_revision, open_engine
+
+    own = engine is None
+    engine = engine or open_engine(settings.database_url.get_secret_value(), migrate=False)
+    try:
+        revision = current_revision(engine)
+    finally:
+        if own:
+            engine.dispose()
+    return RevisionResult(settings.masked_database_url, revision, HEAD_REVISION)

@@ -74,3 +74,29 @@ def _preview(
     if not catalog.tenants and source_name == "demo":
         catalog = cat.demo_catalog()
     return _filter(catalog, grain, tenant, metric)
+
+
+def resolve_context(
+    engine: Engine, context: str, dimension: str | None = None
+) -> tuple[cat.TenantDef, cat.MetricDef]:
+    """Return the stored catalog's tenant and metric of ``tenant::metric``.
+
+    Raises InputError for a malformed context, an unknown tenant or metric, or a dimension the
+    metric does not have (naming the known ones).
+    """
+    from fulcrum_sync.domain import InputError, MetricContext
+
+    mctx = MetricContext.from_string(context)
+    tenant = cat.find_tenant(catalog_store.read_catalog(engine), mctx.tenant)
+    metric = next((m for m in tenant.metrics if m.metric_id == mctx.metric), None)
+    if metric is None:
+        known = ", ".join(m.metric_id for m in tenant.metrics) or "none"
+        raise InputError(
+            f"unknown metric {mctx.metric!r} for tenant {mctx.tenant}: known metrics are {known}"
+        )
+    if dimension is not None and metric.dimension(dimension) is None:
+        known = ", ".join(d.dimension_id for d in metric.dimensions) or "none"
+        raise InputError(
+            f"unknown dimension {dimension!r} for {context}: known dimensions are {known}"
+        )
+    return tenant, metric

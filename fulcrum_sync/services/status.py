@@ -10,6 +10,8 @@ from sqlalchemy import Engine
 from fulcrum_sync.domain import (
     Freshness,
     Grain,
+    InputError,
+    RunDetail,
     StatusReport,
     format_period,
     iter_periods,
@@ -20,13 +22,47 @@ from fulcrum_sync.store import backfills, reports
 
 def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
     """Return recent invocations with their duration, newest first."""
-    rows = reports.recent_runs(engine, limit, command)
-    for row in rows:
-        started, finished = row.get("started_at"), row.get("finished_at")
-        row["duration_seconds"] = (
-            round((finished - started).total_seconds(), 3) if started and finished else None
+    return [_with_duration(row) for row in reports.recent_runs(engine, limit, command)]
+
+
+RUN_PREFIX_MIN = 4
+_HEX = set("0123456789abcdef-")
+
+
+def check_run_prefix(prefix: str) -> None:
+    """Refuse a run id (prefix) that cannot match one: too short, or not hex and dashes."""
+    text = prefix.strip().lower()
+    if len(text) < RUN_PREFIX_MIN or not set(text) <= _HEX:
+        raise InputError(
+            f"invalid run id {prefix!r}: expected a run id or its first {RUN_PREFIX_MIN} or more "
+            "characters (hex digits and dashes, as `fulcrum-sync runs` shows them)"
         )
-    return rows
+
+
+def show_run(engine: Engine, prefix: str) -> RunDetail:
+    """Return one invocation and the run keys it worked, found by its id or an id prefix.
+
+    Raises InputError when no run or more than one run matches.
+    """
+    check_run_prefix(prefix)
+    text = prefix.strip().lower()
+    found = reports.find_runs(engine, text)
+    if not found:
+        raise InputError(f"no run with an id starting {text!r}: see `fulcrum-sync runs`")
+    if len(found) > 1:
+        ids = ", ".join(r["run_id"][:13] for r in found)
+        raise InputError(f"run id {text!r} is ambiguous: it starts {ids}; give more characters")
+    run = _with_duration(found[0])
+    keys = [_with_duration(k) for k in reports.run_keys_of(engine, run["run_id"])]
+    return RunDetail(run=run, keys=keys)
+
+
+def _with_duration(row: dict[str, Any]) -> dict[str, Any]:
+    started, finished = row.get("started_at"), row.get("finished_at")
+    row["duration_seconds"] = (
+        round((finished - started).total_seconds(), 3) if started and finished else None
+    )
+    return row
 
 
 def status(

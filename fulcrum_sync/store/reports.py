@@ -24,6 +24,29 @@ def recent_runs(
 
 
 @reconnecting
+def find_runs(engine: Engine, prefix: str, limit: int = 5) -> list[dict[str, Any]]:
+    """Return up to ``limit`` invocations whose run id starts with ``prefix``."""
+    c = t.runs.c
+    query = (
+        select(t.runs)
+        .where(c.run_id.startswith(prefix, autoescape=True))
+        .order_by(desc(c.started_at))
+        .limit(limit)
+    )
+    with translate_errors(engine, "read runs from"), engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+@reconnecting
+def run_keys_of(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    """Return the run keys last worked by ``run_id``, in the order they started."""
+    c = t.run_items.c
+    query = select(t.run_items).where(c.run_id == run_id).order_by(c.started_at, c.run_key)
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+@reconnecting
 def failing_series(engine: Engine, grain: str | None = None) -> list[dict[str, Any]]:
     """Return series whose last sync failed, with since when and the last error."""
     c = t.metric_sync_status.c

@@ -1,0 +1,167 @@
+"""``state show`` and ``state reset``: inspect and forget what the state database holds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fulcrum_sync.cli._common import (
+    OUTPUT_PANEL,
+    DimensionOption,
+    FromOption,
+    GrainFilterOption,
+    JsonOption,
+    MetricOption,
+    Output,
+    TenantOption,
+    ToOption,
+    begin,
+    deps_of,
+    finish,
+    handle_errors,
+    parse_grain,
+)
+from fulcrum_sync.domain import (
+    WHAT_CHOICES,
+    InputError,
+    ResetRequest,
+    ResetResult,
+    Scope,
+    parse_what,
+    period_range,
+)
+
+state_app = typer.Typer(
+    help="Inspect and reset what the state database holds for a scope.", no_args_is_help=True
+)
+
+
+def _scope(
+    tenant: str | None,
+    metric: str | None,
+    grain: str | None,
+    dimension: str | None,
+    first: str | None,
+    last: str | None,
+) -> Scope:
+    grain_value = parse_grain(grain)
+    start, end = period_range(grain_value, first, last)
+    return Scope(tenant, metric, grain_value, dimension, start, end)
+
+
+@state_app.command("show")
+@handle_errors
+def state_show(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    grain: GrainFilterOption = None,
+    dimension: DimensionOption = None,
+    first: FromOption = None,
+    last: ToOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show what is stored for a scope, per context: each series' last sync (type, period,
+    window, rows, when, error), run keys by status, pattern results present and periods
+    missing one, and the last cache load.
+
+    --from/--to narrow run keys and pattern results to those periods.
+
+    Example: fulcrum-sync state show --tenant acme --metric orders --grain day
+    """
+    from fulcrum_sync.render import state as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services import state as svc
+
+    scope = _scope(tenant, metric, grain, dimension, first, last)  # validate before any I/O
+    output = begin(ctx, json_out=json_out)
+    report = svc.show(deps_of(ctx).get_engine(), scope)
+    if output is Output.JSON:
+        print_json(report)
+    else:
+        render.print_state(report)
+
+
+WhatOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--what",
+        metavar=f"[{'|'.join(WHAT_CHOICES)}]",
+        help="What to clear (repeat or comma-separate): sync-status (the next sync is FULL), "
+        "run-keys (the next run does those periods again), series (stored values and their "
+        "sync status), patterns (results and their keys), cache (load records), all.",
+    ),
+]
+
+
+@state_app.command("reset")
+@handle_errors
+def state_reset(
+    ctx: typer.Context,
+    what: WhatOption = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    grain: GrainFilterOption = None,
+    dimension: DimensionOption = None,
+    first: FromOption = None,
+    last: ToOption = None,
+    everything: Annotated[
+        bool,
+        typer.Option("--all", help="Allow an empty scope: reset every context."),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be cleared; change nothing.")
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print JSON (needs --yes or --dry-run).", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
+) -> None:
+    """Forget a scope's state so the tool redoes the work: show the rows each table would lose,
+    ask, then clear them in one transaction, recorded as a run.
+
+    An empty scope is refused unless --all. With --from/--to only per-period records are
+    cleared (run keys, pattern results, stored values). Run keys a running process holds are
+    left alone. Exit 0 done (or nothing to do), 1 declined, 2 bad usage, 3 database down.
+
+    Example: fulcrum-sync state reset --tenant acme --metric orders --what sync-status --yes
+    """
+    from fulcrum_sync.render import state as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services import state as svc
+
+    scope = _scope(tenant, metric, grain, dimension, first, last)
+    request = ResetRequest(scope, parse_what(what), dry_run=dry_run)
+    request.check()
+    if json_out and not (yes or dry_run):
+        raise InputError("--json needs --yes or --dry-run: a confirmation prompt would mix with it")
+    output = begin(ctx, json_out=json_out)
+    deps = deps_of(ctx)
+    result = svc.reset(
+        deps.get_engine(),
+        request,
+        everything=everything,
+        lease_seconds=deps.get_settings().lease_seconds,
+        confirm=None if yes else _ask,
+    )
+    if output is Output.JSON:
+        print_json(result)
+    else:
+        render.print_reset(result)
+    declined = result.total and not (result.applied or dry_run)
+    finish("partial" if declined else "succeeded")
+
+
+def _ask(result: ResetResult) -> bool:
+    """Show what the reset clears and ask; no answer (end of input) is no."""
+    from fulcrum_sync.render import state as render
+
+    render.print_reset_preview(result)
+    try:
+        return typer.confirm("Clear these rows?", default=False)
+    except typer.Abort:
+        return False

@@ -1,0 +1,293 @@
+"""``doctor``: check every setting and dependency once, each finding with its fix.
+
+Checks run in order (settings, database, schema, catalog, source, cache target, clock); one
+that needs an earlier one that failed is skipped, not failed. Nothing is written: the schema
+is neither created nor migrated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from fulcrum_sync import catalog as cat
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import FulcrumError, InputError, StoreError
+from fulcrum_sync.domain.doctor import FAIL, OK, SKIP, WARN, Check, DoctorReport
+from fulcrum_sync.services.deps import Deps
+from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import health
+from fulcrum_sync.store.engine import HEAD_REVISION, current_revision, open_engine
+
+KNOWN_REVISIONS = ("0001",)  # every migration this version ships, oldest first
+CLOCK_WARN_SECONDS = 5.0
+CLOCK_FAIL_SECONDS = 60.0  # leases and Cube's JWT expiry assume clocks that agree
+CUBE_RETRIES = 1  # one retry: a check should answer in seconds, not after a full backoff
+_AUTH = re.compile(r"authenticat|HTTP 40[13]\b|Invalid token", re.IGNORECASE)
+_SNOWFLAKE_AUTH = re.compile(r"incorrect username or password|authenticat|JWT|390100", re.I)
+
+
+def run(deps: Deps, now: datetime | None = None) -> DoctorReport:
+    """Check the settings, the state database and its schema, the catalog, the source (one
+    ``/meta`` per tenant for Cube), the cache target and the clock; never raises for a finding.
+    """
+    report = DoctorReport()
+    try:
+        settings = deps.get_settings()
+    except InputError as exc:
+        fix = "correct the variable named (environment or .env)"
+        report.add(Check("settings", FAIL, str(exc), fix))
+        return report
+    _settings(report, settings)
+    with _engine(report, deps, settings) as engine:
+        catalog = _catalog(report, engine, settings) if engine is not None else None
+        if engine is None:
+            report.add(Check("catalog", SKIP, "needs the database"))
+        _source(report, deps, settings, catalog)
+        _cache_target(report, deps, settings)
+        _clock(report, engine, now)
+    return report
+
+
+def _settings(report: DoctorReport, settings: Settings) -> None:
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        env = f"FULCRUM_SYNC_{name.upper()}"
+        if name == "database_url":
+            report.settings[env] = settings.masked_database_url
+        elif isinstance(value, SecretStr):
+            report.settings[env] = "set" if value.get_secret_value() else "unset"
+        else:
+            report.settings[env] = "" if value is None else str(value)
+        if name in settings.model_fields_set:
+            report.settings_set.append(env)
+    given = ", ".join(
+        f"{env.removeprefix('FULCRUM_SYNC_')}={report.settings[env] or '(empty)'}"
+        for env in report.settings_set
+    )
+    report.add(
+        Check(
+            "settings",
+            OK,
+            f"valid; source {settings.source}, cache target {settings.cache_target}; "
+            + (f"set: {given}" if given else "all defaults"),
+        )
+    )
+
+
+@contextmanager
+def _engine(report: DoctorReport, deps: Deps, settings: Settings) -> Iterator[Engine | None]:
+    """Connect without migrating; report the database and schema checks; dispose if opened."""
+    url = settings.masked_database_url
+    engine = deps.engine
+    owned = engine is None
+    try:
+        if engine is None:
+            engine = open_engine(settings.database_url.get_secret_value(), migrate=False)
+        version = health.server_version(engine)
+    except InputError as exc:
+        report.add(Check("database", FAIL, str(exc), "correct FULCRUM_SYNC_DATABASE_URL"))
+        report.add(Check("schema", SKIP, "needs the database"))
+        yield None
+        return
+    except StoreError as exc:
+        fix = f"start the database server, or correct FULCRUM_SYNC_DATABASE_URL (now {url})"
+        report.add(Check("database", FAIL, str(exc), fix, unreachable=True))
+        report.add(Check("schema", SKIP, "needs the database"))
+        yield None
+        return
+    try:
+        report.add(Check("database", OK, f"{url} reachable ({version})"))
+        _schema(report, engine)
+        yield engine
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def _schema(report: DoctorReport, engine: Engine) -> None:
+    revision = current_revision(engine)
+    upgrade = "run `fulcrum-sync db upgrade`"
+    if revision == HEAD_REVISION:
+        report.add(Check("schema", OK, f"at revision {revision}, the newest"))
+    elif revision is None:
+        report.add(
+            Check("schema", WARN, "empty: no schema yet", f"{upgrade} (any command also does)")
+        )
+    elif revision not in KNOWN_REVISIONS:
+        report.add(
+            Check(
+                "schema",
+                FAIL,
+                f"at revision {revision}, written by a newer fulcrum-sync (this one knows "
+                f"up to {HEAD_REVISION})",
+                "upgrade fulcrum-sync to the version that migrated this database",
+            )
+        )
+    else:
+        detail = f"at revision {revision}, behind the newest {HEAD_REVISION}"
+        report.add(Check("schema", FAIL, detail, upgrade))
+
+
+def _catalog(report: DoctorReport, engine: Engine, settings: Settings) -> cat.Catalog | None:
+    from fulcrum_sync.services.catalog import check_patterns
+    from fulcrum_sync.store.catalog import read_catalog
+    from fulcrum_sync.store.contexts import active_context_keys
+
+    load = "load one with `fulcrum-sync catalog load FILE`"
+    if current_revision(engine) is None:
+        report.add(Check("catalog", SKIP, "needs the schema"))
+        return None
+    try:
+        catalog = read_catalog(engine)
+        check_patterns(catalog)
+        discovered = sum(1 for key in active_context_keys(engine) if not key[3])
+    except FulcrumError as exc:
+        report.add(Check("catalog", FAIL, str(exc), f"{load} again"))
+        return None
+    if not catalog.tenants:
+        if settings.source == "demo":
+            fix = "none needed: discover or sync loads the demo catalog"
+            report.add(Check("catalog", WARN, "none loaded yet", fix))
+        else:
+            report.add(Check("catalog", FAIL, "none loaded: there is nothing to sync", load))
+        return catalog
+    taking_part = [t for t in catalog.tenants if t.active and t.cache_enabled]
+    metrics = sum(len(t.metrics) for t in catalog.tenants)
+    contexts = len(cat.active_contexts(catalog))
+    detail = (
+        f"valid: {len(catalog.tenants)} tenants ({len(taking_part)} taking part), {metrics} "
+        f"metrics, {contexts} active contexts ({discovered} discovered)"
+    )
+    report.add(Check("catalog", OK, detail))
+    return catalog
+
+
+def _source(
+    report: DoctorReport, deps: Deps, settings: Settings, catalog: cat.Catalog | None
+) -> None:
+    if settings.source == "demo" and deps.source is None:
+        report.add(Check("source", OK, f"demo (seed {settings.demo_seed}): no account needed"))
+        return
+    source = deps.source
+    try:
+        if source is None:
+            from fulcrum_sync.sources import build_source
+
+            quick = {"cube_retries": min(settings.cube_retries, CUBE_RETRIES)}
+            source = build_source(settings.model_copy(update=quick))
+    except InputError as exc:
+        report.add(Check("cube", FAIL, str(exc), "set the variable named"))
+        return
+    try:
+        _tenants(report, settings, source, catalog)
+    finally:
+        if deps.source is None:
+            source.close()
+
+
+def _tenants(
+    report: DoctorReport, settings: Settings, source: Source, catalog: cat.Catalog | None
+) -> None:
+    tenants = [
+        t.identifier for t in (catalog.tenants if catalog else ()) if t.active and t.cache_enabled
+    ]
+    if not tenants:
+        report.add(Check("cube", SKIP, "no tenant to ask for: the tenants come from the catalog"))
+        return
+    where = getattr(source, "base_url", settings.cube_api_url)
+    for i, tenant in enumerate(tenants):
+        name = f"cube {tenant}"
+        try:
+            meta = source.fetch_metadata(tenant)
+        except FulcrumError as exc:
+            check = report.add(_cube_failure(name, exc, settings, where))
+            if check.unreachable:
+                for rest in tenants[i + 1 :]:
+                    report.add(Check(f"cube {rest}", SKIP, "Cube is unreachable"))
+                return
+            continue
+        members = len(meta.measures) + len(meta.dimensions)
+        report.add(Check(name, OK, f"{where}: token accepted; /meta lists {members} members"))
+
+
+def _cube_failure(name: str, exc: FulcrumError, settings: Settings, where: str) -> Check:
+    """Classify a failed /meta: a refused token or wrong URL (2) or an unreachable Cube (3)."""
+    text = str(exc).split(": check ", 1)[0]  # the fix is given on its own
+    if isinstance(exc, InputError) or _AUTH.search(text):
+        fix = (
+            "check FULCRUM_SYNC_CUBE_API_SECRET (the secret Cube verifies tokens with) and "
+            f"FULCRUM_SYNC_CUBE_TENANT_CLAIM (now {settings.cube_tenant_claim!r})"
+        )
+        return Check(name, FAIL, text, fix)
+    if "HTTP 404" in text:
+        return Check(name, FAIL, text, f"check FULCRUM_SYNC_CUBE_API_URL (now {where})")
+    fix = f"check that Cube is up and reachable from here at {where} (FULCRUM_SYNC_CUBE_API_URL)"
+    return Check(name, FAIL, text, fix, unreachable=True)
+
+
+def _cache_target(report: DoctorReport, deps: Deps, settings: Settings) -> None:
+    if settings.cache_target == "local" and deps.sink is None:
+        report.add(Check("cache", OK, "local: cache tables go to the state database"))
+        return
+    sink = deps.sink
+    where = ""
+    try:
+        if sink is None:
+            from fulcrum_sync.sinks.snowflake import SnowflakeConfig, SnowflakeSink
+
+            config = SnowflakeConfig.from_settings(settings)
+            sink = SnowflakeSink(config)
+            where = f"account {config.account} as {config.user} ({config.auth})"
+        else:
+            where = f"target {sink.target}"
+        sink.open()
+    except InputError as exc:
+        report.add(Check("snowflake", FAIL, str(exc), "set the FULCRUM_SYNC_SNOWFLAKE_* named"))
+        return
+    except FulcrumError as exc:
+        if _SNOWFLAKE_AUTH.search(str(exc)):
+            fix = "check FULCRUM_SYNC_SNOWFLAKE_USER and its password or private key"
+            report.add(Check("snowflake", FAIL, str(exc), fix))
+        else:
+            fix = "check FULCRUM_SYNC_SNOWFLAKE_ACCOUNT and that Snowflake is reachable from here"
+            report.add(Check("snowflake", FAIL, str(exc), fix, unreachable=True))
+        return
+    finally:
+        if sink is not None and deps.sink is None:
+            sink.close()
+    report.add(Check("snowflake", OK, f"reachable: {where}"))
+
+
+def _clock(report: DoctorReport, engine: Engine | None, now: datetime | None) -> None:
+    server: datetime | None = None
+    unreadable: StoreError | None = None
+    try:
+        server = health.server_now(engine) if engine is not None else None
+    except StoreError as exc:
+        unreadable = exc
+    local = (now or datetime.now(UTC)).astimezone(UTC)
+    shown = local.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if not 2020 <= local.year <= 2100:
+        report.add(Check("clock", FAIL, f"{shown} is not a plausible date", "set the host clock"))
+        return
+    if unreadable is not None:
+        report.add(Check("clock", WARN, f"{shown}; database clock unreadable: {unreadable}"))
+        return
+    if server is None:
+        report.add(Check("clock", OK, f"{shown} (no database clock to compare with)"))
+        return
+    drift = (local - server).total_seconds()
+    detail = f"{shown}; the database clock differs by {abs(drift):.1f}s"
+    fix = "synchronize the clocks (NTP): run-key leases and Cube tokens depend on them"
+    if abs(drift) > CLOCK_FAIL_SECONDS:
+        report.add(Check("clock", FAIL, detail, fix))
+    elif abs(drift) > CLOCK_WARN_SECONDS:
+        report.add(Check("clock", WARN, detail, fix))
+    else:
+        report.add(Check("clock", OK, detail))

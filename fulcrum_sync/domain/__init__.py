@@ -7,6 +7,7 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
     ├── InputError          bad usage or configuration (exit 2)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
+        │   └── SourceDownError   its breaker is open: the run stops
         ├── StoreError      the state database
         └── SinkError       the cache (Snowflake or local)
 """
@@ -23,6 +24,7 @@ from fulcrum_sync.domain.errors import (
     FulcrumError,
     InputError,
     SinkError,
+    SourceDownError,
     SourceError,
     StoreError,
 )
@@ -63,6 +65,7 @@ from fulcrum_sync.domain.results import (
     SyncRequest,
     SyncRunResult,
 )
+from fulcrum_sync.domain.source_stats import SourceStats
 
 __all__ = [
     "DEFAULT_LOOKBACK",
@@ -90,7 +93,9 @@ __all__ = [
     "SeriesResult",
     "SinkError",
     "SkipCounts",
+    "SourceDownError",
     "SourceError",
+    "SourceStats",
     "StatusReport",
     "StoreError",
     "SyncRequest",

@@ -7,7 +7,9 @@
     │                       period; bad flags or files; a refused credential   (exit 2)
     └── DependencyError     something we depend on failed                       (exit 3
         ├── SourceError     the semantic layer (Cube) or the demo generator      when nothing
-        ├── StoreError      the state database                                   could be done)
+        │   └── SourceDownError  the source is down (its breaker is open):       could be done)
+        │                        the run stops, keys not started are released
+        ├── StoreError      the state database
         └── SinkError       the cache (Snowflake or local)
 
 A run that finished with some contexts failed is not an exception: it is a result whose
@@ -31,6 +33,14 @@ class DependencyError(FulcrumError):
 
 class SourceError(DependencyError):
     """The semantic source failed or refused a query."""
+
+
+class SourceDownError(SourceError):
+    """The source is down: a request exhausted its retries and the breaker opened.
+
+    No further request goes to the source in this run; the services stop the run (exit 3) and
+    release the keys not started, so the next run does them.
+    """
 
 
 class StoreError(DependencyError):

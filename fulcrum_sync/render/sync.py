@@ -24,6 +24,9 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
         "period": result.request.period.isoformat(),
         "period_label": format_period(result.request.grain, result.request.period),
         "outcome": result.outcome,
+        "halted": result.halted,
+        "not_started": result.not_started,
+        "source": jsonable(result.source),
         "contexts": [
             {
                 "context": c.context.to_string(),
@@ -63,6 +66,9 @@ def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
         },
         "duration": round(sum(c["duration_seconds"] for c in contexts), 3),
         "failed": [c["context"] for c in contexts if c["status"] in ("failed", "partial")],
+        "halted": summary["halted"],
+        "not_started": summary["not_started"],
+        "source": summary["source"],
     }
 
 
@@ -109,6 +115,18 @@ def print_sync_result(result: SyncRunResult) -> None:
     for c in result.contexts:
         by_status[c.status] = by_status.get(c.status, 0) + 1
     counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "no contexts"
+    if result.halted:
+        out.print(
+            f"[red]Stopped early[/red]: {escape(result.halted)}; {result.not_started} contexts "
+            "not started were released (the next run does them)."
+        )
+    stats = result.source
+    if stats is not None and (stats.retries or stats.throttled):
+        out.print(
+            f"Source: {stats.requests} requests, {stats.retries} retries "
+            f"(budget {stats.retry_budget}), {stats.throttled} answered 429, "
+            f"{stats.throttled_waits} throttled waits."
+        )
     out.print(f"Run {result.run_id}: {result.outcome} ({counts}).")
 
 

@@ -18,6 +18,7 @@ from fulcrum_sync.domain import (
     Grain,
     SeriesResult,
     SkipCounts,
+    SourceDownError,
     SyncType,
     Window,
     compute_window,
@@ -84,7 +85,7 @@ def plan_series(
     plan = []
     for dim in (None, *ctx.metric.dimensions):
         previous = statuses.get(dim.dimension_id if dim else NO_DIMENSION)
-        sync_type = decide_sync_type(previous, ctx.metric.series_hash(dim), force_full)
+        sync_type = decide_sync_type(previous, ctx.series_hash(dim), force_full)
         series_window = window or compute_window(
             ctx.grain, period, sync_type, settings.history_start, settings.lookback
         )
@@ -169,7 +170,7 @@ def _sync_series(
     dim_id = dim.dimension_id if dim else None
     series = SeriesResult(dimension=dim_id, sync_type=sync_type, window=window)
     status_key = (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id or "")
-    definition_hash = ctx.metric.series_hash(dim)
+    definition_hash = ctx.series_hash(dim)
     request = FetchRequest(
         tenant_id=ctx.tenant.tenant_id,
         tenant=ctx.tenant.identifier,
@@ -177,6 +178,7 @@ def _sync_series(
         grain=ctx.grain,
         window=window,
         dimension=dim,
+        filters=ctx.tenant.filters,
     )
     status = sync_status.StatusUpdate(
         key=status_key,
@@ -209,6 +211,7 @@ def _sync_series(
     except Exception as exc:  # isolation: one series failing never stops the others
         series.success = False
         series.dependency_failure = isinstance(exc, DependencyError)
+        series.source_down = isinstance(exc, SourceDownError)
         series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(DependencyError):  # the database itself may be what failed
             sync_status.record_failure(
@@ -219,3 +222,14 @@ def _sync_series(
                 rows_skipped=series.skipped.total,
             )
     return series
+
+
+def source_down_reason(source: Source, result: ContextResult) -> str | None:
+    """Why the run must stop when ``result`` failed because the source is down, else None."""
+    error = next((s.error for s in result.series if s.source_down), None)
+    if error is None:
+        return None
+    stats = source.stats()
+    if stats.down_since is None:
+        return f"the source is down: {error}"
+    return f"the source is down since {stats.down_since:%Y-%m-%d %H:%M:%SZ}: {stats.down_cause}"

@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 from fulcrum_sync.config import mask_url
 from fulcrum_sync.domain import InputError, StoreError
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATION_LOCK_ID = 0x46554C43  # "FULC": the advisory lock that serializes migrations
 
 

@@ -28,7 +28,8 @@ def discover(
         bool,
         typer.Option(
             "--check-source",
-            help="Also ask the source's metadata whether every member exists.",
+            help="Also ask the source's metadata whether every member exists, and probe "
+            "whether it keeps tenants apart (identical answers for different tenants: exit 1).",
         ),
     ] = False,
     json_out: JsonOption = False,
@@ -57,4 +58,4 @@ def discover(
         event="discover finished",
         fields=lambda: render.discover_summary_fields(result),
     )
-    finish("partial" if result.broken_metrics else "succeeded")
+    finish("partial" if result.broken_metrics or result.not_isolated else "succeeded")

@@ -52,6 +52,7 @@ from fulcrum_sync.domain.reports import (
     DiscoverResult,
     Freshness,
     MetricContextChange,
+    NotIsolated,
     StatusReport,
     UpgradeResult,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "InputError",
     "MetricContext",
     "MetricContextChange",
+    "NotIsolated",
     "PatternContext",
     "PatternRunResult",
     "PatternsRequest",

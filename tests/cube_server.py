@@ -314,7 +314,12 @@ class FakeCube:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Server(ThreadingHTTPServer):
+            # The default backlog of 5 drops the SYNs of 8 workers connecting at once, and
+            # the kernel resends them a second later: requests would arrive 1 s late.
+            request_queue_size = 128
+
+        server = Server(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         server.block_on_close = False
         thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -268,12 +268,16 @@ class CubeSource:
         Exhausted retries open the breaker: SourceDownError, or in a long run a wait for the
         breaker's trial and another round.
         """
+        out_of_attempts = tenacity.stop_after_attempt(self.retries + 1)
         while True:
             budget_spent = False
             started = self._clock()
 
-            def out_of_budget(state: tenacity.RetryCallState) -> bool:
+            def stop(state: tenacity.RetryCallState) -> bool:
+                """Stop after ``retries`` retries, or when the run's retry budget is spent."""
                 nonlocal budget_spent
+                if out_of_attempts(state):
+                    return True
                 budget_spent = not self.guard.take_retry()
                 return budget_spent
 
@@ -284,7 +288,7 @@ class CubeSource:
                 log.warning("%s: %s; retry %d/%d in %.1fs", call.what, exc, n, total, pause)
 
             retrying = tenacity.Retrying(
-                stop=tenacity.stop_after_attempt(self.retries + 1) | out_of_budget,
+                stop=stop,
                 wait=self._wait,
                 retry=tenacity.retry_if_exception_type(_TransientError),
                 sleep=self.guard.backoff,

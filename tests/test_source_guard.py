@@ -19,8 +19,9 @@ from pydantic import SecretStr
 from test_source_cube import METRIC, REGION, WINDOW, FakeTime, request
 
 from fulcrum_sync.catalog import FilterDef
+from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import SourceDownError, SourceError, Window
-from fulcrum_sync.sources import CubeSource, SourceGuard
+from fulcrum_sync.sources import CubeSource, SourceGuard, build_source
 from fulcrum_sync.sources.base import FetchRequest
 from fulcrum_sync.sources.cube import build_query
 
@@ -292,3 +293,23 @@ def test_tenant_filters_go_into_every_query() -> None:
         {"member": "orders.deleted_at", "operator": "notSet"},
     ]
     assert "filters" not in build_query(request(), limit=10)
+
+
+def test_build_source_wires_the_guard_settings() -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        source="cube",
+        cube_api_url="http://cube.test",
+        cube_api_secret=SecretStr(SECRET),
+        cube_max_concurrency=3,
+        cube_retry_budget=7,
+        cube_breaker_reset_seconds=12.5,
+        cube_wait_deadline_seconds=90,
+    )
+    for long_run in (False, True):
+        src = build_source(settings, long_run=long_run)
+        assert isinstance(src, CubeSource)
+        guard = src.guard
+        assert (guard.max_concurrency, guard.retry_budget, guard.reset_seconds) == (3, 7, 12.5)
+        assert guard.long_run is long_run and guard.max_pause == 90
+        src.close()

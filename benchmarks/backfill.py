@@ -50,6 +50,9 @@ class CountingSource:
     def fetch_metadata(self, tenant: str) -> Any:
         return self.inner.fetch_metadata(tenant)
 
+    def stats(self) -> Any:
+        return self.inner.stats()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -330,6 +330,11 @@ class InstantSource:
 
         return SourceMetadata()
 
+    def stats(self) -> Any:
+        from fulcrum_sync.domain import SourceStats
+
+        return SourceStats()
+
     def close(self) -> None:
         pass
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -101,8 +102,73 @@ class MetricDef(_Model):
         return _hash([self.measure, self.time_dimension, member])
 
 
+FilterOperator = Literal[
+    "equals",
+    "notEquals",
+    "contains",
+    "notContains",
+    "startsWith",
+    "notStartsWith",
+    "endsWith",
+    "notEndsWith",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "set",
+    "notSet",
+    "inDateRange",
+    "notInDateRange",
+    "beforeDate",
+    "beforeOrOnDate",
+    "afterDate",
+    "afterOrOnDate",
+]
+
+
+class FilterDef(_Model):
+    """A Cube filter object added to every query of a tenant (``{member, operator, values}``).
+
+    Cube compares strings: numbers in ``values`` are sent as strings. ``set`` and ``notSet``
+    take no values; every other operator needs at least one.
+    """
+
+    member: str
+    operator: FilterOperator
+    values: tuple[str, ...] = ()
+
+    @field_validator("member")
+    @classmethod
+    def _cube_member(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_]\w*\.[A-Za-z_][\w.]*", value):
+            raise ValueError(f"expected a Cube member such as orders.tenant_id, got {value!r}")
+        return value
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(
+                str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in value
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> FilterDef:
+        if self.operator in ("set", "notSet") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        if self.operator not in ("set", "notSet") and not self.values:
+            raise ValueError(f"operator {self.operator} needs at least one value")
+        return self
+
+
 class TenantDef(_Model):
-    """A customer of the platform and its metrics."""
+    """A customer of the platform and its metrics.
+
+    ``filters`` scope every query of the tenant in Cube (for a Cube that keys tenants by a
+    column and has no queryRewrite on the JWT's security context).
+    """
 
     tenant_id: int = Field(ge=0)
     identifier: str = Field(pattern=IDENTIFIER_PATTERN)
@@ -110,6 +176,7 @@ class TenantDef(_Model):
     active: bool = True
     cache_enabled: bool = True
     pattern_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    filters: tuple[FilterDef, ...] = ()
     metrics: tuple[MetricDef, ...] = ()
 
 
@@ -217,6 +284,16 @@ class ContextDef:
     @property
     def context(self) -> MetricContext:
         return MetricContext(self.tenant.identifier, self.metric.metric_id)
+
+    def series_hash(self, dimension: DimensionDef | None) -> str:
+        """Hash of what one series fetches: the metric's definition and the tenant's filters.
+
+        Without filters it is the metric's own hash, so adding this changed no stored hash.
+        """
+        own = self.metric.series_hash(dimension)
+        if not self.tenant.filters:
+            return own
+        return _hash([own, [f.model_dump() for f in self.tenant.filters]])
 
     @property
     def pattern_contexts(self) -> list[PatternContext]:

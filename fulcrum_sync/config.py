@@ -42,8 +42,31 @@ class Settings(BaseSettings):
     cube_wait_deadline_seconds: float = Field(
         default=600.0, gt=0, description="How long to poll Cube's 'Continue wait'."
     )
-    cube_retries: int = Field(default=5, ge=0, description="Retries on 5xx, 429, timeouts.")
-    cube_page_size: int = Field(default=10_000, ge=1, le=50_000, description="Rows per page.")
+    cube_retries: int = Field(
+        default=5, ge=0, description="Retries of one request on 5xx, timeouts, connection errors."
+    )
+    cube_retry_budget: int = Field(
+        default=1000,
+        ge=0,
+        description="Retries one run may spend across all its Cube requests; once spent, the "
+        "next failure counts as Cube down.",
+    )
+    cube_max_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Cube queries in flight at once, across all workers."
+    )
+    cube_breaker_reset_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="After Cube is found down, how long a long run (backfill) waits before "
+        "one trial request (half-open); a short blip then does not end it.",
+    )
+    cube_page_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=50_000,
+        description="Rows per page; at most Cube's CUBEJS_DB_QUERY_LIMIT (halved when Cube "
+        "refuses a page as over its limit).",
+    )
     history_start: date = Field(default=date(2025, 7, 1), description="First day of history.")
     lookback_day_full: int = Field(default=365, ge=1, description="Days fetched by a FULL sync.")
     lookback_day_incremental: int = Field(

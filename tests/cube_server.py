@@ -3,13 +3,19 @@
 It answers like a real Cube server: measures as strings (``"21738.00"``), times as
 ``"2025-07-01T00:00:00.000"``, ``{"query", "data", "annotation", ...}`` bodies, HTTP 400
 ``{"type": "UserError", "error": ...}`` for unknown members, 403 ``{"error": "Invalid
-token"}`` for a bad JWT, and a silent 10,000-row limit when a query sets none.
+token"}`` for a bad JWT, a silent 10,000-row limit when a query sets none, and (with
+``query_limit``, Cube's CUBEJS_DB_QUERY_LIMIT) HTTP 500 "The query limit has been exceeded."
+for a larger ``limit``.
 Canned replies in ``script`` are served first, one per request ("Continue wait", 500, ...).
+``faults`` answers a share of the other requests like a fault proxy (5xx, 429 with
+Retry-After, "Continue wait"); ``down`` drops every connection unanswered. Every request's
+arrival time is recorded, and so is each 429's pause, to count requests sent during one.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections import deque
@@ -51,13 +57,38 @@ class Reply:
 
 
 @dataclass
+class Faults:
+    """What share of requests a fault proxy answers with which failure (the rest get Cube)."""
+
+    server_errors: float = 0.3  # HTTP 500, 502 or 503
+    throttled: float = 0.1  # HTTP 429 with Retry-After
+    continue_wait: float = 0.2
+    retry_after: str = "1"
+    seed: int = 15
+
+    def pick(self, rng: random.Random) -> Reply | None:
+        """Return the failure for one request, or None to let Cube answer it."""
+        roll = rng.random()
+        if roll < self.server_errors:
+            return Reply(rng.choice([500, 502, 503]), {"error": "fault proxy: upstream failed"})
+        roll -= self.server_errors
+        if roll < self.throttled:
+            headers = {"Retry-After": self.retry_after}
+            return Reply(429, {"error": "Too Many Requests"}, headers=headers)
+        if roll - self.throttled < self.continue_wait:
+            return Reply.continue_wait()
+        return None
+
+
+@dataclass
 class Recorded:
-    """One request the fake received."""
+    """One request the fake received (``at``: time.monotonic() on arrival)."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def query(self) -> dict[str, Any]:
@@ -104,13 +135,22 @@ class FakeCube:
         *,
         cubes: dict[str, dict[str, list[str]]] | None = None,
         secret: str = SECRET,
+        query_limit: int | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.data = data or (lambda query, claims: [])
         self.cubes = cubes
         self.secret = secret
+        self.query_limit = query_limit
+        self.faults = faults
+        self.down = False
         self.script: deque[Reply] = deque()
         self.requests: list[Recorded] = []
+        self.pauses: list[tuple[float, float]] = []  # (429 sent, Retry-After over), monotonic
+        self.served: dict[str, int] = {}  # how many of each fault were served
+        self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
+        self._rng = random.Random(faults.seed if faults else 0)
 
     # ------------------------------------------------------------------ core
 
@@ -119,8 +159,12 @@ class FakeCube:
         body = json.loads(raw) if raw else None
         with self.lock:
             self.requests.append(Recorded(method, path, headers, body))
-            if self.script:
-                return self.script.popleft()
+            canned = self._canned()
+            if canned is not None:
+                if canned.status == 429 and "Retry-After" in canned.headers:
+                    now = time.monotonic()
+                    self.pauses.append((now, now + float(canned.headers["Retry-After"])))
+                return canned
         token = headers.get("authorization", "").removeprefix("Bearer ")
         try:
             # Like Cube (jsonwebtoken): check signature and exp, not whether iat is in the future.
@@ -134,6 +178,18 @@ class FakeCube:
         if path.endswith("/v1/load") and method == "POST":
             return self._load(body["query"], claims)
         return Reply(404, {"error": f"Cannot {method} {path}"})
+
+    def _canned(self) -> Reply | None:
+        """The scripted reply, the down mode's, or a fault; None: answer as Cube."""
+        if self.script:
+            return self.script.popleft()
+        if self.down:
+            return Reply(raise_exc=httpx.ConnectError)
+        fault = self.faults.pick(self._rng) if self.faults else None
+        if fault is not None:
+            kind = "continue_wait" if fault.status == 200 else str(fault.status)
+            self.served[kind] = self.served.get(kind, 0) + 1
+        return fault
 
     def _meta(self) -> list[dict[str, Any]]:
         return [
@@ -157,6 +213,9 @@ class FakeCube:
                     name = member.partition(".")[2]
                     error = f"Error: '{name}' not found for path '{member}'"
                     return Reply(400, {"type": "UserError", "error": error})
+        if self.query_limit is not None and int(query.get("limit") or 0) > self.query_limit:
+            # What Cube's normalizeQuery throws: a plain Error, i.e. HTTP 500.
+            return Reply(500, {"error": "Error: The query limit has been exceeded."})
         rows = self.data(query, claims)
         offset = int(query.get("offset") or 0)
         limit = int(query.get("limit") or DEFAULT_LIMIT)
@@ -183,6 +242,17 @@ class FakeCube:
         }
         return Reply(200, answer)
 
+    def requests_during_pauses(self, grace: float = 0.1) -> int:
+        """Requests that arrived while a 429's Retry-After lasted.
+
+        ``grace`` after each 429 is not counted: requests already on the wire when it was sent.
+        """
+        return sum(
+            1
+            for r in self.requests
+            if any(start + grace < r.at < end for start, end in self.pauses)
+        )
+
     # ------------------------------------------------------------------ adapters
 
     def transport(self) -> httpx.MockTransport:
@@ -198,8 +268,8 @@ class FakeCube:
         return httpx.MockTransport(handler)
 
     @contextmanager
-    def serve(self) -> Iterator[str]:
-        """Serve on a free port of 127.0.0.1 in a thread; yield the base URL."""
+    def serve(self, port: int = 0) -> Iterator[str]:
+        """Serve on ``port`` (default: a free one) of 127.0.0.1 in a thread; yield the base URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -208,12 +278,25 @@ class FakeCube:
             protocol_version = "HTTP/1.1"
 
             def _answer(self) -> None:
+                with fake.lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._reply()
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
+
+            def _reply(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 reply = fake.handle(self.command, self.path, headers, raw)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.raise_exc is not None:  # down: drop the connection unanswered
+                    self.close_connection = True
+                    return
                 payload = reply.body()
                 try:
                     self.send_response(reply.status)
@@ -231,7 +314,12 @@ class FakeCube:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # The default backlog of 5 drops the SYNs of 8 workers connecting at once, and
+            # the kernel resends them a second later: requests would arrive 1 s late.
+            request_queue_size = 128
+
+        server = Server(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         server.block_on_close = False
         thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -34,7 +34,8 @@ def discover(
         bool,
         typer.Option(
             "--check-source",
-            help="Also ask the source's metadata whether every member exists.",
+            help="Also ask the source's metadata whether every member exists, and probe "
+            "whether it keeps tenants apart (identical answers for different tenants: exit 1).",
         ),
     ] = False,
     json_out: JsonOption = False,
@@ -66,4 +67,4 @@ def discover(
             "outcome": "partial" if result.broken_metrics else "succeeded",
         },
     )
-    finish("partial" if result.broken_metrics else "succeeded")
+    finish("partial" if result.broken_metrics or result.not_isolated else "succeeded")

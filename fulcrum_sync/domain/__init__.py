@@ -8,7 +8,8 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
     │   └── RefusedError    the source refused our credentials or address (exit 2)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
-        │   └── QueryRejectedError  one query refused: that series fails (exit 1)
+        │   ├── QueryRejectedError  one query refused: that series fails (exit 1)
+        │   └── SourceDownError     its breaker is open: the run stops
         ├── StoreError      the state database
         └── SinkError       the cache (Snowflake or local)
 """
@@ -27,6 +28,7 @@ from fulcrum_sync.domain.errors import (
     QueryRejectedError,
     RefusedError,
     SinkError,
+    SourceDownError,
     SourceError,
     StoreError,
     is_outage,
@@ -56,6 +58,7 @@ from fulcrum_sync.domain.reports import (
     DiscoverResult,
     Freshness,
     MetricContextChange,
+    NotIsolated,
     RevisionResult,
     RunDetail,
     StatusReport,
@@ -71,6 +74,7 @@ from fulcrum_sync.domain.results import (
     SyncRequest,
     SyncRunResult,
 )
+from fulcrum_sync.domain.source_stats import SourceStats
 from fulcrum_sync.domain.state import (
     PART_TABLES,
     RESET_WHATS,
@@ -114,6 +118,7 @@ __all__ = [
     "InputError",
     "MetricContext",
     "MetricContextChange",
+    "NotIsolated",
     "PatternContext",
     "PatternRunResult",
     "PatternState",
@@ -133,7 +138,9 @@ __all__ = [
     "SeriesValues",
     "SinkError",
     "SkipCounts",
+    "SourceDownError",
     "SourceError",
+    "SourceStats",
     "StateReport",
     "StatusReport",
     "StoreError",

@@ -9,8 +9,10 @@
     │                         403, 404): checked once, never retried              (exit 2)
     └── DependencyError       something we depend on failed                        (exit 3
         ├── SourceError       the semantic layer (Cube) or the demo generator       when nothing
-        │   └── QueryRejectedError  one query refused (HTTP 400, an unknown member): could be
-        │                     that series fails, the others go on (exit 1)          done)
+        │   ├── QueryRejectedError  one query refused (HTTP 400, an unknown member): could be
+        │   │                 that series fails, the others go on (exit 1)          done)
+        │   └── SourceDownError  the source is down (its breaker is open): the run
+        │                     stops, keys not started are released
         ├── StoreError        the state database
         └── SinkError         the cache (Snowflake or local)
 
@@ -41,6 +43,14 @@ class DependencyError(FulcrumError):
 
 class SourceError(DependencyError):
     """The semantic source failed or refused a query."""
+
+
+class SourceDownError(SourceError):
+    """The source is down: a request exhausted its retries and the breaker opened.
+
+    No further request goes to the source in this run; the services stop the run (exit 3) and
+    release the keys not started, so the next run does them.
+    """
 
 
 class StoreError(DependencyError):

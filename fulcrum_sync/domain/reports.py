@@ -60,6 +60,30 @@ class DiscoverResult:
     tenants_excluded: list[str] = field(default_factory=list)  # inactive or cache disabled
     broken_metrics: dict[str, list[str]] = field(default_factory=dict)
     checked_source: bool = False
+    isolation_probed: list[str] = field(default_factory=list)  # metrics shared by tenants
+    not_isolated: list[NotIsolated] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class NotIsolated:
+    """Tenants that got identical, non-empty answers to the same metric: Cube does not scope."""
+
+    metric: str
+    tenants: list[str]
+    grain: Grain
+    window: Window
+    rows: int
+
+    def message(self) -> str:
+        """One line naming the tenants and what to configure."""
+        return (
+            f"tenants {', '.join(self.tenants)} got identical answers for {self.metric} "
+            f"({self.grain.value}, {self.window.to_string()}, {self.rows} rows): the source "
+            "does not keep tenants apart: configure Cube's queryRewrite to filter on "
+            "securityContext.tenant_id (the JWT claim FULCRUM_SYNC_CUBE_TENANT_CLAIM), or give "
+            "each tenant `filters:` in the catalog (e.g. member: orders.tenant_id, operator: "
+            "equals, values: [<its id>])"
+        )
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from fulcrum_sync.domain.contexts import MetricContext
 from fulcrum_sync.domain.periods import Grain, SyncType, Window
+from fulcrum_sync.domain.source_stats import SourceStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class SeriesResult:
     success: bool = True
     error: str | None = None
     dependency_failure: bool = False  # failed because the source or database did
+    source_down: bool = False  # failed because the source is down (its breaker is open)
 
     @property
     def rows_stored(self) -> int:
@@ -112,6 +114,11 @@ class ContextResult:
         return sum(s.skipped.total for s in self.series)
 
     @property
+    def source_down(self) -> bool:
+        """True when a series failed because the source is down: the run should stop."""
+        return any(s.source_down for s in self.series)
+
+    @property
     def dimensions_failed(self) -> list[str]:
         return [s.dimension or "" for s in self.dimensions if not s.success]
 
@@ -135,6 +142,8 @@ class SyncRunResult:
     refused: str | None = None  # the source refused our credentials: a setting is wrong
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    not_started: int = 0  # contexts left unclaimed when the run stopped early (released)
+    source: SourceStats | None = None  # requests, retries, 429 pauses during this run
 
     @property
     def failed(self) -> list[ContextResult]:

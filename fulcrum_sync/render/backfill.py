@@ -67,6 +67,7 @@ def result_json(result: BackfillResult) -> dict[str, Any]:
         **plan_json(result.plan),
         "run_id": result.run_id,
         "outcome": result.outcome,
+        "halted": result.halted,
         "done": result.done,
         "failed": result.failed,
         "already_done": result.already_done,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from fulcrum_sync.domain import DiscoverResult
 from fulcrum_sync.render.console import print_table, stdout_console
 
@@ -68,6 +70,29 @@ def print_discover(result: DiscoverResult, verbose: bool = False) -> None:
             )
         else:
             out.print("Source check: every measure, time dimension and dimension exists.")
+        print_isolation(result)
+
+
+def print_isolation(result: DiscoverResult) -> None:
+    """Print the tenant isolation probe: tenants the source does not keep apart, and the fix."""
+    out = stdout_console()
+    if result.not_isolated:
+        print_table(
+            out,
+            "Tenants the source does not keep apart (identical answers)",
+            ["metric", "tenants", "grain", "window", "rows"],
+            [
+                (g.metric, ", ".join(g.tenants), g.grain.value, g.window.to_string(), g.rows)
+                for g in result.not_isolated
+            ],
+        )
+        for group in result.not_isolated:
+            out.print(f"[red]not isolated[/red]: {escape(group.message())}")
+    elif result.isolation_probed:
+        out.print(
+            f"Tenant isolation: {len(result.isolation_probed)} metrics shared by tenants "
+            "got a different answer for each tenant."
+        )
 
 
 def discover_summary_fields(result: DiscoverResult) -> dict[str, Any]:
@@ -85,4 +110,5 @@ def discover_summary_fields(result: DiscoverResult) -> dict[str, Any]:
         "added": changes.added,
         "deactivated": changes.deactivated,
         "broken_metrics": result.broken_metrics or None,
+        "not_isolated": [g.message() for g in result.not_isolated] or None,
     }

@@ -42,6 +42,8 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
         "duration_seconds": round(_wall(result), 3),
         "halted": result.halted,
         "refused": result.refused,
+        "not_started": result.not_started,
+        "source": jsonable(result.source),
         "failed": [
             {"context": c.context.to_string(), "error": c.error or _pattern_errors(c)}
             for c in result.failed
@@ -87,6 +89,8 @@ def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "halted": summary["halted"],
         "error": summary["refused"] or summary["halted"] or _failures(summary),
         "failed": [f["context"] for f in summary["failed"]],
+        "not_started": summary["not_started"],
+        "source": summary["source"],
     }
 
 
@@ -172,9 +176,20 @@ def print_sync_result(result: SyncRunResult) -> None:
     for c in result.contexts:
         by_status[c.status] = by_status.get(c.status, 0) + 1
     counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "no contexts"
-    for why in (result.refused, result.halted if not result.refused else None):
-        if why:
-            out.print(f"[red]stopped[/red]: {escape(why)}")
+    if result.refused:
+        out.print(f"[red]Stopped[/red]: {escape(result.refused)}")
+    elif result.halted:
+        out.print(
+            f"[red]Stopped early[/red]: {escape(result.halted)}; {result.not_started} contexts "
+            "not started were released (the next run does them)."
+        )
+    stats = result.source
+    if stats is not None and (stats.retries or stats.throttled):
+        out.print(
+            f"Source: {stats.requests} requests, {stats.retries} retries "
+            f"(budget {stats.retry_budget}), {stats.throttled} answered 429, "
+            f"{stats.throttled_waits} throttled waits."
+        )
     out.print(f"Run {result.run_id}: {result.outcome} ({counts}).")
 
 

@@ -54,12 +54,15 @@ class Deps:
             self._owned.append(self.engine)
         return self.engine
 
-    def get_source(self) -> Source:
-        """Return the semantic source the settings name (one per process)."""
+    def get_source(self, *, long_run: bool = False) -> Source:
+        """Return the semantic source the settings name (one per process).
+
+        :param long_run: a backfill: while the source is down, wait for its breaker's trial.
+        """
         if self.source is None:
             from fulcrum_sync.sources import build_source
 
-            self.source = build_source(self.get_settings())
+            self.source = build_source(self.get_settings(), long_run=long_run)
             self._owned.append(self.source)
         return self.source
 

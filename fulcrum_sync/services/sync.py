@@ -21,11 +21,12 @@ from fulcrum_sync.domain import (
     Window,
     format_period,
 )
+from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import log_event
 from fulcrum_sync.services.keys import pattern_jobs, sync_item
 from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_keyed
 from fulcrum_sync.services.selection import select_contexts
-from fulcrum_sync.services.sync_context import plan_series, sync_context
+from fulcrum_sync.services.sync_context import plan_series, source_down_reason, sync_context
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import runs, sync_status
 from fulcrum_sync.store.runs import Claim
@@ -100,6 +101,7 @@ def run(
     )
     run_id = rc.run_id
     result = SyncRunResult(run_id=run_id, request=request, started_at=datetime.now(UTC))
+    before = source.stats()
     if on_start is not None:
         on_start(len(contexts))
     work = [KeyedWork(sync_item(c, request.period), c) for c in contexts]
@@ -114,6 +116,9 @@ def run(
             force_full=request.force_full,
             run_id=run_id,
         )
+        down = source_down_reason(source, res)
+        if down is not None:
+            rc.halt(down)  # start no other context: the ones not started are released
         if chain is not None and request.run_patterns and res.base is not None and res.base.success:
             chain(rc, ctx, res)
         return res
@@ -152,6 +157,8 @@ def run(
         result.interrupted = rc.interrupted
         result.halted = rc.halted[0] if rc.halted else None
         result.finished_at = datetime.now(UTC)
+        result.not_started = len(work) - len(result.contexts) if rc.stop.is_set() else 0
+        result.source = source.stats().since(before)
         return result.outcome, summarize_run(result)
 
     with rc.recording(summarize):
@@ -216,4 +223,7 @@ def summarize_run(result: SyncRunResult) -> dict[str, object]:
         "rows_stored": sum(c.rows_stored for c in result.contexts),
         "rows_skipped": sum(c.rows_skipped for c in result.contexts),
         "failed": [c.context.to_string() for c in result.failed],
+        "halted": result.halted,
+        "not_started": result.not_started,
+        "source": jsonable(result.source),
     }

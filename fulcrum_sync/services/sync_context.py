@@ -19,6 +19,7 @@ from fulcrum_sync.domain import (
     RefusedError,
     SeriesResult,
     SkipCounts,
+    SourceDownError,
     SyncType,
     Window,
     compute_window,
@@ -86,7 +87,7 @@ def plan_series(
     plan = []
     for dim in (None, *ctx.metric.dimensions):
         previous = statuses.get(dim.dimension_id if dim else NO_DIMENSION)
-        sync_type = decide_sync_type(previous, ctx.metric.series_hash(dim), force_full)
+        sync_type = decide_sync_type(previous, ctx.series_hash(dim), force_full)
         series_window = window or compute_window(
             ctx.grain, period, sync_type, settings.history_start, settings.lookback
         )
@@ -172,7 +173,7 @@ def _sync_series(
     dim_id = dim.dimension_id if dim else None
     series = SeriesResult(dimension=dim_id, sync_type=sync_type, window=window)
     status_key = (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id or "")
-    definition_hash = ctx.metric.series_hash(dim)
+    definition_hash = ctx.series_hash(dim)
     request = FetchRequest(
         tenant_id=ctx.tenant.tenant_id,
         tenant=ctx.tenant.identifier,
@@ -180,6 +181,7 @@ def _sync_series(
         grain=ctx.grain,
         window=window,
         dimension=dim,
+        filters=ctx.tenant.filters,
     )
     status = sync_status.StatusUpdate(
         key=status_key,
@@ -212,6 +214,7 @@ def _sync_series(
     except Exception as exc:  # isolation: one series failing never stops the others
         series.success = False
         series.dependency_failure = is_outage(exc)
+        series.source_down = isinstance(exc, SourceDownError)
         series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(DependencyError):  # the database itself may be what failed
             sync_status.record_failure(
@@ -224,3 +227,14 @@ def _sync_series(
         if isinstance(exc, RefusedError):
             raise  # a wrong credential or URL: no other series would fare better (exit 2)
     return series
+
+
+def source_down_reason(source: Source, result: ContextResult) -> str | None:
+    """Why the run must stop when ``result`` failed because the source is down, else None."""
+    error = next((s.error for s in result.series if s.source_down), None)
+    if error is None:
+        return None
+    stats = source.stats()
+    if stats.down_since is None:
+        return f"the source is down: {error}"
+    return f"the source is down since {stats.down_since:%Y-%m-%d %H:%M:%SZ}: {stats.down_cause}"

@@ -10,6 +10,7 @@ from fulcrum_sync.domain import InputError
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source, SourceMetadata
 from fulcrum_sync.sources.cube import SECRET_SETTING, URL_SETTING, CubeSource
 from fulcrum_sync.sources.demo import DemoSource
+from fulcrum_sync.sources.guard import SourceGuard
 
 __all__ = [
     "CubeSource",
@@ -17,6 +18,7 @@ __all__ = [
     "FetchRequest",
     "SeriesRow",
     "Source",
+    "SourceGuard",
     "SourceMetadata",
     "build_http_client",
     "build_source",
@@ -34,12 +36,16 @@ def build_http_client(settings: Settings) -> httpx.Client:
     )
 
 
-def build_source(settings: Settings, *, http_client: httpx.Client | None = None) -> Source:
-    """Return the source the settings name; a Cube source shares one HTTP client.
+def build_source(
+    settings: Settings, *, http_client: httpx.Client | None = None, long_run: bool = False
+) -> Source:
+    """Return the source the settings name; a Cube source shares one HTTP client and one guard.
 
     :param settings: ``source`` picks ``demo`` (seeded by ``demo_seed``) or ``cube``.
     :param http_client: the client Cube requests go through; built from the settings when
         None (and then closed by the source's ``close()``).
+    :param long_run: a backfill: while Cube is down, requests wait for the breaker's trial
+        (``cube_breaker_reset_seconds`` later) instead of ending the run at once.
     :raises InputError: when the Cube source lacks its URL or secret, or the URL is not http(s).
     """
     if settings.source == "demo":
@@ -58,6 +64,14 @@ def build_source(settings: Settings, *, http_client: httpx.Client | None = None)
             "signs Cube's JWTs"
         )
     owns_client = http_client is None
+    guard = SourceGuard(
+        "Cube",
+        max_concurrency=settings.cube_max_concurrency,
+        retry_budget=settings.cube_retry_budget,
+        reset_seconds=settings.cube_breaker_reset_seconds,
+        long_run=long_run,
+        max_pause=settings.cube_wait_deadline_seconds,
+    )
     return CubeSource(
         url,
         settings.cube_api_secret,
@@ -67,5 +81,6 @@ def build_source(settings: Settings, *, http_client: httpx.Client | None = None)
         wait_deadline_seconds=settings.cube_wait_deadline_seconds,
         retries=settings.cube_retries,
         page_size=settings.cube_page_size,
+        guard=guard,
         close_client=owns_client,
     )

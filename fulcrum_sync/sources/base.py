@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple, Protocol
 
-from fulcrum_sync.catalog import DimensionDef, MetricDef
-from fulcrum_sync.domain import Grain, Window
+from fulcrum_sync.catalog import DimensionDef, FilterDef, MetricDef
+from fulcrum_sync.domain import Grain, SourceStats, Window
 
 
 class SeriesRow(NamedTuple):
@@ -24,7 +24,10 @@ class SeriesRow(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class FetchRequest:
-    """One query: a tenant's metric at a grain over a window, optionally split by a dimension."""
+    """One query: a tenant's metric at a grain over a window, optionally split by a dimension.
+
+    ``filters`` (the tenant's, from the catalog) are added to the query as Cube filters.
+    """
 
     tenant_id: int
     tenant: str
@@ -32,6 +35,7 @@ class FetchRequest:
     grain: Grain
     window: Window
     dimension: DimensionDef | None = None
+    filters: tuple[FilterDef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,10 @@ class Source(Protocol):
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """Return the members the source knows for ``tenant``; raise SourceError on failure."""
+        ...
+
+    def stats(self) -> SourceStats:
+        """Return the requests, retries and 429 pauses so far (zeros for a local source)."""
         ...
 
     def close(self) -> None:

@@ -1,5 +1,11 @@
 """The Cube REST source: JWT auth, "Continue wait" polling, retries and limit/offset paging.
 
+Every request goes through the source's one :class:`SourceGuard` (shared by all workers):
+a 429 pauses everyone, at most ``max_concurrency`` requests are in flight, retries come out
+of one budget per run, and a request that exhausts its retries opens the breaker, after
+which requests fail at once with SourceDownError. A page over Cube's query limit halves
+the page size (:mod:`fulcrum_sync.sources.paging`).
+
 Failures surface as SourceError; nothing above this module sees an httpx error. The API
 secret and the JWTs it signs never appear in messages, reprs or logs.
 """
@@ -7,21 +13,36 @@ secret and the JWTs it signs never appear in messages, reprs or logs.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt
 import tenacity
 from pydantic import SecretStr
 
-from fulcrum_sync.domain import InputError, QueryRejectedError, RefusedError, SourceError
+from fulcrum_sync.domain import (
+    InputError,
+    QueryRejectedError,
+    RefusedError,
+    SourceDownError,
+    SourceError,
+    SourceStats,
+)
 from fulcrum_sync.secrets import redact, register_secret
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
-from fulcrum_sync.sources.cube_protocol import build_query, load_data, parse_rows, retry_after
+from fulcrum_sync.sources.cube_auth import TenantAuth
+from fulcrum_sync.sources.cube_protocol import (
+    build_query,
+    error_detail,
+    load_data,
+    parse_meta,
+    parse_rows,
+    retry_after,
+)
+from fulcrum_sync.sources.guard import CONCURRENCY_SETTING, SourceGuard
+from fulcrum_sync.sources.paging import PageSize, QueryLimitError, is_query_limit
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +70,15 @@ class _Call:
 
 
 class _TransientError(SourceError):
-    """A failure worth retrying: a timeout, a dropped connection, HTTP 5xx or 429."""
+    """A failure worth retrying: a timeout, a dropped connection, HTTP 5xx."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class _Throttled(SourceError):
+    """HTTP 429: the guard pauses every worker; the request is sent again after the pause."""
 
 
 __all__ = ["CubeSource", "build_query", "parse_rows"]
@@ -69,10 +94,13 @@ class CubeSource:
     :param tenant_claim: the JWT claim that carries the tenant identifier (default ``tenant_id``).
     :param token_ttl_seconds: lifetime of a JWT; tokens are cached per tenant until near expiry.
     :param wait_deadline_seconds: how long to poll while Cube answers "Continue wait".
-    :param retries: retries (after the first attempt) on timeouts, connection errors, 5xx, 429.
+    :param retries: retries (after the first attempt) on timeouts, connection errors and 5xx;
+        a 429 is waited out (until ``wait_deadline_seconds``), not counted.
     :param page_size: rows per request; pages continue with ``offset`` until a short page.
     :param poll_interval: pause between "Continue wait" polls, in seconds.
     :param backoff_initial: first retry delay (exponential with jitter); ``backoff_max`` caps it.
+    :param guard: the breaker, throttle, concurrency cap and retry budget (default: a guard
+        with its defaults on this source's clock and sleep).
     :param sleep: how to pause (tests pass a recorder); ``clock`` returns epoch seconds.
     :param close_client: close ``client`` in ``close()`` (when ``build_source`` created it).
     :raises InputError: when the URL or the secret is empty.
@@ -94,6 +122,7 @@ class CubeSource:
         poll_interval: float = 0.5,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        guard: SourceGuard | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         close_client: bool = False,
@@ -114,7 +143,7 @@ class CubeSource:
         self.token_ttl_seconds = token_ttl_seconds
         self.wait_deadline_seconds = wait_deadline_seconds
         self.retries = retries
-        self.page_size = page_size
+        self._pages = PageSize(page_size)
         self.poll_interval = poll_interval
         jitter = tenacity.wait_random(0, backoff_initial)
         self._backoff = (
@@ -122,12 +151,12 @@ class CubeSource:
         )
         self._sleep = sleep
         self._clock = clock
+        injected = None if sleep is time.sleep else sleep  # real time: interruptible waits
+        self.guard = guard or SourceGuard("Cube", clock=clock, sleep=injected)
         self._close_client = close_client
-        self._tokens: dict[tuple[str, int | None], tuple[str, float]] = {}
-        self._refused: dict[str, RefusedError] = {}  # tenant -> why Cube refused it
-        self._accepted: set[str] = set()  # tenants whose token Cube took
-        self._first_contact: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._auth = TenantAuth(
+            api_secret, tenant_claim=tenant_claim, ttl_seconds=token_ttl_seconds, clock=clock
+        )
 
     def __repr__(self) -> str:
         return (
@@ -135,25 +164,39 @@ class CubeSource:
             f"page_size={self.page_size}, retries={self.retries})"
         )
 
+    @property
+    def page_size(self) -> int:
+        """Rows per page now (halved from the setting if Cube's query limit is lower)."""
+        return self._pages.size
+
     # ----------------------------------------------------------------- public API
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
-        """Return every row of the series, paging with limit/offset until a short page."""
+        """Return every row of the series, paging with limit/offset until a short page.
+
+        Raises SourceDownError when Cube is down (the breaker is open), SourceError otherwise.
+        """
         what = f"{request.tenant}::{request.metric.metric_id} ({request.grain.value}"
         what += f", {request.dimension.dimension_id})" if request.dimension else ")"
         rows: list[SeriesRow] = []
         offset = 0
         while True:
-            query = build_query(request, limit=self.page_size, offset=offset)
+            size = self._pages.size
+            query = build_query(request, limit=size, offset=offset)
             call = _Call(
                 "POST", LOAD_PATH, what, request.tenant, request.tenant_id, {"query": query}
             )
-            data = load_data(self._call(call), what)
+            try:
+                data = load_data(self._call(call), what)
+            except QueryLimitError as exc:
+                self._pages.shrink(size, exc)  # raises at the floor
+                continue
+            self._pages.confirm(size)
             try:
                 rows.extend(parse_rows(data, request))
             except SourceError as exc:
                 raise SourceError(f"{what}: {exc}") from None
-            if len(data) < self.page_size:
+            if len(data) < size:
                 return rows
             offset += len(data)
 
@@ -161,50 +204,17 @@ class CubeSource:
         """Return every measure and dimension name of every cube (and view) ``tenant`` sees."""
         what = f"metadata for {tenant}"
         body = self._call(_Call("GET", META_PATH, what, tenant))
-        cubes = body.get("cubes")
-        if not isinstance(cubes, list):
-            raise SourceError(f"{what}: malformed Cube answer: no 'cubes' list")
-        measures: set[str] = set()
-        dimensions: set[str] = set()
-        for cube in cubes:
-            if not isinstance(cube, dict):
-                continue
-            for kind, names in (("measures", measures), ("dimensions", dimensions)):
-                for member in cube.get(kind) or ():
-                    if isinstance(member, dict) and isinstance(member.get("name"), str):
-                        names.add(member["name"])
-        return SourceMetadata(frozenset(measures), frozenset(dimensions))
+        return parse_meta(body, what)
+
+    def stats(self) -> SourceStats:
+        """Return the guard's counters (this process) and the page size in use."""
+        return self.guard.stats(page_size=self._pages.size)
 
     def close(self) -> None:
         """Close the HTTP client if this source owns it; forget cached tokens."""
-        with self._lock:
-            self._tokens.clear()
+        self._auth.clear()
         if self._close_client:
             self._client.close()
-
-    # ----------------------------------------------------------------- auth
-
-    def _token(self, tenant: str, tenant_id: int | None) -> str:
-        """Return a JWT for the tenant, reusing a cached one until it is near expiry."""
-        now = self._clock()
-        margin = min(30.0, self.token_ttl_seconds / 5)
-        with self._lock:
-            cached = self._tokens.get((tenant, tenant_id))
-            if cached is not None and cached[1] - now > margin:
-                return cached[0]
-            claims: dict[str, Any] = {"tenant_identifier": tenant}
-            if tenant_id is not None:
-                claims["tenant_numeric_id"] = tenant_id
-            claims[self.tenant_claim] = tenant
-            claims["iat"] = int(now)
-            claims["exp"] = int(now) + self.token_ttl_seconds
-            token = jwt.encode(claims, self._secret.get_secret_value(), algorithm="HS256")
-            self._tokens[(tenant, tenant_id)] = (token, float(claims["exp"]))
-            return token
-
-    def _forget_token(self, tenant: str, tenant_id: int | None) -> None:
-        with self._lock:
-            self._tokens.pop((tenant, tenant_id), None)
 
     def _redact(self, text: str) -> str:
         """Return ``text`` with the secret and anything that looks like a JWT masked."""
@@ -218,56 +228,76 @@ class CubeSource:
         A tenant's first request goes alone: requests for it from other workers wait for its
         answer, so a refused token is sent once per tenant, not once per worker.
         """
-        if call.tenant in self._accepted:
-            return self._poll(call)
-        with self._lock:
-            first = self._first_contact.setdefault(call.tenant, threading.Lock())
-        with first:
+        with self._auth.first_contact(call.tenant):
             return self._poll(call)
 
     def _poll(self, call: _Call) -> dict[str, Any]:
         deadline = self._clock() + self.wait_deadline_seconds
         polls = 0
-        while True:
-            answer = self._send_with_retries(call)
-            if answer.get("error") != CONTINUE_WAIT:
-                return answer
-            polls += 1
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise SourceError(
-                    f"{call.what}: Cube was still computing ('Continue wait') after "
-                    f"{self.wait_deadline_seconds:g}s and {polls} polls; try again later or "
-                    f"raise {DEADLINE_SETTING}"
-                )
-            log.debug("%s: Cube answered 'Continue wait' (poll %d)", call.what, polls)
-            self._sleep(min(self.poll_interval, remaining))
-
-    def _send_with_retries(self, call: _Call) -> dict[str, Any]:
-        """Send with tenacity: exponential backoff and jitter, Retry-After honoured."""
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            pause = state.next_action.sleep if state.next_action is not None else 0.0
-            n, total = state.attempt_number, self.retries
-            log.warning("%s: %s; retry %d/%d in %.1fs", call.what, exc, n, total, pause)
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retries + 1),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_TransientError),
-            sleep=self._sleep,
-            before_sleep=log_retry,
-            reraise=True,
-        )
         try:
-            return retrying(self._send_once, call)
-        except _TransientError as exc:
-            attempts = self.retries + 1
-            raise SourceError(
-                f"{call.what}: Cube request failed after {attempts} attempt"
-                f"{'s' if attempts != 1 else ''}; last error: {exc}"
-            ) from exc
+            while True:
+                answer = self._send_with_retries(call, deadline)
+                if answer.get("error") != CONTINUE_WAIT:
+                    return answer
+                polls += 1
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise SourceError(
+                        f"{call.what}: Cube was still computing ('Continue wait') after "
+                        f"{self.wait_deadline_seconds:g}s and {polls} polls; try again later or "
+                        f"raise {DEADLINE_SETTING}"
+                    )
+                log.debug("%s: Cube answered 'Continue wait' (poll %d)", call.what, polls)
+                self.guard.backoff(min(self.poll_interval, remaining))
+        finally:
+            self.guard.end_call()
+
+    def _send_with_retries(self, call: _Call, deadline: float) -> dict[str, Any]:
+        """Send with tenacity (backoff with jitter, Retry-After honoured) within the budget.
+
+        Exhausted retries open the breaker: SourceDownError, or in a long run a wait for the
+        breaker's trial and another round.
+        """
+        out_of_attempts = tenacity.stop_after_attempt(self.retries + 1)
+        while True:
+            budget_spent = False
+            started = self._clock()
+
+            def stop(state: tenacity.RetryCallState) -> bool:
+                """Stop after ``retries`` retries, or when the run's retry budget is spent."""
+                nonlocal budget_spent
+                if out_of_attempts(state):
+                    return True
+                budget_spent = not self.guard.take_retry()
+                return budget_spent
+
+            def log_retry(state: tenacity.RetryCallState) -> None:
+                exc = state.outcome.exception() if state.outcome is not None else None
+                pause = state.next_action.sleep if state.next_action is not None else 0.0
+                n, total = state.attempt_number, self.retries
+                log.warning("%s: %s; retry %d/%d in %.1fs", call.what, exc, n, total, pause)
+
+            retrying = tenacity.Retrying(
+                stop=stop,
+                wait=self._wait,
+                retry=tenacity.retry_if_exception_type(_TransientError),
+                sleep=self.guard.backoff,
+                before_sleep=log_retry,
+                reraise=True,
+            )
+            try:
+                return retrying(self._send_unthrottled, call, deadline)
+            except _TransientError as exc:
+                attempts = retrying.statistics.get("attempt_number", self.retries + 1)
+                failure = (
+                    f"{call.what}: Cube request failed after {attempts} attempt"
+                    f"{'s' if attempts != 1 else ''}; last error: {exc}"
+                )
+                if budget_spent:
+                    failure += f" (the run's retry budget is spent: {self.guard.retry_budget})"
+                if self.guard.exhausted(failure, since=started):
+                    continue  # a long run: wait for the breaker's trial, then try again
+                raise SourceDownError(failure) from exc
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         """Return the pause before the next attempt: Retry-After if given, else backoff."""
@@ -276,45 +306,58 @@ class CubeSource:
             return min(exc.retry_after, self.wait_deadline_seconds)
         return float(self._backoff(state))
 
+    def _send_unthrottled(self, call: _Call, deadline: float) -> dict[str, Any]:
+        """Send until Cube stops answering 429 (each one pauses every worker), or the deadline."""
+        while True:
+            try:
+                return self._send_once(call)
+            except _Throttled as exc:
+                if self._clock() >= deadline:
+                    raise SourceError(
+                        f"{call.what}: Cube kept answering {exc} for "
+                        f"{self.wait_deadline_seconds:g}s; lower {CONCURRENCY_SETTING} or raise "
+                        f"{DEADLINE_SETTING}"
+                    ) from exc
+
     def _send_once(self, call: _Call) -> dict[str, Any]:
         """Send one HTTP request and return its JSON object, or raise (transient or not)."""
         what = call.what
-        refused = self._refused.get(call.tenant)
-        if refused is not None:
-            raise RefusedError(f"{what}: not sent: {refused}")
-        headers = {"Authorization": self._token(call.tenant, call.tenant_id)}
+        self._auth.check(call.tenant, what)
+        headers = {"Authorization": self._auth.token(call.tenant, call.tenant_id)}
         try:
-            response = self._client.request(
-                call.method, self.base_url + call.path, json=call.body, headers=headers
-            )
+            with self.guard.slot():
+                response = self._client.request(
+                    call.method, self.base_url + call.path, json=call.body, headers=headers
+                )
+        except SourceDownError as exc:
+            raise SourceDownError(f"{what}: {exc}") from None
         except httpx.HTTPError as exc:
             raise self._translate(exc, what) from exc
         status = response.status_code
-        if status not in (401, 403):
-            self._accepted.add(call.tenant)  # Cube took the token: no need to wait in line
-        if status == 429 or status >= 500:
-            raise _TransientError(
-                f"HTTP {status}{self._detail(response)}", retry_after=retry_after(response)
-            )
+        detail = error_detail(response) if status >= 400 else ""
+        self._auth.answered(call.tenant, call.tenant_id, status)
+        if status == 429:
+            pause = self.guard.throttled(retry_after(response))
+            raise _Throttled(f"HTTP 429{detail} (every worker pauses {pause:g}s)")
+        if status >= 500 and not is_query_limit(detail):
+            raise _TransientError(f"HTTP {status}{detail}", retry_after=retry_after(response))
+        self.guard.answered()
+        if is_query_limit(detail):
+            raise QueryLimitError(f"{what}: Cube refused a page (HTTP {status}{detail})")
         if status in (401, 403):
-            self._forget_token(call.tenant, call.tenant_id)
             refused = RefusedError(
-                f"{what}: Cube authentication failed (HTTP {status}{self._detail(response)}): "
+                f"{what}: Cube authentication failed (HTTP {status}{detail}): "
                 f"check {SECRET_SETTING} (the secret that signs the JWT) and {CLAIM_SETTING} "
                 f"(the claim that carries the tenant, now {self.tenant_claim!r})"
             )
-            with self._lock:  # checked once: later requests for this tenant are not sent
-                self._refused[call.tenant] = refused
-            raise refused
+            raise self._auth.refuse(call.tenant, refused)  # checked once per tenant
         if status == 404:
             raise RefusedError(
                 f"{what}: Cube answered HTTP 404 for {call.path}: check {URL_SETTING} "
                 f"(now {self.base_url!r})"
             )
         if status >= 400:
-            raise QueryRejectedError(
-                f"{what}: Cube rejected the query (HTTP {status}){self._detail(response)}"
-            )
+            raise QueryRejectedError(f"{what}: Cube rejected the query (HTTP {status}){detail}")
         try:
             answer = response.json()
         except ValueError:
@@ -326,20 +369,11 @@ class CubeSource:
             raise SourceError(f"{what}: malformed Cube answer: expected a JSON object")
         error = answer.get("error")
         if error is not None and error != CONTINUE_WAIT:
-            raise SourceError(f"{what}: Cube error: {self._redact(str(error))}")
+            text = self._redact(str(error))
+            if is_query_limit(text):
+                raise QueryLimitError(f"{what}: Cube refused a page: {text}")
+            raise SourceError(f"{what}: Cube error: {text}")
         return answer
-
-    def _detail(self, response: httpx.Response) -> str:
-        """Return ``": <Cube's error text>"`` for an error response (redacted, shortened)."""
-        try:
-            payload = response.json()
-        except ValueError:
-            text = response.text.strip()
-        else:
-            error = payload.get("error") if isinstance(payload, dict) else None
-            text = str(error) if error is not None else response.text.strip()
-        text = self._redact(" ".join(text.split()))[:_SNIPPET]
-        return f": {text}" if text else ""
 
     def _translate(self, exc: httpx.HTTPError, what: str) -> SourceError:
         """Map an httpx error to ours: timeouts and network failures are transient."""

@@ -1,4 +1,4 @@
-"""Cube's REST protocol: the query for one page, the rows of an answer, Retry-After."""
+"""Cube's REST protocol: the query for one page, the rows and members of an answer, errors."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from typing import Any
 import httpx
 
 from fulcrum_sync.domain import SourceError
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow
+from fulcrum_sync.secrets import redact
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+
+_SNIPPET = 200
 
 
 def build_query(request: FetchRequest, *, limit: int, offset: int = 0) -> dict[str, Any]:
-    """Return the Cube query for one page of ``request``: explicit limit, offset and order."""
+    """Return the Cube query for one page of ``request``: explicit limit, offset and order.
+
+    The tenant's filters (if any) go in ``filters``, as Cube's ``{member, operator, values}``.
+    """
     metric = request.metric
     query: dict[str, Any] = {
         "measures": [metric.measure],
@@ -32,6 +38,13 @@ def build_query(request: FetchRequest, *, limit: int, offset: int = 0) -> dict[s
     if request.dimension is not None:
         query["dimensions"] = [request.dimension.member]
         query["order"].append([request.dimension.member, "asc"])
+    if request.filters:
+        query["filters"] = [
+            {"member": f.member, "operator": f.operator, "values": list(f.values)}
+            if f.values
+            else {"member": f.member, "operator": f.operator}
+            for f in request.filters
+        ]
     return query
 
 
@@ -93,3 +106,33 @@ def retry_after(response: httpx.Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def parse_meta(body: dict[str, Any], what: str) -> SourceMetadata:
+    """Return every measure and dimension name of the cubes (and views) in a /meta answer."""
+    cubes = body.get("cubes")
+    if not isinstance(cubes, list):
+        raise SourceError(f"{what}: malformed Cube answer: no 'cubes' list")
+    measures: set[str] = set()
+    dimensions: set[str] = set()
+    for cube in cubes:
+        if not isinstance(cube, dict):
+            continue
+        for kind, names in (("measures", measures), ("dimensions", dimensions)):
+            for member in cube.get(kind) or ():
+                if isinstance(member, dict) and isinstance(member.get("name"), str):
+                    names.add(member["name"])
+    return SourceMetadata(frozenset(measures), frozenset(dimensions))
+
+
+def error_detail(response: httpx.Response) -> str:
+    """Return ``": <Cube's error text>"`` for an error response (redacted, shortened)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        text = response.text.strip()
+    else:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        text = str(error) if error is not None else response.text.strip()
+    text = redact(" ".join(text.split()))[:_SNIPPET]
+    return f": {text}" if text else ""

@@ -17,6 +17,7 @@ from itertools import compress
 import numpy as np
 
 from fulcrum_sync.catalog import Catalog, demo_catalog
+from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.sources.demo_model import (
     FloatArray,
@@ -124,6 +125,10 @@ class DemoSource:
                 dimensions.add(m.time_dimension)
                 dimensions.update(d.member for d in m.dimensions)
         return SourceMetadata(frozenset(measures), frozenset(dimensions))
+
+    def stats(self) -> SourceStats:
+        """Return zeros: the demo sends no requests."""
+        return SourceStats()
 
     def close(self) -> None:
         """Release nothing: the demo holds no connections."""

@@ -56,6 +56,7 @@ def save_catalog(
                     "active": tenant.active,
                     "cache_enabled": tenant.cache_enabled,
                     "pattern_settings": tenant.pattern_settings,
+                    "filters": [f.model_dump(mode="json") for f in tenant.filters],
                     "updated_at": now,
                 }
             )
@@ -125,6 +126,7 @@ def read_catalog(engine: Engine) -> Catalog:
                 active=row.active,
                 cache_enabled=row.cache_enabled,
                 pattern_settings=row.pattern_settings or {},
+                filters=tuple(row.filters or ()),
                 metrics=tuple(metrics.get(row.tenant_id, [])),
             )
             for row in conn.execute(select(t.tenants).order_by(t.tenants.c.identifier))

@@ -34,6 +34,7 @@ tenants = Table(
     Column("cache_enabled", Boolean, nullable=False, default=True),
     Column("pattern_settings", JSON, nullable=False, default=dict),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("filters", JSON, nullable=False, default=list, server_default="[]"),  # Cube filters
 )
 
 metric_definitions = Table(

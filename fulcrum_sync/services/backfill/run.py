@@ -49,7 +49,7 @@ from fulcrum_sync.services.runner import (
     map_workers,
     run_batch,
 )
-from fulcrum_sync.services.sync_context import sync_context
+from fulcrum_sync.services.sync_context import source_down_reason, sync_context
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import backfills
 from fulcrum_sync.store.runs import Claim
@@ -216,6 +216,9 @@ def _backfill_context(
                 res = sync_context(
                     rc.engine, source, ctx, stretch[-1], settings, run_id=rc.run_id, window=window
                 )
+            down = source_down_reason(source, res)
+            if down is not None:
+                rc.halt(down)  # the breaker's trial failed too: stop, release what is left
             progress.fetched(res)
             ok = res.status == "succeeded"
             if ok:

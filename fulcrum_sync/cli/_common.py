@@ -17,7 +17,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -29,7 +29,7 @@ from fulcrum_sync.domain import (
     FulcrumError,
     Grain,
     InputError,
-    check_history,
+    check_period,
     last_complete_period,
     parse_period,
 )
@@ -84,7 +84,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             from fulcrum_sync.secrets import redact
 
-            if _verbose():
+            if _verbose(args, kwargs):
                 _say(redact("".join(traceback.format_exception(exc))))
             _say(
                 redact(
@@ -103,8 +103,9 @@ def _say(text: str) -> None:
     stderr_console().print(text, markup=False, highlight=False)
 
 
-def _verbose() -> bool:
-    ctx = typer.get_current_context(silent=True)
+def _verbose(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether ``--verbose`` was given, from the command's typer.Context argument if any."""
+    ctx = next((a for a in (*args, *kwargs.values()) if hasattr(a, "find_root")), None)
     deps = ctx.find_root().obj if ctx is not None else None
     return bool(getattr(deps, "verbose", False))
 
@@ -189,10 +190,15 @@ def emit(
         log_event(logging.getLogger("fulcrum_sync.cli"), event, **fields())
 
 
-def resolve_period(grain: Grain, text: str | None, history_start: date) -> date:
-    """Parse ``--period`` (default: the last complete period); refuse one before history."""
-    period = parse_period(grain, text) if text else last_complete_period(grain)
-    check_history(grain, period, history_start)
+def resolve_period(
+    grain: Grain, text: str | None, history_start: date, now: datetime | None = None
+) -> date:
+    """Parse ``--period`` (default: the last complete one); refuse one not complete or too early.
+
+    :param now: the current time (``Settings.now()``: FULCRUM_SYNC_TODAY moves it).
+    """
+    period = parse_period(grain, text) if text is not None else last_complete_period(grain, now)
+    check_period(grain, period, history_start, now)
     return period
 
 

@@ -5,6 +5,7 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
 
     FulcrumError
     ├── InputError          bad usage or configuration (exit 2)
+    │   └── CatalogError    a catalog that does not validate (every problem listed)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
         ├── StoreError      the state database
@@ -19,6 +20,7 @@ from fulcrum_sync.domain.contexts import (
     sync_run_key,
 )
 from fulcrum_sync.domain.errors import (
+    CatalogError,
     DependencyError,
     FulcrumError,
     InputError,
@@ -33,6 +35,8 @@ from fulcrum_sync.domain.periods import (
     SyncType,
     Window,
     check_history,
+    check_not_after,
+    check_period,
     compute_window,
     format_period,
     iter_periods,
@@ -71,6 +75,7 @@ __all__ = [
     "BackfillRequest",
     "BackfillResult",
     "CacheLoadResult",
+    "CatalogError",
     "CatalogSaveResult",
     "ContextCacheResult",
     "ContextChanges",
@@ -99,6 +104,8 @@ __all__ = [
     "UpgradeResult",
     "Window",
     "check_history",
+    "check_not_after",
+    "check_period",
     "compute_window",
     "format_period",
     "iter_periods",

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
 from fulcrum_sync.domain import DiscoverResult, Grain
-from fulcrum_sync.services.catalog import ensure_catalog
+from fulcrum_sync.services.catalog import ensure_catalog, require_catalog
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import catalog as catalog_store
 from fulcrum_sync.store import contexts as contexts_store
@@ -24,9 +24,11 @@ def discover(
     """Store the catalog's active contexts (of ``grain``, or all) and report the changes.
 
     With ``check_source``, also ask the source's metadata whether every member exists.
+    Raises InputError on an empty catalog with a non-demo source.
     """
     loaded = ensure_catalog(engine, source_name, history_start)
     catalog = catalog_store.read_catalog(engine)
+    require_catalog(catalog, source_name)  # before deactivating every stored context
     desired: dict[contexts_store.ContextKey, str] = {}
     defs = cat.active_contexts(catalog, grain)
     for ctx in defs:

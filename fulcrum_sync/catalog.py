@@ -165,6 +165,8 @@ class Catalog(_Model):
 
 def _duplicates(values: list[Any]) -> list[str]:
     """The values that occur more than once, as sorted strings."""
+    if len(set(values)) == len(values):  # the usual case, without building a Counter
+        return []
     return sorted(str(v) for v, n in Counter(values).items() if n > 1)
 
 

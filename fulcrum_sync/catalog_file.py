@@ -8,6 +8,7 @@ nested too deeply, or too many values once YAML aliases are expanded ("billion l
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -95,19 +96,23 @@ def check_shape(data: Any, origin: str) -> None:
     """
     seen: dict[int, tuple[int, int]] = {}  # id(container) -> (values, height), aliases expanded
 
-    def measure(node: Any, level: int) -> tuple[int, int]:
-        if not isinstance(node, dict | list):
-            return 1, 0
+    def measure(node: dict[Any, Any] | list[Any], level: int) -> tuple[int, int]:
         known = seen.get(id(node))
         if known is None:
             if level > MAX_DEPTH:
                 _too_deep(origin)
-            children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
-            parts = [measure(child, level + 1) for child in children]
-            known = seen[id(node)] = (
-                1 + sum(n for n, _ in parts),
-                1 + max((h for _, h in parts), default=0),
-            )
+            values, height = 1, 1
+            children: Iterable[Any] = node
+            if isinstance(node, dict):
+                values += len(node)  # the keys: scalars (YAML refuses unhashable ones)
+                children = node.values()
+            for child in children:
+                if isinstance(child, dict | list):
+                    inner, deep = measure(child, level + 1)
+                    values, height = values + inner, max(height, deep + 1)
+                else:
+                    values += 1
+            known = seen[id(node)] = (values, height)
         values, height = known
         if level - 1 + height > MAX_DEPTH:  # a shared container reached at a deeper level
             _too_deep(origin)
@@ -118,7 +123,8 @@ def check_shape(data: Any, origin: str) -> None:
             )
         return known
 
-    measure(data, 1)
+    if isinstance(data, dict | list):
+        measure(data, 1)
 
 
 def _too_deep(origin: str) -> NoReturn:

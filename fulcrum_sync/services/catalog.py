@@ -79,6 +79,8 @@ def catalog_problems(catalog: cat.Catalog) -> list[str]:
 
 def pattern_problems(catalog: cat.Catalog) -> list[str]:
     """One line per unknown pattern name or tenant with invalid pattern settings."""
+    if not any(t.pattern_settings or any(m.patterns for m in t.metrics) for t in catalog.tenants):
+        return []  # nothing to check: spare the registry's import (pandas) on big catalogs
     from fulcrum_sync.patterns.registry import get_pattern, validate_pattern_settings
 
     problems = []

@@ -318,7 +318,7 @@ def test_resume_needs_no_grain_and_refuses_a_contradicting_one(cli_env: dict[str
         (["--no-patterns"], "--no-patterns (recorded: --patterns)"),
     ):
         line = _one_line(_run(cli_env, "backfill", "--resume", backfill_id, *extra))
-        assert shown in line and "contradicts backfill" in line
+        assert shown in line and "contradicts backfill" in line and "leave it out" in line
 
 
 def test_backfill_without_resume_still_needs_a_grain(cli_env: dict[str, str]) -> None:

@@ -140,9 +140,10 @@ def resumed_request(
         if value is not None and value != was
     ]
     if clashes:
+        verb, them = ("contradicts", "it") if len(clashes) == 1 else ("contradict", "them")
         raise InputError(
-            f"--resume {backfill_id}: {'; '.join(clashes)} contradicts backfill {rec.resume}; "
-            "leave it out: --resume takes the recorded range and filters"
+            f"--resume {backfill_id}: {'; '.join(clashes)} {verb} backfill {rec.resume}; "
+            f"leave {them} out: --resume takes the recorded range and filters"
         )
     return rec
 

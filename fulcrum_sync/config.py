@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -12,6 +12,8 @@ from sqlalchemy.engine import make_url
 from fulcrum_sync.domain import DEFAULT_LOOKBACK, Grain, InputError, SyncType
 
 DEFAULT_DATABASE_URL = "sqlite:///fulcrum_sync.db"
+# Dates a setting may name: every period, window and target horizon around them computes.
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(9000, 12, 31)
 
 
 class Settings(BaseSettings):
@@ -67,7 +69,20 @@ class Settings(BaseSettings):
         description="Rows per page; at most Cube's CUBEJS_DB_QUERY_LIMIT (halved when Cube "
         "refuses a page as over its limit).",
     )
-    history_start: date = Field(default=date(2025, 7, 1), description="First day of history.")
+    history_start: date = Field(
+        default=date(2025, 7, 1),
+        ge=EARLIEST_DATE,
+        le=LATEST_DATE,
+        description="First day of history.",
+    )
+    today: date | None = Field(
+        default=None,
+        ge=EARLIEST_DATE,
+        le=LATEST_DATE,
+        description="Pretend today (UTC) is this date, for tests and demos: it moves the last "
+        "complete period (the default --period and the latest one accepted) and status. "
+        "Unset: the clock.",
+    )
     lookback_day_full: int = Field(default=365, ge=1, description="Days fetched by a FULL sync.")
     lookback_day_incremental: int = Field(
         default=90, ge=1, description="Days re-fetched by an INCREMENTAL sync."
@@ -117,6 +132,12 @@ class Settings(BaseSettings):
             raise ValueError("not a valid SQLAlchemy database URL") from None
         return value
 
+    def now(self) -> datetime:
+        """The current time: midnight UTC of FULCRUM_SYNC_TODAY when set, else the clock."""
+        if self.today is not None:
+            return datetime.combine(self.today, time.min, UTC)
+        return datetime.now(UTC)
+
     @property
     def lookback(self) -> dict[Grain, dict[SyncType, int]]:
         """The lookback table, in periods of each grain."""
@@ -139,6 +160,22 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
+
+
+def check_database_choice(settings: Settings) -> None:
+    """Refuse the default SQLite file for a non-demo source (InputError saying what to set).
+
+    A production job must name its state database: on the default it would report success
+    on a throw-away file. "Not set" is told from "set to the default" by pydantic's
+    ``model_fields_set`` (the environment and ``.env`` both count as set).
+    """
+    if settings.source == "demo" or "database_url" in settings.model_fields_set:
+        return
+    raise InputError(
+        f"FULCRUM_SYNC_SOURCE={settings.source} needs FULCRUM_SYNC_DATABASE_URL (the state "
+        "database, e.g. postgresql+psycopg://user@host/db); to keep the state in a SQLite "
+        f"file on purpose, set FULCRUM_SYNC_DATABASE_URL={DEFAULT_DATABASE_URL}"
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -63,7 +63,8 @@ def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
 
     :param value: the secret; ``SecretStr``/``SecretBytes`` are unwrapped. Empty values
         and values shorter than ``MIN_SECRET_LENGTH`` are ignored. For a URL with a
-        password (a database URL) the password alone is registered as well.
+        password (a database URL) the password alone is registered as well; a URL without
+        one (``sqlite:///fulcrum_sync.db``) is no secret and is not registered.
     """
     if value is None:
         return
@@ -72,9 +73,9 @@ def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
     elif isinstance(value, SecretBytes):
         value = value.get_secret_value().decode("utf-8", errors="replace")
     candidates = {value, value.strip()}
-    password = _url_password(value)
-    if password:
-        candidates |= {password, unquote(password)}
+    if "://" in value:  # a URL holds a secret only if it carries a password
+        password = _url_password(value)
+        candidates = candidates | {password, unquote(password)} if password else set()
     forms = {form for c in candidates for form in (c, quote(c, safe=""), quote_plus(c))}
     new = {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
     if not new - _secrets:

@@ -17,7 +17,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
@@ -29,7 +29,7 @@ from fulcrum_sync.domain import (
     FulcrumError,
     Grain,
     InputError,
-    check_history,
+    check_period,
     last_complete_period,
     parse_period,
 )
@@ -105,12 +105,17 @@ def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context | N
 
 
 def _fail(ctx: typer.Context | None, line: str, code: int) -> NoReturn:
-    """Say why the command failed (and log it as an error event in JSON mode); exit."""
+    """Say in one line on stderr why the command failed, and exit.
+
+    A job writing JSON log lines to stdout (a pod) that failed for a reason other than bad
+    usage (a dependency down, an internal error) also says it as one ``error`` event there,
+    so the alert on ``level="error"`` fires.
+    """
     from fulcrum_sync.logs import json_logging_to_stdout, log_event
     from fulcrum_sync.secrets import redact
 
     line = redact(line)
-    if json_logging_to_stdout():  # a pod's JSON log stream gets the failure as an event too
+    if code != EXIT_USAGE and json_logging_to_stdout():
         command = ctx.command_path.split(" ", 1)[-1] if ctx else "command"
         log = logging.getLogger("fulcrum_sync.cli")
         log_event(log, f"{command} failed", logging.ERROR, error=line, exit_code=code)
@@ -213,10 +218,15 @@ def emit(
         log_event(logging.getLogger("fulcrum_sync.cli"), event, level, **values)
 
 
-def resolve_period(grain: Grain, text: str | None, history_start: date) -> date:
-    """Parse ``--period`` (default: the last complete period); refuse one before history."""
-    period = parse_period(grain, text) if text else last_complete_period(grain)
-    check_history(grain, period, history_start)
+def resolve_period(
+    grain: Grain, text: str | None, history_start: date, now: datetime | None = None
+) -> date:
+    """Parse ``--period`` (default: the last complete one); refuse one not complete or too early.
+
+    :param now: the current time (``Settings.now()``: FULCRUM_SYNC_TODAY moves it).
+    """
+    period = parse_period(grain, text) if text is not None else last_complete_period(grain, now)
+    check_period(grain, period, history_start, now)
     return period
 
 

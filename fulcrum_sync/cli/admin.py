@@ -21,11 +21,22 @@ db_app = typer.Typer(help="Manage the state database schema.", no_args_is_help=T
 def catalog_load(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Catalog YAML file.", dir_okay=False)],
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Load a catalog without tenants (it deactivates every metric). "
+            "Refused without this.",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Validate a catalog YAML file and make it the stored catalog (replacing the old one).
 
-    Metrics missing from the file stop being discovered; their stored data stays.
+    Metrics missing from the file stop being discovered; their stored data stays. Every
+    problem is listed with its field path, and nothing is written: bad YAML or encoding,
+    missing or out-of-range fields, unknown patterns, two contexts that would share a
+    cache table, or no tenants at all (unless --allow-empty).
 
     Example: fulcrum-sync catalog load catalog.yaml
     """
@@ -35,7 +46,7 @@ def catalog_load(
 
     output = begin(ctx, json_out=json_out)
     deps = deps_of(ctx)
-    parsed = svc.read_catalog_file(file)  # validate before touching the database
+    parsed = svc.read_catalog_file(file, allow_empty=allow_empty)  # before the database
     result = svc.save_catalog(deps.get_engine(), parsed, deps.get_settings().history_start)
     if output is Output.JSON:
         print_json(result)

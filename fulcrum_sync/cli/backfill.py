@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from fulcrum_sync.cli._common import (
+    GRAIN_METAVAR,
     ForceOption,
-    GrainOption,
     JsonOption,
     LogFormatOption,
     MetricOption,
@@ -20,15 +21,25 @@ from fulcrum_sync.cli._common import (
     emit,
     finish,
     handle_errors,
+    parse_grain,
     stop_on_sigterm,
 )
-from fulcrum_sync.domain import BackfillRequest, Grain, InputError, parse_period
+from fulcrum_sync.domain import BackfillRequest, InputError, parse_period
 
 
 @handle_errors
 def backfill(
     ctx: typer.Context,
-    grain: GrainOption,
+    grain: Annotated[
+        str | None,
+        typer.Option(
+            "--grain",
+            "-g",
+            metavar=GRAIN_METAVAR,
+            help="day, week or month (aliases: daily, weekly, monthly). Not needed with "
+            "--resume, which takes the recorded one.",
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -46,8 +57,11 @@ def backfill(
     tenant: TenantOption = None,
     metric: MetricOption = None,
     patterns: Annotated[
-        bool, typer.Option("--patterns/--no-patterns", help="Run patterns for every period.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--patterns/--no-patterns", help="Run patterns for every period (default: yes)."
+        ),
+    ] = None,
     workers: WorkersOption = None,
     shard: Annotated[
         str | None,
@@ -63,7 +77,8 @@ def backfill(
         typer.Option(
             "--resume",
             metavar="ID",
-            help="Resume the backfill with this id; does only what is left.",
+            help="Resume the backfill with this id; does only what is left. Its grain, range "
+            "and filters come from the record: options that contradict them are refused.",
         ),
     ] = None,
     force: ForceOption = False,
@@ -87,25 +102,41 @@ def backfill(
     output = begin(ctx, log_format, json_out=json_out, job=True)
     deps = deps_of(ctx)
     settings = deps.get_settings()
-    grain_value = Grain.parse(grain)
-    if resume is None and (start is None or end is None):
-        raise InputError("backfill needs --start and --end (or --resume ID)")
-    request = BackfillRequest(
-        grain=grain_value,
-        start=parse_period(grain_value, start) if start else settings.history_start,
-        end=parse_period(grain_value, end) if end else settings.history_start,
-        tenant=tenant,
-        metric=metric,
-        patterns=patterns,
-        workers=workers or settings.workers,
-        shard=svc.parse_shard(shard, shard_count=settings.shard_count),
-        resume=resume,
-        force=force,
-        dry_run=dry_run,
-    )
+    grain_value = parse_grain(grain)
+    n_workers = workers or settings.workers
+    shard_of = svc.parse_shard(shard, shard_count=settings.shard_count)
     if resume is None:
-        request.validate(settings.history_start)  # before touching the database
-    engine = deps.get_engine(workers=request.workers, pooled=True)
+        if grain_value is None:
+            raise InputError("missing --grain: backfill needs --grain day, week or month")
+        if start is None or end is None:
+            raise InputError("backfill needs --start and --end (or --resume ID)")
+        request = BackfillRequest(
+            grain=grain_value,
+            start=parse_period(grain_value, start),
+            end=parse_period(grain_value, end),
+            tenant=tenant,
+            metric=metric,
+            patterns=True if patterns is None else patterns,
+            workers=n_workers,
+            shard=shard_of,
+            force=force,
+            dry_run=dry_run,
+        )
+        request.validate(settings.history_start, settings.now())  # before touching the database
+        engine = deps.get_engine(workers=n_workers, pooled=True)
+    else:
+        engine = deps.get_engine(workers=n_workers, pooled=True)
+        recorded = svc.resumed_request(
+            engine,
+            resume,
+            grain=grain_value,
+            start=start,
+            end=end,
+            tenant=tenant,
+            metric=metric,
+            patterns=patterns,
+        )
+        request = replace(recorded, workers=n_workers, shard=shard_of, force=force, dry_run=dry_run)
     if dry_run:
         plan = svc.make_plan(engine, settings, request).plan
         if output is Output.TABLE:

@@ -24,7 +24,13 @@ from fulcrum_sync.cli._common import (
     resolve_period,
     stop_on_sigterm,
 )
-from fulcrum_sync.domain import Grain, InputError, MetricContext, PatternsRequest, parse_period
+from fulcrum_sync.domain import (
+    Grain,
+    InputError,
+    MetricContext,
+    PatternsRequest,
+    last_complete_period,
+)
 
 patterns_app = typer.Typer(invoke_without_command=True)
 
@@ -76,7 +82,7 @@ def patterns(
     grain_value = Grain.parse(grain)
     request = PatternsRequest(
         grain=grain_value,
-        period=resolve_period(grain_value, period, settings.history_start),
+        period=resolve_period(grain_value, period, settings.history_start, settings.now()),
         tenant=tenant,
         metric=metric,
         pattern=pattern,
@@ -155,9 +161,15 @@ def patterns_show(
 
     MetricContext.from_string(context)  # validate before touching the database
     grain_value = Grain.parse(grain)
-    wanted = parse_period(grain_value, period) if period else None
     output = begin(ctx, json_out=json_out)
-    rows = svc.show(deps_of(ctx).get_engine(), context, grain_value, wanted)
+    deps = deps_of(ctx)
+    settings = deps.get_settings()
+    now = settings.now()
+    wanted = None
+    if period is not None:
+        wanted = resolve_period(grain_value, period, settings.history_start, now)
+    latest = last_complete_period(grain_value, now)
+    rows = svc.show(deps.get_engine(), context, grain_value, wanted, latest)
     if output is Output.JSON:
         print_json(rows)
     else:

@@ -38,7 +38,8 @@ def status(
     from fulcrum_sync.services import status as svc
 
     output = begin(ctx, json_out=json_out)
-    report = svc.status(deps_of(ctx).get_engine(), parse_grain(grain))
+    deps = deps_of(ctx)
+    report = svc.status(deps.get_engine(), parse_grain(grain), now=deps.get_settings().now())
     if output is Output.JSON:
         print_json(report)
     else:
@@ -53,7 +54,10 @@ runs_app = typer.Typer(invoke_without_command=True)
 @handle_errors
 def runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", "-n", min=1, max=10_000, help="How many runs (at most 10,000)."),
+    ] = 20,
     command: Annotated[
         str | None,
         typer.Option("--command", "-c", metavar="COMMAND", help="Only runs of this command."),

@@ -36,7 +36,12 @@ def sync(
     tenant: TenantOption = None,
     metric: MetricOption = None,
     force_full: Annotated[
-        bool, typer.Option("--force-full", help="FULL sync every series (re-fetch history).")
+        bool,
+        typer.Option(
+            "--force-full",
+            help="FULL sync every series (re-fetch history); implies --force, so periods "
+            "already done are synced again.",
+        ),
     ] = False,
     force: ForceOption = False,
     workers: WorkersOption = None,
@@ -67,11 +72,11 @@ def sync(
     grain_value = Grain.parse(grain)
     request = SyncRequest(
         grain=grain_value,
-        period=resolve_period(grain_value, period, settings.history_start),
+        period=resolve_period(grain_value, period, settings.history_start, settings.now()),
         tenant=tenant,
         metric=metric,
         force_full=force_full,
-        force=force,
+        force=force or force_full,  # a FULL re-fetch of a period already done is the point
         workers=workers or settings.workers,
         dry_run=dry_run,
         run_patterns=not no_patterns,

@@ -5,7 +5,8 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
 
     FulcrumError
     ├── InputError          bad usage or configuration (exit 2)
-    │   └── RefusedError    the source refused our credentials or address (exit 2)
+    │   ├── RefusedError    the source refused our credentials or address (exit 2)
+    │   └── CatalogError    a catalog that does not validate (every problem listed)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
         │   ├── QueryRejectedError  one query refused: that series fails (exit 1)
@@ -22,6 +23,7 @@ from fulcrum_sync.domain.contexts import (
     sync_run_key,
 )
 from fulcrum_sync.domain.errors import (
+    CatalogError,
     DependencyError,
     FulcrumError,
     InputError,
@@ -40,6 +42,8 @@ from fulcrum_sync.domain.periods import (
     SyncType,
     Window,
     check_history,
+    check_not_after,
+    check_period,
     compute_window,
     format_period,
     iter_periods,
@@ -105,6 +109,7 @@ __all__ = [
     "BackfillResult",
     "CacheLoadResult",
     "CacheState",
+    "CatalogError",
     "CatalogSaveResult",
     "ContextCacheResult",
     "ContextChanges",
@@ -150,6 +155,8 @@ __all__ = [
     "UpgradeResult",
     "Window",
     "check_history",
+    "check_not_after",
+    "check_period",
     "compute_window",
     "format_period",
     "is_outage",

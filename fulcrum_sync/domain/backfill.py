@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from fulcrum_sync.domain.contexts import MetricContext
 from fulcrum_sync.domain.errors import InputError
-from fulcrum_sync.domain.periods import Grain, check_history
+from fulcrum_sync.domain.periods import Grain, check_history, check_not_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +26,16 @@ class BackfillRequest:
     force: bool = False
     dry_run: bool = False
 
-    def validate(self, history_start: date) -> None:
-        """Refuse an empty range or one that starts before the history start."""
+    def validate(self, history_start: date, now: datetime | None = None) -> None:
+        """Refuse an empty range, an end after the last complete period, a start before history.
+
+        :param now: the current time for "last complete" (default: the clock).
+        """
         if self.start > self.end:
             raise InputError(
                 f"--start {self.start.isoformat()} is after --end {self.end.isoformat()}"
             )
+        check_not_after(self.grain, self.end, now, what="--end")
         check_history(self.grain, self.start, history_start, what="--start")
 
 

@@ -5,8 +5,10 @@
     FulcrumError
     ├── InputError            bad usage or configuration: unknown grain, tenant, metric,
     │   │                     period; bad flags or files                          (exit 2)
-    │   └── RefusedError      the source refused our credentials or address (HTTP 401,
-    │                         403, 404): checked once, never retried              (exit 2)
+    │   ├── RefusedError      the source refused our credentials or address (HTTP 401,
+    │   │                     403, 404): checked once, never retried              (exit 2)
+    │   └── CatalogError      a catalog that does not validate: every problem, each with
+    │                         its field path                                      (exit 2)
     └── DependencyError       something we depend on failed                        (exit 3
         ├── SourceError       the semantic layer (Cube) or the demo generator       when nothing
         │   ├── QueryRejectedError  one query refused (HTTP 400, an unknown member): could be
@@ -24,6 +26,8 @@ outcome is ``partial`` (exit 1). The CLI maps both to exit codes in one function
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class FulcrumError(Exception):
     """Base of every error fulcrum-sync raises on purpose."""
@@ -35,6 +39,23 @@ class InputError(FulcrumError):
 
 class RefusedError(InputError):
     """The source refused our credentials or address: a setting is wrong (exit code 2)."""
+
+
+class CatalogError(InputError):
+    """A catalog that does not validate; ``problems`` holds every one (``field.path: what``).
+
+    Its message is one line: the first ``shown`` problems joined by ``; ``, then how many more.
+    """
+
+    def __init__(self, origin: str, problems: Sequence[str], shown: int = 20) -> None:
+        self.origin = origin
+        self.problems = list(problems)
+        listed = "; ".join(self.problems[:shown])
+        if len(self.problems) > 1:
+            listed = f"{len(self.problems)} problems: {listed}"
+        if len(self.problems) > shown:
+            listed += f" (and {len(self.problems) - shown} more)"
+        super().__init__(f"invalid catalog {origin}: {listed}")
 
 
 class DependencyError(FulcrumError):

@@ -48,9 +48,11 @@ DEFAULT_LOOKBACK: dict[Grain, dict[SyncType, int]] = {
 
 # --------------------------------------------------------------------------- periods
 
-_WEEK_RE = re.compile(r"^(\d{4})-W(\d{1,2})$", re.IGNORECASE)
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only (``\d`` alone would take any script's digits), whole string (``\Z``: no
+# trailing newline slips through as ``$`` would let it).
+_WEEK_RE = re.compile(r"(\d{4})-W(\d{1,2})\Z", re.IGNORECASE | re.ASCII)
+_MONTH_RE = re.compile(r"(\d{4})-(\d{1,2})\Z", re.ASCII)
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 
 
 def period_start(grain: Grain, day: date) -> date:
@@ -131,7 +133,10 @@ def iter_periods(grain: Grain, start: date, end: date) -> Iterator[date]:
 
 
 def last_complete_period(grain: Grain, now: datetime | None = None) -> date:
-    """Return the start of the last period of ``grain`` that ended before ``now`` (UTC)."""
+    """Return the start of the last period of ``grain`` that ended before ``now`` (UTC).
+
+    :param now: the current time (default: the clock); naive means UTC.
+    """
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date() if now.tzinfo else now.date()
     return shift_period(grain, period_start(grain, today), -1)
@@ -170,7 +175,10 @@ def compute_window(
     The window never starts before the period containing ``history_start``.
     """
     periods = (lookback or DEFAULT_LOOKBACK)[grain][sync_type]
-    start = shift_period(grain, period, -(periods - 1))
+    try:
+        start = shift_period(grain, period, -(periods - 1))
+    except (OverflowError, ValueError):  # a lookback longer than the calendar
+        start = date.min
     start = max(start, period_start(grain, history_start))
     return Window(start, period_end(grain, period))
 
@@ -184,3 +192,32 @@ def check_history(grain: Grain, period: date, history_start: date, what: str = "
             f"{history_start.isoformat()} (first {grain.value} period {first.isoformat()}; "
             "FULCRUM_SYNC_HISTORY_START)"
         )
+
+
+def check_not_after(
+    grain: Grain, period: date, now: datetime | None = None, what: str = "period"
+) -> None:
+    """Refuse a period after the last complete one (InputError names it): no invented future.
+
+    :param now: the current time (default: the clock; FULCRUM_SYNC_TODAY moves it).
+    """
+    now = now or datetime.now(UTC)
+    last = last_complete_period(grain, now)
+    if period > last:
+        today = now.astimezone(UTC).date() if now.tzinfo else now.date()
+        raise InputError(
+            f"{what} {format_period(grain, period)} is not over yet: the last complete "
+            f"{grain.value} is {format_period(grain, last)} (today is {today.isoformat()} UTC)"
+        )
+
+
+def check_period(
+    grain: Grain,
+    period: date,
+    history_start: date,
+    now: datetime | None = None,
+    what: str = "period",
+) -> None:
+    """Refuse a period after the last complete one or before the history start."""
+    check_not_after(grain, period, now, what)
+    check_history(grain, period, history_start, what)

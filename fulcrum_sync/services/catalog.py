@@ -9,30 +9,46 @@ from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
 from fulcrum_sync.domain import (
+    CatalogError,
     CatalogSaveResult,
     InputError,
     iter_periods,
     parse_period,
     shift_period,
 )
+from fulcrum_sync.sinks.identifiers import cache_table_name, collisions
 from fulcrum_sync.store import catalog as catalog_store
 
 TARGET_HORIZON_YEARS = 2  # constant targets are expanded this far past today
 
 
-def read_catalog_file(path: Path) -> cat.Catalog:
-    """Read and validate a catalog YAML file; raise InputError naming the file and problem."""
-    return cat.read_catalog(path)
+def read_catalog_file(path: Path, *, allow_empty: bool = True) -> cat.Catalog:
+    """Read and validate a catalog YAML file, every check a load makes, writing nothing.
+
+    Raises InputError naming the file and the problem: unreadable, not UTF-8, bad YAML, or
+    CatalogError listing every problem with its field path (schema first; once that passes,
+    unknown patterns, bad pattern settings and contexts that would share a cache table).
+    With ``allow_empty`` False, a catalog without tenants is refused too.
+    """
+    catalog = cat.read_catalog(path)
+    problems = catalog_problems(catalog)
+    if problems:
+        raise CatalogError(str(path), problems, cat.MAX_PROBLEMS_SHOWN)
+    if not allow_empty and not catalog.tenants:
+        raise InputError(
+            f"catalog {path} has no tenants: loading it would deactivate every metric; "
+            "pass --allow-empty to do that on purpose"
+        )
+    return catalog
 
 
 def validate_catalog_file(path: Path) -> cat.Catalog:
     """Validate the catalog YAML at ``path`` as ``catalog load`` would; write nothing.
 
-    Raises InputError naming the file and every problem found.
+    Raises InputError naming the file and every problem found (an empty catalog too, as
+    ``catalog load`` without ``--allow-empty`` would).
     """
-    catalog = read_catalog_file(path)
-    check_patterns(catalog)
-    return catalog
+    return read_catalog_file(path, allow_empty=False)
 
 
 def export_catalog(engine: Engine) -> str:
@@ -40,12 +56,16 @@ def export_catalog(engine: Engine) -> str:
     return cat.dump_catalog(catalog_store.read_catalog(engine))
 
 
-def load_catalog_file(engine: Engine, path: Path, history_start: date) -> CatalogSaveResult:
+def load_catalog_file(
+    engine: Engine, path: Path, history_start: date, *, allow_empty: bool = False
+) -> CatalogSaveResult:
     """Validate the catalog YAML at ``path`` and make it the stored catalog.
 
-    Raises InputError (bad YAML or a missing field, nothing written) or StoreError.
+    Raises InputError (bad YAML, a missing field, an empty catalog unless ``allow_empty``:
+    nothing written) or StoreError.
     """
-    return save_catalog(engine, cat.read_catalog(path), history_start)
+    catalog = read_catalog_file(path, allow_empty=allow_empty)
+    return save_catalog(engine, catalog, history_start)
 
 
 def save_catalog(engine: Engine, catalog: cat.Catalog, history_start: date) -> CatalogSaveResult:
@@ -61,16 +81,49 @@ def save_catalog(engine: Engine, catalog: cat.Catalog, history_start: date) -> C
 
 def check_patterns(catalog: cat.Catalog) -> None:
     """Refuse unknown pattern names and invalid per-tenant pattern settings."""
+    problems = pattern_problems(catalog)
+    if problems:
+        raise InputError(f"invalid catalog: {problems[0]}")
+
+
+def catalog_problems(catalog: cat.Catalog) -> list[str]:
+    """Every problem the schema cannot see: patterns, pattern settings, shared cache tables."""
+    return [*pattern_problems(catalog), *cache_table_problems(catalog)]
+
+
+def pattern_problems(catalog: cat.Catalog) -> list[str]:
+    """One line per unknown pattern name or tenant with invalid pattern settings."""
+    if not any(t.pattern_settings or any(m.patterns for m in t.metrics) for t in catalog.tenants):
+        return []  # nothing to check: spare the registry's import (pandas) on big catalogs
     from fulcrum_sync.patterns.registry import get_pattern, validate_pattern_settings
 
+    problems = []
     for tenant in catalog.tenants:
         try:
             validate_pattern_settings(tenant.pattern_settings)
-            for metric in tenant.metrics:
-                for name in metric.patterns:
-                    get_pattern(name)
         except InputError as exc:
-            raise InputError(f"invalid catalog: tenant {tenant.identifier}: {exc}") from None
+            problems.append(f"tenant {tenant.identifier}: {exc}")
+        for metric in tenant.metrics:
+            for name in metric.patterns:
+                try:
+                    get_pattern(name)
+                except InputError as exc:
+                    problems.append(f"tenant {tenant.identifier}: {exc}")
+    return problems
+
+
+def cache_table_problems(catalog: cat.Catalog) -> list[str]:
+    """One line per cache table that two contexts of the catalog would share.
+
+    Every tenant and metric counts, active or not, so switching one on later cannot clash.
+    """
+    names = (
+        (f"{t.identifier}::{m.metric_id}", cache_table_name(t.identifier, m.metric_id, grain))
+        for t in catalog.tenants
+        for m in t.metrics
+        for grain in m.grains
+    )
+    return collisions(names)
 
 
 def expand_targets(
@@ -93,6 +146,18 @@ def expand_targets(
                     for p, v in sorted(periods.items())
                 )
     return rows
+
+
+def require_catalog(catalog: cat.Catalog, source_name: str) -> None:
+    """Refuse a job on an empty catalog (InputError saying how to load one).
+
+    The demo source is exempt: an empty catalog there gets the demo catalog on discovery.
+    """
+    if not catalog.tenants and source_name != "demo":
+        raise InputError(
+            f"the catalog is empty (FULCRUM_SYNC_SOURCE={source_name}): load one with "
+            "`fulcrum-sync catalog load FILE`"
+        )
 
 
 def ensure_catalog(engine: Engine, source_name: str, history_start: date) -> bool:

@@ -44,11 +44,15 @@ class Deps:
     def get_engine(self, workers: int = 1, *, pooled: bool = False) -> Engine:
         """Return the state database engine (schema created or migrated on first use).
 
+        Raises InputError when a non-demo source would use the default SQLite file.
+
         :param pooled: keep connections open between transactions (jobs doing many).
         """
         if self.engine is None:
+            from fulcrum_sync.config import check_database_choice
             from fulcrum_sync.store.engine import open_engine
 
+            check_database_choice(self.get_settings())
             url = self.get_settings().database_url.get_secret_value()
             self.engine = open_engine(url, workers=workers, pooled=pooled)
             self._owned.append(self.engine)

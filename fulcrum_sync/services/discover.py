@@ -18,7 +18,7 @@ from fulcrum_sync.domain import (
     shift_period,
 )
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.services.catalog import ensure_catalog
+from fulcrum_sync.services.catalog import ensure_catalog, require_catalog
 from fulcrum_sync.sources.base import FetchRequest, Source
 from fulcrum_sync.store import catalog as catalog_store
 from fulcrum_sync.store import contexts as contexts_store
@@ -39,10 +39,12 @@ def discover(
     """Store the catalog's active contexts (of ``grain``, or all) and report the changes.
 
     With ``check_source``, also ask the source's metadata whether every member exists, and
-    probe whether the source keeps tenants apart (:func:`check_isolation`).
+    probe whether the source keeps tenants apart (:func:`check_isolation`). Raises
+    InputError on an empty catalog with a non-demo source.
     """
     loaded = ensure_catalog(engine, source_name, history_start)
     catalog = catalog_store.read_catalog(engine)
+    require_catalog(catalog, source_name)  # before deactivating every stored context
     desired: dict[contexts_store.ContextKey, str] = {}
     defs = cat.active_contexts(catalog, grain)
     for ctx in defs:

@@ -231,8 +231,17 @@ def _log_context(run_id: str, request: PatternsRequest, res: ContextResult) -> N
     )
 
 
-def show(engine: Engine, context: str, grain: Grain, period: date | None) -> list[dict[str, Any]]:
-    """Return a context's stored pattern results; raise InputError for an unknown context."""
+def show(
+    engine: Engine,
+    context: str,
+    grain: Grain,
+    period: date | None,
+    latest: date | None = None,
+) -> list[dict[str, Any]]:
+    """Return a context's stored pattern results; raise InputError for an unknown context.
+
+    :param period: the analysis period; None: the latest stored one not after ``latest``.
+    """
     mctx = MetricContext.from_string(context)
     catalog = read_catalog(engine)
     tenant = find_tenant(catalog, mctx.tenant)
@@ -241,4 +250,6 @@ def show(engine: Engine, context: str, grain: Grain, period: date | None) -> lis
         raise InputError(
             f"unknown metric {mctx.metric!r} for tenant {mctx.tenant}: known metrics are {known}"
         )
-    return pattern_data.read_results(engine, tenant.tenant_id, mctx.metric, grain.value, period)
+    return pattern_data.read_results(
+        engine, tenant.tenant_id, mctx.metric, grain.value, period, not_after=latest
+    )

@@ -82,21 +82,28 @@ def quote(name: str, what: str = "identifier") -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_collisions(names: Iterable[tuple[str, str]], only: set[str] | None = None) -> None:
-    """Raise InputError when two contexts map to one table; ``names`` is (context, table).
+def collisions(names: Iterable[tuple[str, str]], only: set[str] | None = None) -> list[str]:
+    """Return one message per table that two or more contexts would share.
 
-    Table names compare case-insensitively. With ``only``, just clashes that involve one of
-    those contexts count (the others are refused when they are loaded themselves).
+    ``names`` holds (context, table) pairs; table names compare case-insensitively. With
+    ``only``, just clashes that involve one of those contexts count (the others are refused
+    when they are loaded themselves).
     """
     groups: dict[str, list[str]] = {}
     for context, table in names:
-        groups.setdefault(table.upper(), [])
-        if context not in groups[table.upper()]:
-            groups[table.upper()].append(context)
-    for table, contexts in groups.items():
-        if len(contexts) > 1 and (only is None or only.intersection(contexts)):
-            both = " and ".join(sorted(contexts))
-            raise InputError(
-                f"contexts {both} would share the cache table {table}: "
-                "rename a tenant identifier or metric id"
-            )
+        members = groups.setdefault(table.upper(), [])
+        if context not in members:
+            members.append(context)
+    return [
+        f"contexts {' and '.join(sorted(contexts))} would share the cache table {table}: "
+        "rename a tenant identifier or metric id"
+        for table, contexts in groups.items()
+        if len(contexts) > 1 and (only is None or only.intersection(contexts))
+    ]
+
+
+def check_collisions(names: Iterable[tuple[str, str]], only: set[str] | None = None) -> None:
+    """Raise InputError when two contexts map to one table (see :func:`collisions`)."""
+    found = collisions(names, only)
+    if found:
+        raise InputError(found[0])

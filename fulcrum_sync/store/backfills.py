@@ -81,11 +81,15 @@ def save_backfill(
 @reconnecting
 def get_backfill(engine: Engine, backfill_id: str) -> BackfillRecord:
     """Return a backfill by id (a unique prefix works); raise InputError if unknown."""
+    if not backfill_id.strip():
+        raise InputError("empty backfill id: see `fulcrum-sync status` for backfill ids")
     b = t.backfills.c
+    # A prefix is matched literally: "%" and "_" in it are not wildcards.
+    prefix = backfill_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     with translate_errors(engine, "read backfills from"), engine.connect() as conn:
         rows = conn.execute(
             select(t.backfills).where(
-                or_(b.backfill_id == backfill_id, b.backfill_id.like(f"{backfill_id}%"))
+                or_(b.backfill_id == backfill_id, b.backfill_id.like(f"{prefix}%", escape="\\"))
             )
         ).all()
     if len(rows) != 1:

@@ -118,19 +118,25 @@ def read_catalog(engine: Engine) -> Catalog:
                     f"is invalid: {exc.errors()[0]['msg']}; load the catalog again"
                 ) from None
             metrics.setdefault(row.tenant_id, []).append(metric)
-        tenants = [
-            TenantDef(
-                tenant_id=row.tenant_id,
-                identifier=row.identifier,
-                name=row.name,
-                active=row.active,
-                cache_enabled=row.cache_enabled,
-                pattern_settings=row.pattern_settings or {},
-                filters=tuple(row.filters or ()),
-                metrics=tuple(metrics.get(row.tenant_id, [])),
-            )
-            for row in conn.execute(select(t.tenants).order_by(t.tenants.c.identifier))
-        ]
+        tenants = []
+        for row in conn.execute(select(t.tenants).order_by(t.tenants.c.identifier)):
+            try:
+                tenant = TenantDef(
+                    tenant_id=row.tenant_id,
+                    identifier=row.identifier,
+                    name=row.name,
+                    active=row.active,
+                    cache_enabled=row.cache_enabled,
+                    pattern_settings=row.pattern_settings or {},
+                    filters=tuple(row.filters or ()),
+                    metrics=tuple(metrics.get(row.tenant_id, [])),
+                )
+            except ValidationError as exc:  # stored before today's limits (a 300-letter name)
+                raise StoreError(
+                    f"stored tenant {row.identifier!r} ({row.tenant_id}) is invalid: "
+                    f"{exc.errors()[0]['msg']}; load the catalog again"
+                ) from None
+            tenants.append(tenant)
     return Catalog(tenants=tuple(tenants))
 
 

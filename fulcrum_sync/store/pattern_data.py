@@ -124,16 +124,25 @@ def save_result(
 
 @reconnecting
 def read_results(
-    engine: Engine, tenant_id: int, metric_id: str, grain: str, period: date | None
+    engine: Engine,
+    tenant_id: int,
+    metric_id: str,
+    grain: str,
+    period: date | None,
+    not_after: date | None = None,
 ) -> list[dict[str, Any]]:
-    """Return a context's stored results for ``period`` (default: its latest analysed one)."""
+    """Return a context's stored results for ``period`` (default: its latest analysed one).
+
+    :param not_after: with ``period`` None, take the latest analysed period on or before it.
+    """
     p = t.pattern_results.c
     where = and_(p.tenant_id == tenant_id, p.metric_id == metric_id, p.grain == grain)
     with translate_errors(engine, "read pattern results from"), engine.connect() as conn:
         if period is None:
-            period = conn.execute(
-                select(p.analysis_period).where(where).order_by(p.analysis_period.desc()).limit(1)
-            ).scalar()
+            latest = select(p.analysis_period).where(where)
+            if not_after is not None:
+                latest = latest.where(p.analysis_period <= not_after)
+            period = conn.execute(latest.order_by(p.analysis_period.desc()).limit(1)).scalar()
             if period is None:
                 return []
         rows = (

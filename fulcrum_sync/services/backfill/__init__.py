@@ -10,7 +10,16 @@ from fulcrum_sync.services.backfill.plan import (
     backfill_id,
     make_plan,
     parse_shard,
+    resumed_request,
 )
 from fulcrum_sync.services.backfill.run import run
 
-__all__ = ["BackfillRequest", "Planned", "backfill_id", "make_plan", "parse_shard", "run"]
+__all__ = [
+    "BackfillRequest",
+    "Planned",
+    "backfill_id",
+    "make_plan",
+    "parse_shard",
+    "resumed_request",
+    "run",
+]

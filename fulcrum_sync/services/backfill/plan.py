@@ -23,7 +23,9 @@ from fulcrum_sync.domain import (
     Grain,
     InputError,
     SyncType,
+    format_period,
     iter_periods,
+    parse_period,
     shift_period,
 )
 from fulcrum_sync.services.keys import pattern_jobs, sync_item
@@ -90,18 +92,74 @@ def resolve(engine: Engine, request: BackfillRequest) -> BackfillRequest:
     """
     if not request.resume:
         return request
-    record = backfills.get_backfill(engine, request.resume)
+    return replace(request, **_recorded(backfills.get_backfill(engine, request.resume)))
+
+
+def _recorded(record: backfills.BackfillRecord) -> dict[str, Any]:
     args = record.arguments
-    return replace(
-        request,
-        grain=Grain.parse(record.grain),
-        start=record.start,
-        end=record.end,
-        tenant=args.get("tenant"),
-        metric=args.get("metric"),
-        patterns=bool(args.get("patterns", True)),
-        resume=record.backfill_id,
-    )
+    return {
+        "grain": Grain.parse(record.grain),
+        "start": record.start,
+        "end": record.end,
+        "tenant": args.get("tenant"),
+        "metric": args.get("metric"),
+        "patterns": bool(args.get("patterns", True)),
+        "resume": record.backfill_id,
+    }
+
+
+def resumed_request(
+    engine: Engine,
+    backfill_id: str,
+    *,
+    grain: Grain | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    tenant: str | None = None,
+    metric: str | None = None,
+    patterns: bool | None = None,
+) -> BackfillRequest:
+    """Return the recorded request of ``backfill_id`` (``--resume``), its grain included.
+
+    Options repeated with ``--resume`` must match the record: one that contradicts it raises
+    InputError naming both values, never ignored. Raises InputError for an unknown id.
+    """
+    rec = BackfillRequest(**_recorded(backfills.get_backfill(engine, backfill_id)))
+    g = rec.grain
+    given = [
+        (_opt("--grain", grain.value if grain else None), _opt("--grain", g.value)),
+        (_opt("--start", _period_text(g, start)), _opt("--start", _period_text(g, rec.start))),
+        (_opt("--end", _period_text(g, end)), _opt("--end", _period_text(g, rec.end))),
+        (_opt("--tenant", tenant), _opt("--tenant", rec.tenant)),
+        (_opt("--metric", metric), _opt("--metric", rec.metric)),
+        (_flag(patterns), _flag(rec.patterns)),
+    ]
+    clashes = [
+        f"{value} (recorded: {was or 'none'})"
+        for value, was in given
+        if value is not None and value != was
+    ]
+    if clashes:
+        verb, them = ("contradicts", "it") if len(clashes) == 1 else ("contradict", "them")
+        raise InputError(
+            f"--resume {backfill_id}: {'; '.join(clashes)} {verb} backfill {rec.resume}; "
+            f"leave {them} out: --resume takes the recorded range and filters"
+        )
+    return rec
+
+
+def _opt(name: str, value: str | None) -> str | None:
+    return None if value is None else f"{name} {value}"
+
+
+def _period_text(grain: Grain, value: str | date | None) -> str | None:
+    if value is None:
+        return None
+    return format_period(grain, parse_period(grain, value) if isinstance(value, str) else value)
+
+
+def _flag(value: bool | None) -> str | None:
+    return None if value is None else ("--patterns" if value else "--no-patterns")
 
 
 def make_plan(engine: Engine, settings: Settings, request: BackfillRequest) -> Planned:
@@ -111,7 +169,7 @@ def make_plan(engine: Engine, settings: Settings, request: BackfillRequest) -> P
     database. Raises InputError for a bad range, filter or resume id.
     """
     request = resolve(engine, request)
-    request.validate(settings.history_start)
+    request.validate(settings.history_start, settings.now())
     contexts = select_contexts(
         engine, settings, request.grain, request.tenant, request.metric, dry_run=request.dry_run
     )

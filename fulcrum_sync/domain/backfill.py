@@ -8,6 +8,7 @@ from datetime import date, datetime
 from fulcrum_sync.domain.contexts import MetricContext
 from fulcrum_sync.domain.errors import InputError
 from fulcrum_sync.domain.periods import Grain, check_history, check_not_after
+from fulcrum_sync.domain.results import run_outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +73,6 @@ class BackfillResult:
 
     @property
     def outcome(self) -> str:
-        if self.interrupted:
-            return "interrupted"
-        if self.halted:
-            return "failed"
-        return "partial" if self.failed else "succeeded"
+        return run_outcome(
+            interrupted=self.interrupted, halted=self.halted, failed=bool(self.failed)
+        )

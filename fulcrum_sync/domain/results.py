@@ -10,6 +10,28 @@ from fulcrum_sync.domain.periods import Grain, SyncType, Window
 from fulcrum_sync.domain.source_stats import SourceStats
 
 
+def run_outcome(
+    *,
+    interrupted: bool,
+    halted: str | bool | None,
+    failed: bool,
+    refused: str | None = None,
+) -> str:
+    """How a run ended, for its record and exit code (SPEC §2).
+
+    ``refused``: the source refused our credentials (exit 2); ``interrupted``: SIGTERM
+    (143); ``halted``: a dependency went down and the run stopped early (3); ``failed``:
+    some work failed and the rest committed (1); else ``succeeded`` (0).
+    """
+    if refused:
+        return "refused"
+    if interrupted:
+        return "interrupted"
+    if halted:
+        return "failed"
+    return "partial" if failed else "succeeded"
+
+
 @dataclass(frozen=True, slots=True)
 class SyncRequest:
     """What ``sync`` was asked to do; built (and validated) by the CLI before any I/O."""
@@ -155,16 +177,16 @@ class SyncRunResult:
 
     @property
     def outcome(self) -> str:
-        if self.refused:
-            return "refused"
-        if self.interrupted:
-            return "interrupted"
-        if self.halted:
-            return "failed"
         attempted = [c for c in self.contexts if c.status != "skipped"]
-        if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
-            return "failed"
-        return "partial" if self.failed else "succeeded"
+        all_down = bool(attempted) and all(
+            c.status == "failed" and c.dependency_failure for c in attempted
+        )
+        return run_outcome(
+            refused=self.refused,
+            interrupted=self.interrupted,
+            halted=self.halted or all_down,
+            failed=bool(self.failed),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +214,8 @@ class PatternsRunResult:
 
     @property
     def outcome(self) -> str:
-        if self.interrupted:
-            return "interrupted"
-        if self.halted:
-            return "failed"
         failed = any(c.pattern_counts()["failed"] for c in self.contexts)
-        return "partial" if failed else "succeeded"
+        return run_outcome(interrupted=self.interrupted, halted=self.halted, failed=failed)
 
     def totals(self) -> dict[str, int]:
         """How many pattern runs ended in each status."""

@@ -91,3 +91,6 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("FULCRUM_SYNC_") and key != "FULCRUM_SYNC_TEST_PG":
             monkeypatch.delenv(key)
+    # Piped output is as wide as COLUMNS says: tests that want a width set it themselves.
+    for key in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(key, raising=False)

@@ -136,7 +136,7 @@ def test_sync_then_cache_load_twice_fills_one_table_per_context(tmp_path: Path) 
     assert "main.cache_acme_new_revenue_day" in first.stdout
     assert f"{len(contexts)} loaded, 0 skipped, 0 failed" in first.stdout
 
-    second = invoke(url, "cache-load", "--grain", "day")
+    second = invoke(url, "cache-load", "--grain", "day", "--force")  # unchanged: forced
     assert second.exit_code == 0, second.output
     assert cache_counts(engine) == counts  # replaced, not appended
     with engine.connect() as conn:
@@ -251,7 +251,7 @@ def test_snowflake_target_matches_the_local_one(
         c["table"].split(".")[-1].upper(): c["rows"] for c in json.loads(local.stdout)["contexts"]
     }
     assert snowflake_counts() == local_counts
-    again = load_acme(acme_url, "--target", "snowflake", "--json", **snowflake_env())
+    again = load_acme(acme_url, "--target", "snowflake", "--force", "--json", **snowflake_env())
     assert again.exit_code == 0, again.output
     data = json.loads(again.stdout)
     assert data["target"] == "snowflake"

@@ -93,7 +93,7 @@ class ContextCacheResult:
     context: str  # tenant::metric
     grain: Grain
     table: str  # fully qualified
-    status: str  # succeeded | skipped | failed
+    status: str  # succeeded | unchanged | skipped | failed
     rows: int = 0
     size_mb: float | None = None
     size_estimated: bool = False
@@ -103,6 +103,7 @@ class ContextCacheResult:
     skip_reason: str | None = None
     error: str | None = None
     dependency_failure: bool = False
+    data_version: int | None = None  # the context's data version this load read
 
 
 @dataclass(slots=True)
@@ -123,14 +124,14 @@ class CacheLoadResult:
     @property
     def outcome(self) -> str:
         """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
-        attempted = [c for c in self.contexts if c.status != "skipped"]
+        attempted = [c for c in self.contexts if c.status not in ("skipped", "unchanged")]
         if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
             return "failed"
         return "partial" if self.failed else "succeeded"
 
     def summary(self) -> dict[str, object]:
         """Counts by status, rows loaded and total size (MB) of the loaded tables."""
-        counts = {s: 0 for s in ("succeeded", "skipped", "failed")}
+        counts = {s: 0 for s in ("succeeded", "unchanged", "skipped", "failed")}
         for c in self.contexts:
             counts[c.status] = counts.get(c.status, 0) + 1
         loaded = [c for c in self.contexts if c.status == "succeeded"]

@@ -157,8 +157,24 @@ class Freshness:
     expected_period: date
     contexts: int
     up_to_date: int
-    behind: list[dict[str, Any]] = field(default_factory=list)  # context, latest, periods behind
+    # context, latest (synced), expected, periods behind, command
+    behind: list[dict[str, Any]] = field(default_factory=list)
     patterns_behind: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing ``status`` found wrong, the literal command that fixes it, and whether the
+    next scheduled run (``sync --catch-up --cache-load``) will do that by itself."""
+
+    kind: str  # behind | failing | patterns | cache
+    grain: Grain
+    context: str  # tenant::metric
+    detail: str  # what is wrong, in one line
+    command: str  # run it as it is
+    by_schedule: bool
+    schedule_note: str  # why the schedule does (or does not) fix it
+    period: date | None = None
 
 
 @dataclass(slots=True)
@@ -171,6 +187,7 @@ class StatusReport:
     failing_patterns: list[dict[str, Any]]
     freshness: list[Freshness]
     backfills: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

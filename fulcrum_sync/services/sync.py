@@ -77,6 +77,8 @@ class PlannedSeries:
 
 def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[PlannedSeries]:
     """Return what ``sync`` would fetch, writing nothing (``--dry-run``)."""
+    if request.catch_up:
+        catch_up.max_periods_of(settings, request)
     contexts = select_contexts(
         engine, settings, request.grain, request.tenant, request.metric, dry_run=True
     )
@@ -125,6 +127,8 @@ def run(
     and patterns succeeded (also when done earlier: it loads only what changed). Raises
     InputError (bad filters, an unsafe table name) or StoreError (database unreachable).
     """
+    if request.catch_up:
+        catch_up.max_periods_of(settings, request)  # refused before anything is written
     contexts = select_contexts(engine, settings, request.grain, request.tenant, request.metric)
     behind = catch_up.plan(engine, settings, request, contexts) if request.catch_up else None
     if loader is not None:

@@ -106,10 +106,10 @@ def plan(
     selected = {(c.tenant.identifier, c.metric.metric_id): c for c in contexts}
     first = shift_period(grain, target, -(bound - 1))
     for row in progress.unfinished_patterns(engine, grain.value, first, target):
-        ctx = selected.get((row["tenant"], row["metric_id"]))
-        if ctx is None or row["period"] in result.periods_of(ctx):
+        owner = selected.get((row["tenant"], row["metric_id"]))
+        if owner is None or row["period"] in result.periods_of(owner):
             continue  # not selected, or its periods run their patterns anyway
-        periods = result.older_patterns.setdefault(ctx.context.to_string(), [])
+        periods = result.older_patterns.setdefault(owner.context.to_string(), [])
         if row["period"] not in periods:
             periods.append(row["period"])
     return result

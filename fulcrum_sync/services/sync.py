@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -299,9 +299,9 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
     )
 
 
-def _catch_up_fields(res: ContextResult) -> dict[str, object]:
+def _catch_up_fields(res: ContextResult) -> dict[str, Any]:
     """The periods a caught-up context synced and its cache load, for its log event."""
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     if res.periods:
         fields["periods"] = [p.isoformat() for p in res.periods]
         fields["rows_fetched"] = res.rows_fetched

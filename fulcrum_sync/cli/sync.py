@@ -116,6 +116,7 @@ def sync(
         cache_load=cache_load,
     )
     engine = deps.get_engine(workers=request.workers, pooled=True)
+    loader = _cache_chain(deps, request) if cache_load else None  # target settings checked
     if dry_run:
         planned = sync_service.plan(engine, settings, request)
         if output is Output.TABLE:
@@ -123,7 +124,6 @@ def sync(
         else:
             print_json({"request": request, "planned": planned})
         return
-    loader = _cache_chain(deps, request) if cache_load else None
     source = deps.get_source()
     with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
         result = sync_service.run(

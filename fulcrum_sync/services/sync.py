@@ -161,7 +161,8 @@ def run(
     def catch(ctx: ContextDef) -> ContextResult | None:
         if rc.stop.is_set() or behind is None:
             return None
-        with bound_fields(**rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)):
+        fields = rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)
+        with bound_fields(**fields, grain=ctx.grain.value):
             res = catch_up.sync_missed(
                 rc, source, settings, ctx, behind.periods_of(ctx), request, overrides
             )

@@ -38,12 +38,14 @@ class Rejecting:
     def __init__(self) -> None:
         self.inner = DemoSource(42)
         self.broken = False
+        self.no_rows_after: date | None = None  # a source with no data yet for later days
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         dim = request.dimension.dimension_id if request.dimension else None
         if self.broken and (request.metric.metric_id, dim) == ("orders", "channel"):
             raise QueryRejectedError("Cube rejected the query: unknown member orders.channel")
-        return self.inner.fetch_series(request)
+        rows = self.inner.fetch_series(request)
+        return [r for r in rows if self.no_rows_after is None or r.date <= self.no_rows_after]
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         return self.inner.fetch_metadata(tenant)
@@ -137,3 +139,19 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
     final = run(D, "status", "--grain", "day", "--json")
     assert final.exit_code == 0, final.output
     assert json.loads(final.stdout)["problems"] == []
+
+
+def test_a_period_synced_without_rows_is_not_behind(sqlite_url: str, tmp_path: Path) -> None:
+    source = Rejecting()
+    source.no_rows_after = D - timedelta(days=1)  # Cube has nothing for D yet
+    env = {"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_TODAY": str(D + timedelta(1))}
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, list(args), env=env, obj=Deps(source=source))
+
+    assert run("catalog", "load", str(acme_catalog(tmp_path / "acme.yaml"))).exit_code == 0
+    assert run("sync", "--grain", "day", "--no-patterns").exit_code == 0
+    status = run("status", "--grain", "day", "--json")
+    assert status.exit_code == 0, status.output  # the sync of D succeeded: up to date
+    (fresh,) = json.loads(status.stdout)["freshness"]
+    assert (fresh["up_to_date"], fresh["behind"]) == (2, [])

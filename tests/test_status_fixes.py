@@ -100,7 +100,7 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
     assert status.exit_code == 1, status.output
     problems = json.loads(status.stdout)["problems"]
     got = [(p["kind"], p["context"], p["command"], p["by_schedule"]) for p in problems]
-    catch_up = "fulcrum-sync sync --grain day --catch-up --tenant acme --metric orders"
+    catch_up = "fulcrum-sync sync --grain day --catch-up --cache-load --tenant acme --metric orders"
     assert got == [
         ("behind", "acme::orders", catch_up, True),
         ("failing", "acme::orders", catch_up, True),

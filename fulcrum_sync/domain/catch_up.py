@@ -45,9 +45,13 @@ def _scope(tenant: str | None, metric: str | None) -> list[str]:
     return [*(["--tenant", tenant] if tenant else []), *(["--metric", metric] if metric else [])]
 
 
-def catch_up_command(grain: Grain, tenant: str | None = None, metric: str | None = None) -> str:
-    """The catch-up of one context (or scope): every missed period, oldest first."""
-    return command("sync", "--grain", grain.value, "--catch-up", *_scope(tenant, metric))
+def catch_up_command(
+    grain: Grain, tenant: str | None = None, metric: str | None = None, *, cache_load: bool = False
+) -> str:
+    """The catch-up of one context (or scope): every missed period, oldest first; with
+    ``cache_load``, then its cache table, as the scheduled jobs do."""
+    flags = ["--catch-up", *(["--cache-load"] if cache_load else [])]
+    return command("sync", "--grain", grain.value, *flags, *_scope(tenant, metric))
 
 
 def sync_command(

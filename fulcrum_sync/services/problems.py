@@ -47,14 +47,24 @@ def behind_count(grain: Grain, latest: date | None, expected: date) -> int | Non
 
 
 def context_fix(
-    grain: Grain, tenant: str, metric: str, latest: date | None, expected: date
+    grain: Grain,
+    tenant: str,
+    metric: str,
+    latest: date | None,
+    expected: date,
+    *,
+    cache_load: bool = False,
 ) -> tuple[str, bool, str]:
-    """The command that brings a context up to ``expected``, and whether the schedule will."""
+    """The command that brings a context up to ``expected``, and whether the schedule will.
+
+    :param cache_load: the cache is in use at this grain: the catch-up loads it too.
+    """
     bound = CATCH_UP_MAX_PERIODS[grain]
     missed = behind_count(grain, latest, expected)
+    catch_up = catch_up_command(grain, tenant, metric, cache_load=cache_load)
     if missed is None:
         note = f"yes: the next {SCHEDULED} syncs it (a first sync is FULL: it brings the history)"
-        return catch_up_command(grain, tenant, metric), True, note
+        return catch_up, True, note
     if missed <= bound:
         # The next scheduled run targets this period or the one after: one more to take.
         by_schedule = missed + 1 <= bound
@@ -63,7 +73,7 @@ def context_fix(
             if by_schedule
             else f"partly: the next {SCHEDULED} takes {bound} of its periods"
         )
-        return catch_up_command(grain, tenant, metric), by_schedule, note
+        return catch_up, by_schedule, note
     start = shift_period(grain, latest or expected, 1)
     note = (
         f"no: {missed} periods behind; each {SCHEDULED} takes {bound} (oldest first) and "
@@ -82,6 +92,7 @@ def problems(
 ) -> list[Problem]:
     """Every problem of ``grain`` among the active ``contexts``, each with its fix."""
     latest = progress.latest_synced(engine, grain.value)
+    loads = [r for r in cache_store.read_cache_loads(engine, grain.value) if r.target == target]
     failing: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in failing_series:
         if row["grain"] == grain.value:
@@ -91,7 +102,9 @@ def problems(
         key = (ctx["tenant"], ctx["metric_id"])
         name = f"{key[0]}::{key[1]}"
         last = latest.get(key)
-        command, by_schedule, note = context_fix(grain, *key, last, expected)
+        command, by_schedule, note = context_fix(
+            grain, *key, last, expected, cache_load=bool(loads)
+        )
         if last is None or last < expected:
             missed = behind_count(grain, last, expected)
             detail = (
@@ -104,7 +117,8 @@ def problems(
         for row in failing.get(key, []):
             found.append(_failing(grain, name, row, last, (command, by_schedule, note)))
     found += _patterns(engine, grain, expected, contexts, latest)
-    found += _cache(engine, grain, contexts, {k for k, rows in failing.items() if rows}, target)
+    failing_keys = {k for k, rows in failing.items() if rows}
+    found += _cache(engine, grain, contexts, failing_keys, loads, target)
     return found
 
 
@@ -170,14 +184,11 @@ def _cache(
     grain: Grain,
     contexts: list[dict[str, Any]],
     failing: set[tuple[str, str]],
+    records: list[cache_store.CacheLoadRecord],
     target: str,
 ) -> list[Problem]:
     """Contexts whose cache table is older than their stored series (in ``target``)."""
-    loads = {
-        (r.tenant_id, r.metric_id): r
-        for r in cache_store.read_cache_loads(engine, grain.value)
-        if r.target == target
-    }
+    loads = {(r.tenant_id, r.metric_id): r for r in records}
     if not loads:
         return []  # this target was never loaded at this grain: the cache is not in use
     current = versions.read_versions(engine, grain.value)

@@ -19,6 +19,7 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.services.problems import context_fix, problems
 from fulcrum_sync.store import backfills, progress, reports
+from fulcrum_sync.store import cache as cache_store
 
 
 def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
@@ -97,6 +98,7 @@ def status(
         fresh = Freshness(g, expected, 0, 0)
         of_grain = [c for c in contexts if c["grain"] == g.value]
         synced = progress.latest_synced(engine, g.value)
+        cached = any(r.target == target for r in cache_store.read_cache_loads(engine, g.value))
         for ctx in of_grain:
             fresh.contexts += 1
             name = f"{ctx['tenant']}::{ctx['metric_id']}"
@@ -106,7 +108,7 @@ def status(
             else:
                 behind = _behind(name, g, latest, expected)
                 behind["command"] = context_fix(
-                    g, ctx["tenant"], ctx["metric_id"], latest, expected
+                    g, ctx["tenant"], ctx["metric_id"], latest, expected, cache_load=cached
                 )[0]
                 fresh.behind.append(behind)
             done = analysed.get((ctx["tenant_id"], ctx["metric_id"], g.value))

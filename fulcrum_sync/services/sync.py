@@ -276,7 +276,9 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
     log_event(
         log,
         _EVENTS.get(res.status, "context synced"),
-        logging.ERROR if res.status in ("failed", "partial") or failed_patterns else logging.INFO,
+        logging.ERROR
+        if res.status in ("failed", "partial") or failed_patterns or res.cache_failed
+        else logging.INFO,
         run_id=run_id,
         run_key=res.run_key,
         tenant=res.context.tenant,

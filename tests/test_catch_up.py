@@ -16,10 +16,12 @@ from typer.testing import CliRunner, Result
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
 from fulcrum_sync.cli import app
-from fulcrum_sync.domain import Grain, SinkError
+from fulcrum_sync.domain import Grain, QueryRejectedError, SinkError
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.services.keys import pattern_jobs
 from fulcrum_sync.sinks.local import LocalSink, cache_table
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.demo import DemoSource
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
@@ -209,3 +211,55 @@ def test_a_chained_load_that_failed_is_done_by_the_next_run(sqlite_url: str) -> 
     status = runner.invoke(app, ["status", "--grain", "day", "--json"], env=env)
     assert [p for p in json.loads(status.stdout)["problems"] if p["context"] in ACME] == []
     engine.dispose()
+
+
+class RejectingRegion:
+    """The demo source, rejecting acme::new_revenue's region queries."""
+
+    name = "demo"
+
+    def __init__(self) -> None:
+        self.inner = DemoSource(42)
+
+    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
+        dim = request.dimension.dimension_id if request.dimension else None
+        if (request.metric.metric_id, dim) == ("new_revenue", "region"):
+            raise QueryRejectedError("Cube rejected the query: unknown member orders.region")
+        return self.inner.fetch_series(request)
+
+    def fetch_metadata(self, tenant: str) -> SourceMetadata:
+        return self.inner.fetch_metadata(tenant)
+
+    def stats(self) -> Any:
+        return self.inner.stats()
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_failed_dimension_skips_only_its_own_patterns_in_every_period(sqlite_url: str) -> None:
+    scope = ("--tenant", "acme", "--metric", "new_revenue")
+    assert (
+        invoke(sqlite_url, D - timedelta(days=2), "sync", "--grain", "day", *scope).exit_code == 0
+    )
+    env = {"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_TODAY": str(D + timedelta(1))}
+    args = ["sync", "--grain", "day", *scope, "--catch-up", "--json"]
+    result = runner.invoke(app, args, env=env, obj=Deps(source=RejectingRegion()))
+    assert result.exit_code == 1, result.output
+    (ctx,) = json.loads(result.stdout)["contexts"]
+    assert ctx["status"] == "partial" and ctx["periods"] == [str(D - timedelta(1)), str(D)]
+    skipped = {
+        (p["run_key"].split(":")[2], p["dimension"])
+        for p in ctx["patterns"]
+        if p["status"] == "skipped"
+    }
+    assert skipped == {(str(p), "region") for p in (D - timedelta(1), D)}
+    assert all(
+        p["error"] == "dimension sync failed" for p in ctx["patterns"] if p["dimension"] == "region"
+    )
+    p = t.pattern_results.c
+    stored = rows(
+        sqlite_url, select(p.analysis_period, p.dimension).where(p.pattern == "dimension_analysis")
+    )
+    for period in (D - timedelta(1), D):
+        assert {d for a, d in stored if a == period} == {"channel", "plan"}  # not region

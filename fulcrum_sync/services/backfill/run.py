@@ -37,6 +37,7 @@ from fulcrum_sync.services.backfill.plan import (
     make_plan,
     record_plan,
 )
+from fulcrum_sync.services.patterns import DIMENSION_FAILED
 from fulcrum_sync.services.runner import RunContext, keep_leases, map_workers
 from fulcrum_sync.services.stretches import Hooks, sync_periods
 from fulcrum_sync.sources.base import Source
@@ -196,6 +197,8 @@ def _backfill_context(
         progress.count(**{"already" if claim is Claim.DONE else "busy": 1})
 
     def pattern(_period: date, p: PatternRunResult) -> None:
+        if p.status == "skipped" and p.error == DIMENSION_FAILED:
+            return  # not run: its dimension's sync failed (counted there); a resume does it
         if p.status == "done":
             progress.count(already=1)
         elif p.status == "busy":

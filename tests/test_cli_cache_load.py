@@ -136,7 +136,7 @@ def test_sync_then_cache_load_twice_fills_one_table_per_context(tmp_path: Path) 
     assert "main.cache_acme_new_revenue_day" in first.stdout
     assert f"{len(contexts)} loaded, 0 skipped, 0 failed" in first.stdout
 
-    second = invoke(url, "cache-load", "--grain", "day")
+    second = invoke(url, "cache-load", "--grain", "day", "--force")  # unchanged: forced
     assert second.exit_code == 0, second.output
     assert cache_counts(engine) == counts  # replaced, not appended
     with engine.connect() as conn:
@@ -251,7 +251,7 @@ def test_snowflake_target_matches_the_local_one(
         c["table"].split(".")[-1].upper(): c["rows"] for c in json.loads(local.stdout)["contexts"]
     }
     assert snowflake_counts() == local_counts
-    again = load_acme(acme_url, "--target", "snowflake", "--json", **snowflake_env())
+    again = load_acme(acme_url, "--target", "snowflake", "--force", "--json", **snowflake_env())
     assert again.exit_code == 0, again.output
     data = json.loads(again.stdout)
     assert data["target"] == "snowflake"
@@ -344,3 +344,66 @@ def test_snowflake_hostile_names_reach_no_sql(acme_url: str, fake_snowflake: Non
         assert result.exit_code == 2, result.output
         assert "invalid" in result.stderr
     assert snowflake.connector.connect.call_count == 0  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- unchanged contexts
+
+
+@pytest.mark.parametrize("target", ["local", "snowflake"])
+def test_a_load_copies_only_the_contexts_whose_series_changed(
+    tmp_path: Path, target: str, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    env = {"FULCRUM_SYNC_TODAY": "2025-08-06", **(snowflake_env() if target == "snowflake" else {})}
+    if target == "snowflake":
+        request.getfixturevalue("fake_snowflake")
+    sync = ("sync", "--grain", "day", "--tenant", "acme", "--no-patterns")
+    assert invoke(url, *sync, **env).exit_code == 0
+
+    def load() -> dict[str, Any]:
+        result = load_acme(url, "--target", target, "--json", **env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def connects() -> int:
+        return snowflake.connector.connect.call_count if target == "snowflake" else 0  # type: ignore[attr-defined]
+
+    def counts() -> dict[str, int]:
+        if target == "snowflake":
+            return {k.lower(): v for k, v in snowflake_counts().items()}
+        return cache_counts(open_engine(url))
+
+    first = load()
+    assert (first["succeeded"], first["unchanged"]) == (3, 0)
+    loaded, before = counts(), connects()
+
+    second = load()  # no sync in between
+    assert (second["succeeded"], second["unchanged"], second["rows"]) == (0, 3, 0)
+    assert {c["status"] for c in second["contexts"]} == {"unchanged"}
+    assert connects() == before  # nothing to load: the target is not even connected to
+    assert counts() == loaded
+
+    changed = invoke(
+        url, *sync, "--metric", "orders", **{**env, "FULCRUM_SYNC_TODAY": "2025-08-07"}
+    )
+    assert changed.exit_code == 0, changed.output
+    third = load()
+    status = {c["context"]: c["status"] for c in third["contexts"]}
+    assert status == {
+        "acme::active_users": "unchanged",
+        "acme::new_revenue": "unchanged",
+        "acme::orders": "succeeded",
+    }
+    engine = open_engine(url)
+    after = counts()
+    assert (
+        after["cache_acme_orders_day"]
+        == stored_rows(engine, 1, "orders")
+        > loaded["cache_acme_orders_day"]
+    )
+    assert {k: v for k, v in after.items() if "orders" not in k} == {
+        k: v for k, v in loaded.items() if "orders" not in k
+    }
+    forced = load_acme(url, "--target", target, "--force", "--json", **env)
+    assert json.loads(forced.stdout)["succeeded"] == 3  # --force loads unchanged ones too
+    engine.dispose()

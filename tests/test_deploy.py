@@ -56,16 +56,20 @@ class ScheduledJob:
     interval_seconds: int
 
 
-#: The schedule of SPEC §7 / issue 9, keyed by the job's name in locks and log files.
+#: Every scheduled sync catches up what it missed and loads the cache right after (issue 17).
+SYNC_FLAGS = ("--catch-up", "--cache-load")
+
+#: The schedule of SPEC §7 / issues 9 and 17, keyed by the job's name in locks and log files.
+#: No cache-load job: each sync loads the cache tables of its contexts (`--cache-load`).
 SCHEDULE: dict[str, ScheduledJob] = {
-    "sync-day": ScheduledJob("0 10 * * *", ("sync", "--grain", "day"), DAY),
-    "sync-week": ScheduledJob("0 11 * * 1", ("sync", "--grain", "week"), WEEK),
-    "sync-month": ScheduledJob("0 12 1 * *", ("sync", "--grain", "month"), MONTH),
-    "cache-load-day": ScheduledJob("0 3 * * *", ("cache-load", "--grain", "day"), DAY),
-    "cache-load-week": ScheduledJob("0 3 * * *", ("cache-load", "--grain", "week"), DAY),
-    "cache-load-month": ScheduledJob("0 3 * * *", ("cache-load", "--grain", "month"), DAY),
+    "sync-day": ScheduledJob("0 10 * * *", ("sync", "--grain", "day", *SYNC_FLAGS), DAY),
+    "sync-week": ScheduledJob("0 11 * * 1", ("sync", "--grain", "week", *SYNC_FLAGS), WEEK),
+    "sync-month": ScheduledJob("0 12 1 * *", ("sync", "--grain", "month", *SYNC_FLAGS), MONTH),
     "discover": ScheduledJob("*/15 * * * *", ("discover",), QUARTER_HOUR),
 }
+
+#: The database-migration Job: in the kustomization, the first step of a rollout.
+MIGRATION_JOB = "db-upgrade-job.yaml"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -165,6 +169,12 @@ def workloads() -> list[tuple[Path, dict[str, Any]]]:
     return by_kind("CronJob") + by_kind("Job")
 
 
+def backfill_job() -> dict[str, Any]:
+    """The Indexed Job template for backfills (the other Job is the migration)."""
+    ((_, job),) = [(p, doc) for p, doc in by_kind("Job") if p.name == "backfill-job.yaml"]
+    return job
+
+
 def container_argv(container: dict[str, Any]) -> list[str]:
     """The CLI arguments a container runs with (the image's entrypoint is fulcrum-sync)."""
     command = container.get("command", [])
@@ -248,7 +258,8 @@ def test_kustomization_lists_every_manifest_but_the_secret_and_the_template() ->
     assert set(resources) == expected
     listed_kinds = {doc["kind"] for r in resources for doc in yaml_docs(K8S / r)}
     assert "Secret" not in listed_kinds, "applying the kustomization would overwrite the Secret"
-    assert "Job" not in listed_kinds, "applying the kustomization would start a backfill"
+    listed_jobs = [r for r in resources for doc in yaml_docs(K8S / r) if doc["kind"] == "Job"]
+    assert listed_jobs == [MIGRATION_JOB], "applying the kustomization would start a backfill"
 
 
 def test_kustomization_image_is_the_one_every_container_uses() -> None:
@@ -275,7 +286,8 @@ def test_kustomize_build_is_valid_kubernetes() -> None:
     )
     assert built.returncode == 0, built.stderr
     docs = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
-    assert sorted(doc["kind"] for doc in docs) == ["ConfigMap"] + ["CronJob"] * len(SCHEDULE)
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == ["ConfigMap"] + ["CronJob"] * len(SCHEDULE) + ["Job"]  # the migration
     for doc in docs:
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "fulcrum-sync"
         kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
@@ -387,7 +399,7 @@ def test_pod_settings_come_from_the_configmap_and_the_secret(path: Path) -> None
 
 
 def test_backfill_job_is_indexed_with_one_shard_per_completion() -> None:
-    ((_, job),) = by_kind("Job")
+    job = backfill_job()
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed"
     assert spec["completions"] == spec["parallelism"] >= 1
@@ -404,7 +416,7 @@ def test_backfill_job_is_indexed_with_one_shard_per_completion() -> None:
 
 @pytest.mark.parametrize("index", [0, 3])
 def test_backfill_shard_argument_expands_per_pod(index: int) -> None:
-    ((_, job),) = by_kind("Job")
+    job = backfill_job()
     (container,) = job["spec"]["template"]["spec"]["containers"]
     args = expand_k8s_vars(container_argv(container), container, index=index)
     assert args[args.index("--shard") + 1] == f"{index}/{job['spec']['completions']}"
@@ -459,7 +471,7 @@ def test_configmap_and_secret_make_valid_settings(
             monkeypatch.delenv(name)
     ((_, configmap),) = by_kind("ConfigMap")
     ((_, secret),) = by_kind("Secret")
-    ((_, job),) = by_kind("Job")
+    job = backfill_job()
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {**configmap["data"], **secret["stringData"]}
     env.update({item["name"]: item["value"] for item in container["env"]})
@@ -483,6 +495,70 @@ def test_container_command_line_parses(path: Path) -> None:
     for container in pod_spec(doc)["containers"]:
         args = expand_k8s_vars(container_argv(container), container)
         assert_parses(args, f"{path.name} container {container['name']}")
+
+
+# --------------------------------------------------------------------------- the cache follows
+
+
+def scheduled_command_lines() -> list[tuple[str, str, list[str]]]:
+    """(where, schedule, CLI args) of every scheduled job: each CronJob and crontab line."""
+    lines = [
+        (f"k8s {doc['metadata']['name']}", doc["spec"]["schedule"], container_argv(c))
+        for _, doc in by_kind("CronJob")
+        for c in pod_spec(doc)["containers"]
+    ]
+    _, cron = crontab_lines()
+    lines += [(f"crontab {line.lock}", line.schedule, list(line.cli_args)) for line in cron]
+    return lines
+
+
+def test_every_cache_load_is_chained_after_the_sync_of_its_grain() -> None:
+    """A load scheduled on its own can run before the sync it should follow (a long sync,
+    a late start): every scheduled load is the sync's own `--cache-load`, which loads a
+    context only after its sync and patterns succeeded, in the same process."""
+    loads: dict[str, list[str]] = {}
+    for where, _, args in scheduled_command_lines():
+        leaf = parse_cli(args)[-1]
+        command = leaf.command.name
+        assert command != "cache-load", f"{where} schedules a cache load apart from its sync"
+        if command == "sync":
+            grain = leaf.params["grain"]
+            assert leaf.params["cache_load"] is True, f"{where}: the sync loads no cache"
+            assert leaf.params["catch_up"] is True, f"{where}: a missed period stays missing"
+            assert leaf.params["period"] is None, f"{where}: scheduled runs take the last period"
+            loads.setdefault(grain, []).append(where)
+    assert {g: len(w) for g, w in loads.items()} == {"day": 2, "week": 2, "month": 2}
+
+
+def test_migration_job_upgrades_the_schema_and_is_the_documented_first_step() -> None:
+    (job,) = yaml_docs(K8S / MIGRATION_JOB)
+    assert job["kind"] == "Job"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    args = container_argv(container)
+    assert args == [*LOG_ARGS, "db", "upgrade"]
+    assert parse_cli(args)[-1].command.name == "upgrade"
+    spec = job["spec"]
+    assert 1 <= spec["backoffLimit"] <= 6
+    assert 0 < spec["activeDeadlineSeconds"] <= 3600
+    assert spec["ttlSecondsAfterFinished"] > 0, "a finished Job must go, or the next apply fails"
+    fail_fast = [r for r in spec["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
+    assert [r["onExitCodes"]["values"] for r in fail_fast] == [[2]]
+    (kustomization,) = yaml_docs(K8S / "kustomization.yaml")
+    assert MIGRATION_JOB in kustomization["resources"]
+    name = job["metadata"]["name"]
+    guide = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    component = job["metadata"]["labels"]["app.kubernetes.io/component"]
+    steps = [
+        f"kubectl delete job -n fulcrum {name} --ignore-not-found",
+        f"kubectl apply -k . -l app.kubernetes.io/component={component}",
+        f"kubectl wait -n fulcrum --for=condition=complete job/{name}",
+        "kubectl apply -k .",
+    ]
+    at = 0
+    for step in steps:  # in this order: migrate first, then apply the rest
+        found = guide.find(step, at)
+        assert found != -1, f"docs/deployment.md lacks the rollout step {step!r} after {at}"
+        at = found + len(step)
 
 
 # --------------------------------------------------------------------------- crontab

@@ -36,6 +36,14 @@ def cache_load(
             "Default: FULCRUM_SYNC_CACHE_TARGET (local).",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also load contexts whose series did not change since their last successful "
+            "load into the target.",
+        ),
+    ] = False,
     json_out: JsonOption = False,
     log_format: LogFormatOption = None,
 ) -> None:
@@ -43,7 +51,10 @@ def cache_load(
 
     One table per tenant, metric and grain, `CACHE_<TENANT>_<METRIC>_<GRAIN>` (lower case in
     the local database), holds the base series and every dimension's. Each load replaces the
-    table's contents atomically; a context with no stored rows is skipped. Exit 0 all loaded,
+    table's contents atomically; a context with no stored rows is skipped, and one whose
+    series did not change since its last successful load is reported unchanged and left
+    alone (--force loads it). Scheduled syncs load their contexts themselves
+    (`sync --cache-load`); this command is for manual and forced loads. Exit 0 all loaded,
     1 some failed, 2 bad usage or settings, 3 target or database unreachable.
 
     Example: fulcrum-sync cache-load --grain day --target snowflake --tenant acme
@@ -66,6 +77,7 @@ def cache_load(
             grain_value,
             tenant,
             metric,
+            force=force,
             on_start=progress.start,
             on_result=progress.advance,
         )

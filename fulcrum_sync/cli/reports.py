@@ -29,7 +29,10 @@ def status(
 ) -> None:
     """Show recent runs, what is failing and since when, and how fresh each grain is.
 
-    Exit 0 when nothing is failing or behind, 1 otherwise (so a check can alert on it).
+    Each problem (a context behind, a failing series, unfinished pattern keys, a cache
+    table older than its series) comes with the command that fixes it and whether the next
+    scheduled run will do it by itself. Exit 0 when nothing is failing or behind, 1
+    otherwise (so a check can alert on it).
 
     Example: fulcrum-sync status --grain day
     """
@@ -39,7 +42,10 @@ def status(
 
     output = begin(ctx, json_out=json_out)
     deps = deps_of(ctx)
-    report = svc.status(deps.get_engine(), parse_grain(grain), now=deps.get_settings().now())
+    settings = deps.get_settings()
+    report = svc.status(
+        deps.get_engine(), parse_grain(grain), now=settings.now(), target=settings.cache_target
+    )
     if output is Output.JSON:
         print_json(report)
     else:

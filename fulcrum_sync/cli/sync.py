@@ -24,7 +24,7 @@ from fulcrum_sync.cli._common import (
     resolve_period,
     stop_on_sigterm,
 )
-from fulcrum_sync.domain import Grain, SyncRequest
+from fulcrum_sync.domain import Grain, InputError, SyncRequest
 from fulcrum_sync.services.deps import Deps
 
 
@@ -48,6 +48,34 @@ def sync(
     no_patterns: Annotated[
         bool, typer.Option("--no-patterns", help="Do not run the patterns after each sync.")
     ] = False,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up",
+            help="Also sync every period each context missed since its last successful sync, "
+            "oldest first, fetched as one range; finish the recent periods' unfinished "
+            "pattern keys. What the scheduled jobs run.",
+        ),
+    ] = False,
+    max_periods: Annotated[
+        int | None,
+        typer.Option(
+            "--max-periods",
+            min=1,
+            metavar="N",
+            help="With --catch-up: at most N periods per context in this run (default: 14 days, "
+            "8 weeks, 3 months); the rest is logged as an error with the backfill for it.",
+        ),
+    ] = None,
+    cache_load: Annotated[
+        bool,
+        typer.Option(
+            "--cache-load",
+            help="Load each context's cache table right after its sync and patterns succeed "
+            "(only contexts whose series changed since their last load; "
+            "target: FULCRUM_SYNC_CACHE_TARGET).",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be fetched; write nothing.")
     ] = False,
@@ -57,15 +85,18 @@ def sync(
     """Sync every active context of a grain for one period, then run its patterns.
 
     Per metric and per dimension the sync is FULL (no earlier success, --force-full, or a
-    changed definition) or INCREMENTAL. Exit 0 all succeeded, 1 some failed, 2 bad usage,
-    3 source or database unreachable.
+    changed definition) or INCREMENTAL. --catch-up also syncs the periods a context missed
+    (a day the cluster was down); --cache-load then loads its cache table. Exit 0 all
+    succeeded, 1 some failed, 2 bad usage, 3 source or database unreachable.
 
-    Example: fulcrum-sync sync --grain day --period 2025-07-13 --tenant acme
+    Example: fulcrum-sync sync --grain day --catch-up --cache-load
     """
     from fulcrum_sync.render import sync as render
     from fulcrum_sync.render.console import SyncProgress, print_json
     from fulcrum_sync.services import sync as sync_service
 
+    if max_periods is not None and not catch_up:
+        raise InputError(f"--max-periods {max_periods} needs --catch-up (it bounds a catch-up)")
     output = begin(ctx, log_format, json_out=json_out, job=True)
     deps = deps_of(ctx)
     settings = deps.get_settings()
@@ -80,8 +111,12 @@ def sync(
         workers=workers or settings.workers,
         dry_run=dry_run,
         run_patterns=not no_patterns,
+        catch_up=catch_up,
+        max_periods=max_periods,
+        cache_load=cache_load,
     )
     engine = deps.get_engine(workers=request.workers, pooled=True)
+    loader = _cache_chain(deps, request) if cache_load else None  # target settings checked
     if dry_run:
         planned = sync_service.plan(engine, settings, request)
         if output is Output.TABLE:
@@ -100,6 +135,8 @@ def sync(
             stop=stop,
             on_result=progress.advance,
             on_start=progress.start,
+            overrides=deps.patterns,
+            loader=loader,
         )
     summary = render.sync_result_json(result)
     emit(
@@ -110,6 +147,15 @@ def sync(
         fields=lambda: render.sync_summary_fields(summary),
     )
     finish(result.outcome)
+
+
+def _cache_chain(deps: Deps, request: SyncRequest) -> Any:
+    """The in-process cache load for ``sync --cache-load`` (settings checked before any work)."""
+    from fulcrum_sync.services.cache_load import ChainedLoad
+
+    sink = deps.get_sink()
+    engine = deps.get_engine(workers=request.workers, pooled=True)
+    return ChainedLoad(engine, deps.get_settings(), sink, request.grain)
 
 
 def _pattern_chain(deps: Deps, enabled: bool) -> Any:

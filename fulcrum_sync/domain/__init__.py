@@ -16,6 +16,18 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
 """
 
 from fulcrum_sync.domain.backfill import BackfillPlan, BackfillRequest, BackfillResult
+from fulcrum_sync.domain.catch_up import (
+    CATCH_UP_MAX_PERIODS,
+    CatchUpRest,
+    backfill_command,
+    cache_load_command,
+    catch_up_command,
+    missed_periods,
+    patterns_command,
+    period_arg,
+    rest_of,
+    sync_command,
+)
 from fulcrum_sync.domain.contexts import (
     MetricContext,
     PatternContext,
@@ -63,6 +75,7 @@ from fulcrum_sync.domain.reports import (
     Freshness,
     MetricContextChange,
     NotIsolated,
+    Problem,
     RevisionResult,
     RunDetail,
     StatusReport,
@@ -99,6 +112,7 @@ from fulcrum_sync.domain.state import (
 )
 
 __all__ = [
+    "CATCH_UP_MAX_PERIODS",
     "DEFAULT_LOOKBACK",
     "GRAIN_ALIASES",
     "PART_TABLES",
@@ -111,6 +125,7 @@ __all__ = [
     "CacheState",
     "CatalogError",
     "CatalogSaveResult",
+    "CatchUpRest",
     "ContextCacheResult",
     "ContextChanges",
     "ContextResult",
@@ -129,6 +144,7 @@ __all__ = [
     "PatternState",
     "PatternsRequest",
     "PatternsRunResult",
+    "Problem",
     "QueryRejectedError",
     "RefusedError",
     "ResetRequest",
@@ -154,6 +170,9 @@ __all__ = [
     "SyncType",
     "UpgradeResult",
     "Window",
+    "backfill_command",
+    "cache_load_command",
+    "catch_up_command",
     "check_history",
     "check_not_after",
     "check_period",
@@ -162,13 +181,18 @@ __all__ = [
     "is_outage",
     "iter_periods",
     "last_complete_period",
+    "missed_periods",
     "parse_period",
     "parse_span",
     "parse_what",
     "pattern_run_key",
+    "patterns_command",
+    "period_arg",
     "period_end",
     "period_range",
     "period_start",
+    "rest_of",
     "shift_period",
+    "sync_command",
     "sync_run_key",
 ]

@@ -93,7 +93,7 @@ class ContextCacheResult:
     context: str  # tenant::metric
     grain: Grain
     table: str  # fully qualified
-    status: str  # succeeded | skipped | failed
+    status: str  # succeeded | unchanged | skipped | failed
     rows: int = 0
     size_mb: float | None = None
     size_estimated: bool = False
@@ -103,6 +103,7 @@ class ContextCacheResult:
     skip_reason: str | None = None
     error: str | None = None
     dependency_failure: bool = False
+    data_version: int | None = None  # the context's data version this load read
 
 
 @dataclass(slots=True)
@@ -123,14 +124,14 @@ class CacheLoadResult:
     @property
     def outcome(self) -> str:
         """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
-        attempted = [c for c in self.contexts if c.status != "skipped"]
+        attempted = [c for c in self.contexts if c.status not in ("skipped", "unchanged")]
         if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
             return "failed"
         return "partial" if self.failed else "succeeded"
 
     def summary(self) -> dict[str, object]:
         """Counts by status, rows loaded and total size (MB) of the loaded tables."""
-        counts = {s: 0 for s in ("succeeded", "skipped", "failed")}
+        counts = {s: 0 for s in ("succeeded", "unchanged", "skipped", "failed")}
         for c in self.contexts:
             counts[c.status] = counts.get(c.status, 0) + 1
         loaded = [c for c in self.contexts if c.status == "succeeded"]
@@ -156,8 +157,24 @@ class Freshness:
     expected_period: date
     contexts: int
     up_to_date: int
-    behind: list[dict[str, Any]] = field(default_factory=list)  # context, latest, periods behind
+    # context, latest (synced), expected, periods behind, command
+    behind: list[dict[str, Any]] = field(default_factory=list)
     patterns_behind: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing ``status`` found wrong, the literal command that fixes it, and whether the
+    next scheduled run (``sync --catch-up --cache-load``) will do that by itself."""
+
+    kind: str  # behind | failing | patterns | cache
+    grain: Grain
+    context: str  # tenant::metric
+    detail: str  # what is wrong, in one line
+    command: str  # run it as it is
+    by_schedule: bool
+    schedule_note: str  # why the schedule does (or does not) fix it
+    period: date | None = None
 
 
 @dataclass(slots=True)
@@ -170,6 +187,7 @@ class StatusReport:
     failing_patterns: list[dict[str, Any]]
     freshness: list[Freshness]
     backfills: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

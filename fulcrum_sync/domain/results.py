@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from fulcrum_sync.domain.catch_up import CatchUpRest
 from fulcrum_sync.domain.contexts import MetricContext
 from fulcrum_sync.domain.periods import Grain, SyncType, Window
+from fulcrum_sync.domain.reports import ContextCacheResult
 from fulcrum_sync.domain.source_stats import SourceStats
 
 
@@ -45,6 +47,9 @@ class SyncRequest:
     workers: int = 1
     dry_run: bool = False
     run_patterns: bool = True
+    catch_up: bool = False  # every period missed since the last success, up to ``period``
+    max_periods: int | None = None  # per context and run (default: CATCH_UP_MAX_PERIODS)
+    cache_load: bool = False  # load each context's cache table after its sync and patterns
 
 
 @dataclass(slots=True)
@@ -111,12 +116,23 @@ class ContextResult:
     finished_at: datetime | None = None
     error: str | None = None
     dependency_failure: bool = False
+    periods: list[date] = field(default_factory=list)  # caught up: every period synced here
+    rows_in_range: int | None = None  # caught up: rows stored in those periods
+    cache: ContextCacheResult | None = None  # sync --cache-load: its table's load
 
     @property
     def duration_seconds(self) -> float:
         if self.started_at is None or self.finished_at is None:
             return 0.0
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def rows_fetched(self) -> int:
+        return sum(s.rows_fetched for s in self.series)
+
+    @property
+    def cache_failed(self) -> bool:
+        return self.cache is not None and self.cache.status == "failed"
 
     @property
     def series(self) -> list[SeriesResult]:
@@ -166,13 +182,14 @@ class SyncRunResult:
     finished_at: datetime | None = None
     not_started: int = 0  # contexts left unclaimed when the run stopped early (released)
     source: SourceStats | None = None  # requests, retries, 429 pauses during this run
+    beyond: list[CatchUpRest] = field(default_factory=list)  # left for a backfill (--catch-up)
 
     @property
     def failed(self) -> list[ContextResult]:
         return [
             c
             for c in self.contexts
-            if c.status in ("failed", "partial") or c.pattern_counts()["failed"]
+            if c.status in ("failed", "partial") or c.pattern_counts()["failed"] or c.cache_failed
         ]
 
     @property

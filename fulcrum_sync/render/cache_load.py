@@ -44,7 +44,7 @@ def print_cache_load(result: CacheLoadResult) -> None:
             (
                 c.context,
                 c.table,
-                c.rows,
+                "" if c.status == "unchanged" else c.rows,
                 size,
                 c.window.to_string() if c.window else "",
                 f"{c.seconds:.2f}s",
@@ -56,12 +56,18 @@ def print_cache_load(result: CacheLoadResult) -> None:
     columns = ["context", "table", "rows loaded", "size MB", "window", "load time", "status"]
     print_table(out, title, columns, rows, caption=caption)
     for c in result.contexts:
-        if c.status != "succeeded":
+        if c.status not in ("succeeded", "unchanged"):
             out.print(f"{c.status} {c.context}: {c.error or c.skip_reason}", markup=False)
     s = result.summary()
+    if s["unchanged"]:
+        out.print(
+            f"{s['unchanged']} unchanged: no series changed since their last successful load "
+            "(--force loads them anyway).",
+            markup=False,
+        )
     out.print(
         f"Run {result.run_id}: {s['outcome']} ({s['succeeded']} loaded, {s['skipped']} "
-        f"skipped, {s['failed']} failed; {s['rows']} rows, {s['size_mb']:.3f} MB in "
-        f"{s['duration_seconds']:.2f}s).",
+        f"skipped, {s['failed']} failed, {s['unchanged']} unchanged; {s['rows']} rows, "
+        f"{s['size_mb']:.3f} MB in {s['duration_seconds']:.2f}s).",
         markup=False,
     )

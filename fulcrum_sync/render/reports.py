@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from fulcrum_sync.domain import RunDetail, StatusReport, format_period
+from fulcrum_sync.domain import Problem, RunDetail, StatusReport, format_period
 from fulcrum_sync.render.console import (
     Column,
     print_fitted,
@@ -116,18 +116,35 @@ def print_status(report: StatusReport) -> None:
         print_table(
             out,
             "Contexts behind",
-            ["grain", "context", "latest stored", "expected", "periods behind"],
+            ["grain", "context", "latest synced", "expected", "periods behind"],
             [
                 (
                     g,
                     b["context"],
-                    b["latest"] or "nothing stored",
+                    b["latest"] or "never synced",
                     b["expected"],
                     b["periods_behind"] if b["periods_behind"] is not None else "",
                 )
                 for g, b in behind
             ],
         )
+    print_problems(report.problems)
+
+
+def print_problems(problems: Sequence[Problem]) -> None:
+    """Print each problem with the command that fixes it (one line, to copy as it is) and
+    whether the next scheduled run does it by itself."""
+    out = stdout_console()
+    if not problems:
+        out.print("No problems: nothing to fix.")
+        return
+    out.print(f"[bold]Problems and fixes[/bold] ({len(problems)})")
+    for p in problems:
+        out.print(
+            f"  [bold]{p.kind}[/bold] {p.grain.value} {escape(p.context)}: {escape(p.detail)}"
+        )
+        out.print(f"    fix: {p.command}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"    next scheduled run: {escape(p.schedule_note)}")
 
 
 def _error_text(error: Any) -> str:

@@ -44,8 +44,9 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
         "refused": result.refused,
         "not_started": result.not_started,
         "source": jsonable(result.source),
+        "beyond": jsonable(result.beyond),
         "failed": [
-            {"context": c.context.to_string(), "error": c.error or _pattern_errors(c)}
+            {"context": c.context.to_string(), "error": c.error or _context_errors(c)}
             for c in result.failed
         ],
         "contexts": [
@@ -62,6 +63,10 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
                 "error": c.error,
                 "series": jsonable(c.series),
                 "patterns": jsonable(c.patterns),
+                "periods": [p.isoformat() for p in c.periods],
+                "rows_fetched": c.rows_fetched,
+                "rows_in_range": c.rows_in_range,
+                "cache": jsonable(c.cache),
             }
             for c in sorted(result.contexts, key=lambda c: c.context)
         ],
@@ -89,13 +94,42 @@ def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "halted": summary["halted"],
         "error": summary["refused"] or summary["halted"] or _failures(summary),
         "failed": [f["context"] for f in summary["failed"]],
+        **_extra_fields(contexts),
         "not_started": summary["not_started"],
         "source": summary["source"],
     }
 
 
-def _pattern_errors(c: ContextResult) -> str:
-    return "; ".join(f"{p.pattern}: {p.error}" for p in c.patterns if p.status == "failed")
+def _context_errors(c: ContextResult) -> str:
+    errors = [f"{p.pattern}: {p.error}" for p in c.patterns if p.status == "failed"]
+    if c.cache is not None and c.cache.status == "failed":
+        errors.append(f"cache load: {c.cache.error}")
+    return "; ".join(errors)
+
+
+def _periods_text(c: ContextResult) -> str:
+    if not c.periods:
+        return ""
+    grain = c.grain
+    first, last = format_period(grain, c.periods[0]), format_period(grain, c.periods[-1])
+    return first if len(c.periods) == 1 else f"{first}..{last} ({len(c.periods)})"
+
+
+def _extra_fields(contexts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The periods caught up and the cache loads, when the run did either."""
+    extra: dict[str, Any] = {}
+    caught = {c["context"]: c["periods"] for c in contexts if c["periods"]}
+    if caught:
+        extra["caught_up"] = caught
+        extra["rows_fetched"] = sum(c["rows_fetched"] for c in contexts if c["periods"])
+        extra["rows_in_range"] = sum(c["rows_in_range"] or 0 for c in contexts if c["periods"])
+    loads: dict[str, int] = {}
+    for c in contexts:
+        if c["cache"] is not None:
+            loads[c["cache"]["status"]] = loads.get(c["cache"]["status"], 0) + 1
+    if loads:
+        extra["cache"] = loads
+    return extra
 
 
 def _failures(summary: dict[str, Any]) -> str | None:
@@ -108,6 +142,7 @@ def _failures(summary: dict[str, Any]) -> str | None:
 SYNC_TYPE_SHORT = {"FULL": "FULL", "INCREMENTAL": "INCR", "FULL/INCREMENTAL": "FULL+INCR"}
 SUMMARY_COLUMNS = (
     Column("context"),
+    Column("periods", drop=7),  # shown only when a context caught up
     Column("type"),
     Column("window", drop=6),
     Column("stored", "right"),
@@ -115,6 +150,7 @@ SUMMARY_COLUMNS = (
     Column("dims", drop=3),
     Column("patterns", drop=4),
     Column("time", "right", drop=2),
+    Column("cache", drop=8),  # shown only with --cache-load
     Column("status"),
 )
 
@@ -139,6 +175,7 @@ def print_sync_result(result: SyncRunResult) -> None:
         rows.append(
             (
                 c.context.to_string(),
+                _periods_text(c),
                 SYNC_TYPE_SHORT.get(c.sync_types, "") if worked else "",
                 _window_text(c),
                 format_int(c.rows_stored) if worked else "",
@@ -148,14 +185,21 @@ def print_sync_result(result: SyncRunResult) -> None:
                 else "",
                 f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
                 f"{c.duration_seconds:.2f}s" if worked else "",
+                status_style(c.cache.status) if c.cache is not None else "",
                 status,
             )
         )
     title = f"sync {req.grain.value} {format_period(req.grain, req.period)}"
-    dropped = print_fitted(out, title, SUMMARY_COLUMNS, rows)
+    unused = {
+        "periods": not any(c.periods for c in result.contexts),
+        "cache": not any(c.cache for c in result.contexts),
+    }
+    used = [i for i, col in enumerate(SUMMARY_COLUMNS) if not unused.get(col.name)]
+    columns = [SUMMARY_COLUMNS[i] for i in used]
+    dropped = print_fitted(out, title, columns, [[row[i] for i in used] for row in rows])
     for reason, mark in reasons.items():
         out.print(f"{mark} {escape(reason)}")
-    shown = {c.name for c in SUMMARY_COLUMNS} - set(dropped)
+    shown = {c.name for c in columns} - set(dropped)
     worked = any(c.status != "skipped" for c in result.contexts)
     legend = [
         text
@@ -171,7 +215,13 @@ def print_sync_result(result: SyncRunResult) -> None:
     if dropped and worked:
         out.print(f"[dim]hidden at {out.width} columns: {', '.join(dropped)} (see --json)[/dim]")
     for c in result.failed:
-        out.print(f"[red]failed[/red] {c.context}: {escape(c.error or _pattern_errors(c))}")
+        out.print(f"[red]failed[/red] {c.context}: {escape(c.error or _context_errors(c))}")
+    for rest in result.beyond:
+        first, last = format_period(req.grain, rest.start), format_period(req.grain, rest.end)
+        out.print(
+            f"[red]Behind beyond --max-periods[/red]: {escape(', '.join(rest.contexts))}: "
+            f"{first}..{last} ({rest.periods} periods) left; run: {escape(rest.command)}"
+        )
     by_status: dict[str, int] = {}
     for c in result.contexts:
         by_status[c.status] = by_status.get(c.status, 0) + 1
@@ -194,16 +244,27 @@ def print_sync_result(result: SyncRunResult) -> None:
 
 
 def print_sync_plan(request: SyncRequest, planned: Sequence[Any]) -> None:
-    """Print what a dry run would fetch."""
+    """Print what a dry run would fetch (with --catch-up: the periods of each context)."""
     out = stdout_console()
+    grain = request.grain
+    caught = any(
+        len(p.periods) > 1 or p.periods[:1] != [request.period] for p in planned if p.periods
+    )
+    headers = ["context", "series", "sync type", "window"]
+    rows = [
+        [p.context, p.dimension or "(base)", p.sync_type.value, p.window.to_string()]
+        for p in planned
+    ]
+    if caught:
+        headers.insert(1, "periods")
+        for row, p in zip(rows, planned, strict=True):
+            first, last = format_period(grain, p.periods[0]), format_period(grain, p.periods[-1])
+            row.insert(1, first if len(p.periods) == 1 else f"{first}..{last} ({len(p.periods)})")
     print_table(
         out,
         f"sync --dry-run {request.grain.value} {format_period(request.grain, request.period)}",
-        ["context", "series", "sync type", "window"],
-        [
-            (p.context, p.dimension or "(base)", p.sync_type.value, p.window.to_string())
-            for p in planned
-        ],
+        headers,
+        rows,
     )
     contexts = len({p.context for p in planned})
     out.print(f"Dry run: {contexts} contexts, {len(planned)} series; nothing was written.")

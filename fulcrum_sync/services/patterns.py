@@ -46,6 +46,8 @@ __all__ = ["get_pattern", "list_patterns", "make_chain", "run", "run_context_pat
 
 log = logging.getLogger(__name__)
 
+DIMENSION_FAILED = "dimension sync failed"  # why a dimension pattern was not run
+
 
 def run_context_patterns(
     rc: RunContext,
@@ -68,7 +70,7 @@ def run_context_patterns(
     for spec, dim, item in pattern_jobs(ctx, period, only, overrides):
         if dim in skip_dimensions:
             results.append(
-                PatternRunResult(spec.name, dim, "skipped", item.run_key, "dimension sync failed")
+                PatternRunResult(spec.name, dim, "skipped", item.run_key, DIMENSION_FAILED)
             )
         else:
             work.append(KeyedWork(item, (spec, dim, item)))

@@ -17,7 +17,9 @@ from fulcrum_sync.domain import (
     iter_periods,
     last_complete_period,
 )
-from fulcrum_sync.store import backfills, reports
+from fulcrum_sync.services.problems import context_fix, problems
+from fulcrum_sync.store import backfills, progress, reports
+from fulcrum_sync.store import cache as cache_store
 
 
 def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
@@ -66,9 +68,19 @@ def _with_duration(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def status(
-    engine: Engine, grain: Grain | None = None, now: datetime | None = None, runs: int = 10
+    engine: Engine,
+    grain: Grain | None = None,
+    now: datetime | None = None,
+    runs: int = 10,
+    target: str = "local",
 ) -> StatusReport:
-    """Build the status report (optionally for one grain)."""
+    """Build the status report (optionally for one grain).
+
+    Freshness is the latest period whose sync succeeded per context (a context whose source
+    has no rows for a period is not behind once that period's sync succeeded). Every problem
+    carries the command that fixes it (services/problems.py); ``target`` is the cache target
+    whose loads are compared with the stored series.
+    """
     now = now or datetime.now(UTC)
     grains = [grain] if grain else list(Grain)
     report = StatusReport(
@@ -79,25 +91,31 @@ def status(
         freshness=[],
         backfills=backfills.list_backfills(engine),
     )
-    latest = reports.latest_series_dates(engine)
     analysed = reports.latest_pattern_periods(engine)
     contexts = reports.active_contexts(engine)
     for g in grains:
         expected = last_complete_period(g, now)
         fresh = Freshness(g, expected, 0, 0)
-        for ctx in (c for c in contexts if c["grain"] == g.value):
+        of_grain = [c for c in contexts if c["grain"] == g.value]
+        synced = progress.latest_synced(engine, g.value)
+        cached = any(r.target == target for r in cache_store.read_cache_loads(engine, g.value))
+        for ctx in of_grain:
             fresh.contexts += 1
-            key = (ctx["tenant_id"], ctx["metric_id"], g.value)
             name = f"{ctx['tenant']}::{ctx['metric_id']}"
-            stored = latest.get(key)
-            if stored is not None and stored >= expected:
+            latest = synced.get((ctx["tenant"], ctx["metric_id"]))
+            if latest is not None and latest >= expected:
                 fresh.up_to_date += 1
             else:
-                fresh.behind.append(_behind(name, g, stored, expected))
-            done = analysed.get(key)
+                behind = _behind(name, g, latest, expected)
+                behind["command"] = context_fix(
+                    g, ctx["tenant"], ctx["metric_id"], latest, expected, cache_load=cached
+                )[0]
+                fresh.behind.append(behind)
+            done = analysed.get((ctx["tenant_id"], ctx["metric_id"], g.value))
             if done is not None and done < expected:
                 fresh.patterns_behind.append(_behind(name, g, done, expected))
         report.freshness.append(fresh)
+        report.problems += problems(engine, g, expected, of_grain, report.failing_series, target)
     return report
 
 
@@ -114,5 +132,8 @@ def _behind(name: str, grain: Grain, latest: date | None, expected: date) -> dic
 def unhealthy(report: StatusReport) -> bool:
     """True when something is failing or behind (``status`` then exits 1)."""
     return bool(
-        report.failing_series or report.failing_patterns or any(f.behind for f in report.freshness)
+        report.failing_series
+        or report.failing_patterns
+        or any(f.behind for f in report.freshness)
+        or report.problems
     )

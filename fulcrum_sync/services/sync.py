@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
+    CatchUpRest,
+    ContextCacheResult,
     ContextResult,
     RefusedError,
     SyncRequest,
@@ -22,9 +25,17 @@ from fulcrum_sync.domain import (
     format_period,
 )
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.logs import log_event
-from fulcrum_sync.services.keys import pattern_jobs, sync_item
-from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_keyed
+from fulcrum_sync.logs import bound_fields, log_event
+from fulcrum_sync.services import catch_up
+from fulcrum_sync.services.keys import Overrides, pattern_jobs, sync_item
+from fulcrum_sync.services.runner import (
+    KeyedWork,
+    Outcome,
+    RunContext,
+    keep_leases,
+    map_workers,
+    run_keyed,
+)
 from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.services.sync_context import plan_series, source_down_reason, sync_context
 from fulcrum_sync.sources.base import Source
@@ -43,6 +54,16 @@ _EVENTS = {"skipped": "context skipped", "failed": "context failed", "partial": 
 PatternChain = Callable[[RunContext, ContextDef, ContextResult], None]
 
 
+class CacheChain(Protocol):
+    """Loads a context's cache table after its sync (``--cache-load``: ChainedLoad)."""
+
+    def prepare(self, contexts: list[ContextDef]) -> None: ...
+
+    def load(self, ctx: ContextDef) -> ContextCacheResult: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedSeries:
     """What a dry run would do for one series."""
@@ -51,24 +72,35 @@ class PlannedSeries:
     dimension: str | None
     sync_type: SyncType
     window: Window
+    periods: list[date] = field(default_factory=list)  # --catch-up: the periods it covers
 
 
 def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[PlannedSeries]:
     """Return what ``sync`` would fetch, writing nothing (``--dry-run``)."""
+    if request.catch_up:
+        catch_up.max_periods_of(settings, request)
     contexts = select_contexts(
         engine, settings, request.grain, request.tenant, request.metric, dry_run=True
     )
+    behind = catch_up.plan(engine, settings, request, contexts) if request.catch_up else None
     planned = []
     for ctx in contexts:
         statuses = sync_status.read_statuses(
             engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
         )
-        for dim, sync_type, window in plan_series(
-            ctx, request.period, statuses, settings, request.force_full
-        ):
+        periods = behind.periods_of(ctx) if behind else [request.period]
+        series = plan_series(ctx, periods[-1], statuses, settings, request.force_full)
+        coalesced = len(periods) > 1 and all(t is SyncType.INCREMENTAL for _, t, _ in series)
+        for dim, sync_type, window in series:
+            if coalesced:  # a catch-up fetches the missed periods only
+                window = Window(periods[0], window.end)
             planned.append(
                 PlannedSeries(
-                    ctx.context.to_string(), dim.dimension_id if dim else None, sync_type, window
+                    ctx.context.to_string(),
+                    dim.dimension_id if dim else None,
+                    sync_type,
+                    window,
+                    periods if behind else [],
                 )
             )
     return planned
@@ -84,13 +116,23 @@ def run(
     stop: threading.Event | None = None,
     on_result: Callable[[ContextResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    overrides: Overrides = None,
+    loader: CacheChain | None = None,
 ) -> SyncRunResult:
     """Sync every selected context for ``request.period``.
 
     Each context is claimed under its run key first; keys already done are skipped unless
-    ``request.force``. Raises InputError (bad filters) or StoreError (database unreachable).
+    ``request.force``. With ``request.catch_up`` a context behind syncs every period it
+    missed (services/catch_up.py). ``loader`` loads each context's cache table once its sync
+    and patterns succeeded (also when done earlier: it loads only what changed). Raises
+    InputError (bad filters, an unsafe table name) or StoreError (database unreachable).
     """
+    if request.catch_up:
+        catch_up.max_periods_of(settings, request)  # refused before anything is written
     contexts = select_contexts(engine, settings, request.grain, request.tenant, request.metric)
+    behind = catch_up.plan(engine, settings, request, contexts) if request.catch_up else None
+    if loader is not None:
+        loader.prepare(contexts)  # unsafe or shared table names: refused before any work
     rc = RunContext.start(
         engine,
         "sync",
@@ -101,10 +143,31 @@ def run(
     )
     run_id = rc.run_id
     result = SyncRunResult(run_id=run_id, request=request, started_at=datetime.now(UTC))
+    result.beyond = behind.rest if behind else []
     before = source.stats()
     if on_start is not None:
         on_start(len(contexts))
-    work = [KeyedWork(sync_item(c, request.period), c) for c in contexts]
+    late = [c for c in contexts if behind is not None and behind.catches_up(c)]
+    work = [KeyedWork(sync_item(c, request.period), c) for c in contexts if c not in late]
+
+    def after(ctx: ContextDef, res: ContextResult) -> None:
+        """Older unfinished patterns (--catch-up), then the cache table (--cache-load)."""
+        if behind is not None and chain is not None and request.run_patterns:
+            older = behind.older_patterns.get(ctx.context.to_string(), [])
+            catch_up.finish_older_patterns(rc, ctx, res, older, overrides)
+        if loader is not None and catch_up.loadable(res):
+            res.cache = loader.load(ctx)
+
+    def catch(ctx: ContextDef) -> ContextResult | None:
+        if rc.stop.is_set() or behind is None:
+            return None
+        fields = rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)
+        with bound_fields(**fields, grain=ctx.grain.value):
+            res = catch_up.sync_missed(
+                rc, source, settings, ctx, behind.periods_of(ctx), request, overrides
+            )
+            after(ctx, res)
+        return res
 
     def do(ctx: ContextDef) -> ContextResult:
         res = sync_context(
@@ -121,6 +184,7 @@ def run(
             rc.halt(down)  # start no other context: the ones not started are released
         if chain is not None and request.run_patterns and res.base is not None and res.base.success:
             chain(rc, ctx, res)
+        after(ctx, res)
         return res
 
     analysed: list[set[str]] = []  # the period's succeeded pattern keys, read once
@@ -145,6 +209,8 @@ def run(
                 res.started_at = datetime.now(UTC)
                 chain(rc, w.payload, res)
                 res.finished_at = datetime.now(UTC)
+        if claim is Claim.DONE:
+            after(w.payload, res)
         return res
 
     def report(res: ContextResult) -> None:
@@ -157,19 +223,51 @@ def run(
         result.interrupted = rc.interrupted
         result.halted = rc.halted[0] if rc.halted else None
         result.finished_at = datetime.now(UTC)
-        result.not_started = len(work) - len(result.contexts) if rc.stop.is_set() else 0
+        result.not_started = len(contexts) - len(result.contexts) if rc.stop.is_set() else 0
         result.source = source.stats().since(before)
         return result.outcome, summarize_run(result)
 
     with rc.recording(summarize):
+        for rest in result.beyond:
+            log_beyond(run_id, behind.max_periods if behind else 0, rest)
         try:
+            if late:  # behind first, oldest periods first: their keys are claimed per context
+                with keep_leases(engine, rc.owner, rc.lease_seconds):
+                    for res in map_workers(catch, late, request.workers):
+                        if res is not None:
+                            report(res)
             run_keyed(
                 rc, work, do, summarize_context, skipped, workers=request.workers, on_result=report
             )
         except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
             result.refused = str(exc)
             log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
+        finally:
+            if loader is not None:
+                loader.close()
     return result
+
+
+def log_beyond(run_id: str, bound: int, rest: CatchUpRest) -> None:
+    """Say at ``error`` level which periods a catch-up leaves, and the backfill for them."""
+    first, last = format_period(rest.grain, rest.start), format_period(rest.grain, rest.end)
+    names = ", ".join(rest.contexts[:5]) + (
+        f" and {len(rest.contexts) - 5} more" if len(rest.contexts) > 5 else ""
+    )
+    log_event(
+        log,
+        "catch-up bound reached",
+        logging.ERROR,
+        run_id=run_id,
+        grain=rest.grain.value,
+        contexts=rest.contexts,
+        counts={"contexts": len(rest.contexts), "periods_left": rest.periods},
+        error=(
+            f"{names} missed more than {bound} periods (--max-periods): {first}..{last} "
+            f"({rest.periods}) are left for: {rest.command}"
+        ),
+        command=rest.command,
+    )
 
 
 def log_context(run_id: str | None, res: ContextResult) -> None:
@@ -178,7 +276,9 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
     log_event(
         log,
         _EVENTS.get(res.status, "context synced"),
-        logging.ERROR if res.status in ("failed", "partial") or failed_patterns else logging.INFO,
+        logging.ERROR
+        if res.status in ("failed", "partial") or failed_patterns or res.cache_failed
+        else logging.INFO,
         run_id=run_id,
         run_key=res.run_key,
         tenant=res.context.tenant,
@@ -196,8 +296,22 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
         duration=round(res.duration_seconds, 4),
         error=res.error
         or "; ".join(f"{p.pattern}: {p.error}" for p in res.patterns if p.status == "failed")
+        or (res.cache.error if res.cache is not None and res.cache_failed else None)
         or res.skip_reason,
+        **_catch_up_fields(res),
     )
+
+
+def _catch_up_fields(res: ContextResult) -> dict[str, Any]:
+    """The periods a caught-up context synced and its cache load, for its log event."""
+    fields: dict[str, Any] = {}
+    if res.periods:
+        fields["periods"] = [p.isoformat() for p in res.periods]
+        fields["rows_fetched"] = res.rows_fetched
+        fields["rows_in_range"] = res.rows_in_range
+    if res.cache is not None:
+        fields["cache"] = res.cache.status
+    return fields
 
 
 def summarize_context(res: ContextResult) -> Outcome:
@@ -226,4 +340,28 @@ def summarize_run(result: SyncRunResult) -> dict[str, object]:
         "halted": result.halted,
         "not_started": result.not_started,
         "source": jsonable(result.source),
+        **_catch_up_summary(result),
     }
+
+
+def _catch_up_summary(result: SyncRunResult) -> dict[str, object]:
+    """What --catch-up and --cache-load add to the run record (nothing without them)."""
+    summary: dict[str, object] = {}
+    if result.request.catch_up:
+        caught = [c for c in result.contexts if c.periods]
+        summary["catch_up"] = {
+            "periods": {c.context.to_string(): [p.isoformat() for p in c.periods] for c in caught},
+            "rows_fetched": sum(c.rows_fetched for c in caught),
+            "rows_in_range": sum(c.rows_in_range or 0 for c in caught),
+            "beyond": [
+                {"contexts": r.contexts, "start": r.start, "end": r.end, "command": r.command}
+                for r in result.beyond
+            ],
+        }
+    if result.request.cache_load:
+        loads: dict[str, int] = {}
+        for c in result.contexts:
+            if c.cache is not None:
+                loads[c.cache.status] = loads.get(c.cache.status, 0) + 1
+        summary["cache"] = loads
+    return jsonable(summary)  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Engine, Table, and_, delete, insert, selec
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
+from fulcrum_sync.store.versions import read_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +36,26 @@ class CacheLoadRecord:
     error: str | None
     loaded_at: datetime
     duration_seconds: float | None
+    data_version: int | None = None  # the context's data version this load read
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBaseline:
+    """What a load compares: the context's data version now, and its last load's."""
+
+    version: int | None  # None: no series write recorded a version yet
+    last_status: str | None  # of the last load into the target (None: never loaded)
+    last_version: int | None
+    last_loaded_at: datetime | None
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the last load succeeded and read the version stored now."""
+        return (
+            self.version is not None
+            and self.last_status == "succeeded"
+            and self.last_version == self.version
+        )
 
 
 @reconnecting
@@ -66,6 +87,23 @@ def read_cache_frame(engine: Engine, tenant_id: int, metric_id: str, grain: str)
 def _context(table: Table, tenant_id: int, metric_id: str, grain: str) -> ColumnElement[bool]:
     c = table.c
     return and_(c.tenant_id == tenant_id, c.metric_id == metric_id, c.grain == grain)
+
+
+@reconnecting
+def read_baseline(
+    engine: Engine, tenant_id: int, metric_id: str, grain: str, target: str
+) -> LoadBaseline:
+    """Return the context's data version and its last load into ``target`` (one read)."""
+    c = t.cache_loads.c
+    query = select(c.status, c.data_version, c.loaded_at).where(
+        and_(_context(t.cache_loads, tenant_id, metric_id, grain), c.target == target)
+    )
+    with translate_errors(engine, "read cache loads from"), engine.connect() as conn:
+        version = read_version(conn, tenant_id, metric_id, grain)
+        last = conn.execute(query).first()
+    if last is None:
+        return LoadBaseline(version, None, None, None)
+    return LoadBaseline(version, last.status, last.data_version, last.loaded_at)
 
 
 @reconnecting

@@ -56,6 +56,7 @@ def failing_series(engine: Engine, grain: str | None = None) -> list[dict[str, A
             c.metric_id,
             c.grain,
             c.dimension,
+            c.period,
             c.failing_since,
             c.last_attempt_at,
             c.last_success_at,
@@ -117,17 +118,6 @@ def failing_patterns(engine: Engine, grain: str | None = None) -> list[dict[str,
         query = query.where(p.grain == grain)
     with translate_errors(engine, "read pattern results from"), engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
-
-
-@reconnecting
-def latest_series_dates(engine: Engine) -> dict[tuple[int, str, str], date]:
-    """Return the latest stored base-series date per (tenant_id, metric_id, grain)."""
-    c = t.metric_time_series.c
-    query = select(c.tenant_id, c.metric_id, c.grain, func.max(c.date)).group_by(
-        c.tenant_id, c.metric_id, c.grain
-    )
-    with translate_errors(engine, "read series from"), engine.connect() as conn:
-        return {(r[0], r[1], r[2]): _as_date(r[3]) for r in conn.execute(query)}
 
 
 @reconnecting

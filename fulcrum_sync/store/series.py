@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, func, select
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.sync_status import StatusUpdate, write_status
+from fulcrum_sync.store.versions import bump
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +90,13 @@ def write_series(
     """Store one fetched series and its sync status in one transaction.
 
     ``full`` replaces the whole series (the delete and the insert commit together or not at
-    all); otherwise the rows are upserted. Raises StoreError.
+    all); otherwise the rows are upserted. A write that changed rows raises the context's
+    data version in the same transaction. Raises StoreError.
     """
     with translate_errors(engine, "store a series in"), engine.begin() as conn:
         counts = (replace_series if full else upsert_series)(conn, key, rows)
+        if counts.stored or counts.deleted:
+            bump(conn, key.tenant_id, key.metric_id, key.grain)
         write_status(
             conn,
             status,

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, not_, s
 from fulcrum_sync.domain import Scope
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.versions import bump_matching
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,8 @@ def delete_parts(
                 held += conn.execute(count.where(and_(where, _held(now)))).scalar_one()
                 where = and_(where, not_(_held(now)))
             deleted[part] = conn.execute(delete(table).where(where)).rowcount or 0
+            if deleted[part] and part in ("base values", "dimension values"):
+                bump_matching(conn, _by_id(t.series_versions, s))  # the cache must follow
     return deleted, held
 
 

@@ -177,6 +177,8 @@ run_items = Table(
     Column("finished_at", UTCDateTime()),
     Index("ix_run_items_status", "status"),
     Index("ix_run_items_grain_period", "grain", "period"),
+    # The latest succeeded sync period per context (catch-up and status freshness).
+    Index("ix_run_items_latest", "kind", "grain", "status", "tenant", "metric_id", "period"),
 )
 
 backfills = Table(
@@ -216,4 +218,18 @@ cache_loads = Table(
     Column("error", Text),
     Column("loaded_at", UTCDateTime(), nullable=False),
     Column("duration_seconds", Float),
+    Column("data_version", Integer),  # the context's series_versions.version this load read
+)
+
+# One counter per context, raised in the transaction of every write that changed its stored
+# series (store/series.write_series) or deleted some (state reset): a cache load whose last
+# successful load read the same version has nothing new to copy.
+series_versions = Table(
+    "series_versions",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True, autoincrement=False),
+    Column("metric_id", String(64), primary_key=True),
+    Column("grain", String(8), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
 )

@@ -26,10 +26,10 @@ from fulcrum_sync.domain import (
     format_period,
     iter_periods,
     parse_period,
-    shift_period,
 )
 from fulcrum_sync.services.keys import pattern_jobs, sync_item
 from fulcrum_sync.services.selection import select_contexts
+from fulcrum_sync.services.stretches import stretches_of
 from fulcrum_sync.store import backfills
 
 
@@ -212,17 +212,6 @@ def record_plan(engine: Engine, planned: Planned) -> None:
         backfill_arguments(request),
         items,
     )
-
-
-def stretches_of(periods: list[date], grain: Grain, limit: int) -> list[list[date]]:
-    """Split sorted periods into contiguous runs of at most ``limit`` periods."""
-    out: list[list[date]] = []
-    for p in periods:
-        if out and len(out[-1]) < limit and shift_period(grain, out[-1][-1], 1) == p:
-            out[-1].append(p)
-        else:
-            out.append([p])
-    return out
 
 
 def count_pattern_keys(contexts: list[ContextDef], periods: list[date]) -> int:

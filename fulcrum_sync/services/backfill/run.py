@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -25,7 +25,7 @@ from fulcrum_sync.domain import (
     BackfillRequest,
     BackfillResult,
     ContextResult,
-    SyncType,
+    PatternRunResult,
     Window,
     period_end,
 )
@@ -36,37 +36,16 @@ from fulcrum_sync.services.backfill.plan import (
     count_pattern_keys,
     make_plan,
     record_plan,
-    stretches_of,
 )
-from fulcrum_sync.services.keys import sync_item
-from fulcrum_sync.services.pattern_inputs import preloaded
-from fulcrum_sync.services.patterns import run_context_patterns
-from fulcrum_sync.services.runner import (
-    KeyedWork,
-    Outcome,
-    RunContext,
-    keep_leases,
-    map_workers,
-    run_batch,
-)
-from fulcrum_sync.services.sync_context import source_down_reason, sync_context
+from fulcrum_sync.services.patterns import DIMENSION_FAILED
+from fulcrum_sync.services.runner import RunContext, keep_leases, map_workers
+from fulcrum_sync.services.stretches import Hooks, sync_periods
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import backfills
 from fulcrum_sync.store.runs import Claim
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Synced:
-    """How one period's sync key ended in this run."""
-
-    period: date
-    status: str  # succeeded | failed | done (already) | busy (another process)
-    analysable: bool = False  # its base series is stored: its patterns can run
-    rows_stored: int = 0
-    error: str | None = None
 
 
 class _Progress:
@@ -205,64 +184,36 @@ def _backfill_context(
     progress: _Progress,
 ) -> None:
     """Sync the claimed periods of ``ctx`` stretch by stretch, then run its patterns."""
-    grain = ctx.grain
-    limit = settings.lookback[grain][SyncType.FULL]
 
-    def sync_all(claimed: list[date]) -> list[_Synced]:
-        out: list[_Synced] = []
-        for stretch in stretches_of(claimed, grain, limit):
-            window = Window(stretch[0], period_end(grain, stretch[-1]))
-            with bound_fields(run_key=sync_item(ctx, stretch[-1]).run_key):
-                res = sync_context(
-                    rc.engine, source, ctx, stretch[-1], settings, run_id=rc.run_id, window=window
-                )
-            down = source_down_reason(source, res)
-            if down is not None:
-                rc.halt(down)  # the breaker's trial failed too: stop, release what is left
-            progress.fetched(res)
-            ok = res.status == "succeeded"
-            if ok:
-                progress.count(done=len(stretch))
-            else:
-                progress.fail(len(stretch), f"{ctx.context} {window.to_string()}: {res.error}")
-            # A failed dimension only skips its own patterns: the base series is stored.
-            analysable = ok or (res.base is not None and res.base.success)
-            out += [
-                _Synced(p, "succeeded" if ok else "failed", analysable, res.rows_stored, res.error)
-                for p in stretch
-            ]
-        return out
+    def fetched(res: ContextResult, stretch: list[date]) -> None:
+        progress.fetched(res)
+        if res.status == "succeeded":
+            progress.count(done=len(stretch))
+        else:
+            window = Window(stretch[0], period_end(ctx.grain, stretch[-1]))
+            progress.fail(len(stretch), f"{ctx.context} {window.to_string()}: {res.error}")
 
-    def skipped(w: KeyedWork[date], claim: Claim) -> _Synced:
-        if claim is Claim.DONE:
+    def skipped(_period: date, claim: Claim) -> None:
+        progress.count(**{"already" if claim is Claim.DONE else "busy": 1})
+
+    def pattern(_period: date, p: PatternRunResult) -> None:
+        if p.status == "skipped" and p.error == DIMENSION_FAILED:
+            return  # not run: its dimension's sync failed (counted there); a resume does it
+        if p.status == "done":
             progress.count(already=1)
-            return _Synced(w.payload, "done", analysable=True)
-        progress.count(busy=1)
-        return _Synced(w.payload, "busy")
+        elif p.status == "busy":
+            progress.count(busy=1)
+        elif p.status == "failed":
+            progress.fail(1, f"{p.run_key}: {p.error}")
+        else:
+            progress.count(done=1)
 
-    work = [KeyedWork(sync_item(ctx, p), p) for p in planned.plan.periods]
-    synced = run_batch(rc, work, sync_all, _summarize, skipped)
-    if not planned.request.patterns:
-        return
-    periods = sorted(s.period for s in synced if s.analysable)
-    data = preloaded(rc.engine, ctx, periods)
-    for period in periods:
-        if rc.stop.is_set():
-            return
-        for p in run_context_patterns(rc, ctx, period, data=data):
-            if p.status == "done":
-                progress.count(already=1)
-            elif p.status == "busy":
-                progress.count(busy=1)
-            elif p.status == "failed":
-                progress.fail(1, f"{p.run_key}: {p.error}")
-            else:
-                progress.count(done=1)
-
-
-def _summarize(synced: _Synced) -> Outcome:
-    return Outcome(
-        succeeded=synced.status == "succeeded",
-        counts={"rows_stored": synced.rows_stored},
-        error=synced.error,
+    sync_periods(
+        rc,
+        source,
+        settings,
+        ctx,
+        planned.plan.periods,
+        patterns=planned.request.patterns,
+        hooks=Hooks(fetched, skipped, pattern),
     )

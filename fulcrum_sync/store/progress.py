@@ -1,0 +1,68 @@
+"""How far each context got, from its run keys: the latest period whose sync succeeded, and
+the pattern keys left unfinished (``sync --catch-up`` and ``status`` read these).
+
+A sync key succeeds only when every series of its context was stored for that period, so
+its latest succeeded period is what the context is truly synced up to. (The sync status
+rows are per series and also record failed attempts.)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select
+
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import reconnecting, translate_errors
+from fulcrum_sync.store.state import as_date
+
+ContextKey = tuple[str, str]  # tenant identifier, metric_id
+
+
+@reconnecting
+def latest_synced(engine: Engine, grain: str) -> dict[ContextKey, date]:
+    """Return the latest period whose sync key succeeded, per (tenant, metric) of ``grain``."""
+    c = t.run_items.c
+    query = (
+        select(c.tenant, c.metric_id, func.max(c.period))
+        .where(and_(c.kind == "sync", c.grain == grain, c.status == "succeeded"))
+        .group_by(c.tenant, c.metric_id)
+    )
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        return {(r[0], r[1]): as_date(r[2]) for r in conn.execute(query)}
+
+
+def _unfinished(now: datetime) -> Any:
+    """Keys no one is working on that did not succeed: failed, released, or a dead lease.
+
+    Pending keys are left out: they are a plan not started yet (a backfill's), not a failure.
+    """
+    c = t.run_items.c
+    return or_(
+        c.status.in_(("failed", "released")),
+        and_(c.status == "running", c.lease_expires_at < now),
+    )
+
+
+@reconnecting
+def unfinished_patterns(
+    engine: Engine, grain: str, start: date | None = None, end: date | None = None
+) -> list[dict[str, Any]]:
+    """Return the unfinished pattern keys of ``grain`` (in ``start..end``), oldest first.
+
+    Each row: tenant, metric_id, period, pattern, status, error, run_key.
+    """
+    c = t.run_items.c
+    where = and_(c.kind == "pattern", c.grain == grain, _unfinished(datetime.now(UTC)))
+    if start is not None:
+        where = and_(where, c.period >= start)
+    if end is not None:
+        where = and_(where, c.period <= end)
+    query = (
+        select(c.tenant, c.metric_id, c.period, c.pattern, c.status, c.error, c.run_key)
+        .where(where)
+        .order_by(c.period, c.tenant, c.metric_id, c.run_key)
+    )
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        return [{**r._asdict(), "period": as_date(r.period)} for r in conn.execute(query)]

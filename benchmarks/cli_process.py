@@ -2,7 +2,7 @@
 
 Each run goes through ``benchmarks/launch.py`` (a small launcher, so the peak RSS read is
 the command's, not the benchmark process's), with an environment that holds nothing of
-ours but the ``FULCRUM_SYNC_*`` settings given: stdout is a file (a pod's log), stdin is
+ours but the ``FULCRUM_SYNC_*`` settings given (and ``PYTHONPATH`` = this checkout): stdout is a file (a pod's log), stdin is
 closed, the log format is left to ``auto`` (JSON lines, since stdout is not a terminal).
 """
 
@@ -78,7 +78,8 @@ class Cli:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
-        env.pop("PYTHONPATH", None)
+        env["PYTHONPATH"] = str(ROOT)  # the checkout these benchmarks belong to (editable
+        # installs resolve after PYTHONPATH), so a copy of an older commit measures itself
         env.update(
             FULCRUM_SYNC_DATABASE_URL=database_url,
             FULCRUM_SYNC_TODAY=TODAY,

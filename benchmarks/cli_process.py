@@ -2,8 +2,9 @@
 
 Each run goes through ``benchmarks/launch.py`` (a small launcher, so the peak RSS read is
 the command's, not the benchmark process's), with an environment that holds nothing of
-ours but the ``FULCRUM_SYNC_*`` settings given (and ``PYTHONPATH`` = this checkout): stdout is a file (a pod's log), stdin is
-closed, the log format is left to ``auto`` (JSON lines, since stdout is not a terminal).
+ours but the ``FULCRUM_SYNC_*`` settings given (and ``PYTHONPATH`` = this checkout): stdout
+is a file (a pod's log), stdin is closed, the log format is left to ``auto`` (JSON lines,
+since stdout is not a terminal).
 """
 
 from __future__ import annotations

@@ -101,13 +101,12 @@ def sync(
             on_result=progress.advance,
             on_start=progress.start,
         )
-    summary = render.sync_result_json(result)
     emit(
         output,
-        data=lambda: summary,
+        data=lambda: render.sync_result_json(result),
         table=lambda: render.print_sync_result(result),
         event="sync finished",
-        fields=lambda: render.sync_summary_fields(summary),
+        fields=lambda: render.sync_summary_fields(result),
     )
     finish(result.outcome)
 

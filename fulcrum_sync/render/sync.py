@@ -68,29 +68,36 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
     }
 
 
-def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
-    """The closing ``sync finished`` log event's fields, from :func:`sync_result_json`."""
-    contexts = summary["contexts"]
+def sync_summary_fields(result: SyncRunResult) -> dict[str, Any]:
+    """The closing ``sync finished`` log event's fields: aggregates of the run only.
+
+    Built from the result itself, not from :func:`sync_result_json`: a job writing JSON log
+    lines already logged each context, and the whole document costs memory per context.
+    """
     by_status: dict[str, int] = {}
-    for c in contexts:
-        by_status[c["status"]] = by_status.get(c["status"], 0) + 1
+    rows_stored = rows_skipped = 0
+    for c in result.contexts:
+        by_status[c.status] = by_status.get(c.status, 0) + 1
+        rows_stored += c.rows_stored
+        rows_skipped += c.rows_skipped
+    failed = result.failed
     return {
-        "run_id": summary["run_id"],
-        "grain": summary["grain"],
-        "period": summary["period"],
-        "outcome": summary["outcome"],
+        "run_id": result.run_id,
+        "grain": result.request.grain.value,
+        "period": result.request.period.isoformat(),
+        "outcome": result.outcome,
         "counts": {
-            "contexts": len(contexts),
+            "contexts": len(result.contexts),
             **by_status,
-            "rows_stored": sum(c["rows_stored"] for c in contexts),
-            "rows_skipped": sum(c["rows_skipped"] for c in contexts),
+            "rows_stored": rows_stored,
+            "rows_skipped": rows_skipped,
         },
-        "duration": summary["duration_seconds"],  # wall time, not the sum of the contexts'
-        "halted": summary["halted"],
-        "error": summary["refused"] or summary["halted"] or _failures(summary),
-        "failed": [f["context"] for f in summary["failed"]],
-        "not_started": summary["not_started"],
-        "source": summary["source"],
+        "duration": round(_wall(result), 3),  # wall time, not the sum of the contexts'
+        "halted": result.halted,
+        "error": result.refused or result.halted or _failures(failed, len(result.contexts)),
+        "failed": [c.context.to_string() for c in failed],
+        "not_started": result.not_started,
+        "source": jsonable(result.source),
     }
 
 
@@ -98,11 +105,11 @@ def _pattern_errors(c: ContextResult) -> str:
     return "; ".join(f"{p.pattern}: {p.error}" for p in c.patterns if p.status == "failed")
 
 
-def _failures(summary: dict[str, Any]) -> str | None:
-    failed, total = summary["failed"], len(summary["contexts"])
+def _failures(failed: list[ContextResult], total: int) -> str | None:
     if not failed:
         return None
-    return f"{len(failed)} of {total} contexts failed; first: {failed[0]['error']}"
+    first = failed[0].error or _pattern_errors(failed[0])
+    return f"{len(failed)} of {total} contexts failed; first: {first}"
 
 
 SYNC_TYPE_SHORT = {"FULL": "FULL", "INCREMENTAL": "INCR", "FULL/INCREMENTAL": "FULL+INCR"}

@@ -89,6 +89,7 @@ class ContextResult:
     finished_at: datetime | None = None
     error: str | None = None
     dependency_failure: bool = False
+    key_done: bool = False  # its run key was completed in the transaction of its writes
 
     @property
     def duration_seconds(self) -> float:

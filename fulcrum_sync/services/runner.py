@@ -35,6 +35,7 @@ class Outcome:
     succeeded: bool
     counts: dict[str, Any] | None = None
     error: str | None = None
+    recorded: bool = False  # the work completed its key in its own transaction already
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +184,19 @@ def run_keyed(
     an outer call already renews this owner's leases (they are renewed per owner).
     ``batch_claim`` claims every key in one transaction first (small batches done by one
     worker, such as a context's patterns); unstarted keys are released if ``rc.stop`` is set.
+    Otherwise each key is claimed in its own short transaction just before its work (so a
+    killed process holds one key, not a batch), except keys that had already succeeded
+    when the run started (read in one query): those are skipped as done without a claim,
+    unless the run forces.
     """
     if not work:
         return []
     runs.ensure_items(rc.engine, [w.item for w in work])
     results: list[R] = []
     claimed_up_front = _claim_all(rc, work) if batch_claim else {}
+    done_before: set[str] = set()
+    if not batch_claim and rc.force_before is None:
+        done_before = runs.succeeded_among(rc.engine, [w.item.run_key for w in work])
 
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():
@@ -197,6 +205,8 @@ def run_keyed(
             return work_one(w)
 
     def work_one(w: KeyedWork[T]) -> R | None:
+        if w.item.run_key in done_before:
+            return skipped(w, Claim.DONE)
         claim = claimed_up_front.get(w.item.run_key) or _claim(rc, w.item.run_key)
         if claim is not Claim.CLAIMED:
             return skipped(w, claim)
@@ -207,7 +217,8 @@ def run_keyed(
             rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
             _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
             raise
-        _settle(rc, w.item.run_key, outcome)
+        if not outcome.recorded:
+            _settle(rc, w.item.run_key, outcome)
         return result
 
     leases = keep_leases(rc.engine, rc.owner, rc.lease_seconds) if renew else nullcontext()
@@ -259,7 +270,9 @@ def run_batch(
             _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
         raise
     for w, result in zip(mine, done, strict=True):
-        _settle(rc, w.item.run_key, summarize(result))
+        outcome = summarize(result)
+        if not outcome.recorded:
+            _settle(rc, w.item.run_key, outcome)
     return results + done
 
 

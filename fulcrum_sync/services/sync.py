@@ -59,10 +59,9 @@ def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[Plann
         engine, settings, request.grain, request.tenant, request.metric, dry_run=True
     )
     planned = []
+    all_statuses = _read_statuses(engine, request, contexts)
     for ctx in contexts:
-        statuses = sync_status.read_statuses(
-            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
-        )
+        statuses = all_statuses.get((ctx.tenant.tenant_id, ctx.metric.metric_id), {})
         for dim, sync_type, window in plan_series(
             ctx, request.period, statuses, settings, request.force_full
         ):
@@ -105,6 +104,16 @@ def run(
     if on_start is not None:
         on_start(len(contexts))
     work = [KeyedWork(sync_item(c, request.period), c) for c in contexts]
+    # Read once for the run (when the first context needs them), not once per context: each
+    # context's own status write is forward-only.
+    read: list[sync_status.GrainStatuses] = []
+    lock = threading.Lock()
+
+    def statuses_of(ctx: ContextDef) -> dict[str, sync_status.SeriesStatus]:
+        with lock:
+            if not read:
+                read.append(_read_statuses(engine, request, contexts))
+            return read[0].pop((ctx.tenant.tenant_id, ctx.metric.metric_id), {})
 
     def do(ctx: ContextDef) -> ContextResult:
         res = sync_context(
@@ -115,6 +124,8 @@ def run(
             settings,
             force_full=request.force_full,
             run_id=run_id,
+            statuses=statuses_of(ctx),
+            owner=rc.owner,  # its run key completes in the transaction of its writes
         )
         down = source_down_reason(source, res)
         if down is not None:
@@ -163,9 +174,7 @@ def run(
 
     with rc.recording(summarize):
         try:
-            run_keyed(
-                rc, work, do, summarize_context, skipped, workers=request.workers, on_result=report
-            )
+            run_keyed(rc, work, do, _outcome, skipped, workers=request.workers, on_result=report)
         except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
             result.refused = str(exc)
             log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
@@ -198,6 +207,21 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
         or "; ".join(f"{p.pattern}: {p.error}" for p in res.patterns if p.status == "failed")
         or res.skip_reason,
     )
+
+
+def _read_statuses(
+    engine: Engine, request: SyncRequest, contexts: list[ContextDef]
+) -> sync_status.GrainStatuses:
+    """Every selected context's series statuses, in one query (one tenant's with --tenant)."""
+    tenant_id = contexts[0].tenant.tenant_id if request.tenant and contexts else None
+    return sync_status.read_grain_statuses(engine, request.grain.value, tenant_id)
+
+
+def _outcome(res: ContextResult) -> Outcome:
+    """The run-item outcome of a context's sync; recorded already when its writes did it."""
+    if res.key_done:
+        return Outcome(succeeded=res.status == "succeeded", error=res.error, recorded=True)
+    return summarize_context(res)
 
 
 def summarize_context(res: ContextResult) -> Outcome:

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
@@ -105,30 +105,6 @@ def ensure_items(engine: Engine, items: list[RunItem]) -> None:
             insert_ignore(conn, t.run_items, rows[start : start + 1000])
 
 
-def _claimable(now: datetime, force_before: datetime | None) -> Any:
-    c = t.run_items.c
-    conditions = [
-        c.status.in_(("pending", "failed", "released")),
-        and_(c.status == "running", c.lease_expires_at < now),
-    ]
-    if force_before is not None:
-        conditions.append(and_(c.status == "succeeded", c.finished_at < force_before))
-    return or_(*conditions)
-
-
-def _claimed_values(now: datetime, owner: str, run_id: str, lease_seconds: int) -> dict[str, Any]:
-    return {
-        "status": "running",
-        "lease_owner": owner,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "run_id": run_id,
-        "attempts": t.run_items.c.attempts + 1,
-        "started_at": now,
-        "finished_at": None,
-        "error": None,
-    }
-
-
 _rc = t.run_items.c
 _TS = _rc.started_at.type
 # Built once, so a call only binds parameters: building these expressions per call cost more
@@ -173,6 +149,25 @@ _COMPLETE = (
 )
 
 
+# A claim commits without waiting for its WAL flush (PostgreSQL): other sessions see it at
+# once all the same, and the work's own commit (synchronous) flushes it first. If the server
+# crashed before, the work's transaction dies with it, so no work rests on a lost claim.
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
+
+
+def _claim_params(
+    owner: str, run_id: str, lease_seconds: int, force_before: datetime | None
+) -> dict[str, Any]:
+    now = now_utc()
+    return {
+        "now": now,
+        "force_before": force_before,
+        "p_owner": owner,
+        "p_run_id": run_id,
+        "p_lease_until": now + timedelta(seconds=lease_seconds),
+    }
+
+
 @reconnecting
 def claim(
     engine: Engine,
@@ -188,17 +183,10 @@ def claim(
     :param force_before: also take a key that succeeded before this instant (``--force``).
     """
     c = t.run_items.c
-    now = now_utc()
-    params = {
-        "key": run_key,
-        "now": now,
-        "force_before": force_before,
-        "p_owner": owner,
-        "p_run_id": run_id,
-        "p_lease_until": now + timedelta(seconds=lease_seconds),
-    }
+    params = _claim_params(owner, run_id, lease_seconds, force_before) | {"key": run_key}
     with translate_errors(engine, "claim a run key in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_NO_FLUSH_WAIT)
             locked = conn.execute(_LOCK, params).first()
             taken = locked is not None and bool(conn.execute(_TAKE, params).rowcount)
         else:
@@ -210,11 +198,8 @@ def claim(
             return Claim.DONE
         if row.status == "running" and row.lease_owner and owner_is_dead(row.lease_owner):
             # Killed on this very host (SIGKILL, OOM): no need to wait for its lease to expire.
-            stolen = conn.execute(
-                update(t.run_items)
-                .where(and_(c.run_key == run_key, c.lease_owner == row.lease_owner))
-                .values(_claimed_values(now, owner, run_id, lease_seconds))
-            ).rowcount
+            dead = and_(c.run_key == run_key, c.lease_owner == row.lease_owner)
+            stolen = conn.execute(update(t.run_items).where(dead).values(_CLAIMED), params).rowcount
             if stolen:
                 return Claim.CLAIMED
     return Claim.BUSY
@@ -253,25 +238,20 @@ def claim_many(
     if not run_keys:
         return {}
     c = t.run_items.c
-    now = now_utc()
-    values = _claimed_values(now, owner, run_id, lease_seconds)
-    claimable = and_(c.run_key.in_(run_keys), _claimable(now, force_before))
+    params = _claim_params(owner, run_id, lease_seconds, force_before)
+    claimable = and_(c.run_key.in_(run_keys), _CLAIMABLE)
     with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            keys = list(
-                conn.execute(
-                    select(c.run_key).where(claimable).with_for_update(skip_locked=True)
-                ).scalars()
-            )
+            conn.exec_driver_sql(_NO_FLUSH_WAIT)
+            lock = select(c.run_key).where(claimable).with_for_update(skip_locked=True)
+            keys = list(conn.execute(lock, params).scalars())
             if keys:
-                conn.execute(update(t.run_items).where(c.run_key.in_(keys)).values(values))
+                take = update(t.run_items).where(c.run_key.in_(keys)).values(_CLAIMED)
+                conn.execute(take, params)
             taken = set(keys)
         else:
-            taken = set(
-                conn.execute(
-                    update(t.run_items).where(claimable).values(values).returning(c.run_key)
-                ).scalars()
-            )
+            take = update(t.run_items).where(claimable).values(_CLAIMED).returning(c.run_key)
+            taken = set(conn.execute(take, params).scalars())
         rest = (
             conn.execute(
                 select(c.run_key, c.status).where(
@@ -321,6 +301,41 @@ def complete(
     error: str | None = None,
 ) -> bool:
     """Mark a claimed key succeeded or failed; return False if ``owner`` lost the lease."""
+    with translate_errors(engine, "record a run key in"), engine.begin() as conn:
+        return complete_in(
+            conn, run_key, owner=owner, succeeded=succeeded, counts=counts, error=error
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDone:
+    """How a claimed run key ended, to record with the work's own writes (one transaction)."""
+
+    run_key: str
+    owner: str
+    succeeded: bool
+    counts: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def complete_all_in(conn: Connection, done: list[KeyDone]) -> None:
+    """Complete each of ``done`` inside the caller's transaction (see :func:`complete`)."""
+    for d in done:
+        complete_in(
+            conn, d.run_key, owner=d.owner, succeeded=d.succeeded, counts=d.counts, error=d.error
+        )
+
+
+def complete_in(
+    conn: Connection,
+    run_key: str,
+    *,
+    owner: str,
+    succeeded: bool,
+    counts: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """:func:`complete` inside the caller's transaction (the work's own: both commit together)."""
     params = {
         "key": run_key,
         "now": now_utc(),
@@ -329,9 +344,7 @@ def complete(
         "p_counts": counts,
         "p_error": error,
     }
-    with translate_errors(engine, "record a run key in"), engine.begin() as conn:
-        result = conn.execute(_COMPLETE, params)
-    return bool(result.rowcount)
+    return bool(conn.execute(_COMPLETE, params).rowcount)
 
 
 @reconnecting
@@ -373,3 +386,14 @@ def succeeded_keys(engine: Engine, kind: str, grain: str, period: date) -> set[s
     )
     with translate_errors(engine, "read run keys from"), engine.connect() as conn:
         return set(conn.execute(query).scalars())
+
+
+@reconnecting
+def succeeded_among(engine: Engine, run_keys: list[str]) -> set[str]:
+    """The keys among ``run_keys`` that succeeded (read in chunks of 1,000)."""
+    c, done = t.run_items.c, set()
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        for at in range(0, len(run_keys), 1000):
+            chunk = and_(c.run_key.in_(run_keys[at : at + 1000]), c.status == "succeeded")
+            done.update(conn.execute(select(c.run_key).where(chunk)).scalars())
+    return done

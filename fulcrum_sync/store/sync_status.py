@@ -50,6 +50,34 @@ def read_statuses(
         }
 
 
+_READ_GRAIN = select(t.metric_sync_status).where(_sc.grain == bindparam("grain"))
+_READ_TENANT = _READ_GRAIN.where(_sc.tenant_id == bindparam("tenant_id"))
+
+# The statuses of every context of a run: (tenant_id, metric_id) -> dimension -> status.
+GrainStatuses = dict[tuple[int, str], dict[str, SeriesStatus]]
+
+
+@reconnecting
+def read_grain_statuses(engine: Engine, grain: str, tenant_id: int | None = None) -> GrainStatuses:
+    """Return the status of every series of ``grain`` (one tenant's with ``tenant_id``).
+
+    A sync reads them once per run instead of once per context: they only decide FULL or
+    INCREMENTAL and what a failure keeps, and each context's own write is forward-only.
+    """
+    params: dict[str, Any] = {"grain": grain}
+    query = _READ_GRAIN
+    if tenant_id is not None:
+        params["tenant_id"] = tenant_id
+        query = _READ_TENANT
+    out: GrainStatuses = {}
+    with translate_errors(engine, "read sync status from"), engine.connect() as conn:
+        for r in conn.execute(query, params):
+            out.setdefault((r.tenant_id, r.metric_id), {})[r.dimension] = SeriesStatus(
+                r.dimension, r.status, r.last_success_at, r.last_success_hash, r.failing_since
+            )
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
     """What a sync of one series records, whatever its outcome."""
@@ -75,6 +103,35 @@ def write_status(
     rows_skipped: int,
 ) -> None:
     """Record one series' sync outcome (inside the caller's transaction)."""
+    row = status_row(
+        update,
+        succeeded=succeeded,
+        now=now,
+        error=error,
+        rows_fetched=rows_fetched,
+        rows_stored=rows_stored,
+        rows_skipped=rows_skipped,
+    )
+    write_status_rows(conn, [row])
+
+
+def write_status_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write rows built by :func:`status_row` in one statement (forward-only upsert)."""
+    if rows:
+        conn.execute(_forward_upsert(conn.dialect.name), rows)
+
+
+def status_row(
+    update: StatusUpdate,
+    *,
+    succeeded: bool,
+    now: datetime,
+    error: str | None,
+    rows_fetched: int,
+    rows_stored: int,
+    rows_skipped: int,
+) -> dict[str, Any]:
+    """The status row one series' sync outcome writes."""
     key, previous = update.key, update.previous
     row = {
         "tenant_id": key[0],
@@ -104,7 +161,7 @@ def write_status(
             last_success_hash=previous.last_success_hash if previous else None,
             failing_since=(previous.failing_since if previous and previous.failing_since else now),
         )
-    conn.execute(_forward_upsert(conn.dialect.name), [row])
+    return row
 
 
 @functools.lru_cache(maxsize=4)

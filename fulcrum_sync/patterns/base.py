@@ -135,6 +135,39 @@ class PatternInput:
                 self, "targets", _normalise(self.targets, grain, ("date", "value"), None)
             )
 
+    @classmethod
+    def from_normalised(
+        cls,
+        grain: Grain,
+        analysis_period: date,
+        series: pd.DataFrame,
+        dimension: str | None = None,
+        dimension_series: pd.DataFrame | None = None,
+        targets: pd.DataFrame | None = None,
+    ) -> PatternInput:
+        """Build an input from frames :func:`normalise` made (a preloaded context's, sliced).
+
+        Only the rows after the analysis period are cut (each frame is sorted by date): what
+        the constructor does to every frame was done once, for all periods, on the wide ones.
+        """
+        grain = Grain.parse(grain)
+        period = period_start(grain, _as_date(analysis_period))
+        cutoff = pd.Timestamp(period)
+        made = object.__new__(cls)
+        for name, value in (
+            ("grain", grain),
+            ("analysis_period", period),
+            ("series", _until(series, cutoff)),
+            ("dimension", dimension),
+            (
+                "dimension_series",
+                None if dimension_series is None else _until(dimension_series, cutoff),
+            ),
+            ("targets", targets),
+        ):
+            object.__setattr__(made, name, value)
+        return made
+
     @cached_property
     def values(self) -> pd.Series:
         """Return the base series as floats indexed by period start."""
@@ -174,6 +207,23 @@ def _as_date(value: date | datetime | pd.Timestamp | str) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+def _until(frame: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The rows of a date-sorted frame up to ``cutoff`` (a slice, not a copy)."""
+    if frame.empty:
+        return frame
+    end = int(np.searchsorted(frame["date"].to_numpy(), cutoff.to_datetime64(), side="right"))
+    return frame if end == len(frame) else frame.iloc[:end]
+
+
+def normalise(frame: pd.DataFrame, grain: Grain, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Normalise a frame as :class:`PatternInput` does, without cutting at a period.
+
+    ``columns``: ``("date", "value")`` for a series or targets, ``("date", "slice",
+    "value")`` for a dimension's series. Slices by date of the result need no second pass.
+    """
+    return _normalise(frame, grain, columns, None)
 
 
 def _normalise(

@@ -5,22 +5,32 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import Window, period_end
-from fulcrum_sync.patterns.base import PatternInput
+from fulcrum_sync.patterns.base import PatternInput, normalise
 from fulcrum_sync.patterns.registry import PatternSpec
 from fulcrum_sync.services.keys import pattern_specs
 from fulcrum_sync.store import pattern_data
+
+_COLUMNS = {
+    "series": ("date", "value"),
+    "targets": ("date", "value"),
+    "dimension": ("date", "slice", "value"),
+}
 
 
 class ContextData:
     """Loads a context's stored data once per window and slices it per pattern.
 
     ``preload`` reads a wide window once (a backfill's whole range plus lookback); later
-    requests inside it are sliced in memory instead of queried.
+    requests inside it are sliced in memory instead of queried. Every frame is normalised
+    (``patterns.base.normalise``) once, when it is read: a pattern input is then a slice of
+    it, built with ``PatternInput.from_normalised`` (normalising per pattern key cost more
+    than most patterns).
     """
 
     def __init__(self, engine: Engine, ctx: ContextDef) -> None:
@@ -37,6 +47,7 @@ class ContextData:
             self._wide[key] = (history, self._read("dimension", dim.dimension_id, history))
 
     def _read(self, kind: str, dimension: str | None, window: Window) -> pd.DataFrame:
+        """Read one kind of frame over ``window``, normalised."""
         ids = (
             self._engine,
             self._ctx.tenant.tenant_id,
@@ -44,25 +55,19 @@ class ContextData:
             self._ctx.grain.value,
         )
         if kind == "series":
-            return pattern_data.read_series(*ids, window)
-        if kind == "targets":
-            return pattern_data.read_targets(*ids, window)
-        return pattern_data.read_dimension(*ids, dimension or "", window)
+            frame = pattern_data.read_series(*ids, window)
+        elif kind == "targets":
+            frame = pattern_data.read_targets(*ids, window)
+        else:
+            frame = pattern_data.read_dimension(*ids, dimension or "", window)
+        return normalise(frame, self._ctx.grain, _COLUMNS[kind])
 
     def _get(self, kind: str, dimension: str | None, window: Window) -> pd.DataFrame:
         key = (kind, dimension, window)
         if key not in self._cache:
             wide = self._wide.get((kind, dimension))
             if wide and wide[0].start <= window.start and window.end <= wide[0].end:
-                frame = wide[1]
-                dates = frame["date"] if not frame.empty else None
-                self._cache[key] = (
-                    frame
-                    if dates is None
-                    else frame[
-                        (dates >= pd.Timestamp(window.start)) & (dates <= pd.Timestamp(window.end))
-                    ]
-                )
+                self._cache[key] = _between(wide[1], window)
             else:
                 self._cache[key] = self._read(kind, dimension, window)
         return self._cache[key]
@@ -73,7 +78,7 @@ class ContextData:
         grain = self._ctx.grain
         window = spec.history_window(grain, period, settings)
         targets_window = spec.targets_window(grain, period, settings)
-        return PatternInput(
+        return PatternInput.from_normalised(
             grain=grain,
             analysis_period=period,
             series=self._get("series", None, window),
@@ -81,6 +86,20 @@ class ContextData:
             dimension_series=self._get("dimension", dimension, window) if dimension else None,
             targets=self._get("targets", None, targets_window) if targets_window else None,
         )
+
+
+def _between(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """The rows of a normalised (date-sorted) frame inside ``window`` (a slice, no copy).
+
+    Normalised dates are period starts, and windows start on one, so the slice holds what
+    normalising the window's raw rows would have.
+    """
+    if frame.empty:
+        return frame
+    dates = frame["date"].to_numpy()
+    start = np.searchsorted(dates, pd.Timestamp(window.start).to_datetime64(), side="left")
+    end = np.searchsorted(dates, pd.Timestamp(window.end).to_datetime64(), side="right")
+    return frame.iloc[int(start) : int(end)]
 
 
 def preloaded(engine: Engine, ctx: ContextDef, periods: list[date]) -> ContextData:

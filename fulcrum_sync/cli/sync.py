@@ -100,6 +100,7 @@ def sync(
             stop=stop,
             on_result=progress.advance,
             on_start=progress.start,
+            keep_contexts=output is not Output.LOG,  # a job's log lines hold each context
         )
     emit(
         output,

@@ -132,8 +132,30 @@ class ContextResult:
 
 
 @dataclass(slots=True)
+class ContextTally:
+    """Contexts counted, not kept: a job writing JSON log lines logged each one already."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    rows_stored: int = 0
+    rows_skipped: int = 0
+
+    def add(self, res: ContextResult) -> None:
+        self.by_status[res.status] = self.by_status.get(res.status, 0) + 1
+        self.rows_stored += res.rows_stored
+        self.rows_skipped += res.rows_skipped
+
+    @property
+    def attempted(self) -> int:
+        return sum(n for status, n in self.by_status.items() if status != "skipped")
+
+
+@dataclass(slots=True)
 class SyncRunResult:
-    """A whole ``sync`` invocation."""
+    """A whole ``sync`` invocation.
+
+    ``contexts`` holds every context's result, unless the run keeps only the failed ones
+    (``keep_contexts=False`` in ``services.sync.run``); the others are then in ``tally``.
+    """
 
     run_id: str | None
     request: SyncRequest
@@ -145,6 +167,27 @@ class SyncRunResult:
     finished_at: datetime | None = None
     not_started: int = 0  # contexts left unclaimed when the run stopped early (released)
     source: SourceStats | None = None  # requests, retries, 429 pauses during this run
+    tally: ContextTally = field(default_factory=ContextTally)
+
+    @property
+    def context_count(self) -> int:
+        """Every context this run reported on, kept or counted."""
+        return len(self.contexts) + sum(self.tally.by_status.values())
+
+    def status_counts(self) -> dict[str, int]:
+        """How many contexts ended in each status (kept and counted)."""
+        counts = dict(self.tally.by_status)
+        for c in self.contexts:
+            counts[c.status] = counts.get(c.status, 0) + 1
+        return counts
+
+    @property
+    def rows_stored(self) -> int:
+        return self.tally.rows_stored + sum(c.rows_stored for c in self.contexts)
+
+    @property
+    def rows_skipped(self) -> int:
+        return self.tally.rows_skipped + sum(c.rows_skipped for c in self.contexts)
 
     @property
     def failed(self) -> list[ContextResult]:
@@ -163,7 +206,11 @@ class SyncRunResult:
         if self.halted:
             return "failed"
         attempted = [c for c in self.contexts if c.status != "skipped"]
-        if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
+        if (
+            attempted
+            and not self.tally.attempted  # counted contexts did not fail
+            and all(c.status == "failed" and c.dependency_failure for c in attempted)
+        ):
             return "failed"
         return "partial" if self.failed else "succeeded"
 

@@ -74,12 +74,6 @@ def sync_summary_fields(result: SyncRunResult) -> dict[str, Any]:
     Built from the result itself, not from :func:`sync_result_json`: a job writing JSON log
     lines already logged each context, and the whole document costs memory per context.
     """
-    by_status: dict[str, int] = {}
-    rows_stored = rows_skipped = 0
-    for c in result.contexts:
-        by_status[c.status] = by_status.get(c.status, 0) + 1
-        rows_stored += c.rows_stored
-        rows_skipped += c.rows_skipped
     failed = result.failed
     return {
         "run_id": result.run_id,
@@ -87,14 +81,14 @@ def sync_summary_fields(result: SyncRunResult) -> dict[str, Any]:
         "period": result.request.period.isoformat(),
         "outcome": result.outcome,
         "counts": {
-            "contexts": len(result.contexts),
-            **by_status,
-            "rows_stored": rows_stored,
-            "rows_skipped": rows_skipped,
+            "contexts": result.context_count,
+            **result.status_counts(),
+            "rows_stored": result.rows_stored,
+            "rows_skipped": result.rows_skipped,
         },
         "duration": round(_wall(result), 3),  # wall time, not the sum of the contexts'
         "halted": result.halted,
-        "error": result.refused or result.halted or _failures(failed, len(result.contexts)),
+        "error": result.refused or result.halted or _failures(failed, result.context_count),
         "failed": [c.context.to_string() for c in failed],
         "not_started": result.not_started,
         "source": jsonable(result.source),

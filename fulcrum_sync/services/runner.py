@@ -177,7 +177,8 @@ def run_keyed(
     renew: bool = True,
     batch_claim: bool = False,
 ) -> list[R]:
-    """Claim and do every item; return results in completion order.
+    """Claim and do every item; return results in completion order (none when ``on_result``
+    takes each as it comes: a run of any size then keeps no result per item).
 
     ``workers == 1`` runs everything in the calling thread (a breakpoint stops there).
     Items not yet started when ``rc.stop`` is set are left unclaimed. ``renew=False`` when
@@ -225,10 +226,12 @@ def run_keyed(
     try:
         with leases:
             for result in map_workers(one, work, workers):
-                if result is not None:
+                if result is None:
+                    continue
+                if on_result is None:
                     results.append(result)
-                    if on_result is not None:
-                        on_result(result)
+                else:
+                    on_result(result)
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
             with contextlib.suppress(DependencyError):  # the run's record says why

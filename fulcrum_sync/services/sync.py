@@ -59,11 +59,10 @@ def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[Plann
         engine, settings, request.grain, request.tenant, request.metric, dry_run=True
     )
     planned = []
-    all_statuses = _read_statuses(engine, request, contexts)
+    statuses = _Statuses(engine, request.grain.value, contexts)
     for ctx in contexts:
-        statuses = all_statuses.get((ctx.tenant.tenant_id, ctx.metric.metric_id), {})
         for dim, sync_type, window in plan_series(
-            ctx, request.period, statuses, settings, request.force_full
+            ctx, request.period, statuses.of(ctx), settings, request.force_full
         ):
             planned.append(
                 PlannedSeries(
@@ -83,11 +82,16 @@ def run(
     stop: threading.Event | None = None,
     on_result: Callable[[ContextResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    keep_contexts: bool = True,
 ) -> SyncRunResult:
     """Sync every selected context for ``request.period``.
 
     Each context is claimed under its run key first; keys already done are skipped unless
     ``request.force``. Raises InputError (bad filters) or StoreError (database unreachable).
+
+    :param keep_contexts: keep every context's result in ``result.contexts``; False keeps
+        only the failed ones and counts the others (memory flat in the number of contexts,
+        for a job whose output is the log lines of each context).
     """
     contexts = select_contexts(engine, settings, request.grain, request.tenant, request.metric)
     rc = RunContext.start(
@@ -104,16 +108,7 @@ def run(
     if on_start is not None:
         on_start(len(contexts))
     work = [KeyedWork(sync_item(c, request.period), c) for c in contexts]
-    # Read once for the run (when the first context needs them), not once per context: each
-    # context's own status write is forward-only.
-    read: list[sync_status.GrainStatuses] = []
-    lock = threading.Lock()
-
-    def statuses_of(ctx: ContextDef) -> dict[str, sync_status.SeriesStatus]:
-        with lock:
-            if not read:
-                read.append(_read_statuses(engine, request, contexts))
-            return read[0].pop((ctx.tenant.tenant_id, ctx.metric.metric_id), {})
+    statuses = _Statuses(engine, request.grain.value, contexts)
 
     def do(ctx: ContextDef) -> ContextResult:
         res = sync_context(
@@ -124,7 +119,7 @@ def run(
             settings,
             force_full=request.force_full,
             run_id=run_id,
-            statuses=statuses_of(ctx),
+            statuses=statuses.of(ctx),
             owner=rc.owner,  # its run key completes in the transaction of its writes
         )
         down = source_down_reason(source, res)
@@ -159,7 +154,10 @@ def run(
         return res
 
     def report(res: ContextResult) -> None:
-        result.contexts.append(res)
+        if keep_contexts or res.status in ("failed", "partial") or res.pattern_counts()["failed"]:
+            result.contexts.append(res)
+        else:
+            result.tally.add(res)
         log_context(run_id, res)
         if on_result is not None:
             on_result(res)
@@ -168,7 +166,7 @@ def run(
         result.interrupted = rc.interrupted
         result.halted = rc.halted[0] if rc.halted else None
         result.finished_at = datetime.now(UTC)
-        result.not_started = len(work) - len(result.contexts) if rc.stop.is_set() else 0
+        result.not_started = len(work) - result.context_count if rc.stop.is_set() else 0
         result.source = source.stats().since(before)
         return result.outcome, summarize_run(result)
 
@@ -209,12 +207,31 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
     )
 
 
-def _read_statuses(
-    engine: Engine, request: SyncRequest, contexts: list[ContextDef]
-) -> sync_status.GrainStatuses:
-    """Every selected context's series statuses, in one query (one tenant's with --tenant)."""
-    tenant_id = contexts[0].tenant.tenant_id if request.tenant and contexts else None
-    return sync_status.read_grain_statuses(engine, request.grain.value, tenant_id)
+class _Statuses:
+    """The series statuses of a run's contexts, read for ``CHUNK`` contexts at a time (in the
+    order of the work) when the first of them needs its own: one query per chunk instead of
+    one per context, and memory bounded however many contexts the run has."""
+
+    CHUNK = 500
+
+    def __init__(self, engine: Engine, grain: str, contexts: list[ContextDef]) -> None:
+        self._engine, self._grain, self._contexts = engine, grain, contexts
+        self._chunk_of = {id(c): i // self.CHUNK for i, c in enumerate(contexts)}
+        self._read: set[int] = set()
+        self._statuses: sync_status.GrainStatuses = {}
+        self._lock = threading.Lock()
+
+    def of(self, ctx: ContextDef) -> dict[str, sync_status.SeriesStatus]:
+        key = (ctx.tenant.tenant_id, ctx.metric.metric_id)
+        with self._lock:
+            chunk = self._chunk_of[id(ctx)]
+            if chunk not in self._read:
+                self._read.add(chunk)
+                part = self._contexts[chunk * self.CHUNK : (chunk + 1) * self.CHUNK]
+                ids = [(c.tenant.tenant_id, c.metric.metric_id) for c in part]
+                read = sync_status.read_grain_statuses(self._engine, self._grain, ids)
+                self._statuses.update(read)
+            return self._statuses.pop(key, {})
 
 
 def _outcome(res: ContextResult) -> Outcome:
@@ -237,15 +254,12 @@ def summarize_context(res: ContextResult) -> Outcome:
 
 def summarize_run(result: SyncRunResult) -> dict[str, object]:
     """Counts for the ``runs`` row."""
-    by_status: dict[str, int] = {}
-    for c in result.contexts:
-        by_status[c.status] = by_status.get(c.status, 0) + 1
     return {
         "period": format_period(result.request.grain, result.request.period),
-        "contexts": len(result.contexts),
-        "by_status": by_status,
-        "rows_stored": sum(c.rows_stored for c in result.contexts),
-        "rows_skipped": sum(c.rows_skipped for c in result.contexts),
+        "contexts": result.context_count,
+        "by_status": result.status_counts(),
+        "rows_stored": result.rows_stored,
+        "rows_skipped": result.rows_skipped,
         "failed": [c.context.to_string() for c in result.failed],
         "halted": result.halted,
         "not_started": result.not_started,

@@ -156,7 +156,7 @@ def target_level(metric: MetricDef, mean: bool) -> float | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # a metric's series are fetched together: a run need not keep all
 def series_params(
     seed: int, tenant: str, metric_id: str, kind: str, mean: bool, target: float | None, text: str
 ) -> SeriesParams:
@@ -193,7 +193,7 @@ def series_params(
     )
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # a metric's series are fetched together: a run need not keep all
 def slice_params(seed: int, tenant: str, metric_id: str, dimension_id: str) -> _SliceParams:
     """Derive (and cache) the slices of one dimension and how their shares drift."""
     key = _key(seed, tenant, metric_id, "dimension", dimension_id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select
+from sqlalchemy import Connection, Engine, and_, bindparam, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fulcrum_sync.store import tables as t
@@ -51,24 +51,30 @@ def read_statuses(
 
 
 _READ_GRAIN = select(t.metric_sync_status).where(_sc.grain == bindparam("grain"))
-_READ_TENANT = _READ_GRAIN.where(_sc.tenant_id == bindparam("tenant_id"))
+_READ_SOME = _READ_GRAIN.where(
+    tuple_(_sc.tenant_id, _sc.metric_id).in_(bindparam("contexts", expanding=True))
+)
 
-# The statuses of every context of a run: (tenant_id, metric_id) -> dimension -> status.
+# The statuses of many contexts: (tenant_id, metric_id) -> dimension -> status.
 GrainStatuses = dict[tuple[int, str], dict[str, SeriesStatus]]
 
 
 @reconnecting
-def read_grain_statuses(engine: Engine, grain: str, tenant_id: int | None = None) -> GrainStatuses:
-    """Return the status of every series of ``grain`` (one tenant's with ``tenant_id``).
+def read_grain_statuses(
+    engine: Engine, grain: str, contexts: list[tuple[int, str]] | None = None
+) -> GrainStatuses:
+    """Return the status of every series of ``grain`` (of ``contexts`` only, when given:
+    (tenant_id, metric_id) pairs) in one query.
 
-    A sync reads them once per run instead of once per context: they only decide FULL or
-    INCREMENTAL and what a failure keeps, and each context's own write is forward-only.
+    A sync reads them for many contexts at a time instead of once per context: they only
+    decide FULL or INCREMENTAL and what a failure keeps, and each context's own status
+    write is forward-only.
     """
-    params: dict[str, Any] = {"grain": grain}
-    query = _READ_GRAIN
-    if tenant_id is not None:
-        params["tenant_id"] = tenant_id
-        query = _READ_TENANT
+    if contexts is not None and not contexts:
+        return {}
+    query, params = _READ_GRAIN, {"grain": grain}
+    if contexts is not None:
+        query, params = _READ_SOME, {"grain": grain, "contexts": contexts}
     out: GrainStatuses = {}
     with translate_errors(engine, "read sync status from"), engine.connect() as conn:
         for r in conn.execute(query, params):

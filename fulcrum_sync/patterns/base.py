@@ -6,6 +6,7 @@ a pydantic model out, no I/O. ``registry.run_pattern`` turns it into a ``Pattern
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -258,9 +259,29 @@ def _normalise(
 
 def period_range(grain: Grain, start: date | pd.Timestamp, end: date | pd.Timestamp) -> pd.Index:
     """Return the period starts of ``grain`` from ``start`` to ``end`` inclusive."""
-    first = pd.Timestamp(period_start(grain, _as_date(start)))
-    last = pd.Timestamp(period_start(grain, _as_date(end)))
-    return pd.date_range(first, last, freq=_PANDAS_FREQ[grain], name="date")
+    return _period_range(
+        grain, period_start(grain, _as_date(start)), period_start(grain, _as_date(end))
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _period_range(grain: Grain, first: date, last: date) -> pd.Index:
+    # An index is immutable: the same ranges recur for every context and consecutive periods
+    # (a backfill asks for the same month and quarter spans day after day), so build each once.
+    return pd.date_range(
+        pd.Timestamp(first), pd.Timestamp(last), freq=_PANDAS_FREQ[grain], name="date"
+    )
+
+
+def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """``values.reindex(index)`` as a float array (NaN where missing), without building a
+    Series: ``values`` has a unique index (a :class:`PatternInput`'s always has)."""
+    if values.empty:
+        return np.full(len(index), np.nan)
+    at = values.index.get_indexer(index)
+    out = values.to_numpy(dtype=float)[at]
+    out[at < 0] = np.nan
+    return out
 
 
 def quarter_start(day: date) -> date:
@@ -319,6 +340,15 @@ def to_date(value: pd.Timestamp | date) -> date:
 
 def json_safe(value: Any) -> Any:
     """Return ``value`` with non-finite floats replaced by None and numpy scalars unwrapped."""
+    kind = type(value)  # the plain types first: a result holds thousands of them
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [json_safe(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

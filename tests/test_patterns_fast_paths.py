@@ -88,10 +88,15 @@ def test_inputs_sliced_from_a_preload_equal_inputs_normalised_per_key(grain: Gra
             fast = PatternInput.from_normalised(
                 grain,
                 period,
-                _between(wide["series"], window),
+                _between(wide["series"], wide["series"]["date"].to_numpy(), window),
                 dimension="region",
-                dimension_series=_between(wide["dimension"], window),
-                targets=_between(wide["targets"], targets_window),
+                dimension_series=_between(
+                    wide["dimension"], wide["dimension"]["date"].to_numpy(), window
+                ),
+                targets=_between(
+                    wide["targets"], wide["targets"]["date"].to_numpy(), targets_window
+                ),
+                cut=False,  # as ContextData builds them: the window ends with the period
             )
             for name in ("series", "dimension_series", "targets"):
                 pd.testing.assert_frame_equal(

@@ -7,6 +7,7 @@ a pydantic model out, no I/O. ``registry.run_pattern`` turns it into a ``Pattern
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,8 +55,12 @@ class PatternResult(BaseModel):
     settings: dict[str, Any] = {}
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Return the result as JSON-safe data: ISO dates, and None for NaN or infinity."""
-        data: dict[str, Any] = json_safe(self.model_dump(mode="json"))
+        """Return the result as JSON-safe data: ISO dates, and None for NaN or infinity.
+
+        Serialised to JSON by pydantic (NaN and infinity become null) and read back: the same
+        data as ``json_safe(self.model_dump(mode="json"))``, without a Python walk of it.
+        """
+        data: dict[str, Any] = json.loads(self.model_dump_json())
         return data
 
 
@@ -145,25 +150,30 @@ class PatternInput:
         dimension: str | None = None,
         dimension_series: pd.DataFrame | None = None,
         targets: pd.DataFrame | None = None,
+        *,
+        cut: bool = True,
     ) -> PatternInput:
         """Build an input from frames :func:`normalise` made (a preloaded context's, sliced).
 
         Only the rows after the analysis period are cut (each frame is sorted by date): what
         the constructor does to every frame was done once, for all periods, on the wide ones.
+        ``cut=False``: the series and dimension frames end at the analysis period already
+        (slices of a window that ends with it), so nothing is looked at.
         """
         grain = Grain.parse(grain)
         period = period_start(grain, _as_date(analysis_period))
-        cutoff = pd.Timestamp(period)
+        if cut:
+            cutoff = pd.Timestamp(period)
+            series = _until(series, cutoff)
+            if dimension_series is not None:
+                dimension_series = _until(dimension_series, cutoff)
         made = object.__new__(cls)
         for name, value in (
             ("grain", grain),
             ("analysis_period", period),
-            ("series", _until(series, cutoff)),
+            ("series", series),
             ("dimension", dimension),
-            (
-                "dimension_series",
-                None if dimension_series is None else _until(dimension_series, cutoff),
-            ),
+            ("dimension_series", dimension_series),
             ("targets", targets),
         ):
             object.__setattr__(made, name, value)
@@ -268,9 +278,9 @@ def period_range(grain: Grain, start: date | pd.Timestamp, end: date | pd.Timest
 def _period_range(grain: Grain, first: date, last: date) -> pd.Index:
     # An index is immutable: the same ranges recur for every context and consecutive periods
     # (a backfill asks for the same month and quarter spans day after day), so build each once.
-    return pd.date_range(
-        pd.Timestamp(first), pd.Timestamp(last), freq=_PANDAS_FREQ[grain], name="date"
-    )
+    # In nanoseconds, as normalised frames are: lookups between them need no conversion.
+    start, end = pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
+    return pd.date_range(start, end, freq=_PANDAS_FREQ[grain], name="date", unit="ns")
 
 
 def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
@@ -278,7 +288,14 @@ def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
     Series: ``values`` has a unique index (a :class:`PatternInput`'s always has)."""
     if values.empty:
         return np.full(len(index), np.nan)
-    at = values.index.get_indexer(index)
+    known = values.index
+    if known.dtype == index.dtype == np.dtype("datetime64[ns]") and known.is_monotonic_increasing:
+        # Both sorted nanosecond dates (normalised frames, ``period_range``): a binary search.
+        have, want = known.asi8, index.asi8
+        at = np.searchsorted(have, want).clip(max=len(have) - 1)
+        at[have[at] != want] = -1
+    else:
+        at = known.get_indexer(index)
     out = values.to_numpy(dtype=float)[at]
     out[at < 0] = np.nan
     return out

@@ -105,20 +105,18 @@ def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysis
     if frame is None or frame.empty:
         raise InsufficientDataError(f"no series for dimension {data.dimension!r}", needed=2)
     prior = data.shifted(-1)
-    current_values = _slice_values(frame, data.period)
-    prior_values = _slice_values(frame, prior)
-    require(
-        bool(current_values),
-        f"no slice values for the analysis period {data.analysis_period}",
-        needed=2,
-        available=int(frame["date"].nunique()),
-    )
-    require(
-        bool(prior_values),
-        f"no slice values for the prior period {to_date(prior)}",
-        needed=2,
-        available=int(frame["date"].nunique()),
-    )
+    columns = (frame["date"].to_numpy(), frame["slice"].array, frame["value"].to_numpy())
+    current_values = _slice_values(*columns, data.period)
+    prior_values = _slice_values(*columns, prior)
+    if not current_values or not prior_values:
+        missing = data.analysis_period if not current_values else to_date(prior)
+        which = "analysis" if not current_values else "prior"
+        require(
+            False,
+            f"no slice values for the {which} period {missing}",
+            needed=2,
+            available=int(frame["date"].nunique()),
+        )
     # Plain Python over the few slices of two periods (no frame per call, no row Series):
     # every slice of either period, by name; a slice absent from a period counts 0 there.
     names = sorted(current_values.keys() | prior_values.keys())
@@ -179,16 +177,16 @@ def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysis
     )
 
 
-def _slice_values(frame: pd.DataFrame, when: pd.Timestamp) -> dict[str, float]:
-    """Each slice's value on ``when`` (the frame is normalised: sorted by date, one row per
-    date and slice)."""
-    dates = frame["date"].to_numpy()
+def _slice_values(
+    dates: np.ndarray, slices: Any, values: np.ndarray, when: pd.Timestamp
+) -> dict[str, float]:
+    """Each slice's value on ``when``, from a normalised frame's columns (sorted by date,
+    one row per date and slice); only that date's rows become Python objects."""
     at = when.to_datetime64()
-    start, end = np.searchsorted(dates, at, side="left"), np.searchsorted(dates, at, side="right")
-    slices = frame["slice"].to_numpy()[start:end].tolist()
-    values = frame["value"].to_numpy()[start:end].tolist()
+    start = int(np.searchsorted(dates, at, side="left"))
+    end = int(np.searchsorted(dates, at, side="right"))
     out: dict[str, float] = {}
-    for name, v in zip(slices, values, strict=True):
+    for name, v in zip(slices[start:end], values[start:end].tolist(), strict=True):
         out[str(name)] = out.get(str(name), 0.0) + float(v)
     return out
 

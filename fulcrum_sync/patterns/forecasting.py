@@ -48,8 +48,12 @@ from fulcrum_sync.patterns.base import (
 from fulcrum_sync.patterns.performance_status import Status, classify
 
 
+@functools.cache
 def _exponential_smoothing() -> Any:
-    """Import statsmodels on first use (it costs seconds; most commands never forecast)."""
+    """Import statsmodels on first use (it costs seconds; most commands never forecast).
+
+    Once: adding the warnings filter again on every fit reset every warning registry.
+    """
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 

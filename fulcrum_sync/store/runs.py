@@ -130,6 +130,12 @@ _CLAIM = _CLAIM.values(_CLAIMED)
 _LOCK = select(_rc.run_key).where(and_(_rc.run_key == bindparam("key"), _CLAIMABLE))
 _LOCK = _LOCK.with_for_update(skip_locked=True)
 _TAKE = update(t.run_items).where(_rc.run_key == bindparam("key")).values(_CLAIMED)
+_KEYS = _rc.run_key.in_(bindparam("keys", expanding=True))
+_CLAIM_MANY = update(t.run_items).where(and_(_KEYS, _CLAIMABLE)).values(_CLAIMED)
+_CLAIM_MANY = _CLAIM_MANY.returning(_rc.run_key)
+_LOCK_MANY = select(_rc.run_key).where(and_(_KEYS, _CLAIMABLE)).with_for_update(skip_locked=True)
+_TAKE_MANY = update(t.run_items).where(_KEYS).values(_CLAIMED)
+_STATUS_OF = select(_rc.run_key, _rc.status).where(_KEYS)
 _COMPLETE = (
     update(t.run_items)
     .where(
@@ -237,30 +243,18 @@ def claim_many(
     """
     if not run_keys:
         return {}
-    c = t.run_items.c
-    params = _claim_params(owner, run_id, lease_seconds, force_before)
-    claimable = and_(c.run_key.in_(run_keys), _CLAIMABLE)
+    params = _claim_params(owner, run_id, lease_seconds, force_before) | {"keys": run_keys}
     with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(_NO_FLUSH_WAIT)
-            lock = select(c.run_key).where(claimable).with_for_update(skip_locked=True)
-            keys = list(conn.execute(lock, params).scalars())
+            keys = list(conn.execute(_LOCK_MANY, params).scalars())
             if keys:
-                take = update(t.run_items).where(c.run_key.in_(keys)).values(_CLAIMED)
-                conn.execute(take, params)
+                conn.execute(_TAKE_MANY, params | {"keys": keys})
             taken = set(keys)
         else:
-            take = update(t.run_items).where(claimable).values(_CLAIMED).returning(c.run_key)
-            taken = set(conn.execute(take, params).scalars())
-        rest = (
-            conn.execute(
-                select(c.run_key, c.status).where(
-                    c.run_key.in_([k for k in run_keys if k not in taken])
-                )
-            ).all()
-            if len(taken) < len(run_keys)
-            else []
-        )
+            taken = set(conn.execute(_CLAIM_MANY, params).scalars())
+        left = [k for k in run_keys if k not in taken]
+        rest = conn.execute(_STATUS_OF, {"keys": left}).all() if left else []
     claims = {k: Claim.CLAIMED for k in taken}
     for key, status in rest:
         if status == "succeeded":
@@ -319,11 +313,20 @@ class KeyDone:
 
 
 def complete_all_in(conn: Connection, done: list[KeyDone]) -> None:
-    """Complete each of ``done`` inside the caller's transaction (see :func:`complete`)."""
-    for d in done:
-        complete_in(
-            conn, d.run_key, owner=d.owner, succeeded=d.succeeded, counts=d.counts, error=d.error
-        )
+    """Complete each of ``done`` inside the caller's transaction (one statement, many rows)."""
+    if done:
+        conn.execute(_COMPLETE, [_complete_params(d) for d in done])
+
+
+def _complete_params(d: KeyDone) -> dict[str, Any]:
+    return {
+        "key": d.run_key,
+        "now": now_utc(),
+        "p_owner": d.owner,
+        "p_status": "succeeded" if d.succeeded else "failed",
+        "p_counts": d.counts,
+        "p_error": d.error,
+    }
 
 
 def complete_in(
@@ -336,14 +339,7 @@ def complete_in(
     error: str | None = None,
 ) -> bool:
     """:func:`complete` inside the caller's transaction (the work's own: both commit together)."""
-    params = {
-        "key": run_key,
-        "now": now_utc(),
-        "p_owner": owner,
-        "p_status": "succeeded" if succeeded else "failed",
-        "p_counts": counts,
-        "p_error": error,
-    }
+    params = _complete_params(KeyDone(run_key, owner, succeeded, counts, error))
     return bool(conn.execute(_COMPLETE, params).rowcount)
 
 

@@ -255,8 +255,7 @@ def run_batch(
     """
     if not work:
         return []
-    runs.ensure_items(rc.engine, [w.item for w in work])
-    claims = _claim_all(rc, work)
+    claims = _claim_all(rc, work, create=True)  # the keys' rows made in the same transaction
     mine = [w for w in work if claims[w.item.run_key] is Claim.CLAIMED]
     results = [
         skipped(w, claims[w.item.run_key])
@@ -290,7 +289,9 @@ def _claim(rc: RunContext, run_key: str) -> Claim:
     )
 
 
-def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Claim]:
+def _claim_all(
+    rc: RunContext, work: Sequence[KeyedWork[Any]], *, create: bool = False
+) -> dict[str, Claim]:
     return runs.claim_many(
         rc.engine,
         [w.item.run_key for w in work],
@@ -298,6 +299,7 @@ def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Clai
         run_id=rc.run_id,
         lease_seconds=rc.lease_seconds,
         force_before=rc.force_before,
+        items=[w.item for w in work] if create else None,
     )
 
 

@@ -8,6 +8,7 @@ serialized, so the condition is checked and set atomically).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import uuid
@@ -40,6 +41,9 @@ class RunItem:
     tenant: str
     metric_id: str
     pattern: str = ""
+
+
+_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(RunItem))
 
 
 def now_utc() -> datetime:
@@ -84,25 +88,17 @@ def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any
 @reconnecting
 def ensure_items(engine: Engine, items: list[RunItem]) -> None:
     """Create pending ``run_items`` rows for keys not seen before."""
-    now = now_utc()
-    rows = [
-        {
-            "run_key": i.run_key,
-            "kind": i.kind,
-            "grain": i.grain,
-            "period": i.period,
-            "tenant": i.tenant,
-            "metric_id": i.metric_id,
-            "pattern": i.pattern,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-        }
-        for i in items
-    ]
     with translate_errors(engine, "record run keys in"), engine.begin() as conn:
-        for start in range(0, len(rows), 1000):
-            insert_ignore(conn, t.run_items, rows[start : start + 1000])
+        ensure_items_in(conn, items)
+
+
+def ensure_items_in(conn: Connection, items: list[RunItem]) -> None:
+    """:func:`ensure_items` inside the caller's transaction, 1,000 rows at a time."""
+    now = now_utc()
+    for at in range(0, len(items), 1000):
+        new = {"status": "pending", "attempts": 0, "created_at": now}
+        rows = [{f: getattr(i, f) for f in _ITEM_FIELDS} | new for i in items[at : at + 1000]]
+        insert_ignore(conn, t.run_items, rows)
 
 
 _rc = t.run_items.c
@@ -235,16 +231,20 @@ def claim_many(
     run_id: str,
     lease_seconds: int,
     force_before: datetime | None = None,
+    items: list[RunItem] | None = None,
 ) -> dict[str, Claim]:
     """Try to take every key in one transaction; return each key's claim.
 
     Keys another live worker holds come back BUSY (on PostgreSQL, rows it has locked are
     skipped, not waited for); keys held by a dead process on this host are taken one by one.
+    ``items``: the keys' rows are created first where missing, in the same transaction.
     """
     if not run_keys:
         return {}
     params = _claim_params(owner, run_id, lease_seconds, force_before) | {"keys": run_keys}
     with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
+        if items:
+            ensure_items_in(conn, items)
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(_NO_FLUSH_WAIT)
             keys = list(conn.execute(_LOCK_MANY, params).scalars())

@@ -6,6 +6,7 @@ import contextlib
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -48,30 +49,35 @@ def decide_sync_type(
 def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[list[CleanRow], SkipCounts]:
     """Drop null, non-finite and slice-less rows; keep the last row per key; count each skip."""
     skipped = SkipCounts()
-    kept: dict[tuple[date, str | None], float] = {}
-    for row in rows:
-        value = row.value
-        if value is None:
-            skipped.null_value += 1
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
+    kept: dict[Any, float] = {}  # key -> value; a repeated key keeps its first place
+    accepted = 0
+    isfinite = math.isfinite
+    for row in rows:  # (date, value, slice): by position, the hot loop of every sync
+        value = row[1]
+        if type(value) is not float:  # what sources return; anything else is converted
+            if value is None:
+                skipped.null_value += 1
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                skipped.non_finite += 1
+                continue
+        if not isfinite(value):
             skipped.non_finite += 1
             continue
-        if not math.isfinite(number):
-            skipped.non_finite += 1
-            continue
-        if dimensional and row.slice is None:
-            skipped.null_slice += 1
-            continue
-        key = (row.date, str(row.slice) if dimensional else None)
-        if key in kept:
-            skipped.duplicate += 1
-        kept[key] = number
+        if dimensional:
+            if row[2] is None:
+                skipped.null_slice += 1
+                continue
+            kept[(row[0], str(row[2]))] = value
+        else:
+            kept[row[0]] = value
+        accepted += 1
+    skipped.duplicate = accepted - len(kept)
     if dimensional:
         return [(d, s, v) for (d, s), v in kept.items()], skipped
-    return [(d, v) for (d, _), v in kept.items()], skipped
+    return list(kept.items()), skipped
 
 
 def plan_series(

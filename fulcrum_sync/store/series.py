@@ -7,6 +7,7 @@ transaction. Upserts skip unchanged rows (``WHERE stored.value IS DISTINCT FROM 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -168,7 +169,11 @@ def _upsert_postgres_window(conn: Connection, key: SeriesKey, rows: list[CleanRo
     else:
         fetched = [(r[0], r[1]) for r in rows]  # (date, value)
     dates = [r[0] for r in rows]
-    cursor.execute(_PG_READ[table], (*head, min(dates), max(dates)))
+    if key.dimension:  # the window of the fetched slices only: not every slice's history
+        slices = sorted({r[0] for r in fetched})
+        cursor.execute(_PG_READ_SLICES, (*head, slices, min(dates), max(dates)))
+    else:
+        cursor.execute(_PG_READ[table], (*head, min(dates), max(dates)))
     known = set(cursor.fetchall())
     changed = [r for r in fetched if r not in known]
     if not changed:
@@ -247,26 +252,37 @@ def _upsert_sqlite(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> Wr
         fetched = [(iso[r[0]], r[1]) for r in rows]  # (date, value)
     table = key.table.name
     window = (min(iso.values()), max(iso.values()))
-    stored = raw.execute(_SQLITE_READ[table], (*head, *window)).fetchall()
+    slices = sorted({r[0] for r in fetched}) if key.dimension else []
+    if 0 < len(slices) <= 500:  # the window of the fetched slices only, not their history
+        sql = _sqlite_slices_read(len(slices))
+        stored = raw.execute(sql, (*head, *slices, *window)).fetchall()
+    else:
+        stored = raw.execute(_SQLITE_READ[table], (*head, *window)).fetchall()
     known = set(stored)
     changed = [r for r in fetched if r not in known]
     if not changed:
         return WriteCounts(0, 0, len(rows))
-    stored_keys = {r[:-1] for r in stored}
-    inserted = len({r[:-1] for r in changed if r[:-1] not in stored_keys})
-    changes_before = raw.total_changes
-    raw.executemany(_SQLITE_UPSERT[table], [(*head, *r) for r in changed])
-    written = raw.total_changes - changes_before
+    # The few new or changed rows: insert the new keys, then update the changed values; each
+    # statement's own changes() are the counts (a repeated key: the last value wins).
+    before = raw.total_changes
+    raw.executemany(_SQLITE_INSERT_NEW[table], [(*head, *r) for r in changed])
+    inserted = raw.total_changes - before
+    raw.executemany(_SQLITE_UPDATE[table], [(r[-1], *head, *r) for r in changed])
+    written = raw.total_changes - before
     return WriteCounts(inserted, written - inserted, len(rows) - written)
 
 
-def _sqlite_upsert_sql(table: Table) -> str:
+def _sqlite_write_sql(table: Table) -> tuple[str, str]:
+    """Insert a row whose key is new; update a row's value where it differs. The update's
+    parameters: the value, the key columns, then the value again."""
     cols, keys = _columns(table), _key_columns(table)
-    return (
+    insert = (  # DO NOTHING on the key only: a NULL value still fails, as it should
         f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET value = excluded.value "
-        f"WHERE {table.name}.value IS NOT excluded.value"
+        f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
     )
+    where = " AND ".join(f"{k} = ?" for k in keys)
+    update = f"UPDATE {table.name} SET value = ? WHERE {where} AND value IS NOT ?"
+    return insert, update
 
 
 def _sqlite_read_sql(table: Table) -> str:
@@ -279,8 +295,21 @@ def _sqlite_read_sql(table: Table) -> str:
     return f"SELECT {', '.join(shown)} FROM {table.name} WHERE {where} AND date >= ? AND date <= ?"
 
 
-_SQLITE_UPSERT = {tb.name: _sqlite_upsert_sql(tb) for tb in SERIES_TABLES}
+@functools.lru_cache(maxsize=64)
+def _sqlite_slices_read(slices: int) -> str:
+    """The dimension read restricted to ``slices`` slices: the primary key's index then
+    reads each slice's window, not the whole history of the dimension."""
+    base = _sqlite_read_sql(t.metric_dimensional_time_series)
+    head, _, tail = base.partition(" AND date >= ?")
+    return f"{head} AND dimension_slice IN ({', '.join('?' * slices)}) AND date >= ?{tail}"
+
+
+_SQLITE_INSERT_NEW = {tb.name: _sqlite_write_sql(tb)[0] for tb in SERIES_TABLES}
+_SQLITE_UPDATE = {tb.name: _sqlite_write_sql(tb)[1] for tb in SERIES_TABLES}
 _PG_READ = {tb.name: _pg_window_sql(tb)[0] for tb in SERIES_TABLES}
+_PG_READ_SLICES = _PG_READ[t.metric_dimensional_time_series.name].replace(
+    " AND date BETWEEN", " AND dimension_slice = ANY(%s::text[]) AND date BETWEEN"
+)
 _PG_WRITE = {tb.name: _pg_window_sql(tb)[1] for tb in SERIES_TABLES}
 _SQLITE_READ = {tb.name: _sqlite_read_sql(tb) for tb in SERIES_TABLES}
 

@@ -93,11 +93,12 @@ def plan_series(
     ``window`` replaces the lookback window (backfills fetch a whole stretch of periods).
     """
     plan = []
+    lookback = settings.lookback if window is None else None  # a table built per call
     for dim in (None, *ctx.metric.dimensions):
         previous = statuses.get(dim.dimension_id if dim else NO_DIMENSION)
         sync_type = decide_sync_type(previous, ctx.series_hash(dim), force_full)
         series_window = window or compute_window(
-            ctx.grain, period, sync_type, settings.history_start, settings.lookback
+            ctx.grain, period, sync_type, settings.history_start, lookback
         )
         plan.append((dim, sync_type, series_window))
     return plan

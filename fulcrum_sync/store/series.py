@@ -145,6 +145,20 @@ def _copy(
             copy.write_row(row)
 
 
+class _IsoDates(dict[Any, Any]):
+    """Dates as the ISO text SQLite stores, each formatted once per process (every series of
+    a run shares its window's dates); anything that is not a date is kept as it is."""
+
+    def __missing__(self, day: Any) -> Any:
+        text = day.isoformat() if isinstance(day, date) else day
+        if len(self) < 100_000:
+            self[day] = text
+        return text
+
+
+_ISO_DATES = _IsoDates()
+
+
 def _sqlite_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     # sqlite3's implicit date adapter is deprecated; store the ISO text SQLAlchemy's Date reads.
     # Only the date column holds dates, and a window has few distinct ones: format each once.
@@ -243,15 +257,15 @@ def _upsert_sqlite(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> Wr
     # from the write itself (``total_changes``), not from COUNT(*) around it. The write lock
     # (BEGIN IMMEDIATE) is held from the read to the write, so nothing changes in between.
     raw: Any = conn.connection.driver_connection
-    iso = {d: d.isoformat() if isinstance(d, date) else d for d in {r[0] for r in rows}}
+    iso = _ISO_DATES.__getitem__
     head: tuple[Any, ...] = (key.tenant_id, key.metric_id, key.grain)
     if key.dimension:
         head = (*head, key.dimension)
-        fetched = [(r[1], iso[r[0]], r[2]) for r in rows]  # (slice, date, value) as stored
+        fetched = [(r[1], iso(r[0]), r[2]) for r in rows]  # (slice, date, value) as stored
     else:
-        fetched = [(iso[r[0]], r[1]) for r in rows]  # (date, value)
+        fetched = [(iso(r[0]), r[1]) for r in rows]  # (date, value)
     table = key.table.name
-    window = (min(iso.values()), max(iso.values()))
+    window = (iso(min(rows)[0]), iso(max(rows)[0]))  # rows start with their date
     slices = sorted({r[0] for r in fetched}) if key.dimension else []
     if 0 < len(slices) <= 500:  # the window of the fetched slices only, not their history
         sql = _sqlite_slices_read(len(slices))

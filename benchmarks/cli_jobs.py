@@ -1,7 +1,7 @@
 """The other jobs a user runs, through the real ``fulcrum-sync`` process (one worker).
 
-- ``backfill`` with patterns of the whole demo catalog over one quarter of days (the quick
-  run: tenant ``acme``, one month), each run on a fresh database: CPU and wall per
+- ``backfill`` with patterns of the whole demo catalog over one quarter of days (once in the
+  quick run), each run on a fresh database: CPU and wall per
   context-period and per pattern key;
 - ``sync`` of contexts against a Cube that is not there (a closed port, default retries and
   workers): the breaker opens after one request's retries and the run ends with exit 3;
@@ -48,7 +48,7 @@ def _backfill(
 ) -> None:
     start = QUARTER[0]
     end = min(QUARTER[1], start + timedelta(days=sizes.cli_backfill_days - 1))
-    scope = ("--tenant", sizes.backfill_tenant) if sizes.backfill_tenant else ()
+    scope = ("--tenant", sizes.cli_backfill_tenant) if sizes.cli_backfill_tenant else ()
     args = (
         "backfill",
         "--grain",
@@ -62,10 +62,10 @@ def _backfill(
         *scope,
     )
     runs, summary = [], {}
-    for i in range(sizes.cli_repeats):
+    for i in range(sizes.cli_backfill_runs):
         progress(
             f"cli_jobs: backfill with patterns {start} … {end} {' '.join(scope)} "
-            f"(run {i + 1} of {sizes.cli_repeats})"
+            f"(run {i + 1} of {sizes.cli_backfill_runs})"
         )
         cli = Cli(root / f"backfill{i}", sqlite_url(root, f"backfill{i}.db"))
         run = cli.run(*args)

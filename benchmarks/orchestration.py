@@ -151,17 +151,13 @@ def measure(sizes: Sizes, progress: Progress) -> Measurement:
     split = (profile.output.get("profile") or {}).get("phases_pct", {})
     layers = (profile.output.get("profile") or {}).get("layers_pct", {})
     if split:
-        others = ", ".join(
-            f"{k} {v:.0f}%"
-            for k, v in split.items()
-            if k not in ("claim run key", "complete run key")
-        )
+        others = ", ".join(f"{k} {v:.0f}%" for k, v in split.items() if k != "claim run key")
         building = layers.get("sqlalchemy.sql (building statements, cache keys)", 0.0)
         m.add(
             Figure(
                 "profile_bookkeeping_pct",
-                f"profile ({sizes.profile_contexts} contexts): claim + complete share",
-                split.get("claim run key", 0.0) + split.get("complete run key", 0.0),
+                f"profile ({sizes.profile_contexts} contexts): claim share",
+                split.get("claim run key", 0.0),
                 "%",
                 note=f"{others}; SQLAlchemy statement building {building:.0f}% of own time",
             )
@@ -292,11 +288,12 @@ def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> 
 # What the profile attributes time to: (label, module suffix, function name), outermost first.
 _PHASES = (
     ("claim run key", "store/runs.py", "claim"),
-    ("complete run key", "store/runs.py", "complete"),
-    ("read sync status", "store/sync_status.py", "read_statuses"),
-    ("write series + status", "services/sync_context.py", "_sync_series"),
-    ("select contexts", "services/sync.py", "select"),
+    # series, statuses and the key's completion: one transaction per context (issue 19)
+    ("write context (series + status + complete)", "store/sync_write.py", "write_context"),
+    ("read sync status", "store/sync_status.py", "read_grain_statuses"),
+    ("select contexts", "services/selection.py", "select_contexts"),
     ("ensure run items", "store/runs.py", "ensure_items"),
+    ("keys done before the run", "store/runs.py", "succeeded_among"),
 )
 
 

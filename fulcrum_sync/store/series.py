@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, func, select
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, select
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
@@ -53,14 +53,6 @@ READ_FIRST_ROWS = 5_000  # PostgreSQL upserts up to this many rows read the wind
 
 # A clean row: (date, value) for a base series, (date, slice, value) for a dimension.
 CleanRow = tuple[Any, ...]
-
-
-def _key_filter(key: SeriesKey, table: Table) -> Any:
-    c = table.c
-    clause = and_(c.tenant_id == key.tenant_id, c.metric_id == key.metric_id, c.grain == key.grain)
-    if key.dimension:
-        clause = and_(clause, c.dimension_name == key.dimension)
-    return clause
 
 
 def _full_rows(key: SeriesKey, rows: list[CleanRow]) -> list[tuple[Any, ...]]:
@@ -112,7 +104,8 @@ def write_series(
 def replace_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:
     """Replace the whole series with ``rows`` inside the caller's transaction."""
     table = key.table
-    deleted = conn.execute(delete(table).where(_key_filter(key, table))).rowcount or 0
+    ids = {"t": key.tenant_id, "m": key.metric_id, "g": key.grain, "d": key.dimension}
+    deleted = conn.execute(_DELETE[table.name], ids).rowcount or 0
     full = _full_rows(key, rows)
     if full:
         if conn.dialect.name == "postgresql":
@@ -318,6 +311,18 @@ def _sqlite_slices_read(slices: int) -> str:
     return f"{head} AND dimension_slice IN ({', '.join('?' * slices)}) AND date >= ?{tail}"
 
 
+def _delete_series(table: Table) -> Any:
+    """Delete one series (built once; a FULL sync replaces three per context)."""
+    c = table.c
+    where = and_(
+        c.tenant_id == bindparam("t"), c.metric_id == bindparam("m"), c.grain == bindparam("g")
+    )
+    if "dimension_name" in c:
+        where = and_(where, c.dimension_name == bindparam("d"))
+    return delete(table).where(where)
+
+
+_DELETE = {tb.name: _delete_series(tb) for tb in SERIES_TABLES}
 _SQLITE_INSERT_NEW = {tb.name: _sqlite_write_sql(tb)[0] for tb in SERIES_TABLES}
 _SQLITE_UPDATE = {tb.name: _sqlite_write_sql(tb)[1] for tb in SERIES_TABLES}
 _PG_READ = {tb.name: _pg_window_sql(tb)[0] for tb in SERIES_TABLES}

@@ -101,8 +101,10 @@ def test_cli_sync_reports_the_real_process_per_context(report: dict[str, Any]) -
     assert figs["sqlite_incremental_cpu_ms"]["target"] == "<= 3 ms"
     assert figs["sqlite_skipped_cpu_ms"]["target"] == "<= 0.3 ms"
     assert figs["rss_growth"]["target"] == "<= 1.25x"
-    for key in ("start_cpu_s", "sqlite_incremental_vs_floor", "rss_3", "rss_growth"):
+    for key in ("start_cpu_s", "rss_3", "rss_growth"):
         assert figs[key]["value"] > 0, key
+    # Net of the process start, 3 contexts may cost nothing measurable: a number, though.
+    assert figs["sqlite_incremental_vs_floor"]["value"] >= 0
     details = report["benchmarks"]["cli_sync"]["details"]
     assert details["sqlite_floor"]["rows_per_context"] > 0
     assert details["sqlite_incremental"]["runs"] == details["sqlite_skipped"]["runs"] == 1

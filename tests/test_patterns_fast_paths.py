@@ -174,3 +174,16 @@ def test_dimension_analysis_equals_its_pandas_version(seed: int) -> None:
     got = [(st.slice, st.value, st.prior_value, st.rank, st.prior_rank) for st in result.slices]
     assert got == expected["slices"]
     assert (result.new_slices, result.gone_slices) == (expected["new"], expected["gone"])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_data_quality_row_medians_equal_numpys_nanmedian(seed: int) -> None:
+    from fulcrum_sync.patterns.data_quality import _row_medians
+
+    rng = np.random.default_rng(seed)
+    window = int(rng.choice([3, 6, 12, 28]))
+    rows = np.round(rng.normal(100, 40, size=(200, window)), int(rng.integers(0, 3)))
+    rows[rng.random(rows.shape) < 0.2] = np.nan
+    rows = rows[(~np.isnan(rows)).sum(axis=1) >= 1]
+    expected = np.nanmedian(rows, axis=1)
+    assert np.array_equal(_row_medians(rows), expected)  # bit for bit

@@ -105,7 +105,8 @@ def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysis
     if frame is None or frame.empty:
         raise InsufficientDataError(f"no series for dimension {data.dimension!r}", needed=2)
     prior = data.shifted(-1)
-    columns = (frame["date"].to_numpy(), frame["slice"].array, frame["value"].to_numpy())
+    # Each column once, as plain arrays (an Arrow string column's items are slow to index).
+    columns = (frame["date"].to_numpy(), frame["slice"].tolist(), frame["value"].to_numpy())
     current_values = _slice_values(*columns, data.period)
     prior_values = _slice_values(*columns, prior)
     if not current_values or not prior_values:
@@ -178,7 +179,7 @@ def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysis
 
 
 def _slice_values(
-    dates: np.ndarray, slices: Any, values: np.ndarray, when: pd.Timestamp
+    dates: np.ndarray, slices: list[Any], values: np.ndarray, when: pd.Timestamp
 ) -> dict[str, float]:
     """Each slice's value on ``when``, from a normalised frame's columns (sorted by date,
     one row per date and slice); only that date's rows become Python objects."""

@@ -151,9 +151,8 @@ _COMPLETE = (
 )
 
 
-# A claim commits without waiting for its WAL flush (PostgreSQL): other sessions see it at
-# once all the same, and the work's own commit (synchronous) flushes it first. If the server
-# crashed before, the work's transaction dies with it, so no work rests on a lost claim.
+# A claim commits without waiting for its WAL flush (PostgreSQL): others see it at once, the
+# work's own commit flushes it first, and a crash before that kills the work's transaction too.
 _NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
 
 
@@ -237,24 +236,22 @@ def claim_many(
 
     Keys another live worker holds come back BUSY (on PostgreSQL, rows it has locked are
     skipped, not waited for); keys held by a dead process on this host are taken one by one.
-    ``items``: the keys' rows are created first where missing, in the same transaction.
+    ``items``: the rows of keys not seen before are created (and claimed) in the same
+    transaction.
     """
     if not run_keys:
         return {}
-    params = _claim_params(owner, run_id, lease_seconds, force_before) | {"keys": run_keys}
+    params = _claim_params(owner, run_id, lease_seconds, force_before)
     with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
-        if items:
-            ensure_items_in(conn, items)
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(_NO_FLUSH_WAIT)
-            keys = list(conn.execute(_LOCK_MANY, params).scalars())
-            if keys:
-                conn.execute(_TAKE_MANY, params | {"keys": keys})
-            taken = set(keys)
-        else:
-            taken = set(conn.execute(_CLAIM_MANY, params).scalars())
+        taken = _take(conn, params | {"keys": run_keys})
         left = [k for k in run_keys if k not in taken]
         rest = conn.execute(_STATUS_OF, {"keys": left}).all() if left else []
+        if items and len(rest) < len(left):  # keys without a row yet: make and take them
+            new = set(left) - {key for key, _ in rest}
+            ensure_items_in(conn, [i for i in items if i.run_key in new])
+            taken |= _take(conn, params | {"keys": sorted(new)})
     claims = {k: Claim.CLAIMED for k in taken}
     for key, status in rest:
         if status == "succeeded":
@@ -269,6 +266,16 @@ def claim_many(
                 force_before=force_before,
             )
     return claims
+
+
+def _take(conn: Connection, params: dict[str, Any]) -> set[str]:
+    """Claim the claimable keys among ``params["keys"]``; return those taken."""
+    if conn.dialect.name == "postgresql":
+        keys = list(conn.execute(_LOCK_MANY, params).scalars())
+        if keys:
+            conn.execute(_TAKE_MANY, params | {"keys": keys})
+        return set(keys)
+    return set(conn.execute(_CLAIM_MANY, params).scalars())
 
 
 @reconnecting
@@ -386,10 +393,8 @@ def succeeded_keys(engine: Engine, kind: str, grain: str, period: date) -> set[s
 
 @reconnecting
 def succeeded_among(engine: Engine, run_keys: list[str]) -> set[str]:
-    """The keys among ``run_keys`` that succeeded (read in chunks of 1,000)."""
-    c, done = t.run_items.c, set()
+    """The keys among ``run_keys`` that succeeded (read 1,000 at a time)."""
     with translate_errors(engine, "read run keys from"), engine.connect() as conn:
-        for at in range(0, len(run_keys), 1000):
-            chunk = and_(c.run_key.in_(run_keys[at : at + 1000]), c.status == "succeeded")
-            done.update(conn.execute(select(c.run_key).where(chunk)).scalars())
-    return done
+        chunks = (run_keys[at : at + 1000] for at in range(0, len(run_keys), 1000))
+        rows = (r for keys in chunks for r in conn.execute(_STATUS_OF, {"keys": keys}))
+        return {key for key, status in rows if status == "succeeded"}

@@ -296,7 +296,7 @@ def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
         at[have[at] != want] = -1
     else:
         at = known.get_indexer(index)
-    out = values.to_numpy(dtype=float)[at]
+    out: np.ndarray = values.to_numpy(dtype=float)[at]
     out[at < 0] = np.nan
     return out
 

@@ -108,7 +108,8 @@ def _normals(keys: list[int], days: IntArray) -> FloatArray:
         x = (x ^ (x >> np.uint64(30))) * _MIX1
         x = (x ^ (x >> np.uint64(27))) * _MIX2
         x = x ^ (x >> np.uint64(31))
-        return (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+        out: FloatArray = (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+        return out
 
     u1, u2 = uniforms(k), uniforms(k ^ np.uint64(0x5DEECE66D))
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)

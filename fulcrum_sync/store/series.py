@@ -170,6 +170,7 @@ def _upsert_postgres_window(conn: Connection, key: SeriesKey, rows: list[CleanRo
     cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     table = key.table.name
     head: tuple[Any, ...] = (key.tenant_id, key.metric_id, key.grain)
+    fetched: list[tuple[Any, ...]]
     if key.dimension:
         head = (*head, key.dimension)
         fetched = [(r[1], r[0], r[2]) for r in rows]  # (slice, date, value) as stored
@@ -252,6 +253,7 @@ def _upsert_sqlite(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> Wr
     raw: Any = conn.connection.driver_connection
     iso = _ISO_DATES.__getitem__
     head: tuple[Any, ...] = (key.tenant_id, key.metric_id, key.grain)
+    fetched: list[tuple[Any, ...]]
     if key.dimension:
         head = (*head, key.dimension)
         fetched = [(r[1], iso(r[0]), r[2]) for r in rows]  # (slice, date, value) as stored

@@ -72,7 +72,7 @@ def read_grain_statuses(
     """
     if contexts is not None and not contexts:
         return {}
-    query, params = _READ_GRAIN, {"grain": grain}
+    query, params = _READ_GRAIN, dict[str, Any](grain=grain)
     if contexts is not None:
         query, params = _READ_SOME, {"grain": grain, "contexts": contexts}
     out: GrainStatuses = {}

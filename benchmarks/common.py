@@ -110,7 +110,22 @@ class Sizes:
     concurrency_source_only: tuple[int, int] = (40, 240)
     backfill_days: int = 90
     backfill_tenant: str | None = None
-    cli_runs: int = 11
+    cli_runs: int = 11  # cli_start: --help runs
+    # The real CLI (cli_sync, cli_jobs): every figure is the median of ``cli_repeats`` runs.
+    cli_repeats: int = 3
+    cli_contexts: int = 1_000
+    cli_pg_contexts: int = 1_000
+    cli_pattern_contexts: int = 500
+    cli_rss_contexts: tuple[int, int] = (1_000, 10_000)
+    cli_backfill_days: int = 92  # a quarter
+    cli_backfill_tenant: str | None = None  # the whole demo catalog
+    cli_backfill_runs: int = 3
+    cli_dead_contexts: int = 200
+    cli_dead_retries: int | None = None  # None: the default setting
+    cli_dead_runs: int = 3
+    cli_cache_contexts: int = 1_000
+    cli_catalog_tenants: int = 20_000
+    cli_catalog_runs: int = 3
 
 
 FULL = Sizes()
@@ -126,6 +141,13 @@ QUICK = Sizes(
     concurrency_source_only=(30, 180),
     backfill_tenant="acme",
     cli_runs=7,
+    cli_pg_contexts=200,
+    cli_pattern_contexts=100,
+    cli_rss_contexts=(1_000, 2_500),
+    cli_backfill_runs=1,  # the same quarter of the whole demo catalog, once
+    cli_dead_runs=1,
+    cli_cache_contexts=100,
+    cli_catalog_runs=1,
 )
 TINY = Sizes(
     orchestration_contexts=20,
@@ -141,6 +163,20 @@ TINY = Sizes(
     backfill_days=7,
     backfill_tenant="acme",
     cli_runs=1,
+    cli_repeats=1,
+    cli_contexts=3,
+    cli_pg_contexts=3,
+    cli_pattern_contexts=2,
+    cli_rss_contexts=(2, 4),
+    cli_backfill_days=3,
+    cli_backfill_tenant="acme",
+    cli_backfill_runs=1,
+    cli_dead_contexts=2,
+    cli_dead_retries=0,
+    cli_dead_runs=1,
+    cli_cache_contexts=2,
+    cli_catalog_tenants=50,
+    cli_catalog_runs=1,
 )
 
 

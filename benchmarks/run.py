@@ -27,7 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import backfill, cli_start, concurrency, orchestration, upsert
+from benchmarks import backfill, cli_jobs, cli_start, cli_sync, concurrency, orchestration, upsert
 from benchmarks.common import (
     FULL,
     QUICK,
@@ -44,6 +44,8 @@ SCHEMA_VERSION = 1
 
 Bench = Callable[[Sizes, Progress], Measurement]
 BENCHMARKS: dict[str, Bench] = {
+    "cli_sync": cli_sync.measure,
+    "cli_jobs": cli_jobs.measure,
     "orchestration": orchestration.measure,
     "upsert": upsert.measure,
     "concurrency": concurrency.measure,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -125,8 +126,9 @@ class MetricDef(_Model):
 
     def series_hash(self, dimension: DimensionDef | None) -> str:
         """Hash of one series' definition (the base series, or one dimension's)."""
-        member = dimension.member if dimension else None
-        return _hash([self.measure, self.time_dimension, member])
+        return _series_hash(
+            self.measure, self.time_dimension, dimension.member if dimension else None
+        )
 
 
 FilterOperator = Literal[
@@ -243,6 +245,12 @@ def _grain(value: str) -> Grain:
         return Grain.parse(value)
     except InputError as exc:
         raise ValueError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _series_hash(measure: str, time_dimension: str, member: str | None) -> str:
+    # A sync asks for each series' hash to decide FULL or INCREMENTAL and to record it.
+    return _hash([measure, time_dimension, member])
 
 
 def _hash(payload: Any) -> str:

@@ -208,7 +208,8 @@ class JsonFormatter(logging.Formatter):
             payload["traceback"] = record.exc_text
         if record.stack_info:
             payload["stack"] = record.stack_info
-        payload = redact_value(jsonable(payload, non_finite="text"))
+        if not getattr(record, _REDACTED_MARK, False):  # else the filter did it, field by field
+            payload = redact_value(jsonable(payload, non_finite="text"))
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -308,10 +309,28 @@ def log_event(
     :param fields: any of ``EVENT_FIELDS`` and more. A name that a ``LogRecord`` already
         uses (``name``, ``module``, ``process``, ...) gets a trailing underscore.
     """
+    if not _written(logger, level):
+        return  # no handler would write it: build no record (a terminal's quiet mode)
     extra = {
         (f"{key}_" if key in _LOG_RECORD_ATTRS else key): value for key, value in fields.items()
     }
     logger.log(level, "%s", event, extra=extra, exc_info=exc_info, stacklevel=2)
+
+
+def _written(logger: logging.Logger, level: int) -> bool:
+    """False when no handler on ``logger``'s way to the root takes ``level`` (as logging
+    decides in ``callHandlers``); True when there is no handler at all (its last resort)."""
+    if not logger.isEnabledFor(level):
+        return False
+    found = False
+    node: logging.Logger | None = logger
+    while node is not None:
+        for handler in node.handlers:
+            found = True
+            if level >= handler.level:
+                return True
+        node = node.parent if node.propagate else None
+    return not found
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -9,6 +9,7 @@ them. Logs, the Cube source and the Snowflake sink all use this one module.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Mapping
@@ -56,6 +57,10 @@ _PEM = re.compile(
 _secrets: set[str] = set()
 _secrets_pattern: re.Pattern[str] | None = None
 _secrets_lock = threading.Lock()
+# Bumped whenever the registered secrets change: it is part of the redaction cache's key, so
+# a result computed before a secret was registered is never served after.
+_generation = 0
+_CACHED_UP_TO = 256  # log fields (tenant, metric, run key, ...) repeat: redact each once
 
 
 def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
@@ -80,11 +85,12 @@ def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
     new = {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
     if not new - _secrets:
         return
-    global _secrets_pattern
+    global _secrets_pattern, _generation
     with _secrets_lock:
         _secrets.update(new)
         ordered = sorted(_secrets, key=len, reverse=True)
         _secrets_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _generation += 1
 
 
 def register_secrets_from(model: BaseModel) -> None:
@@ -97,17 +103,33 @@ def register_secrets_from(model: BaseModel) -> None:
 
 def clear_secrets() -> None:
     """Forget every registered secret (for tests)."""
-    global _secrets_pattern
+    global _secrets_pattern, _generation
     with _secrets_lock:
         _secrets.clear()
         _secrets_pattern = None
+        _generation += 1
 
 
 def redact(text: str) -> str:
     """Return ``text`` with registered secrets and secret-looking substrings as ``***``."""
     if not text:
         return text
+    if len(text) <= _CACHED_UP_TO:
+        return _redact_cached(text, _generation)
+    return _redact(text, _secrets_pattern)
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_cached(text: str, generation: int) -> str:
+    # Read the pattern before checking the generation still holds: a result is cached under
+    # the generation whose secrets it masked (a newer one misses and computes afresh).
     pattern = _secrets_pattern
+    if generation != _generation:
+        return redact(text)
+    return _redact(text, pattern)
+
+
+def _redact(text: str, pattern: re.Pattern[str] | None) -> str:
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _PEM.sub(MASK, text)
@@ -139,6 +161,11 @@ def redact_value(value: Any) -> Any:
 
 def redact_field(key: str, value: Any) -> Any:
     """Redact ``value``; mask it whole if ``key`` names a secret (``password``, ``token``)."""
-    if value is not None and value != "" and _SECRET_FIELD.search(key):
+    if value is not None and value != "" and _secret_field(key):
         return MASK
     return redact_value(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_field(key: str) -> bool:
+    return _SECRET_FIELD.search(key) is not None

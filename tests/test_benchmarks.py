@@ -56,6 +56,8 @@ def _figures(report: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
 def test_report_is_one_json_object_with_every_benchmark(report: dict[str, Any]) -> None:
     assert json.loads(json.dumps(report)) == report
     assert set(report["benchmarks"]) == {
+        "cli_sync",
+        "cli_jobs",
         "orchestration",
         "upsert",
         "concurrency",
@@ -91,6 +93,36 @@ def test_orchestration_reports_overhead_floor_and_memory(report: dict[str, Any])
     assert details["runs"]["full"]["sync_types"] == ["FULL"]
     assert details["runs"]["incremental"]["sync_types"] == ["INCREMENTAL"]
     assert sum(details["profile"]["phases_pct"].values()) == pytest.approx(100, abs=1)
+
+
+@pytest.mark.slow
+def test_cli_sync_reports_the_real_process_per_context(report: dict[str, Any]) -> None:
+    figs = _figures(report, "cli_sync")
+    assert figs["sqlite_incremental_cpu_ms"]["target"] == "<= 3 ms"
+    assert figs["sqlite_skipped_cpu_ms"]["target"] == "<= 0.3 ms"
+    assert figs["rss_growth"]["target"] == "<= 1.25x"
+    for key in ("start_cpu_s", "rss_3", "rss_growth"):
+        assert figs[key]["value"] > 0, key
+    # Net of the process start, 3 contexts may cost nothing measurable: a number, though.
+    assert figs["sqlite_incremental_vs_floor"]["value"] >= 0
+    details = report["benchmarks"]["cli_sync"]["details"]
+    assert details["sqlite_floor"]["rows_per_context"] > 0
+    assert details["sqlite_incremental"]["runs"] == details["sqlite_skipped"]["runs"] == 1
+    if PG_TEST != "skip":
+        assert figs["pg_wall_over_cpu"]["target"] == "<= 2x"
+        assert details["postgresql"]["floor"]["floor"] == "COPY into empty tables"
+
+
+@pytest.mark.slow
+def test_cli_jobs_report_backfill_dead_source_cache_load_and_catalog(report: dict[str, Any]):
+    figs = _figures(report, "cli_jobs")
+    assert figs["backfill_cpu_ms"]["target"] == "<= 10 ms"
+    assert figs["dead_source_seconds"]["target"] == "< 30 s"
+    assert figs["catalog_load_seconds"]["target"] == "< 5 s"
+    assert figs["cache_load_unchanged_cpu_ms"]["value"] > 0
+    details = report["benchmarks"]["cli_jobs"]["details"]
+    assert details["backfill"]["pattern_keys"] > 0
+    assert details["catalog_load"]["tenants"] == 50
 
 
 @pytest.mark.slow

@@ -434,3 +434,37 @@ def test_sync_run_key_carries_the_period_start(
     kind, grain_text, period_text, rest = key.split(":", 3)
     assert (kind, grain_text, period_text) == ("sync", grain.value, start.isoformat())
     assert MetricContext.from_string(rest) == MetricContext(tenant, metric)
+
+
+def test_a_run_that_counts_its_contexts_reports_as_one_that_keeps_them() -> None:
+    """``sync`` in JSON log mode keeps only the failed contexts (issue 19): the outcome and
+    the totals are those of the run that kept every one."""
+    from fulcrum_sync.domain import ContextResult, MetricContext, SeriesResult, SyncRequest
+    from fulcrum_sync.domain.results import SyncRunResult
+
+    request = SyncRequest(grain=Grain.DAY, period=date(2025, 7, 1))
+    window = Window(date(2025, 6, 1), date(2025, 7, 1))
+
+    def ctx(name: str, status: str, dependency: bool = False) -> ContextResult:
+        res = ContextResult(MetricContext("acme", name), Grain.DAY, request.period, "k", status)
+        res.base = SeriesResult(None, SyncType.INCREMENTAL, window, inserted=2, updated=1)
+        res.dependency_failure = dependency
+        return res
+
+    results = [ctx("a", "succeeded"), ctx("b", "skipped"), ctx("c", "failed", dependency=True)]
+    kept, counted = SyncRunResult("r", request), SyncRunResult("r", request)
+    for res in results:
+        kept.contexts.append(res)
+        if res.status == "failed":
+            counted.contexts.append(res)
+        else:
+            counted.tally.add(res)
+    for run in (kept, counted):
+        assert run.outcome == "partial"
+        assert run.context_count == 3
+        assert run.status_counts() == {"succeeded": 1, "skipped": 1, "failed": 1}
+        assert (run.rows_stored, run.rows_skipped) == (9, 0)
+        assert [c.context.metric for c in run.failed] == ["c"]
+    only_failed = SyncRunResult("r", request, contexts=[ctx("c", "failed", dependency=True)])
+    only_failed.tally.add(ctx("b", "skipped"))
+    assert only_failed.outcome == "failed"  # every context it tried failed: the source is down

@@ -327,3 +327,43 @@ def test_register_secrets_from_settings_like_models() -> None:
     assert redact(f"{CUBE_SECRET} {DB_PASSWORD} {settings.cube_api_url}") == (
         f"{MASK} {MASK} https://cube.example.com"
     )
+
+
+def test_a_secret_registered_after_a_text_was_logged_is_masked_from_then_on() -> None:
+    """Redaction is cached per text; registering a secret invalidates what was cached."""
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    text = f"token issued: {CUBE_SECRET[:40]}"
+    log_event(LOG, "first", detail=text)
+    register_secret(CUBE_SECRET[:40])
+    log_event(LOG, "second", detail=text)
+    first, second = json_lines(stream)
+    assert first["detail"] == text  # nothing registered yet, nothing secret-looking
+    assert second["detail"] == f"token issued: {MASK}"
+
+
+def test_log_event_builds_no_record_that_no_handler_writes() -> None:
+    """At a terminal (quiet: warnings and up) an info event costs no record at all."""
+    built: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        built.append(record)
+        return record
+
+    quiet = logging.getLogger("fulcrum_sync.tests.quiet")  # its own handler, as the root's
+    handler = logging.StreamHandler(TtyStream())  # (pytest's capture handler takes all)
+    handler.setLevel(logging.WARNING)
+    quiet.addHandler(handler)
+    quiet.propagate = False
+    logging.setLogRecordFactory(counting)
+    try:
+        log_event(quiet, "context synced", run_key="k")
+        assert built == []
+        log_event(quiet, "context failed", logging.ERROR, run_key="k")
+        assert [r.getMessage() for r in built] == ["context failed"]
+    finally:
+        logging.setLogRecordFactory(factory)
+        quiet.removeHandler(handler)
+        quiet.propagate = True

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from fulcrum_sync.domain import StoreError
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
-from fulcrum_sync.store.series import SeriesKey, replace_series, upsert_series
+from fulcrum_sync.store.series import READ_FIRST_ROWS, SeriesKey, replace_series, upsert_series
 
 BASE = SeriesKey(1, "revenue", "day")
 DIM = SeriesKey(1, "revenue", "day", "region")
@@ -85,3 +85,30 @@ def test_upsert_empty_is_noop(engine: Engine):
     with engine.begin() as conn:
         counts = upsert_series(conn, BASE, [])
     assert counts.stored == 0 and stored(engine, BASE) == {}
+
+
+@pytest.mark.parametrize("size", [40, READ_FIRST_ROWS + 10])  # a window; a bulk write (COPY)
+def test_upsert_counts_new_changed_and_unchanged_rows_whatever_the_size(engine: Engine, size: int):
+    """Counts come from reading the window and from the write itself, never from COUNT(*)."""
+    slices = ("a", "b", "c", "d", "e")
+    start = [(d, s, 1.0) for d in days(size // len(slices)) for s in slices]
+    with engine.begin() as conn:
+        assert upsert_series(conn, DIM, start).inserted == len(start)
+    rows = [(d, s, 3.0 if i % 7 == 0 else v) for i, (d, s, v) in enumerate(start)]
+    rows += [(D0 - timedelta(days=1), s, 2.0) for s in slices]  # new, before the window
+    other = SeriesKey(1, "revenue", "day", "channel")  # same dates, another dimension
+    with engine.begin() as conn:
+        upsert_series(conn, other, [(d, "zz", 9.0) for d in days(3)])
+        counts = upsert_series(conn, DIM, rows)
+    changed = sum(1 for i in range(len(start)) if i % 7 == 0)
+    assert (counts.inserted, counts.updated, counts.unchanged) == (
+        len(slices),
+        changed,
+        len(start) - changed,
+    )
+    data = stored(engine, DIM)
+    assert len(data) == len(start) + len(slices) + 3  # the other dimension's 3 rows too
+    assert data[(D0, "a")] == 3.0 and data[(D0 - timedelta(days=1), "e")] == 2.0
+    with engine.begin() as conn:  # again: nothing to write
+        again = upsert_series(conn, DIM, rows)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, len(rows))

@@ -6,6 +6,7 @@ function that maps outcomes and errors to exit codes.
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated
 
 import typer
@@ -97,4 +98,10 @@ app.command()(backfill.backfill)
 
 def main() -> None:
     """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
-    app()
+    try:
+        app()
+    finally:
+        # The process ends here: spare the interpreter its final collections of everything
+        # it imported (with pandas and statsmodels, ~0.35 s of CPU per process). The command's
+        # dependencies were closed with its context; atexit handlers (logging) still run.
+        gc.freeze()

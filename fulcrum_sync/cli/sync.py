@@ -137,14 +137,14 @@ def sync(
             on_start=progress.start,
             overrides=deps.patterns,
             loader=loader,
+            keep_contexts=output is not Output.LOG,  # a job's log lines hold each context
         )
-    summary = render.sync_result_json(result)
     emit(
         output,
-        data=lambda: summary,
+        data=lambda: render.sync_result_json(result),
         table=lambda: render.print_sync_result(result),
         event="sync finished",
-        fields=lambda: render.sync_summary_fields(summary),
+        fields=lambda: render.sync_summary_fields(result),
     )
     finish(result.outcome)
 

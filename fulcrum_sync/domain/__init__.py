@@ -83,6 +83,7 @@ from fulcrum_sync.domain.reports import (
 )
 from fulcrum_sync.domain.results import (
     ContextResult,
+    ContextTally,
     PatternRunResult,
     PatternsRequest,
     PatternsRunResult,
@@ -130,6 +131,7 @@ __all__ = [
     "ContextChanges",
     "ContextResult",
     "ContextState",
+    "ContextTally",
     "DependencyError",
     "DiscoverResult",
     "Freshness",

@@ -119,6 +119,7 @@ class ContextResult:
     periods: list[date] = field(default_factory=list)  # caught up: every period synced here
     rows_in_range: int | None = None  # caught up: rows stored in those periods
     cache: ContextCacheResult | None = None  # sync --cache-load: its table's load
+    key_done: bool = False  # its run key was completed in the transaction of its writes
 
     @property
     def duration_seconds(self) -> float:
@@ -169,8 +170,56 @@ class ContextResult:
 
 
 @dataclass(slots=True)
+class ContextTally:
+    """Contexts counted, not kept: a job writing JSON log lines logged each one already."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    rows_stored: int = 0
+    rows_skipped: int = 0
+    caught_up: dict[str, list[date]] = field(default_factory=dict)  # catch-up runs only
+    rows_fetched: int = 0  # of the contexts caught up
+    rows_in_range: int = 0
+    cache_loads: dict[str, int] = field(default_factory=dict)  # sync --cache-load only
+
+    def add(self, res: ContextResult) -> None:
+        self.by_status[res.status] = self.by_status.get(res.status, 0) + 1
+        self.rows_stored += res.rows_stored
+        self.rows_skipped += res.rows_skipped
+        if res.periods:
+            self.caught_up[res.context.to_string()] = list(res.periods)
+            self.rows_fetched += res.rows_fetched
+            self.rows_in_range += res.rows_in_range or 0
+        if res.cache is not None:
+            self.cache_loads[res.cache.status] = self.cache_loads.get(res.cache.status, 0) + 1
+
+    @classmethod
+    def of(cls, contexts: list[ContextResult], counted: ContextTally) -> ContextTally:
+        """``counted`` plus the kept ``contexts``: the whole run's aggregates."""
+        whole = cls(
+            dict(counted.by_status),
+            counted.rows_stored,
+            counted.rows_skipped,
+            dict(counted.caught_up),
+            counted.rows_fetched,
+            counted.rows_in_range,
+            dict(counted.cache_loads),
+        )
+        for c in contexts:
+            whole.add(c)
+        return whole
+
+    @property
+    def attempted(self) -> int:
+        return sum(n for status, n in self.by_status.items() if status != "skipped")
+
+
+@dataclass(slots=True)
 class SyncRunResult:
-    """A whole ``sync`` invocation."""
+    """A whole ``sync`` invocation.
+
+    ``contexts`` holds every context's result, unless the run keeps only the failed ones
+    (``keep_contexts=False`` in ``services.sync.run``); the others are then in ``tally``.
+    """
 
     run_id: str | None
     request: SyncRequest
@@ -183,6 +232,27 @@ class SyncRunResult:
     not_started: int = 0  # contexts left unclaimed when the run stopped early (released)
     source: SourceStats | None = None  # requests, retries, 429 pauses during this run
     beyond: list[CatchUpRest] = field(default_factory=list)  # left for a backfill (--catch-up)
+    tally: ContextTally = field(default_factory=ContextTally)
+
+    @property
+    def context_count(self) -> int:
+        """Every context this run reported on, kept or counted."""
+        return len(self.contexts) + sum(self.tally.by_status.values())
+
+    def status_counts(self) -> dict[str, int]:
+        """How many contexts ended in each status (kept and counted)."""
+        counts = dict(self.tally.by_status)
+        for c in self.contexts:
+            counts[c.status] = counts.get(c.status, 0) + 1
+        return counts
+
+    @property
+    def rows_stored(self) -> int:
+        return self.tally.rows_stored + sum(c.rows_stored for c in self.contexts)
+
+    @property
+    def rows_skipped(self) -> int:
+        return self.tally.rows_skipped + sum(c.rows_skipped for c in self.contexts)
 
     @property
     def failed(self) -> list[ContextResult]:
@@ -195,8 +265,10 @@ class SyncRunResult:
     @property
     def outcome(self) -> str:
         attempted = [c for c in self.contexts if c.status != "skipped"]
-        all_down = bool(attempted) and all(
-            c.status == "failed" and c.dependency_failure for c in attempted
+        all_down = (
+            bool(attempted)
+            and not self.tally.attempted  # counted contexts did not fail
+            and all(c.status == "failed" and c.dependency_failure for c in attempted)
         )
         return run_outcome(
             refused=self.refused,

@@ -6,6 +6,8 @@ a pydantic model out, no I/O. ``registry.run_pattern`` turns it into a ``Pattern
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,8 +55,12 @@ class PatternResult(BaseModel):
     settings: dict[str, Any] = {}
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Return the result as JSON-safe data: ISO dates, and None for NaN or infinity."""
-        data: dict[str, Any] = json_safe(self.model_dump(mode="json"))
+        """Return the result as JSON-safe data: ISO dates, and None for NaN or infinity.
+
+        Serialised to JSON by pydantic (NaN and infinity become null) and read back: the same
+        data as ``json_safe(self.model_dump(mode="json"))``, without a Python walk of it.
+        """
+        data: dict[str, Any] = json.loads(self.model_dump_json())
         return data
 
 
@@ -135,6 +141,44 @@ class PatternInput:
                 self, "targets", _normalise(self.targets, grain, ("date", "value"), None)
             )
 
+    @classmethod
+    def from_normalised(
+        cls,
+        grain: Grain,
+        analysis_period: date,
+        series: pd.DataFrame,
+        dimension: str | None = None,
+        dimension_series: pd.DataFrame | None = None,
+        targets: pd.DataFrame | None = None,
+        *,
+        cut: bool = True,
+    ) -> PatternInput:
+        """Build an input from frames :func:`normalise` made (a preloaded context's, sliced).
+
+        Only the rows after the analysis period are cut (each frame is sorted by date): what
+        the constructor does to every frame was done once, for all periods, on the wide ones.
+        ``cut=False``: the series and dimension frames end at the analysis period already
+        (slices of a window that ends with it), so nothing is looked at.
+        """
+        grain = Grain.parse(grain)
+        period = period_start(grain, _as_date(analysis_period))
+        if cut:
+            cutoff = pd.Timestamp(period)
+            series = _until(series, cutoff)
+            if dimension_series is not None:
+                dimension_series = _until(dimension_series, cutoff)
+        made = object.__new__(cls)
+        for name, value in (
+            ("grain", grain),
+            ("analysis_period", period),
+            ("series", series),
+            ("dimension", dimension),
+            ("dimension_series", dimension_series),
+            ("targets", targets),
+        ):
+            object.__setattr__(made, name, value)
+        return made
+
     @cached_property
     def values(self) -> pd.Series:
         """Return the base series as floats indexed by period start."""
@@ -176,6 +220,23 @@ def _as_date(value: date | datetime | pd.Timestamp | str) -> date:
     return date.fromisoformat(str(value))
 
 
+def _until(frame: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The rows of a date-sorted frame up to ``cutoff`` (a slice, not a copy)."""
+    if frame.empty:
+        return frame
+    end = int(np.searchsorted(frame["date"].to_numpy(), cutoff.to_datetime64(), side="right"))
+    return frame if end == len(frame) else frame.iloc[:end]
+
+
+def normalise(frame: pd.DataFrame, grain: Grain, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Normalise a frame as :class:`PatternInput` does, without cutting at a period.
+
+    ``columns``: ``("date", "value")`` for a series or targets, ``("date", "slice",
+    "value")`` for a dimension's series. Slices by date of the result need no second pass.
+    """
+    return _normalise(frame, grain, columns, None)
+
+
 def _normalise(
     frame: pd.DataFrame, grain: Grain, columns: tuple[str, ...], cutoff: pd.Timestamp | None
 ) -> pd.DataFrame:
@@ -208,9 +269,36 @@ def _normalise(
 
 def period_range(grain: Grain, start: date | pd.Timestamp, end: date | pd.Timestamp) -> pd.Index:
     """Return the period starts of ``grain`` from ``start`` to ``end`` inclusive."""
-    first = pd.Timestamp(period_start(grain, _as_date(start)))
-    last = pd.Timestamp(period_start(grain, _as_date(end)))
-    return pd.date_range(first, last, freq=_PANDAS_FREQ[grain], name="date")
+    return _period_range(
+        grain, period_start(grain, _as_date(start)), period_start(grain, _as_date(end))
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _period_range(grain: Grain, first: date, last: date) -> pd.Index:
+    # An index is immutable: the same ranges recur for every context and consecutive periods
+    # (a backfill asks for the same month and quarter spans day after day), so build each once.
+    # In nanoseconds, as normalised frames are: lookups between them need no conversion.
+    start, end = pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
+    return pd.date_range(start, end, freq=_PANDAS_FREQ[grain], name="date", unit="ns")
+
+
+def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """``values.reindex(index)`` as a float array (NaN where missing), without building a
+    Series: ``values`` has a unique index (a :class:`PatternInput`'s always has)."""
+    if values.empty:
+        return np.full(len(index), np.nan)
+    known = values.index
+    if known.dtype == index.dtype == np.dtype("datetime64[ns]") and known.is_monotonic_increasing:
+        # Both sorted nanosecond dates (normalised frames, ``period_range``): a binary search.
+        have, want = known.asi8, index.asi8
+        at = np.searchsorted(have, want).clip(max=len(have) - 1)
+        at[have[at] != want] = -1
+    else:
+        at = known.get_indexer(index)
+    out: np.ndarray = values.to_numpy(dtype=float)[at]
+    out[at < 0] = np.nan
+    return out
 
 
 def quarter_start(day: date) -> date:
@@ -269,6 +357,15 @@ def to_date(value: pd.Timestamp | date) -> date:
 
 def json_safe(value: Any) -> Any:
     """Return ``value`` with non-finite floats replaced by None and numpy scalars unwrapped."""
+    kind = type(value)  # the plain types first: a result holds thousands of them
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [json_safe(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -13,8 +13,10 @@ the ``top_n`` largest negative ones.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
@@ -103,27 +105,40 @@ def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysis
     if frame is None or frame.empty:
         raise InsufficientDataError(f"no series for dimension {data.dimension!r}", needed=2)
     prior = data.shifted(-1)
-    current_values = _slice_values(frame, data.period)
-    prior_values = _slice_values(frame, prior)
-    require(
-        not current_values.empty,
-        f"no slice values for the analysis period {data.analysis_period}",
-        needed=2,
-        available=int(frame["date"].nunique()),
-    )
-    require(
-        not prior_values.empty,
-        f"no slice values for the prior period {to_date(prior)}",
-        needed=2,
-        available=int(frame["date"].nunique()),
-    )
-    table = pd.DataFrame({"value": current_values, "prior_value": prior_values}).fillna(0.0)
-    total, prior_total = float(table["value"].sum()), float(table["prior_value"].sum())
-    table["rank"] = _ranks(current_values).reindex(table.index)
-    table["prior_rank"] = _ranks(prior_values).reindex(table.index)
-    table = table.sort_values(["value", "prior_value"], ascending=False, kind="stable")
-
-    stats = [_stat(name, row, total, prior_total) for name, row in table.iterrows()]
+    # Each column once, as plain arrays (an Arrow string column's items are slow to index).
+    columns = (frame["date"].to_numpy(), frame["slice"].tolist(), frame["value"].to_numpy())
+    current_values = _slice_values(*columns, data.period)
+    prior_values = _slice_values(*columns, prior)
+    if not current_values or not prior_values:
+        missing = data.analysis_period if not current_values else to_date(prior)
+        which = "analysis" if not current_values else "prior"
+        require(
+            False,
+            f"no slice values for the {which} period {missing}",
+            needed=2,
+            available=int(frame["date"].nunique()),
+        )
+    # Plain Python over the few slices of two periods (no frame per call, no row Series):
+    # every slice of either period, by name; a slice absent from a period counts 0 there.
+    names = sorted(current_values.keys() | prior_values.keys())
+    value = [current_values.get(n, 0.0) for n in names]
+    prior_value = [prior_values.get(n, 0.0) for n in names]
+    total, prior_total = float(np.sum(value)), float(np.sum(prior_value))  # as pandas sums
+    rank, prior_rank = _ranks(current_values), _ranks(prior_values)
+    # Largest value first, then largest prior value; ties keep the name order (stable).
+    order = sorted(range(len(names)), key=lambda i: (-value[i], -prior_value[i]))
+    stats = [
+        _stat(
+            names[i],
+            value[i],
+            prior_value[i],
+            rank.get(names[i]),
+            prior_rank.get(names[i]),
+            total,
+            prior_total,
+        )
+        for i in order
+    ]
     present = [st for st in stats if st.rank is not None]
     by_share = sorted(present, key=lambda st: (st.share or 0.0, st.value), reverse=True)
     key = s.movers_by
@@ -158,30 +173,48 @@ def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysis
             for st in stats
             if st.rank is not None and st.prior_rank is not None and st.rank != st.prior_rank
         ],
-        new_slices=sorted(str(n) for n in current_values.index.difference(prior_values.index)),
-        gone_slices=sorted(str(n) for n in prior_values.index.difference(current_values.index)),
+        new_slices=sorted(current_values.keys() - prior_values.keys()),
+        gone_slices=sorted(prior_values.keys() - current_values.keys()),
     )
 
 
-def _slice_values(frame: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
-    rows = frame[frame["date"] == when]
-    return rows.groupby("slice", sort=True)["value"].sum()
+def _slice_values(
+    dates: np.ndarray, slices: list[Any], values: np.ndarray, when: pd.Timestamp
+) -> dict[str, float]:
+    """Each slice's value on ``when``, from a normalised frame's columns (sorted by date,
+    one row per date and slice); only that date's rows become Python objects."""
+    at = when.to_datetime64()
+    start = int(np.searchsorted(dates, at, side="left"))
+    end = int(np.searchsorted(dates, at, side="right"))
+    out: dict[str, float] = {}
+    for name, v in zip(slices[start:end], values[start:end].tolist(), strict=True):
+        out[str(name)] = out.get(str(name), 0.0) + float(v)
+    return out
 
 
-def _ranks(values: pd.Series) -> pd.Series:
-    return values.rank(method="min", ascending=False).astype(int)
+def _ranks(values: dict[str, float]) -> dict[str, int]:
+    """Rank by value, 1 = largest; ties share the better rank (pandas' ``method="min"``)."""
+    ordered = sorted(values.values())
+    return {n: len(ordered) - bisect.bisect_right(ordered, v) + 1 for n, v in values.items()}
 
 
 def _ratio(part: float, whole: float) -> float | None:
     return num(part / whole) if whole != 0 else None
 
 
-def _stat(name: Any, row: pd.Series, total: float, prior_total: float) -> SliceStat:
-    value, prior_value = float(row["value"]), float(row["prior_value"])
+def _stat(
+    name: str,
+    value: float,
+    prior_value: float,
+    rank: int | None,
+    prior_rank: int | None,
+    total: float,
+    prior_total: float,
+) -> SliceStat:
     share, prior_share = _ratio(value, total), _ratio(prior_value, prior_total)
     share_change = share - prior_share if share is not None and prior_share is not None else None
     return SliceStat(
-        slice=str(name),
+        slice=name,
         value=value,
         prior_value=prior_value,
         change=value - prior_value,
@@ -189,8 +222,8 @@ def _stat(name: Any, row: pd.Series, total: float, prior_total: float) -> SliceS
         share=share,
         prior_share=prior_share,
         share_change=num(share_change),
-        rank=None if pd.isna(row["rank"]) else int(row["rank"]),
-        prior_rank=None if pd.isna(row["prior_rank"]) else int(row["prior_rank"]),
+        rank=rank,
+        prior_rank=prior_rank,
     )
 
 

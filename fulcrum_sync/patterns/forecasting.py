@@ -23,6 +23,7 @@ Convergence warnings of statsmodels are silenced process-wide on import (a filte
 
 from __future__ import annotations
 
+import functools
 import warnings
 from datetime import date
 from typing import Any
@@ -42,12 +43,17 @@ from fulcrum_sync.patterns.base import (
     period_range,
     require,
     to_date,
+    values_at,
 )
 from fulcrum_sync.patterns.performance_status import Status, classify
 
 
+@functools.cache
 def _exponential_smoothing() -> Any:
-    """Import statsmodels on first use (it costs seconds; most commands never forecast)."""
+    """Import statsmodels on first use (it costs seconds; most commands never forecast).
+
+    Once: adding the warnings filter again on every fit reset every warning registry.
+    """
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
@@ -165,7 +171,7 @@ def forecasting(data: PatternInput, **settings: Any) -> ForecastingResult:
         needed=min_history,
         available=len(raw),
     )
-    spans = _spans(data)
+    spans = _spans(data.grain, data.analysis_period)
     steps = max(len(future) for _, _, future in spans.values())
     future_index = period_range(data.grain, data.shifted(1), data.shifted(max(steps, 1)))[:steps]
     point, paths, model = _forecast(raw, steps, season, s)
@@ -173,7 +179,7 @@ def forecasting(data: PatternInput, **settings: Any) -> ForecastingResult:
     alpha = (1 - s.confidence) / 2
     out: list[HorizonForecast] = []
     for name, (window, past, future) in spans.items():
-        actual = float(values.reindex(past).fillna(0.0).sum())
+        actual = float(np.nan_to_num(values_at(values, past), nan=0.0).sum())
         k = len(future)
         total = actual + float(point[:k].sum())
         totals = actual + paths[:k].sum(axis=0)
@@ -189,30 +195,38 @@ def forecasting(data: PatternInput, **settings: Any) -> ForecastingResult:
         latest_value=float(values[data.period]),
         confidence=s.confidence,
         horizons=out,
-        points=[
-            ForecastPoint(
-                date=to_date(when),
-                forecast=float(point[i]),
-                lower=min(float(quantiles[0, i]), float(point[i])),
-                upper=max(float(quantiles[1, i]), float(point[i])),
+        points=[  # built without validation: plain floats and dates, up to a quarter of days
+            ForecastPoint.model_construct(
+                date=when,
+                forecast=f,
+                lower=min(lo, f),
+                upper=max(hi, f),
             )
-            for i, when in enumerate(future_index)
+            for when, f, lo, hi in zip(
+                future_index.date.tolist(),
+                point[:steps].tolist(),
+                quantiles[0].tolist(),
+                quantiles[1].tolist(),
+                strict=True,
+            )
         ],
         model=model,
     )
 
 
-def _spans(data: PatternInput) -> dict[str, tuple[tuple[date, date], pd.Index, pd.Index]]:
-    """Return each horizon's window and its periods up to and after the analysis period."""
+@functools.lru_cache(maxsize=512)
+def _spans(grain: Grain, period: date) -> dict[str, tuple[tuple[date, date], pd.Index, pd.Index]]:
+    """Return each horizon's window and its periods up to and after the analysis period.
+
+    The same for every context analysed for ``period`` (kept: indexes are immutable; the
+    caller reads the dict and never changes it).
+    """
     spans = {}
-    for name, window in horizons(data.grain, data.analysis_period).items():
-        index = period_range(data.grain, window.start, window.end)
+    at = pd.Timestamp(period)
+    for name, window in horizons(grain, period).items():
+        index = period_range(grain, window.start, window.end)
         index = index[index >= pd.Timestamp(window.start)]
-        spans[name] = (
-            (window.start, window.end),
-            index[index <= data.period],
-            index[index > data.period],
-        )
+        spans[name] = ((window.start, window.end), index[index <= at], index[index > at])
     return spans
 
 
@@ -276,10 +290,10 @@ def _pace(
     s: ForecastingSettings,
 ) -> HorizonForecast:
     """Build one horizon's forecast and its pacing against the span's targets."""
-    periods = past.append(future)
-    targets = data.target_values.reindex(periods)
-    target = float(targets.sum()) if len(periods) and targets.notna().all() else None
-    target_to_date = float(targets.reindex(past).sum()) if target is not None else None
+    past_targets = values_at(data.target_values, past)
+    targets = np.concatenate((past_targets, values_at(data.target_values, future)))
+    target = float(targets.sum()) if len(targets) and not np.isnan(targets).any() else None
+    target_to_date = float(past_targets.sum()) if target is not None else None
     probability = None
     if target is not None and len(totals):
         hit = totals >= target if s.higher_is_better else totals <= target
@@ -288,7 +302,7 @@ def _pace(
         horizon=name,
         start=window[0],
         end=window[1],
-        periods=len(periods),
+        periods=len(targets),
         remaining_periods=len(future),
         actual_to_date=actual,
         forecast=total,

@@ -25,7 +25,6 @@ from datetime import date
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field
 
 from fulcrum_sync.domain import Grain
@@ -37,6 +36,7 @@ from fulcrum_sync.patterns.base import (
     period_range,
     require,
     to_date,
+    values_at,
 )
 
 NAME = "historical_performance"
@@ -123,8 +123,10 @@ def historical_performance(data: PatternInput, **settings: Any) -> HistoricalPer
     s = HistoricalPerformanceSettings.model_validate(settings)
     values = data.values
     index = period_range(data.grain, data.shifted(-s.periods), data.period)
-    window = values.reindex(index)
-    present = window.dropna()
+    # Plain arrays over the window (a Series per step cost more than the arithmetic).
+    window = values_at(values, index)
+    present_at = np.flatnonzero(~np.isnan(window))
+    present = window[present_at]
     require(
         data.period in values.index,
         f"no value for the analysis period {data.analysis_period}",
@@ -137,48 +139,53 @@ def historical_performance(data: PatternInput, **settings: Any) -> HistoricalPer
         needed=2,
         available=len(present),
     )
-    previous = window.shift(1)
-    growth = (window - previous) / previous.abs()
-    growth[(previous == 0) | window.isna() | previous.isna()] = np.nan
-    rates = growth.dropna()
-    accelerations = growth.diff().dropna()
-    first = float(present.iloc[0])
-    latest = float(present.iloc[-1])
-    spans = len(window.loc[present.index[0] :]) - 1
+    previous = np.concatenate(([np.nan], window[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = (window - previous) / np.abs(previous)
+    growth[(previous == 0) | np.isnan(window) | np.isnan(previous)] = np.nan
+    rates = growth[~np.isnan(growth)]
+    accelerations = np.diff(growth)
+    accelerations = accelerations[~np.isnan(accelerations)]
+    first = float(present[0])
+    latest = float(present[-1])
+    spans = len(window) - int(present_at[0]) - 1
     compound = num((latest / first) ** (1 / spans) - 1) if first > 0 and latest > 0 else None
+    dates = index.date.tolist()
 
     return HistoricalPerformanceResult(
         analysis_period=data.analysis_period,
         grain=data.grain,
-        window_start=to_date(index[0]),
+        window_start=dates[0],
         window_end=data.analysis_period,
         settings=s.model_dump(),
         periods=s.periods,
         latest_value=latest,
-        latest_growth=num(growth.iloc[-1]),
-        average_growth=num(rates.mean()) if len(rates) else None,
+        latest_growth=num(growth[-1]),
+        average_growth=num(rates.sum() / len(rates)) if len(rates) else None,  # as pandas
         compound_growth=compound,
-        acceleration=num(growth.iloc[-1] - growth.iloc[-2]) if len(growth) > 1 else None,
-        average_acceleration=num(accelerations.mean()) if len(accelerations) else None,
+        acceleration=num(growth[-1] - growth[-2]) if len(growth) > 1 else None,
+        average_acceleration=(
+            num(accelerations.sum() / len(accelerations)) if len(accelerations) else None
+        ),
         trend=_trend(window, s.flat_tolerance),
         streak=_streak(data),
-        records=_records(present, latest),
+        records=_records(present, [dates[i] for i in present_at], latest),
         points=[
-            GrowthPoint(date=to_date(when), value=num(window[when]), growth=num(growth[when]))
-            for when in index
+            GrowthPoint.model_construct(date=when, value=num(v), growth=num(g))
+            for when, v, g in zip(dates, window.tolist(), growth.tolist(), strict=True)
         ],
     )
 
 
 def _direction(
-    values: pd.Series, tolerance: float
+    values: np.ndarray, tolerance: float
 ) -> tuple[Direction | None, float | None, float | None]:
     """Return the direction, slope and relative slope of a line fitted to ``values``."""
     positions = np.arange(len(values), dtype=float)
-    mask = values.notna().to_numpy()
+    mask = ~np.isnan(values)
     if mask.sum() < 2:
         return None, None, None
-    y = values.to_numpy(dtype=float)[mask]
+    y = values[mask]
     slope = float(np.polyfit(positions[mask], y, 1)[0])
     scale = float(np.mean(np.abs(y)))
     relative = slope / scale if scale > 0 else 0.0
@@ -189,11 +196,11 @@ def _direction(
     return "flat", slope, relative
 
 
-def _trend(window: pd.Series, tolerance: float) -> Trend:
+def _trend(window: np.ndarray, tolerance: float) -> Trend:
     direction, slope, relative = _direction(window, tolerance)
     middle = len(window) // 2
-    first, _, _ = _direction(window.iloc[: middle + 1], tolerance)
-    second, _, _ = _direction(window.iloc[middle:], tolerance)
+    first, _, _ = _direction(window[: middle + 1], tolerance)
+    second, _, _ = _direction(window[middle:], tolerance)
     changed = first != second if first is not None and second is not None else None
     return Trend(
         direction=direction,
@@ -208,7 +215,7 @@ def _trend(window: pd.Series, tolerance: float) -> Trend:
 def _streak(data: PatternInput) -> Streak:
     values = data.values
     index = period_range(data.grain, values.index[0], data.period)
-    signs = np.sign(values.reindex(index).diff().to_numpy())
+    signs = np.sign(np.concatenate(([np.nan], np.diff(values_at(values, index)))))
     length = 0
     direction: Direction | None = None
     sign = signs[-1]
@@ -228,12 +235,12 @@ def _streak(data: PatternInput) -> Streak:
     )
 
 
-def _records(present: pd.Series, latest: float) -> Records:
-    high_at = present.idxmax()
-    low_at = present.idxmin()
+def _records(present: np.ndarray, dates: list[date], latest: float) -> Records:
+    high_at = int(np.argmax(present))  # the first of equal values, as ``idxmax``
+    low_at = int(np.argmin(present))
     return Records(
-        high=Record(date=to_date(high_at), value=float(present[high_at])),
-        low=Record(date=to_date(low_at), value=float(present[low_at])),
+        high=Record(date=dates[high_at], value=float(present[high_at])),
+        low=Record(date=dates[low_at], value=float(present[low_at])),
         latest_rank=int((present > latest).sum()) + 1,
         ranked_values=len(present),
         is_record_high=bool(latest >= present.max()),

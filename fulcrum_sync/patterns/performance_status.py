@@ -30,6 +30,7 @@ from fulcrum_sync.patterns.base import (
     period_range,
     require,
     to_date,
+    values_at,
 )
 
 NAME = "performance_status"
@@ -137,16 +138,17 @@ def _held(data: PatternInput, status: Status, s: PerformanceStatusSettings) -> t
     """Count the consecutive periods up to the analysis period with ``status``."""
     values = data.values
     index = period_range(data.grain, values.index[0], data.period)
-    aligned = values.reindex(index)
-    targets = data.target_values.reindex(index)
+    aligned = values_at(values, index).tolist()  # plain floats: no label lookup per period
+    targets = values_at(data.target_values, index).tolist()
+    dates = index.date.tolist()
     held, since = 0, data.analysis_period
-    for when in reversed(index):
-        value = num(aligned[when])
+    for i in range(len(dates) - 1, -1, -1):
+        value = num(aligned[i])
         if value is None:
             break
-        if classify(value, num(targets[when]), s.threshold, s.higher_is_better) != status:
+        if classify(value, num(targets[i]), s.threshold, s.higher_is_better) != status:
             break
-        held, since = held + 1, to_date(when)
+        held, since = held + 1, dates[i]
     return held, since
 
 

@@ -7,7 +7,13 @@ from typing import Any
 
 from rich.markup import escape
 
-from fulcrum_sync.domain import ContextResult, SyncRequest, SyncRunResult, format_period
+from fulcrum_sync.domain import (
+    ContextResult,
+    ContextTally,
+    SyncRequest,
+    SyncRunResult,
+    format_period,
+)
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.render.console import (
     Column,
@@ -73,30 +79,31 @@ def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
     }
 
 
-def sync_summary_fields(summary: dict[str, Any]) -> dict[str, Any]:
-    """The closing ``sync finished`` log event's fields, from :func:`sync_result_json`."""
-    contexts = summary["contexts"]
-    by_status: dict[str, int] = {}
-    for c in contexts:
-        by_status[c["status"]] = by_status.get(c["status"], 0) + 1
+def sync_summary_fields(result: SyncRunResult) -> dict[str, Any]:
+    """The closing ``sync finished`` log event's fields: aggregates of the run only.
+
+    Built from the result itself, not from :func:`sync_result_json`: a job writing JSON log
+    lines already logged each context, and the whole document costs memory per context.
+    """
+    failed = result.failed
     return {
-        "run_id": summary["run_id"],
-        "grain": summary["grain"],
-        "period": summary["period"],
-        "outcome": summary["outcome"],
+        "run_id": result.run_id,
+        "grain": result.request.grain.value,
+        "period": result.request.period.isoformat(),
+        "outcome": result.outcome,
         "counts": {
-            "contexts": len(contexts),
-            **by_status,
-            "rows_stored": sum(c["rows_stored"] for c in contexts),
-            "rows_skipped": sum(c["rows_skipped"] for c in contexts),
+            "contexts": result.context_count,
+            **result.status_counts(),
+            "rows_stored": result.rows_stored,
+            "rows_skipped": result.rows_skipped,
         },
-        "duration": summary["duration_seconds"],  # wall time, not the sum of the contexts'
-        "halted": summary["halted"],
-        "error": summary["refused"] or summary["halted"] or _failures(summary),
-        "failed": [f["context"] for f in summary["failed"]],
-        **_extra_fields(contexts),
-        "not_started": summary["not_started"],
-        "source": summary["source"],
+        "duration": round(_wall(result), 3),  # wall time, not the sum of the contexts'
+        "halted": result.halted,
+        "error": result.refused or result.halted or _failures(failed, result.context_count),
+        "failed": [c.context.to_string() for c in failed],
+        **_extra_fields(result),
+        "not_started": result.not_started,
+        "source": jsonable(result.source),
     }
 
 
@@ -115,28 +122,27 @@ def _periods_text(c: ContextResult) -> str:
     return first if len(c.periods) == 1 else f"{first}..{last} ({len(c.periods)})"
 
 
-def _extra_fields(contexts: list[dict[str, Any]]) -> dict[str, Any]:
+def _extra_fields(result: SyncRunResult) -> dict[str, Any]:
     """The periods caught up and the cache loads, when the run did either."""
+    whole = ContextTally.of(result.contexts, result.tally)
     extra: dict[str, Any] = {}
-    caught = {c["context"]: c["periods"] for c in contexts if c["periods"]}
-    if caught:
-        extra["caught_up"] = caught
-        extra["rows_fetched"] = sum(c["rows_fetched"] for c in contexts if c["periods"])
-        extra["rows_in_range"] = sum(c["rows_in_range"] or 0 for c in contexts if c["periods"])
-    loads: dict[str, int] = {}
-    for c in contexts:
-        if c["cache"] is not None:
-            loads[c["cache"]["status"]] = loads.get(c["cache"]["status"], 0) + 1
-    if loads:
-        extra["cache"] = loads
+    if whole.caught_up:
+        extra["caught_up"] = {
+            name: [p.isoformat() for p in periods]
+            for name, periods in sorted(whole.caught_up.items())
+        }
+        extra["rows_fetched"] = whole.rows_fetched
+        extra["rows_in_range"] = whole.rows_in_range
+    if whole.cache_loads:
+        extra["cache"] = whole.cache_loads
     return extra
 
 
-def _failures(summary: dict[str, Any]) -> str | None:
-    failed, total = summary["failed"], len(summary["contexts"])
+def _failures(failed: list[ContextResult], total: int) -> str | None:
     if not failed:
         return None
-    return f"{len(failed)} of {total} contexts failed; first: {failed[0]['error']}"
+    first = failed[0].error or _context_errors(failed[0])
+    return f"{len(failed)} of {total} contexts failed; first: {first}"
 
 
 SYNC_TYPE_SHORT = {"FULL": "FULL", "INCREMENTAL": "INCR", "FULL/INCREMENTAL": "FULL+INCR"}

@@ -35,7 +35,6 @@ from fulcrum_sync.domain import (
     shift_period,
 )
 from fulcrum_sync.services.keys import Overrides, sync_item
-from fulcrum_sync.services.patterns import run_context_patterns
 from fulcrum_sync.services.runner import RunContext
 from fulcrum_sync.services.stretches import sync_periods
 from fulcrum_sync.services.sync_context import plan_series
@@ -179,6 +178,8 @@ def finish_older_patterns(
     overrides: Overrides = None,
 ) -> None:
     """Run the unfinished pattern keys of ``periods`` (older than this run's own periods)."""
+    from fulcrum_sync.services.patterns import run_context_patterns  # only when patterns run
+
     for period in periods:
         if rc.stop.is_set():
             return

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from typing import TYPE_CHECKING
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import PatternContext, pattern_run_key, sync_run_key
-from fulcrum_sync.patterns.registry import PatternSpec, get_pattern
 from fulcrum_sync.store.runs import RunItem
 
+if TYPE_CHECKING:  # the registry imports pandas: a sync without patterns never needs it
+    from fulcrum_sync.patterns.registry import PatternSpec
+
 # Patterns to use instead of the registered ones of the same name (tests inject through Deps).
-Overrides = Mapping[str, PatternSpec] | None
+Overrides = Mapping[str, "PatternSpec"] | None
 
 # One pattern run: the pattern, its dimension (None for whole-series patterns), its key.
-PatternJob = tuple[PatternSpec, str | None, RunItem]
+PatternJob = tuple["PatternSpec", str | None, RunItem]
 
 
 def sync_item(ctx: ContextDef, period: date) -> RunItem:
@@ -34,6 +37,10 @@ def pattern_specs(
 ) -> list[PatternSpec]:
     """The enabled patterns of ``ctx`` that run at its grain (``only`` one of them)."""
     names = [n for n in ctx.metric.patterns if only is None or n == only]
+    if not names:
+        return []
+    from fulcrum_sync.patterns.registry import get_pattern
+
     specs = [(overrides or {}).get(n) or get_pattern(n) for n in names]
     return [s for s in specs if s.supports(ctx.grain)]
 

@@ -25,7 +25,7 @@ from fulcrum_sync.domain import (
     PatternsRequest,
     PatternsRunResult,
 )
-from fulcrum_sync.logs import log_event
+from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.patterns.registry import PatternSpec, get_pattern, list_patterns, run_pattern
 from fulcrum_sync.services.keys import Overrides, PatternJob, pattern_jobs
 from fulcrum_sync.services.pattern_inputs import ContextData
@@ -35,12 +35,12 @@ from fulcrum_sync.services.runner import (
     RunContext,
     keep_leases,
     map_workers,
-    run_keyed,
+    run_batch,
 )
 from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.store import pattern_data
 from fulcrum_sync.store.catalog import read_catalog
-from fulcrum_sync.store.runs import Claim
+from fulcrum_sync.store.runs import Claim, KeyDone
 
 __all__ = ["get_pattern", "list_patterns", "make_chain", "run", "run_context_patterns", "show"]
 
@@ -75,18 +75,36 @@ def run_context_patterns(
         else:
             work.append(KeyedWork(item, (spec, dim, item)))
 
-    def do(job: PatternJob) -> PatternRunResult:
-        spec, dim, item = job
-        return _run_one(rc, ctx, period, spec, dim, item.run_key, data)
+    def do_all(jobs: list[PatternJob]) -> list[PatternRunResult]:
+        return _run_all(rc, ctx, period, jobs, data)
 
     def skipped(w: KeyedWork[PatternJob], claim: Claim) -> PatternRunResult:
         status = "done" if claim is Claim.DONE else "busy"
         return PatternRunResult(w.payload[0].name, w.payload[1], status, w.item.run_key)
 
-    results += run_keyed(
-        rc, work, do, _summarize, skipped, workers=1, renew=False, batch_claim=True
-    )
-    return results
+    order = {w.item.run_key: i for i, w in enumerate(work)}
+    ran = run_batch(rc, work, do_all, _summarize, skipped)
+    return results + sorted(ran, key=lambda r: order[r.run_key])
+
+
+def _run_all(
+    rc: RunContext, ctx: ContextDef, period: date, jobs: list[PatternJob], data: ContextData
+) -> list[PatternRunResult]:
+    """Run each pattern, then store every result and complete every key in one transaction."""
+    run_at = datetime.now(UTC)
+    out: list[PatternRunResult] = []
+    rows: list[dict[str, Any]] = []
+    done: list[KeyDone] = []
+    for spec, dim, item in jobs:
+        with bound_fields(**rc.fields(item)):
+            result, row = _run_one(rc, ctx, period, spec, dim, item.run_key, data, run_at)
+        out.append(result)
+        if row is not None:
+            rows.append(row)
+        o = _summarize(result)
+        done.append(KeyDone(item.run_key, rc.owner, o.succeeded, o.counts, o.error))
+    pattern_data.save_results(rc.engine, rows, done)
+    return out
 
 
 def _run_one(
@@ -97,14 +115,16 @@ def _run_one(
     dim: str | None,
     key: str,
     data: ContextData,
-) -> PatternRunResult:
+    run_at: datetime,
+) -> tuple[PatternRunResult, dict[str, Any] | None]:
+    """Run one pattern; return its result and the row to store (None: nothing to store)."""
     settings = dict(ctx.tenant.pattern_settings.get(spec.name, {}))
     try:
         outcome = run_pattern(spec, data.input_for(spec, period, dim, settings), settings)
     except (ValueError, KeyError) as exc:  # malformed stored data: a failed pattern
-        return PatternRunResult(spec.name, dim, "failed", key, f"{type(exc).__name__}: {exc}")
-    pattern_data.save_result(
-        rc.engine,
+        failed = PatternRunResult(spec.name, dim, "failed", key, f"{type(exc).__name__}: {exc}")
+        return failed, None
+    row = pattern_data.result_row(
         tenant_id=ctx.tenant.tenant_id,
         metric_id=ctx.metric.metric_id,
         pattern=spec.name,
@@ -117,15 +137,19 @@ def _run_one(
         result=outcome.result,
         error=outcome.error,
         run_id=rc.run_id,
-        run_at=datetime.now(UTC),
+        run_at=run_at,
     )
-    return PatternRunResult(spec.name, dim, outcome.status, key, outcome.error_text)
+    return PatternRunResult(spec.name, dim, outcome.status, key, outcome.error_text), row
 
 
 def _summarize(result: PatternRunResult) -> Outcome:
-    # Too little data is a skip, not a failure: the key is done.
+    # Too little data is a skip, not a failure: the key is done. The key was completed with
+    # its result (``_run_all``), so the runner records nothing more.
     return Outcome(
-        succeeded=result.status != "failed", counts={"status": result.status}, error=result.error
+        succeeded=result.status != "failed",
+        counts={"status": result.status},
+        error=result.error,
+        recorded=True,
     )
 
 

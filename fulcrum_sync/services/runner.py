@@ -35,6 +35,7 @@ class Outcome:
     succeeded: bool
     counts: dict[str, Any] | None = None
     error: str | None = None
+    recorded: bool = False  # the work completed its key in its own transaction already
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,19 +177,27 @@ def run_keyed(
     renew: bool = True,
     batch_claim: bool = False,
 ) -> list[R]:
-    """Claim and do every item; return results in completion order.
+    """Claim and do every item; return results in completion order (none when ``on_result``
+    takes each as it comes: a run of any size then keeps no result per item).
 
     ``workers == 1`` runs everything in the calling thread (a breakpoint stops there).
     Items not yet started when ``rc.stop`` is set are left unclaimed. ``renew=False`` when
     an outer call already renews this owner's leases (they are renewed per owner).
     ``batch_claim`` claims every key in one transaction first (small batches done by one
     worker, such as a context's patterns); unstarted keys are released if ``rc.stop`` is set.
+    Otherwise each key is claimed in its own short transaction just before its work (so a
+    killed process holds one key, not a batch), except keys that had already succeeded
+    when the run started (read in one query): those are skipped as done without a claim,
+    unless the run forces.
     """
     if not work:
         return []
     runs.ensure_items(rc.engine, [w.item for w in work])
     results: list[R] = []
     claimed_up_front = _claim_all(rc, work) if batch_claim else {}
+    done_before: set[str] = set()
+    if not batch_claim and rc.force_before is None:
+        done_before = runs.succeeded_among(rc.engine, [w.item.run_key for w in work])
 
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():
@@ -197,6 +206,8 @@ def run_keyed(
             return work_one(w)
 
     def work_one(w: KeyedWork[T]) -> R | None:
+        if w.item.run_key in done_before:
+            return skipped(w, Claim.DONE)
         claim = claimed_up_front.get(w.item.run_key) or _claim(rc, w.item.run_key)
         if claim is not Claim.CLAIMED:
             return skipped(w, claim)
@@ -207,17 +218,20 @@ def run_keyed(
             rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
             _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
             raise
-        _settle(rc, w.item.run_key, outcome)
+        if not outcome.recorded:
+            _settle(rc, w.item.run_key, outcome)
         return result
 
     leases = keep_leases(rc.engine, rc.owner, rc.lease_seconds) if renew else nullcontext()
     try:
         with leases:
             for result in map_workers(one, work, workers):
-                if result is not None:
+                if result is None:
+                    continue
+                if on_result is None:
                     results.append(result)
-                    if on_result is not None:
-                        on_result(result)
+                else:
+                    on_result(result)
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
             with contextlib.suppress(DependencyError):  # the run's record says why
@@ -241,8 +255,7 @@ def run_batch(
     """
     if not work:
         return []
-    runs.ensure_items(rc.engine, [w.item for w in work])
-    claims = _claim_all(rc, work)
+    claims = _claim_all(rc, work, create=True)  # the keys' rows made in the same transaction
     mine = [w for w in work if claims[w.item.run_key] is Claim.CLAIMED]
     results = [
         skipped(w, claims[w.item.run_key])
@@ -259,7 +272,9 @@ def run_batch(
             _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
         raise
     for w, result in zip(mine, done, strict=True):
-        _settle(rc, w.item.run_key, summarize(result))
+        outcome = summarize(result)
+        if not outcome.recorded:
+            _settle(rc, w.item.run_key, outcome)
     return results + done
 
 
@@ -274,7 +289,9 @@ def _claim(rc: RunContext, run_key: str) -> Claim:
     )
 
 
-def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Claim]:
+def _claim_all(
+    rc: RunContext, work: Sequence[KeyedWork[Any]], *, create: bool = False
+) -> dict[str, Claim]:
     return runs.claim_many(
         rc.engine,
         [w.item.run_key for w in work],
@@ -282,6 +299,7 @@ def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Clai
         run_id=rc.run_id,
         lease_seconds=rc.lease_seconds,
         force_before=rc.force_before,
+        items=[w.item for w in work] if create else None,
     )
 
 

@@ -26,8 +26,6 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.keys import Overrides, sync_item
-from fulcrum_sync.services.pattern_inputs import preloaded
-from fulcrum_sync.services.patterns import run_context_patterns
 from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_batch
 from fulcrum_sync.services.sync_context import source_down_reason, sync_context
 from fulcrum_sync.sources.base import Source
@@ -156,6 +154,10 @@ def sync_periods(
     out.periods = run_batch(rc, work, sync_all, _summarize, skipped)
     if not patterns:
         return out
+    # Imported here: a sync without patterns never loads pandas (process start, memory).
+    from fulcrum_sync.services.pattern_inputs import preloaded
+    from fulcrum_sync.services.patterns import run_context_patterns
+
     analysable = sorted((s for s in out.periods if s.analysable), key=lambda s: s.period)
     data = preloaded(rc.engine, ctx, [s.period for s in analysable])
     for synced in analysable:

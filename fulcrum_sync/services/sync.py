@@ -37,9 +37,10 @@ from fulcrum_sync.services.runner import (
     run_keyed,
 )
 from fulcrum_sync.services.selection import select_contexts
+from fulcrum_sync.services.statuses import RunStatuses
 from fulcrum_sync.services.sync_context import plan_series, source_down_reason, sync_context
 from fulcrum_sync.sources.base import Source
-from fulcrum_sync.store import runs, sync_status
+from fulcrum_sync.store import runs
 from fulcrum_sync.store.runs import Claim
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,10 @@ def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[Plann
     )
     behind = catch_up.plan(engine, settings, request, contexts) if request.catch_up else None
     planned = []
+    statuses = RunStatuses(engine, request.grain.value, contexts)
     for ctx in contexts:
-        statuses = sync_status.read_statuses(
-            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
-        )
         periods = behind.periods_of(ctx) if behind else [request.period]
-        series = plan_series(ctx, periods[-1], statuses, settings, request.force_full)
+        series = plan_series(ctx, periods[-1], statuses.of(ctx), settings, request.force_full)
         coalesced = len(periods) > 1 and all(t is SyncType.INCREMENTAL for _, t, _ in series)
         for dim, sync_type, window in series:
             if coalesced:  # a catch-up fetches the missed periods only
@@ -118,6 +117,7 @@ def run(
     on_start: Callable[[int], None] | None = None,
     overrides: Overrides = None,
     loader: CacheChain | None = None,
+    keep_contexts: bool = True,
 ) -> SyncRunResult:
     """Sync every selected context for ``request.period``.
 
@@ -126,6 +126,10 @@ def run(
     missed (services/catch_up.py). ``loader`` loads each context's cache table once its sync
     and patterns succeeded (also when done earlier: it loads only what changed). Raises
     InputError (bad filters, an unsafe table name) or StoreError (database unreachable).
+
+    :param keep_contexts: keep every context's result in ``result.contexts``; False keeps
+        only the failed ones and counts the others (memory flat in the number of contexts,
+        for a job whose output is the log lines of each context).
     """
     if request.catch_up:
         catch_up.max_periods_of(settings, request)  # refused before anything is written
@@ -149,6 +153,7 @@ def run(
         on_start(len(contexts))
     late = [c for c in contexts if behind is not None and behind.catches_up(c)]
     work = [KeyedWork(sync_item(c, request.period), c) for c in contexts if c not in late]
+    statuses = RunStatuses(engine, request.grain.value, [w.payload for w in work])
 
     def after(ctx: ContextDef, res: ContextResult) -> None:
         """Older unfinished patterns (--catch-up), then the cache table (--cache-load)."""
@@ -178,6 +183,8 @@ def run(
             settings,
             force_full=request.force_full,
             run_id=run_id,
+            statuses=statuses.of(ctx),
+            owner=rc.owner,  # its run key completes in the transaction of its writes
         )
         down = source_down_reason(source, res)
         if down is not None:
@@ -214,7 +221,10 @@ def run(
         return res
 
     def report(res: ContextResult) -> None:
-        result.contexts.append(res)
+        if keep_contexts or res.status in ("failed", "partial") or res.pattern_counts()["failed"]:
+            result.contexts.append(res)
+        else:
+            result.tally.add(res)
         log_context(run_id, res)
         if on_result is not None:
             on_result(res)
@@ -223,7 +233,7 @@ def run(
         result.interrupted = rc.interrupted
         result.halted = rc.halted[0] if rc.halted else None
         result.finished_at = datetime.now(UTC)
-        result.not_started = len(contexts) - len(result.contexts) if rc.stop.is_set() else 0
+        result.not_started = len(contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = source.stats().since(before)
         return result.outcome, summarize_run(result)
 
@@ -236,9 +246,7 @@ def run(
                     for res in map_workers(catch, late, request.workers):
                         if res is not None:
                             report(res)
-            run_keyed(
-                rc, work, do, summarize_context, skipped, workers=request.workers, on_result=report
-            )
+            run_keyed(rc, work, do, _outcome, skipped, workers=request.workers, on_result=report)
         except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
             result.refused = str(exc)
             log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
@@ -314,6 +322,13 @@ def _catch_up_fields(res: ContextResult) -> dict[str, Any]:
     return fields
 
 
+def _outcome(res: ContextResult) -> Outcome:
+    """The run-item outcome of a context's sync; recorded already when its writes did it."""
+    if res.key_done:
+        return Outcome(succeeded=res.status == "succeeded", error=res.error, recorded=True)
+    return summarize_context(res)
+
+
 def summarize_context(res: ContextResult) -> Outcome:
     """The run-item outcome of one context's sync."""
     counts = {
@@ -327,15 +342,12 @@ def summarize_context(res: ContextResult) -> Outcome:
 
 def summarize_run(result: SyncRunResult) -> dict[str, object]:
     """Counts for the ``runs`` row."""
-    by_status: dict[str, int] = {}
-    for c in result.contexts:
-        by_status[c.status] = by_status.get(c.status, 0) + 1
     return {
         "period": format_period(result.request.grain, result.request.period),
-        "contexts": len(result.contexts),
-        "by_status": by_status,
-        "rows_stored": sum(c.rows_stored for c in result.contexts),
-        "rows_skipped": sum(c.rows_skipped for c in result.contexts),
+        "contexts": result.context_count,
+        "by_status": result.status_counts(),
+        "rows_stored": result.rows_stored,
+        "rows_skipped": result.rows_skipped,
         "failed": [c.context.to_string() for c in result.failed],
         "halted": result.halted,
         "not_started": result.not_started,

@@ -6,6 +6,7 @@ import contextlib
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -28,7 +29,9 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source
 from fulcrum_sync.store import sync_status
+from fulcrum_sync.store.runs import KeyDone
 from fulcrum_sync.store.series import CleanRow, SeriesKey, write_series
+from fulcrum_sync.store.sync_write import SeriesWrite, write_context
 from fulcrum_sync.store.tables import NO_DIMENSION
 
 
@@ -46,30 +49,35 @@ def decide_sync_type(
 def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[list[CleanRow], SkipCounts]:
     """Drop null, non-finite and slice-less rows; keep the last row per key; count each skip."""
     skipped = SkipCounts()
-    kept: dict[tuple[date, str | None], float] = {}
-    for row in rows:
-        value = row.value
-        if value is None:
-            skipped.null_value += 1
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
+    kept: dict[Any, float] = {}  # key -> value; a repeated key keeps its first place
+    accepted = 0
+    isfinite = math.isfinite
+    for row in rows:  # (date, value, slice): by position, the hot loop of every sync
+        value = row[1]
+        if type(value) is not float:  # what sources return; anything else is converted
+            if value is None:
+                skipped.null_value += 1
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                skipped.non_finite += 1
+                continue
+        if not isfinite(value):
             skipped.non_finite += 1
             continue
-        if not math.isfinite(number):
-            skipped.non_finite += 1
-            continue
-        if dimensional and row.slice is None:
-            skipped.null_slice += 1
-            continue
-        key = (row.date, str(row.slice) if dimensional else None)
-        if key in kept:
-            skipped.duplicate += 1
-        kept[key] = number
+        if dimensional:
+            if row[2] is None:
+                skipped.null_slice += 1
+                continue
+            kept[(row[0], str(row[2]))] = value
+        else:
+            kept[row[0]] = value
+        accepted += 1
+    skipped.duplicate = accepted - len(kept)
     if dimensional:
         return [(d, s, v) for (d, s), v in kept.items()], skipped
-    return [(d, v) for (d, _), v in kept.items()], skipped
+    return list(kept.items()), skipped
 
 
 def plan_series(
@@ -85,11 +93,12 @@ def plan_series(
     ``window`` replaces the lookback window (backfills fetch a whole stretch of periods).
     """
     plan = []
+    lookback = settings.lookback if window is None else None  # a table built per call
     for dim in (None, *ctx.metric.dimensions):
         previous = statuses.get(dim.dimension_id if dim else NO_DIMENSION)
         sync_type = decide_sync_type(previous, ctx.series_hash(dim), force_full)
         series_window = window or compute_window(
-            ctx.grain, period, sync_type, settings.history_start, settings.lookback
+            ctx.grain, period, sync_type, settings.history_start, lookback
         )
         plan.append((dim, sync_type, series_window))
     return plan
@@ -105,6 +114,8 @@ def sync_context(
     force_full: bool = False,
     run_id: str | None = None,
     window: Window | None = None,
+    statuses: dict[str, sync_status.SeriesStatus] | None = None,
+    owner: str | None = None,
 ) -> ContextResult:
     """Sync the base series and then every dimension of ``ctx``; never raises for one series.
 
@@ -112,6 +123,11 @@ def sync_context(
     credential (RefusedError) is raised, since no other series would fare better. With
     ``window`` (a backfill stretch ending in ``period``) every series fetches that window and
     is upserted, so stored periods outside it stay as they are.
+
+    Every series is fetched first, then all are stored with their statuses in one
+    transaction; with ``owner`` (the lease owner of the context's claimed run key) the key is
+    completed in it too (``result.key_done``). ``statuses`` are the context's series
+    statuses when the caller read them already (a sync reads them once per run).
     """
     grain: Grain = ctx.grain
     result = ContextResult(
@@ -122,13 +138,16 @@ def sync_context(
         status="running",
         started_at=datetime.now(UTC),
     )
-    statuses = sync_status.read_statuses(
-        engine, ctx.tenant.tenant_id, ctx.metric.metric_id, grain.value
-    )
-    plan = plan_series(ctx, period, statuses, settings, force_full, window)
-    for dim, sync_type, series_window in plan:
-        series = _sync_series(
-            engine,
+    if statuses is None:
+        statuses = sync_status.read_statuses(
+            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, grain.value
+        )
+    fetched: list[tuple[SeriesResult, SeriesWrite]] = []
+    refused: RefusedError | None = None
+    for dim, sync_type, series_window in plan_series(
+        ctx, period, statuses, settings, force_full, window
+    ):
+        series, write, error = _fetch_series(
             source,
             ctx,
             period,
@@ -139,11 +158,37 @@ def sync_context(
             run_id,
             upsert_only=window is not None,
         )
+        fetched.append((series, write))
         if dim is None:
             result.base = series
         else:
             result.dimensions.append(series)
+        if isinstance(error, RefusedError):
+            refused = error  # a wrong credential or URL: no other series would fare better
+            break
+    _settle_status(result)
+    done = None
+    if owner is not None and refused is None:
+        done = KeyDone(
+            result.run_key,
+            owner,
+            succeeded=result.status == "succeeded",
+            counts={
+                "rows_skipped": result.rows_skipped,
+                "dimensions_failed": result.dimensions_failed,
+            },
+            error=result.error,
+        )
+    result.key_done = _store(engine, fetched, done)
+    _settle_status(result)
     result.finished_at = datetime.now(UTC)
+    if refused is not None:
+        raise refused  # exit 2; what was fetched before it (and its failure) is stored
+    return result
+
+
+def _settle_status(result: ContextResult) -> None:
+    """Set the context's status and error from its series."""
     failed = [s for s in result.series if not s.success]
     if result.base is not None and not result.base.success:
         result.status = "failed"
@@ -153,12 +198,11 @@ def sync_context(
         result.error = "; ".join(f"{s.dimension}: {s.error}" for s in failed)
     else:
         result.status = "succeeded"
+        result.error = None
     result.dependency_failure = bool(failed) and all(s.dependency_failure for s in failed)
-    return result
 
 
-def _sync_series(
-    engine: Engine,
+def _fetch_series(
     source: Source,
     ctx: ContextDef,
     period: date,
@@ -169,11 +213,20 @@ def _sync_series(
     run_id: str | None,
     *,
     upsert_only: bool = False,
-) -> SeriesResult:
+) -> tuple[SeriesResult, SeriesWrite, Exception | None]:
+    """Fetch and sanitize one series; return its result, what to store, and its error."""
     dim_id = dim.dimension_id if dim else None
     series = SeriesResult(dimension=dim_id, sync_type=sync_type, window=window)
-    status_key = (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id or "")
-    definition_hash = ctx.series_hash(dim)
+    status = sync_status.StatusUpdate(
+        key=(ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id or ""),
+        previous=statuses.get(dim_id or NO_DIMENSION),
+        sync_type=sync_type.value,
+        period=period,
+        window=(window.start, window.end),
+        definition_hash=ctx.series_hash(dim),
+        run_id=run_id,
+    )
+    key = SeriesKey(ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id)
     request = FetchRequest(
         tenant_id=ctx.tenant.tenant_id,
         tenant=ctx.tenant.identifier,
@@ -183,28 +236,70 @@ def _sync_series(
         dimension=dim,
         filters=ctx.tenant.filters,
     )
-    status = sync_status.StatusUpdate(
-        key=status_key,
-        previous=statuses.get(dim_id or NO_DIMENSION),
-        sync_type=sync_type.value,
-        period=period,
-        window=(window.start, window.end),
-        definition_hash=definition_hash,
-        run_id=run_id,
-    )
     try:
         rows = source.fetch_series(request)
         series.rows_fetched = len(rows)
         clean, series.skipped = sanitize(rows, dimensional=dim is not None)
-        key = SeriesKey(ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id)
+    except Exception as exc:  # isolation: one series failing never stops the others
+        _failed(series, exc)
+        write = SeriesWrite(key, status, None, rows_fetched=series.rows_fetched, error=series.error)
+        return series, write, exc
+    full = sync_type is SyncType.FULL and not upsert_only
+    write = SeriesWrite(
+        key,
+        status,
+        clean,
+        full=full,
+        rows_fetched=series.rows_fetched,
+        rows_skipped=series.skipped.total,
+    )
+    return series, write, None
+
+
+def _failed(series: SeriesResult, exc: Exception) -> None:
+    series.success = False
+    series.dependency_failure = is_outage(exc)
+    series.source_down = isinstance(exc, SourceDownError)
+    series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
+
+
+def _store(
+    engine: Engine, fetched: list[tuple[SeriesResult, SeriesWrite]], done: KeyDone | None
+) -> bool:
+    """Store the fetched series in one transaction; return whether ``done`` was recorded.
+
+    When that transaction fails, store them one by one, each in its own transaction as
+    before, so that a series the database refuses fails alone (its status says why) and the
+    others are kept; the run key is then left to the caller.
+    """
+    try:
+        counts = write_context(engine, [w for _, w in fetched], done=done)
+    except DependencyError:
+        for series, write in fetched:
+            if write.rows is None:
+                _record_failure(engine, series, write)
+            else:
+                _store_one(engine, series, write)
+        return False
+    for (series, _), written in zip(fetched, counts, strict=True):
+        series.inserted, series.updated, series.unchanged = (
+            written.inserted,
+            written.updated,
+            written.unchanged,
+        )
+    return done is not None
+
+
+def _store_one(engine: Engine, series: SeriesResult, write: SeriesWrite) -> None:
+    try:
         counts = write_series(
             engine,
-            key,
-            clean,
-            full=sync_type is SyncType.FULL and not upsert_only,
-            status=status,
-            rows_fetched=series.rows_fetched,
-            rows_skipped=series.skipped.total,
+            write.key,
+            write.rows or [],
+            full=write.full,
+            status=write.status,
+            rows_fetched=write.rows_fetched,
+            rows_skipped=write.rows_skipped,
         )
         series.inserted, series.updated, series.unchanged = (
             counts.inserted,
@@ -212,21 +307,19 @@ def _sync_series(
             counts.unchanged,
         )
     except Exception as exc:  # isolation: one series failing never stops the others
-        series.success = False
-        series.dependency_failure = is_outage(exc)
-        series.source_down = isinstance(exc, SourceDownError)
-        series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
-        with contextlib.suppress(DependencyError):  # the database itself may be what failed
-            sync_status.record_failure(
-                engine,
-                status,
-                error=series.error,
-                rows_fetched=series.rows_fetched,
-                rows_skipped=series.skipped.total,
-            )
-        if isinstance(exc, RefusedError):
-            raise  # a wrong credential or URL: no other series would fare better (exit 2)
-    return series
+        _failed(series, exc)
+        _record_failure(engine, series, write)
+
+
+def _record_failure(engine: Engine, series: SeriesResult, write: SeriesWrite) -> None:
+    with contextlib.suppress(DependencyError):  # the database itself may be what failed
+        sync_status.record_failure(
+            engine,
+            write.status,
+            error=series.error,
+            rows_fetched=series.rows_fetched,
+            rows_skipped=series.skipped.total,
+        )
 
 
 def source_down_reason(source: Source, result: ContextResult) -> str | None:

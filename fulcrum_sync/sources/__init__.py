@@ -1,16 +1,41 @@
-"""Semantic sources: the Cube REST client, the demo generator, and the factory that picks one."""
+"""Semantic sources: the Cube REST client, the demo generator, and the factory that picks one.
+
+The Cube client (httpx, PyJWT, tenacity) and the demo generator (numpy) are imported when
+first used: importing ``fulcrum_sync.sources.base`` (every command does) loads neither.
+"""
 
 from __future__ import annotations
 
-import httpx
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync import __version__
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import InputError
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source, SourceMetadata
-from fulcrum_sync.sources.cube import SECRET_SETTING, URL_SETTING, CubeSource
-from fulcrum_sync.sources.demo import DemoSource
-from fulcrum_sync.sources.guard import SourceGuard
+
+if TYPE_CHECKING:
+    import httpx
+
+    from fulcrum_sync.sources.cube import CubeSource
+    from fulcrum_sync.sources.demo import DemoSource
+    from fulcrum_sync.sources.guard import SourceGuard
+
+_LAZY = {
+    "CubeSource": "fulcrum_sync.sources.cube",
+    "SECRET_SETTING": "fulcrum_sync.sources.cube",
+    "URL_SETTING": "fulcrum_sync.sources.cube",
+    "DemoSource": "fulcrum_sync.sources.demo",
+    "SourceGuard": "fulcrum_sync.sources.guard",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a source's module on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "CubeSource",
@@ -27,6 +52,8 @@ __all__ = [
 
 def build_http_client(settings: Settings) -> httpx.Client:
     """Return the process's one HTTP client for Cube, pooled for ``settings.workers`` threads."""
+    import httpx
+
     timeout = settings.cube_timeout_seconds
     pool = settings.workers + 4  # one connection per worker, headroom for metadata calls
     return httpx.Client(
@@ -49,7 +76,12 @@ def build_source(
     :raises InputError: when the Cube source lacks its URL or secret, or the URL is not http(s).
     """
     if settings.source == "demo":
+        from fulcrum_sync.sources.demo import DemoSource
+
         return DemoSource(settings.demo_seed)
+    from fulcrum_sync.sources.cube import SECRET_SETTING, URL_SETTING, CubeSource
+    from fulcrum_sync.sources.guard import SourceGuard
+
     url = settings.cube_api_url.strip()
     if not url:
         raise InputError(

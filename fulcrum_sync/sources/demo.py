@@ -10,6 +10,7 @@ zero instead of emitting zeros.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import date
 from itertools import compress
@@ -53,6 +54,8 @@ class DemoSource:
         self.seed = seed
         self.null_rate = null_rate
         self._catalog = catalog
+        self._recent: dict[tuple[int, int, int], FloatArray] = {}  # base series by window
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"DemoSource(seed={self.seed}, null_rate={self.null_rate})"
@@ -74,7 +77,7 @@ class DemoSource:
         if not starts:
             return []
         days = np.arange(first_day, first_day + n_days, dtype=np.int64)
-        base = base_days(params, days)
+        base = self._base_days(params, days)
         if request.dimension is None:
             values = aggregate(base, offsets, n_days, params)
             return self._rows(params, starts, values[None, :], (None,), days[offsets])
@@ -83,6 +86,21 @@ class DemoSource:
         )
         values = aggregate(slice_days(params, slices, base, days), offsets, n_days, params)
         return self._rows(params, starts, values, slices.names, days[offsets])
+
+    def _base_days(self, params: SeriesParams, days: IntArray) -> FloatArray:
+        """``base_days``, kept for the next few fetches: every dimension of a metric splits
+        the same base series over the same window (a context asks for it once per series)."""
+        key = (params.key, int(days[0]) if len(days) else 0, len(days))
+        with self._lock:
+            cached = self._recent.get(key)
+        if cached is None:
+            cached = base_days(params, days)
+            cached.setflags(write=False)  # shared: nobody may change it in place
+            with self._lock:
+                if len(self._recent) >= 16:  # a few per worker
+                    del self._recent[next(iter(self._recent))]
+                self._recent[key] = cached
+        return cached
 
     def _rows(
         self,

@@ -97,6 +97,24 @@ def _normal(key: int, days: IntArray) -> FloatArray:
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)
 
 
+def _normals(keys: list[int], days: IntArray) -> FloatArray:
+    """``_normal`` for several keys at once, shape (keys, days): the same numbers, computed
+    as one array (a dimension's slices each draw their own noise)."""
+    k = np.array([key & _MASK64 for key in keys], dtype=np.uint64)[:, None]
+    step = days.view(np.uint64)[None, :] * _GOLDEN
+
+    def uniforms(base: npt.NDArray[np.uint64]) -> FloatArray:
+        x = base + step
+        x = (x ^ (x >> np.uint64(30))) * _MIX1
+        x = (x ^ (x >> np.uint64(27))) * _MIX2
+        x = x ^ (x >> np.uint64(31))
+        out: FloatArray = (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+        return out
+
+    u1, u2 = uniforms(k), uniforms(k ^ np.uint64(0x5DEECE66D))
+    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)
+
+
 # --------------------------------------------------------------------------- parameters
 
 
@@ -156,7 +174,7 @@ def target_level(metric: MetricDef, mean: bool) -> float | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # a metric's series are fetched together: a run need not keep all
 def series_params(
     seed: int, tenant: str, metric_id: str, kind: str, mean: bool, target: float | None, text: str
 ) -> SeriesParams:
@@ -193,7 +211,7 @@ def series_params(
     )
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # a metric's series are fetched together: a run need not keep all
 def slice_params(seed: int, tenant: str, metric_id: str, dimension_id: str) -> _SliceParams:
     """Derive (and cache) the slices of one dimension and how their shares drift."""
     key = _key(seed, tenant, metric_id, "dimension", dimension_id)
@@ -247,7 +265,7 @@ def _shares(s: _SliceParams, days: IntArray, noise_scale: float = 1.0) -> FloatA
     logits = logits + s.amp[:, None] * np.sin(
         2 * math.pi * days[None, :] / s.period[:, None] + s.phase[:, None]
     )
-    noise = np.stack([_normal(s.key ^ (i + 1) * 0x9E37, days) for i in range(len(s.names))])
+    noise = _normals([s.key ^ (i + 1) * 0x9E37 for i in range(len(s.names))], days)
     logits = logits + s.noise * noise_scale * noise
     weights = np.exp(logits - logits.max(axis=0))
     total: FloatArray = weights.sum(axis=0)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, Table, and_, select
 from fulcrum_sync.domain import Window
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
+from fulcrum_sync.store.runs import KeyDone, complete_all_in
 from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
 from fulcrum_sync.store.upsert import upsert_rows
 
@@ -102,7 +103,52 @@ def save_result(
     run_at: datetime,
 ) -> None:
     """Store one pattern result, replacing the row with the same key and nothing else."""
-    row = {
+    row = result_row(
+        tenant_id=tenant_id,
+        metric_id=metric_id,
+        pattern=pattern,
+        grain=grain,
+        period=period,
+        dimension=dimension,
+        version=version,
+        status=status,
+        window=window,
+        result=result,
+        error=error,
+        run_id=run_id,
+        run_at=run_at,
+    )
+    with translate_errors(engine, "store a pattern result in"), engine.begin() as conn:
+        upsert_rows(conn, t.pattern_results, [row])
+
+
+@reconnecting
+def save_results(engine: Engine, rows: list[dict[str, Any]], done: list[KeyDone]) -> None:
+    """Store pattern results (rows of :func:`result_row`) and complete their run keys, all in
+    one transaction: a context's patterns for one period commit together."""
+    with translate_errors(engine, "store pattern results in"), engine.begin() as conn:
+        upsert_rows(conn, t.pattern_results, rows)
+        complete_all_in(conn, done)
+
+
+def result_row(
+    *,
+    tenant_id: int,
+    metric_id: str,
+    pattern: str,
+    grain: str,
+    period: date,
+    dimension: str | None,
+    version: str,
+    status: str,
+    window: tuple[date | None, date | None],
+    result: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    run_id: str | None,
+    run_at: datetime,
+) -> dict[str, Any]:
+    """The ``pattern_results`` row of one pattern run (its key replaces nothing else)."""
+    return {
         "tenant_id": tenant_id,
         "metric_id": metric_id,
         "pattern": pattern,
@@ -118,8 +164,6 @@ def save_result(
         "run_id": run_id,
         "run_at": run_at,
     }
-    with translate_errors(engine, "store a pattern result in"), engine.begin() as conn:
-        upsert_rows(conn, t.pattern_results, [row])
 
 
 @reconnecting

@@ -8,6 +8,7 @@ serialized, so the condition is checked and set atomically).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import uuid
@@ -16,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
@@ -40,6 +41,9 @@ class RunItem:
     tenant: str
     metric_id: str
     pattern: str = ""
+
+
+_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(RunItem))
 
 
 def now_utc() -> datetime:
@@ -84,49 +88,17 @@ def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any
 @reconnecting
 def ensure_items(engine: Engine, items: list[RunItem]) -> None:
     """Create pending ``run_items`` rows for keys not seen before."""
-    now = now_utc()
-    rows = [
-        {
-            "run_key": i.run_key,
-            "kind": i.kind,
-            "grain": i.grain,
-            "period": i.period,
-            "tenant": i.tenant,
-            "metric_id": i.metric_id,
-            "pattern": i.pattern,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-        }
-        for i in items
-    ]
     with translate_errors(engine, "record run keys in"), engine.begin() as conn:
-        for start in range(0, len(rows), 1000):
-            insert_ignore(conn, t.run_items, rows[start : start + 1000])
+        ensure_items_in(conn, items)
 
 
-def _claimable(now: datetime, force_before: datetime | None) -> Any:
-    c = t.run_items.c
-    conditions = [
-        c.status.in_(("pending", "failed", "released")),
-        and_(c.status == "running", c.lease_expires_at < now),
-    ]
-    if force_before is not None:
-        conditions.append(and_(c.status == "succeeded", c.finished_at < force_before))
-    return or_(*conditions)
-
-
-def _claimed_values(now: datetime, owner: str, run_id: str, lease_seconds: int) -> dict[str, Any]:
-    return {
-        "status": "running",
-        "lease_owner": owner,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "run_id": run_id,
-        "attempts": t.run_items.c.attempts + 1,
-        "started_at": now,
-        "finished_at": None,
-        "error": None,
-    }
+def ensure_items_in(conn: Connection, items: list[RunItem]) -> None:
+    """:func:`ensure_items` inside the caller's transaction, 1,000 rows at a time."""
+    now = now_utc()
+    for at in range(0, len(items), 1000):
+        new = {"status": "pending", "attempts": 0, "created_at": now}
+        rows = [{f: getattr(i, f) for f in _ITEM_FIELDS} | new for i in items[at : at + 1000]]
+        insert_ignore(conn, t.run_items, rows)
 
 
 _rc = t.run_items.c
@@ -154,6 +126,12 @@ _CLAIM = _CLAIM.values(_CLAIMED)
 _LOCK = select(_rc.run_key).where(and_(_rc.run_key == bindparam("key"), _CLAIMABLE))
 _LOCK = _LOCK.with_for_update(skip_locked=True)
 _TAKE = update(t.run_items).where(_rc.run_key == bindparam("key")).values(_CLAIMED)
+_KEYS = _rc.run_key.in_(bindparam("keys", expanding=True))
+_CLAIM_MANY = update(t.run_items).where(and_(_KEYS, _CLAIMABLE)).values(_CLAIMED)
+_CLAIM_MANY = _CLAIM_MANY.returning(_rc.run_key)
+_LOCK_MANY = select(_rc.run_key).where(and_(_KEYS, _CLAIMABLE)).with_for_update(skip_locked=True)
+_TAKE_MANY = update(t.run_items).where(_KEYS).values(_CLAIMED)
+_STATUS_OF = select(_rc.run_key, _rc.status).where(_KEYS)
 _COMPLETE = (
     update(t.run_items)
     .where(
@@ -173,6 +151,24 @@ _COMPLETE = (
 )
 
 
+# A claim commits without waiting for its WAL flush (PostgreSQL): others see it at once, the
+# work's own commit flushes it first, and a crash before that kills the work's transaction too.
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
+
+
+def _claim_params(
+    owner: str, run_id: str, lease_seconds: int, force_before: datetime | None
+) -> dict[str, Any]:
+    now = now_utc()
+    return {
+        "now": now,
+        "force_before": force_before,
+        "p_owner": owner,
+        "p_run_id": run_id,
+        "p_lease_until": now + timedelta(seconds=lease_seconds),
+    }
+
+
 @reconnecting
 def claim(
     engine: Engine,
@@ -188,17 +184,10 @@ def claim(
     :param force_before: also take a key that succeeded before this instant (``--force``).
     """
     c = t.run_items.c
-    now = now_utc()
-    params = {
-        "key": run_key,
-        "now": now,
-        "force_before": force_before,
-        "p_owner": owner,
-        "p_run_id": run_id,
-        "p_lease_until": now + timedelta(seconds=lease_seconds),
-    }
+    params = _claim_params(owner, run_id, lease_seconds, force_before) | {"key": run_key}
     with translate_errors(engine, "claim a run key in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_NO_FLUSH_WAIT)
             locked = conn.execute(_LOCK, params).first()
             taken = locked is not None and bool(conn.execute(_TAKE, params).rowcount)
         else:
@@ -210,11 +199,8 @@ def claim(
             return Claim.DONE
         if row.status == "running" and row.lease_owner and owner_is_dead(row.lease_owner):
             # Killed on this very host (SIGKILL, OOM): no need to wait for its lease to expire.
-            stolen = conn.execute(
-                update(t.run_items)
-                .where(and_(c.run_key == run_key, c.lease_owner == row.lease_owner))
-                .values(_claimed_values(now, owner, run_id, lease_seconds))
-            ).rowcount
+            dead = and_(c.run_key == run_key, c.lease_owner == row.lease_owner)
+            stolen = conn.execute(update(t.run_items).where(dead).values(_CLAIMED), params).rowcount
             if stolen:
                 return Claim.CLAIMED
     return Claim.BUSY
@@ -244,43 +230,28 @@ def claim_many(
     run_id: str,
     lease_seconds: int,
     force_before: datetime | None = None,
+    items: list[RunItem] | None = None,
 ) -> dict[str, Claim]:
     """Try to take every key in one transaction; return each key's claim.
 
     Keys another live worker holds come back BUSY (on PostgreSQL, rows it has locked are
     skipped, not waited for); keys held by a dead process on this host are taken one by one.
+    ``items``: the rows of keys not seen before are created (and claimed) in the same
+    transaction.
     """
     if not run_keys:
         return {}
-    c = t.run_items.c
-    now = now_utc()
-    values = _claimed_values(now, owner, run_id, lease_seconds)
-    claimable = and_(c.run_key.in_(run_keys), _claimable(now, force_before))
+    params = _claim_params(owner, run_id, lease_seconds, force_before)
     with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            keys = list(
-                conn.execute(
-                    select(c.run_key).where(claimable).with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            if keys:
-                conn.execute(update(t.run_items).where(c.run_key.in_(keys)).values(values))
-            taken = set(keys)
-        else:
-            taken = set(
-                conn.execute(
-                    update(t.run_items).where(claimable).values(values).returning(c.run_key)
-                ).scalars()
-            )
-        rest = (
-            conn.execute(
-                select(c.run_key, c.status).where(
-                    c.run_key.in_([k for k in run_keys if k not in taken])
-                )
-            ).all()
-            if len(taken) < len(run_keys)
-            else []
-        )
+            conn.exec_driver_sql(_NO_FLUSH_WAIT)
+        taken = _take(conn, params | {"keys": run_keys})
+        left = [k for k in run_keys if k not in taken]
+        rest = conn.execute(_STATUS_OF, {"keys": left}).all() if left else []
+        if items and len(rest) < len(left):  # keys without a row yet: make and take them
+            new = set(left) - {key for key, _ in rest}
+            ensure_items_in(conn, [i for i in items if i.run_key in new])
+            taken |= _take(conn, params | {"keys": sorted(new)})
     claims = {k: Claim.CLAIMED for k in taken}
     for key, status in rest:
         if status == "succeeded":
@@ -295,6 +266,16 @@ def claim_many(
                 force_before=force_before,
             )
     return claims
+
+
+def _take(conn: Connection, params: dict[str, Any]) -> set[str]:
+    """Claim the claimable keys among ``params["keys"]``; return those taken."""
+    if conn.dialect.name == "postgresql":
+        keys = list(conn.execute(_LOCK_MANY, params).scalars())
+        if keys:
+            conn.execute(_TAKE_MANY, params | {"keys": keys})
+        return set(keys)
+    return set(conn.execute(_CLAIM_MANY, params).scalars())
 
 
 @reconnecting
@@ -321,17 +302,52 @@ def complete(
     error: str | None = None,
 ) -> bool:
     """Mark a claimed key succeeded or failed; return False if ``owner`` lost the lease."""
-    params = {
-        "key": run_key,
-        "now": now_utc(),
-        "p_owner": owner,
-        "p_status": "succeeded" if succeeded else "failed",
-        "p_counts": counts,
-        "p_error": error,
-    }
     with translate_errors(engine, "record a run key in"), engine.begin() as conn:
-        result = conn.execute(_COMPLETE, params)
-    return bool(result.rowcount)
+        return complete_in(
+            conn, run_key, owner=owner, succeeded=succeeded, counts=counts, error=error
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDone:
+    """How a claimed run key ended, to record with the work's own writes (one transaction)."""
+
+    run_key: str
+    owner: str
+    succeeded: bool
+    counts: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def complete_all_in(conn: Connection, done: list[KeyDone]) -> None:
+    """Complete each of ``done`` inside the caller's transaction (one statement, many rows)."""
+    if done:
+        conn.execute(_COMPLETE, [_complete_params(d) for d in done])
+
+
+def _complete_params(d: KeyDone) -> dict[str, Any]:
+    return {
+        "key": d.run_key,
+        "now": now_utc(),
+        "p_owner": d.owner,
+        "p_status": "succeeded" if d.succeeded else "failed",
+        "p_counts": d.counts,
+        "p_error": d.error,
+    }
+
+
+def complete_in(
+    conn: Connection,
+    run_key: str,
+    *,
+    owner: str,
+    succeeded: bool,
+    counts: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """:func:`complete` inside the caller's transaction (the work's own: both commit together)."""
+    params = _complete_params(KeyDone(run_key, owner, succeeded, counts, error))
+    return bool(conn.execute(_COMPLETE, params).rowcount)
 
 
 @reconnecting
@@ -373,3 +389,12 @@ def succeeded_keys(engine: Engine, kind: str, grain: str, period: date) -> set[s
     )
     with translate_errors(engine, "read run keys from"), engine.connect() as conn:
         return set(conn.execute(query).scalars())
+
+
+@reconnecting
+def succeeded_among(engine: Engine, run_keys: list[str]) -> set[str]:
+    """The keys among ``run_keys`` that succeeded (read 1,000 at a time)."""
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        chunks = (run_keys[at : at + 1000] for at in range(0, len(run_keys), 1000))
+        rows = (r for keys in chunks for r in conn.execute(_STATUS_OF, {"keys": keys}))
+        return {key for key, status in rows if status == "succeeded"}

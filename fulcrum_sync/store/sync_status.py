@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select
+from sqlalchemy import Connection, Engine, and_, bindparam, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fulcrum_sync.store import tables as t
@@ -50,6 +50,40 @@ def read_statuses(
         }
 
 
+_READ_GRAIN = select(t.metric_sync_status).where(_sc.grain == bindparam("grain"))
+_READ_SOME = _READ_GRAIN.where(
+    tuple_(_sc.tenant_id, _sc.metric_id).in_(bindparam("contexts", expanding=True))
+)
+
+# The statuses of many contexts: (tenant_id, metric_id) -> dimension -> status.
+GrainStatuses = dict[tuple[int, str], dict[str, SeriesStatus]]
+
+
+@reconnecting
+def read_grain_statuses(
+    engine: Engine, grain: str, contexts: list[tuple[int, str]] | None = None
+) -> GrainStatuses:
+    """Return the status of every series of ``grain`` (of ``contexts`` only, when given:
+    (tenant_id, metric_id) pairs) in one query.
+
+    A sync reads them for many contexts at a time instead of once per context: they only
+    decide FULL or INCREMENTAL and what a failure keeps, and each context's own status
+    write is forward-only.
+    """
+    if contexts is not None and not contexts:
+        return {}
+    query, params = _READ_GRAIN, dict[str, Any](grain=grain)
+    if contexts is not None:
+        query, params = _READ_SOME, {"grain": grain, "contexts": contexts}
+    out: GrainStatuses = {}
+    with translate_errors(engine, "read sync status from"), engine.connect() as conn:
+        for r in conn.execute(query, params):
+            out.setdefault((r.tenant_id, r.metric_id), {})[r.dimension] = SeriesStatus(
+                r.dimension, r.status, r.last_success_at, r.last_success_hash, r.failing_since
+            )
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
     """What a sync of one series records, whatever its outcome."""
@@ -75,6 +109,35 @@ def write_status(
     rows_skipped: int,
 ) -> None:
     """Record one series' sync outcome (inside the caller's transaction)."""
+    row = status_row(
+        update,
+        succeeded=succeeded,
+        now=now,
+        error=error,
+        rows_fetched=rows_fetched,
+        rows_stored=rows_stored,
+        rows_skipped=rows_skipped,
+    )
+    write_status_rows(conn, [row])
+
+
+def write_status_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write rows built by :func:`status_row` in one statement (forward-only upsert)."""
+    if rows:
+        conn.execute(_forward_upsert(conn.dialect.name), rows)
+
+
+def status_row(
+    update: StatusUpdate,
+    *,
+    succeeded: bool,
+    now: datetime,
+    error: str | None,
+    rows_fetched: int,
+    rows_stored: int,
+    rows_skipped: int,
+) -> dict[str, Any]:
+    """The status row one series' sync outcome writes."""
     key, previous = update.key, update.previous
     row = {
         "tenant_id": key[0],
@@ -104,7 +167,7 @@ def write_status(
             last_success_hash=previous.last_success_hash if previous else None,
             failing_since=(previous.failing_since if previous and previous.failing_since else now),
         )
-    conn.execute(_forward_upsert(conn.dialect.name), [row])
+    return row
 
 
 @functools.lru_cache(maxsize=4)

@@ -27,7 +27,16 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import backfill, cli_jobs, cli_start, cli_sync, concurrency, orchestration, upsert
+from benchmarks import (
+    backfill,
+    cli_jobs,
+    cli_start,
+    cli_sync,
+    concurrency,
+    orchestration,
+    reference,
+    upsert,
+)
 from benchmarks.common import (
     FULL,
     QUICK,
@@ -67,8 +76,10 @@ def run_all(
     t0 = time.perf_counter()
     info = machine()
     info["postgresql"] = pg_version(pg_admin_url())
+    refs: dict[str, float] = {}  # the reference workload's median before each benchmark
     results: dict[str, Measurement] = {}
     for name in names or list(BENCHMARKS):
+        refs[name] = reference.measure_ms()["median"]
         begin = time.perf_counter()
         try:
             measurement = BENCHMARKS[name](sizes, say)
@@ -77,6 +88,8 @@ def run_all(
             say(traceback.format_exc())
         measurement.seconds = time.perf_counter() - begin
         results[name] = measurement
+    refs["end"] = reference.measure_ms()["median"]
+    info["reference_cpu_ms"] = refs
     figures = [f for m in results.values() for f in m.figures]
     targets = [f for f in figures if f.passed is not None]
     missed = [f"{m.name}.{f.key}" for m in results.values() for f in m.figures if f.passed is False]
@@ -99,6 +112,13 @@ def run_all(
     }
 
 
+def _reference(m: dict[str, Any]) -> str:
+    refs = list((m.get("reference_cpu_ms") or {}).values())
+    if not refs:
+        return "reference workload not timed"
+    return f"reference workload {min(refs):.0f}–{max(refs):.0f} ms CPU (before each benchmark)"
+
+
 def render_table(report: dict[str, Any]) -> None:
     """Print the report as a rich table on stderr (wide when stderr is not a terminal)."""
     from rich.console import Console
@@ -112,7 +132,8 @@ def render_table(report: dict[str, Any]) -> None:
         title=(
             f"fulcrum-sync benchmarks ({report['sizes']}, {report['seconds']:.0f} s) — "
             f"{m['nproc']} CPU, {m['ram_gb']} GB RAM, Python {m['python']}, "
-            f"PostgreSQL {m['postgresql'] or 'n/a'}, load average {m['load_average'][0]}"
+            f"PostgreSQL {m['postgresql'] or 'n/a'}, load average {m['load_average'][0]}, "
+            f"{_reference(m)}"
         ),
         title_justify="left",
     )
@@ -156,7 +177,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['sizes']} run, {report['started_at']}, {report['seconds']:.0f} s: "
         f"{m['nproc']} CPU ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
         f"PostgreSQL {m['postgresql'] or 'n/a'}, SQLite {m.get('sqlite', 'n/a')}, "
-        f"load average {m['load_average'][0]} at start.",
+        f"load average {m['load_average'][0]} at start; {_reference(m)}.",
         "",
         "| benchmark | figure | value | target | result | how / where |",
         "|---|---|---:|---|---|---|",

@@ -96,7 +96,7 @@ class Measurement:
 
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    """How big each benchmark runs; ``QUICK`` keeps the ratios meaningful in under 3 minutes."""
+    """How big each benchmark runs; ``QUICK`` keeps the ratios meaningful in a few minutes."""
 
     orchestration_contexts: int = 10_000
     rss_contexts: tuple[int, int] = (1_000, 10_000)
@@ -141,9 +141,10 @@ QUICK = Sizes(
     concurrency_source_only=(30, 180),
     backfill_tenant="acme",
     cli_runs=7,
-    cli_pg_contexts=200,
-    cli_pattern_contexts=100,
-    cli_rss_contexts=(1_000, 2_500),
+    cli_contexts=500,  # per-context figures; the 1,000-context RSS target is the full run's
+    cli_pg_contexts=100,
+    cli_pattern_contexts=20,
+    cli_rss_contexts=(500, 1_500),
     cli_backfill_runs=1,  # the same quarter of the whole demo catalog, once
     cli_dead_runs=1,
     cli_cache_contexts=100,

@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/run.py            # full sizes (10,000 contexts, 200,000 rows, ...)
-    python benchmarks/run.py --quick    # smaller sizes, same ratios, under 3 minutes
+    python benchmarks/run.py --quick    # smaller sizes, same ratios, 3-5 minutes on 2 cores
     python benchmarks/run.py --quick --json-only --only upsert,cli_start
 
 Every figure carries its target and pass/fail; ratios are against floors measured in the
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/run.py", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (under 3 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes (3-5 minutes on 2 cores)"
+    )
     parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
     parser.add_argument(
         "--only", help=f"comma-separated benchmarks to run (default all: {','.join(BENCHMARKS)})"
@@ -219,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
 
-    def progress(message: str) -> None:
+    begin = time.perf_counter()
+
+    def progress(message: str) -> None:  # each step with the seconds since the start
         if not args.json_only:
-            print(f"· {message}", file=sys.stderr, flush=True)
+            print(f"· {time.perf_counter() - begin:6.1f}s {message}", file=sys.stderr, flush=True)
 
     sizes = TINY if args.tiny else (QUICK if args.quick else FULL)
     report = run_all(sizes, names, progress)

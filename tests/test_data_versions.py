@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from fulcrum_sync.cli import app
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import HEAD_REVISION, current_revision, open_engine, upgrade
-from fulcrum_sync.store.series import SeriesKey, write_series
+from fulcrum_sync.store.series import SeriesKey
 from fulcrum_sync.store.sync_status import StatusUpdate
+from fulcrum_sync.store.sync_write import SeriesWrite, write_context
 from fulcrum_sync.store.versions import read_versions
 
 D0 = date(2025, 7, 1)
@@ -32,9 +33,7 @@ def write(engine: Engine, key: SeriesKey, rows: list[tuple[object, ...]], full: 
         "h",
         None,
     )
-    write_series(
-        engine, key, rows, full=full, status=status, rows_fetched=len(rows), rows_skipped=0
-    )
+    write_context(engine, [SeriesWrite(key, status, list(rows), full=full, rows_fetched=len(rows))])
 
 
 def test_only_writes_that_change_rows_raise_the_version(engine: Engine) -> None:

@@ -30,7 +30,7 @@ from fulcrum_sync.domain import (
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source
 from fulcrum_sync.store import sync_status
 from fulcrum_sync.store.runs import KeyDone
-from fulcrum_sync.store.series import CleanRow, SeriesKey, write_series
+from fulcrum_sync.store.series import CleanRow, SeriesKey
 from fulcrum_sync.store.sync_write import SeriesWrite, write_context
 from fulcrum_sync.store.tables import NO_DIMENSION
 
@@ -292,15 +292,7 @@ def _store(
 
 def _store_one(engine: Engine, series: SeriesResult, write: SeriesWrite) -> None:
     try:
-        counts = write_series(
-            engine,
-            write.key,
-            write.rows or [],
-            full=write.full,
-            status=write.status,
-            rows_fetched=write.rows_fetched,
-            rows_skipped=write.rows_skipped,
-        )
+        (counts,) = write_context(engine, [write])
         series.inserted, series.updated, series.unchanged = (
             counts.inserted,
             counts.updated,

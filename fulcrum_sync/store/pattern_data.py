@@ -85,44 +85,6 @@ def read_dimension(
 
 
 @reconnecting
-def save_result(
-    engine: Engine,
-    *,
-    tenant_id: int,
-    metric_id: str,
-    pattern: str,
-    grain: str,
-    period: date,
-    dimension: str | None,
-    version: str,
-    status: str,
-    window: tuple[date | None, date | None],
-    result: dict[str, Any] | None,
-    error: dict[str, Any] | None,
-    run_id: str | None,
-    run_at: datetime,
-) -> None:
-    """Store one pattern result, replacing the row with the same key and nothing else."""
-    row = result_row(
-        tenant_id=tenant_id,
-        metric_id=metric_id,
-        pattern=pattern,
-        grain=grain,
-        period=period,
-        dimension=dimension,
-        version=version,
-        status=status,
-        window=window,
-        result=result,
-        error=error,
-        run_id=run_id,
-        run_at=run_at,
-    )
-    with translate_errors(engine, "store a pattern result in"), engine.begin() as conn:
-        upsert_rows(conn, t.pattern_results, [row])
-
-
-@reconnecting
 def save_results(engine: Engine, rows: list[dict[str, Any]], done: list[KeyDone]) -> None:
     """Store pattern results (rows of :func:`result_row`) and complete their run keys, all in
     one transaction: a context's patterns for one period commit together."""

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, select
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select
 
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import reconnecting, translate_errors
-from fulcrum_sync.store.sync_status import StatusUpdate, write_status
-from fulcrum_sync.store.versions import bump
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,40 +66,6 @@ def _columns(table: Table) -> list[str]:
 
 def _key_columns(table: Table) -> list[str]:
     return [c.name for c in table.primary_key.columns]
-
-
-@reconnecting
-def write_series(
-    engine: Engine,
-    key: SeriesKey,
-    rows: list[CleanRow],
-    *,
-    full: bool,
-    status: StatusUpdate,
-    rows_fetched: int,
-    rows_skipped: int,
-) -> WriteCounts:
-    """Store one fetched series and its sync status in one transaction.
-
-    ``full`` replaces the whole series (the delete and the insert commit together or not at
-    all); otherwise the rows are upserted. A write that changed rows raises the context's
-    data version in the same transaction. Raises StoreError.
-    """
-    with translate_errors(engine, "store a series in"), engine.begin() as conn:
-        counts = (replace_series if full else upsert_series)(conn, key, rows)
-        if counts.stored or counts.deleted:
-            bump(conn, key.tenant_id, key.metric_id, key.grain)
-        write_status(
-            conn,
-            status,
-            succeeded=True,
-            now=datetime.now(UTC),
-            error=None,
-            rows_fetched=rows_fetched,
-            rows_stored=counts.stored,
-            rows_skipped=rows_skipped,
-        )
-    return counts
 
 
 def replace_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:

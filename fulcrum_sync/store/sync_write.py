@@ -7,7 +7,8 @@ of each (success, or the failure of its fetch) and, with ``done``, the completio
 claimed run key commit together, or not at all.
 
 A write that changed rows raises the context's data version (store/versions.py) in the same
-transaction, as ``series.write_series`` does.
+transaction. A single series (the fallback when a context's transaction fails) is a
+context of one write.
 
 Safe to run again whole (``reconnecting`` does, after a lost connection): upserts and
 replaces are idempotent, the status upsert never moves a series back, and completing a key

@@ -222,7 +222,7 @@ cache_loads = Table(
 )
 
 # One counter per context, raised in the transaction of every write that changed its stored
-# series (store/series.write_series) or deleted some (state reset): a cache load whose last
+# series (store/sync_write.write_context) or deleted some (state reset): a cache load whose last
 # successful load read the same version has nothing new to copy.
 series_versions = Table(
     "series_versions",

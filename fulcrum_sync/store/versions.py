@@ -1,6 +1,6 @@
 """The data version of each context: a counter raised with every change to its stored series.
 
-:func:`bump` runs inside the transaction that changed the rows (``series.write_series``, a
+:func:`bump` runs inside the transaction that changed the rows (``sync_write.write_context``, a
 ``state reset`` of values), so a version is never newer or older than the rows it stands for.
 A cache load records the version it read (store/cache.py); the next load compares.
 """

@@ -11,7 +11,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, not_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    delete,
+    func,
+    not_,
+    select,
+    true,
+)
 
 from fulcrum_sync.domain import Scope
 from fulcrum_sync.store import tables as t
@@ -106,6 +117,23 @@ def _held(now: datetime) -> ColumnElement[bool]:
     return and_(c.status == "running", c.lease_expires_at > now)
 
 
+def _unheld(
+    conn: Connection, part: str, s: StoreScope, now: datetime
+) -> tuple[Table, ColumnElement[bool], int] | None:
+    """The part's table and its rows in scope that no live process holds, with the count of
+    run keys a live process holds (0 for other tables); None when the part has no rows in
+    this scope."""
+    found = part_filter(part, s)
+    if found is None:
+        return None
+    table, where = found
+    if table is not t.run_items:
+        return table, where, 0
+    count = select(func.count()).select_from(table)
+    held = conn.execute(count.where(and_(where, _held(now)))).scalar_one()
+    return table, and_(where, not_(_held(now))), held
+
+
 def count_parts(
     engine: Engine, s: StoreScope, parts: tuple[str, ...]
 ) -> tuple[dict[str, int], int]:
@@ -115,16 +143,15 @@ def count_parts(
     held = 0
     with translate_errors(engine, "count state in"), engine.connect() as conn:
         for part in parts:
-            found = part_filter(part, s)
+            found = _unheld(conn, part, s, now)
             if found is None:
                 counts[part] = 0
                 continue
-            table, where = found
-            count = select(func.count()).select_from(table)
-            if table is t.run_items:
-                held += conn.execute(count.where(and_(where, _held(now)))).scalar_one()
-                where = and_(where, not_(_held(now)))
-            counts[part] = conn.execute(count.where(where)).scalar_one()
+            table, where, part_held = found
+            held += part_held
+            counts[part] = conn.execute(
+                select(func.count()).select_from(table).where(where)
+            ).scalar_one()
     return counts, held
 
 
@@ -138,15 +165,12 @@ def delete_parts(
     held = 0
     with translate_errors(engine, "reset state in"), engine.begin() as conn:
         for part in parts:
-            found = part_filter(part, s)
+            found = _unheld(conn, part, s, now)
             if found is None:
                 deleted[part] = 0
                 continue
-            table, where = found
-            if table is t.run_items:
-                count = select(func.count()).select_from(table)
-                held += conn.execute(count.where(and_(where, _held(now)))).scalar_one()
-                where = and_(where, not_(_held(now)))
+            table, where, part_held = found
+            held += part_held
             deleted[part] = conn.execute(delete(table).where(where)).rowcount or 0
             if deleted[part] and part in ("base values", "dimension values"):
                 bump_matching(conn, _by_id(t.series_versions, s))  # the cache must follow

@@ -27,6 +27,7 @@ from fulcrum_sync.domain import (
     InputError,
     ResetRequest,
     ResetResult,
+    RunOutcome,
     Scope,
     parse_what,
     period_range,
@@ -153,7 +154,7 @@ def state_reset(
     else:
         render.print_reset(result)
     declined = result.total and not (result.applied or dry_run)
-    finish("partial" if declined else "succeeded")
+    finish(RunOutcome.PARTIAL if declined else RunOutcome.SUCCEEDED)
 
 
 def _ask(result: ResetResult) -> bool:

@@ -45,6 +45,7 @@ from fulcrum_sync.domain.errors import (
     SourceDownError,
     SourceError,
     StoreError,
+    endpoint_of,
     is_outage,
 )
 from fulcrum_sync.domain.outcomes import (
@@ -205,6 +206,7 @@ __all__ = [
     "check_period",
     "compute_window",
     "derive_outcome",
+    "endpoint_of",
     "format_period",
     "is_outage",
     "iter_periods",

@@ -59,7 +59,17 @@ class CatalogError(InputError):
 
 
 class DependencyError(FulcrumError):
-    """A dependency (source, database, cache) failed (exit code 3 if nothing could be done)."""
+    """A dependency (source, database, cache) failed (exit code 3 if nothing could be done).
+
+    Its message starts with the endpoint that failed, without credentials (``Cube at
+    http://cube:4000/cubejs-api: ...``, ``PostgreSQL at db:5432/fulcrum: ...``, ``Snowflake
+    account xy123: ...``); ``endpoint`` holds that name (``Cube at http://cube:4000...``) when
+    the boundary that raised it knows it, so ``status`` can group failures by endpoint.
+    """
+
+    def __init__(self, *args: object, endpoint: str | None = None) -> None:
+        super().__init__(*args)
+        self.endpoint = endpoint
 
 
 class SourceError(DependencyError):
@@ -84,6 +94,24 @@ class SinkError(DependencyError):
 
 class QueryRejectedError(SourceError):
     """The source refused one query as invalid (HTTP 400): that series fails (exit code 1)."""
+
+
+#: The endpoint prefixes boundaries put at the start of a dependency error's message.
+ENDPOINT_PREFIXES = ("Cube at ", "PostgreSQL at ", "SQLite at ", "Snowflake account ")
+
+
+def endpoint_of(message: str | None) -> str | None:
+    """The endpoint a stored error message starts with (``Cube at http://cube:4000``), if any.
+
+    Stored errors (sync status rows, run records) keep the message only: the prefix is how
+    they keep the endpoint.
+    """
+    text = (message or "").lstrip()
+    for prefix in ENDPOINT_PREFIXES:
+        if text.startswith(prefix):
+            head, sep, _ = text.partition(": ")
+            return head if sep else None
+    return None
 
 
 def is_outage(error: BaseException) -> bool:

@@ -28,6 +28,7 @@ from fulcrum_sync.domain import (
     DependencyError,
     FulcrumError,
     Grain,
+    Health,
     InputError,
     RunOutcome,
     check_period,
@@ -51,6 +52,14 @@ OUTCOME_CODES: dict[RunOutcome, int] = {
     # closed as abandoned, is one that died; if one is ever handed here, it did not succeed.
     RunOutcome.RUNNING: EXIT_PARTIAL,
     RunOutcome.ABANDONED: EXIT_PARTIAL,
+}
+
+#: The exit code of each health ``status`` reports (tests/cli check every member).
+HEALTH_CODES: dict[Health, int] = {
+    Health.HEALTHY: EXIT_OK,
+    Health.HEALING: EXIT_OK,  # the next scheduled run fixes it by itself
+    Health.NEEDS_ATTENTION: EXIT_PARTIAL,
+    Health.NOTHING_TO_WATCH: EXIT_USAGE,
 }
 
 P = ParamSpec("P")

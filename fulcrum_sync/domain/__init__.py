@@ -48,6 +48,7 @@ from fulcrum_sync.domain.errors import (
     endpoint_of,
     is_outage,
 )
+from fulcrum_sync.domain.health import Headline, decide_health
 from fulcrum_sync.domain.outcomes import (
     FAILED_CONTEXTS,
     FAILED_KEYS,
@@ -158,6 +159,7 @@ __all__ = [
     "Freshness",
     "FulcrumError",
     "Grain",
+    "Headline",
     "Health",
     "InputError",
     "IsolationUnknown",
@@ -205,6 +207,7 @@ __all__ = [
     "check_not_after",
     "check_period",
     "compute_window",
+    "decide_health",
     "derive_outcome",
     "endpoint_of",
     "format_period",

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from fulcrum_sync.domain.outcomes import RunOutcome, derive_outcome
+from fulcrum_sync.domain.health import Headline
+from fulcrum_sync.domain.outcomes import Health, RunOutcome, derive_outcome
 from fulcrum_sync.domain.periods import Grain, Window
 
 CHANGE_KINDS = ("added", "reactivated", "deactivated")
@@ -208,7 +209,7 @@ class Problem:
 
 @dataclass(slots=True)
 class StatusReport:
-    """Everything ``status`` shows."""
+    """Everything ``status`` shows: ``health`` and ``headlines`` first, details after."""
 
     generated_at: datetime
     runs: list[dict[str, Any]]
@@ -217,6 +218,9 @@ class StatusReport:
     freshness: list[Freshness]
     backfills: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    health: Health = Health.HEALTHY
+    headlines: list[Headline] = field(default_factory=list)
+    abandoned_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

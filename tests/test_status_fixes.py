@@ -122,9 +122,13 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
     assert "channel failing since" in failing["detail"] and "orders.channel" in failing["detail"]
     assert "4 periods behind" in problems[0]["detail"]
     assert all(p["schedule_note"] for p in problems)
-    text = run(D, "status", "--grain", "day")
+    text = run(D, "status", "--grain", "day", "--verbose")
     for command in {p["command"] for p in problems}:
         assert f"fix: {command}" in text.stdout  # on one line, to copy as it is
+    headlines = run(D, "status", "--grain", "day")  # one headline per cause, no details
+    assert headlines.exit_code == 1
+    assert "1 day context failing since" in headlines.stdout
+    assert "fix:" not in headlines.stdout
 
     source.broken = False
     for problem in problems:

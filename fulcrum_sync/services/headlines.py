@@ -98,7 +98,7 @@ def build(
         found += _grouped(
             grain, [p for p in problems if p.context not in taken or p.kind != "behind"]
         )
-    found += _abandoned(report.abandoned_runs, sync_runs, now)
+    found += _abandoned(report.abandoned_runs, [*report.runs, *sync_runs], now)
     return sorted(found, key=lambda h: not h.needs_person)
 
 
@@ -249,12 +249,12 @@ def _abandoned(
     """Abandoned runs newer than the last success of the same command and grain."""
 
     def job(run: dict[str, Any]) -> tuple[str, Any]:
-        return (run.get("command"), (run.get("arguments") or {}).get("grain"))
+        return (str(run.get("command")), (run.get("arguments") or {}).get("grain"))
 
     succeeded: dict[tuple[str, Any], datetime] = {}
     for run in runs:
-        if run.get("outcome") == RunOutcome.SUCCEEDED and job(run) not in succeeded:
-            succeeded[job(run)] = run["started_at"]
+        if run.get("outcome") == RunOutcome.SUCCEEDED:
+            succeeded[job(run)] = max(run["started_at"], succeeded.get(job(run), run["started_at"]))
     found = []
     for run in abandoned:
         later = succeeded.get(job(run))

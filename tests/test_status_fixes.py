@@ -156,6 +156,10 @@ def test_a_period_synced_without_rows_is_not_behind(sqlite_url: str, tmp_path: P
     assert run("catalog", "load", str(acme_catalog(tmp_path / "acme.yaml"))).exit_code == 0
     assert run("sync", "--grain", "day", "--no-patterns").exit_code == 0
     status = run("status", "--grain", "day", "--json")
-    assert status.exit_code == 0, status.output  # the sync of D succeeded: up to date
+    # The sync of D succeeded: up to date. Its patterns never ran (--no-patterns) and no
+    # scheduled run will run them: that is a hole, the one thing a person must fix.
+    assert status.exit_code == 1, status.output
+    causes = {h["cause"] for h in json.loads(status.stdout)["headlines"]}
+    assert causes == {"holes"}
     (fresh,) = json.loads(status.stdout)["freshness"]
     assert (fresh["up_to_date"], fresh["behind"]) == (2, [])

@@ -59,6 +59,9 @@ def status(
     settings = deps.get_settings()
     try:
         if deps.engine is None:
+            from fulcrum_sync.config import check_database_choice
+
+            check_database_choice(settings)  # a non-demo source names its database
             svc.check_sqlite_file(settings.database_url.get_secret_value())
         report = svc.status(
             deps.get_engine(migrate=False),

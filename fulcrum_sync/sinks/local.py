@@ -144,10 +144,10 @@ class LocalSink:
             detail = lines[0] if lines else type(orig).__name__
             if url.password:
                 detail = detail.replace(str(url.password), "***")
-            from fulcrum_sync.store.endpoint import database_endpoint
+            from fulcrum_sync.store.endpoint import database_address, database_endpoint
 
-            where = database_endpoint(url)
-            raise SinkError(f"{where}: cannot {action}: {detail}", endpoint=where) from exc
+            message = f"{database_endpoint(url)}: cannot {action}: {detail}"
+            raise SinkError(message, endpoint=database_address(url)) from exc
 
 
 def _records(frame: pd.DataFrame, grain: Grain, loaded_at: datetime) -> list[dict[str, Any]]:

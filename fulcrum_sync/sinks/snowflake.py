@@ -325,7 +325,7 @@ class SnowflakeSink:
             first = text.splitlines()[0] if text else ""
             detail = self._config.scrub(first or type(exc).__name__)
             where = f"Snowflake account {self._config.account}"
-            error = SinkError(f"{where}: cannot {action}: {detail}", endpoint=where)
+            error = SinkError(f"{where}: cannot {action}: {detail}", endpoint=self._config.account)
             if self._config.scrub(text) != text:
                 raise error from None  # the driver echoed a secret: do not chain it
             raise error from exc

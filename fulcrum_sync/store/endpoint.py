@@ -6,11 +6,16 @@ from __future__ import annotations
 from sqlalchemy.engine import URL
 
 
-def database_endpoint(url: URL) -> str:
-    """``PostgreSQL at db:5432/fulcrum`` (no user, no password, no query) or ``SQLite at f.db``."""
+def database_address(url: URL) -> str:
+    """``db:5432/fulcrum`` (no user, no password, no query), or a SQLite file's path."""
     if url.get_backend_name() == "sqlite":
-        return f"SQLite at {url.database or ':memory:'}"
-    name = "PostgreSQL" if url.get_backend_name() == "postgresql" else url.get_backend_name()
-    host = url.host or "localhost"
+        return url.database or ":memory:"
     port = f":{url.port}" if url.port else ""
-    return f"{name} at {host}{port}/{url.database or ''}"
+    return f"{url.host or 'localhost'}{port}/{url.database or ''}"
+
+
+def database_endpoint(url: URL) -> str:
+    """``PostgreSQL at db:5432/fulcrum`` or ``SQLite at f.db``: how a message names it."""
+    backend = url.get_backend_name()
+    name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(backend, backend)
+    return f"{name} at {database_address(url)}"

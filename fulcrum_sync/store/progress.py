@@ -51,7 +51,7 @@ def unfinished_patterns(
 ) -> list[dict[str, Any]]:
     """Return the unfinished pattern keys of ``grain`` (in ``start..end``), oldest first.
 
-    Each row: tenant, metric_id, period, pattern, status, error, run_key.
+    Each row: tenant, metric_id, period, pattern, status, error, run_key, attempts.
     """
     c = t.run_items.c
     where = and_(c.kind == "pattern", c.grain == grain, _unfinished(datetime.now(UTC)))
@@ -60,7 +60,7 @@ def unfinished_patterns(
     if end is not None:
         where = and_(where, c.period <= end)
     query = (
-        select(c.tenant, c.metric_id, c.period, c.pattern, c.status, c.error, c.run_key)
+        select(c.tenant, c.metric_id, c.period, c.pattern, c.status, c.error, c.run_key, c.attempts)
         .where(where)
         .order_by(c.period, c.tenant, c.metric_id, c.run_key)
     )

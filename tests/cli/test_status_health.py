@@ -230,3 +230,30 @@ def test_a_night_of_cube_down_is_one_headline_naming_the_endpoint(tmp_path: Path
     assert outage["needs_person"] and outage["endpoint"].startswith("Cube at http://127.0.0.1:")
     assert "failed 2 syncs in a row" in outage["note"]
     assert "CubePass9" not in json.dumps(doc)
+
+
+def test_a_pattern_failing_twice_needs_a_person(tmp_path: Path) -> None:
+    import dataclasses
+
+    from fulcrum_sync.patterns.registry import REGISTRY
+    from fulcrum_sync.services.deps import Deps
+
+    def explode(data: Any, **settings: Any) -> Any:
+        raise RuntimeError("injected failure")
+
+    broken = dataclasses.replace(REGISTRY["data_quality"], func=explode)
+    env = {**_sqlite_env(tmp_path), "FULCRUM_SYNC_TODAY": TODAY}
+    args = ["sync", "--grain", "day", "--tenant", "acme", "--log-format", "rich"]
+
+    def sync() -> Result:
+        return runner.invoke(app, args, env=env, obj=Deps(patterns={"data_quality": broken}))
+
+    assert sync().exit_code == 1
+    code, doc = status_json(env, "--grain", "day")
+    [patterns] = [h for h in doc["headlines"] if h["cause"] == "patterns"]
+    assert not patterns["needs_person"]  # once: the next scheduled run retries it
+    assert sync().exit_code == 1  # the next run retries the failed keys, and they fail again
+    code, doc = status_json(env, "--grain", "day")
+    [patterns] = [h for h in doc["headlines"] if h["cause"] == "patterns"]
+    assert patterns["needs_person"] and code == 1
+    assert "failed twice or more" in patterns["note"]

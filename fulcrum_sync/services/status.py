@@ -179,6 +179,14 @@ def check_watchable(engine: Engine) -> None:
             f"{where} has no fulcrum-sync schema: nothing to watch; is FULCRUM_SYNC_DATABASE_URL "
             "the jobs' database? (`fulcrum-sync db upgrade` creates the schema)"
         )
+    from fulcrum_sync.store.engine import HEAD_REVISION, current_revision
+
+    revision = current_revision(engine)
+    if revision != HEAD_REVISION:
+        raise NothingToWatchError(
+            f"{where} has the schema at revision {revision}; this fulcrum-sync reads "
+            f"{HEAD_REVISION}: `fulcrum-sync db upgrade` (or the next job) migrates it"
+        )
     counts = status_reads.counts_to_watch(engine)
     if not counts["tenants"]:
         raise NothingToWatchError(

@@ -257,3 +257,17 @@ def test_a_pattern_failing_twice_needs_a_person(tmp_path: Path) -> None:
     [patterns] = [h for h in doc["headlines"] if h["cause"] == "patterns"]
     assert patterns["needs_person"] and code == 1
     assert "failed twice or more" in patterns["note"]
+
+
+def test_a_schema_this_version_does_not_read_is_named_with_its_fix(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    env = _sqlite_env(tmp_path)
+    assert invoke(env, "sync", "--grain", "day", "--log-format", "rich").exit_code == 0
+    engine = open_engine(env["FULCRUM_SYNC_DATABASE_URL"], migrate=False)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    engine.dispose()
+    code, doc = status_json(env)
+    assert (code, doc["health"]) == (2, "nothing_to_watch")
+    assert "schema at revision 0001" in doc["reason"] and "db upgrade" in doc["reason"]

@@ -213,21 +213,39 @@ def _grouped(grain: Grain, problems: list[Problem]) -> list[Headline]:
     rest = [p for p in behind if p not in never]
     for kind in ("behind", "patterns", "holes", "cache"):
         items = rest if kind == "behind" else [p for p in problems if p.kind == kind]
-        for by_schedule in (False, True):
-            chosen = [p for p in items if p.by_schedule is by_schedule]
-            if not chosen:
-                continue
-            text = f"{len(chosen)} {grain.value} {_KINDS[kind]}"
-            note = chosen[0].schedule_note.split(": ", 1)[-1]
-            if by_schedule:
-                command = catch_up_command(grain) if kind != "cache" else chosen[0].command
-                note = f"the next scheduled run does it ({note})"
-            else:
-                command = chosen[0].command
-                more = f"; {len(chosen) - 1} more with --verbose" if len(chosen) > 1 else ""
-                note = f"a person must run it ({note}{more})"
-            found.append(_headline(kind, grain, text, chosen, note, command, not by_schedule))
+        groups: dict[tuple[bool, str | None], list[Problem]] = defaultdict(list)
+        for p in items:  # a cache target that failed is named: ``Snowflake account xy123``
+            groups[(p.by_schedule, endpoint_of(p.detail) if kind == "cache" else None)].append(p)
+        for (by_schedule, endpoint), chosen in sorted(groups.items(), key=_group_order):
+            found.append(_kind_headline(kind, grain, chosen, by_schedule, endpoint))
     return found
+
+
+def _group_order(item: tuple[tuple[bool, str | None], list[Problem]]) -> tuple[bool, str]:
+    (by_schedule, endpoint), _ = item
+    return (by_schedule, endpoint or "")
+
+
+def _kind_headline(
+    kind: str, grain: Grain, chosen: list[Problem], by_schedule: bool, endpoint: str | None
+) -> Headline:
+    text = f"{len(chosen)} {grain.value} {_KINDS[kind]}"
+    if endpoint is not None:
+        text = f"{endpoint} failed: {len(chosen)} {grain.value} cache tables not loaded"
+    note = chosen[0].schedule_note.split(": ", 1)[-1]
+    if by_schedule:
+        command = (
+            catch_up_command(grain)
+            if kind != "cache"
+            else f"fulcrum-sync cache-load --grain {grain.value}"
+        )
+        note = f"the next scheduled run does it ({note})"
+    else:
+        command = chosen[0].command
+        more = f"; {len(chosen) - 1} more with --verbose" if len(chosen) > 1 else ""
+        note = f"a person must run it ({note}{more})"
+    names = sorted({p.context for p in chosen})
+    return Headline(kind, grain.value, text, not by_schedule, note, command, endpoint, None, names)
 
 
 def _headline(

@@ -52,6 +52,10 @@ def test_every_cache_load_failing_exits_1_in_every_log_format(
         assert finished[-1]["level"] == "error"
     runs = runner.invoke(app, ["runs", "--json"], env=env)
     assert json.loads(runs.stdout)[0]["outcome"] == "partial"
+    status = json.loads(runner.invoke(app, ["status", "--json", "--grain", "day"], env=env).stdout)
+    [cache] = [h for h in status["headlines"] if h["cause"] == "cache"]
+    assert cache["endpoint"] == "Snowflake account xy123"  # grouped by the endpoint that failed
+    assert cache["text"].startswith("Snowflake account xy123 failed: 3 day cache tables")
     engine.dispose()
 
 

@@ -4,6 +4,7 @@ it back from a stored message (issue 23, item 11)."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,19 @@ def test_an_unreachable_postgresql_is_named_without_its_password() -> None:
 )
 def test_endpoint_of(message: str | None, endpoint: str | None) -> None:
     assert endpoint_of(message) == endpoint
+
+
+def test_run_records_never_hold_a_url_password(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from fulcrum_sync.store import runs
+    from fulcrum_sync.store import tables as t
+
+    engine = open_engine(f"sqlite:///{tmp_path / 's.db'}")
+    run_id = runs.start_run(engine, "sync", {"grain": "day"})
+    leaked = "Cube at http://fs:Sekr1tPw@cube:4000 down"
+    runs.finish_run(engine, run_id, "failed", {"halted": leaked, "error": leaked})
+    with engine.connect() as conn:
+        summary = conn.execute(select(t.runs.c.summary)).scalar_one()
+    assert "Sekr1tPw" not in str(summary) and "cube:4000" in summary["halted"]
+    engine.dispose()

@@ -45,16 +45,47 @@ def _unfinished(now: datetime) -> Any:
     )
 
 
+def _pending_after_sync() -> Any:
+    """Pattern keys not started whose period's sync key succeeded: a run that synced the
+    period stopped (SIGTERM, SIGKILL) before its patterns, which are due now."""
+    c = t.run_items.c
+    s = t.run_items.alias("s")
+    synced = (
+        select(s.c.run_key)
+        .where(
+            and_(
+                s.c.kind == "sync",
+                s.c.status == "succeeded",
+                s.c.grain == c.grain,
+                s.c.period == c.period,
+                s.c.tenant == c.tenant,
+                s.c.metric_id == c.metric_id,
+            )
+        )
+        .exists()
+    )
+    return and_(c.status == "pending", synced)
+
+
 @reconnecting
 def unfinished_patterns(
-    engine: Engine, grain: str, start: date | None = None, end: date | None = None
+    engine: Engine,
+    grain: str,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    pending: bool = False,
 ) -> list[dict[str, Any]]:
     """Return the unfinished pattern keys of ``grain`` (in ``start..end``), oldest first.
 
+    ``pending``: also the keys not started whose period is synced (:func:`_pending_after_sync`).
     Each row: tenant, metric_id, period, pattern, status, error, run_key.
     """
     c = t.run_items.c
-    where = and_(c.kind == "pattern", c.grain == grain, _unfinished(datetime.now(UTC)))
+    unfinished = _unfinished(datetime.now(UTC))
+    if pending:
+        unfinished = or_(unfinished, _pending_after_sync())
+    where = and_(c.kind == "pattern", c.grain == grain, unfinished)
     if start is not None:
         where = and_(where, c.period >= start)
     if end is not None:

@@ -129,7 +129,8 @@ def _held(now: datetime, live: list[str]) -> ColumnElement[bool]:
     running = and_(c.status == "running", c.lease_expires_at > now)
     if not live:
         return running
-    return or_(running, and_(c.status.in_(OPEN_STATUSES), c.run_id.in_(live)))
+    adopted = func.coalesce(c.run_id, "").in_(live)  # NULL would make NOT(held) NULL too
+    return or_(running, and_(c.status.in_(OPEN_STATUSES), adopted))
 
 
 def _unheld(

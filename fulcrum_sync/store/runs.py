@@ -104,25 +104,26 @@ OPEN_STATUSES = ("pending", "released", "failed")  # keys no one works on that d
 def ensure_items_in(conn: Connection, items: list[RunItem], run_id: str | None = None) -> None:
     """:func:`ensure_items` inside the caller's transaction, 1,000 rows at a time."""
     now = now_utc()
-    c = t.run_items.c
     for at in range(0, len(items), 1000):
         chunk = items[at : at + 1000]
         new = {"status": "pending", "attempts": 0, "created_at": now, "run_id": run_id}
         rows = [{f: getattr(i, f) for f in _ITEM_FIELDS} | new for i in chunk]
         insert_ignore(conn, t.run_items, rows)
         if run_id is not None:
-            keys = [i.run_key for i in chunk]
-            conn.execute(
-                update(t.run_items)
-                .where(
-                    and_(
-                        c.run_key.in_(keys),
-                        c.status.in_(OPEN_STATUSES),
-                        c.run_id.is_distinct_from(run_id),
-                    )
-                )
-                .values(run_id=run_id)
-            )
+            _adopt(conn, [i.run_key for i in chunk], run_id)
+
+
+def _adopt(conn: Connection, keys: list[str], run_id: str) -> None:
+    """Mark the keys among ``keys`` no one works on as ``run_id``'s. On PostgreSQL rows another
+    transaction has locked (claiming or adopting them) are skipped, not waited for: two runs
+    adopting the same keys in different orders never deadlock."""
+    c = t.run_items.c
+    mine = select(c.run_key).where(
+        and_(c.run_key.in_(keys), c.status.in_(OPEN_STATUSES), c.run_id.is_distinct_from(run_id))
+    )
+    if conn.dialect.name == "postgresql":
+        mine = mine.with_for_update(skip_locked=True)
+    conn.execute(update(t.run_items).where(c.run_key.in_(mine)).values(run_id=run_id))
 
 
 _rc = t.run_items.c

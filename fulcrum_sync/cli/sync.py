@@ -139,6 +139,10 @@ def sync(
             loader=loader,
             keep_contexts=output is not Output.LOG,  # a job's log lines hold each context
         )
+    if period is None and result.outcome != "interrupted":  # a scheduled run: prune after it
+        from fulcrum_sync.services.retention import prune_after_job
+
+        prune_after_job(engine, settings)  # FULCRUM_SYNC_RETENTION_DAYS; never fails the sync
     emit(
         output,
         data=lambda: render.sync_result_json(result),

@@ -24,6 +24,7 @@ from fulcrum_sync.cli._common import (
     resolve_period,
     stop_on_sigterm,
 )
+from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import Grain, InputError, SyncRequest
 from fulcrum_sync.services.deps import Deps
 
@@ -143,6 +144,7 @@ def sync(
         from fulcrum_sync.services.retention import prune_after_job
 
         prune_after_job(engine, settings)  # FULCRUM_SYNC_RETENTION_DAYS; never fails the sync
+    observe(ctx, result)  # for the metrics pushed as the command ends
     emit(
         output,
         data=lambda: render.sync_result_json(result),

@@ -42,7 +42,11 @@ def _command(ctx: Any) -> str | None:
         return None
     if getattr(ctx, "invoked_subcommand", None):
         return None  # a group's callback on its way to a subcommand (``patterns list``)
-    path = " ".join(ctx.command_path.split(" ")[1:])
+    names = []
+    while ctx.parent is not None:  # the root's name depends on how it was started
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    path = " ".join(reversed(names))
     return path if path in JOB_COMMANDS else None
 
 

@@ -6,19 +6,26 @@ local port; a machine without it fails these tests (``.ci/run`` installs it).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from fulcrum_sync.cli import app
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import open_engine
 
 runner = CliRunner()
 LAST_SUCCESS = "fulcrum_sync_last_success_timestamp_seconds"
@@ -188,3 +195,42 @@ def test_a_push_that_fails_is_a_warning_and_never_changes_the_exit_code(
     assert result.exit_code == 0, result.output
     assert "could not push metrics to the Pushgateway" in result.output
     assert time.monotonic() - started < 120  # bounded: a refused connection does not hang
+
+
+@pytest.mark.slow
+def test_a_job_stopped_by_sigterm_still_pushes(
+    demo_env: dict[str, str], sqlite_url: str, gateway: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, **demo_env, "FULCRUM_SYNC_PUSHGATEWAY_URL": gateway}
+    env["FULCRUM_SYNC_LOG_FORMAT"] = "json"
+    args = ("backfill", "-g", "day", "--start", "2025-07-01", "--end", "2025-12-31", "-w", "1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fulcrum_sync", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    engine = open_engine(sqlite_url, migrate=False)
+    try:
+        deadline = time.monotonic() + 300
+        done = select(func.count()).where(t.run_items.c.status == "succeeded")
+        while True:  # wait until the backfill has done some keys
+            with contextlib.suppress(Exception), engine.connect() as conn:
+                if conn.execute(done).scalar_one() >= 2:
+                    break
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the backfill did no key in 300 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        engine.dispose()
+    assert proc.returncode == 143
+    text = scrape(gateway)
+    key = {"command": "backfill", "grain": "day"}
+    assert sample(text, "fulcrum_sync_exit_code", **key) == 143
+    assert sample(text, "fulcrum_sync_last_run_failed", **key) == 1
+    assert sample(text, LAST_SUCCESS, **key) is None
+    assert (sample(text, "fulcrum_sync_contexts", outcome="succeeded", **key) or 0) >= 1

@@ -90,5 +90,6 @@ def status_openmetrics(report: StatusReport) -> str:
             return list(families.values())
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Report())  # type: ignore[arg-type]
-    return generate_latest(registry).decode()
+    registry.register(_Report())
+    text: bytes = generate_latest(registry)  # type: ignore[no-untyped-call]
+    return text.decode()

@@ -162,6 +162,7 @@ def test_every_job_command_pushes_under_its_own_group(
     assert invoke(env, "patterns", "-g", "day", "-t", "acme").exit_code == 0
     assert invoke(env, "cache-load", "-g", "day", "-t", "acme").exit_code == 0
     assert invoke(env, "state", "prune", "--keep-days", "30", "--yes").exit_code == 0
+    assert invoke(env, "verify", "-g", "day", "-t", "acme").exit_code == 0
     assert invoke(env, "status").exit_code in (0, 1)  # not a job: pushes nothing
     bad = invoke(env, "backfill", "-g", "day", "--start", "2025-07-10", "--end", "2025-07-01")
     assert bad.exit_code == 2
@@ -172,9 +173,12 @@ def test_every_job_command_pushes_under_its_own_group(
         ("patterns", "day"),
         ("cache-load", "day"),
         ("state prune", "all"),
+        ("verify", "day"),
     ]:
         assert sample(text, LAST_SUCCESS, command=command, grain=grain) is not None, command
     assert sample(text, "fulcrum_sync_cache_tables_loaded", command="cache-load") == 3
+    assert sample(text, "fulcrum_sync_contexts", command="verify", outcome="equal") == 3
+    assert sample(text, "fulcrum_sync_contexts", command="verify", outcome="differs") == 0
     assert sample(text, "fulcrum_sync_exit_code", command="backfill", grain="day") == 2
     assert sample(text, LAST_SUCCESS, command="backfill") is None
     assert 'command="status"' not in text

@@ -143,3 +143,24 @@ def test_prune_refuses_a_bad_keep_days(cli_env: dict[str, str], db_url: str) -> 
     result = run(cli_env, "state", "prune", "--keep-days", "0", "--yes")
     assert result.exit_code == 2
     assert "invalid --keep-days 0" in result.output
+
+
+def test_a_prune_that_fails_after_a_sync_is_a_warning_and_the_sync_still_succeeds(
+    cli_env: dict[str, str], sqlite_url: str
+) -> None:
+    env = {**cli_env, "FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_LOG_FORMAT": "json"}
+    sync_days_ago(env, 20)
+    engine = open_engine(sqlite_url, migrate=False)
+    with engine.begin() as conn:  # a damaged database: the prune's reads fail
+        conn.exec_driver_sql("DROP TABLE backfill_items")
+    engine.dispose()
+    env["FULCRUM_SYNC_RETENTION_DAYS"] = "5"
+    result = run(env, "sync", "-g", "day", "-t", "acme", "--no-patterns")
+    assert result.exit_code == 0, result.output
+    warning = next(
+        json.loads(line)
+        for line in result.stdout.splitlines()
+        if "could not prune the run history" in line
+    )
+    assert warning["level"] == "warning" and "backfill_items" in warning["error"]
+    assert TODAY - timedelta(days=21) in key_periods(sqlite_url, "sync")  # nothing deleted

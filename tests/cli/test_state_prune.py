@@ -164,3 +164,15 @@ def test_a_prune_that_fails_after_a_sync_is_a_warning_and_the_sync_still_succeed
     )
     assert warning["level"] == "warning" and "backfill_items" in warning["error"]
     assert TODAY - timedelta(days=21) in key_periods(sqlite_url, "sync")  # nothing deleted
+
+
+def test_the_simulated_year_benchmark_runs_and_retention_bounds_the_history() -> None:
+    from benchmarks.retention_year import simulate
+
+    kept = simulate(days=12, every=6, retention_days=2)
+    unbounded = simulate(days=12, every=6, retention_days=0)
+    assert [day for day, _ in kept] == [date(2025, 7, 7), date(2025, 7, 13)]
+    (_, first), (_, last) = kept
+    assert last["run_items"] <= first["run_items"]  # bounded: no growth after the window
+    assert last["run_items"] < unbounded[-1][1]["run_items"]
+    assert last["metric_time_series"] == unbounded[-1][1]["metric_time_series"]  # series kept

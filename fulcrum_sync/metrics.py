@@ -43,6 +43,8 @@ PUSHED: dict[str, str] = {
     "fulcrum_sync_source_requests": "Requests the last run sent to the source.",
     "fulcrum_sync_source_retries": "Retries the last run spent on source requests.",
     "fulcrum_sync_source_throttled": "429 answers the last run got from the source.",
+    "fulcrum_sync_contexts_behind": "Active contexts of the grain lacking the last complete "
+    "period after the run (pushed by sync).",
 }
 
 
@@ -54,6 +56,7 @@ class JobFigures:
     rows_stored: int = 0
     cache_tables_loaded: int = 0
     source: SourceStats | None = None
+    contexts_behind: int | None = None  # sync only: counted after its work
 
 
 @dataclass(slots=True)
@@ -153,6 +156,8 @@ def build_registry(run: JobRun) -> Any:
     gauge("fulcrum_sync_source_requests", source.requests)
     gauge("fulcrum_sync_source_retries", source.retries)
     gauge("fulcrum_sync_source_throttled", source.throttled)
+    if f.contexts_behind is not None:
+        gauge("fulcrum_sync_contexts_behind", f.contexts_behind)
     return registry
 
 

@@ -32,9 +32,10 @@ _RESULT = "fulcrum_sync.job_result"
 EXIT_TERMINATED = 143
 
 
-def observe(ctx: typer.Context, result: object) -> None:
-    """Keep ``result`` for the metrics the command pushes as it ends."""
-    ctx.find_root().meta[_RESULT] = result
+def observe(ctx: typer.Context, result: object, *, contexts_behind: int | None = None) -> None:
+    """Keep ``result`` (and the contexts still behind after it) for the metrics the command
+    pushes as it ends."""
+    ctx.find_root().meta[_RESULT] = (result, contexts_behind)
 
 
 def _command(ctx: Any) -> str | None:
@@ -122,6 +123,8 @@ def _push(ctx: Any, command: str, code: int, seconds: float) -> None:
         return
     from fulcrum_sync.metrics import JobRun, figures_of, push
 
-    result = ctx.find_root().meta.get(_RESULT)
-    run = JobRun(command, _grain(ctx), code, seconds, figures_of(result))
+    result, behind = ctx.find_root().meta.get(_RESULT, (None, None))
+    figures = figures_of(result)
+    figures.contexts_behind = behind
+    run = JobRun(command, _grain(ctx), code, seconds, figures)
     push(target[0], run, timeout=target[1])

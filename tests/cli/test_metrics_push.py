@@ -131,6 +131,7 @@ def test_a_sync_pushes_its_metrics_and_a_failed_run_keeps_the_last_success(
     assert sample(text, "fulcrum_sync_contexts", outcome="succeeded", **key) == 3
     assert (sample(text, "fulcrum_sync_rows_stored", **key) or 0) > 0
     assert sample(text, "fulcrum_sync_last_run_failed", **key) == 0
+    assert (sample(text, "fulcrum_sync_contexts_behind", **key) or 0) > 0  # not acme's: behind
 
     # The same job against a Cube nobody listens on: exit 3, pushed as failed.
     failing = {

@@ -131,3 +131,18 @@ def test_sample_picks_the_same_contexts_every_run(synced: dict[str, str]) -> Non
     assert len(first) == 3 and picked() == first
     bad = invoke(synced, "verify", "-g", "day", "--sample", "0")
     assert bad.exit_code == 2 and "invalid --sample 0" in bad.output
+
+
+def test_a_period_neither_the_source_nor_the_state_has_is_a_gap(
+    synced: dict[str, str], db_url: str
+) -> None:
+    c = t.metric_time_series.c
+    where = and_(c.tenant_id == 1, c.metric_id == "orders", c.grain == "day", c.date == DAY)
+    assert execute(db_url, delete(t.metric_time_series).where(where)) == 1
+    deps = Deps(source=DroppingSource(42))
+    args = ("verify", "-g", "day", "-t", "acme", "-m", "orders", "--no-cache")
+    result = invoke(synced, *args, deps=deps)
+    assert result.exit_code == 1, result.output
+    assert (
+        "acme::orders base 2025-09-15: gap in source: the source returned no row" in result.stdout
+    )

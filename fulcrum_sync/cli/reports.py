@@ -9,6 +9,7 @@ import typer
 from fulcrum_sync.cli._common import (
     GRAIN_METAVAR,
     HEALTH_CODES,
+    OUTPUT_PANEL,
     JsonOption,
     Output,
     begin,
@@ -16,7 +17,7 @@ from fulcrum_sync.cli._common import (
     handle_errors,
     parse_grain,
 )
-from fulcrum_sync.domain import Health
+from fulcrum_sync.domain import Health, InputError
 
 
 @handle_errors
@@ -33,9 +34,19 @@ def status(
             "--verbose",
             "-v",
             help="After the headlines, every run, failing series, context and problem.",
-            rich_help_panel="Output",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = False,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="[table|json|openmetrics]",
+            help="table (default), json (as --json) or openmetrics: freshness gauges per grain "
+            "for a node-exporter textfile collector.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = None,
 ) -> None:
     """Say whether the jobs are healthy: one headline per cause, with the command to run.
 
@@ -54,7 +65,9 @@ def status(
     from fulcrum_sync.secrets import endpoint
     from fulcrum_sync.services import status as svc
 
-    output = begin(ctx, json_out=json_out)
+    if fmt not in (None, "table", "json", "openmetrics"):
+        raise InputError(f"invalid --format {fmt!r}: expected table, json or openmetrics")
+    output = begin(ctx, json_out=json_out or fmt == "json")
     deps = deps_of(ctx)
     settings = deps.get_settings()
     try:
@@ -77,7 +90,11 @@ def status(
             raise
         print_json({"health": Health.NOTHING_TO_WATCH, "reason": str(exc)})
         raise typer.Exit(HEALTH_CODES[Health.NOTHING_TO_WATCH]) from None
-    if output is Output.JSON:
+    if fmt == "openmetrics":
+        from fulcrum_sync.render.openmetrics import status_openmetrics
+
+        typer.echo(status_openmetrics(report), nl=False)
+    elif output is Output.JSON:
         print_json({"health": report.health, **jsonable(report)})
     else:
         render.print_status(report, verbose=verbose or deps.verbose)

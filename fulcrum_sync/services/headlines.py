@@ -35,7 +35,9 @@ from fulcrum_sync.domain import (
     endpoint_of,
 )
 
-_REFUSED = re.compile(r"HTTP 40[13]\b|refused (?:the|our) credentials|[Ii]nvalid token")
+_REFUSED = re.compile(
+    r"HTTP 40[134]\b|authentication failed|refused (?:the|our) credentials|[Ii]nvalid token"
+)
 _REJECTED = re.compile(r"HTTP 400\b|rejected|UserError")
 _SEVERITY = {"refused": 0, "failing": 1, "outage": 2}
 RETRY_NOTE = "the next scheduled run retries it"

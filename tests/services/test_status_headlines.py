@@ -54,6 +54,9 @@ def _runs(*outcomes: str) -> list[dict[str, Any]]:
     [
         (f"{CUBE}: HTTP 403 Forbidden: Invalid token", "refused"),
         ("Cube refused our credentials (HTTP 401)", "refused"),
+        (f"{CUBE}: acme::m (day): Cube authentication failed (HTTP 403: x): check", "refused"),
+        (f"{CUBE}: acme::m (day): Cube answered HTTP 404 for /v1/load: check", "refused"),
+        (f"{CUBE}: acme::m (day): Cube rejected the query (HTTP 422)", "failing"),
         (f"{CUBE}: HTTP 400: unknown member orders.x (UserError)", "failing"),
         (f"{CUBE}: connection failed (ConnectError)", "outage"),
         ("not sent: Cube is down since 02:00Z", "outage"),

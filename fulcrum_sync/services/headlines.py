@@ -130,11 +130,13 @@ def _failures(
             since[(cause, endpoint)] = min(first, since.get((cause, endpoint), first))
     streak = failed_streak(runs)
     last = runs[0] if runs else None
-    halted = last is not None and last.get("outcome") == RunOutcome.FAILED
+    stopped = last is not None and last.get("outcome") in (RunOutcome.FAILED, RunOutcome.REFUSED)
     behind = sorted({p.context for p in problems if p.kind == "behind"} - set(causes))
-    outages = [k for k in groups if k[0] == "outage"]
-    if halted and outages:  # the contexts not started were released: the outage's too
-        groups[outages[0]] += behind
+    # The contexts a stopped run never started were released: the cause that stopped it
+    # (refused credentials first, else an outage) holds them too.
+    stoppers = sorted((k for k in groups if k[0] in ("refused", "outage")), key=_cause_order)
+    if stopped and stoppers:
+        groups[stoppers[0]] += behind
     found = [
         _failure_headline(
             grain, cause, endpoint, sorted(names), since.get((cause, endpoint)), streak, now
@@ -144,6 +146,10 @@ def _failures(
     if last is not None and not groups and RunOutcome.parse(last.get("outcome")) in FAILED_OUTCOMES:
         found.append(_last_run(grain, last, streak, default_endpoint, now))
     return found, {name for names in groups.values() for name in names}
+
+
+def _cause_order(key: tuple[str, str | None]) -> tuple[int, str]:
+    return (_SEVERITY[key[0]], key[1] or "")
 
 
 def _failure_headline(

@@ -271,3 +271,31 @@ def test_a_schema_this_version_does_not_read_is_named_with_its_fix(tmp_path: Pat
     code, doc = status_json(env)
     assert (code, doc["health"]) == (2, "nothing_to_watch")
     assert "schema at revision 0001" in doc["reason"] and "db upgrade" in doc["reason"]
+
+
+def test_refused_credentials_need_a_person_at_once(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from cube_server import FakeCube  # type: ignore[import-not-found]
+
+    fake = FakeCube(secret="the secret Cube really has, not ours")  # every token: HTTP 403
+    with fake.serve() as url:
+        env = {
+            **_sqlite_env(tmp_path),
+            "FULCRUM_SYNC_SOURCE": "cube",
+            "FULCRUM_SYNC_CUBE_API_URL": url,
+            "FULCRUM_SYNC_CUBE_API_SECRET": "s" * 32,
+            "FULCRUM_SYNC_CUBE_RETRIES": "0",
+        }
+        assert invoke(env, "catalog", "load", str(DEMO_CATALOG)).exit_code == 0
+        refused = invoke(env, "sync", "--grain", "day", "--log-format", "json")
+        assert refused.exit_code == 2, refused.output
+    code, doc = status_json(env, "--grain", "day")
+    assert (code, doc["health"]) == (1, "needs_attention"), doc["headlines"]
+    [refused_headline] = doc["headlines"]  # the contexts it never started are its too
+    assert refused_headline["cause"] == "refused" and refused_headline["needs_person"]
+    assert "refused the credentials" in refused_headline["text"]
+    assert "9 day contexts not synced" in refused_headline["text"]
+    assert refused_headline["command"] == "fulcrum-sync doctor"
+    assert refused_headline["text"].startswith("Cube at http://127.0.0.1:")

@@ -41,42 +41,59 @@ def _held(now: datetime) -> ColumnElement[bool]:
     return and_(c.status == "running", c.lease_expires_at > now)
 
 
-def _run_keys(cutoff: Cutoff, now: datetime) -> ColumnElement[bool]:
-    """Old run keys, except a live process's and each context's latest succeeded one."""
+def _run_keys(cutoff: Cutoff, now: datetime, *, counting: bool) -> ColumnElement[bool]:
+    """Old run keys, except a live process's and each context's latest succeeded one.
+
+    Two spellings of one set. Counting looks at every old key: the latest succeeded periods
+    are found once, by one grouped subquery (a hashed anti-join). A delete batch takes the
+    first ``batch_rows`` old keys: a correlated check per candidate (an index probe each),
+    whose cost does not grow with the table.
+    """
     c = t.run_items.c
-    later = t.run_items.alias("later")
-    superseded = exists().where(
-        and_(
-            later.c.kind == c.kind,
-            later.c.grain == c.grain,
-            later.c.tenant == c.tenant,
-            later.c.metric_id == c.metric_id,
-            later.c.pattern == c.pattern,
-            later.c.status == "succeeded",
-            later.c.period > c.period,
+    other = t.run_items.alias("other")
+    group = (other.c.kind, other.c.grain, other.c.tenant, other.c.metric_id, other.c.pattern)
+    not_latest: ColumnElement[bool]
+    if counting:
+        latest = (
+            select(*group, func.max(other.c.period))
+            .where(other.c.status == "succeeded")
+            .group_by(*group)
         )
-    )
+        key = tuple_(c.kind, c.grain, c.tenant, c.metric_id, c.pattern, c.period)
+        not_latest = key.not_in(latest)
+    else:
+        mine = (c.kind, c.grain, c.tenant, c.metric_id, c.pattern)
+        same_group = (o == m for o, m in zip(group, mine, strict=True))
+        not_latest = exists().where(
+            and_(*same_group, other.c.status == "succeeded", other.c.period > c.period)
+        )
     return and_(
         _old_period(c.period, c.grain, cutoff),
         not_(_held(now)),
-        or_(c.status != "succeeded", superseded),
+        or_(c.status != "succeeded", not_latest),
     )
 
 
-def _pattern_results(cutoff: Cutoff) -> ColumnElement[bool]:
-    """Old pattern results a later result of the same context, pattern and dimension replaced."""
+def _pattern_results(cutoff: Cutoff, *, counting: bool) -> ColumnElement[bool]:
+    """Old pattern results a later result of the same context, pattern and dimension replaced
+    (spelt for counting or for a delete batch, as :func:`_run_keys`)."""
     c = t.pattern_results.c
-    later = t.pattern_results.alias("later")
-    superseded = exists().where(
-        and_(
-            later.c.tenant_id == c.tenant_id,
-            later.c.metric_id == c.metric_id,
-            later.c.pattern == c.pattern,
-            later.c.grain == c.grain,
-            later.c.dimension == c.dimension,
-            later.c.analysis_period > c.analysis_period,
-        )
+    other = t.pattern_results.alias("other")
+    group = (
+        other.c.tenant_id,
+        other.c.metric_id,
+        other.c.pattern,
+        other.c.grain,
+        other.c.dimension,
     )
+    mine = (c.tenant_id, c.metric_id, c.pattern, c.grain, c.dimension)
+    superseded: ColumnElement[bool]
+    if counting:
+        latest = select(*group, func.max(other.c.analysis_period)).group_by(*group)
+        superseded = tuple_(*mine, c.analysis_period).not_in(latest)
+    else:
+        same_group = (o == m for o, m in zip(group, mine, strict=True))
+        superseded = exists().where(and_(*same_group, other.c.analysis_period > c.analysis_period))
     return and_(_old_period(c.analysis_period, c.grain, cutoff), superseded)
 
 
@@ -124,10 +141,12 @@ _TABLES: dict[str, Table] = {
 }
 
 
-def _filters(cutoff: Cutoff, now: datetime) -> dict[str, ColumnElement[bool]]:
+def _filters(
+    cutoff: Cutoff, now: datetime, *, counting: bool = False
+) -> dict[str, ColumnElement[bool]]:
     filters = {
-        "run keys": _run_keys(cutoff, now),
-        "pattern results": _pattern_results(cutoff),
+        "run keys": _run_keys(cutoff, now, counting=counting),
+        "pattern results": _pattern_results(cutoff, counting=counting),
         "backfill plan keys": _backfill_items(cutoff),
         "backfill plans": _old_backfills(cutoff),
         "runs": _runs(cutoff),
@@ -144,7 +163,7 @@ def count_old(engine: Engine, cutoff: Cutoff, now: datetime) -> tuple[dict[str, 
     """
     counts: dict[str, int] = {}
     with translate_errors(engine, "count old history in"), engine.connect() as conn:
-        for part, where in _filters(cutoff, now).items():
+        for part, where in _filters(cutoff, now, counting=True).items():
             query = select(func.count()).select_from(_TABLES[part]).where(where)
             counts[part] = conn.execute(query).scalar_one()
         c = t.run_items.c

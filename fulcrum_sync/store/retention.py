@@ -29,6 +29,7 @@ from sqlalchemy import (
 from fulcrum_sync.domain.retention import PRUNE_PARTS, Cutoff
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.state import held_keys, live_runs
 
 
 def _old_period(column: Any, grain: Any, cutoff: Cutoff) -> ColumnElement[bool]:
@@ -36,12 +37,7 @@ def _old_period(column: Any, grain: Any, cutoff: Cutoff) -> ColumnElement[bool]:
     return or_(*(and_(grain == g.value, column < start) for g, start in cutoff.periods.items()))
 
 
-def _held(now: datetime) -> ColumnElement[bool]:
-    c = t.run_items.c
-    return and_(c.status == "running", c.lease_expires_at > now)
-
-
-def _run_keys(cutoff: Cutoff, now: datetime, *, counting: bool) -> ColumnElement[bool]:
+def _run_keys(cutoff: Cutoff, held: ColumnElement[bool], *, counting: bool) -> ColumnElement[bool]:
     """Old run keys, except a live process's and each context's latest succeeded one.
 
     Two spellings of one set. Counting looks at every old key: the latest succeeded periods
@@ -69,7 +65,7 @@ def _run_keys(cutoff: Cutoff, now: datetime, *, counting: bool) -> ColumnElement
         )
     return and_(
         _old_period(c.period, c.grain, cutoff),
-        not_(_held(now)),
+        not_(held),
         or_(c.status != "succeeded", not_latest),
     )
 
@@ -142,10 +138,12 @@ _TABLES: dict[str, Table] = {
 
 
 def _filters(
-    cutoff: Cutoff, now: datetime, *, counting: bool = False
+    cutoff: Cutoff, held: ColumnElement[bool], *, counting: bool = False
 ) -> dict[str, ColumnElement[bool]]:
+    """Each part's old, unprotected rows; ``held``: the run keys a live run holds or means to
+    do (:func:`fulcrum_sync.store.state.held_keys`), never removed."""
     filters = {
-        "run keys": _run_keys(cutoff, now, counting=counting),
+        "run keys": _run_keys(cutoff, held, counting=counting),
         "pattern results": _pattern_results(cutoff, counting=counting),
         "backfill plan keys": _backfill_items(cutoff),
         "backfill plans": _old_backfills(cutoff),
@@ -160,18 +158,19 @@ def count_old(engine: Engine, cutoff: Cutoff, now: datetime) -> tuple[dict[str, 
     """Return the rows each part would lose, and the old run keys a live process holds.
 
     :param now: the clock's time (leases are wall-clock), not the cutoff's notion of today.
+    Held keys are those of :func:`fulcrum_sync.store.state.held_keys`: running with a live
+    lease, or pending and adopted by a run whose process is alive.
     """
     counts: dict[str, int] = {}
     with translate_errors(engine, "count old history in"), engine.connect() as conn:
-        for part, where in _filters(cutoff, now, counting=True).items():
+        held = held_keys(now, live_runs(conn))
+        for part, where in _filters(cutoff, held, counting=True).items():
             query = select(func.count()).select_from(_TABLES[part]).where(where)
             counts[part] = conn.execute(query).scalar_one()
         c = t.run_items.c
-        held_query = select(func.count()).where(
-            and_(_old_period(c.period, c.grain, cutoff), _held(now))
-        )
-        held = conn.execute(held_query).scalar_one()
-    return counts, held
+        held_query = select(func.count()).where(and_(_old_period(c.period, c.grain, cutoff), held))
+        held_count = conn.execute(held_query).scalar_one()
+    return counts, held_count
 
 
 def delete_old(
@@ -187,16 +186,18 @@ def delete_old(
     (part, rows) after each one. Raises StoreError (what earlier batches deleted stays
     deleted: a prune run again goes on where it stopped).
     """
-    deleted: dict[str, int] = {}
+    deleted: dict[str, int] = {part: 0 for part in PRUNE_PARTS}
     batches = 0
-    for part, where in _filters(cutoff, now).items():
-        table = _TABLES[part]
+    for part, table in _TABLES.items():
         key = tuple_(*table.primary_key.columns)
-        chosen = select(*table.primary_key.columns).where(where).limit(batch_rows).correlate(None)
-        deleted[part] = 0
         while True:
             with translate_errors(engine, "prune old history in"), engine.begin() as conn:
-                done = conn.execute(delete(table).where(key.in_(chosen))).rowcount or 0
+                # The live runs are read in each batch's transaction: one starting meanwhile
+                # (a catch-up adopting old keys) keeps its keys.
+                where = _filters(cutoff, held_keys(now, live_runs(conn)))[part]
+                chosen = select(*table.primary_key.columns).where(where).limit(batch_rows)
+                query = delete(table).where(key.in_(chosen.correlate(None)))
+                done = conn.execute(query).rowcount or 0
             batches += 1
             deleted[part] += done
             if on_batch is not None:

@@ -153,11 +153,11 @@ def _sync_rate(database_url: str, cube_url: str, contexts: int, workers: int) ->
     cfg = _cube_settings(database_url, cube_url, workers)
     deps = Deps(settings=cfg)
     try:
-        engine = deps.get_engine(workers=workers, pooled=True)
-        source = deps.get_source()
+        deps.get_engine(workers=workers, pooled=True)
+        deps.get_source()
         request = SyncRequest(grain=Grain.DAY, period=PERIOD, workers=workers, run_patterns=False)
         start = time.perf_counter()
-        result = sync_service.run(engine, source, cfg, request)
+        result = sync_service.run(deps, request)
         seconds = time.perf_counter() - start
     finally:
         deps.close()

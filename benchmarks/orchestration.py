@@ -249,6 +249,7 @@ def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> 
     from benchmarks.common import InstantSource
     from fulcrum_sync.domain import Grain, SyncRequest
     from fulcrum_sync.services import sync as sync_service
+    from fulcrum_sync.services.deps import Deps
     from fulcrum_sync.store.engine import open_engine
 
     engine = open_engine(url, pooled=pooled)  # as ``sync --workers 1`` opens it
@@ -272,9 +273,7 @@ def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> 
         # As a job in JSON log mode runs it: each context is reported as it ends and only
         # counted (the CLI keeps every result only to print a table or a --json document).
         result = sync_service.run(
-            engine,
-            source,
-            cfg,
+            Deps(settings=cfg, engine=engine, source=source),
             request,
             keep_contexts=False,
             on_result=functools.partial(_add_sync_types, kinds),

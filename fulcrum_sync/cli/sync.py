@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,7 +26,6 @@ from fulcrum_sync.cli._common import (
 )
 from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import DependencyError, Grain, InputError, SyncRequest
-from fulcrum_sync.services.deps import Deps
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -122,7 +121,8 @@ def sync(
         cache_load=cache_load,
     )
     engine = deps.get_engine(workers=request.workers, pooled=True)
-    loader = _cache_chain(deps, request) if cache_load else None  # target settings checked
+    if cache_load:
+        deps.get_sink()  # the target's settings are checked before any work, dry runs too
     if dry_run:
         planned = sync_service.plan(engine, settings, request)
         if output is Output.TABLE:
@@ -130,19 +130,13 @@ def sync(
         else:
             print_json({"request": request, "planned": planned})
         return
-    source = deps.get_source()
     with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
         result = sync_service.run(
-            engine,
-            source,
-            settings,
+            deps,
             request,
-            chain=_pattern_chain(deps, request.run_patterns),
             stop=stop,
             on_result=progress.advance,
             on_start=progress.start,
-            overrides=deps.patterns,
-            loader=loader,
             keep_contexts=output is not Output.LOG,  # a job's log lines hold each context
         )
     if period is None and result.outcome != "interrupted":  # a scheduled run: prune after it
@@ -158,24 +152,6 @@ def sync(
         fields=lambda: render.sync_summary_fields(result),
     )
     finish(result.outcome)
-
-
-def _cache_chain(deps: Deps, request: SyncRequest) -> Any:
-    """The in-process cache load for ``sync --cache-load`` (settings checked before any work)."""
-    from fulcrum_sync.services.cache_load import ChainedLoad
-
-    sink = deps.get_sink()
-    engine = deps.get_engine(workers=request.workers, pooled=True)
-    return ChainedLoad(engine, deps.get_settings(), sink, request.grain)
-
-
-def _pattern_chain(deps: Deps, enabled: bool) -> Any:
-    """The in-process pattern chain for ``sync`` (None with --no-patterns)."""
-    if not enabled:
-        return None
-    from fulcrum_sync.services.patterns import make_chain
-
-    return make_chain(deps.patterns)
 
 
 def _behind(engine: Engine, settings: Settings, request: SyncRequest) -> int | None:

@@ -34,7 +34,8 @@ from fulcrum_sync.domain import (
     rest_of,
     shift_period,
 )
-from fulcrum_sync.services.keys import Overrides, sync_item
+from fulcrum_sync.services.keys import sync_item
+from fulcrum_sync.services.pattern_step import PatternStep
 from fulcrum_sync.services.runner import RunContext
 from fulcrum_sync.services.stretches import sync_periods
 from fulcrum_sync.services.sync_context import plan_series
@@ -121,18 +122,21 @@ def sync_missed(
     ctx: ContextDef,
     periods: list[date],
     request: SyncRequest,
-    overrides: Overrides = None,
+    patterns: PatternStep,
+    statuses: dict[str, sync_status.SeriesStatus] | None = None,
 ) -> ContextResult:
     """Sync ``periods`` of ``ctx`` as one coalesced range, then its patterns period by period.
 
     A context whose series need a FULL sync (a changed definition, a new dimension,
     ``--force-full``) fetches its last period's own windows instead, which hold every missed
-    period. Raises RefusedError (a refused credential).
+    period. ``statuses``: its series statuses when the caller read them (for many contexts
+    at once). Raises RefusedError (a refused credential).
     """
     started = datetime.now(UTC)
-    statuses = sync_status.read_statuses(
-        rc.engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
-    )
+    if statuses is None:
+        statuses = sync_status.read_statuses(
+            rc.engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
+        )
     planned = plan_series(ctx, periods[-1], statuses, settings, request.force_full)
     full = any(sync_type is SyncType.FULL for _, sync_type, _ in planned)
     done = sync_periods(
@@ -141,10 +145,9 @@ def sync_missed(
         settings,
         ctx,
         periods,
-        patterns=request.run_patterns,
+        patterns=patterns,
         lookback=full,
         force_full=request.force_full,
-        overrides=overrides,
     )
     synced = done.synced
     last = synced[-1] if synced else periods[-1]
@@ -175,15 +178,13 @@ def finish_older_patterns(
     ctx: ContextDef,
     res: ContextResult,
     periods: list[date],
-    overrides: Overrides = None,
+    patterns: PatternStep,
 ) -> None:
     """Run the unfinished pattern keys of ``periods`` (older than this run's own periods)."""
-    from fulcrum_sync.services.patterns import run_context_patterns  # only when patterns run
-
     for period in periods:
         if rc.stop.is_set():
             return
-        ran = run_context_patterns(rc, ctx, period, overrides=overrides)
+        ran = patterns.run(rc, ctx, period)
         res.patterns.extend(p for p in ran if p.status not in ("done", "busy"))
 
 

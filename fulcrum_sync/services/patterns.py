@@ -1,7 +1,8 @@
 """Run a context's analysis patterns on stored data, each under its own run key.
 
-``sync`` chains them in-process after each successful context sync (:func:`make_chain`);
-the ``patterns`` command runs them on their own (:func:`run`). Patterns never call the source.
+``sync``, its catch-up and ``backfill`` run them after each context's sync (through
+services/pattern_step.py); the ``patterns`` command runs them on their own (:func:`run`).
+Patterns never call the source.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from fulcrum_sync.store import pattern_data
 from fulcrum_sync.store.catalog import read_catalog
 from fulcrum_sync.store.runs import Claim, KeyDone
 
-__all__ = ["get_pattern", "list_patterns", "make_chain", "run", "run_context_patterns", "show"]
+__all__ = ["get_pattern", "list_patterns", "run", "run_context_patterns", "show"]
 
 log = logging.getLogger(__name__)
 
@@ -154,25 +155,6 @@ def _summarize(result: PatternRunResult) -> Outcome:
         error=result.error,
         recorded=True,
     )
-
-
-def make_chain(
-    overrides: Overrides = None,
-) -> Callable[[RunContext, ContextDef, ContextResult], None]:
-    """Return the hook ``sync`` calls after each context whose base series was stored."""
-
-    def chain(rc: RunContext, ctx: ContextDef, res: ContextResult) -> None:
-        res.patterns.extend(
-            run_context_patterns(
-                rc,
-                ctx,
-                res.period,
-                skip_dimensions=frozenset(res.dimensions_failed),
-                overrides=overrides,
-            )
-        )
-
-    return chain
 
 
 def run(

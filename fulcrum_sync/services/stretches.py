@@ -25,7 +25,8 @@ from fulcrum_sync.domain import (
     shift_period,
 )
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.services.keys import Overrides, sync_item
+from fulcrum_sync.services.keys import sync_item
+from fulcrum_sync.services.pattern_step import PatternStep
 from fulcrum_sync.services.runner import KeyedWork, Outcome, RunContext, run_batch
 from fulcrum_sync.services.sync_context import source_down_reason, sync_context
 from fulcrum_sync.sources.base import Source
@@ -89,10 +90,9 @@ def sync_periods(
     ctx: ContextDef,
     periods: list[date],
     *,
-    patterns: bool = True,
+    patterns: PatternStep,
     lookback: bool = False,
     force_full: bool = False,
-    overrides: Overrides = None,
     hooks: Hooks | None = None,
 ) -> PeriodsResult:
     """Sync the claimable ``periods`` of ``ctx`` stretch by stretch, then run its patterns.
@@ -154,25 +154,15 @@ def sync_periods(
 
     work = [KeyedWork(sync_item(ctx, p), p) for p in periods]
     out.periods = run_batch(rc, work, sync_all, _summarize, skipped)
-    if not patterns:
+    if not patterns.enabled:
         return out
-    # Imported here: a sync without patterns never loads pandas (process start, memory).
-    from fulcrum_sync.services.pattern_inputs import preloaded
-    from fulcrum_sync.services.patterns import run_context_patterns
-
     analysable = sorted((s for s in out.periods if s.analysable), key=lambda s: s.period)
-    data = preloaded(rc.engine, ctx, [s.period for s in analysable])
+    data = patterns.preload(rc, ctx, [s.period for s in analysable])
     for synced in analysable:
         if rc.stop.is_set():
             break
-        for p in run_context_patterns(
-            rc,
-            ctx,
-            synced.period,
-            skip_dimensions=synced.failed_dimensions,
-            data=data,
-            overrides=overrides,
-        ):
+        skip = synced.failed_dimensions
+        for p in patterns.run(rc, ctx, synced.period, skip_dimensions=skip, data=data):
             out.patterns.append(p)
             hooks.pattern(synced.period, p)
     return out

@@ -37,6 +37,7 @@ from fulcrum_sync.services.backfill.plan import (
     make_plan,
     record_plan,
 )
+from fulcrum_sync.services.pattern_step import PatternStep
 from fulcrum_sync.services.patterns import DIMENSION_FAILED
 from fulcrum_sync.services.runner import RunContext, keep_leases, map_workers
 from fulcrum_sync.services.stretches import Hooks, sync_periods
@@ -214,6 +215,6 @@ def _backfill_context(
         settings,
         ctx,
         planned.plan.periods,
-        patterns=planned.request.patterns,
+        patterns=PatternStep(planned.request.patterns),
         hooks=Hooks(fetched, skipped, pattern),
     )

@@ -1,0 +1,70 @@
+"""The one way a sync, a catch-up and a backfill run a context's patterns after its sync.
+
+The ``patterns`` module (and with it pandas) is imported only when a pattern runs: a sync
+with ``--no-patterns`` never loads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.domain import ContextResult, PatternRunResult
+from fulcrum_sync.services.keys import Overrides, pattern_jobs
+from fulcrum_sync.services.runner import RunContext
+
+if TYPE_CHECKING:
+    from fulcrum_sync.services.pattern_inputs import ContextData
+
+
+@dataclass(frozen=True, slots=True)
+class PatternStep:
+    """Whether a run analyses what it synced (not with ``--no-patterns``), and with which
+    patterns (``overrides`` replace registered ones of the same name: tests, via ``Deps``).
+    """
+
+    enabled: bool = True
+    overrides: Overrides = None
+
+    def run(
+        self,
+        rc: RunContext,
+        ctx: ContextDef,
+        period: date,
+        *,
+        skip_dimensions: frozenset[str] = frozenset(),
+        data: ContextData | None = None,
+    ) -> list[PatternRunResult]:
+        """Run ``ctx``'s patterns for ``period`` (nothing when disabled)."""
+        if not self.enabled:
+            return []
+        from fulcrum_sync.services.patterns import run_context_patterns
+
+        return run_context_patterns(
+            rc, ctx, period, skip_dimensions=skip_dimensions, data=data, overrides=self.overrides
+        )
+
+    def after(self, rc: RunContext, ctx: ContextDef, res: ContextResult) -> None:
+        """Run the patterns of ``res.period`` for a context synced (or done) earlier; a
+        dimension whose sync failed skips its own patterns. Appends to ``res.patterns``."""
+        skip = frozenset(res.dimensions_failed)
+        res.patterns.extend(self.run(rc, ctx, res.period, skip_dimensions=skip))
+
+    def keys(self, ctx: ContextDef, period: date) -> set[str]:
+        """The pattern run keys of ``ctx`` for ``period`` (none when disabled)."""
+        if not self.enabled:
+            return set()
+        return {job[2].run_key for job in pattern_jobs(ctx, period, overrides=self.overrides)}
+
+    def preload(self, rc: RunContext, ctx: ContextDef, periods: list[date]) -> ContextData | None:
+        """The stored data ``ctx``'s patterns read for ``periods``, read once for all."""
+        if not self.enabled:
+            return None
+        from fulcrum_sync.services.pattern_inputs import preloaded
+
+        return preloaded(rc.engine, ctx, periods)
+
+
+NO_PATTERNS = PatternStep(enabled=False)

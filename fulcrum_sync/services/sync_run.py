@@ -1,0 +1,295 @@
+"""One ``sync`` run over the selected contexts of a grain, step by step.
+
+:class:`SyncRun` holds what the run shares (engine, source, request, the catch-up plan, the
+run record) so that each step is a method: :meth:`~SyncRun.select` the contexts,
+:meth:`~SyncRun.claim` their keys, :meth:`~SyncRun.fetch` and store each context (one
+transaction that also completes its key, services/sync_context.py), run its
+:meth:`~SyncRun.patterns`, load its :meth:`~SyncRun.cache` table, and :meth:`~SyncRun.record`
+the run. A context behind (``--catch-up``) takes :meth:`~SyncRun.catch_up` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import (
+    ContextCacheResult,
+    ContextResult,
+    RefusedError,
+    SourceStats,
+    SyncRequest,
+    SyncRunResult,
+)
+from fulcrum_sync.logs import bound_fields, log_event
+from fulcrum_sync.services import catch_up
+from fulcrum_sync.services.catch_up import CatchUpPlan
+from fulcrum_sync.services.keys import ensure_expected, sync_item
+from fulcrum_sync.services.pattern_step import NO_PATTERNS, PatternStep
+from fulcrum_sync.services.runner import KeyedWork, RunContext, keep_leases, map_workers, run_keyed
+from fulcrum_sync.services.selection import select_contexts
+from fulcrum_sync.services.statuses import RunStatuses
+from fulcrum_sync.services.sync_context import source_down_reason, sync_context
+from fulcrum_sync.services.sync_report import (
+    ALREADY_DONE,
+    BUSY,
+    FINISHING_PATTERNS,
+    log,
+    log_beyond,
+    log_context,
+    outcome_of,
+    summarize_run,
+    vanished,
+)
+from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import runs
+from fulcrum_sync.store.runs import Claim
+
+
+class CacheChain(Protocol):
+    """Loads a context's cache table after its sync (``--cache-load``: ChainedLoad)."""
+
+    def prepare(self, contexts: list[ContextDef]) -> None: ...
+
+    def load(self, ctx: ContextDef) -> ContextCacheResult: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class SyncRun:
+    """One sync run; :meth:`execute` runs its steps and returns the result.
+
+    :param patterns: how each synced context's patterns run (disabled: ``--no-patterns``).
+    :param loader: loads each context's cache table once its sync and patterns succeeded
+        (also when done earlier: it loads only what changed).
+    :param keep_contexts: keep every context's result in ``result.contexts``; False keeps
+        only the failed ones and counts the others (memory flat in the number of contexts,
+        for a job whose output is the log lines of each context).
+    """
+
+    engine: Engine
+    source: Source
+    settings: Settings
+    request: SyncRequest
+    patterns_step: PatternStep = NO_PATTERNS
+    loader: CacheChain | None = None
+    stop: threading.Event | None = None
+    on_result: Callable[[ContextResult], None] | None = None
+    on_start: Callable[[int], None] | None = None
+    keep_contexts: bool = True
+    contexts: list[ContextDef] = field(default_factory=list)
+    behind: CatchUpPlan | None = None  # --catch-up: who syncs which missed periods
+    rc: RunContext = field(init=False)
+    result: SyncRunResult = field(init=False)
+    statuses: RunStatuses = field(init=False)  # of the contexts synced for the period only
+    late_statuses: RunStatuses = field(init=False)  # of the contexts behind
+    _before: SourceStats = field(init=False)
+    _analysed: set[str] | None = None  # the period's succeeded pattern keys, read once
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self) -> SyncRunResult:
+        """Sync every selected context for ``request.period`` (and, with ``--catch-up``,
+        the periods each missed). Raises InputError (bad filters, an unsafe table name) or
+        StoreError (database unreachable)."""
+        request = self.request
+        self.select()
+        self.rc = RunContext.start(
+            self.engine,
+            "sync",
+            request,
+            lease_seconds=self.settings.lease_seconds,
+            stop=self.stop,
+            force=request.force,
+        )
+        self.result = SyncRunResult(
+            run_id=self.rc.run_id, request=request, started_at=datetime.now(UTC)
+        )
+        self.result.beyond = self.behind.rest if self.behind else []
+        self._before = self.source.stats()
+        if self.on_start is not None:
+            self.on_start(len(self.contexts))
+        late = [c for c in self.contexts if self.behind is not None and self.behind.catches_up(c)]
+        late_ids = {id(c) for c in late}
+        work = [
+            KeyedWork(sync_item(c, request.period), c)
+            for c in self.contexts
+            if id(c) not in late_ids
+        ]
+        self.statuses = RunStatuses(self.engine, request.grain.value, [w.payload for w in work])
+        self.late_statuses = RunStatuses(self.engine, request.grain.value, late)
+        with self.rc.recording(self.record):
+            self.claim()
+            try:
+                self._work(late, work)
+            except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
+                self.result.refused = str(exc)
+                log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
+            finally:
+                if self.loader is not None:
+                    self.loader.close()
+        return self.result
+
+    def select(self) -> None:
+        """The contexts of the request, the catch-up plan; cache table names checked."""
+        request, settings = self.request, self.settings
+        if request.catch_up:
+            catch_up.max_periods_of(settings, request)  # refused before anything is written
+        self.contexts = select_contexts(
+            self.engine, settings, request.grain, request.tenant, request.metric
+        )
+        if request.catch_up:
+            self.behind = catch_up.plan(self.engine, settings, request, self.contexts)
+        if self.loader is not None:
+            self.loader.prepare(self.contexts)  # unsafe or shared names: refused before work
+
+    def claim(self) -> None:
+        """Make every key of every context-period this run covers before any work starts
+        (each is then claimed as its work starts: by :func:`run_keyed`, or per context)."""
+        behind = self.behind
+        for rest in self.result.beyond:
+            log_beyond(self.rc.run_id, behind.max_periods if behind else 0, rest)
+        ensure_expected(
+            self.engine,
+            [(c, behind.periods_of(c) if behind else [self.request.period]) for c in self.contexts],
+            patterns=self.patterns_step.enabled,
+            run_id=self.rc.run_id,
+            overrides=self.patterns_step.overrides,
+        )
+
+    def _work(self, late: list[ContextDef], work: list[KeyedWork[ContextDef]]) -> None:
+        """The contexts behind first (oldest periods first), then the others."""
+        workers = self.request.workers
+        if late:  # their keys are claimed per context, in one transaction each
+            with keep_leases(self.engine, self.rc.owner, self.rc.lease_seconds):
+                for res in map_workers(self.catch_up, late, workers):
+                    if res is not None:
+                        self.report(res)
+        run_keyed(
+            self.rc,
+            work,
+            self.fetch,
+            outcome_of,
+            self.skipped,
+            workers=workers,
+            on_result=self.report,
+        )
+
+    def fetch(self, ctx: ContextDef) -> ContextResult:
+        """Fetch and store one context for the period; its key completes in the transaction
+        of its writes. Then its patterns and its cache table."""
+        res = sync_context(
+            self.engine,
+            self.source,
+            ctx,
+            self.request.period,
+            self.settings,
+            force_full=self.request.force_full,
+            run_id=self.rc.run_id,
+            statuses=self.statuses.of(ctx),
+            owner=self.rc.owner,
+        )
+        down = source_down_reason(self.source, res)
+        if down is not None:
+            self.rc.halt(down)  # start no other context: the ones not started are released
+        if res.base is not None and res.base.success:
+            self.patterns(ctx, res)
+        self.after(ctx, res)
+        return res
+
+    def catch_up(self, ctx: ContextDef) -> ContextResult | None:
+        """Sync the periods ``ctx`` missed as one range, then its patterns period by period."""
+        if self.rc.stop.is_set() or self.behind is None:
+            return None
+        fields = self.rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)
+        with bound_fields(**fields, grain=ctx.grain.value):
+            res = catch_up.sync_missed(
+                self.rc,
+                self.source,
+                self.settings,
+                ctx,
+                self.behind.periods_of(ctx),
+                self.request,
+                self.patterns_step,
+                self.late_statuses.of(ctx),
+            )
+            self.after(ctx, res)
+        return res
+
+    def skipped(self, w: KeyedWork[ContextDef], claim: Claim) -> ContextResult:
+        """A context whose key this run did not win: done already, busy, or deleted."""
+        if claim is Claim.GONE:  # nothing synced: never call it skipped, never analyse it
+            return vanished(w.payload, w.item.run_key, self.request.period)
+        res = ContextResult(
+            context=w.payload.context,
+            grain=self.request.grain,
+            period=self.request.period,
+            run_key=w.item.run_key,
+            status="skipped",
+            skip_reason=ALREADY_DONE if claim is Claim.DONE else BUSY,
+        )
+        if claim is Claim.DONE:
+            if not self.patterns_step.keys(w.payload, self.request.period) <= self._done():
+                res.skip_reason = FINISHING_PATTERNS  # interrupted or failed patterns
+                res.started_at = datetime.now(UTC)
+                self.patterns(w.payload, res)
+                res.finished_at = datetime.now(UTC)
+            self.after(w.payload, res)
+        return res
+
+    def patterns(self, ctx: ContextDef, res: ContextResult) -> None:
+        """Run the context's patterns for the period (nothing with ``--no-patterns``)."""
+        self.patterns_step.after(self.rc, ctx, res)
+
+    def after(self, ctx: ContextDef, res: ContextResult) -> None:
+        """Older unfinished patterns (--catch-up), then the cache table (--cache-load)."""
+        if self.behind is not None and self.patterns_step.enabled:
+            older = self.behind.older_patterns.get(ctx.context.to_string(), [])
+            catch_up.finish_older_patterns(self.rc, ctx, res, older, self.patterns_step)
+        self.cache(ctx, res)
+
+    def cache(self, ctx: ContextDef, res: ContextResult) -> None:
+        """Load the context's cache table when its sync and patterns succeeded."""
+        if self.loader is not None and catch_up.loadable(res):
+            res.cache = self.loader.load(ctx)
+
+    def report(self, res: ContextResult) -> None:
+        """Keep (or count) one context's result, log it, tell the caller."""
+        if self.keep_contexts or res.failed_any:
+            self.result.contexts.append(res)
+        else:
+            self.result.tally.add(res)
+        log_context(self.rc.run_id, res)
+        if self.on_result is not None:
+            self.on_result(res)
+
+    def record(self) -> tuple[str, dict[str, object]]:
+        """The outcome and the counts of the ``runs`` row, however the run ended."""
+        rc, result = self.rc, self.result
+        result.interrupted = rc.interrupted
+        result.halted = rc.halted[0] if rc.halted else None
+        result.finished_at = datetime.now(UTC)
+        result.not_started = len(self.contexts) - result.context_count if rc.stop.is_set() else 0
+        result.source = self.source.stats().since(self._before)
+        return result.outcome, summarize_run(result)
+
+    def _done(self) -> set[str]:
+        """The period's succeeded pattern keys (read once, for the contexts done already)."""
+        if not self.patterns_step.enabled:
+            return set()
+        with self._lock:
+            if self._analysed is None:
+                grain, period = self.request.grain.value, self.request.period
+                self._analysed = runs.succeeded_keys(self.engine, "pattern", grain, period)
+            return self._analysed
+
+
+__all__ = ["CacheChain", "SyncRun"]

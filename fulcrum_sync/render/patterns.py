@@ -16,8 +16,9 @@ from rich.tree import Tree
 
 from fulcrum_sync.domain import Grain, PatternsRunResult, format_period
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.render.console import print_table, status_style, stdout_console
+from fulcrum_sync.render.console import status_style, stdout_console
 from fulcrum_sync.render.numbers import format_field
+from fulcrum_sync.render.table import Column, print_fitted
 
 
 def patterns_result_json(result: PatternsRunResult) -> dict[str, Any]:
@@ -41,26 +42,44 @@ def patterns_result_json(result: PatternsRunResult) -> dict[str, Any]:
     }
 
 
+RUN_COLUMNS = (
+    Column("context"),
+    Column("pattern"),
+    Column("dimension", drop=2),
+    Column("status"),
+    Column("detail", fold=True),
+)
+SPEC_COLUMNS = (
+    Column("name"),
+    Column("version", drop=3),
+    Column("grains", drop=2),
+    Column("data needed", drop=4),
+    Column("lookback (periods)", drop=5),
+    Column("what it does", fold=True),
+)
+
+
 def print_patterns_result(result: PatternsRunResult) -> None:
     """Print one row per pattern run, then failures and a closing line."""
     out = stdout_console()
     req = result.request
     rows = [
         (
-            c.context.to_string(),
-            p.pattern,
-            p.dimension or "",
+            escape(c.context.to_string()),
+            escape(p.pattern),
+            escape(p.dimension or ""),
             status_style(p.status),
-            (p.error or "")[:120],
+            escape((p.error or "")[:120]),
         )
         for c in sorted(result.contexts, key=lambda c: c.context)
         for p in c.patterns
     ]
-    print_table(
+    print_fitted(
         out,
         f"patterns {req.grain.value} {format_period(req.grain, req.period)}",
-        ["context", "pattern", "dimension", "status", "detail"],
+        RUN_COLUMNS,
         rows,
+        hidden="--json",
     )
     totals = result.totals()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "no patterns"
@@ -82,10 +101,10 @@ def pattern_spec_json(spec: Any) -> dict[str, Any]:
 
 def print_pattern_specs(specs: Sequence[Any]) -> None:
     """Print the registry."""
-    print_table(
+    print_fitted(
         stdout_console(),
         "Patterns",
-        ["name", "version", "grains", "data needed", "lookback (periods)", "what it does"],
+        SPEC_COLUMNS,
         [
             (
                 s.name,
@@ -93,10 +112,11 @@ def print_pattern_specs(specs: Sequence[Any]) -> None:
                 ", ".join(g.value for g in Grain if g in s.grains),
                 ", ".join(sorted(s.needs)),
                 ", ".join(f"{g.value} {n}" for g, n in s.lookback.items()),
-                s.description,
+                escape(s.description),
             )
             for s in specs
         ],
+        hidden="--json",
     )
 
 

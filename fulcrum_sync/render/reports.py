@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,36 +18,60 @@ from fulcrum_sync.render.console import (
     stdout_console,
 )
 from fulcrum_sync.render.numbers import format_number
+from fulcrum_sync.render.table import command_lines
 
 
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else str(value or "")
 
 
+RUN_COLUMNS = (
+    Column("run id"),
+    Column("command"),
+    Column("arguments", drop=2, fold=True),
+    Column("host", drop=4),
+    Column("started (UTC)"),
+    Column("duration", "right", drop=3),
+    Column("outcome"),
+)
+
+
 def print_runs(rows: Sequence[dict[str, Any]], title: str = "Recent runs") -> None:
-    """Print invocations, newest first."""
-    print_table(
+    """Print invocations, newest first (run ids as their first 8 characters: `runs show`
+    takes them)."""
+    print_fitted(
         stdout_console(),
         title,
-        ["run id", "command", "arguments", "host", "started (UTC)", "duration", "outcome"],
+        RUN_COLUMNS,
         [
             (
                 r["run_id"][:8],
-                r["command"],
-                _arguments_text(r.get("arguments") or {}),
-                r["host"],
+                escape(r["command"]),
+                escape(_arguments_text(r.get("arguments") or {})),
+                escape(r["host"]),
                 _when(r["started_at"]),
                 f"{r['duration_seconds']:.1f}s" if r.get("duration_seconds") is not None else "",
                 status_style(r.get("outcome") or ""),
             )
             for r in rows
         ],
+        hidden="--json",
     )
 
 
-def _arguments_text(arguments: dict[str, Any]) -> str:
+def _arguments_text(arguments: dict[str, Any], short_ids: bool = True) -> str:
+    """``grain=day period=2025-09-30``; ids (a backfill's) as their first 8 characters, as
+    ``runs`` shows run ids, unless ``short_ids`` is false."""
     shown = {k: v for k, v in arguments.items() if v not in (None, False, [], {})}
-    return " ".join(f"{k}={v}" for k, v in shown.items())
+    return " ".join(f"{k}={_short_id(v) if short_ids else v}" for k, v in shown.items())
+
+
+def _short_id(value: Any) -> Any:
+    text = str(value)
+    return text[:8] if _UUID.fullmatch(text) else value
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def print_status(report: StatusReport) -> None:
@@ -57,7 +82,14 @@ def print_status(report: StatusReport) -> None:
         print_table(
             out,
             "Failing series",
-            ["context", "grain", "series", "failing since (UTC)", "last success", "last error"],
+            (
+                Column("context"),
+                Column("grain"),
+                Column("series"),
+                Column("failing since (UTC)", drop=2),
+                Column("last success", drop=3),
+                Column("last error", fold=True),
+            ),
             [
                 (
                     f"{r['tenant']}::{r['metric_id']}",
@@ -76,7 +108,14 @@ def print_status(report: StatusReport) -> None:
         print_table(
             out,
             "Failing patterns",
-            ["context", "pattern", "grain", "dimension", "period", "error"],
+            (
+                Column("context"),
+                Column("pattern"),
+                Column("grain"),
+                Column("dimension", drop=3),
+                Column("period", drop=2),
+                Column("error", fold=True),
+            ),
             [
                 (
                     f"{r['tenant']}::{r['metric_id']}",
@@ -116,7 +155,13 @@ def print_status(report: StatusReport) -> None:
         print_table(
             out,
             "Contexts behind",
-            ["grain", "context", "latest synced", "expected", "periods behind"],
+            (
+                Column("grain"),
+                Column("context"),
+                Column("latest synced"),
+                Column("expected", drop=2),
+                Column("periods behind", "right"),
+            ),
             [
                 (
                     g,
@@ -143,7 +188,8 @@ def print_problems(problems: Sequence[Problem]) -> None:
         out.print(
             f"  [bold]{p.kind}[/bold] {p.grain.value} {escape(p.context)}: {escape(p.detail)}"
         )
-        out.print(f"    fix: {p.command}", markup=False, highlight=False, soft_wrap=True)
+        for line in command_lines(p.command, out.width, "    fix: "):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.print(f"    next scheduled run: {escape(p.schedule_note)}")
 
 
@@ -175,7 +221,7 @@ def print_run_detail(detail: RunDetail) -> None:
         f"{status_style(run.get('outcome') or '')}"
     )
     lines = [
-        ("arguments", _arguments_text(run.get("arguments") or {}) or "none"),
+        ("arguments", _arguments_text(run.get("arguments") or {}, short_ids=False) or "none"),
         ("host", f"{run['host']} (pid {run['pid']})"),
         ("started", f"{_when(run['started_at'])} UTC"),
         (

@@ -24,6 +24,11 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from typer.exceptions import TyperException
 
+from fulcrum_sync.cli.complete import (
+    complete_grains,
+    complete_metrics,
+    complete_tenants,
+)
 from fulcrum_sync.domain import (
     DependencyError,
     FulcrumError,
@@ -269,6 +274,7 @@ GrainOption = Annotated[
         "-g",
         metavar=GRAIN_METAVAR,
         help="day, week or month (aliases: daily, weekly, monthly).",
+        autocompletion=complete_grains,
     ),
 ]
 JsonOption = Annotated[
@@ -296,13 +302,23 @@ PeriodOption = Annotated[
 TenantOption = Annotated[
     str | None,
     typer.Option(
-        "--tenant", "-t", metavar="TENANT", help="Only this tenant.", rich_help_panel=SCOPE_PANEL
+        "--tenant",
+        "-t",
+        metavar="TENANT",
+        help="Only this tenant.",
+        rich_help_panel=SCOPE_PANEL,
+        autocompletion=complete_tenants,
     ),
 ]
 MetricOption = Annotated[
     str | None,
     typer.Option(
-        "--metric", "-m", metavar="METRIC", help="Only this metric.", rich_help_panel=SCOPE_PANEL
+        "--metric",
+        "-m",
+        metavar="METRIC",
+        help="Only this metric.",
+        rich_help_panel=SCOPE_PANEL,
+        autocompletion=complete_metrics,
     ),
 ]
 GrainFilterOption = Annotated[
@@ -313,6 +329,7 @@ GrainFilterOption = Annotated[
         metavar=GRAIN_METAVAR,
         help="Only this grain (aliases: daily, weekly, monthly). Default: all.",
         rich_help_panel=SCOPE_PANEL,
+        autocompletion=complete_grains,
     ),
 ]
 DimensionOption = Annotated[

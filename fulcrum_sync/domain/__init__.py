@@ -67,6 +67,7 @@ from fulcrum_sync.domain.periods import (
     shift_period,
 )
 from fulcrum_sync.domain.reports import (
+    RUN_OUTCOMES,
     CacheLoadResult,
     CatalogSaveResult,
     ContextCacheResult,
@@ -78,6 +79,7 @@ from fulcrum_sync.domain.reports import (
     Problem,
     RevisionResult,
     RunDetail,
+    RunsQuery,
     StatusReport,
     UpgradeResult,
 )
@@ -118,6 +120,7 @@ __all__ = [
     "GRAIN_ALIASES",
     "PART_TABLES",
     "RESET_WHATS",
+    "RUN_OUTCOMES",
     "WHAT_CHOICES",
     "BackfillPlan",
     "BackfillRequest",
@@ -154,6 +157,7 @@ __all__ = [
     "RevisionResult",
     "RunDetail",
     "RunKeyCount",
+    "RunsQuery",
     "Scope",
     "SeriesRequest",
     "SeriesResult",

@@ -132,7 +132,7 @@ def summary_line(result: BackfillResult) -> str:
     data = result_json(result)
     return (
         f"backfill {data['backfill_id']} {data['outcome']}: {data['done']} done, "
-        f"{data['already_done']} already done, {data['failed']} failed; rows fetched "
+        f"{data['already_done']} skipped (already done), {data['failed']} failed; rows fetched "
         f"{data['rows_fetched']} / in range {data['rows_in_range']} "
         f"(ratio {data['fetch_ratio']}); resume with --resume {data['backfill_id']}"
     )

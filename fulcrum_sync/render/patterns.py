@@ -68,8 +68,8 @@ def print_patterns_result(result: PatternsRunResult) -> None:
             escape(c.context.to_string()),
             escape(p.pattern),
             escape(p.dimension or ""),
-            status_style(p.status),
-            escape((p.error or "")[:120]),
+            status_style(SHOWN_STATUS.get(p.status, p.status)),
+            escape(SKIP_REASONS.get(p.status) or (p.error or "")[:120]),
         )
         for c in sorted(result.contexts, key=lambda c: c.context)
         for p in c.patterns
@@ -81,9 +81,27 @@ def print_patterns_result(result: PatternsRunResult) -> None:
         rows,
         hidden="--json",
     )
-    totals = result.totals()
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "no patterns"
-    out.print(f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; {counts}).")
+    if any(p.status == "done" for c in result.contexts for p in c.patterns):
+        out.print("already done: another run did these; use --force to run them again.")
+    out.print(
+        f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; "
+        f"{totals_text(result.totals())})."
+    )
+
+
+# A pattern key another run finished is "skipped (already done)", as sync says it.
+SHOWN_STATUS = {"done": "skipped", "busy": "skipped"}
+SKIP_REASONS = {
+    "done": "already done",
+    "busy": "another process is running it",
+}
+
+
+def totals_text(totals: dict[str, int]) -> str:
+    """``3 succeeded, 2 skipped (already done)``: statuses as sync words them."""
+    words = {"done": "skipped (already done)", "busy": "skipped (busy)"}
+    parts = [f"{n} {words.get(s, s)}" for s, n in sorted(totals.items())]
+    return ", ".join(parts) or "no patterns"
 
 
 def pattern_spec_json(spec: Any) -> dict[str, Any]:
@@ -120,13 +138,32 @@ def print_pattern_specs(specs: Sequence[Any]) -> None:
     )
 
 
-def print_pattern_results(context: str, grain: Grain, rows: Sequence[dict[str, Any]]) -> None:
+def print_pattern_results(
+    context: str, grain: Grain, rows: Sequence[dict[str, Any]], *, paged: bool = False
+) -> None:
     """Print stored results readably: a tree per pattern (and dimension), numbers formatted,
-    lists of records as tables (or one line per record when a table would not fit)."""
+    lists of records as tables (or one line per record when a table would not fit).
+
+    :param paged: on a terminal, show the report in a pager (rich's, i.e. $PAGER or less);
+        piped or redirected output is printed as it is.
+    """
     out = stdout_console()
     if not rows:
-        out.print(f"No pattern results stored for {context} at grain {grain.value}.")
+        out.print(
+            f"No pattern results stored for {escape(context)} at grain {grain.value} "
+            "(with these filters)."
+        )
         return
+    if paged and out.is_terminal:
+        with out.pager(styles=True):
+            _print_results(out, context, grain, rows)
+    else:
+        _print_results(out, context, grain, rows)
+
+
+def _print_results(
+    out: Console, context: str, grain: Grain, rows: Sequence[dict[str, Any]]
+) -> None:
     period = rows[0]["analysis_period"]
     out.print(f"[bold]{escape(context)}[/bold] {grain.value} {period}: {len(rows)} results")
     for row in rows:

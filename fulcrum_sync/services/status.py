@@ -12,6 +12,7 @@ from fulcrum_sync.domain import (
     Grain,
     InputError,
     RunDetail,
+    RunsQuery,
     StatusReport,
     format_period,
     iter_periods,
@@ -22,9 +23,9 @@ from fulcrum_sync.store import backfills, progress, reports
 from fulcrum_sync.store import cache as cache_store
 
 
-def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
-    """Return recent invocations with their duration, newest first."""
-    return [_with_duration(row) for row in reports.recent_runs(engine, limit, command)]
+def list_runs(engine: Engine, query: RunsQuery | None = None) -> list[dict[str, Any]]:
+    """Return recent invocations (filtered by ``query``) with their duration, newest first."""
+    return [_with_duration(row) for row in reports.recent_runs(engine, query)]
 
 
 RUN_PREFIX_MIN = 4
@@ -85,7 +86,7 @@ def status(
     grains = [grain] if grain else list(Grain)
     report = StatusReport(
         generated_at=now,
-        runs=list_runs(engine, runs),
+        runs=list_runs(engine, RunsQuery(limit=runs)),
         failing_series=reports.failing_series(engine, grain.value if grain else None),
         failing_patterns=reports.failing_patterns(engine, grain.value if grain else None),
         freshness=[],

@@ -25,8 +25,11 @@ from fulcrum_sync.cli import (
     sync,
 )
 from fulcrum_sync.cli._common import OUTPUT_PANEL, check_log_format, deps_of, handle_errors
+from fulcrum_sync.cli._root import RootGroup
+from fulcrum_sync.cli.complete import complete_log_formats
 
 app = typer.Typer(
+    cls=RootGroup,
     name="fulcrum-sync",
     help="Keep a metrics platform's time series, Snowflake cache and patterns fresh.",
     no_args_is_help=True,
@@ -51,9 +54,10 @@ def root(
         typer.Option(
             "--log-format",
             metavar="[auto|rich|json]",
-            help="auto (JSON lines when not on a terminal), rich or json. "
-            "Default: FULCRUM_SYNC_LOG_FORMAT or auto.",
+            help="auto (JSON lines when not on a terminal), rich or json; accepted before or "
+            "after the command. Default: FULCRUM_SYNC_LOG_FORMAT or auto.",
             rich_help_panel=OUTPUT_PANEL,
+            autocompletion=complete_log_formats,
         ),
     ] = None,
     verbose: Annotated[

@@ -40,7 +40,10 @@ def complete_log_formats(incomplete: str) -> list[str]:
 
 
 def complete_what(incomplete: str) -> list[str]:
-    return _starting(WHAT_CHOICES, incomplete)
+    """``--what`` takes a comma-separated list: complete its last item."""
+    done, _, last = incomplete.rpartition(",")
+    head = f"{done}," if done else ""
+    return [head + w for w in _starting(WHAT_CHOICES, last)]
 
 
 def complete_outcomes(incomplete: str) -> list[str]:

@@ -15,9 +15,10 @@ from fulcrum_sync.cli._common import (
     deps_of,
     finish,
     handle_errors,
+    in_range,
     parse_grain,
 )
-from fulcrum_sync.cli.complete import complete_commands, complete_outcomes
+from fulcrum_sync.cli.complete import complete_commands, complete_grains, complete_outcomes
 from fulcrum_sync.domain import RUN_OUTCOMES, RunsQuery
 
 
@@ -26,7 +27,13 @@ def status(
     ctx: typer.Context,
     grain: Annotated[
         str | None,
-        typer.Option("--grain", "-g", metavar=GRAIN_METAVAR, help="Only this grain. Default: all."),
+        typer.Option(
+            "--grain",
+            "-g",
+            metavar=GRAIN_METAVAR,
+            help="Only this grain. Default: all.",
+            autocompletion=complete_grains,
+        ),
     ] = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -65,7 +72,13 @@ def runs(
     ctx: typer.Context,
     limit: Annotated[
         int,
-        typer.Option("--limit", "-n", min=1, max=10_000, help="How many runs (at most 10,000)."),
+        typer.Option(
+            "--limit",
+            "-n",
+            metavar="N",
+            callback=in_range(1, 10_000),
+            help="How many runs, 1 to 10,000.",
+        ),
     ] = 20,
     command: Annotated[
         str | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -30,7 +31,13 @@ def read_catalog_file(path: Path, *, allow_empty: bool = True) -> cat.Catalog:
     unknown patterns, bad pattern settings and contexts that would share a cache table).
     With ``allow_empty`` False, a catalog without tenants is refused too.
     """
-    catalog = cat.read_catalog(path)
+    try:
+        catalog = cat.read_catalog(path)
+    except CatalogError as exc:  # one pass: the pattern names are checked on the raw data too
+        more = raw_pattern_problems(exc.data)
+        if not more:
+            raise
+        raise CatalogError(exc.origin, [*exc.problems, *more], exc.shown) from None
     problems = catalog_problems(catalog)
     if problems:
         raise CatalogError(str(path), problems, cat.MAX_PROBLEMS_SHOWN)
@@ -109,6 +116,33 @@ def pattern_problems(catalog: cat.Catalog) -> list[str]:
                     get_pattern(name)
                 except InputError as exc:
                     problems.append(f"tenant {tenant.identifier}: {exc}")
+    return problems
+
+
+def raw_pattern_problems(data: Any) -> list[str]:
+    """Unknown pattern names in a catalog's parsed YAML that failed the schema, so a file's
+    problems come in one pass (the schema's and these), not one kind per attempt."""
+    tenants = data.get("tenants") if isinstance(data, dict) else None
+    names = [
+        (t.get("identifier"), name)
+        for t in (tenants if isinstance(tenants, list) else [])
+        if isinstance(t, dict)
+        for m in (t.get("metrics") if isinstance(t.get("metrics"), list) else [])
+        if isinstance(m, dict) and isinstance(m.get("patterns"), list)
+        for name in m["patterns"]
+        if isinstance(name, str)
+    ]
+    if not names:
+        return []
+    from fulcrum_sync.patterns.registry import REGISTRY, get_pattern
+
+    problems = []
+    for tenant, name in names:
+        if name not in REGISTRY:
+            try:
+                get_pattern(name)
+            except InputError as exc:
+                problems.append(f"tenant {tenant}: {exc}")
     return problems
 
 

@@ -27,6 +27,7 @@ from fulcrum_sync.cli import (
 from fulcrum_sync.cli._common import OUTPUT_PANEL, check_log_format, deps_of, handle_errors
 from fulcrum_sync.cli._root import RootGroup
 from fulcrum_sync.cli.complete import complete_log_formats
+from fulcrum_sync.libwarnings import route_warnings
 
 app = typer.Typer(
     cls=RootGroup,
@@ -80,6 +81,7 @@ def root(
     ] = False,
 ) -> None:
     """Keep a metrics platform's time series, Snowflake cache and patterns fresh."""
+    route_warnings()  # before any library runs: its warnings go through the log, no paths
     deps = deps_of(ctx)
     deps.log_format = check_log_format(log_format)
     deps.verbose = verbose

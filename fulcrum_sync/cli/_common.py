@@ -251,7 +251,9 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
     def handler(signum: int, _frame: object) -> None:
         stop.set()
         name = signal.Signals(signum).name
-        _say(f"Received {name}: finishing work in flight, releasing the rest.")
+        from fulcrum_sync.render.console import say_above_progress
+
+        say_above_progress(f"Received {name}: finishing work in flight, releasing the rest.")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

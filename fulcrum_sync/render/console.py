@@ -88,6 +88,19 @@ def status_style(status: str) -> str:
     return f"[{colour}]{status}[/{colour}]"
 
 
+_LIVE: list[Progress] = []  # the progress bar on screen, if any (one at a time)
+
+
+def say_above_progress(text: str) -> None:
+    """Print ``text`` on stderr on a line of its own: above the progress bar while one is on
+    screen (rich moves the bar down), else plainly. Used for the SIGTERM/Ctrl-C notice, which
+    was glued to the bar's line when written straight to stderr."""
+    if _LIVE:
+        _LIVE[-1].console.print(text, markup=False, highlight=False)
+    else:
+        stderr_console().print(text, markup=False, highlight=False)
+
+
 class SyncProgress:
     """A rich progress bar over contexts, shown only on a terminal."""
 
@@ -113,10 +126,13 @@ class SyncProgress:
                 transient=True,
             )
             self._progress.__enter__()
+            _LIVE.append(self._progress)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
+            if self._progress in _LIVE:
+                _LIVE.remove(self._progress)
             self._progress.__exit__(None, None, None)
 
     def start(self, total: int) -> None:

@@ -16,6 +16,10 @@ import typer
 from typer.core import TyperGroup, TyperOption
 
 LOG_FORMAT = "--log-format"
+LOG_FORMAT_NOTE = (
+    "Global options work here too: --log-format [auto|rich|json] before or after the "
+    "command; --verbose before it."
+)
 
 
 def hoist_log_format(args: list[str]) -> list[str]:
@@ -62,7 +66,10 @@ def _walk(command: Any) -> Iterator[Any]:
 
 
 def _tidy(command: Any) -> None:
-    """No ``<bool>`` after a flag (``--help`` included)."""
+    """No ``<bool>`` after a flag (``--help`` included); a command's help ends by saying
+    the global options work there too."""
+    if not getattr(command, "commands", None) and LOG_FORMAT_NOTE not in (command.epilog or ""):
+        command.epilog = "\n\n".join(filter(None, [command.epilog, LOG_FORMAT_NOTE]))
     params = list(command.params)
     help_option = command.get_help_option(typer.Context(command))
     if help_option is not None:

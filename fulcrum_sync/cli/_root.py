@@ -55,7 +55,7 @@ class RootGroup(TyperGroup):
         for command in _walk(self):
             _tidy(command)
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: Typer's click Context
         return super().parse_args(ctx, hoist_log_format(args))
 
 

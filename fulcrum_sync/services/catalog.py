@@ -122,15 +122,11 @@ def pattern_problems(catalog: cat.Catalog) -> list[str]:
 def raw_pattern_problems(data: Any) -> list[str]:
     """Unknown pattern names in a catalog's parsed YAML that failed the schema, so a file's
     problems come in one pass (the schema's and these), not one kind per attempt."""
-    tenants = data.get("tenants") if isinstance(data, dict) else None
     names = [
-        (t.get("identifier"), name)
-        for t in (tenants if isinstance(tenants, list) else [])
-        if isinstance(t, dict)
-        for m in (t.get("metrics") if isinstance(t.get("metrics"), list) else [])
-        if isinstance(m, dict) and isinstance(m.get("patterns"), list)
-        for name in m["patterns"]
-        if isinstance(name, str)
+        (tenant.get("identifier"), name)
+        for tenant in _dicts(data.get("tenants") if isinstance(data, dict) else None)
+        for metric in _dicts(tenant.get("metrics"))
+        for name in _strings(metric.get("patterns"))
     ]
     if not names:
         return []
@@ -144,6 +140,15 @@ def raw_pattern_problems(data: Any) -> list[str]:
             except InputError as exc:
                 problems.append(f"tenant {tenant}: {exc}")
     return problems
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings in ``value`` when it is a list (raw YAML can hold anything)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def cache_table_problems(catalog: cat.Catalog) -> list[str]:

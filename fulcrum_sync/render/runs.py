@@ -125,7 +125,7 @@ def print_run_detail(detail: RunDetail) -> None:
         )
         for k, name in zip(keys, names, strict=True)
     ]
-    print_fitted(out, f"{len(rows)} run keys", KEY_COLUMNS, rows)
+    print_fitted(out, f"{len(rows)} run keys", KEY_COLUMNS, rows, hidden="--json")
     by_status: dict[str, int] = {}
     for k in detail.keys:
         by_status[k["status"]] = by_status.get(k["status"], 0) + 1

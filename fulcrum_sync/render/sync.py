@@ -167,31 +167,7 @@ def print_sync_result(result: SyncRunResult) -> None:
     out = stdout_console()
     req = result.request
     reasons: dict[str, str] = {}  # skip reason -> its mark
-    rows = []
-    for c in sorted(result.contexts, key=lambda c: c.context):
-        status = status_style(c.status)
-        if c.skip_reason:
-            mark = reasons.setdefault(c.skip_reason, f"({chr(ord('a') + len(reasons))})")
-            status += f" {mark}"
-        worked = c.status != "skipped"
-        p = c.pattern_counts()
-        rows.append(
-            (
-                c.context.to_string(),
-                _periods_text(c),
-                SYNC_TYPE_SHORT.get(c.sync_types, "") if worked else "",
-                _window_text(c),
-                format_int(c.rows_stored) if worked else "",
-                format_int(c.rows_skipped) if worked else "",
-                f"{sum(1 for d in c.dimensions if d.success)}/{len(c.dimensions_failed)}"
-                if worked
-                else "",
-                f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
-                f"{c.duration_seconds:.2f}s" if worked else "",
-                status_style(c.cache.status) if c.cache is not None else "",
-                status,
-            )
-        )
+    rows = _summary_rows(result, reasons)
     title = f"sync {req.grain.value} {format_period(req.grain, req.period)}"
     unused = {
         "periods": not any(c.periods for c in result.contexts),
@@ -244,6 +220,37 @@ def print_sync_result(result: SyncRunResult) -> None:
             f"{stats.throttled_waits} throttled waits."
         )
     out.print(f"Run {result.run_id}: {result.outcome} ({counts}).")
+
+
+def _summary_rows(result: SyncRunResult, reasons: dict[str, str]) -> list[tuple[str, ...]]:
+    """One row per context, in SUMMARY_COLUMNS order; a skip reason gets a mark in
+    ``reasons`` (said once, under the table)."""
+    rows: list[tuple[str, ...]] = []
+    for c in sorted(result.contexts, key=lambda c: c.context):
+        status = status_style(c.status)
+        if c.skip_reason:
+            mark = reasons.setdefault(c.skip_reason, f"({chr(ord('a') + len(reasons))})")
+            status += f" {mark}"
+        worked = c.status != "skipped"
+        p = c.pattern_counts()
+        rows.append(
+            (
+                c.context.to_string(),
+                _periods_text(c),
+                SYNC_TYPE_SHORT.get(c.sync_types, "") if worked else "",
+                _window_text(c),
+                format_int(c.rows_stored) if worked else "",
+                format_int(c.rows_skipped) if worked else "",
+                f"{sum(1 for d in c.dimensions if d.success)}/{len(c.dimensions_failed)}"
+                if worked
+                else "",
+                f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
+                f"{c.duration_seconds:.2f}s" if worked else "",
+                status_style(c.cache.status) if c.cache is not None else "",
+                status,
+            )
+        )
+    return rows
 
 
 def print_sync_plan(request: SyncRequest, planned: Sequence[Any]) -> None:

@@ -93,13 +93,13 @@ def print_patterns_result(result: PatternsRunResult) -> None:
 SHOWN_STATUS = {"done": "skipped", "busy": "skipped"}
 SKIP_REASONS = {
     "done": "already done",
-    "busy": "another process is running it",
+    "busy": "claimed by another running process",
 }
 
 
 def totals_text(totals: dict[str, int]) -> str:
     """``3 succeeded, 2 skipped (already done)``: statuses as sync words them."""
-    words = {"done": "skipped (already done)", "busy": "skipped (busy)"}
+    words = {"done": "skipped (already done)", "busy": "skipped (claimed by another process)"}
     parts = [f"{n} {words.get(s, s)}" for s, n in sorted(totals.items())]
     return ", ".join(parts) or "no patterns"
 

@@ -107,7 +107,7 @@ def print_run_detail(detail: RunDetail) -> None:
     if not detail.keys:
         hint = ""
         if run["command"] in ("sync", "patterns", "backfill"):
-            hint = " (keys it skipped (already done) belong to the run that did them)"
+            hint = "; the keys it skipped (already done) belong to the run that did them"
         out.print(f"No run keys were worked by this run{hint}.")
         return
     keys = sorted(detail.keys, key=_key_order)

@@ -3,8 +3,9 @@
 Python prints a library's warning as ``/venv/lib/.../fakesnow/cursor.py:689: UserWarning:
 ...`` plus a source line; ``logging.captureWarnings`` logs that same text under
 ``py.warnings``. Here a warning becomes one ``warning`` record of the logger named after the
-module that raised it (``jwt.api_jwt``) with the text ``InsecureKeyLengthWarning: The HMAC
-key is ...``: the log handler formats it like every other line (JSON fields in a pod).
+module that raised it (``jwt.api_jwt``) with the text ``InsecureKeyLengthWarning from
+jwt.api_jwt: The HMAC key is ...`` (the name in the text too: a terminal's log lines show no
+logger names); the log handler formats it like every other line (JSON fields in a pod).
 
 Warnings that are noise to an operator are silenced: fakesnow's (a test stand-in for
 Snowflake, warning about its own internals) and statsmodels' fit diagnostics (the forecasting
@@ -42,7 +43,8 @@ def _log_warning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    logging.getLogger(module_of(filename)).warning("%s: %s", category.__name__, message)
+    name = module_of(filename)
+    logging.getLogger(name).warning("%s from %s: %s", category.__name__, name, message)
 
 
 def module_of(filename: str) -> str:

@@ -156,7 +156,9 @@ def test_a_library_warning_is_a_log_line_named_by_its_module_without_paths() -> 
             configure_logging("rich", stream=io.StringIO())
     (line,) = [json.loads(x) for x in buffer.getvalue().splitlines()]
     assert line["logger"] == "jwt.api_jwt" and line["level"] == "warning"
-    assert line["event"].startswith("InsecureKeyLengthWarning: The HMAC key is 5 bytes long")
+    assert line["event"].startswith(
+        "InsecureKeyLengthWarning from jwt.api_jwt: The HMAC key is 5 bytes long"
+    )
     assert "/" not in line["event"] and "site-packages" not in buffer.getvalue()
 
 

@@ -29,9 +29,12 @@ SILENCED = (
 
 def route_warnings() -> None:
     """Send warnings to the log (once per place, as Python's default filter does) and silence
-    the noisy libraries. Calling it again changes nothing more."""
+    the noisy libraries. Calling it again changes nothing: a filter is added only when it is
+    missing (adding one resets every warning registry of the process)."""
+    present = {(f[2], getattr(f[3], "pattern", None)) for f in warnings.filters if f[0] == "ignore"}
     for module, category in SILENCED:
-        warnings.filterwarnings("ignore", category=category, module=module)
+        if (category, module) not in present:
+            warnings.filterwarnings("ignore", category=category, module=module)
     warnings.showwarning = _log_warning
 
 

@@ -204,3 +204,14 @@ def test_a_scheduled_catch_up_keeps_periods_and_cache_ahead_of_time_at_120(
     assert "2025-08-06..2025-08-09 (4)" in row
     hidden = " ".join(result.stdout.split()).partition("hidden at 120 columns:")[2]
     assert "periods" not in hidden and "cache" not in hidden.partition("(see")[0]
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_series_show_fits_a_long_sparkline_and_the_slices(url: str, width: int) -> None:
+    for extra in ([], ["-d", "region"]):
+        args = ("series", "show", "acme::new_revenue", "-g", "day", "--last", "90", *extra)
+        result = invoke(url, *args, COLUMNS=str(width))
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert all(len(line) <= width for line in lines), result.stdout
+        assert any("min " in line and "last " in line for line in lines)

@@ -33,7 +33,7 @@ def stored_names(settings: Settings) -> StoredNames:
     if not _may_exist(url):
         return StoredNames()
     with contextlib.suppress(Exception):
-        engine = open_engine(url, migrate=False)
+        engine = open_engine(_quick(url), migrate=False)
         try:
             rows = active_contexts(engine)
         finally:
@@ -44,6 +44,18 @@ def stored_names(settings: Settings) -> StoredNames:
             contexts=sorted({f"{r['tenant']}::{r['metric_id']}" for r in rows}),
         )
     return StoredNames()
+
+
+CONNECT_TIMEOUT = 2  # seconds a <TAB> waits for an unreachable PostgreSQL server
+
+
+def _quick(url: str) -> str:
+    """``url`` with a short connect timeout for PostgreSQL (a shell waits on completion)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return url
+    quick = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)})
+    return quick.render_as_string(hide_password=False)
 
 
 def _may_exist(url: str) -> bool:

@@ -176,3 +176,8 @@ def test_the_ctrl_c_notice_is_on_a_line_of_its_own(
     pieces = [p.strip() for p in re.split(r"[\r\n]", err) if p.strip()]
     notice = "Received SIGINT: finishing work in flight, releasing the rest."
     assert notice in pieces, pieces
+
+
+def test_tenants_complete_from_postgresql_too(pg_url: str) -> None:
+    assert invoke(pg_url, "discover").exit_code == 0
+    assert complete(pg_url, "fulcrum-sync state show --tenant a") == ["acme"]

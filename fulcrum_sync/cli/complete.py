@@ -1,8 +1,9 @@
 """Shell completion of option values (``fulcrum-sync --install-completion`` sets it up).
 
-Fixed choices (grains, log formats, ``--what``, outcomes, commands, pattern names) complete
-from the code; tenants, metrics and contexts from the state database when it is reachable,
-and to nothing when it is not. A completion never prints, logs or raises.
+Fixed choices (grains, log formats, ``--what``, outcomes, pattern names) complete from the
+code; tenants, metrics, contexts and the commands with a run recorded (``runs --command``)
+from the state database when it is reachable, and to nothing when it is not. A completion
+never prints, logs or raises.
 """
 
 from __future__ import annotations
@@ -16,15 +17,6 @@ if TYPE_CHECKING:
     from fulcrum_sync.services.completion import StoredNames
 
 LOG_FORMATS = ("auto", "rich", "json")
-COMMANDS = (
-    "sync",
-    "backfill",
-    "patterns",
-    "cache-load",
-    "discover",
-    "state reset",
-    "catalog load",
-)
 
 
 def _starting(values: Iterable[str], incomplete: str) -> list[str]:
@@ -50,12 +42,6 @@ def complete_outcomes(incomplete: str) -> list[str]:
     return _starting(RUN_OUTCOMES, incomplete)
 
 
-def complete_commands(incomplete: str) -> list[str]:
-    return _starting((c for c in COMMANDS if " " not in c), incomplete) or _starting(
-        COMMANDS, incomplete
-    )
-
-
 def complete_patterns(incomplete: str) -> list[str]:
     from fulcrum_sync.patterns.registry import REGISTRY
 
@@ -79,3 +65,4 @@ def _stored(pick: Callable[[StoredNames], list[str]]) -> Callable[[str], list[st
 complete_tenants = _stored(lambda n: n.tenants)
 complete_metrics = _stored(lambda n: n.metrics)
 complete_contexts = _stored(lambda n: n.contexts)
+complete_commands = _stored(lambda n: n.commands)  # those with a run recorded

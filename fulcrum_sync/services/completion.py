@@ -1,4 +1,4 @@
-"""Names a shell completes from the state database: tenants, metrics and contexts.
+"""Names a shell completes from the state database: tenants, metrics, contexts, commands.
 
 Completion runs on every <TAB>: it never creates or migrates a database, never logs, and
 answers nothing (an empty list) when the database is not there or not reachable.
@@ -22,12 +22,13 @@ class StoredNames:
     tenants: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     contexts: list[str] = field(default_factory=list)  # tenant::metric
+    commands: list[str] = field(default_factory=list)  # with a run recorded
 
 
 def stored_names(settings: Settings) -> StoredNames:
     """Read the active contexts' names; nothing at all when the database is unreachable."""
     from fulcrum_sync.store.engine import open_engine
-    from fulcrum_sync.store.reports import active_contexts
+    from fulcrum_sync.store.reports import active_contexts, run_commands
 
     url = settings.database_url.get_secret_value()
     if not _may_exist(url):
@@ -36,12 +37,14 @@ def stored_names(settings: Settings) -> StoredNames:
         engine = open_engine(_quick(url), migrate=False)
         try:
             rows = active_contexts(engine)
+            commands = run_commands(engine)
         finally:
             engine.dispose()
         return StoredNames(
             tenants=sorted({r["tenant"] for r in rows}),
             metrics=sorted({r["metric_id"] for r in rows}),
             contexts=sorted({f"{r['tenant']}::{r['metric_id']}" for r in rows}),
+            commands=commands,
         )
     return StoredNames()
 

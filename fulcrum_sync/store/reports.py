@@ -31,6 +31,14 @@ def recent_runs(engine: Engine, query: RunsQuery | None = None) -> list[dict[str
 
 
 @reconnecting
+def run_commands(engine: Engine) -> list[str]:
+    """Return the commands that have a run recorded (what ``runs --command`` can match)."""
+    query = select(t.runs.c.command).distinct().order_by(t.runs.c.command)
+    with translate_errors(engine, "read runs from"), engine.connect() as conn:
+        return [r[0] for r in conn.execute(query)]
+
+
+@reconnecting
 def find_runs(engine: Engine, prefix: str, limit: int = 5) -> list[dict[str, Any]]:
     """Return up to ``limit`` invocations whose run id starts with ``prefix``."""
     c = t.runs.c

@@ -74,6 +74,7 @@ def test_tenants_and_contexts_complete_from_the_state_database(discovered: str) 
     contexts = complete(discovered, "fulcrum-sync series show acme::")
     assert "acme::new_revenue" in contexts and all(c.startswith("acme::") for c in contexts)
     assert "orders" in complete(discovered, "fulcrum-sync cache-load --metric ord")
+    assert complete(discovered, "fulcrum-sync runs --command ") == []  # no run recorded yet
 
 
 def test_no_database_completes_to_nothing_and_creates_none(tmp_path: Path) -> None:
@@ -181,3 +182,6 @@ def test_the_ctrl_c_notice_is_on_a_line_of_its_own(
 def test_tenants_complete_from_postgresql_too(pg_url: str) -> None:
     assert invoke(pg_url, "discover").exit_code == 0
     assert complete(pg_url, "fulcrum-sync state show --tenant a") == ["acme"]
+    args = ["sync", "-g", "day", "-p", "2025-09-30", "-t", "acme", "-m", "orders", "--no-patterns"]
+    assert invoke(pg_url, *args).exit_code == 0
+    assert complete(pg_url, "fulcrum-sync runs --command ") == ["sync"]

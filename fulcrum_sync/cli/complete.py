@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fulcrum_sync.services.completion import StoredNames
 
 LOG_FORMATS = ("auto", "rich", "json")
+STATUS_FORMATS = ("table", "json", "openmetrics")
 
 
 def _starting(values: Iterable[str], incomplete: str) -> list[str]:
@@ -29,6 +30,10 @@ def complete_grains(incomplete: str) -> list[str]:
 
 def complete_log_formats(incomplete: str) -> list[str]:
     return _starting(LOG_FORMATS, incomplete)
+
+
+def complete_status_formats(incomplete: str) -> list[str]:
+    return _starting(STATUS_FORMATS, incomplete)
 
 
 def complete_what(incomplete: str) -> list[str]:

@@ -26,6 +26,7 @@ from fulcrum_sync.cli._common import (
     resolve_period,
     stop_on_sigterm,
 )
+from fulcrum_sync.cli._push import observe
 from fulcrum_sync.cli.complete import complete_contexts, complete_grains, complete_patterns
 from fulcrum_sync.domain import (
     Grain,
@@ -157,6 +158,7 @@ def _run(
             overrides=deps.patterns,
         )
     summary = render.patterns_result_json(result)
+    observe(ctx, result)  # for the metrics pushed as the command ends
     emit(
         output,
         data=lambda: summary,

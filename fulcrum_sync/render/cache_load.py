@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from rich.markup import escape
 
 from fulcrum_sync.domain import CacheLoadResult
 from fulcrum_sync.render.console import status_style, stdout_console
+from fulcrum_sync.render.numbers import format_int
 from fulcrum_sync.render.table import Column, print_fitted
 
 
@@ -58,7 +59,7 @@ def print_cache_load(result: CacheLoadResult) -> None:
             (
                 escape(c.context),
                 escape(c.table),
-                "" if c.status == "unchanged" else c.rows,
+                "" if c.status == "unchanged" else format_int(c.rows),
                 size,
                 c.window.to_string() if c.window else "",
                 f"{c.seconds:.2f}s",
@@ -78,9 +79,10 @@ def print_cache_load(result: CacheLoadResult) -> None:
             "(--force loads them anyway).",
             markup=False,
         )
+    loaded = format_int(cast(int, s["rows"]))
     out.print(
         f"Run {result.run_id}: {s['outcome']} ({s['succeeded']} loaded, {s['skipped']} "
-        f"skipped, {s['failed']} failed, {s['unchanged']} unchanged; {s['rows']} rows, "
+        f"skipped, {s['failed']} failed, {s['unchanged']} unchanged; {loaded} rows, "
         f"{s['size_mb']:.3f} MB in {s['duration_seconds']:.2f}s).",
         markup=False,
     )

@@ -63,6 +63,7 @@ def url(state: Path, tmp_path: Path) -> str:
 
 SCREENS = {
     "status": ("status",),
+    "status --verbose": ("status", "--verbose"),
     "runs": ("runs",),
     "cache-load --force": ("cache-load", "-g", "day", "--force"),
     "patterns list": ("patterns", "list"),
@@ -100,9 +101,11 @@ def test_a_screen_fits_the_width_and_never_breaks_an_identifier(
     text = result.stdout
     too_long = [line for line in text.splitlines() if len(line) > width]
     assert not too_long, f"{screen} at {width}:\n{text}"
-    names = {"patterns list": PATTERNS, "cache-load --force": CONTEXTS, "status": CONTEXTS}.get(
-        screen, []
-    )
+    names = {
+        "patterns list": PATTERNS,
+        "cache-load --force": CONTEXTS,
+        "status --verbose": CONTEXTS,
+    }.get(screen, [])
     for name in [*names, *WORDS]:
         assert not _broken(text, name), f"{name!r} broken in {screen} at {width}:\n{text}"
     for name in names:

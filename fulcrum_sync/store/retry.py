@@ -210,10 +210,10 @@ def reconnecting(func: Callable[Concatenate[Engine, P], R]) -> Callable[Concaten
     long it waits is the engine's :class:`Patience`.
     """
 
-    @functools.wraps(func)
-    def wrapper(engine: Engine, *args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(engine: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return patiently(engine, lambda: func(engine, *args, **kwargs))
 
+    functools.update_wrapper(wrapper, func)
     return wrapper
 
 

@@ -68,11 +68,13 @@ def close_abandoned(
     now = now_utc()
     live = frozenset(LIVE_RUNS) if live is None else live
     closed: list[AbandonedRun] = []
-    with translate_errors(engine, "close abandoned runs in"), engine.begin() as conn:
+    with translate_errors(engine, "read runs from"), engine.connect() as conn:
         rows = conn.execute(select(t.runs).where(c.outcome == RUNNING)).all()
-        for row in rows:
-            if row.run_id in live or not _gone(row, now, lease_seconds):
-                continue
+    gone = [r for r in rows if r.run_id not in live and _gone(r, now, lease_seconds)]
+    if not gone:
+        return []  # the usual case: a read, no write
+    with translate_errors(engine, "close abandoned runs in"), engine.begin() as conn:
+        for row in gone:
             error = (
                 f"abandoned: process {row.pid} on {row.host} is gone; last sign of life "
                 f"{_iso(row.heartbeat_at or row.started_at)}"

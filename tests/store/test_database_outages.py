@@ -178,8 +178,10 @@ def test_a_database_stopped_for_8_seconds_mid_sync_costs_nothing(
     assert waits and backs, out[-2000:]
     finished = lines[-1]
     assert finished["event"] == "sync finished" and finished["outcome"] == "succeeded"
-    assert digest(url) == digest(clean)  # series, dimension rows, pattern results: exact
+    stored = digest(url)
+    assert stored == digest(clean)  # series, dimension rows, pattern results: exact
     assert set(_keys_of(url, finished["run_id"])) == {"succeeded"}
+    print(f"\nstopped 8 s mid-sync: exit 0, rows equal to a clean run: {stored}")
 
 
 @pytest.mark.slow
@@ -202,6 +204,7 @@ def test_a_database_gone_for_good_exits_3_within_the_bound_and_is_abandoned_next
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "unreachable: gave up after 4 s (FULCRUM_SYNC_DATABASE_RETRY_SECONDS)" in err
     dead = json_lines(out)[0]["run_id"]
+    print(f"\ngone for good: exit 3 {seconds:.1f} s after the stop: {err.strip()}")
 
     again = invoke(url, *SYNC)  # the next run closes the dead run's record
     assert again.exit_code == 0, again.output
@@ -281,6 +284,7 @@ def test_a_table_lock_fails_the_blocked_contexts_within_a_minute_and_the_next_ru
     waiting = [e for e in lines if e["level"] == "warning" and "waiting" in e["event"]]
     assert any("a lock on metric_time_series" in e["event"] and e["tenant"] for e in waiting)
     assert lines[-1]["outcome"] == "partial"
+    print(f"\nlocked: exit 1 after {seconds:.1f} s; {failed[0]['error']}; {waiting[0]['event']}")
 
     again = invoke(pg_url, *SYNC)  # the lock is gone: the next plain run finishes them
     assert again.exit_code == 0, again.output

@@ -289,3 +289,30 @@ def test_a_table_lock_fails_the_blocked_contexts_within_a_minute_and_the_next_ru
     again = invoke(pg_url, *SYNC)  # the lock is gone: the next plain run finishes them
     assert again.exit_code == 0, again.output
     assert digest(pg_url) == digest(clean)
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+def test_a_full_disk_fails_the_run_cleanly_and_records_it(pg_url: str, tmp_path: Path) -> None:
+    assert invoke(pg_url, *SYNC, "--tenant", "acme").exit_code == 0  # the schema and catalog
+    plain, _, query = pg_url.replace("+psycopg", "").partition("?")
+    schema = query.split("%3D", 1)[1]
+    with psycopg.connect(plain, autocommit=True) as conn:  # what PostgreSQL says on ENOSPC
+        conn.execute(
+            f'CREATE FUNCTION "{schema}".full_disk() RETURNS trigger AS $$ BEGIN RAISE '
+            "EXCEPTION 'could not extend file \"base/1/2\": No space left on device' USING "
+            "ERRCODE = '53100'; END $$ LANGUAGE plpgsql"
+        )
+        conn.execute(
+            f'CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON "{schema}".metric_time_series '
+            f'FOR EACH ROW EXECUTE FUNCTION "{schema}".full_disk()'
+        )
+    result = invoke(pg_url, "sync", "--grain", "day", "--period", "2025-10-01", "--json")
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "failed"
+    assert "No space left on device" in document["contexts"][0]["error"]
+    latest = max(_runs(pg_url).values(), key=lambda run: run["started_at"])
+    assert latest["outcome"] == "failed" and latest["finished_at"]

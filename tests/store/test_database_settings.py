@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 from fulcrum_sync.cli import app
 from fulcrum_sync.config import DatabaseLimits, load_settings
-from fulcrum_sync.domain import StoreError
+from fulcrum_sync.domain import StoreBusyError, StoreError, is_outage
 from fulcrum_sync.store import run_records, runs
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import normalize_url, open_engine
+from fulcrum_sync.store.engine import normalize_url, open_engine, translate_errors
 from fulcrum_sync.store.retry import patiently, set_patience
 
 runner = CliRunner()
@@ -218,3 +218,22 @@ def test_a_heartbeat_keeps_a_run_on_another_host_alive(sqlite_url: str) -> None:
     run_records.beat(engine, there)
     assert run_records.close_abandoned(engine, lease_seconds=120) == []
     engine.dispose()
+
+
+def test_a_statement_past_its_timeout_fails_with_a_line_naming_the_table(pg_url: str) -> None:
+    engine = open_engine(pg_url, limits=DatabaseLimits(statement_seconds=0.5))
+    try:
+        slow = "SELECT pg_sleep(5) FROM runs UNION ALL SELECT pg_sleep(5)"
+        with (
+            pytest.raises(StoreBusyError) as caught,
+            translate_errors(engine, "read runs from"),
+            engine.connect() as conn,
+        ):
+            conn.exec_driver_sql(slow)
+        assert str(caught.value) == (
+            "statement on runs cancelled after 0.5 s "
+            "(FULCRUM_SYNC_DATABASE_STATEMENT_TIMEOUT_SECONDS)"
+        )
+        assert not is_outage(caught.value)  # that context fails; the run goes on
+    finally:
+        engine.dispose()

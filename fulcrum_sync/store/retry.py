@@ -177,10 +177,13 @@ def patiently(engine: Engine, call: Callable[[], R]) -> R:
             log.info("lost the state database connection (%s); reconnecting", error)
 
     bound = 0.0 if patience.gave_up else patience.seconds
+    backoff = wait_exponential(multiplier=0.25, min=0.25, max=3)  # never past the bound
     retrying = Retrying(
         retry=lost,
         stop=(stop_after_delay(bound) & stop_after_attempt(2)) | stop_when_event_set(patience.stop),
-        wait=wait_exponential(multiplier=0.25, min=0.25, max=3),
+        wait=lambda state: min(
+            backoff(state), max(bound - (state.seconds_since_start or 0.0), 0.0)
+        ),
         sleep=patience.sleep,
         before_sleep=waiting,
         reraise=True,
@@ -188,9 +191,10 @@ def patiently(engine: Engine, call: Callable[[], R]) -> R:
     try:
         result = retrying(call)
     except StoreError as exc:
-        if bound <= 0 or not is_disconnect(engine, exc.__cause__):
+        if patience.seconds <= 0 or not is_disconnect(engine, exc.__cause__):
             raise
-        stopped = patience.stop.is_set()
+        # Stopped by SIGTERM, or by the run halting because another thread gave up first.
+        stopped = patience.stop.is_set() and not patience.gave_up
         patience.gave_up = patience.gave_up or not stopped
         why = "stopped while waiting" if stopped else "gave up"
         raise StoreError(

@@ -210,12 +210,19 @@ def translate_errors(engine: Engine, action: str) -> Iterator[None]:
         raise StoreError(f"cannot {action} the state database {where}: {detail}") from exc
 
 
+_FIX = "fix FULCRUM_SYNC_DATABASE_URL"
 _REFUSALS = (
-    (re.compile(r'database "([^"]+)" does not exist'), "database '{}' does not exist on {}"),
-    (re.compile(r'role "([^"]+)" does not exist'), "role '{}' does not exist on {}"),
+    (
+        re.compile(r'database "([^"]+)" does not exist'),
+        "database '{}' does not exist on {}: create it or " + _FIX,
+    ),
+    (
+        re.compile(r'role "([^"]+)" does not exist'),
+        "role '{}' does not exist on {}: create it or " + _FIX,
+    ),
     (
         re.compile(r'password authentication failed for user "([^"]+)"'),
-        "password authentication failed for user '{}' on {}",
+        "password authentication failed for user '{}' on {}: " + _FIX,
     ),
 )
 
@@ -226,8 +233,7 @@ def _configuration_problem(engine: Engine, detail: str) -> str | None:
         found = pattern.search(detail)
         if found:
             where = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
-            what = template.format(found.group(1), where)
-            return f"{what}: create it or fix FULCRUM_SYNC_DATABASE_URL"
+            return template.format(found.group(1), where)
     if engine.dialect.name == "sqlite" and "unable to open database file" in detail:
         return (
             f"cannot open the SQLite file {engine.url.database!r}: its folder does not exist "

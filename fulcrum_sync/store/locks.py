@@ -24,6 +24,7 @@ from fulcrum_sync.logs import bound_fields, current_fields
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+IDLE_SECONDS = 10.0  # no connection in use this long: the watchdog thread ends
 
 _WAITS = """
 SELECT l.pid, coalesce(l.relation::regclass::text, l.locktype), l.mode,
@@ -82,18 +83,26 @@ class LockWatch:
                 self.busy.clear()
 
     def _run(self) -> None:
+        """Poll while our connections are in use; end (closing its own) after idling a while,
+        so an engine nobody uses holds no thread and no connection."""
         conn: Any = None
         while True:
-            self.busy.wait()
-            with contextlib.suppress(Exception):  # a watchdog never fails the work it watches
+            if not self.busy.wait(IDLE_SECONDS):
+                with self.lock:
+                    if not self.busy.is_set():
+                        self.thread = None
+                        break
+                continue
+            try:
                 conn = conn or self._connect()
                 self._poll(conn)
-                threading.Event().wait(POLL_SECONDS)
-                continue
-            with contextlib.suppress(Exception):
-                conn.close()
-            conn = None
+            except Exception:  # a watchdog never fails the work it watches
+                with contextlib.suppress(Exception):
+                    conn.close()
+                conn = None
             threading.Event().wait(POLL_SECONDS)
+        with contextlib.suppress(Exception):
+            conn.close()
 
     def _connect(self) -> Any:
         dialect = self.engine.dialect

@@ -54,8 +54,12 @@ class Deps:
             from fulcrum_sync.store.engine import open_engine
 
             check_database_choice(self.get_settings())
-            url = self.get_settings().database_url.get_secret_value()
-            self.engine = open_engine(url, workers=workers, pooled=pooled, migrate=migrate)
+            settings = self.get_settings()
+            url = settings.database_url.get_secret_value()
+            limits = settings.database_limits
+            self.engine = open_engine(
+                url, workers=workers, pooled=pooled, limits=limits, migrate=migrate
+            )
             self._owned.append(self.engine)
         return self.engine
 

@@ -7,6 +7,7 @@ is neither created nor migrated.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,7 +92,9 @@ def _engine(report: DoctorReport, deps: Deps, settings: Settings) -> Iterator[En
     owned = engine is None
     try:
         if engine is None:
-            engine = open_engine(settings.database_url.get_secret_value(), migrate=False)
+            limits = dataclasses.replace(settings.database_limits, retry_seconds=0)  # say it now
+            url_text = settings.database_url.get_secret_value()
+            engine = open_engine(url_text, migrate=False, limits=limits)
         version = health.server_version(engine)
     except InputError as exc:
         report.add(Check("database", FAIL, str(exc), "correct FULCRUM_SYNC_DATABASE_URL"))

@@ -43,6 +43,12 @@ class CacheSink(Protocol):
 
     target: str
 
+    @property
+    def destination(self) -> str:
+        """The connection the sink loads through: sinks with the same one share it (loads to
+        different destinations may run at once, loads to one run one after the other)."""
+        ...
+
     def table_for(self, tenant: str, metric: str, grain: Grain) -> CacheTable:
         """Return the (validated) table of a context; raise InputError for unsafe names."""
         ...

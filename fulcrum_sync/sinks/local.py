@@ -69,6 +69,10 @@ class LocalSink:
         self._engine = engine
         self._schema = "main" if engine.dialect.name == "sqlite" else "public"
 
+    @property
+    def destination(self) -> str:
+        return "local"
+
     def __repr__(self) -> str:
         return f"LocalSink({self._engine.url.render_as_string(hide_password=True)!r})"
 

@@ -88,48 +88,133 @@ def load_destination(
     force: bool,
     on_result: Callable[[ContextCacheResult], None] | None = None,
 ) -> DestinationLoad:
-    """Load ``plans`` (all of one destination) one after the other on one connection.
+    """Load ``plans`` (all of one destination) together: one connection, one batch.
 
-    Never raises for a context's failure; when the destination cannot be opened, the
-    contexts that needed it are returned in ``unopened`` with the error.
+    Contexts whose series did not change are reported first, without connecting; the
+    others' rows are read from the state database into one batch, loaded together, and
+    each recorded. Never raises for a context's failure; when the destination cannot be
+    opened, the contexts that needed it are returned in ``unopened`` with the error.
     """
     out = DestinationLoad(plans[0].sink.destination if plans else "")
-    sessions: dict[int, Session] = {}
+    pending: list[tuple[Planned, ContextCacheResult]] = []
+    for plan in plans:
+        res = _result(plan)
+        fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
+        try:
+            if unchanged(engine, plan.ctx, plan.sink.target, res, fields, force):
+                _report(out, res, on_result)
+                continue
+        except Exception as exc:  # the state database: this context fails, the others go on
+            _fail(engine, plan, res, exc, on_result, out)
+            continue
+        pending.append((plan, res))
+    if not pending:
+        return out
+    sessions = {id(p.sink): Session(p.sink) for p, _ in pending}
     try:
-        for plan in plans:
-            session = sessions.setdefault(id(plan.sink), Session(plan.sink))
-            if out.open_error is not None:
-                res = _baseline_only(engine, plan, force=force)
-                if res is None:  # had something to load: fails with the destination
-                    out.unopened.append((plan.ctx, _unopened(plan, out.open_error)))
-                    continue
-            else:
-                try:
-                    res = load_context(engine, session, plan.ctx, plan.table, force=force)
-                except FulcrumError as exc:
-                    out.open_error = exc
-                    out.unopened.append((plan.ctx, _unopened(plan, exc)))
-                    continue
-                out.opened = out.opened or session.opened
-            out.results.append(res)
-            if on_result is not None:
-                on_result(res)
+        try:
+            for session in sessions.values():
+                session.open()
+        except FulcrumError as exc:
+            out.open_error = exc
+            out.unopened = [(p.ctx, _unopened(p, exc)) for p, _ in pending]
+            return out
+        out.opened = True
+        _load_batch(engine, out, pending, on_result)
     finally:
         for session in sessions.values():
             session.close()
     return out
 
 
-def _baseline_only(engine: Engine, plan: Planned, *, force: bool) -> ContextCacheResult | None:
-    """The context's ``unchanged`` result, or None when it had something to load."""
+def _load_batch(
+    engine: Engine,
+    out: DestinationLoad,
+    pending: list[tuple[Planned, ContextCacheResult]],
+    on_result: Callable[[ContextCacheResult], None] | None,
+) -> None:
+    """Read each pending context's rows into one batch, load it, record each outcome."""
+    started = time.perf_counter()
+    batch = pending[0][0].sink.batch()
+    staged: list[tuple[Planned, ContextCacheResult]] = []
+    try:
+        for plan, res in pending:
+            ctx = plan.ctx
+            try:
+                frame = cache_store.read_cache_frame(
+                    engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
+                )
+                if frame.empty:
+                    batch.ensure(plan.table)
+                    res.status, res.skip_reason = "skipped", EMPTY_REASON
+                else:
+                    batch.add(plan.table, frame, ctx.grain, res.loaded_at or datetime.now(UTC))
+                    res.window = Window(frame["date"].min(), frame["date"].max())
+            except Exception as exc:
+                _fail(engine, plan, res, exc, on_result, out)
+                continue
+            staged.append((plan, res))
+        try:
+            outcomes = batch.load()
+        except Exception as exc:  # nothing of the batch was loaded
+            outcomes = {plan.table.qualified: exc for plan, _ in staged}
+    finally:
+        batch.close()
+    share = round((time.perf_counter() - started) / max(1, len(staged)), 4)
+    for plan, res in staged:
+        outcome = outcomes.get(plan.table.qualified)
+        res.seconds = share  # a batch's time, shared evenly by its tables
+        if isinstance(outcome, Exception):
+            _fail(engine, plan, res, outcome, on_result, out)
+            continue
+        if outcome is not None and res.status != "skipped":
+            res.status, res.rows = "succeeded", outcome.rows
+            res.size_mb, res.size_estimated = outcome.size_mb, outcome.size_estimated
+        fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
+        record(engine, plan.ctx, plan.sink.target, res, fields)
+        _report(out, res, on_result)
+
+
+def _result(plan: Planned) -> ContextCacheResult:
     res = ContextCacheResult(
         plan.ctx.context.to_string(), plan.ctx.grain, plan.table.qualified, "failed"
     )
+    res.loaded_at = datetime.now(UTC)
+    return res
+
+
+def _report(
+    out: DestinationLoad,
+    res: ContextCacheResult,
+    on_result: Callable[[ContextCacheResult], None] | None,
+) -> None:
+    out.results.append(res)
+    if on_result is not None:
+        on_result(res)
+
+
+def _fail(
+    engine: Engine,
+    plan: Planned,
+    res: ContextCacheResult,
+    exc: Exception,
+    on_result: Callable[[ContextCacheResult], None] | None,
+    out: DestinationLoad,
+) -> None:
+    """Record ``res`` as failed by ``exc`` (a crash is logged with its traceback)."""
     fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
-    try:
-        return res if unchanged(engine, plan.ctx, plan.sink.target, res, fields, force) else None
-    except DependencyError:
-        return None
+    res.status, res.error = "failed", str(exc) or type(exc).__name__
+    res.dependency_failure = is_outage(exc)
+    if not isinstance(exc, FulcrumError):
+        log_event(log, "cache load crashed", logging.ERROR, exc_info=exc, **fields)
+    record(engine, plan.ctx, plan.sink.target, res, fields)
+    _report(out, res, on_result)
+
+
+def _unopened(plan: Planned, error: FulcrumError) -> ContextCacheResult:
+    res = _result(plan)
+    res.error, res.dependency_failure = str(error), is_outage(error)
+    return res
 
 
 def unchanged(
@@ -157,16 +242,6 @@ def unchanged(
     res.skip_reason = f"unchanged since its load of {loaded} (data version {baseline.version})"
     log_event(log, "cache load unchanged", data_version=res.data_version, **fields)
     return True
-
-
-def _unopened(plan: Planned, error: FulcrumError) -> ContextCacheResult:
-    res = ContextCacheResult(
-        plan.ctx.context.to_string(), plan.ctx.grain, plan.table.qualified, "failed"
-    )
-    res.status, res.error = "failed", str(error)
-    res.dependency_failure = is_outage(error)
-    res.loaded_at = datetime.now(UTC)
-    return res
 
 
 def load_context(

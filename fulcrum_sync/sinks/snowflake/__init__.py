@@ -1,11 +1,12 @@
-"""The Snowflake cache target: its settings (config.py) and its loads (sink.py)."""
+"""The Snowflake cache target: its settings (config.py), its connection and sink (sink.py)
+and its batched loads (batch.py)."""
 
 from __future__ import annotations
 
+from fulcrum_sync.sinks.snowflake.batch import SnowflakeBatch, supports_multi_statement
 from fulcrum_sync.sinks.snowflake.config import QUERY_TAG, SnowflakeConfig, load_private_key
 from fulcrum_sync.sinks.snowflake.sink import (
     REFUSED_ERRNOS,
-    STAGE_SUFFIX,
     SnowflakeLink,
     SnowflakeSink,
     is_refused,
@@ -14,10 +15,11 @@ from fulcrum_sync.sinks.snowflake.sink import (
 __all__ = [
     "QUERY_TAG",
     "REFUSED_ERRNOS",
-    "STAGE_SUFFIX",
+    "SnowflakeBatch",
     "SnowflakeConfig",
     "SnowflakeLink",
     "SnowflakeSink",
     "is_refused",
     "load_private_key",
+    "supports_multi_statement",
 ]

@@ -1,21 +1,15 @@
 """The Snowflake cache target, on snowflake-connector-python (imported only when used).
 
-A load replaces a table's contents atomically::
+A sink writes one tenant's tables (its database and schema) through a :class:`SnowflakeLink`,
+the one connection of its destination (account, user, role, warehouse), shared by every
+tenant loading there and opened once per run. Loads go in batches (sinks/snowflake/batch.py):
+one staged file and one COPY for all changed tables, each table replaced atomically by an
+``INSERT OVERWRITE`` (grants and history kept), the statements of many tables sent together.
+:meth:`SnowflakeSink.replace` is a batch of one.
 
-    CREATE TABLE IF NOT EXISTS "DB"."SCHEMA"."CACHE_..."   -- first load only
-    CREATE OR REPLACE TEMPORARY TABLE "CACHE_...__STAGE"   -- this session only
-    write_pandas(...) into the stage                        -- PUT + COPY INTO
-    BEGIN; DELETE FROM target; INSERT INTO target SELECT ... FROM stage; COMMIT
-    DROP TABLE IF EXISTS stage
-
-The DELETE and the INSERT commit together, so readers see the old rows until the commit and
-the new ones after it. Unlike ``ALTER TABLE ... SWAP WITH`` or ``CREATE OR REPLACE ... CLONE``
-this keeps the table itself (its grants, comments and Time Travel history), and it is what
-fakesnow, which the tests run on, supports. ``write_pandas`` runs DDL (a temporary stage and
-file format), which would commit an open transaction: that is why it loads the stage first.
-
-Credentials never leave this module: the config's repr hides them, and every connector error
-is turned into one SinkError at :meth:`SnowflakeSink._translate` with any secret masked.
+Credentials never leave this package: the config's repr hides them, and every connector error
+is turned into one SinkError (RefusedError when Snowflake refuses the credentials) in
+:func:`translate`, with any secret masked.
 """
 
 from __future__ import annotations
@@ -23,26 +17,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync.domain import FulcrumError, Grain, RefusedError, SinkError
-from fulcrum_sync.sinks.base import FRAME_COLUMNS, LoadStats, estimate_bytes
+from fulcrum_sync.sinks.base import LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
+from fulcrum_sync.sinks.snowflake.batch import SnowflakeBatch
 from fulcrum_sync.sinks.snowflake.config import SnowflakeConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-STAGE_SUFFIX = "__STAGE"
-_COLUMNS_DDL = (
-    '"DATE" DATE NOT NULL, "DIMENSION_NAME" VARCHAR, "DIMENSION_SLICE" VARCHAR, '
-    '"VALUE" FLOAT NOT NULL, "GRAIN" VARCHAR NOT NULL, "LOADED_AT" TIMESTAMP_NTZ NOT NULL'
-)
-_STAGE_DDL = '"DATE" DATE, "DIMENSION_NAME" VARCHAR, "DIMENSION_SLICE" VARCHAR, "VALUE" FLOAT'
-_FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
 
 #: Connector error numbers that mean Snowflake refused who we are (a wrong password or key,
 #: a locked or disabled user, a role not granted): configuration, never retried (exit 2).
@@ -162,7 +149,7 @@ class SnowflakeSink:
     def table_for(self, tenant: str, metric: str, grain: Grain) -> CacheTable:
         """Return ``DB.SCHEMA.CACHE_<TENANT>_<METRIC>_<GRAIN>``; raise InputError if unsafe."""
         name = cache_table_name(tenant, metric, grain)
-        quote(name + STAGE_SUFFIX, "cache table name")
+        quote(name, "cache table name")
         return CacheTable(name, f"{self._config.database}.{self._config.schema}.{name}")
 
     def open(self) -> None:
@@ -172,82 +159,41 @@ class SnowflakeSink:
 
     def ensure_table(self, table: CacheTable) -> None:
         """Create ``table`` if it does not exist."""
-        with self._translate(f"create {table.qualified}"), self._cursor() as cur:
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {self._fqn(table)} ({_COLUMNS_DDL})")
+        batch = self.batch()
+        try:
+            batch.ensure(table)
+            _raise_failed(batch.load(), table)
+        finally:
+            batch.close()
 
     def replace(
         self, table: CacheTable, frame: pd.DataFrame, grain: Grain, loaded_at: datetime
     ) -> LoadStats:
-        """Stage ``frame`` with write_pandas, then swap it in with one transaction."""
-        from snowflake.connector.pandas_tools import write_pandas
+        """Make ``frame`` the table's contents: a batch of one (see :meth:`batch`)."""
+        batch = self.batch()
+        try:
+            batch.add(table, frame, grain, loaded_at)
+            return _raise_failed(batch.load(), table)
+        finally:
+            batch.close()
 
-        target, stage_name = self._fqn(table), table.name + STAGE_SUFFIX
-        stage = quote(stage_name)
-        stamp = loaded_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
-        with self._translate(f"load {table.qualified}"), self._cursor() as cur:
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({_COLUMNS_DDL})")
-            cur.execute(f"CREATE OR REPLACE TEMPORARY TABLE {stage} ({_STAGE_DDL})")
-            try:
-                if not frame.empty:
-                    upper = frame[list(FRAME_COLUMNS)].rename(columns=str.upper)
-                    ok, _chunks, staged, _ = write_pandas(
-                        self._conn, upper, stage_name, quote_identifiers=True
-                    )
-                    if not ok or staged != len(frame):
-                        raise SinkError(
-                            f"cannot load {table.qualified}: staged {staged} of {len(frame)} rows"
-                        )
-                cur.execute("BEGIN")
-                try:
-                    cur.execute(f"DELETE FROM {target}")
-                    cur.execute(
-                        f'INSERT INTO {target} ({_FRAME_COLS}, "GRAIN", "LOADED_AT") '
-                        f"SELECT {_FRAME_COLS}, %(grain)s, TO_TIMESTAMP_NTZ(%(loaded_at)s) "
-                        f"FROM {stage}",
-                        {"grain": grain.value, "loaded_at": stamp},
-                    )
-                    cur.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        cur.execute("ROLLBACK")
-                    raise
-            finally:
-                with contextlib.suppress(Exception):
-                    cur.execute(f"DROP TABLE IF EXISTS {stage}")
-            cur.execute(f"SELECT COUNT(*) FROM {target}")
-            rows = int(cur.fetchone()[0])
-            size = self._size(cur, table)
-        if size is None or (size == 0 and rows > 0):  # not reported (fakesnow says 0)
-            return LoadStats(rows, estimate_bytes(frame, grain), size_estimated=True)
-        return LoadStats(rows, size)
+    def batch(self) -> SnowflakeBatch:
+        """Start a batch of tables of this destination: one staged file, one COPY, and the
+        tables replaced together (sinks/snowflake/batch.py)."""
+        if self._link.conn is None:
+            raise SinkError("the Snowflake sink is not open: call open() first")
+        return SnowflakeBatch(self._link)
 
     def close(self) -> None:
         """Close the (shared) connection, if open."""
         self._link.close()
 
-    def _fqn(self, table: CacheTable) -> str:
-        cfg = self._config
-        return ".".join((quote(cfg.database), quote(cfg.schema), quote(table.name)))
-
-    def _size(self, cur: Any, table: CacheTable) -> int | None:
-        cur.execute(
-            f"SELECT BYTES FROM {quote(self._config.database)}.INFORMATION_SCHEMA.TABLES "
-            "WHERE TABLE_SCHEMA = %(schema)s AND TABLE_NAME = %(name)s",
-            {"schema": self._config.schema, "name": table.name},
-        )
-        row = cur.fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
-    @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        if self._conn is None:
-            raise SinkError("the Snowflake sink is not open: call open() first")
-        cur = self._conn.cursor()
-        try:
-            yield cur
-        finally:
-            with contextlib.suppress(Exception):
-                cur.close()
-
     def _translate(self, action: str) -> contextlib.AbstractContextManager[None]:
         return translate(self._config, action)
+
+
+def _raise_failed(outcomes: dict[str, LoadStats | Exception], table: CacheTable) -> LoadStats:
+    outcome = outcomes.get(table.qualified)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome if outcome is not None else LoadStats(0, None)

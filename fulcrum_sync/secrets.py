@@ -122,15 +122,15 @@ def read_secret_ref(
         never a value.
     """
     if (env is None) == (file is None):
-        raise InputError(f"{what}: name exactly one environment variable or file to read it from")
+        raise InputError(f"{what} cannot be read: name one environment variable or one file")
     if env is not None:
         source = os.environ if environ is None else environ
         value = source.get(env, "")
         if not value:
             state = "is empty" if env in source else "is not set"
             raise InputError(
-                f"{what}: environment variable {env} {state}; set it (e.g. from a Kubernetes "
-                "Secret with envFrom) or change the catalog"
+                f"{what} cannot be read: environment variable {env} {state}; set it (e.g. from "
+                "a Kubernetes Secret with envFrom) or change the catalog"
             )
     else:
         assert file is not None
@@ -143,20 +143,22 @@ def read_secret_ref(
 
 
 def _read_secret_file(path: Path, what: str) -> str:
+    # No colon right after ``what`` or the path: "password: x" reads as a secret to redact.
     fix = "mount the secret there (a Kubernetes Secret volume) or change the catalog"
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SECRET_FILE_BYTES + 1)
     except OSError as exc:
-        raise InputError(f"{what}: cannot read file {path}: {exc.strerror or exc}; {fix}") from None
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"{what} cannot be read: file {path} ({reason}); {fix}") from None
     if len(raw) > MAX_SECRET_FILE_BYTES:
-        raise InputError(f"{what}: file {path} is larger than 1 MiB; is it the right file?")
+        raise InputError(f"{what} cannot be read: file {path} is over 1 MiB; is it the right file?")
     try:
         value = raw.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise InputError(f"{what}: file {path} is not UTF-8 text") from None
+        raise InputError(f"{what} cannot be read: file {path} is not UTF-8 text") from None
     if not value.strip():
-        raise InputError(f"{what}: file {path} is empty; {fix}")
+        raise InputError(f"{what} cannot be read: file {path} is empty; {fix}")
     return value
 
 

@@ -171,13 +171,14 @@ def test_a_missing_variable_is_a_configuration_error_naming_it(
 ) -> None:
     with pytest.raises(InputError) as caught:
         read_secret_ref(env, None, what="tenant acme's Snowflake password", environ=environ)
-    assert str(caught.value).startswith("tenant acme's Snowflake password: ")
+    assert str(caught.value).startswith("tenant acme's Snowflake password cannot be read: ")
+    assert redact(str(caught.value)) == str(caught.value)  # nothing in it reads as a secret
     assert message in str(caught.value)
 
 
 def test_a_missing_or_empty_file_is_a_configuration_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
-    with pytest.raises(InputError, match=f"cannot read file {missing}: No such file"):
+    with pytest.raises(InputError, match=f"w cannot be read: file {missing} \\(No such file"):
         read_secret_ref(None, str(missing), what="w")
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(InputError, match="is empty; mount the secret there"):
@@ -186,5 +187,5 @@ def test_a_missing_or_empty_file_is_a_configuration_error_naming_it(tmp_path: Pa
 
 def test_cube_connection_reads_its_credential() -> None:
     cube = CubeConnection(url="https://c.example.com", token_env="ACME_TOKEN")
-    with pytest.raises(InputError, match="tenant acme's Cube token: environment variable"):
+    with pytest.raises(InputError, match="tenant acme's Cube token cannot be read: environment"):
         cube.read_credential("acme")

@@ -191,12 +191,13 @@ class SnowflakeBatch:
         self._file.close()
         config = self._link.config
         sender = Sender(self._link, supports_multi_statement(self._link.conn))
-        loads = [i for i in self._items.values() if i.grain is not None]
+        existing, outcomes = self._existing(sender)
+        items = [i for i in self._items.values() if i.table.qualified not in outcomes]
+        loads = [i for i in items if i.grain is not None]
         with translate(config, f"stage {len(loads)} cache tables in {config.destination}"):
-            existing = {row[:3] for row in sender.query(self._tables_query(with_bytes=False))}
             setup = [
                 f"CREATE TABLE IF NOT EXISTS {fqn(i.table)} ({COLUMNS_DDL})"
-                for i in self._items.values()
+                for i in items
                 if _parts(i.table) not in existing
             ]
             if loads:
@@ -207,7 +208,6 @@ class SnowflakeBatch:
             sender.run(setup)
             if self._rows:
                 self._copy(sender)
-        outcomes: dict[str, LoadStats | Exception] = {}
         by_database: dict[str, list[_Item]] = {}
         for item in loads:
             by_database.setdefault(_parts(item.table)[0], []).append(item)
@@ -258,12 +258,39 @@ class SnowflakeBatch:
             return SinkError(f"cannot load {item.table.qualified}: {inserted} of {item.rows} rows")
         return LoadStats(item.rows, None)
 
-    def _tables_query(self, *, with_bytes: bool) -> str:
+    def _existing(
+        self, sender: Sender
+    ) -> tuple[set[tuple[str, str, str]], dict[str, LoadStats | Exception]]:
+        """Which of our tables exist: one query for every database; when it fails, one per
+        database, and the tables of a database that cannot be read fail (the others go on)."""
+        from fulcrum_sync.sinks.snowflake.sink import translate
+
+        config = self._link.config
+        try:
+            with translate(config, f"read the tables of {config.destination}"):
+                return {r[:3] for r in sender.query(self._tables_query(with_bytes=False))}, {}
+        except FulcrumError:
+            pass
+        existing: set[tuple[str, str, str]] = set()
+        failed: dict[str, LoadStats | Exception] = {}
+        for database in sorted({_parts(i.table)[0] for i in self._items.values()}):
+            try:
+                with translate(config, f"read the tables of database {database}"):
+                    query = self._tables_query(with_bytes=False, only=database)
+                    existing |= {r[:3] for r in sender.query(query)}
+            except FulcrumError as exc:
+                for item in self._items.values():
+                    if _parts(item.table)[0] == database:
+                        failed[item.table.qualified] = exc
+        return existing, failed
+
+    def _tables_query(self, *, with_bytes: bool, only: str | None = None) -> str:
         """One query over every database's INFORMATION_SCHEMA (UNION ALL) for our tables."""
         tables: dict[str, dict[str, list[str]]] = {}
         for item in self._items.values():
             database, schema, name = _parts(item.table)
-            tables.setdefault(database, {}).setdefault(schema, []).append(name)
+            if only is None or database == only:
+                tables.setdefault(database, {}).setdefault(schema, []).append(name)
         selects = []
         extra = ', "BYTES"' if with_bytes else ""
         for database, schemas in sorted(tables.items()):

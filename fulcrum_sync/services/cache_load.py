@@ -73,9 +73,9 @@ def plan_tables(
     }
     namer = next(iter(sinks.values()), None)
     pairs = [(ctx, tbl.name) for ctx, tbl in tables.items()]
-    for c in others or [] if namer is not None else []:
+    for c in others or []:
         name = c.context.to_string()
-        if name in tables:
+        if name in tables or namer is None:
             continue
         try:
             other = namer.table_for(c.tenant.identifier, c.metric.metric_id, c.grain)

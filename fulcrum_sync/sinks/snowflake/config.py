@@ -162,13 +162,13 @@ class SnowflakeConfig:
         pem: bytes | None = None
         if dest.auth == "password":
             ref = (dest.password_env, dest.password_file)
-            password = read_secret_ref(*ref, what=f"{what} password", environ=environ)
-            password = password.get_secret_value()
+            secret = read_secret_ref(*ref, what=f"{what} password", environ=environ)
+            password = secret.get_secret_value()
             hint = dest.references[0]
         else:
             ref = (dest.private_key_env, dest.private_key_file)
-            key_text = read_secret_ref(*ref, what=f"{what} private key", environ=environ)
-            key_text = key_text.get_secret_value().strip()
+            secret = read_secret_ref(*ref, what=f"{what} private key", environ=environ)
+            key_text = secret.get_secret_value().strip()
             pem = key_text.replace("\\n", "\n").encode()
             if dest.passphrase_env or dest.passphrase_file:
                 ref = (dest.passphrase_env, dest.passphrase_file)

@@ -269,3 +269,23 @@ def test_a_missing_database_fails_only_its_tenant_on_a_shared_connection(
     for c in _report(result)["contexts"]:
         status.setdefault(c["context"].split("::")[0], set()).add(c["status"])
     assert status == {"acme": {"succeeded"}, "initech": {"succeeded"}, "umbrella": {"failed"}}
+
+
+def test_doctor_logs_into_each_destination_once_naming_its_tenants(state: str) -> None:
+    env = _env(state, FULCRUM_SYNC_CACHE_TARGET="snowflake")
+    accounts = Accounts()
+    ok = runner.invoke(app, ["doctor"], env=env, obj=Deps(snowflake_connect=accounts.connect))
+    assert ok.exit_code == 0, ok.output
+    text = " ".join(ok.stdout.split())
+    acme = "snowflake account acme-xy12345 as ACME_LOADER (warehouse LOAD_XS), password"
+    assert f"reachable: {acme}, for tenants acme" in text
+    assert "initech-ab98765 as INITECH_LOADER, password, for tenants initech" in text
+    assert "shared-cd55555 as FULCRUM_LOADER, password, for tenants umbrella" in text
+    assert sorted(accounts.connects) == ["acme-xy12345", "initech-ab98765", "shared-cd55555"]
+
+    refused = Accounts(initech="rotated-without-telling-us")
+    bad = runner.invoke(app, ["doctor"], env=env, obj=Deps(snowflake_connect=refused.connect))
+    assert bad.exit_code == 2, bad.output
+    text = " ".join(bad.stdout.split())
+    assert "Snowflake refused the credentials" in text and "for tenants initech" in text
+    _assert_no_secret(ok.output, bad.output)

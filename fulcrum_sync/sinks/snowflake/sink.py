@@ -135,6 +135,11 @@ class SnowflakeSink:
         self._link = link or SnowflakeLink(config, connect)
 
     @property
+    def auth(self) -> str:
+        """``password`` or ``key pair``."""
+        return self._config.auth
+
+    @property
     def destination(self) -> str:
         """The connection this sink loads through (sinks of one destination share it)."""
         return self._link.destination

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,3 +290,27 @@ def test_doctor_logs_into_each_destination_once_naming_its_tenants(state: str) -
     text = " ".join(bad.stdout.split())
     assert "Snowflake refused the credentials" in text and "for tenants initech" in text
     _assert_no_secret(ok.output, bad.output)
+
+
+def test_different_destinations_load_at_the_same_time(state: str) -> None:
+    """acme's first statement waits for initech's login: only loads run at once get past it."""
+    accounts = Accounts()
+    initech_in = threading.Event()
+    waited: list[bool] = []
+
+    def connect(**kwargs: Any) -> Any:
+        conn = accounts.connect(**kwargs)
+        if kwargs["account"] == "initech-ab98765":
+            initech_in.set()
+        return conn
+
+    def acme_statement(sql: str) -> None:
+        if not waited:
+            waited.append(initech_in.wait(timeout=60))
+
+    accounts["acme-xy12345"].counter.after_statement.append(acme_statement)
+    deps = Deps(snowflake_connect=connect)
+    command = ["cache-load", "--grain", "day", "--target", "snowflake", "--json"]
+    result = runner.invoke(app, command, env=_env(state), obj=deps)
+    assert result.exit_code == 0, result.output
+    assert waited == [True]

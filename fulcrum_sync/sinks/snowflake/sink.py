@@ -17,19 +17,21 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync.domain import FulcrumError, Grain, RefusedError, SinkError
-from fulcrum_sync.sinks.base import LoadStats
+from fulcrum_sync.sinks.base import FRAME_COLUMNS, CacheRow, LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
-from fulcrum_sync.sinks.snowflake.batch import SnowflakeBatch
+from fulcrum_sync.sinks.snowflake.batch import SnowflakeBatch, fqn
 from fulcrum_sync.sinks.snowflake.config import SnowflakeConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+
+_FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
 
 #: Connector error numbers that mean Snowflake refused who we are (a wrong password or key,
 #: a locked or disabled user, a role not granted): configuration, never retried (exit 2).
@@ -182,6 +184,21 @@ class SnowflakeSink:
         finally:
             batch.close()
 
+    def read(self, table: CacheTable) -> list[CacheRow] | None:
+        """Return the table's rows (None when it does not exist)."""
+        cfg = self._config
+        with self._translate(f"read {table.qualified}"), self._cursor() as cur:
+            cur.execute(
+                f"SELECT COUNT(*) FROM {quote(cfg.database)}.INFORMATION_SCHEMA.TABLES "
+                "WHERE TABLE_SCHEMA = %(schema)s AND TABLE_NAME = %(name)s",
+                {"schema": cfg.schema, "name": table.name},
+            )
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(f"SELECT {_FRAME_COLS} FROM {fqn(table)}")
+            rows = cur.fetchall()
+        return [(_day(r[0]), r[1], r[2], float(r[3])) for r in rows]
+
     def batch(self) -> SnowflakeBatch:
         """Start a batch of tables of this destination: one staged file, one COPY, and the
         tables replaced together (sinks/snowflake/batch.py)."""
@@ -193,8 +210,28 @@ class SnowflakeSink:
         """Close the (shared) connection, if open."""
         self._link.close()
 
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        if self._conn is None:
+            raise SinkError("the Snowflake sink is not open: call open() first")
+        cur = self._conn.cursor()
+        try:
+            yield cur
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+
     def _translate(self, action: str) -> contextlib.AbstractContextManager[None]:
         return translate(self._config, action)
+
+
+def _day(value: Any) -> date:
+    """A DATE column's value as a date (the connector may hand back a datetime or text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value  # type: ignore[no-any-return]
 
 
 def _raise_failed(outcomes: dict[str, LoadStats | Exception], table: CacheTable) -> LoadStats:

@@ -314,3 +314,18 @@ def test_different_destinations_load_at_the_same_time(state: str) -> None:
     result = runner.invoke(app, command, env=_env(state), obj=deps)
     assert result.exit_code == 0, result.output
     assert waited == [True]
+
+
+def test_verify_compares_each_tenant_with_its_own_destination(state: str) -> None:
+    accounts = Accounts()
+    assert _load(state, accounts).exit_code == 0
+    env = _env(state, FULCRUM_SYNC_CACHE_TARGET="snowflake")
+    deps = Deps(snowflake_connect=accounts.connect)
+    same = runner.invoke(app, ["verify", "--grain", "day", "--json"], env=env, obj=deps)
+    assert same.exit_code == 0, same.output
+    accounts["initech-ab98765"].query('DELETE FROM "INITECH"."METRICS"."CACHE_INITECH_MRR_DAY"')
+    deps = Deps(snowflake_connect=accounts.connect)
+    differs = runner.invoke(app, ["verify", "--grain", "day", "--json"], env=env, obj=deps)
+    assert differs.exit_code == 1, differs.output
+    assert "initech::mrr" in differs.stdout
+    _assert_no_secret(same.output, differs.output)

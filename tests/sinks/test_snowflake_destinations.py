@@ -329,3 +329,21 @@ def test_verify_compares_each_tenant_with_its_own_destination(state: str) -> Non
     assert differs.exit_code == 1, differs.output
     assert "initech::mrr" in differs.stdout
     _assert_no_secret(same.output, differs.output)
+
+
+def test_sync_cache_load_loads_each_tenant_into_its_own_destination(state: str) -> None:
+    """The scheduled path (``sync --cache-load``): the same routing, one connection each."""
+    accounts = Accounts(acme="the-password-acme-changed-to")
+    env = _env(state, FULCRUM_SYNC_CACHE_TARGET="snowflake")
+    deps = Deps(snowflake_connect=accounts.connect)
+    command = ["sync", "-g", "day", "--no-patterns", "--force-full", "--cache-load", "--json"]
+    result = runner.invoke(app, command, env=env, obj=deps)
+    assert result.exit_code == 1, result.output  # acme's loads failed; the syncs stand
+    cache = {c["context"]: c["cache"]["status"] for c in _report(result)["contexts"]}
+    assert {s for k, s in cache.items() if k.startswith("acme::")} == {"failed"}
+    assert {s for k, s in cache.items() if not k.startswith("acme::")} == {"succeeded"}
+    assert accounts["initech-ab98765"].tables("INITECH")
+    assert accounts["shared-cd55555"].tables("FULCRUM")
+    assert accounts.connects.count("acme-xy12345") == 1  # refused once, not per context
+    assert accounts.connects.count("initech-ab98765") == 1
+    _assert_no_secret(result.output, *_state_rows(state))

@@ -9,6 +9,7 @@ reached through the ``connect`` factory injected with ``Deps(snowflake_connect=.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import threading
@@ -178,7 +179,10 @@ def test_each_tenant_lands_only_in_its_own_destination(state: str) -> None:
     _assert_no_secret(result.output, *_state_rows(state))
 
 
-def test_a_destination_refusing_its_password_fails_only_its_tenant(state: str) -> None:
+def test_a_destination_refusing_its_password_fails_only_its_tenant(
+    state: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     accounts = Accounts(acme="the-password-acme-changed-to")
     result = _load(state, accounts)
     assert result.exit_code == 1, result.output  # some contexts failed, the rest loaded
@@ -198,7 +202,7 @@ def test_a_destination_refusing_its_password_fails_only_its_tenant(state: str) -
     assert not any(c["dependency_failure"] for c in failed)  # a refusal, not an outage
     assert accounts["acme-xy12345"].tables("ACME") == set()
     assert accounts["initech-ab98765"].tables("INITECH")
-    _assert_no_secret(result.output, *_state_rows(state))
+    _assert_no_secret(result.output, caplog.text, *_state_rows(state))
 
 
 def test_only_the_refused_tenant_selected_is_exit_2(state: str) -> None:

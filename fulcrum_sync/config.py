@@ -170,11 +170,14 @@ class Settings(BaseSettings):
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password hidden."""
+    """Return ``url`` with its password hidden (``secrets.redact_url``, the one redaction)."""
+    from fulcrum_sync.secrets import redact_url
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except Exception:
         return "<unparseable database URL>"
+    return redact_url(url)
 
 
 def check_database_choice(settings: Settings) -> None:

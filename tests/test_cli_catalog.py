@@ -160,7 +160,7 @@ def test_unreachable_database_exits_3(cli_env: dict[str, str], tmp_path: Path) -
     env = {**cli_env, "FULCRUM_SYNC_DATABASE_URL": UNREACHABLE}
     result = _run(env, "catalog", "load", str(_write(tmp_path, CATALOG)))
     assert result.exit_code == 3
-    assert "u:***@127.0.0.1:1/x" in result.stderr
+    assert "PostgreSQL at 127.0.0.1:1/x" in result.stderr
     assert "s3cret" not in result.output
 
 

@@ -26,6 +26,7 @@ outcome is ``partial`` (exit 1). The CLI maps both to exit codes in one function
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -59,7 +60,17 @@ class CatalogError(InputError):
 
 
 class DependencyError(FulcrumError):
-    """A dependency (source, database, cache) failed (exit code 3 if nothing could be done)."""
+    """A dependency (source, database, cache) failed (exit code 3 if nothing could be done).
+
+    Its message starts with the endpoint that failed, without credentials (``Cube at
+    http://cube:4000/cubejs-api: ...``, ``PostgreSQL at db:5432/fulcrum: ...``, ``Snowflake
+    account xy123: ...``); ``endpoint`` holds its address (``http://cube:4000/cubejs-api``,
+    ``db:5432/fulcrum``, ``xy123``) when the boundary that raised it knows it.
+    """
+
+    def __init__(self, *args: object, endpoint: str | None = None) -> None:
+        super().__init__(*args)
+        self.endpoint = endpoint
 
 
 class SourceError(DependencyError):
@@ -84,6 +95,22 @@ class SinkError(DependencyError):
 
 class QueryRejectedError(SourceError):
     """The source refused one query as invalid (HTTP 400): that series fails (exit code 1)."""
+
+
+#: How boundaries name an endpoint at the start of a dependency error's message.
+_ENDPOINT = re.compile(r"\b((?:Cube|PostgreSQL|SQLite) at \S+?|Snowflake account \S+?):(?:\s|$)")
+
+
+def endpoint_of(message: str | None) -> str | None:
+    """The endpoint a stored error message names (``Cube at http://cube:4000``), if any.
+
+    Stored errors (sync status rows, run records) keep the message only: the label a
+    boundary puts before its message (``Cube at <url>: ...``, ``PostgreSQL at db:5432/x:
+    ...``, ``Snowflake account xy123: ...``) is how they keep the endpoint, wherever a
+    context's name was put before it.
+    """
+    found = _ENDPOINT.search(message or "")
+    return found.group(1) if found else None
 
 
 def is_outage(error: BaseException) -> bool:

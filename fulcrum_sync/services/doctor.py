@@ -19,6 +19,7 @@ from fulcrum_sync import catalog as cat
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import FulcrumError, InputError, RefusedError, StoreError
 from fulcrum_sync.domain.doctor import FAIL, OK, SKIP, WARN, Check, DoctorReport
+from fulcrum_sync.secrets import redact_url
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sources.base import Source
@@ -63,6 +64,8 @@ def _settings(report: DoctorReport, settings: Settings) -> None:
             report.settings[env] = settings.masked_database_url
         elif isinstance(value, SecretStr):
             report.settings[env] = "set" if value.get_secret_value() else "unset"
+        elif isinstance(value, str) and "://" in value:
+            report.settings[env] = redact_url(value)  # a Cube or Pushgateway URL's password
         else:
             report.settings[env] = "" if value is None else str(value)
         if name in settings.model_fields_set:
@@ -201,7 +204,7 @@ def _tenants(
     if not tenants:
         report.add(Check("cube", SKIP, "no tenant to ask for: the tenants come from the catalog"))
         return
-    where = getattr(source, "base_url", settings.cube_api_url)
+    where = redact_url(str(getattr(source, "base_url", settings.cube_api_url)))
     for i, tenant in enumerate(tenants):
         name = f"cube {tenant}"
         try:

@@ -133,11 +133,14 @@ def translate_errors(engine: Engine, action: str) -> Iterator[None]:
     try:
         yield
     except (SQLAlchemyError, dbapi_error) as exc:  # the driver's own errors come from COPY
-        where = engine.url.render_as_string(hide_password=True)
+        from fulcrum_sync.store.endpoint import database_address, database_endpoint
+
+        where = database_endpoint(engine.url)
         detail = _first_line(exc)
         if engine.url.password:
             detail = detail.replace(str(engine.url.password), "***")
-        raise StoreError(f"cannot {action} the state database {where}: {detail}") from exc
+        message = f"{where}: cannot {action} the state database: {detail}"
+        raise StoreError(message, endpoint=database_address(engine.url)) from exc
 
 
 _DISCONNECT_MARKERS = (

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
+from fulcrum_sync.secrets import redact, redact_value
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import insert_ignore
@@ -82,7 +83,7 @@ def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any
         conn.execute(
             update(t.runs)
             .where(t.runs.c.run_id == run_id)
-            .values(finished_at=now_utc(), outcome=outcome, summary=summary)
+            .values(finished_at=now_utc(), outcome=outcome, summary=redact_value(summary))
         )
 
 
@@ -371,7 +372,7 @@ def _complete_params(d: KeyDone) -> dict[str, Any]:
         "p_owner": d.owner,
         "p_status": "succeeded" if d.succeeded else "failed",
         "p_counts": d.counts,
-        "p_error": d.error,
+        "p_error": redact(d.error) if d.error else d.error,
     }
 
 

@@ -76,7 +76,7 @@ class SnowflakeLink:
             return
         cfg = self.config
         log.debug("connecting to %s (%s)", cfg.destination, cfg.auth)
-        with translate(cfg, f"connect to Snowflake account {cfg.account} as {cfg.user}", True):
+        with translate(cfg, f"connect as {cfg.user}", True):
             self.conn = self._connect(**cfg.connect_kwargs())
 
     def close(self) -> None:
@@ -102,14 +102,15 @@ def translate(config: SnowflakeConfig, action: str, connecting: bool = False) ->
         text = str(exc).strip()
         first = text.splitlines()[0] if text else ""
         detail = config.scrub(first or type(exc).__name__)
+        where = f"Snowflake account {config.account}"
         error: FulcrumError
         if connecting and is_refused(exc):
             error = RefusedError(
-                f"Snowflake refused the credentials: cannot {action}: {detail} "
+                f"{where}: the credentials were refused: cannot {action}: {detail} "
                 f"(check {config.hint})"
             )
         else:
-            error = SinkError(f"cannot {action}: {detail}")
+            error = SinkError(f"{where}: cannot {action}: {detail}", endpoint=config.account)
         if config.scrub(text) != text:
             raise error from None  # the driver echoed a secret: do not chain it
         raise error from exc

@@ -16,6 +16,8 @@
         │   └── SourceDownError  the source is down (its breaker is open): the run
         │                     stops, keys not started are released
         ├── StoreError        the state database
+        │   └── StoreBusyError  a lock not granted or a statement cancelled in time: that
+        │                     context fails, the others go on                     (exit 1)
         └── SinkError         the cache (Snowflake or local)
 
 ``is_outage`` tells an unreachable dependency (exit 3) from a refused query.
@@ -97,6 +99,11 @@ class StoreError(DependencyError):
     """The state database failed."""
 
 
+class StoreBusyError(StoreError):
+    """A lock was not granted or a statement was cancelled in time: the context whose
+    transaction it was fails, the others go on (exit code 1)."""
+
+
 class SinkError(DependencyError):
     """The cache target failed."""
 
@@ -124,4 +131,5 @@ def endpoint_of(message: str | None) -> str | None:
 def is_outage(error: BaseException) -> bool:
     """True when ``error`` means a dependency is unreachable or failing, not that it refused
     one query: such failures end a run ``failed`` (exit 3) when nothing else could be done."""
-    return isinstance(error, DependencyError) and not isinstance(error, QueryRejectedError)
+    refused = (QueryRejectedError, StoreBusyError)
+    return isinstance(error, DependencyError) and not isinstance(error, refused)

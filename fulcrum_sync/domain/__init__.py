@@ -44,6 +44,7 @@ from fulcrum_sync.domain.errors import (
     SinkError,
     SourceDownError,
     SourceError,
+    StoreBusyError,
     StoreError,
     endpoint_of,
     is_outage,
@@ -82,6 +83,7 @@ from fulcrum_sync.domain.periods import (
     shift_period,
 )
 from fulcrum_sync.domain.reports import (
+    RUN_OUTCOMES,
     CacheLoadResult,
     CatalogSaveResult,
     ContextCacheResult,
@@ -94,6 +96,7 @@ from fulcrum_sync.domain.reports import (
     Problem,
     RevisionResult,
     RunDetail,
+    RunsQuery,
     StatusReport,
     UpgradeResult,
 )
@@ -138,6 +141,7 @@ __all__ = [
     "GRAIN_ALIASES",
     "PART_TABLES",
     "RESET_WHATS",
+    "RUN_OUTCOMES",
     "UNFINISHED_KEYS",
     "WHAT_CHOICES",
     "BackfillPlan",
@@ -181,6 +185,7 @@ __all__ = [
     "RunDetail",
     "RunKeyCount",
     "RunOutcome",
+    "RunsQuery",
     "Scope",
     "SeriesRequest",
     "SeriesResult",
@@ -194,6 +199,7 @@ __all__ = [
     "SourceStats",
     "StateReport",
     "StatusReport",
+    "StoreBusyError",
     "StoreError",
     "SyncRequest",
     "SyncRunResult",

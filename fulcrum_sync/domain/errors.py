@@ -16,6 +16,8 @@
         │   └── SourceDownError  the source is down (its breaker is open): the run
         │                     stops, keys not started are released
         ├── StoreError        the state database
+        │   └── StoreBusyError  a lock not granted or a statement cancelled in time: that
+        │                     context fails, the others go on                     (exit 1)
         └── SinkError         the cache (Snowflake or local)
 
 ``is_outage`` tells an unreachable dependency (exit 3) from a refused query.
@@ -45,18 +47,26 @@ class RefusedError(InputError):
 class CatalogError(InputError):
     """A catalog that does not validate; ``problems`` holds every one (``field.path: what``).
 
-    Its message is one line: the first ``shown`` problems joined by ``; ``, then how many more.
+    One problem is one line; several are a heading (``invalid catalog F: 3 problems:``) and
+    one indented line each, the first ``shown`` of them, then how many more. ``data`` is
+    the parsed YAML when there was some (so later checks can look at it too).
     """
 
-    def __init__(self, origin: str, problems: Sequence[str], shown: int = 20) -> None:
+    def __init__(
+        self, origin: str, problems: Sequence[str], shown: int = 20, data: object = None
+    ) -> None:
         self.origin = origin
         self.problems = list(problems)
-        listed = "; ".join(self.problems[:shown])
-        if len(self.problems) > 1:
-            listed = f"{len(self.problems)} problems: {listed}"
+        self.shown = shown
+        self.data = data
+        if len(self.problems) == 1:
+            super().__init__(f"invalid catalog {origin}: {self.problems[0]}")
+            return
+        lines = [f"invalid catalog {origin}: {len(self.problems)} problems:"]
+        lines += [f"  {p}" for p in self.problems[:shown]]
         if len(self.problems) > shown:
-            listed += f" (and {len(self.problems) - shown} more)"
-        super().__init__(f"invalid catalog {origin}: {listed}")
+            lines.append(f"  (and {len(self.problems) - shown} more)")
+        super().__init__("\n".join(lines))
 
 
 class DependencyError(FulcrumError):
@@ -89,6 +99,11 @@ class StoreError(DependencyError):
     """The state database failed."""
 
 
+class StoreBusyError(StoreError):
+    """A lock was not granted or a statement was cancelled in time: the context whose
+    transaction it was fails, the others go on (exit code 1)."""
+
+
 class SinkError(DependencyError):
     """The cache target failed."""
 
@@ -116,4 +131,5 @@ def endpoint_of(message: str | None) -> str | None:
 def is_outage(error: BaseException) -> bool:
     """True when ``error`` means a dependency is unreachable or failing, not that it refused
     one query: such failures end a run ``failed`` (exit 3) when nothing else could be done."""
-    return isinstance(error, DependencyError) and not isinstance(error, QueryRejectedError)
+    refused = (QueryRejectedError, StoreBusyError)
+    return isinstance(error, DependencyError) and not isinstance(error, refused)

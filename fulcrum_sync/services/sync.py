@@ -110,6 +110,6 @@ def cache_loader(deps: Deps, request: SyncRequest) -> CacheChain | None:
         return None
     from fulcrum_sync.services.cache_load import ChainedLoad
 
-    sink = deps.get_sink()
+    sinks = deps.get_sinks()
     engine = deps.get_engine(workers=request.workers, pooled=True)
-    return ChainedLoad(engine, deps.get_settings(), sink, request.grain)
+    return ChainedLoad(engine, deps.get_settings(), sinks, request.grain)

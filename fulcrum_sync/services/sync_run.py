@@ -181,6 +181,7 @@ class SyncRun:
             self.skipped,
             workers=workers,
             on_result=self.report,
+            made=True,  # claim() made every key
         )
 
     def fetch(self, ctx: ContextDef) -> ContextResult:

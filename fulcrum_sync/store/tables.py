@@ -35,6 +35,9 @@ tenants = Table(
     Column("pattern_settings", JSON, nullable=False, default=dict),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("filters", JSON, nullable=False, default=list, server_default="[]"),  # Cube filters
+    # The tenant's own Cube and Snowflake cache (names of variables and files, no secrets).
+    Column("cube", JSON, nullable=True),
+    Column("cache", JSON, nullable=True),
 )
 
 metric_definitions = Table(
@@ -150,9 +153,12 @@ runs = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime()),
-    Column("outcome", String(16)),  # running | succeeded | partial | failed | interrupted
+    # running | succeeded | partial | failed | interrupted | abandoned (process gone)
+    Column("outcome", String(16)),
     Column("summary", JSON),
+    Column("heartbeat_at", UTCDateTime()),  # refreshed while the run lives (other hosts)
     Index("ix_runs_started_at", "started_at"),
+    Index("ix_runs_outcome", "outcome"),
 )
 
 run_items = Table(

@@ -369,11 +369,11 @@ _RAW_COMPLETE = (
 
 
 def _floor_child(url: str, keys: int) -> dict[str, Any]:
-    from fulcrum_sync.store import runs
+    from fulcrum_sync.store import run_records, runs
     from fulcrum_sync.store.engine import open_engine
 
     engine = open_engine(url)
-    run_id = runs.start_run(engine, "bench", {})
+    run_id = run_records.start_run(engine, "bench", {})
     owner = runs.new_owner(run_id)
     counts = {"rows_stored": 0, "rows_skipped": 0, "dimensions_failed": 0, "patterns": {}}
 

@@ -90,6 +90,35 @@ def test_no_module_is_over_400_lines():
         assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"
 
 
+def _function_lengths(path: Path) -> list[tuple[int, str]]:
+    """(lines, name) of every function in ``path``, decorators and nested functions counted."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            out.append((node.end_lineno - first + 1, node.name))  # type: ignore[operator]
+    return out
+
+
+def test_no_function_in_services_store_or_sources_is_over_80_lines():
+    long = [
+        f"{path.relative_to(ROOT)}:{name} has {lines} lines"
+        for folder in ("services", "store", "sources")
+        for path in _modules(folder)
+        if "migrations" not in path.parts
+        for lines, name in _function_lengths(path)
+        if lines > 80
+    ]
+    assert not long, "; ".join(long)
+
+
+def test_the_function_length_check_measures_what_it_claims(tmp_path: Path):
+    source = "@decorated\ndef f():\n" + "    x = 1\n" * 80 + "\n\ndef g():\n    pass\n"
+    path = tmp_path / "long.py"
+    path.write_text(source)
+    assert sorted(_function_lengths(path)) == [(2, "g"), (82, "f")]
+
+
 def test_the_sync_service_imports_neither_pandas_nor_the_patterns():
     """A sync without patterns (every cron job with --no-patterns) never loads pandas: it
     costs about 0.3 s and 70 MB of every process start (issue 19)."""

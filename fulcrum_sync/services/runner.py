@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from fulcrum_sync.domain import DependencyError
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.store import run_records, runs
+from fulcrum_sync.store import progress, run_records, runs
 from fulcrum_sync.store.retry import set_patience
 from fulcrum_sync.store.runs import Claim, RunItem
 
@@ -110,7 +110,7 @@ class RunContext:
         stop = stop or threading.Event()
         set_patience(engine, stop=stop)  # a wait for a lost database ends on SIGTERM
         close_abandoned(engine, lease_seconds)
-        run_id = runs.start_run(engine, command, jsonable(arguments))
+        run_id = run_records.start_run(engine, command, jsonable(arguments))
         return cls(
             engine,
             run_id,
@@ -149,7 +149,7 @@ class RunContext:
                 summary = {**summary, "error": f"{type(error).__name__}: {error}"}
             try:
                 runs.release_all(self.engine, self.owner)
-                runs.finish_run(self.engine, self.run_id, outcome, summary)
+                run_records.finish_run(self.engine, self.run_id, outcome, summary)
             except DependencyError:
                 if error is None:
                     raise  # otherwise the original error is the one to report
@@ -230,7 +230,7 @@ def run_keyed(
     claimed_up_front = _claim_all(rc, work) if batch_claim else {}
     done_before: set[str] = set()
     if not batch_claim and rc.force_before is None:
-        done_before = runs.succeeded_among(rc.engine, [w.item.run_key for w in work])
+        done_before = progress.succeeded_among(rc.engine, [w.item.run_key for w in work])
 
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():

@@ -154,8 +154,16 @@ def sync_periods(
 
     work = [KeyedWork(sync_item(ctx, p), p) for p in periods]
     out.periods = run_batch(rc, work, sync_all, _summarize, skipped)
-    if not patterns.enabled:
-        return out
+    if patterns.enabled:
+        _run_patterns(rc, ctx, patterns, out, hooks)
+    return out
+
+
+def _run_patterns(
+    rc: RunContext, ctx: ContextDef, patterns: PatternStep, out: PeriodsResult, hooks: Hooks
+) -> None:
+    """Run the patterns of every period whose base series is stored, oldest first, on data
+    read once for all of them."""
     analysable = sorted((s for s in out.periods if s.analysable), key=lambda s: s.period)
     data = patterns.preload(rc, ctx, [s.period for s in analysable])
     for synced in analysable:
@@ -165,7 +173,6 @@ def sync_periods(
         for p in patterns.run(rc, ctx, synced.period, skip_dimensions=skip, data=data):
             out.patterns.append(p)
             hooks.pattern(synced.period, p)
-    return out
 
 
 def _summarize(synced: PeriodSync) -> Outcome:

@@ -168,18 +168,7 @@ def sync_context(
             refused = error  # a wrong credential or URL: no other series would fare better
             break
     _settle_status(result)
-    done = None
-    if owner is not None and refused is None:
-        done = KeyDone(
-            result.run_key,
-            owner,
-            succeeded=result.status == "succeeded",
-            counts={
-                "rows_skipped": result.rows_skipped,
-                "dimensions_failed": result.dimensions_failed,
-            },
-            error=result.error,
-        )
+    done = _key_done(result, owner) if owner is not None and refused is None else None
     result.key_done = _store(engine, fetched, done)
     _settle_status(result)
     result.finished_at = datetime.now(UTC)
@@ -201,6 +190,20 @@ def _settle_status(result: ContextResult) -> None:
         result.status = "succeeded"
         result.error = None
     result.dependency_failure = bool(failed) and all(s.dependency_failure for s in failed)
+
+
+def _key_done(result: ContextResult, owner: str) -> KeyDone:
+    """How the context's run key completes, in the transaction of its writes."""
+    return KeyDone(
+        result.run_key,
+        owner,
+        succeeded=result.status == "succeeded",
+        counts={
+            "rows_skipped": result.rows_skipped,
+            "dimensions_failed": result.dimensions_failed,
+        },
+        error=result.error,
+    )
 
 
 def _fetch_series(

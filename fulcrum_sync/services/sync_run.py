@@ -50,7 +50,7 @@ from fulcrum_sync.services.sync_report import (
     vanished,
 )
 from fulcrum_sync.sources.base import Source
-from fulcrum_sync.store import runs
+from fulcrum_sync.store import progress
 from fulcrum_sync.store.runs import Claim
 
 
@@ -289,7 +289,7 @@ class SyncRun:
         with self._lock:
             if self._analysed is None:
                 grain, period = self.request.grain.value, self.request.period
-                self._analysed = runs.succeeded_keys(self.engine, "pattern", grain, period)
+                self._analysed = progress.succeeded_keys(self.engine, "pattern", grain, period)
             return self._analysed
 
 

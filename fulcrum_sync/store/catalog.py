@@ -50,34 +50,8 @@ def save_catalog(
         tenant_rows, metric_rows = [], []
         for tenant in catalog.tenants:
             names[tenant.tenant_id] = tenant.identifier
-            tenant_rows.append(
-                {
-                    "tenant_id": tenant.tenant_id,
-                    "identifier": tenant.identifier,
-                    "name": tenant.name,
-                    "active": tenant.active,
-                    "cache_enabled": tenant.cache_enabled,
-                    "pattern_settings": tenant.pattern_settings,
-                    "filters": [f.model_dump(mode="json") for f in tenant.filters],
-                    "cube": _block(tenant.cube),
-                    "cache": _block(tenant.cache),
-                    "updated_at": now,
-                }
-            )
-            for metric in tenant.metrics:
-                metric_rows.append(
-                    {
-                        "tenant_id": tenant.tenant_id,
-                        "metric_id": metric.metric_id,
-                        "label": metric.label,
-                        "definition": metric.model_dump(mode="json"),
-                        "definition_hash": metric.definition_hash(),
-                        "grains": [g.value for g in metric.grains],
-                        "patterns": list(metric.patterns),
-                        "active": metric.active,
-                        "updated_at": now,
-                    }
-                )
+            tenant_rows.append(_tenant_row(tenant, now))
+            metric_rows += [_metric_row(tenant, metric, now) for metric in tenant.metrics]
         if tenant_rows:
             conn.execute(insert(t.tenants), tenant_rows)
         if metric_rows:
@@ -105,6 +79,37 @@ def save_catalog(
         metrics_removed=sorted(label(k) for k in before.keys() - after.keys()),
         targets=len(targets),
     )
+
+
+def _tenant_row(tenant: TenantDef, now: datetime) -> dict[str, Any]:
+    """The ``tenants`` row of ``tenant``."""
+    return {
+        "tenant_id": tenant.tenant_id,
+        "identifier": tenant.identifier,
+        "name": tenant.name,
+        "active": tenant.active,
+        "cache_enabled": tenant.cache_enabled,
+        "pattern_settings": tenant.pattern_settings,
+        "filters": [f.model_dump(mode="json") for f in tenant.filters],
+        "cube": _block(tenant.cube),
+        "cache": _block(tenant.cache),
+        "updated_at": now,
+    }
+
+
+def _metric_row(tenant: TenantDef, metric: MetricDef, now: datetime) -> dict[str, Any]:
+    """The ``metric_definitions`` row of one metric of ``tenant``."""
+    return {
+        "tenant_id": tenant.tenant_id,
+        "metric_id": metric.metric_id,
+        "label": metric.label,
+        "definition": metric.model_dump(mode="json"),
+        "definition_hash": metric.definition_hash(),
+        "grains": [g.value for g in metric.grains],
+        "patterns": list(metric.patterns),
+        "active": metric.active,
+        "updated_at": now,
+    }
 
 
 @reconnecting

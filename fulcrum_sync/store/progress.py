@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, bindparam, func, or_, select
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
@@ -157,3 +157,28 @@ def pattern_keys_of_synced(
     )
     with translate_errors(engine, "read run keys from"), engine.connect() as conn:
         return {(r[0], r[1], as_date(r[2])): int(r[3]) for r in conn.execute(query)}
+
+
+_STATUS_OF = select(t.run_items.c.run_key, t.run_items.c.status).where(
+    t.run_items.c.run_key.in_(bindparam("keys", expanding=True))
+)
+
+
+@reconnecting
+def succeeded_keys(engine: Engine, kind: str, grain: str, period: date) -> set[str]:
+    """The run keys of ``kind`` for one grain and period that succeeded."""
+    c = t.run_items.c
+    query = select(c.run_key).where(
+        and_(c.kind == kind, c.grain == grain, c.period == period, c.status == "succeeded")
+    )
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
+@reconnecting
+def succeeded_among(engine: Engine, run_keys: list[str]) -> set[str]:
+    """The keys among ``run_keys`` that succeeded (read 1,000 at a time)."""
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        chunks = (run_keys[at : at + 1000] for at in range(0, len(run_keys), 1000))
+        rows = (r for keys in chunks for r in conn.execute(_STATUS_OF, {"keys": keys}))
+        return {key for key, status in rows if status == "succeeded"}

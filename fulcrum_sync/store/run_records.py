@@ -1,4 +1,5 @@
-"""The life of a ``runs`` row past its start: heartbeats, and closing the runs of dead processes.
+"""The life of a ``runs`` row: its start and end, heartbeats, and closing the runs of dead
+processes.
 
 A live run refreshes its ``heartbeat_at``. A row still ``running`` whose process is gone
 (killed, out of memory, the database lost for good) is closed ``abandoned`` by the next run
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, select, update
 
+from fulcrum_sync.secrets import redact_value
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.runs import LIVE_RUNS, now_utc
@@ -25,6 +28,40 @@ RUNNING = "running"
 # A pid on this host may have been reused by an unrelated process: a heartbeat this many
 # leases old closes the run anyway.
 _SAME_HOST_LEASES = 3
+
+
+@reconnecting
+def start_run(engine: Engine, command: str, arguments: dict[str, Any]) -> str:
+    """Record an invocation (its host, pid and first heartbeat); return its run id."""
+    run_id = str(uuid.uuid4())
+    now = now_utc()
+    with translate_errors(engine, "record the run in"), engine.begin() as conn:
+        conn.execute(
+            t.runs.insert().values(
+                run_id=run_id,
+                command=command,
+                arguments=arguments,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=now,
+                heartbeat_at=now,
+                outcome="running",
+            )
+        )
+    LIVE_RUNS.add(run_id)
+    return run_id
+
+
+@reconnecting
+def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any]) -> None:
+    """Record how an invocation ended."""
+    with translate_errors(engine, "record the run in"), engine.begin() as conn:
+        conn.execute(
+            update(t.runs)
+            .where(t.runs.c.run_id == run_id)
+            .values(finished_at=now_utc(), outcome=outcome, summary=redact_value(summary))
+        )
+    LIVE_RUNS.discard(run_id)
 
 
 @dataclass(frozen=True, slots=True)

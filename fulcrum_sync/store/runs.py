@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -19,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
-from fulcrum_sync.secrets import redact, redact_value
+from fulcrum_sync.secrets import redact
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import insert_ignore
@@ -59,40 +58,6 @@ def new_owner(run_id: str) -> str:
 
 # The runs this process started and has not finished: alive, whatever their pid says.
 LIVE_RUNS: set[str] = set()
-
-
-@reconnecting
-def start_run(engine: Engine, command: str, arguments: dict[str, Any]) -> str:
-    """Record an invocation (its host, pid and first heartbeat); return its run id."""
-    run_id = str(uuid.uuid4())
-    now = now_utc()
-    with translate_errors(engine, "record the run in"), engine.begin() as conn:
-        conn.execute(
-            t.runs.insert().values(
-                run_id=run_id,
-                command=command,
-                arguments=arguments,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                started_at=now,
-                heartbeat_at=now,
-                outcome="running",
-            )
-        )
-    LIVE_RUNS.add(run_id)
-    return run_id
-
-
-@reconnecting
-def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any]) -> None:
-    """Record how an invocation ended."""
-    with translate_errors(engine, "record the run in"), engine.begin() as conn:
-        conn.execute(
-            update(t.runs)
-            .where(t.runs.c.run_id == run_id)
-            .values(finished_at=now_utc(), outcome=outcome, summary=redact_value(summary))
-        )
-    LIVE_RUNS.discard(run_id)
 
 
 @reconnecting
@@ -429,23 +394,3 @@ def release_pending(engine: Engine, run_keys: list[str]) -> int:
             )
             released += result.rowcount or 0
     return released
-
-
-@reconnecting
-def succeeded_keys(engine: Engine, kind: str, grain: str, period: date) -> set[str]:
-    """The run keys of ``kind`` for one grain and period that succeeded."""
-    c = t.run_items.c
-    query = select(c.run_key).where(
-        and_(c.kind == kind, c.grain == grain, c.period == period, c.status == "succeeded")
-    )
-    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
-        return set(conn.execute(query).scalars())
-
-
-@reconnecting
-def succeeded_among(engine: Engine, run_keys: list[str]) -> set[str]:
-    """The keys among ``run_keys`` that succeeded (read 1,000 at a time)."""
-    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
-        chunks = (run_keys[at : at + 1000] for at in range(0, len(run_keys), 1000))
-        rows = (r for keys in chunks for r in conn.execute(_STATUS_OF, {"keys": keys}))
-        return {key for key, status in rows if status == "succeeded"}

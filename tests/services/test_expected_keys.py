@@ -15,7 +15,7 @@ from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain, Scope
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources.demo import DemoSource
-from fulcrum_sync.store import progress, runs
+from fulcrum_sync.store import progress, run_records, runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 from fulcrum_sync.store.state import StoreScope, count_parts, delete_parts
@@ -181,14 +181,14 @@ def test_a_vanished_key_is_gone_not_done(engine: Engine) -> None:
 
 
 def test_reset_leaves_the_pending_keys_of_a_live_run(engine: Engine) -> None:
-    live = runs.start_run(engine, "sync", {})  # this process: alive
+    live = run_records.start_run(engine, "sync", {})  # this process: alive
     runs.ensure_items(engine, ITEMS[:2], live)
     runs.ensure_items(engine, ITEMS[2:])  # nobody's
     scope = StoreScope(Scope("acme", "orders", Grain.DAY, None, DAY, DAY), 1)
     parts = ("pattern keys",)
     assert count_parts(engine, scope, parts) == ({"pattern keys": 1}, 2)
     assert delete_parts(engine, scope, parts) == ({"pattern keys": 1}, 2)
-    runs.finish_run(engine, live, "interrupted", {})  # the run ended: its keys are free
+    run_records.finish_run(engine, live, "interrupted", {})  # the run ended: its keys are free
     assert delete_parts(engine, scope, parts) == ({"pattern keys": 2}, 0)
 
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from fulcrum_sync.cli import app
 from fulcrum_sync.config import DatabaseLimits, load_settings
 from fulcrum_sync.domain import StoreBusyError, StoreError, is_outage
-from fulcrum_sync.store import run_records, runs
+from fulcrum_sync.store import run_records
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import normalize_url, open_engine, translate_errors
 from fulcrum_sync.store.retry import patiently, set_patience
@@ -187,7 +187,7 @@ def test_runs_of_dead_processes_are_closed_abandoned_and_live_ones_are_not(db_ur
     alive_here = _running(engine, host=here, pid=os.getppid(), beat=now)
     silent_there = _running(engine, host="other-pod", pid=1, beat=now - timedelta(seconds=300))
     beating_there = _running(engine, host="other-pod", pid=1, beat=now - timedelta(seconds=10))
-    mine = runs.start_run(engine, "sync", {})  # this process's own run, pid alive
+    mine = run_records.start_run(engine, "sync", {})  # this process's own run, pid alive
     try:
         closed = run_records.close_abandoned(engine, lease_seconds=120)
         assert {r.run_id for r in closed} == {dead_here, silent_there}
@@ -207,7 +207,7 @@ def test_runs_of_dead_processes_are_closed_abandoned_and_live_ones_are_not(db_ur
         closed = run_records.close_abandoned(engine, lease_seconds=120)
         assert [r.run_id for r in closed] == [alive_here]  # not ``mine``: it is live
     finally:
-        runs.finish_run(engine, mine, "succeeded", {})
+        run_records.finish_run(engine, mine, "succeeded", {})
         engine.dispose()
 
 

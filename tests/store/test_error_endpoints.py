@@ -48,13 +48,13 @@ def test_endpoint_of(message: str | None, endpoint: str | None) -> None:
 def test_run_records_never_hold_a_url_password(tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from fulcrum_sync.store import runs
+    from fulcrum_sync.store import run_records
     from fulcrum_sync.store import tables as t
 
     engine = open_engine(f"sqlite:///{tmp_path / 's.db'}")
-    run_id = runs.start_run(engine, "sync", {"grain": "day"})
+    run_id = run_records.start_run(engine, "sync", {"grain": "day"})
     leaked = "Cube at http://fs:Sekr1tPw@cube:4000 down"
-    runs.finish_run(engine, run_id, "failed", {"halted": leaked, "error": leaked})
+    run_records.finish_run(engine, run_id, "failed", {"halted": leaked, "error": leaked})
     with engine.connect() as conn:
         summary = conn.execute(select(t.runs.c.summary)).scalar_one()
     assert "Sekr1tPw" not in str(summary) and "cube:4000" in summary["halted"]

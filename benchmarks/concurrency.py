@@ -157,7 +157,7 @@ def _sync_rate(database_url: str, cube_url: str, contexts: int, workers: int) ->
         deps.get_source()
         request = SyncRequest(grain=Grain.DAY, period=PERIOD, workers=workers, run_patterns=False)
         start = time.perf_counter()
-        result = sync_service.run(deps, request)
+        result = sync_service.run(request, deps)
         seconds = time.perf_counter() - start
     finally:
         deps.close()

@@ -273,8 +273,8 @@ def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> 
         # As a job in JSON log mode runs it: each context is reported as it ends and only
         # counted (the CLI keeps every result only to print a table or a --json document).
         result = sync_service.run(
-            Deps(settings=cfg, engine=engine, source=source),
             request,
+            Deps(settings=cfg, engine=engine, source=source),
             keep_contexts=False,
             on_result=functools.partial(_add_sync_types, kinds),
         )

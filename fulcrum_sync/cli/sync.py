@@ -132,8 +132,8 @@ def sync(
         return
     with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
         result = sync_service.run(
-            deps,
             request,
+            deps,
             stop=stop,
             on_result=progress.advance,
             on_start=progress.start,

@@ -65,8 +65,8 @@ def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[Plann
 
 
 def run(
-    deps: Deps,
     request: SyncRequest,
+    deps: Deps,
     *,
     stop: threading.Event | None = None,
     on_result: Callable[[ContextResult], None] | None = None,

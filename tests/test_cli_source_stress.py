@@ -93,7 +93,8 @@ def test_cube_down_costs_one_retry_cycle_and_releases_the_contexts_not_started(
     assert wall < 30
     [error] = [x for x in log_lines(down.stdout) if x["event"] == "source down"]
     assert error["level"] == "error" and error["since"]
-    assert f"Cube is down since {error['since']}" in error["error"]
+    assert f"is down since {error['since']}" in error["error"]
+    assert error["error"].startswith(f"Cube at {error['endpoint']} is down since")
     assert "failed after 2 attempts" in error["error"]
     summary = finished(down.stdout, "sync finished")
     assert summary["outcome"] == "failed"
@@ -296,9 +297,10 @@ def test_a_backfill_rides_out_a_blip_and_stops_when_cube_stays_down(
     assert json_document(blip.stdout)["done"] == 6 * 5
     events = [x["event"] for x in log_lines(blip.stderr)]
     assert "source down" not in events
-    assert any(e.startswith("Cube unreachable since ") for e in events)  # the breaker opened,
-    assert "Cube: trying one request again (breaker half-open)" in events  # waited, tried once
-    assert any(e.startswith("Cube answers again") for e in events)  # and closed
+    cube = f"Cube at {cube}"  # every line names the endpoint
+    assert any(e.startswith(f"{cube} unreachable since ") for e in events)  # the breaker opened,
+    assert f"{cube}: trying one request again (breaker half-open)" in events  # waited, tried once
+    assert any(e.startswith(f"{cube} answers again") for e in events)  # and closed
 
     env = cube_env(sqlite_url, f"http://127.0.0.1:{closed_port()}", **quick)
     later = ("backfill", "--grain", "day", "--start", "2025-07-06", "--end", "2025-07-10")

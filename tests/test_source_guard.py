@@ -45,7 +45,7 @@ def source(
     client = httpx.Client(transport=fake.transport()) if url == "http://cube.test" else None
     timing: dict[str, Any] = {"sleep": clock.sleep, "clock": clock.clock} if clock else {}
     if guard is None and clock is not None:
-        guard = SourceGuard(clock=clock.clock, sleep=clock.sleep)
+        guard = SourceGuard(f"Cube at {url}", clock=clock.clock, sleep=clock.sleep)
     return CubeSource(
         url,
         SecretStr(SECRET),
@@ -89,7 +89,10 @@ def test_exhausted_retries_open_the_breaker_and_later_requests_send_nothing() ->
     with pytest.raises(SourceDownError) as info:
         src.fetch_series(other)
     message = str(info.value)
-    assert message.startswith("initech::new_revenue (day, region): not sent: Cube is down since ")
+    assert message.startswith(
+        "Cube at http://cube.test: initech::new_revenue (day, region): not sent: "
+        "Cube at http://cube.test is down since "
+    )
     assert "failed after 3 attempts; last error: connection failed" in message
     assert len(fake.requests) == 3  # nothing more was sent
     stats = src.stats()
@@ -131,7 +134,7 @@ def test_a_worker_sleeping_between_retries_wakes_when_another_opens_the_breaker(
     sleeper.join(10)
     assert not sleeper.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], SourceDownError)
-    assert "not sent: Cube is down since" in str(outcome[0])
+    assert "not sent: Cube at http://cube.test is down since" in str(outcome[0])
     assert time.monotonic() - started < 5  # not the 30 s Retry-After
     assert len(fake.requests) == 3  # the sleeper sent nothing more
 
@@ -155,14 +158,20 @@ def test_a_long_run_rides_out_a_blip_through_the_half_open_trial() -> None:
 def test_a_long_run_gives_up_when_the_trial_fails_too() -> None:
     fake, clock = FakeCube(four_days), FakeTime()
     fake.down = True
-    guard = SourceGuard(long_run=True, reset_seconds=60, clock=clock.clock, sleep=clock.sleep)
+    guard = SourceGuard(
+        "Cube at http://cube.test",
+        long_run=True,
+        reset_seconds=60,
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
     src = source(fake, clock, guard=guard, retries=1)
     start = clock.now
     with pytest.raises(SourceDownError, match="after 2 attempts"):
         src.fetch_series(request())
     assert len(fake.requests) == 4  # one cycle, 60 s, one trial cycle
     assert 60 <= clock.now - start < 62
-    with pytest.raises(SourceDownError, match="not sent: Cube is down since"):
+    with pytest.raises(SourceDownError, match=r"not sent: Cube at http://cube\.test is down since"):
         src.fetch_series(request())
     assert len(fake.requests) == 4
 

@@ -17,6 +17,7 @@ from fulcrum_sync.cli._common import (
     emit,
     finish,
     handle_errors,
+    stop_on_sigterm,
 )
 from fulcrum_sync.domain import Grain
 
@@ -55,7 +56,8 @@ def cache_load(
     series did not change since its last successful load is reported unchanged and left
     alone (--force loads it). Scheduled syncs load their contexts themselves
     (`sync --cache-load`); this command is for manual and forced loads. Exit 0 all loaded,
-    1 some failed, 2 bad usage or settings, 3 target or database unreachable.
+    1 some failed, 2 bad usage or settings, 3 target or database unreachable, 143 stopped by
+    SIGTERM (the table in flight finished, the rest left as they were).
 
     Example: fulcrum-sync cache-load --grain day --target snowflake --tenant acme
     """
@@ -69,7 +71,10 @@ def cache_load(
     grain_value = Grain.parse(grain)
     sink = deps.get_sink(target)
     engine = deps.get_engine(pooled=True)
-    with SyncProgress(enabled=not json_out, label="cache tables") as progress:
+    with (
+        stop_on_sigterm(deps.stop) as stop,
+        SyncProgress(enabled=not json_out, label="cache tables") as progress,
+    ):
         result = svc.run(
             engine,
             settings,
@@ -80,6 +85,7 @@ def cache_load(
             force=force,
             on_start=progress.start,
             on_result=progress.advance,
+            stop=stop,
         )
     emit(
         output,

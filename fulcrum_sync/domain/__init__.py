@@ -44,6 +44,7 @@ from fulcrum_sync.domain.errors import (
     SinkError,
     SourceDownError,
     SourceError,
+    StopRequested,
     StoreError,
     is_outage,
 )
@@ -166,6 +167,7 @@ __all__ = [
     "SourceStats",
     "StateReport",
     "StatusReport",
+    "StopRequested",
     "StoreError",
     "SyncRequest",
     "SyncRunResult",

@@ -116,6 +116,8 @@ class CacheLoadResult:
     contexts: list[ContextCacheResult] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    interrupted: bool = False  # SIGTERM/Ctrl-C stopped it before every table was loaded
+    not_started: int = 0  # contexts left unloaded because it was stopped
 
     @property
     def failed(self) -> list[ContextCacheResult]:
@@ -123,7 +125,10 @@ class CacheLoadResult:
 
     @property
     def outcome(self) -> str:
-        """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
+        """``succeeded``, ``partial`` (some failed), ``failed`` (every load hit a dependency)
+        or ``interrupted`` (stopped by a signal before the last table)."""
+        if self.interrupted:
+            return "interrupted"
         attempted = [c for c in self.contexts if c.status not in ("skipped", "unchanged")]
         if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
             return "failed"
@@ -143,6 +148,7 @@ class CacheLoadResult:
         return {
             "outcome": self.outcome,
             **counts,
+            "not_started": self.not_started,
             "rows": sum(c.rows for c in loaded),
             "size_mb": round(sum(c.size_mb or 0.0 for c in loaded), 6),
             "duration_seconds": round(duration, 3),

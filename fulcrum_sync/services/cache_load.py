@@ -97,6 +97,7 @@ def run(
     force: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[ContextCacheResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> CacheLoadResult:
     """Load every active context of ``grain`` (with the cache enabled) into its cache table.
 
@@ -105,6 +106,9 @@ def run(
     unchanged (``force`` loads it anyway); the target is connected to only when something is
     to be loaded. Raises InputError (a bad filter, an unsafe or shared table name: nothing
     loaded), SinkError (the target is unreachable: nothing loaded) or StoreError.
+
+    :param stop: set by SIGTERM/Ctrl-C: the table in flight is finished (each load replaces
+        its table atomically), no other starts, and the run is recorded ``interrupted``.
     """
     for value, what in ((tenant, "tenant"), (metric, "metric")):
         if value is not None:
@@ -123,13 +127,17 @@ def run(
     }
     if force:
         arguments["force"] = True
-    rc = RunContext.start(engine, "cache-load", arguments, lease_seconds=settings.lease_seconds)
+    rc = RunContext.start(
+        engine, "cache-load", arguments, lease_seconds=settings.lease_seconds, stop=stop
+    )
     result.run_id = rc.run_id
     if on_start is not None:
         on_start(len(contexts))
 
     def summarize() -> tuple[str, dict[str, Any]]:
         result.finished_at = datetime.now(UTC)
+        result.not_started = len(contexts) - len(result.contexts)
+        result.interrupted = rc.stop.is_set() and result.not_started > 0
         summary = result.summary()
         return str(summary["outcome"]), summary
 
@@ -140,6 +148,8 @@ def run(
             session = _Session(sink)
             try:
                 for ctx in contexts:
+                    if rc.stop.is_set():
+                        break  # SIGTERM: the tables not started are left as they are
                     table = tables[ctx.context.to_string()]
                     with bound_fields(**rc.fields(), grain=grain.value):
                         outcome = load_context(engine, session, ctx, table, force=force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ class Deps:
     :param engine: an engine to use instead of opening ``settings.database_url``.
     :param sink: a cache sink to use instead of the one ``--target`` or the settings name.
     :param patterns: pattern specs that replace the registered ones of the same name.
+    :param stop: set by SIGTERM/Ctrl-C (``stop_on_sigterm``) and only by them: the source's
+        waits wake on it and send nothing more.
     """
 
     settings: Settings | None = None
@@ -32,6 +35,7 @@ class Deps:
     patterns: dict[str, PatternSpec] | None = None  # replace registered patterns (tests)
     log_format: str | None = None
     verbose: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
     _owned: list[object] = field(default_factory=list)
 
     def get_settings(self) -> Settings:
@@ -66,7 +70,7 @@ class Deps:
         if self.source is None:
             from fulcrum_sync.sources import build_source
 
-            self.source = build_source(self.get_settings(), long_run=long_run)
+            self.source = build_source(self.get_settings(), long_run=long_run, stop=self.stop)
             self._owned.append(self.source)
         return self.source
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -167,7 +168,7 @@ def run(
         if rc.stop.is_set() or behind is None:
             return None
         fields = rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)
-        with bound_fields(**fields, grain=ctx.grain.value):
+        with bound_fields(**fields, grain=ctx.grain.value), refusal_logged():
             res = catch_up.sync_missed(
                 rc, source, settings, ctx, behind.periods_of(ctx), request, overrides
             )
@@ -175,17 +176,18 @@ def run(
         return res
 
     def do(ctx: ContextDef) -> ContextResult:
-        res = sync_context(
-            engine,
-            source,
-            ctx,
-            request.period,
-            settings,
-            force_full=request.force_full,
-            run_id=run_id,
-            statuses=statuses.of(ctx),
-            owner=rc.owner,  # its run key completes in the transaction of its writes
-        )
+        with refusal_logged():  # inside the context: the line carries its fields
+            res = sync_context(
+                engine,
+                source,
+                ctx,
+                request.period,
+                settings,
+                force_full=request.force_full,
+                run_id=run_id,
+                statuses=statuses.of(ctx),
+                owner=rc.owner,  # its run key completes in the transaction of its writes
+            )
         down = source_down_reason(source, res)
         if down is not None:
             rc.halt(down)  # start no other context: the ones not started are released
@@ -248,12 +250,31 @@ def run(
                             report(res)
             run_keyed(rc, work, do, _outcome, skipped, workers=request.workers, on_result=report)
         except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
-            result.refused = str(exc)
-            log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
+            result.refused = str(exc)  # logged by refusal_logged, with the context's fields
         finally:
             if loader is not None:
                 loader.close()
     return result
+
+
+@contextlib.contextmanager
+def refusal_logged() -> Iterator[None]:
+    """Log a RefusedError (401/403/404) at ``error`` where it happens, then let it end the run.
+
+    Raised inside a context's work, the line carries that context's bound fields (run_id,
+    run_key, tenant, metric, grain) and the endpoint.
+    """
+    try:
+        yield
+    except RefusedError as exc:
+        log_event(
+            log,
+            "source refused the credentials",
+            logging.ERROR,
+            endpoint=getattr(exc, "endpoint", None),
+            error=str(exc),
+        )
+        raise
 
 
 def log_beyond(run_id: str, bound: int, rest: CatchUpRest) -> None:

@@ -21,6 +21,7 @@ from fulcrum_sync.domain import (
     SeriesResult,
     SkipCounts,
     SourceDownError,
+    StopRequested,
     SyncType,
     Window,
     compute_window,
@@ -240,6 +241,8 @@ def _fetch_series(
         rows = source.fetch_series(request)
         series.rows_fetched = len(rows)
         clean, series.skipped = sanitize(rows, dimensional=dim is not None)
+    except StopRequested:
+        raise  # SIGTERM during a wait: the context is abandoned unstored, its key released
     except Exception as exc:  # isolation: one series failing never stops the others
         _failed(series, exc)
         write = SeriesWrite(key, status, None, rows_fetched=series.rows_fetched, error=series.error)

@@ -7,11 +7,11 @@ first used: importing ``fulcrum_sync.sources.base`` (every command does) loads n
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync import __version__
 from fulcrum_sync.config import Settings
-from fulcrum_sync.domain import InputError
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source, SourceMetadata
 
 if TYPE_CHECKING:
@@ -64,7 +64,11 @@ def build_http_client(settings: Settings) -> httpx.Client:
 
 
 def build_source(
-    settings: Settings, *, http_client: httpx.Client | None = None, long_run: bool = False
+    settings: Settings,
+    *,
+    http_client: httpx.Client | None = None,
+    long_run: bool = False,
+    stop: threading.Event | None = None,
 ) -> Source:
     """Return the source the settings name; a Cube source shares one HTTP client and one guard.
 
@@ -73,40 +77,48 @@ def build_source(
         None (and then closed by the source's ``close()``).
     :param long_run: a backfill: while Cube is down, requests wait for the breaker's trial
         (``cube_breaker_reset_seconds`` later) instead of ending the run at once.
+    :param stop: the run's stop event: the source's waits wake on it and nothing more is sent.
     :raises InputError: when the Cube source lacks its URL or secret, or the URL is not http(s).
     """
     if settings.source == "demo":
         from fulcrum_sync.sources.demo import DemoSource
 
         return DemoSource(settings.demo_seed)
-    from fulcrum_sync.sources.cube import SECRET_SETTING, URL_SETTING, CubeSource
+    from fulcrum_sync.sources.cube import (
+        BUDGET_SETTING,
+        RESET_SETTING,
+        SECRET_SETTING,
+        URL_SETTING,
+        CubeSource,
+    )
     from fulcrum_sync.sources.guard import SourceGuard
+    from fulcrum_sync.sources.urls import check_http_url, check_secret, public_url
 
-    url = settings.cube_api_url.strip()
-    if not url:
-        raise InputError(
-            f"{URL_SETTING} is not set: FULCRUM_SYNC_SOURCE=cube needs the Cube base URL "
-            "(e.g. https://cube.example.com)"
-        )
-    if not url.startswith(("http://", "https://")):
-        raise InputError(f"{URL_SETTING} must start with http:// or https://, got {url!r}")
-    if not settings.cube_api_secret.get_secret_value():
-        raise InputError(
-            f"{SECRET_SETTING} is not set: FULCRUM_SYNC_SOURCE=cube needs the secret that "
-            "signs Cube's JWTs"
-        )
+    url = check_http_url(
+        settings.cube_api_url, URL_SETTING, "FULCRUM_SYNC_SOURCE=cube needs the Cube base URL"
+    )
+    secret = check_secret(
+        settings.cube_api_secret,
+        SECRET_SETTING,
+        "FULCRUM_SYNC_SOURCE=cube needs the secret that signs Cube's JWTs",
+    )
     owns_client = http_client is None
+    endpoint = public_url(url.rstrip("/").removesuffix("/cubejs-api/v1"))
     guard = SourceGuard(
-        "Cube",
+        f"Cube at {endpoint}",
+        endpoint=endpoint,
         max_concurrency=settings.cube_max_concurrency,
         retry_budget=settings.cube_retry_budget,
         reset_seconds=settings.cube_breaker_reset_seconds,
         long_run=long_run,
         max_pause=settings.cube_wait_deadline_seconds,
+        stop=stop,
+        budget_setting=BUDGET_SETTING,
+        reset_setting=RESET_SETTING,
     )
     return CubeSource(
         url,
-        settings.cube_api_secret,
+        secret,
         client=http_client if http_client is not None else build_http_client(settings),
         tenant_claim=settings.cube_tenant_claim,
         token_ttl_seconds=settings.cube_token_ttl_seconds,

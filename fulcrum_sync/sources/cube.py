@@ -12,9 +12,11 @@ secret and the JWTs it signs never appear in messages, reprs or logs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +43,9 @@ from fulcrum_sync.sources.cube_protocol import (
     parse_rows,
     retry_after,
 )
-from fulcrum_sync.sources.guard import CONCURRENCY_SETTING, SourceGuard
+from fulcrum_sync.sources.guard import SourceGuard
 from fulcrum_sync.sources.paging import PageSize, QueryLimitError, is_query_limit
+from fulcrum_sync.sources.urls import public_url
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,9 @@ URL_SETTING = "FULCRUM_SYNC_CUBE_API_URL"
 SECRET_SETTING = "FULCRUM_SYNC_CUBE_API_SECRET"
 CLAIM_SETTING = "FULCRUM_SYNC_CUBE_TENANT_CLAIM"
 DEADLINE_SETTING = "FULCRUM_SYNC_CUBE_WAIT_DEADLINE_SECONDS"
+CONCURRENCY_SETTING = "FULCRUM_SYNC_CUBE_MAX_CONCURRENCY"
+BUDGET_SETTING = "FULCRUM_SYNC_CUBE_RETRY_BUDGET"
+RESET_SETTING = "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS"
 
 _SNIPPET = 200
 
@@ -103,7 +109,14 @@ class CubeSource:
         with its defaults on this source's clock and sleep).
     :param sleep: how to pause (tests pass a recorder); ``clock`` returns epoch seconds.
     :param close_client: close ``client`` in ``close()`` (when ``build_source`` created it).
+    :param stop: the run's stop event (SIGTERM/Ctrl-C): every wait wakes on it and the
+        request in progress raises StopRequested; nothing is sent after it is set. Ignored
+        when ``guard`` is given (the guard holds it).
+    :param secret_hint: where the secret comes from, named when Cube refuses it.
     :raises InputError: when the URL or the secret is empty.
+
+    Every error it raises starts with ``Cube at <url without credentials>:`` and carries
+    that address as ``endpoint``.
     """
 
     name = "cube"
@@ -126,6 +139,8 @@ class CubeSource:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         close_client: bool = False,
+        stop: threading.Event | None = None,
+        secret_hint: str = SECRET_SETTING,
     ) -> None:
         base = base_url.strip().rstrip("/")
         base = base.removesuffix("/cubejs-api/v1")
@@ -136,6 +151,9 @@ class CubeSource:
         if page_size < 1 or retries < 0 or token_ttl_seconds < 1:
             raise ValueError("page_size and token_ttl_seconds must be positive, retries >= 0")
         self.base_url = base
+        self.endpoint = public_url(base)
+        self.label = f"Cube at {self.endpoint}"
+        self.secret_hint = secret_hint
         self._secret = api_secret
         register_secret(api_secret)  # masked in every message and log line from now on
         self._client = client
@@ -152,7 +170,15 @@ class CubeSource:
         self._sleep = sleep
         self._clock = clock
         injected = None if sleep is time.sleep else sleep  # real time: interruptible waits
-        self.guard = guard or SourceGuard("Cube", clock=clock, sleep=injected)
+        self.guard = guard or SourceGuard(
+            self.label,
+            clock=clock,
+            sleep=injected,
+            stop=stop,
+            budget_setting=BUDGET_SETTING,
+            reset_setting=RESET_SETTING,
+            endpoint=self.endpoint,
+        )
         self._close_client = close_client
         self._auth = TenantAuth(
             api_secret, tenant_claim=tenant_claim, ttl_seconds=token_ttl_seconds, clock=clock
@@ -174,8 +200,13 @@ class CubeSource:
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Return every row of the series, paging with limit/offset until a short page.
 
-        Raises SourceDownError when Cube is down (the breaker is open), SourceError otherwise.
+        Raises SourceDownError when Cube is down (the breaker is open), SourceError otherwise,
+        StopRequested when the run is asked to stop while it waits.
         """
+        with self._named():
+            return self._fetch_series(request)
+
+    def _fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         what = f"{request.tenant}::{request.metric.metric_id} ({request.grain.value}"
         what += f", {request.dimension.dimension_id})" if request.dimension else ")"
         rows: list[SeriesRow] = []
@@ -203,8 +234,9 @@ class CubeSource:
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """Return every measure and dimension name of every cube (and view) ``tenant`` sees."""
         what = f"metadata for {tenant}"
-        body = self._call(_Call("GET", META_PATH, what, tenant))
-        return parse_meta(body, what)
+        with self._named():
+            body = self._call(_Call("GET", META_PATH, what, tenant))
+            return parse_meta(body, what)
 
     def stats(self) -> SourceStats:
         """Return the guard's counters (this process) and the page size in use."""
@@ -215,6 +247,22 @@ class CubeSource:
         self._auth.clear()
         if self._close_client:
             self._client.close()
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """Start every error's message with ``Cube at <url>:`` and set its ``endpoint``.
+
+        StopRequested passes as it is (not a failure of Cube).
+        """
+        try:
+            yield
+        except (SourceError, RefusedError) as exc:
+            prefix = f"{self.label}: "
+            if exc.args and isinstance(exc.args[0], str):
+                text = exc.args[0].replace(prefix, "")  # a message that quotes an earlier one
+                exc.args = (prefix + text, *exc.args[1:])
+            exc.endpoint = self.endpoint
+            raise
 
     def _redact(self, text: str) -> str:
         """Return ``text`` with the secret and anything that looks like a JWT masked."""
@@ -288,6 +336,7 @@ class CubeSource:
             try:
                 return retrying(self._send_unthrottled, call, deadline)
             except _TransientError as exc:
+                self.guard.check_stop(call.what)  # a signal during the last attempt: not down
                 attempts = retrying.statistics.get("attempt_number", self.retries + 1)
                 failure = (
                     f"{call.what}: Cube request failed after {attempts} attempt"
@@ -337,7 +386,7 @@ class CubeSource:
         detail = error_detail(response) if status >= 400 else ""
         self._auth.answered(call.tenant, call.tenant_id, status)
         if status == 429:
-            pause = self.guard.throttled(retry_after(response))
+            pause = self.guard.throttled(retry_after(response), what)
             raise _Throttled(f"HTTP 429{detail} (every worker pauses {pause:g}s)")
         if status >= 500 and not is_query_limit(detail):
             raise _TransientError(f"HTTP {status}{detail}", retry_after=retry_after(response))
@@ -347,14 +396,14 @@ class CubeSource:
         if status in (401, 403):
             refused = RefusedError(
                 f"{what}: Cube authentication failed (HTTP {status}{detail}): "
-                f"check {SECRET_SETTING} (the secret that signs the JWT) and {CLAIM_SETTING} "
+                f"check {self.secret_hint} (the secret that signs the JWT) and {CLAIM_SETTING} "
                 f"(the claim that carries the tenant, now {self.tenant_claim!r})"
             )
             raise self._auth.refuse(call.tenant, refused)  # checked once per tenant
         if status == 404:
             raise RefusedError(
                 f"{what}: Cube answered HTTP 404 for {call.path}: check {URL_SETTING} "
-                f"(now {self.base_url!r})"
+                f"(now {self.endpoint!r})"
             )
         if status >= 400:
             raise QueryRejectedError(f"{what}: Cube rejected the query (HTTP {status}){detail}")

@@ -94,11 +94,14 @@ def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
 
 
 def register_secrets_from(model: BaseModel) -> None:
-    """Register every ``SecretStr``/``SecretBytes`` field of ``model`` (e.g. the settings)."""
+    """Register every ``SecretStr``/``SecretBytes`` field of ``model`` (e.g. the settings),
+    sub-models (``settings.cube``) included."""
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, SecretStr | SecretBytes):
             register_secret(value)
+        elif isinstance(value, BaseModel):
+            register_secrets_from(value)
 
 
 def clear_secrets() -> None:

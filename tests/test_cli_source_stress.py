@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cube_server import SECRET, FakeCube, Faults, Rows, series_rows
+from cube_server import SECRET, FakeCube, Faults, Reply, Rows, series_rows
 from pydantic import SecretStr
 from test_cli_sync_cube import (
     CUBES,
@@ -36,7 +35,7 @@ from test_cli_sync_cube import (
 )
 
 from fulcrum_sync.services.deps import Deps
-from fulcrum_sync.sources import CubeSource
+from fulcrum_sync.sources import CubeSource, RetryPolicy
 from fulcrum_sync.store import tables as t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,8 +143,10 @@ def test_a_faulty_cube_still_gives_every_row_and_a_429_pauses_every_worker(
         with fake.serve() as cube, httpx.Client(timeout=5) as client:
             env = cube_env(urls[name], cube)
             load_catalog(env, catalog)
-            options = {"retries": 10, "backoff_initial": 0.05, "poll_interval": 0.05}
-            source = CubeSource(cube, SecretStr(SECRET), client=client, **options)
+            retry = RetryPolicy(attempts=11, backoff_base=0.05, jitter=0.05)
+            source = CubeSource(
+                cube, SecretStr(SECRET), client=client, policy=retry, poll_interval=0.05
+            )
             result = invoke(env, *SYNC, "--workers", "8", deps=Deps(source=source))
             outcomes[name] = (result, fake)
     result, fake = outcomes["faulty"]
@@ -285,13 +286,14 @@ def test_a_backfill_rides_out_a_blip_and_stops_when_cube_stays_down(
 ) -> None:
     args = ("backfill", "--grain", "day", "--start", "2025-07-01", "--end", "2025-07-05")
     fake = FakeCube(daily_data)
-    fake.down = True
     quick = {"FULCRUM_SYNC_CUBE_RETRIES": "0", "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS": "0.5"}
     metrics = tuple(f"m{i}" for i in range(6))
     with fake.serve() as cube:
         env = cube_env(sqlite_url, cube, **quick)
         load_catalog(env, write_catalog(tmp_path / "c.yaml", [], metrics))
-        threading.Timer(0.2, lambda: setattr(fake, "down", False)).start()
+        # The blip: the first request's connection is dropped, then Cube answers again (an
+        # event, not a timer: the machine's speed decides nothing).
+        fake.script.append(Reply(raise_exc=httpx.ConnectError))
         blip = invoke(env, *args, "--no-patterns", "--json")
     assert blip.exit_code == 0, blip.output
     assert json_document(blip.stdout)["done"] == 6 * 5

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cube_server import SECRET, FakeCube, Reply, series_rows
 from pydantic import SecretStr
-from test_source_cube import METRIC, REGION, WINDOW, FakeTime, request
+from test_source_cube import METRIC, REGION, WINDOW, FakeTime, policy, request
 
 from fulcrum_sync.catalog import FilterDef
 from fulcrum_sync.config import Settings
@@ -44,6 +44,7 @@ def source(
     """A Cube source on ``fake`` (in-process unless ``url`` is a served one)."""
     client = httpx.Client(transport=fake.transport()) if url == "http://cube.test" else None
     timing: dict[str, Any] = {"sleep": clock.sleep, "clock": clock.clock} if clock else {}
+    retry = {k: options.pop(k) for k in list(options) if k in policy.__code__.co_varnames}
     if guard is None and clock is not None:
         guard = SourceGuard(f"Cube at {url}", clock=clock.clock, sleep=clock.sleep)
     return CubeSource(
@@ -52,7 +53,8 @@ def source(
         client=client or httpx.Client(timeout=5),
         guard=guard,
         close_client=client is None,
-        **{"retries": 2, "backoff_initial": 0.01, **timing, **options},
+        policy=policy(**{"retries": 2, "backoff_initial": 0.01, **retry}),
+        **{**timing, **options},
     )
 
 

@@ -54,9 +54,12 @@ class Deps:
         """
         if self.engine is None:
             from fulcrum_sync.config import check_database_choice
+            from fulcrum_sync.sources.registry import source_entry
             from fulcrum_sync.store.engine import open_engine
 
-            check_database_choice(self.get_settings())
+            settings = self.get_settings()
+            entry = source_entry(settings.source)
+            check_database_choice(settings, self_contained=entry.self_contained)
             url = self.get_settings().database_url.get_secret_value()
             self.engine = open_engine(url, workers=workers, pooled=pooled)
             self._owned.append(self.engine)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
@@ -21,6 +21,8 @@ from fulcrum_sync.domain import FulcrumError, InputError, StoreError
 from fulcrum_sync.domain.doctor import FAIL, OK, SKIP, WARN, Check, DoctorReport
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources.base import Source
+from fulcrum_sync.sources.registry import source_entry
+from fulcrum_sync.sources.urls import public_url
 from fulcrum_sync.store import health
 from fulcrum_sync.store.engine import HEAD_REVISION, current_revision, open_engine
 
@@ -54,17 +56,27 @@ def run(deps: Deps, now: datetime | None = None) -> DoctorReport:
     return report
 
 
+def _flat_settings(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, object, bool]]:
+    """Each setting as (variable name, value, set?): sub-models (``cube``) give their fields
+    under their flat names (``FULCRUM_SYNC_CUBE_API_URL``)."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        env = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            yield from _flat_settings(value, f"{env}_")
+        else:
+            yield env, value, name in model.model_fields_set
+
+
 def _settings(report: DoctorReport, settings: Settings) -> None:
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        env = f"FULCRUM_SYNC_{name.upper()}"
-        if name == "database_url":
+    for env, value, given in _flat_settings(settings, "FULCRUM_SYNC_"):
+        if env == "FULCRUM_SYNC_DATABASE_URL":
             report.settings[env] = settings.masked_database_url
         elif isinstance(value, SecretStr):
             report.settings[env] = "set" if value.get_secret_value() else "unset"
         else:
             report.settings[env] = "" if value is None else str(value)
-        if name in settings.model_fields_set:
+        if given:
             report.settings_set.append(env)
     given = ", ".join(
         f"{env.removeprefix('FULCRUM_SYNC_')}={report.settings[env] or '(empty)'}"
@@ -151,7 +163,7 @@ def _catalog(report: DoctorReport, engine: Engine, settings: Settings) -> cat.Ca
         report.add(Check("catalog", FAIL, str(exc), f"{load} again"))
         return None
     if not catalog.tenants:
-        if settings.source == "demo":
+        if source_entry(settings.source).self_contained:
             fix = "none needed: discover or sync loads the demo catalog"
             report.add(Check("catalog", WARN, "none loaded yet", fix))
         else:
@@ -171,7 +183,7 @@ def _catalog(report: DoctorReport, engine: Engine, settings: Settings) -> cat.Ca
 def _source(
     report: DoctorReport, deps: Deps, settings: Settings, catalog: cat.Catalog | None
 ) -> None:
-    if settings.source == "demo" and deps.source is None:
+    if source_entry(settings.source).self_contained and deps.source is None:
         report.add(Check("source", OK, f"demo (seed {settings.demo_seed}): no account needed"))
         return
     source = deps.source
@@ -179,8 +191,9 @@ def _source(
         if source is None:
             from fulcrum_sync.sources import build_source
 
-            quick = {"cube_retries": min(settings.cube_retries, CUBE_RETRIES)}
-            source = build_source(settings.model_copy(update=quick))
+            cube = settings.cube
+            quick = cube.model_copy(update={"retries": min(cube.retries, CUBE_RETRIES)})
+            source = build_source(settings.model_copy(update={"cube": quick}))
     except InputError as exc:
         report.add(Check("cube", FAIL, str(exc), "set the variable named"))
         return
@@ -200,7 +213,7 @@ def _tenants(
     if not tenants:
         report.add(Check("cube", SKIP, "no tenant to ask for: the tenants come from the catalog"))
         return
-    where = getattr(source, "base_url", settings.cube_api_url)
+    where = getattr(source, "endpoint", None) or public_url(settings.cube.api_url)
     for i, tenant in enumerate(tenants):
         name = f"cube {tenant}"
         try:
@@ -222,7 +235,7 @@ def _cube_failure(name: str, exc: FulcrumError, settings: Settings, where: str) 
     if isinstance(exc, InputError) or _AUTH.search(text):
         fix = (
             "check FULCRUM_SYNC_CUBE_API_SECRET (the secret Cube verifies tokens with) and "
-            f"FULCRUM_SYNC_CUBE_TENANT_CLAIM (now {settings.cube_tenant_claim!r})"
+            f"FULCRUM_SYNC_CUBE_TENANT_CLAIM (now {settings.cube.tenant_claim!r})"
         )
         return Check(name, FAIL, text, fix)
     if "HTTP 404" in text:

@@ -25,7 +25,6 @@ import tenacity
 from pydantic import SecretStr
 
 from fulcrum_sync.domain import (
-    InputError,
     QueryRejectedError,
     RefusedError,
     SourceDownError,
@@ -45,7 +44,8 @@ from fulcrum_sync.sources.cube_protocol import (
 )
 from fulcrum_sync.sources.guard import SourceGuard
 from fulcrum_sync.sources.paging import PageSize, QueryLimitError, is_query_limit
-from fulcrum_sync.sources.urls import public_url
+from fulcrum_sync.sources.policy import RetryPolicy
+from fulcrum_sync.sources.urls import check_http_url, check_secret, public_url
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ BUDGET_SETTING = "FULCRUM_SYNC_CUBE_RETRY_BUDGET"
 RESET_SETTING = "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS"
 
 _SNIPPET = 200
+DEFAULT_POLICY = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,16 @@ class _Throttled(SourceError):
 __all__ = ["CubeSource", "build_query", "parse_rows"]
 
 
+def cube_base(url: str) -> str:
+    """The deployment's base URL: ``/cubejs-api/v1`` and trailing slashes taken off."""
+    return url.strip().rstrip("/").removesuffix("/cubejs-api/v1")
+
+
+def cube_label(url: str) -> str:
+    """How messages name the deployment: ``Cube at http://cube:4000`` (no credentials)."""
+    return f"Cube at {public_url(cube_base(url))}"
+
+
 class CubeSource:
     """Fetch series from a Cube deployment's REST API.
 
@@ -97,23 +108,23 @@ class CubeSource:
         is appended; a URL that already ends with it is accepted too).
     :param api_secret: the secret that signs the HS256 JWTs Cube checks.
     :param client: the process's shared, thread-safe ``httpx.Client`` (injected).
+    :param policy: attempts, backoff, deadline (of "Continue wait" polling and 429 pauses)
+        and the run's retry budget.
     :param tenant_claim: the JWT claim that carries the tenant identifier (default ``tenant_id``).
     :param token_ttl_seconds: lifetime of a JWT; tokens are cached per tenant until near expiry.
-    :param wait_deadline_seconds: how long to poll while Cube answers "Continue wait".
-    :param retries: retries (after the first attempt) on timeouts, connection errors and 5xx;
-        a 429 is waited out (until ``wait_deadline_seconds``), not counted.
     :param page_size: rows per request; pages continue with ``offset`` until a short page.
     :param poll_interval: pause between "Continue wait" polls, in seconds.
-    :param backoff_initial: first retry delay (exponential with jitter); ``backoff_max`` caps it.
-    :param guard: the breaker, throttle, concurrency cap and retry budget (default: a guard
-        with its defaults on this source's clock and sleep).
+    :param guard: the endpoint's breaker, throttle, concurrency cap and retry budget
+        (default: a guard with its defaults and ``policy.budget``, on this source's clock,
+        sleep and stop event).
     :param sleep: how to pause (tests pass a recorder); ``clock`` returns epoch seconds.
     :param close_client: close ``client`` in ``close()`` (when ``build_source`` created it).
     :param stop: the run's stop event (SIGTERM/Ctrl-C): every wait wakes on it and the
         request in progress raises StopRequested; nothing is sent after it is set. Ignored
         when ``guard`` is given (the guard holds it).
     :param secret_hint: where the secret comes from, named when Cube refuses it.
-    :raises InputError: when the URL or the secret is empty.
+    :param url_hint: where the URL comes from, named when Cube answers 404.
+    :raises InputError: when the URL is not http(s) or the secret is empty.
 
     Every error it raises starts with ``Cube at <url without credentials>:`` and carries
     that address as ``endpoint``.
@@ -127,51 +138,43 @@ class CubeSource:
         api_secret: SecretStr,
         *,
         client: httpx.Client,
+        policy: RetryPolicy = DEFAULT_POLICY,
         tenant_claim: str = "tenant_id",
         token_ttl_seconds: int = 300,
-        wait_deadline_seconds: float = 600.0,
-        retries: int = 5,
         page_size: int = 10_000,
         poll_interval: float = 0.5,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
         guard: SourceGuard | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         close_client: bool = False,
         stop: threading.Event | None = None,
         secret_hint: str = SECRET_SETTING,
+        url_hint: str = URL_SETTING,
     ) -> None:
-        base = base_url.strip().rstrip("/")
-        base = base.removesuffix("/cubejs-api/v1")
-        if not base:
-            raise InputError(f"{URL_SETTING} is not set: the Cube source needs its base URL")
-        if not api_secret.get_secret_value():
-            raise InputError(f"{SECRET_SETTING} is not set: the Cube source signs JWTs with it")
-        if page_size < 1 or retries < 0 or token_ttl_seconds < 1:
-            raise ValueError("page_size and token_ttl_seconds must be positive, retries >= 0")
+        base = cube_base(check_http_url(base_url, url_hint, "the Cube source needs its base URL"))
+        check_secret(api_secret, secret_hint, "the Cube source signs JWTs with it")
+        if page_size < 1 or token_ttl_seconds < 1:
+            raise ValueError("page_size and token_ttl_seconds must be positive")
         self.base_url = base
         self.endpoint = public_url(base)
-        self.label = f"Cube at {self.endpoint}"
-        self.secret_hint = secret_hint
+        self.label = cube_label(base)
+        self.secret_hint, self.url_hint = secret_hint, url_hint
         self._secret = api_secret
         register_secret(api_secret)  # masked in every message and log line from now on
         self._client = client
+        self.policy = policy
         self.tenant_claim = tenant_claim
         self.token_ttl_seconds = token_ttl_seconds
-        self.wait_deadline_seconds = wait_deadline_seconds
-        self.retries = retries
         self._pages = PageSize(page_size)
         self.poll_interval = poll_interval
-        jitter = tenacity.wait_random(0, backoff_initial)
-        self._backoff = (
-            tenacity.wait_exponential(multiplier=backoff_initial, max=backoff_max) + jitter
-        )
+        self._backoff = policy.backoff()
         self._sleep = sleep
         self._clock = clock
         injected = None if sleep is time.sleep else sleep  # real time: interruptible waits
         self.guard = guard or SourceGuard(
             self.label,
+            retry_budget=policy.budget,
+            max_pause=policy.deadline,
             clock=clock,
             sleep=injected,
             stop=stop,
@@ -183,6 +186,16 @@ class CubeSource:
         self._auth = TenantAuth(
             api_secret, tenant_claim=tenant_claim, ttl_seconds=token_ttl_seconds, clock=clock
         )
+
+    @property
+    def retries(self) -> int:
+        """Retries of one request after its first attempt (the policy's)."""
+        return self.policy.retries
+
+    @property
+    def wait_deadline_seconds(self) -> float:
+        """How long one request waits on "Continue wait" and 429s (the policy's deadline)."""
+        return self.policy.deadline
 
     def __repr__(self) -> str:
         return (
@@ -402,7 +415,7 @@ class CubeSource:
             raise self._auth.refuse(call.tenant, refused)  # checked once per tenant
         if status == 404:
             raise RefusedError(
-                f"{what}: Cube answered HTTP 404 for {call.path}: check {URL_SETTING} "
+                f"{what}: Cube answered HTTP 404 for {call.path}: check {self.url_hint} "
                 f"(now {self.endpoint!r})"
             )
         if status >= 400:

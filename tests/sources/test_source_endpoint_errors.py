@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from fulcrum_sync.cli import app
 from fulcrum_sync.domain import RefusedError, SourceDownError, StopRequested
-from fulcrum_sync.sources import CubeSource, SourceGuard
+from fulcrum_sync.sources import CubeSource, RetryPolicy, SourceGuard
 
 runner = CliRunner()
 PASSWORD = "hunter2-url-password"
@@ -47,7 +47,9 @@ def test_errors_start_with_the_endpoint_without_its_credentials() -> None:
 
 def test_a_down_cube_error_carries_its_endpoint() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    src = CubeSource(url, SecretStr(SECRET), client=httpx.Client(timeout=5), retries=0)
+    src = CubeSource(
+        url, SecretStr(SECRET), client=httpx.Client(timeout=5), policy=RetryPolicy(attempts=1)
+    )
     with pytest.raises(SourceDownError) as down:
         src.fetch_series(request())
     assert str(down.value).startswith(f"Cube at {url}: ")

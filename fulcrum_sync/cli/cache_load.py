@@ -51,7 +51,11 @@ def cache_load(
     """Copy each active context's stored series into its own cache table.
 
     One table per tenant, metric and grain, `CACHE_<TENANT>_<METRIC>_<GRAIN>` (lower case in
-    the local database), holds the base series and every dimension's. Each load replaces the
+    the local database), holds the base series and every dimension's. With --target
+    snowflake a tenant with a `cache:` block in the catalog loads into its own account,
+    database and schema, the others into FULCRUM_SYNC_SNOWFLAKE_*; one connection per
+    destination, destinations loaded at once, and one that refuses its credentials fails
+    only its own tenants. Each load replaces the
     table's contents atomically; a context with no stored rows is skipped, and one whose
     series did not change since its last successful load is reported unchanged and left
     alone (--force loads it). Scheduled syncs load their contexts themselves
@@ -69,7 +73,7 @@ def cache_load(
     deps = deps_of(ctx)
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)
-    sink = deps.get_sink(target)
+    sinks = deps.get_sinks(target)
     engine = deps.get_engine(pooled=True)
     with (
         stop_on_sigterm(deps.stop) as stop,
@@ -78,7 +82,7 @@ def cache_load(
         result = svc.run(
             engine,
             settings,
-            sink,
+            sinks,
             grain_value,
             tenant,
             metric,

@@ -153,9 +153,9 @@ def _cache_chain(deps: Deps, request: SyncRequest) -> Any:
     """The in-process cache load for ``sync --cache-load`` (settings checked before any work)."""
     from fulcrum_sync.services.cache_load import ChainedLoad
 
-    sink = deps.get_sink()
+    sinks = deps.get_sinks()
     engine = deps.get_engine(workers=request.workers, pooled=True)
-    return ChainedLoad(engine, deps.get_settings(), sink, request.grain)
+    return ChainedLoad(engine, deps.get_settings(), sinks, request.grain)
 
 
 def _pattern_chain(deps: Deps, enabled: bool) -> Any:

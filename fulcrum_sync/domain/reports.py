@@ -116,7 +116,7 @@ class CacheLoadResult:
     contexts: list[ContextCacheResult] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    interrupted: bool = False  # SIGTERM/Ctrl-C stopped it before every table was loaded
+    interrupted: bool = False  # SIGTERM/Ctrl-C arrived: the load in flight finished, no other
     not_started: int = 0  # contexts left unloaded because it was stopped
 
     @property
@@ -126,7 +126,7 @@ class CacheLoadResult:
     @property
     def outcome(self) -> str:
         """``succeeded``, ``partial`` (some failed), ``failed`` (every load hit a dependency)
-        or ``interrupted`` (stopped by a signal before the last table)."""
+        or ``interrupted`` (a signal stopped it; the load in flight finished)."""
         if self.interrupted:
             return "interrupted"
         attempted = [c for c in self.contexts if c.status not in ("skipped", "unchanged")]

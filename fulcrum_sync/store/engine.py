@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 MIGRATION_LOCK_ID = 0x46554C43  # "FULC": the advisory lock that serializes migrations
 
 

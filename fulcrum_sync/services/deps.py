@@ -79,9 +79,21 @@ class Deps:
         if self.source is None:
             from fulcrum_sync.sources import build_source
 
-            self.source = build_source(self.get_settings(), long_run=long_run, stop=self.stop)
+            self.source = build_source(
+                self.get_settings(),
+                long_run=long_run,
+                stop=self.stop,
+                connections=self._tenant_connections,
+            )
             self._owned.append(self.source)
         return self.source
+
+    def _tenant_connections(self) -> dict[str, Any]:
+        """Each catalog tenant's own ``cube:`` block (None: the settings' Cube)."""
+        from fulcrum_sync.store.catalog import read_catalog
+
+        catalog = read_catalog(self.get_engine())
+        return {t.identifier: t.cube for t in catalog.tenants}
 
     def get_sink(self, target: str | None = None) -> CacheSink:
         """Return the cache sink for ``target`` (default: the settings' cache target).

@@ -237,6 +237,12 @@ def run(
         result.finished_at = datetime.now(UTC)
         result.not_started = len(contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = source.stats().since(before)
+        down = getattr(source, "down_endpoints", None)  # tenants' own Cubes (routing source)
+        if result.halted is None and down is not None and (ends := down()):
+            result.halted = (
+                f"Cube down at {', '.join(ends)}: the contexts behind "
+                f"{'it' if len(ends) == 1 else 'them'} failed, every other endpoint's ran"
+            )
         return result.outcome, summarize_run(result)
 
     with rc.recording(summarize):

@@ -323,6 +323,6 @@ def source_down_reason(source: Source, result: ContextResult) -> str | None:
     if error is None:
         return None
     stats = source.stats()
-    if stats.down_since is None:
-        return f"the source is down: {error}"
+    if stats.down_since is None:  # up again, or other endpoints still answer (per tenant)
+        return None
     return f"the source is down since {stats.down_since:%Y-%m-%d %H:%M:%SZ}: {stats.down_cause}"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from fulcrum_sync.sources.demo import DemoSource
     from fulcrum_sync.sources.guard import SourceGuard
     from fulcrum_sync.sources.policy import RetryPolicy
+    from fulcrum_sync.sources.registry import Connections
 
 _LAZY = {
     "CubeSource": "fulcrum_sync.sources.cube",
@@ -65,6 +66,7 @@ def build_source(
     http_client: httpx.Client | None = None,
     long_run: bool = False,
     stop: threading.Event | None = None,
+    connections: Connections | None = None,
 ) -> Source:
     """Return the source the settings name (``FULCRUM_SYNC_SOURCE``, from the registry).
 
@@ -73,9 +75,13 @@ def build_source(
     :param long_run: a backfill: while Cube is down, requests wait for the breaker's trial
         (``cube.breaker_reset_seconds`` later) instead of ending the run at once.
     :param stop: the run's stop event: the source's waits wake on it and nothing more is sent.
+    :param connections: returns each tenant's own ``cube:`` block (or None): tenants with
+        one go to their own Cube, each endpoint with its own client, breaker and budget.
     :raises InputError: an unknown source, or a source's missing or bad settings.
     """
     from fulcrum_sync.sources.registry import source_entry
 
     entry = source_entry(settings.source)
-    return entry.build(settings, http_client=http_client, long_run=long_run, stop=stop)
+    return entry.build(
+        settings, http_client=http_client, long_run=long_run, stop=stop, connections=connections
+    )

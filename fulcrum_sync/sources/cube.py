@@ -124,6 +124,8 @@ class CubeSource:
         when ``guard`` is given (the guard holds it).
     :param secret_hint: where the secret comes from, named when Cube refuses it.
     :param url_hint: where the URL comes from, named when Cube answers 404.
+    :param per_tenant: ``api_secret`` may be empty: every tenant's credential is given with
+        :meth:`use_credential` (a tenant's own Cube, from its catalog ``cube:`` block).
     :raises InputError: when the URL is not http(s) or the secret is empty.
 
     Every error it raises starts with ``Cube at <url without credentials>:`` and carries
@@ -150,9 +152,11 @@ class CubeSource:
         stop: threading.Event | None = None,
         secret_hint: str = SECRET_SETTING,
         url_hint: str = URL_SETTING,
+        per_tenant: bool = False,
     ) -> None:
         base = cube_base(check_http_url(base_url, url_hint, "the Cube source needs its base URL"))
-        check_secret(api_secret, secret_hint, "the Cube source signs JWTs with it")
+        if not per_tenant:  # else each tenant brings its own (``use_credential``)
+            check_secret(api_secret, secret_hint, "the Cube source signs JWTs with it")
         if page_size < 1 or token_ttl_seconds < 1:
             raise ValueError("page_size and token_ttl_seconds must be positive")
         self.base_url = base
@@ -186,6 +190,12 @@ class CubeSource:
         self._auth = TenantAuth(
             api_secret, tenant_claim=tenant_claim, ttl_seconds=token_ttl_seconds, clock=clock
         )
+
+    def use_credential(self, tenant: str, credential: SecretStr, kind: str, where: str) -> None:
+        """Authenticate ``tenant`` with its own secret (``kind`` ``secret``: sign its JWTs) or
+        fixed token (``token``: send it); ``where`` names its variable or file in errors."""
+        register_secret(credential)
+        self._auth.use(tenant, credential, kind, where)
 
     @property
     def retries(self) -> int:
@@ -409,7 +419,8 @@ class CubeSource:
         if status in (401, 403):
             refused = RefusedError(
                 f"{what}: Cube authentication failed (HTTP {status}{detail}): "
-                f"check {self.secret_hint} (the secret that signs the JWT) and {CLAIM_SETTING} "
+                f"check {self._auth.hint(call.tenant, self.secret_hint)} (the credential "
+                f"Cube verifies) and {CLAIM_SETTING} "
                 f"(the claim that carries the tenant, now {self.tenant_claim!r})"
             )
             raise self._auth.refuse(call.tenant, refused)  # checked once per tenant

@@ -15,10 +15,16 @@ from typing import TYPE_CHECKING, Protocol
 from fulcrum_sync.domain import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import httpx
 
+    from fulcrum_sync.catalog_connections import CubeConnection
     from fulcrum_sync.config import Settings
     from fulcrum_sync.sources.base import Source
+
+
+Connections = Callable[[], "Mapping[str, CubeConnection | None]"]
 
 
 class SourceFactory(Protocol):
@@ -31,6 +37,7 @@ class SourceFactory(Protocol):
         http_client: httpx.Client | None,
         long_run: bool,
         stop: threading.Event | None,
+        connections: Connections | None = None,
     ) -> Source: ...
 
 
@@ -57,6 +64,7 @@ def _demo(
     http_client: httpx.Client | None = None,
     long_run: bool = False,
     stop: threading.Event | None = None,
+    connections: Connections | None = None,
 ) -> Source:
     from fulcrum_sync.sources.demo import DemoSource
 
@@ -69,7 +77,17 @@ def _cube(
     http_client: httpx.Client | None = None,
     long_run: bool = False,
     stop: threading.Event | None = None,
+    connections: Connections | None = None,
 ) -> Source:
+    """The settings' Cube; with tenants that bring their own (``connections``), a source
+    that routes each tenant to its endpoint."""
+    blocks = dict(connections()) if connections is not None else {}
+    if any(block is not None for block in blocks.values()):
+        from fulcrum_sync.sources.routing import TenantRoutedSource
+
+        return TenantRoutedSource(
+            settings, lambda: blocks, long_run=long_run, stop=stop, http_client=http_client
+        )
     from fulcrum_sync.sources.cube_factory import build_cube_source
 
     return build_cube_source(settings, http_client=http_client, long_run=long_run, stop=stop)

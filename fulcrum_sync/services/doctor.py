@@ -187,13 +187,15 @@ def _source(
         report.add(Check("source", OK, f"demo (seed {settings.demo_seed}): no account needed"))
         return
     source = deps.source
+    blocks = {t.identifier: t.cube for t in (catalog.tenants if catalog else ())}
     try:
         if source is None:
             from fulcrum_sync.sources import build_source
 
             cube = settings.cube
             quick = cube.model_copy(update={"retries": min(cube.retries, CUBE_RETRIES)})
-            source = build_source(settings.model_copy(update={"cube": quick}))
+            quick_settings = settings.model_copy(update={"cube": quick})
+            source = build_source(quick_settings, connections=lambda: blocks)
     except InputError as exc:
         report.add(Check("cube", FAIL, str(exc), "set the variable named"))
         return
@@ -204,29 +206,63 @@ def _source(
             source.close()
 
 
+def _by_endpoint(
+    report: DoctorReport, settings: Settings, source: Source, tenants: list[str]
+) -> dict[str, list[str]]:
+    """The tenants behind each endpoint; a tenant whose endpoint cannot be built (a missing
+    variable or file) gets its failing check here."""
+    groups: dict[str, list[str]] = {}
+    route = getattr(source, "source_for", None)  # tenants' own Cubes (routing source)
+    for tenant in tenants:
+        try:
+            target = route(tenant) if route is not None else source
+        except InputError as exc:
+            report.add(Check(f"cube {tenant}", FAIL, str(exc), "set the variable named"))
+            continue
+        where = getattr(target, "endpoint", None) or public_url(settings.cube.api_url)
+        groups.setdefault(where, []).append(tenant)
+    return groups
+
+
 def _tenants(
     report: DoctorReport, settings: Settings, source: Source, catalog: cat.Catalog | None
 ) -> None:
+    """Each distinct endpoint once: its tenants' /meta, stopping at the first unreachable."""
     tenants = [
         t.identifier for t in (catalog.tenants if catalog else ()) if t.active and t.cache_enabled
     ]
     if not tenants:
         report.add(Check("cube", SKIP, "no tenant to ask for: the tenants come from the catalog"))
         return
-    where = getattr(source, "endpoint", None) or public_url(settings.cube.api_url)
-    for i, tenant in enumerate(tenants):
-        name = f"cube {tenant}"
-        try:
-            meta = source.fetch_metadata(tenant)
-        except FulcrumError as exc:
-            check = report.add(_cube_failure(name, exc, settings, where))
-            if check.unreachable:
-                for rest in tenants[i + 1 :]:
-                    report.add(Check(f"cube {rest}", SKIP, "Cube is unreachable"))
-                return
-            continue
-        members = len(meta.measures) + len(meta.dimensions)
-        report.add(Check(name, OK, f"{where}: token accepted; /meta lists {members} members"))
+    groups = _by_endpoint(report, settings, source, tenants)
+    for where, behind in groups.items():
+        for i, tenant in enumerate(behind):
+            name = f"cube {tenant}"
+            try:
+                meta = source.fetch_metadata(tenant)
+            except FulcrumError as exc:
+                check = report.add(_cube_failure(name, exc, settings, where))
+                if check.unreachable:
+                    for rest in behind[i + 1 :]:
+                        report.add(Check(f"cube {rest}", SKIP, f"Cube at {where} is unreachable"))
+                    break
+                continue
+            members = len(meta.measures) + len(meta.dimensions)
+            report.add(Check(name, OK, f"{where}: token accepted; /meta lists {members} members"))
+        if len(groups) > 1:
+            names = ", ".join(behind)
+            failed = [c for c in report.checks if c.name in {f"cube {t}" for t in behind}]
+            down = any(c.unreachable for c in failed)
+            state = "unreachable" if down else "reachable"
+            report.add(
+                Check(
+                    f"cube endpoint {where}",
+                    FAIL if down else OK,
+                    f"Cube at {where} {state}; tenants behind it: {names}",
+                    f"check that Cube is up and reachable from here at {where}" if down else None,
+                    unreachable=down,
+                )
+            )
 
 
 def _cube_failure(name: str, exc: FulcrumError, settings: Settings, where: str) -> Check:

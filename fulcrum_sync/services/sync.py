@@ -18,6 +18,7 @@ from fulcrum_sync.domain import (
     CatchUpRest,
     ContextCacheResult,
     ContextResult,
+    InputError,
     RefusedError,
     SyncRequest,
     SyncRunResult,
@@ -136,6 +137,7 @@ def run(
         catch_up.max_periods_of(settings, request)  # refused before anything is written
     contexts = select_contexts(engine, settings, request.grain, request.tenant, request.metric)
     behind = catch_up.plan(engine, settings, request, contexts) if request.catch_up else None
+    _check_tenants(source, contexts)
     if loader is not None:
         loader.prepare(contexts)  # unsafe or shared table names: refused before any work
     rc = RunContext.start(
@@ -261,6 +263,19 @@ def run(
             if loader is not None:
                 loader.close()
     return result
+
+
+def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:
+    """Refuse the run (InputError, exit 2, nothing done) when no selected tenant can be sent a
+    request: each lacks its own Cube's variable or file. With some usable, the others'
+    contexts fail naming the fix and the rest run."""
+    unusable = getattr(source, "unusable", None)  # tenants' own Cubes (routing source)
+    tenants = {c.tenant.identifier for c in contexts}
+    if unusable is None or not tenants:
+        return
+    problems = unusable(tenants)
+    if len(problems) == len(tenants):
+        raise InputError("; ".join(str(e) for e in problems.values()))
 
 
 @contextlib.contextmanager

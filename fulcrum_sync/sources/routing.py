@@ -142,6 +142,17 @@ class TenantRoutedSource:
             self._endpoints[base] = source
         return source
 
+    def unusable(self, tenants: set[str]) -> dict[str, InputError]:
+        """The configuration problem of each of ``tenants`` that cannot be sent a request
+        (a missing variable or file, no Cube URL for it); reads the credentials, sends nothing."""
+        problems: dict[str, InputError] = {}
+        for tenant in sorted(tenants):
+            try:
+                self.source_for(tenant)
+            except InputError as exc:
+                problems[tenant] = exc
+        return problems
+
     def endpoints(self) -> dict[str, list[str]]:
         """``{endpoint without credentials: [tenants routed to it]}`` so far."""
         out: dict[str, list[str]] = {}

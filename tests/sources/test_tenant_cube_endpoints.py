@@ -97,6 +97,13 @@ def test_a_dead_tenant_cube_fails_only_its_contexts(sqlite_url: str, tmp_path: P
             app, ["sync", "--grain", "day", "--period", PERIOD, "--workers", "8"], env=env
         )
         seconds = time.monotonic() - started
+        doctor = runner.invoke(app, ["--verbose", "doctor"], env={**env, "COLUMNS": "200"})
+        doctor_json = runner.invoke(app, ["doctor", "--json"], env=env)
+    assert doctor.exit_code == 3, doctor.output
+    text = " ".join(doctor.stdout.split())
+    for endpoint, tenants in ((own_url, "own"), (dead_url, "dead"), (shared_url, "shared")):
+        assert f"Cube at {endpoint}" in text and f"tenants behind it: {tenants}" in text
+    assert f"Cube at {dead_url} unreachable" in text and f"Cube at {own_url} reachable" in text
     assert result.exit_code == 3, result.output[-3000:]
     assert seconds < 30
     lines = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
@@ -130,7 +137,7 @@ def test_a_dead_tenant_cube_fails_only_its_contexts(sqlite_url: str, tmp_path: P
         f"{sum(s == 'failed' for s, _ in dead)} failed, {len(dead)} keys"
     )
 
-    everything = result.output + dump(sqlite_url)
+    everything = result.output + doctor.output + doctor_json.output + dump(sqlite_url)
     for secret in (OWN_SECRET, DEAD_TOKEN, SECRET):
         assert secret not in everything
 
@@ -169,3 +176,21 @@ def test_a_token_tenant_sends_its_token_and_a_missing_variable_fails_only_its_te
     assert len(rows) == 3
     assert [r.token for r in fake.requests] == [token]  # sent as it is, nothing for "gone"
     assert source.endpoints() == {url: ["tok"]}
+
+
+def test_a_missing_tenant_secret_is_exit_2_when_it_is_the_only_tenant(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    own = FakeCube(daily_data, cubes=CUBES, secret=OWN_SECRET)
+    shared = FakeCube(daily_data, cubes=CUBES)
+    with own.serve() as own_url, shared.serve() as shared_url:
+        env = cube_env(sqlite_url, shared_url, DEAD_CUBE_TOKEN=DEAD_TOKEN)  # OWN_* unset
+        catalog = write_catalog(tmp_path / "c.yaml", own_url, f"http://127.0.0.1:{closed_port()}")
+        assert runner.invoke(app, ["catalog", "load", str(catalog)], env=env).exit_code == 0
+        sync = ["sync", "--grain", "day", "--period", PERIOD, "--no-patterns"]
+        alone = runner.invoke(app, [*sync, "--tenant", "own"], env=env)
+        others = runner.invoke(app, [*sync, "--tenant", "shared"], env=env)
+    assert alone.exit_code == 2, alone.output
+    assert "OWN_CUBE_SECRET is not set" in alone.output
+    assert own.requests == []
+    assert others.exit_code == 0, others.output  # the settings' Cube is not affected

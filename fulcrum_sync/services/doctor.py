@@ -78,7 +78,7 @@ def _settings(report: DoctorReport, settings: Settings) -> None:
             report.settings[env] = "" if value is None else str(value)
         if given:
             report.settings_set.append(env)
-    given = ", ".join(
+    listed = ", ".join(
         f"{env.removeprefix('FULCRUM_SYNC_')}={report.settings[env] or '(empty)'}"
         for env in report.settings_set
     )
@@ -87,7 +87,7 @@ def _settings(report: DoctorReport, settings: Settings) -> None:
             "settings",
             OK,
             f"valid; source {settings.source}, cache target {settings.cache_target}; "
-            + (f"set: {given}" if given else "all defaults"),
+            + (f"set: {listed}" if listed else "all defaults"),
         )
     )
 

@@ -190,7 +190,7 @@ class TenantRoutedSource:
                 total,
                 requests=total.requests + more.requests,
                 retries=total.retries + more.retries,
-                retry_budget=total.retry_budget + more.retry_budget,
+                retry_budget=(total.retry_budget or 0) + (more.retry_budget or 0),
                 throttled=total.throttled + more.throttled,
                 throttled_waits=total.throttled_waits + more.throttled_waits,
                 breaker_opened=total.breaker_opened + more.breaker_opened,
@@ -198,7 +198,7 @@ class TenantRoutedSource:
         down = [s for s in each if s.down_since is not None]
         if len(down) < len(each):
             return replace(total, down_since=None, down_cause=None)
-        first = min(down, key=lambda s: s.down_since or 0)  # type: ignore[arg-type,return-value]
+        first = min(down, key=lambda s: s.down_since.timestamp() if s.down_since else 0.0)
         return replace(total, down_since=first.down_since, down_cause=first.down_cause)
 
     def down_endpoints(self) -> list[str]:

@@ -69,6 +69,8 @@ SCHEDULE: dict[str, ScheduledJob] = {
     "sync-week": ScheduledJob("0 11 * * 1", ("sync", "--grain", "week", *SYNC_FLAGS), WEEK),
     "sync-month": ScheduledJob("0 12 1 * *", ("sync", "--grain", "month", *SYNC_FLAGS), MONTH),
     "discover": ScheduledJob("*/15 * * * *", ("discover",), QUARTER_HOUR),
+    # Issue 27: a weekly verify of a sample of the day contexts (read-only).
+    "verify-day": ScheduledJob("0 14 * * 0", ("verify", "--grain", "day", "--sample", "50"), WEEK),
 }
 
 #: The database-migration Job: in the kustomization, the first step of a rollout.

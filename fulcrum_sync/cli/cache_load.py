@@ -19,6 +19,7 @@ from fulcrum_sync.cli._common import (
     handle_errors,
     stop_on_sigterm,
 )
+from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import Grain
 
 
@@ -91,6 +92,7 @@ def cache_load(
             on_result=progress.advance,
             stop=stop,
         )
+    observe(ctx, result)  # for the metrics pushed as the command ends
     emit(
         output,
         data=lambda: render.cache_load_json(result),

@@ -192,7 +192,7 @@ def run_keyed(
     """
     if not work:
         return []
-    runs.ensure_items(rc.engine, [w.item for w in work])
+    runs.ensure_items(rc.engine, [w.item for w in work], rc.run_id)  # adopted: see state reset
     results: list[R] = []
     claimed_up_front = _claim_all(rc, work) if batch_claim else {}
     done_before: set[str] = set()

@@ -57,7 +57,8 @@ _BATCH_DDL = (
     '"TABLE_KEY" VARCHAR, "DATE" DATE, "DIMENSION_NAME" VARCHAR, "DIMENSION_SLICE" VARCHAR, '
     '"VALUE" FLOAT'
 )
-_FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
+FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
+_FRAME_COLS = FRAME_COLS
 _NULL = "\\N"
 _FILE_FORMAT = (
     "FILE_FORMAT = (TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '\"' NULL_IF = ('\\\\N') "

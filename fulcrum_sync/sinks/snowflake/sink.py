@@ -17,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync.domain import FulcrumError, Grain, RefusedError, SinkError
-from fulcrum_sync.sinks.base import LoadStats
+from fulcrum_sync.sinks.base import CacheRow, LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
-from fulcrum_sync.sinks.snowflake.batch import SnowflakeBatch
+from fulcrum_sync.sinks.snowflake.batch import FRAME_COLS, SnowflakeBatch, fqn
 from fulcrum_sync.sinks.snowflake.config import SnowflakeConfig
 
 if TYPE_CHECKING:
@@ -184,12 +184,41 @@ class SnowflakeSink:
             raise SinkError("the Snowflake sink is not open: call open() first")
         return SnowflakeBatch(self._link)
 
+    def read(self, table: CacheTable) -> list[CacheRow] | None:
+        """Return the table's rows (None when it does not exist); opens the connection."""
+        if self._link.conn is None:
+            self.open()
+        with self._translate(f"read {table.qualified}"):
+            cur = self._conn.cursor()
+            try:
+                cur.execute(
+                    f"SELECT COUNT(*) FROM {quote(self._config.database)}.INFORMATION_SCHEMA."
+                    "TABLES WHERE TABLE_SCHEMA = %(schema)s AND TABLE_NAME = %(name)s",
+                    {"schema": self._config.schema, "name": table.name},
+                )
+                if not cur.fetchone()[0]:
+                    return None
+                cur.execute(f"SELECT {FRAME_COLS} FROM {fqn(table)}")
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        return [(_day(r[0]), r[1], r[2], float(r[3])) for r in rows]
+
     def close(self) -> None:
         """Close the (shared) connection, if open."""
         self._link.close()
 
     def _translate(self, action: str) -> contextlib.AbstractContextManager[None]:
         return translate(self._config, action)
+
+
+def _day(value: Any) -> date:
+    """A DATE column's value as a date (the connector may hand back a datetime or text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value  # type: ignore[no-any-return]
 
 
 def _raise_failed(outcomes: dict[str, LoadStats | Exception], table: CacheTable) -> LoadStats:

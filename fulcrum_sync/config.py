@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
@@ -23,6 +24,23 @@ from fulcrum_sync.domain import DEFAULT_LOOKBACK, Grain, InputError, SyncType
 DEFAULT_DATABASE_URL = "sqlite:///fulcrum_sync.db"
 # Dates a setting may name: every period, window and target horizon around them computes.
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(9000, 12, 31)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseLimits:
+    """How long the state database may keep us waiting (0 turns a limit off).
+
+    :param lock_seconds: a PostgreSQL statement waiting this long for a lock fails
+        (``lock_timeout``); FULCRUM_SYNC_DATABASE_LOCK_TIMEOUT_SECONDS.
+    :param statement_seconds: a PostgreSQL statement running this long is cancelled
+        (``statement_timeout``); FULCRUM_SYNC_DATABASE_STATEMENT_TIMEOUT_SECONDS.
+    :param retry_seconds: how long to wait for a lost or restarting server before giving up
+        (exit 3); FULCRUM_SYNC_DATABASE_RETRY_SECONDS. 0: one immediate retry.
+    """
+
+    lock_seconds: float = 30.0
+    statement_seconds: float = 300.0
+    retry_seconds: float = 0.0
 
 
 class CubeSettings(BaseModel):
@@ -92,7 +110,26 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL),
-        description="SQLAlchemy URL of the state database (SQLite file or postgresql+psycopg).",
+        description="SQLAlchemy URL of the state database (SQLite file, or PostgreSQL: "
+        "postgres://, postgresql:// and postgresql+psycopg:// all mean psycopg 3).",
+    )
+    database_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a run waits for a lost or restarting state database (the failed "
+        "transaction runs again once it is back) before it gives up with exit 3.",
+    )
+    database_lock_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="PostgreSQL lock_timeout: a statement waiting this long for a lock fails "
+        "its context (the run goes on); 0 waits forever.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="PostgreSQL statement_timeout: a statement running this long is cancelled "
+        "and fails its context; 0 means no limit.",
     )
     source: str = Field(
         default="demo", description="Semantic source: a name in the source registry (demo, cube)."
@@ -225,6 +262,15 @@ class Settings(BaseSettings):
         return table
 
     @property
+    def database_limits(self) -> DatabaseLimits:
+        """The state database's lock and statement timeouts and how long to wait for it."""
+        return DatabaseLimits(
+            lock_seconds=self.database_lock_timeout_seconds,
+            statement_seconds=self.database_statement_timeout_seconds,
+            retry_seconds=self.database_retry_seconds,
+        )
+
+    @property
     def masked_database_url(self) -> str:
         """The database URL with any password replaced by ``***``."""
         return mask_url(self.database_url.get_secret_value())
@@ -247,14 +293,17 @@ def setting_fields(
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password hidden."""
+    """Return ``url`` with its password hidden (``secrets.redact_url``, the one redaction)."""
+    from fulcrum_sync.secrets import redact_url
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except Exception:
         return "<unparseable database URL>"
+    return redact_url(url)
 
 
-def check_database_choice(settings: Settings, *, self_contained: bool) -> None:
+def check_database_choice(settings: Settings, *, self_contained: bool | None = None) -> None:
     """Refuse the default SQLite file for a production source (InputError saying what to set).
 
     A production job must name its state database: on the default it would report success
@@ -262,7 +311,12 @@ def check_database_choice(settings: Settings, *, self_contained: bool) -> None:
     ``model_fields_set`` (the environment and ``.env`` both count as set).
 
     :param self_contained: the source needs no account (the demo): the default is fine.
+        None: ask the source registry.
     """
+    if self_contained is None:
+        from fulcrum_sync.sources.registry import source_entry  # the registry imports us
+
+        self_contained = source_entry(settings.source).self_contained
     if self_contained or "database_url" in settings.model_fields_set:
         return
     raise InputError(

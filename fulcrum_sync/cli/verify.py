@@ -65,7 +65,7 @@ def verify(
     request.check()
     output = begin(ctx, log_format, json_out=json_out, job=True)
     deps = deps_of(ctx)
-    sink = None if no_cache else deps.get_sink()
+    sink = None if no_cache else deps.get_sinks()
     result = svc.run(deps.get_engine(), deps.get_source(), sink, deps.get_settings(), request)
     observe(ctx, result)  # for the metrics pushed as the command ends
     emit(

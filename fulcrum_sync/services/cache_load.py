@@ -170,7 +170,7 @@ def run(
         if contexts:
             import pandas  # noqa: F401  (imported here so the first load's time excludes it)
 
-            report = _locked(on_result)
+            report = _Reporter(on_result)
             for ctx in contexts:
                 if ctx.context.to_string() in refused:
                     report(_fail_unroutable(engine, ctx, destinations.target, refused))
@@ -201,10 +201,6 @@ class _Reporter:
             self.results.append(res)
             if self._on_result is not None:
                 self._on_result(res)
-
-
-def _locked(on_result: Callable[[ContextCacheResult], None] | None) -> _Reporter:
-    return _Reporter(on_result)
 
 
 def _fail_unroutable(

@@ -51,12 +51,13 @@ class Deps:
             self.settings = load_settings()
         return self.settings
 
-    def get_engine(self, workers: int = 1, *, pooled: bool = False) -> Engine:
+    def get_engine(self, workers: int = 1, *, pooled: bool = False, migrate: bool = True) -> Engine:
         """Return the state database engine (schema created or migrated on first use).
 
         Raises InputError when a non-demo source would use the default SQLite file.
 
         :param pooled: keep connections open between transactions (jobs doing many).
+        :param migrate: create or migrate the schema; ``status`` reads what is there only.
         """
         if self.engine is None:
             from fulcrum_sync.config import check_database_choice
@@ -66,8 +67,11 @@ class Deps:
             settings = self.get_settings()
             entry = source_entry(settings.source)
             check_database_choice(settings, self_contained=entry.self_contained)
-            url = self.get_settings().database_url.get_secret_value()
-            self.engine = open_engine(url, workers=workers, pooled=pooled)
+            url = settings.database_url.get_secret_value()
+            limits = settings.database_limits
+            self.engine = open_engine(
+                url, workers=workers, pooled=pooled, limits=limits, migrate=migrate
+            )
             self._owned.append(self.engine)
         return self.engine
 
@@ -87,6 +91,17 @@ class Deps:
             )
             self._owned.append(self.source)
         return self.source
+
+    def default_endpoint(self) -> str | None:
+        """How errors name the settings' source endpoint (``Cube at http://cube:4000``), or
+        None for a self-contained source (the demo) or an unset URL."""
+        from fulcrum_sync.sources.cube import cube_label
+        from fulcrum_sync.sources.registry import source_entry
+
+        settings = self.get_settings()
+        if source_entry(settings.source).self_contained or not settings.cube.api_url:
+            return None
+        return cube_label(settings.cube.api_url)
 
     def _tenant_connections(self) -> dict[str, Any]:
         """Each catalog tenant's own ``cube:`` block (None: the settings' Cube)."""

@@ -55,13 +55,28 @@ class CacheDestinations:
     def sink_for(self, tenant: TenantDef) -> CacheSink:
         """Return the sink of ``tenant``; raise InputError (remembered) when it cannot be built."""
         key = tenant.identifier if self._own is not None and tenant.cache else ""
+        if not key:
+            return self.default_sink()
         known = self._sinks.get(key)
         if known is None:
             try:
-                known = self._own(tenant) if key and self._own else self._default()
+                known = self._own(tenant) if self._own else self._default()
             except InputError as exc:
                 known = exc
             self._sinks[key] = known
+        if isinstance(known, InputError):
+            raise known
+        return known
+
+    def default_sink(self) -> CacheSink:
+        """Return the sink of tenants without a ``cache:`` block; raise InputError (remembered)."""
+        known = self._sinks.get("")
+        if known is None:
+            try:
+                known = self._default()
+            except InputError as exc:
+                known = exc
+            self._sinks[""] = known
         if isinstance(known, InputError):
             raise known
         return known

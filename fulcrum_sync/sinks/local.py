@@ -33,7 +33,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from fulcrum_sync.domain import Grain, SinkError
-from fulcrum_sync.sinks.base import FRAME_COLUMNS, CacheRow, LoadStats, SerialBatch, estimate_bytes
+from fulcrum_sync.sinks.base import (
+    FRAME_COLUMNS,
+    CacheRow,
+    LoadStats,
+    SerialBatch,
+    estimate_bytes,
+)
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
 from fulcrum_sync.sql_types import UTCDateTime
 
@@ -164,8 +170,10 @@ class LocalSink:
             detail = lines[0] if lines else type(orig).__name__
             if url.password:
                 detail = detail.replace(str(url.password), "***")
-            where = url.render_as_string(hide_password=True)
-            raise SinkError(f"cannot {action} {where}: {detail}") from exc
+            from fulcrum_sync.store.endpoint import database_address, database_endpoint
+
+            message = f"{database_endpoint(url)}: cannot {action}: {detail}"
+            raise SinkError(message, endpoint=database_address(url)) from exc
 
 
 def _records(frame: pd.DataFrame, grain: Grain, loaded_at: datetime) -> list[dict[str, Any]]:

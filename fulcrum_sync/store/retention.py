@@ -29,6 +29,7 @@ from sqlalchemy import (
 from fulcrum_sync.domain.retention import PRUNE_PARTS, Cutoff
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.state import held_keys, live_runs
 
 
 def _old_period(column: Any, grain: Any, cutoff: Cutoff) -> ColumnElement[bool]:
@@ -36,47 +37,59 @@ def _old_period(column: Any, grain: Any, cutoff: Cutoff) -> ColumnElement[bool]:
     return or_(*(and_(grain == g.value, column < start) for g, start in cutoff.periods.items()))
 
 
-def _held(now: datetime) -> ColumnElement[bool]:
-    c = t.run_items.c
-    return and_(c.status == "running", c.lease_expires_at > now)
+def _run_keys(cutoff: Cutoff, held: ColumnElement[bool], *, counting: bool) -> ColumnElement[bool]:
+    """Old run keys, except a live process's and each context's latest succeeded one.
 
-
-def _run_keys(cutoff: Cutoff, now: datetime) -> ColumnElement[bool]:
-    """Old run keys, except a live process's and each context's latest succeeded one."""
+    Two spellings of one set. Counting looks at every old key: the latest succeeded periods
+    are found once, by one grouped subquery (a hashed anti-join). A delete batch takes the
+    first ``batch_rows`` old keys: a correlated check per candidate (an index probe each),
+    whose cost does not grow with the table.
+    """
     c = t.run_items.c
-    later = t.run_items.alias("later")
-    superseded = exists().where(
-        and_(
-            later.c.kind == c.kind,
-            later.c.grain == c.grain,
-            later.c.tenant == c.tenant,
-            later.c.metric_id == c.metric_id,
-            later.c.pattern == c.pattern,
-            later.c.status == "succeeded",
-            later.c.period > c.period,
+    other = t.run_items.alias("other")
+    group = (other.c.kind, other.c.grain, other.c.tenant, other.c.metric_id, other.c.pattern)
+    not_latest: ColumnElement[bool]
+    if counting:
+        latest = (
+            select(*group, func.max(other.c.period))
+            .where(other.c.status == "succeeded")
+            .group_by(*group)
         )
-    )
+        key = tuple_(c.kind, c.grain, c.tenant, c.metric_id, c.pattern, c.period)
+        not_latest = key.not_in(latest)
+    else:
+        mine = (c.kind, c.grain, c.tenant, c.metric_id, c.pattern)
+        same_group = (o == m for o, m in zip(group, mine, strict=True))
+        not_latest = exists().where(
+            and_(*same_group, other.c.status == "succeeded", other.c.period > c.period)
+        )
     return and_(
         _old_period(c.period, c.grain, cutoff),
-        not_(_held(now)),
-        or_(c.status != "succeeded", superseded),
+        not_(held),
+        or_(c.status != "succeeded", not_latest),
     )
 
 
-def _pattern_results(cutoff: Cutoff) -> ColumnElement[bool]:
-    """Old pattern results a later result of the same context, pattern and dimension replaced."""
+def _pattern_results(cutoff: Cutoff, *, counting: bool) -> ColumnElement[bool]:
+    """Old pattern results a later result of the same context, pattern and dimension replaced
+    (spelt for counting or for a delete batch, as :func:`_run_keys`)."""
     c = t.pattern_results.c
-    later = t.pattern_results.alias("later")
-    superseded = exists().where(
-        and_(
-            later.c.tenant_id == c.tenant_id,
-            later.c.metric_id == c.metric_id,
-            later.c.pattern == c.pattern,
-            later.c.grain == c.grain,
-            later.c.dimension == c.dimension,
-            later.c.analysis_period > c.analysis_period,
-        )
+    other = t.pattern_results.alias("other")
+    group = (
+        other.c.tenant_id,
+        other.c.metric_id,
+        other.c.pattern,
+        other.c.grain,
+        other.c.dimension,
     )
+    mine = (c.tenant_id, c.metric_id, c.pattern, c.grain, c.dimension)
+    superseded: ColumnElement[bool]
+    if counting:
+        latest = select(*group, func.max(other.c.analysis_period)).group_by(*group)
+        superseded = tuple_(*mine, c.analysis_period).not_in(latest)
+    else:
+        same_group = (o == m for o, m in zip(group, mine, strict=True))
+        superseded = exists().where(and_(*same_group, other.c.analysis_period > c.analysis_period))
     return and_(_old_period(c.analysis_period, c.grain, cutoff), superseded)
 
 
@@ -124,10 +137,14 @@ _TABLES: dict[str, Table] = {
 }
 
 
-def _filters(cutoff: Cutoff, now: datetime) -> dict[str, ColumnElement[bool]]:
+def _filters(
+    cutoff: Cutoff, held: ColumnElement[bool], *, counting: bool = False
+) -> dict[str, ColumnElement[bool]]:
+    """Each part's old, unprotected rows; ``held``: the run keys a live run holds or means to
+    do (:func:`fulcrum_sync.store.state.held_keys`), never removed."""
     filters = {
-        "run keys": _run_keys(cutoff, now),
-        "pattern results": _pattern_results(cutoff),
+        "run keys": _run_keys(cutoff, held, counting=counting),
+        "pattern results": _pattern_results(cutoff, counting=counting),
         "backfill plan keys": _backfill_items(cutoff),
         "backfill plans": _old_backfills(cutoff),
         "runs": _runs(cutoff),
@@ -141,18 +158,19 @@ def count_old(engine: Engine, cutoff: Cutoff, now: datetime) -> tuple[dict[str, 
     """Return the rows each part would lose, and the old run keys a live process holds.
 
     :param now: the clock's time (leases are wall-clock), not the cutoff's notion of today.
+    Held keys are those of :func:`fulcrum_sync.store.state.held_keys`: running with a live
+    lease, or pending and adopted by a run whose process is alive.
     """
     counts: dict[str, int] = {}
     with translate_errors(engine, "count old history in"), engine.connect() as conn:
-        for part, where in _filters(cutoff, now).items():
+        held = held_keys(now, live_runs(conn))
+        for part, where in _filters(cutoff, held, counting=True).items():
             query = select(func.count()).select_from(_TABLES[part]).where(where)
             counts[part] = conn.execute(query).scalar_one()
         c = t.run_items.c
-        held_query = select(func.count()).where(
-            and_(_old_period(c.period, c.grain, cutoff), _held(now))
-        )
-        held = conn.execute(held_query).scalar_one()
-    return counts, held
+        held_query = select(func.count()).where(and_(_old_period(c.period, c.grain, cutoff), held))
+        held_count = conn.execute(held_query).scalar_one()
+    return counts, held_count
 
 
 def delete_old(
@@ -168,16 +186,18 @@ def delete_old(
     (part, rows) after each one. Raises StoreError (what earlier batches deleted stays
     deleted: a prune run again goes on where it stopped).
     """
-    deleted: dict[str, int] = {}
+    deleted: dict[str, int] = {part: 0 for part in PRUNE_PARTS}
     batches = 0
-    for part, where in _filters(cutoff, now).items():
-        table = _TABLES[part]
+    for part, table in _TABLES.items():
         key = tuple_(*table.primary_key.columns)
-        chosen = select(*table.primary_key.columns).where(where).limit(batch_rows).correlate(None)
-        deleted[part] = 0
         while True:
             with translate_errors(engine, "prune old history in"), engine.begin() as conn:
-                done = conn.execute(delete(table).where(key.in_(chosen))).rowcount or 0
+                # The live runs are read in each batch's transaction: one starting meanwhile
+                # (a catch-up adopting old keys) keeps its keys.
+                where = _filters(cutoff, held_keys(now, live_runs(conn)))[part]
+                chosen = select(*table.primary_key.columns).where(where).limit(batch_rows)
+                query = delete(table).where(key.in_(chosen.correlate(None)))
+                done = conn.execute(query).rowcount or 0
             batches += 1
             deleted[part] += done
             if on_batch is not None:

@@ -115,14 +115,14 @@ def part_filter(part: str, s: StoreScope) -> tuple[Table, ColumnElement[bool]] |
     raise ValueError(f"unknown part {part!r}")
 
 
-def _live_runs(conn: Connection) -> list[str]:
+def live_runs(conn: Connection) -> list[str]:
     """The runs whose record says ``running`` and whose process is not known to be gone."""
     r = t.runs.c
     rows = conn.execute(select(r.run_id, r.host, r.pid).where(r.outcome == "running")).all()
     return [row.run_id for row in rows if not owner_is_dead(f"{row.host}:{row.pid}")]
 
 
-def _held(now: datetime, live: list[str]) -> ColumnElement[bool]:
+def held_keys(now: datetime, live: list[str]) -> ColumnElement[bool]:
     """Run keys a live process holds (running, lease not expired) or means to do (not yet
     started, adopted by a live run: ``runs.ensure_items``)."""
     c = t.run_items.c
@@ -145,7 +145,7 @@ def _unheld(
     table, where = found
     if table is not t.run_items:
         return table, where, 0
-    held = _held(now, _live_runs(conn))
+    held = held_keys(now, live_runs(conn))
     count = select(func.count()).select_from(table)
     held_count = conn.execute(count.where(and_(where, held))).scalar_one()
     return table, and_(where, not_(held)), held_count

@@ -9,8 +9,10 @@ reached through the ``connect`` factory injected with ``Deps(snowflake_connect=.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,7 +179,10 @@ def test_each_tenant_lands_only_in_its_own_destination(state: str) -> None:
     _assert_no_secret(result.output, *_state_rows(state))
 
 
-def test_a_destination_refusing_its_password_fails_only_its_tenant(state: str) -> None:
+def test_a_destination_refusing_its_password_fails_only_its_tenant(
+    state: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     accounts = Accounts(acme="the-password-acme-changed-to")
     result = _load(state, accounts)
     assert result.exit_code == 1, result.output  # some contexts failed, the rest loaded
@@ -190,21 +195,21 @@ def test_a_destination_refusing_its_password_fails_only_its_tenant(state: str) -
     errors = {c["error"] for c in report["contexts"] if c["status"] == "failed"}
     assert len(errors) == 1
     (error,) = errors
-    assert "Snowflake refused the credentials" in error
+    assert "the credentials were refused" in error
     assert "Incorrect username or password was specified" in error
     assert "check tenant acme's password_env ACME_SF_PASSWORD" in error
     failed = [c for c in report["contexts"] if c["status"] == "failed"]
     assert not any(c["dependency_failure"] for c in failed)  # a refusal, not an outage
     assert accounts["acme-xy12345"].tables("ACME") == set()
     assert accounts["initech-ab98765"].tables("INITECH")
-    _assert_no_secret(result.output, *_state_rows(state))
+    _assert_no_secret(result.output, caplog.text, *_state_rows(state))
 
 
 def test_only_the_refused_tenant_selected_is_exit_2(state: str) -> None:
     accounts = Accounts(acme="the-password-acme-changed-to")
     result = _load(state, accounts, "--tenant", "acme")
     assert result.exit_code == 2, result.output
-    assert "Snowflake refused the credentials" in result.output
+    assert "the credentials were refused" in result.output
     _assert_no_secret(result.output, *_state_rows(state))
 
 
@@ -269,3 +274,80 @@ def test_a_missing_database_fails_only_its_tenant_on_a_shared_connection(
     for c in _report(result)["contexts"]:
         status.setdefault(c["context"].split("::")[0], set()).add(c["status"])
     assert status == {"acme": {"succeeded"}, "initech": {"succeeded"}, "umbrella": {"failed"}}
+
+
+def test_doctor_logs_into_each_destination_once_naming_its_tenants(state: str) -> None:
+    env = _env(state, FULCRUM_SYNC_CACHE_TARGET="snowflake")
+    accounts = Accounts()
+    ok = runner.invoke(app, ["doctor"], env=env, obj=Deps(snowflake_connect=accounts.connect))
+    assert ok.exit_code == 0, ok.output
+    text = " ".join(ok.stdout.split())
+    acme = "snowflake account acme-xy12345 as ACME_LOADER (warehouse LOAD_XS), password"
+    assert f"reachable: {acme}, for tenants acme" in text
+    assert "initech-ab98765 as INITECH_LOADER, password, for tenants initech" in text
+    assert "shared-cd55555 as FULCRUM_LOADER, password, for tenants umbrella" in text
+    assert sorted(accounts.connects) == ["acme-xy12345", "initech-ab98765", "shared-cd55555"]
+
+    refused = Accounts(initech="rotated-without-telling-us")
+    bad = runner.invoke(app, ["doctor"], env=env, obj=Deps(snowflake_connect=refused.connect))
+    assert bad.exit_code == 2, bad.output
+    text = " ".join(bad.stdout.split())
+    assert "the credentials were refused" in text and "for tenants initech" in text
+    _assert_no_secret(ok.output, bad.output)
+
+
+def test_different_destinations_load_at_the_same_time(state: str) -> None:
+    """acme's first statement waits for initech's login: only loads run at once get past it."""
+    accounts = Accounts()
+    initech_in = threading.Event()
+    waited: list[bool] = []
+
+    def connect(**kwargs: Any) -> Any:
+        conn = accounts.connect(**kwargs)
+        if kwargs["account"] == "initech-ab98765":
+            initech_in.set()
+        return conn
+
+    def acme_statement(sql: str) -> None:
+        if not waited:
+            waited.append(initech_in.wait(timeout=60))
+
+    accounts["acme-xy12345"].counter.after_statement.append(acme_statement)
+    deps = Deps(snowflake_connect=connect)
+    command = ["cache-load", "--grain", "day", "--target", "snowflake", "--json"]
+    result = runner.invoke(app, command, env=_env(state), obj=deps)
+    assert result.exit_code == 0, result.output
+    assert waited == [True]
+
+
+def test_verify_compares_each_tenant_with_its_own_destination(state: str) -> None:
+    accounts = Accounts()
+    assert _load(state, accounts).exit_code == 0
+    env = _env(state, FULCRUM_SYNC_CACHE_TARGET="snowflake")
+    deps = Deps(snowflake_connect=accounts.connect)
+    same = runner.invoke(app, ["verify", "--grain", "day", "--json"], env=env, obj=deps)
+    assert same.exit_code == 0, same.output
+    accounts["initech-ab98765"].query('DELETE FROM "INITECH"."METRICS"."CACHE_INITECH_MRR_DAY"')
+    deps = Deps(snowflake_connect=accounts.connect)
+    differs = runner.invoke(app, ["verify", "--grain", "day", "--json"], env=env, obj=deps)
+    assert differs.exit_code == 1, differs.output
+    assert "initech::mrr" in differs.stdout
+    _assert_no_secret(same.output, differs.output)
+
+
+def test_sync_cache_load_loads_each_tenant_into_its_own_destination(state: str) -> None:
+    """The scheduled path (``sync --cache-load``): the same routing, one connection each."""
+    accounts = Accounts(acme="the-password-acme-changed-to")
+    env = _env(state, FULCRUM_SYNC_CACHE_TARGET="snowflake")
+    deps = Deps(snowflake_connect=accounts.connect)
+    command = ["sync", "-g", "day", "--no-patterns", "--force-full", "--cache-load", "--json"]
+    result = runner.invoke(app, command, env=env, obj=deps)
+    assert result.exit_code == 1, result.output  # acme's loads failed; the syncs stand
+    cache = {c["context"]: c["cache"]["status"] for c in _report(result)["contexts"]}
+    assert {s for k, s in cache.items() if k.startswith("acme::")} == {"failed"}
+    assert {s for k, s in cache.items() if not k.startswith("acme::")} == {"succeeded"}
+    assert accounts["initech-ab98765"].tables("INITECH")
+    assert accounts["shared-cd55555"].tables("FULCRUM")
+    assert accounts.connects.count("acme-xy12345") == 1  # refused once, not per context
+    assert accounts.connects.count("initech-ab98765") == 1
+    _assert_no_secret(result.output, *_state_rows(state))

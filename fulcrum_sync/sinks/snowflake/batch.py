@@ -57,8 +57,7 @@ _BATCH_DDL = (
     '"TABLE_KEY" VARCHAR, "DATE" DATE, "DIMENSION_NAME" VARCHAR, "DIMENSION_SLICE" VARCHAR, '
     '"VALUE" FLOAT'
 )
-FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
-_FRAME_COLS = FRAME_COLS
+_FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
 _NULL = "\\N"
 _FILE_FORMAT = (
     "FILE_FORMAT = (TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '\"' NULL_IF = ('\\\\N') "
@@ -195,7 +194,7 @@ class SnowflakeBatch:
         existing, outcomes = self._existing(sender)
         items = [i for i in self._items.values() if i.table.qualified not in outcomes]
         loads = [i for i in items if i.grain is not None]
-        with translate(config, f"stage {len(loads)} cache tables in {config.destination}"):
+        with translate(config, f"stage {len(loads)} cache tables"):
             setup = [
                 f"CREATE TABLE IF NOT EXISTS {fqn(i.table)} ({COLUMNS_DDL})"
                 for i in items
@@ -268,7 +267,7 @@ class SnowflakeBatch:
 
         config = self._link.config
         try:
-            with translate(config, f"read the tables of {config.destination}"):
+            with translate(config, "read which cache tables exist"):
                 return {r[:3] for r in sender.query(self._tables_query(with_bytes=False))}, {}
         except FulcrumError:
             pass
@@ -276,7 +275,7 @@ class SnowflakeBatch:
         failed: dict[str, LoadStats | Exception] = {}
         for database in sorted({_parts(i.table)[0] for i in self._items.values()}):
             try:
-                with translate(config, f"read the tables of database {database}"):
+                with translate(config, f"read which cache tables exist in {database}"):
                     query = self._tables_query(with_bytes=False, only=database)
                     existing |= {r[:3] for r in sender.query(query)}
             except FulcrumError as exc:

@@ -21,15 +21,17 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync.domain import FulcrumError, Grain, RefusedError, SinkError
-from fulcrum_sync.sinks.base import CacheRow, LoadStats
+from fulcrum_sync.sinks.base import FRAME_COLUMNS, CacheRow, LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
-from fulcrum_sync.sinks.snowflake.batch import FRAME_COLS, SnowflakeBatch, fqn
+from fulcrum_sync.sinks.snowflake.batch import SnowflakeBatch, fqn
 from fulcrum_sync.sinks.snowflake.config import SnowflakeConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+
+_FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
 
 #: Connector error numbers that mean Snowflake refused who we are (a wrong password or key,
 #: a locked or disabled user, a role not granted): configuration, never retried (exit 2).
@@ -74,7 +76,7 @@ class SnowflakeLink:
             return
         cfg = self.config
         log.debug("connecting to %s (%s)", cfg.destination, cfg.auth)
-        with translate(cfg, f"connect to Snowflake account {cfg.account} as {cfg.user}", True):
+        with translate(cfg, f"connect as {cfg.user}", True):
             self.conn = self._connect(**cfg.connect_kwargs())
 
     def close(self) -> None:
@@ -100,14 +102,15 @@ def translate(config: SnowflakeConfig, action: str, connecting: bool = False) ->
         text = str(exc).strip()
         first = text.splitlines()[0] if text else ""
         detail = config.scrub(first or type(exc).__name__)
+        where = f"Snowflake account {config.account}"
         error: FulcrumError
         if connecting and is_refused(exc):
             error = RefusedError(
-                f"Snowflake refused the credentials: cannot {action}: {detail} "
+                f"{where}: the credentials were refused: cannot {action}: {detail} "
                 f"(check {config.hint})"
             )
         else:
-            error = SinkError(f"cannot {action}: {detail}")
+            error = SinkError(f"{where}: cannot {action}: {detail}", endpoint=config.account)
         if config.scrub(text) != text:
             raise error from None  # the driver echoed a secret: do not chain it
         raise error from exc
@@ -133,6 +136,11 @@ class SnowflakeSink:
     ) -> None:
         self._config = config
         self._link = link or SnowflakeLink(config, connect)
+
+    @property
+    def auth(self) -> str:
+        """``password`` or ``key pair``."""
+        return self._config.auth
 
     @property
     def destination(self) -> str:
@@ -177,6 +185,21 @@ class SnowflakeSink:
         finally:
             batch.close()
 
+    def read(self, table: CacheTable) -> list[CacheRow] | None:
+        """Return the table's rows (None when it does not exist)."""
+        cfg = self._config
+        with self._translate(f"read {table.qualified}"), self._cursor() as cur:
+            cur.execute(
+                f"SELECT COUNT(*) FROM {quote(cfg.database)}.INFORMATION_SCHEMA.TABLES "
+                "WHERE TABLE_SCHEMA = %(schema)s AND TABLE_NAME = %(name)s",
+                {"schema": cfg.schema, "name": table.name},
+            )
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(f"SELECT {_FRAME_COLS} FROM {fqn(table)}")
+            rows = cur.fetchall()
+        return [(_day(r[0]), r[1], r[2], float(r[3])) for r in rows]
+
     def batch(self) -> SnowflakeBatch:
         """Start a batch of tables of this destination: one staged file, one COPY, and the
         tables replaced together (sinks/snowflake/batch.py)."""
@@ -184,29 +207,20 @@ class SnowflakeSink:
             raise SinkError("the Snowflake sink is not open: call open() first")
         return SnowflakeBatch(self._link)
 
-    def read(self, table: CacheTable) -> list[CacheRow] | None:
-        """Return the table's rows (None when it does not exist); opens the connection."""
-        if self._link.conn is None:
-            self.open()
-        with self._translate(f"read {table.qualified}"):
-            cur = self._conn.cursor()
-            try:
-                cur.execute(
-                    f"SELECT COUNT(*) FROM {quote(self._config.database)}.INFORMATION_SCHEMA."
-                    "TABLES WHERE TABLE_SCHEMA = %(schema)s AND TABLE_NAME = %(name)s",
-                    {"schema": self._config.schema, "name": table.name},
-                )
-                if not cur.fetchone()[0]:
-                    return None
-                cur.execute(f"SELECT {FRAME_COLS} FROM {fqn(table)}")
-                rows = cur.fetchall()
-            finally:
-                cur.close()
-        return [(_day(r[0]), r[1], r[2], float(r[3])) for r in rows]
-
     def close(self) -> None:
         """Close the (shared) connection, if open."""
         self._link.close()
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        if self._conn is None:
+            raise SinkError("the Snowflake sink is not open: call open() first")
+        cur = self._conn.cursor()
+        try:
+            yield cur
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
 
     def _translate(self, action: str) -> contextlib.AbstractContextManager[None]:
         return translate(self._config, action)

@@ -130,7 +130,7 @@ def sync(
         else:
             print_json({"request": request, "planned": planned})
         return
-    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
+    with stop_on_sigterm(deps.stop) as stop, SyncProgress(enabled=not json_out) as progress:
         result = sync_service.run(
             request,
             deps,

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 from fulcrum_sync.catalog import ContextDef
-from fulcrum_sync.domain import CatchUpRest, ContextResult, SyncRunResult, format_period
+from fulcrum_sync.domain import (
+    CatchUpRest,
+    ContextResult,
+    RefusedError,
+    SyncRunResult,
+    format_period,
+)
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import log_event
 from fulcrum_sync.services.runner import Outcome
@@ -23,6 +31,26 @@ KEY_GONE = (
 )
 
 _EVENTS = {"skipped": "context skipped", "failed": "context failed", "partial": "context failed"}
+
+
+@contextlib.contextmanager
+def refusal_logged() -> Iterator[None]:
+    """Log a RefusedError (401/403/404) at ``error`` where it happens, then let it end the run.
+
+    Raised inside a context's work, the line carries that context's bound fields (run_id,
+    run_key, tenant, metric, grain) and the endpoint.
+    """
+    try:
+        yield
+    except RefusedError as exc:
+        log_event(
+            log,
+            "source refused the credentials",
+            logging.ERROR,
+            endpoint=getattr(exc, "endpoint", None),
+            error=str(exc),
+        )
+        raise
 
 
 def vanished(ctx: ContextDef, run_key: str, period: date) -> ContextResult:

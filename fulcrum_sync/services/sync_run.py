@@ -10,7 +10,6 @@ the run. A context behind (``--catch-up``) takes :meth:`~SyncRun.catch_up` inste
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +23,13 @@ from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextCacheResult,
     ContextResult,
+    InputError,
     RefusedError,
     SourceStats,
     SyncRequest,
     SyncRunResult,
 )
-from fulcrum_sync.logs import bound_fields, log_event
+from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services import catch_up
 from fulcrum_sync.services.catch_up import CatchUpPlan
 from fulcrum_sync.services.keys import ensure_expected, sync_item
@@ -42,10 +42,10 @@ from fulcrum_sync.services.sync_report import (
     ALREADY_DONE,
     BUSY,
     FINISHING_PATTERNS,
-    log,
     log_beyond,
     log_context,
     outcome_of,
+    refusal_logged,
     summarize_run,
     vanished,
 )
@@ -131,8 +131,7 @@ class SyncRun:
             try:
                 self._work(late, work)
             except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
-                self.result.refused = str(exc)
-                log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
+                self.result.refused = str(exc)  # logged by refusal_logged, with its context
             finally:
                 if self.loader is not None:
                     self.loader.close()
@@ -148,6 +147,7 @@ class SyncRun:
         )
         if request.catch_up:
             self.behind = catch_up.plan(self.engine, settings, request, self.contexts)
+        _check_tenants(self.source, self.contexts)
         if self.loader is not None:
             self.loader.prepare(self.contexts)  # unsafe or shared names: refused before work
 
@@ -187,17 +187,18 @@ class SyncRun:
     def fetch(self, ctx: ContextDef) -> ContextResult:
         """Fetch and store one context for the period; its key completes in the transaction
         of its writes. Then its patterns and its cache table."""
-        res = sync_context(
-            self.engine,
-            self.source,
-            ctx,
-            self.request.period,
-            self.settings,
-            force_full=self.request.force_full,
-            run_id=self.rc.run_id,
-            statuses=self.statuses.of(ctx),
-            owner=self.rc.owner,
-        )
+        with refusal_logged():  # inside the context: the line carries its fields
+            res = sync_context(
+                self.engine,
+                self.source,
+                ctx,
+                self.request.period,
+                self.settings,
+                force_full=self.request.force_full,
+                run_id=self.rc.run_id,
+                statuses=self.statuses.of(ctx),
+                owner=self.rc.owner,
+            )
         down = source_down_reason(self.source, res)
         if down is not None:
             self.rc.halt(down)  # start no other context: the ones not started are released
@@ -211,7 +212,7 @@ class SyncRun:
         if self.rc.stop.is_set() or self.behind is None:
             return None
         fields = self.rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)
-        with bound_fields(**fields, grain=ctx.grain.value):
+        with bound_fields(**fields, grain=ctx.grain.value), refusal_logged():
             res = catch_up.sync_missed(
                 self.rc,
                 self.source,
@@ -280,6 +281,12 @@ class SyncRun:
         result.finished_at = datetime.now(UTC)
         result.not_started = len(self.contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = self.source.stats().since(self._before)
+        down = getattr(self.source, "down_endpoints", None)  # tenants' own Cubes (routing)
+        if result.halted is None and down is not None and (ends := down()):
+            result.halted = (
+                f"Cube down at {', '.join(ends)}: the contexts behind "
+                f"{'it' if len(ends) == 1 else 'them'} failed, every other endpoint's ran"
+            )
         return result.outcome, summarize_run(result)
 
     def _done(self) -> set[str]:
@@ -291,6 +298,19 @@ class SyncRun:
                 grain, period = self.request.grain.value, self.request.period
                 self._analysed = progress.succeeded_keys(self.engine, "pattern", grain, period)
             return self._analysed
+
+
+def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:
+    """Refuse the run (InputError, exit 2, nothing done) when no selected tenant can be sent a
+    request: each lacks its own Cube's variable or file. With some usable, the others'
+    contexts fail naming the fix and the rest run."""
+    unusable = getattr(source, "unusable", None)  # tenants' own Cubes (routing source)
+    tenants = {c.tenant.identifier for c in contexts}
+    if unusable is None or not tenants:
+        return
+    problems = unusable(tenants)
+    if len(problems) == len(tenants):
+        raise InputError("; ".join(str(e) for e in problems.values()))
 
 
 __all__ = ["CacheChain", "SyncRun"]

@@ -105,6 +105,21 @@ def route(
     return sinks, refused
 
 
+def _arguments(
+    grain: Grain, tenant: str | None, metric: str | None, target: str, force: bool
+) -> dict[str, Any]:
+    """The arguments a cache-load run records (``force`` only when set)."""
+    arguments: dict[str, Any] = {
+        "grain": grain.value,
+        "tenant": tenant,
+        "metric": metric,
+        "target": target,
+    }
+    if force:
+        arguments["force"] = True
+    return arguments
+
+
 def run(
     engine: Engine,
     settings: Settings,
@@ -144,14 +159,7 @@ def run(
     sinks, refused = route(destinations, contexts)
     tables = plan_tables(sinks, contexts, others)
     result = CacheLoadResult(grain, destinations.target, started_at=datetime.now(UTC))
-    arguments: dict[str, Any] = {
-        "grain": grain.value,
-        "tenant": tenant,
-        "metric": metric,
-        "target": destinations.target,
-    }
-    if force:
-        arguments["force"] = True
+    arguments = _arguments(grain, tenant, metric, destinations.target, force)
     rc = RunContext.start(
         engine, "cache-load", arguments, lease_seconds=settings.lease_seconds, stop=stop
     )

@@ -677,8 +677,11 @@ def test_dockerfile_builds_a_wheel_and_installs_it_in_a_slim_final_stage() -> No
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert "pip wheel" in runs
+    # The dependencies come from the lock, hash-checked; the final stage resolves nothing anew.
+    assert re.search(r"pip wheel [^&]*--require-hashes [^&]*-r requirements\.lock", runs)
     final_runs = " ".join(rest for keyword, rest in final_stage() if keyword == "RUN")
-    assert re.search(r"pip install [^&]*fulcrum_sync-\*\.whl", final_runs)
+    assert re.search(r"pip install [^&]*--no-index [^&]*--no-deps [^&]*/wheels/\*\.whl", final_runs)
+    assert "pip check" in final_runs
     assert not re.search(r"(-e|--editable)\b", runs), "no editable install"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported lazily: `fulcrum-sync --help` must start fast
@@ -32,7 +32,8 @@ class Deps:
     patterns: dict[str, PatternSpec] | None = None  # replace registered patterns (tests)
     log_format: str | None = None
     verbose: bool = False
-    _owned: list[object] = field(default_factory=list)
+    _owns_engine: bool = False
+    _owns_source: bool = False
 
     def get_settings(self) -> Settings:
         if self.settings is None:
@@ -55,7 +56,7 @@ class Deps:
             check_database_choice(self.get_settings())
             url = self.get_settings().database_url.get_secret_value()
             self.engine = open_engine(url, workers=workers, pooled=pooled)
-            self._owned.append(self.engine)
+            self._owns_engine = True
         return self.engine
 
     def get_source(self, *, long_run: bool = False) -> Source:
@@ -67,7 +68,7 @@ class Deps:
             from fulcrum_sync.sources import build_source
 
             self.source = build_source(self.get_settings(), long_run=long_run)
-            self._owned.append(self.source)
+            self._owns_source = True
         return self.source
 
     def get_sink(self, target: str | None = None) -> CacheSink:
@@ -85,11 +86,10 @@ class Deps:
 
     def close(self) -> None:
         """Dispose of what this object built (not what was injected)."""
-        for owned in self._owned:
-            if owned is self.engine:
-                owned.dispose()  # type: ignore[attr-defined]
-                self.engine = None
-            else:
-                owned.close()  # type: ignore[attr-defined]
-                self.source = None
-        self._owned.clear()
+        if self._owns_engine and self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+        if self._owns_source and self.source is not None:
+            self.source.close()
+            self.source = None
+        self._owns_engine = self._owns_source = False

@@ -176,7 +176,7 @@ def reconnecting(func: Callable[Concatenate[Engine, P], R]) -> Callable[Concaten
     """
 
     @functools.wraps(func)
-    def wrapper(engine: Engine, *args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(engine: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(engine, *args, **kwargs)
         except StoreError as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -284,13 +283,14 @@ def test_a_backfill_rides_out_a_blip_and_stops_when_cube_stays_down(
 ) -> None:
     args = ("backfill", "--grain", "day", "--start", "2025-07-01", "--end", "2025-07-05")
     fake = FakeCube(daily_data)
-    fake.down = True
     quick = {"FULCRUM_SYNC_CUBE_RETRIES": "0", "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS": "0.5"}
     metrics = tuple(f"m{i}" for i in range(6))
     with fake.serve() as cube:
         env = cube_env(sqlite_url, cube, **quick)
         load_catalog(env, write_catalog(tmp_path / "c.yaml", [], metrics))
-        threading.Timer(0.2, lambda: setattr(fake, "down", False)).start()
+        # The blip: the first load is refused (no retries: the breaker opens at once), then
+        # Cube answers again, so the half-open trial 0.5 s later gets through.
+        fake.refusals = 1
         blip = invoke(env, *args, "--no-patterns", "--json")
     assert blip.exit_code == 0, blip.output
     assert json_document(blip.stdout)["done"] == 6 * 5

@@ -16,6 +16,7 @@ import sys
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import yaml
 from pydantic import SecretStr
 
 from fulcrum_sync.config import Settings
+from fulcrum_sync.domain import GRAINS, Grain, iter_periods, period_end
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -44,7 +46,13 @@ K8S_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
 NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "backfill-job.yaml"}
 
 LOG_ARGS = ["--log-format", "json"]
-DAY, WEEK, MONTH, QUARTER_HOUR = 86_400, 7 * 86_400, 28 * 86_400, 900
+QUARTER_HOUR = 900
+
+
+def shortest_period_seconds(grain: Grain) -> int:
+    """The shortest period of ``grain`` over 2024..2027 (a leap year included), in seconds."""
+    starts = list(iter_periods(grain, date(2024, 1, 1), date(2027, 12, 31)))
+    return min((period_end(grain, s) - s).days + 1 for s in starts) * 86_400
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,16 @@ SYNC_FLAGS = ("--catch-up", "--cache-load")
 
 #: The schedule of SPEC §7 / issues 9 and 17, keyed by the job's name in locks and log files.
 #: No cache-load job: each sync loads the cache tables of its contexts (`--cache-load`).
+#: One sync per grain, at the grain table's schedule (domain/grains.py).
 SCHEDULE: dict[str, ScheduledJob] = {
-    "sync-day": ScheduledJob("0 10 * * *", ("sync", "--grain", "day", *SYNC_FLAGS), DAY),
-    "sync-week": ScheduledJob("0 11 * * 1", ("sync", "--grain", "week", *SYNC_FLAGS), WEEK),
-    "sync-month": ScheduledJob("0 12 1 * *", ("sync", "--grain", "month", *SYNC_FLAGS), MONTH),
+    **{
+        f"sync-{grain.value}": ScheduledJob(
+            GRAINS[grain].schedule,
+            ("sync", "--grain", grain.value, *SYNC_FLAGS),
+            shortest_period_seconds(grain),
+        )
+        for grain in Grain
+    },
     "discover": ScheduledJob("*/15 * * * *", ("discover",), QUARTER_HOUR),
 }
 
@@ -527,7 +541,7 @@ def test_every_cache_load_is_chained_after_the_sync_of_its_grain() -> None:
             assert leaf.params["catch_up"] is True, f"{where}: a missed period stays missing"
             assert leaf.params["period"] is None, f"{where}: scheduled runs take the last period"
             loads.setdefault(grain, []).append(where)
-    assert {g: len(w) for g, w in loads.items()} == {"day": 2, "week": 2, "month": 2}
+    assert {g: len(w) for g, w in loads.items()} == {g.value: 2 for g in Grain}  # k8s, crontab
 
 
 def test_migration_job_upgrades_the_schema_and_is_the_documented_first_step() -> None:
@@ -798,7 +812,7 @@ def test_workflow_is_a_manual_dispatch_with_the_backfill_inputs() -> None:
     assert set(triggers) == {"workflow_dispatch"}
     inputs = triggers["workflow_dispatch"]["inputs"]
     assert set(inputs) == {"grain", "start", "end", "shards", "tenant"}
-    assert inputs["grain"]["options"] == ["day", "week", "month"]
+    assert inputs["grain"]["options"] == [g.value for g in Grain]
     for name in ("grain", "start", "end", "shards"):
         assert inputs[name]["required"] is True, name
     assert inputs["tenant"]["required"] is False

@@ -25,13 +25,16 @@ import typer
 from typer.exceptions import TyperException
 
 from fulcrum_sync.domain import (
+    GRAIN_ALIASES,
     DependencyError,
     FulcrumError,
     Grain,
     InputError,
     check_period,
+    grain_names,
     last_complete_period,
     parse_period,
+    period_examples,
 )
 from fulcrum_sync.services.deps import Deps
 
@@ -260,7 +263,8 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
 
 SCOPE_PANEL = "Scope"
 OUTPUT_PANEL = "Output"
-GRAIN_METAVAR = "[day|week|month]"
+GRAIN_METAVAR = f"[{'|'.join(Grain)}]"
+GRAIN_HELP = f"{grain_names()} (aliases: {', '.join(GRAIN_ALIASES)})"
 
 GrainOption = Annotated[
     str,
@@ -268,7 +272,7 @@ GrainOption = Annotated[
         "--grain",
         "-g",
         metavar=GRAIN_METAVAR,
-        help="day, week or month (aliases: daily, weekly, monthly).",
+        help=f"{GRAIN_HELP}.",
     ),
 ]
 JsonOption = Annotated[
@@ -289,7 +293,7 @@ PeriodOption = Annotated[
         "--period",
         "-p",
         metavar="PERIOD",
-        help="2025-07-13, 2025-W28 (ISO week) or 2025-07; any date inside the period works. "
+        help=f"{period_examples()}; any date inside the period works. "
         "Default: the last complete period (UTC).",
     ),
 ]
@@ -311,7 +315,7 @@ GrainFilterOption = Annotated[
         "--grain",
         "-g",
         metavar=GRAIN_METAVAR,
-        help="Only this grain (aliases: daily, weekly, monthly). Default: all.",
+        help=f"Only this grain (aliases: {', '.join(GRAIN_ALIASES)}). Default: all.",
         rich_help_panel=SCOPE_PANEL,
     ),
 ]

@@ -29,6 +29,7 @@ from fulcrum_sync.domain import (
     InputError,
     MetricContext,
     PatternsRequest,
+    grain_names,
     last_complete_period,
 )
 
@@ -42,7 +43,7 @@ def patterns(
     grain: Annotated[
         str | None,
         typer.Option(
-            "--grain", "-g", metavar=GRAIN_METAVAR, help="day, week or month (required to run)."
+            "--grain", "-g", metavar=GRAIN_METAVAR, help=f"{grain_names()} (required to run)."
         ),
     ] = None,
     period: PeriodOption = None,
@@ -72,7 +73,7 @@ def patterns(
         return
     output = begin(ctx, log_format, json_out=json_out, job=True)
     if grain is None:
-        raise InputError("missing --grain: patterns needs --grain day, week or month")
+        raise InputError(f"missing --grain: patterns needs --grain {grain_names()}")
     from fulcrum_sync.render import patterns as render
     from fulcrum_sync.render.console import SyncProgress
     from fulcrum_sync.services import patterns as svc

@@ -17,14 +17,12 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
 
 from fulcrum_sync.domain.backfill import BackfillPlan, BackfillRequest, BackfillResult
 from fulcrum_sync.domain.catch_up import (
-    CATCH_UP_MAX_PERIODS,
     CatchUpRest,
     backfill_command,
     cache_load_command,
     catch_up_command,
     missed_periods,
     patterns_command,
-    period_arg,
     rest_of,
     sync_command,
 )
@@ -47,11 +45,18 @@ from fulcrum_sync.domain.errors import (
     StoreError,
     is_outage,
 )
-from fulcrum_sync.domain.periods import (
+from fulcrum_sync.domain.grains import (
     DEFAULT_LOOKBACK,
     GRAIN_ALIASES,
+    GRAINS,
     Grain,
+    GrainRules,
+    PatternWindows,
     SyncType,
+    grain_names,
+    period_forms,
+)
+from fulcrum_sync.domain.periods import (
     Window,
     check_history,
     check_not_after,
@@ -63,6 +68,8 @@ from fulcrum_sync.domain.periods import (
     parse_period,
     parse_span,
     period_end,
+    period_examples,
+    period_label,
     period_start,
     shift_period,
 )
@@ -113,8 +120,8 @@ from fulcrum_sync.domain.state import (
 )
 
 __all__ = [
-    "CATCH_UP_MAX_PERIODS",
     "DEFAULT_LOOKBACK",
+    "GRAINS",
     "GRAIN_ALIASES",
     "PART_TABLES",
     "RESET_WHATS",
@@ -137,6 +144,7 @@ __all__ = [
     "Freshness",
     "FulcrumError",
     "Grain",
+    "GrainRules",
     "InputError",
     "MetricContext",
     "MetricContextChange",
@@ -144,6 +152,7 @@ __all__ = [
     "PatternContext",
     "PatternRunResult",
     "PatternState",
+    "PatternWindows",
     "PatternsRequest",
     "PatternsRunResult",
     "Problem",
@@ -180,6 +189,7 @@ __all__ = [
     "check_period",
     "compute_window",
     "format_period",
+    "grain_names",
     "is_outage",
     "iter_periods",
     "last_complete_period",
@@ -189,8 +199,10 @@ __all__ = [
     "parse_what",
     "pattern_run_key",
     "patterns_command",
-    "period_arg",
     "period_end",
+    "period_examples",
+    "period_forms",
+    "period_label",
     "period_range",
     "period_start",
     "rest_of",

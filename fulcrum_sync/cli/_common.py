@@ -165,7 +165,8 @@ def begin(
     lines to stdout: an event per context and a closing summary event. ``--json`` output and
     reports keep stdout for themselves and log to stderr.
     """
-    from fulcrum_sync.logs import configure_logging, register_secrets_from
+    from fulcrum_sync.logs import configure_logging
+    from fulcrum_sync.secrets import register_secrets_from
 
     deps = deps_of(ctx)
     settings = deps.get_settings()

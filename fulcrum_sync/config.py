@@ -119,6 +119,21 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=4, ge=1, le=64, description="Contexts processed at once.")
     lease_seconds: int = Field(default=120, ge=5, description="Run-key lease length.")
+    retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Days of run history kept: each sync prunes run records, run keys, "
+        "superseded pattern results and stale cache-load records older than this after its "
+        "work (state prune --keep-days). 0 disables.",
+    )
+    pushgateway_url: str = Field(
+        default="",
+        description="Prometheus Pushgateway URL (http://host:9091): every job command pushes "
+        "its metrics there at its end. Empty: no push.",
+    )
+    pushgateway_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds a push to the Pushgateway may take."
+    )
     shard_count: int | None = Field(
         default=None, ge=1, description="Backfill shards (Kubernetes Indexed Job completions)."
     )

@@ -80,6 +80,12 @@ SCHEDULE: dict[str, ScheduledJob] = {
         for grain in Grain
     },
     "discover": ScheduledJob("*/15 * * * *", ("discover",), QUARTER_HOUR),
+    # Issue 27: a weekly verify of a sample of the day contexts (read-only).
+    "verify-day": ScheduledJob(
+        "0 14 * * 0",
+        ("verify", "--grain", "day", "--sample", "50"),
+        shortest_period_seconds(Grain.WEEK),
+    ),
 }
 
 #: The database-migration Job: in the kustomization, the first step of a rollout.

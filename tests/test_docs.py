@@ -26,6 +26,7 @@ LEAVES = [p for p in command_paths() if p and p[0] not in GROUPS] + [
     ["db", "current"],
     ["state", "show"],
     ["state", "reset"],
+    ["state", "prune"],
     ["series", "show"],
 ]
 

@@ -23,6 +23,7 @@ from fulcrum_sync.cli import (
     series,
     state,
     sync,
+    verify,
 )
 from fulcrum_sync.cli._common import OUTPUT_PANEL, check_log_format, deps_of, handle_errors
 
@@ -94,6 +95,7 @@ app.command()(doctor.doctor)
 app.command("cache-load")(cache_load.cache_load)
 app.add_typer(patterns.patterns_app, name="patterns")
 app.command()(backfill.backfill)
+app.command()(verify.verify)
 
 
 def main() -> None:

@@ -79,26 +79,34 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, TyperException):
-            raise
-        except FulcrumError as exc:
-            _fail(_context(args, kwargs), f"Error: {exc}", exit_code(exc))
-        except Exception as exc:
-            from fulcrum_sync.secrets import redact
+        from fulcrum_sync.cli._push import pushing  # job commands push metrics as they end
 
-            ctx = _context(args, kwargs)
-            if getattr(ctx.find_root().obj if ctx else None, "verbose", False):
-                _say(redact("".join(traceback.format_exception(exc))))
-            _fail(
-                ctx,
-                f"Error: internal error: {type(exc).__name__}: {exc} "
-                "(run with --verbose for the traceback)",
-                exit_code(exc),
-            )
+        with pushing(_context(args, kwargs)):
+            return _run(func, args, kwargs)
 
     return wrapper
+
+
+def _run(func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    """Run a command; turn its errors into one line and an exit code (see handle_errors)."""
+    try:
+        return func(*args, **kwargs)
+    except (typer.Exit, typer.Abort, TyperException):
+        raise
+    except FulcrumError as exc:
+        _fail(_context(args, kwargs), f"Error: {exc}", exit_code(exc))
+    except Exception as exc:
+        from fulcrum_sync.secrets import redact
+
+        ctx = _context(args, kwargs)
+        if getattr(ctx.find_root().obj if ctx else None, "verbose", False):
+            _say(redact("".join(traceback.format_exception(exc))))
+        _fail(
+            ctx,
+            f"Error: internal error: {type(exc).__name__}: {exc} "
+            "(run with --verbose for the traceback)",
+            exit_code(exc),
+        )
 
 
 def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context | None:

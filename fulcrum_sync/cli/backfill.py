@@ -25,6 +25,7 @@ from fulcrum_sync.cli._common import (
     parse_grain,
     stop_on_sigterm,
 )
+from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import BackfillRequest, InputError, grain_names, parse_period
 
 
@@ -155,6 +156,7 @@ def backfill(
             on_progress=bar.update,
             on_plan=render.print_started,
         )
+    observe(ctx, result)  # for the metrics pushed as the command ends
     emit(
         output,
         data=lambda: render.result_json(result),

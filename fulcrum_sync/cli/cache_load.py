@@ -18,6 +18,7 @@ from fulcrum_sync.cli._common import (
     finish,
     handle_errors,
 )
+from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import Grain
 
 
@@ -81,6 +82,7 @@ def cache_load(
             on_start=progress.start,
             on_result=progress.advance,
         )
+    observe(ctx, result)  # for the metrics pushed as the command ends
     emit(
         output,
         data=lambda: render.cache_load_json(result),

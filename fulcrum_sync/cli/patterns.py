@@ -24,6 +24,7 @@ from fulcrum_sync.cli._common import (
     resolve_period,
     stop_on_sigterm,
 )
+from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import (
     Grain,
     InputError,
@@ -104,6 +105,7 @@ def patterns(
             overrides=deps.patterns,
         )
     summary = render.patterns_result_json(result)
+    observe(ctx, result)  # for the metrics pushed as the command ends
     emit(
         output,
         data=lambda: summary,

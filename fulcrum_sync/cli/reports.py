@@ -8,6 +8,7 @@ import typer
 
 from fulcrum_sync.cli._common import (
     GRAIN_METAVAR,
+    OUTPUT_PANEL,
     JsonOption,
     Output,
     begin,
@@ -16,6 +17,7 @@ from fulcrum_sync.cli._common import (
     handle_errors,
     parse_grain,
 )
+from fulcrum_sync.domain import InputError
 
 
 @handle_errors
@@ -26,6 +28,16 @@ def status(
         typer.Option("--grain", "-g", metavar=GRAIN_METAVAR, help="Only this grain. Default: all."),
     ] = None,
     json_out: JsonOption = False,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="[table|json|openmetrics]",
+            help="table (default), json (as --json) or openmetrics: freshness gauges per grain "
+            "for a node-exporter textfile collector.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = None,
 ) -> None:
     """Show recent runs, what is failing and since when, and how fresh each grain is.
 
@@ -40,13 +52,19 @@ def status(
     from fulcrum_sync.render.console import print_json
     from fulcrum_sync.services import status as svc
 
-    output = begin(ctx, json_out=json_out)
+    if fmt not in (None, "table", "json", "openmetrics"):
+        raise InputError(f"invalid --format {fmt!r}: expected table, json or openmetrics")
+    output = begin(ctx, json_out=json_out or fmt == "json")
     deps = deps_of(ctx)
     settings = deps.get_settings()
     report = svc.status(
         deps.get_engine(), parse_grain(grain), now=settings.now(), target=settings.cache_target
     )
-    if output is Output.JSON:
+    if fmt == "openmetrics":
+        from fulcrum_sync.render.openmetrics import status_openmetrics
+
+        typer.echo(status_openmetrics(report), nl=False)
+    elif output is Output.JSON:
         print_json(report)
     else:
         render.print_status(report)

@@ -1,4 +1,5 @@
-"""``state show`` and ``state reset``: inspect and forget what the state database holds."""
+"""``state show``, ``state reset`` and ``state prune``: inspect, forget and bound what the state
+database holds."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from fulcrum_sync.domain import (
     parse_what,
     period_range,
 )
+from fulcrum_sync.domain.retention import PruneRequest, PruneResult
 
 state_app = typer.Typer(
     help="Inspect and reset what the state database holds for a scope.", no_args_is_help=True
@@ -163,5 +165,76 @@ def _ask(result: ResetResult) -> bool:
     render.print_reset_preview(result)
     try:
         return typer.confirm("Clear these rows?", default=False)
+    except typer.Abort:
+        return False
+
+
+@state_app.command("prune")
+@handle_errors
+def state_prune(
+    ctx: typer.Context,
+    keep_days: Annotated[
+        int,
+        typer.Option(
+            "--keep-days",
+            metavar="N",
+            help="Keep the history of the last N days (periods ending before are pruned).",
+        ),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print JSON (needs --yes or --dry-run).", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
+) -> None:
+    """Remove the run history older than N days: run records, run keys, superseded pattern
+    results, finished backfill plans and the cache-load records of inactive contexts. Shows
+    the rows per table, asks, then deletes in short transactions, recorded as a run.
+
+    Never removed: stored series, each context's latest pattern result and latest succeeded
+    run key, run keys a running process holds. Scheduled syncs prune by themselves
+    (FULCRUM_SYNC_RETENTION_DAYS, default 90). Exit 0 done (or nothing to do), 1 declined,
+    2 bad usage, 3 database down.
+
+    Example: fulcrum-sync state prune --keep-days 90 --yes
+    """
+    from fulcrum_sync.render import retention as render
+    from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.services import retention as svc
+
+    request = PruneRequest(keep_days, dry_run=dry_run)
+    request.check()
+    if json_out and not (yes or dry_run):
+        raise InputError("--json needs --yes or --dry-run: a confirmation prompt would mix with it")
+    output = begin(ctx, json_out=json_out)
+    deps = deps_of(ctx)
+    settings = deps.get_settings()
+    result = svc.prune(
+        deps.get_engine(),
+        request,
+        now=settings.now(),
+        lease_seconds=settings.lease_seconds,
+        confirm=None if yes else _ask_prune,
+    )
+    if output is Output.JSON:
+        print_json(result)
+    else:
+        render.print_prune(result)
+    declined = result.total and not (result.applied or dry_run)
+    finish("partial" if declined else "succeeded")
+
+
+def _ask_prune(result: PruneResult) -> bool:
+    """Show what the prune removes and ask; no answer (end of input) is no."""
+    from fulcrum_sync.render import retention as render
+
+    render.print_prune_preview(result)
+    try:
+        return typer.confirm("Remove these rows?", default=False)
     except typer.Abort:
         return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,8 +24,14 @@ from fulcrum_sync.cli._common import (
     resolve_period,
     stop_on_sigterm,
 )
-from fulcrum_sync.domain import Grain, InputError, SyncRequest
+from fulcrum_sync.cli._push import observe
+from fulcrum_sync.domain import DependencyError, Grain, InputError, SyncRequest
 from fulcrum_sync.services.deps import Deps
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from fulcrum_sync.config import Settings
 
 
 @handle_errors
@@ -139,6 +145,11 @@ def sync(
             loader=loader,
             keep_contexts=output is not Output.LOG,  # a job's log lines hold each context
         )
+    if period is None and result.outcome != "interrupted":  # a scheduled run: prune after it
+        from fulcrum_sync.services.retention import prune_after_job
+
+        prune_after_job(engine, settings)  # FULCRUM_SYNC_RETENTION_DAYS; never fails the sync
+    observe(ctx, result, contexts_behind=_behind(engine, settings, request))
     emit(
         output,
         data=lambda: render.sync_result_json(result),
@@ -165,3 +176,16 @@ def _pattern_chain(deps: Deps, enabled: bool) -> Any:
     from fulcrum_sync.services.patterns import make_chain
 
     return make_chain(deps.patterns)
+
+
+def _behind(engine: Engine, settings: Settings, request: SyncRequest) -> int | None:
+    """The grain's contexts still behind after the run, for the pushed metrics (only when a
+    Pushgateway is set; None when the database cannot say)."""
+    if not settings.pushgateway_url:
+        return None
+    from fulcrum_sync.services.freshness import contexts_behind
+
+    try:
+        return contexts_behind(engine, request.grain, settings.now())
+    except DependencyError:
+        return None

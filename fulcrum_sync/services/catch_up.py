@@ -7,7 +7,7 @@ of that period. A context with no earlier success gets only the target (its FULL
 the history); one that is up to date takes the plain single-period path. The periods beyond
 the bound are named with the backfill that covers them. The run also finishes the pattern
 keys of the last ``max_periods`` periods that were left unfinished (released by a stopped
-run, failed, or held by a dead process).
+run, failed, held by a dead process, or never started though their period was synced).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def plan(
     result.rest = [rest_of(grain, s, e, names) for (s, e), names in sorted(beyond.items())]
     selected = {(c.tenant.identifier, c.metric.metric_id): c for c in contexts}
     first = shift_period(grain, target, -(bound - 1))
-    for row in progress.unfinished_patterns(engine, grain.value, first, target):
+    for row in progress.unfinished_patterns(engine, grain.value, first, target, pending=True):
         owner = selected.get((row["tenant"], row["metric_id"]))
         if owner is None or row["period"] in result.periods_of(owner):
             continue  # not selected, or its periods run their patterns anyway

@@ -1,4 +1,5 @@
-"""The run keys of a context's work for one period: its sync key and its pattern keys."""
+"""The run keys of a context's work for a period: its sync key and its pattern keys, and
+the one place that makes them all before a run starts work (sync, catch-up, backfill)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Engine
+
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import PatternContext, pattern_run_key, sync_run_key
+from fulcrum_sync.store import runs
 from fulcrum_sync.store.runs import RunItem
 
 if TYPE_CHECKING:  # the registry imports pandas: a sync without patterns never needs it
@@ -65,3 +69,38 @@ def pattern_jobs(
             )
             jobs.append((spec, dim, item))
     return jobs
+
+
+def expected_items(
+    ctx: ContextDef, periods: list[date], *, patterns: bool, overrides: Overrides = None
+) -> list[RunItem]:
+    """Every key ``ctx`` should have for ``periods``: its sync key and, with ``patterns``,
+    one key per enabled pattern (and dimension). A context-period is done only when all of
+    them are; they are made before any work starts (:func:`ensure_expected`), so an
+    interruption anywhere leaves them for the next plain run."""
+    items: list[RunItem] = []
+    for period in periods:
+        items.append(sync_item(ctx, period))
+        if patterns:
+            items += [job[2] for job in pattern_jobs(ctx, period, overrides=overrides)]
+    return items
+
+
+def ensure_expected(
+    engine: Engine,
+    work: list[tuple[ContextDef, list[date]]],
+    *,
+    patterns: bool,
+    run_id: str | None = None,
+    overrides: Overrides = None,
+) -> int:
+    """Make the expected keys of each (context, periods) of ``work`` that do not exist yet;
+    return how many keys that is in all. ``run_id``: the run adopts the keys not started
+    (``state reset`` then leaves them alone while it is alive). Raises StoreError."""
+    items = [
+        item
+        for ctx, periods in work
+        for item in expected_items(ctx, periods, patterns=patterns, overrides=overrides)
+    ]
+    runs.ensure_items(engine, items, run_id)
+    return len(items)

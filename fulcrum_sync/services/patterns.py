@@ -47,6 +47,7 @@ __all__ = ["get_pattern", "list_patterns", "make_chain", "run", "run_context_pat
 log = logging.getLogger(__name__)
 
 DIMENSION_FAILED = "dimension sync failed"  # why a dimension pattern was not run
+KEY_GONE = "its run key {key} was deleted before this run could claim it (state reset?)"
 
 
 def run_context_patterns(
@@ -79,8 +80,10 @@ def run_context_patterns(
         return _run_all(rc, ctx, period, jobs, data)
 
     def skipped(w: KeyedWork[PatternJob], claim: Claim) -> PatternRunResult:
-        status = "done" if claim is Claim.DONE else "busy"
-        return PatternRunResult(w.payload[0].name, w.payload[1], status, w.item.run_key)
+        name, dim, key = w.payload[0].name, w.payload[1], w.item.run_key
+        if claim is Claim.GONE:
+            return PatternRunResult(name, dim, "failed", key, KEY_GONE.format(key=key))
+        return PatternRunResult(name, dim, "done" if claim is Claim.DONE else "busy", key)
 
     order = {w.item.run_key: i for i, w in enumerate(work)}
     ran = run_batch(rc, work, do_all, _summarize, skipped)

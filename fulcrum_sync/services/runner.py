@@ -186,7 +186,7 @@ def run_keyed(
     """
     if not work:
         return []
-    runs.ensure_items(rc.engine, [w.item for w in work])
+    runs.ensure_items(rc.engine, [w.item for w in work], rc.run_id)  # adopted: see state reset
     results: list[R] = []
     done_before: set[str] = set()
     if rc.force_before is None:

@@ -148,6 +148,8 @@ def sync_periods(
         hooks.skipped(w.payload, claim)
         if claim is Claim.DONE:
             return PeriodSync(w.payload, "done", analysable=True)
+        if claim is Claim.GONE:  # deleted under this run: not synced, never analysed
+            return PeriodSync(w.payload, "failed", error=f"run key {w.item.run_key} deleted")
         return PeriodSync(w.payload, "busy")
 
     work = [KeyedWork(sync_item(ctx, p), p) for p in periods]

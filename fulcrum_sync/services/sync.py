@@ -27,7 +27,7 @@ from fulcrum_sync.domain import (
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.services import catch_up
-from fulcrum_sync.services.keys import Overrides, pattern_jobs, sync_item
+from fulcrum_sync.services.keys import Overrides, ensure_expected, pattern_jobs, sync_item
 from fulcrum_sync.services.runner import (
     KeyedWork,
     Outcome,
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 ALREADY_DONE = "already done (use --force to run again)"
 BUSY = "claimed by another running process"
 FINISHING_PATTERNS = "already synced; ran its unfinished patterns"
+KEY_GONE = (
+    "its run key {key} was deleted while this run meant to do it (state reset?): not synced, "
+    "no pattern run; the next run does it"
+)
 
 _EVENTS = {"skipped": "context skipped", "failed": "context failed", "partial": "context failed"}
 
@@ -197,6 +201,8 @@ def run(
     analysed: list[set[str]] = []  # the period's succeeded pattern keys, read once
 
     def skipped(w: KeyedWork[ContextDef], claim: Claim) -> ContextResult:
+        if claim is Claim.GONE:  # nothing synced: never call it skipped, never analyse it
+            return vanished(w.payload, w.item.run_key, request.period)
         res = ContextResult(
             context=w.payload.context,
             grain=request.grain,
@@ -240,6 +246,14 @@ def run(
     with rc.recording(summarize):
         for rest in result.beyond:
             log_beyond(run_id, behind.max_periods if behind else 0, rest)
+        # Every key of every context-period this run covers exists before any work starts.
+        ensure_expected(
+            engine,
+            [(c, behind.periods_of(c) if behind else [request.period]) for c in contexts],
+            patterns=chain is not None and request.run_patterns,
+            run_id=run_id,
+            overrides=overrides,
+        )
         try:
             if late:  # behind first, oldest periods first: their keys are claimed per context
                 with keep_leases(engine, rc.owner, rc.lease_seconds):
@@ -254,6 +268,21 @@ def run(
             if loader is not None:
                 loader.close()
     return result
+
+
+def vanished(ctx: ContextDef, run_key: str, period: date) -> ContextResult:
+    """A context whose run key was deleted before this run could claim it: failed, truthfully."""
+    now = datetime.now(UTC)
+    return ContextResult(
+        context=ctx.context,
+        grain=ctx.grain,
+        period=period,
+        run_key=run_key,
+        status="failed",
+        error=KEY_GONE.format(key=run_key),
+        started_at=now,
+        finished_at=now,
+    )
 
 
 def log_beyond(run_id: str, bound: int, rest: CatchUpRest) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from fulcrum_sync.domain import Grain
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 # which adds the grain and the load timestamp (UTC). Base rows have no dimension (NULL).
 FRAME_COLUMNS = ("date", "dimension_name", "dimension_slice", "value")
 TABLE_COLUMNS = (*FRAME_COLUMNS, "grain", "loaded_at")
+
+# One row of a cache table as ``read`` returns it; base rows have no dimension (None, None).
+CacheRow = tuple[date, str | None, str | None, float]
 
 # Bytes per row besides the strings: date (4), value (8), loaded_at (8).
 _FIXED_ROW_BYTES = 20
@@ -59,6 +62,11 @@ class CacheSink(Protocol):
         self, table: CacheTable, frame: pd.DataFrame, grain: Grain, loaded_at: datetime
     ) -> LoadStats:
         """Make ``frame`` the whole contents of ``table`` atomically (creating it if missing)."""
+        ...
+
+    def read(self, table: CacheTable) -> list[CacheRow] | None:
+        """Return the table's ``(date, dimension_name, dimension_slice, value)`` rows, or None
+        when the table does not exist (``verify`` compares them; nothing writes)."""
         ...
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     select,
     text,
 )
@@ -32,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from fulcrum_sync.domain import Grain, SinkError
-from fulcrum_sync.sinks.base import FRAME_COLUMNS, LoadStats, estimate_bytes
+from fulcrum_sync.sinks.base import FRAME_COLUMNS, CacheRow, LoadStats, estimate_bytes
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
 from fulcrum_sync.sql_types import UTCDateTime
 
@@ -112,6 +113,17 @@ class LocalSink:
             return LoadStats(rows, estimate_bytes(frame, grain), size_estimated=True)
         return LoadStats(rows, size)
 
+    def read(self, table: CacheTable) -> list[CacheRow] | None:
+        """Return the table's rows (None when it does not exist)."""
+        sa_table = cache_table(table.name)
+        c = sa_table.c
+        query = select(c.date, c.dimension_name, c.dimension_slice, c.value)
+        with self._translate(f"read {table.qualified} in"), self._engine.connect() as conn:
+            if not inspect(conn).has_table(table.name):
+                return None
+            rows = conn.execute(query).all()
+        return [(_day(r[0]), r[1], r[2], float(r[3])) for r in rows]
+
     def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
 
@@ -165,3 +177,12 @@ def _records(frame: pd.DataFrame, grain: Grain, loaded_at: datetime) -> list[dic
         }
         for day, name, slice_, value in clean.itertuples(index=False, name=None)
     ]
+
+
+def _day(value: Any) -> date:
+    """A date column's value as a date (SQLite may hand back text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value  # type: ignore[no-any-return]

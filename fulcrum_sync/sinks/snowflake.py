@@ -24,13 +24,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync.domain import FulcrumError, Grain, InputError, SinkError
 from fulcrum_sync.secrets import register_secret
-from fulcrum_sync.sinks.base import FRAME_COLUMNS, LoadStats, estimate_bytes
+from fulcrum_sync.sinks.base import FRAME_COLUMNS, CacheRow, LoadStats, estimate_bytes
 from fulcrum_sync.sinks.identifiers import NAME_RE, CacheTable, cache_table_name, quote
 
 if TYPE_CHECKING:
@@ -278,6 +278,20 @@ class SnowflakeSink:
             return LoadStats(rows, estimate_bytes(frame, grain), size_estimated=True)
         return LoadStats(rows, size)
 
+    def read(self, table: CacheTable) -> list[CacheRow] | None:
+        """Return the table's rows (None when it does not exist)."""
+        with self._translate(f"read {table.qualified}"), self._cursor() as cur:
+            cur.execute(
+                f"SELECT COUNT(*) FROM {quote(self._config.database)}.INFORMATION_SCHEMA.TABLES "
+                "WHERE TABLE_SCHEMA = %(schema)s AND TABLE_NAME = %(name)s",
+                {"schema": self._config.schema, "name": table.name},
+            )
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(f"SELECT {_FRAME_COLS} FROM {self._fqn(table)}")
+            rows = cur.fetchall()
+        return [(_day(r[0]), r[1], r[2], float(r[3])) for r in rows]
+
     def close(self) -> None:
         """Close the connection, if open."""
         conn, self._conn = self._conn, None
@@ -328,3 +342,12 @@ class SnowflakeSink:
             if self._config.scrub(text) != text:
                 raise error from None  # the driver echoed a secret: do not chain it
             raise error from exc
+
+
+def _day(value: Any) -> date:
+    """A DATE column's value as a date (the connector may hand back a datetime or text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value  # type: ignore[no-any-return]

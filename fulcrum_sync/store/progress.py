@@ -15,6 +15,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
+from fulcrum_sync.store.runs import owner_is_dead
 from fulcrum_sync.store.state import as_date
 
 ContextKey = tuple[str, str]  # tenant identifier, metric_id
@@ -45,24 +46,78 @@ def _unfinished(now: datetime) -> Any:
     )
 
 
+def _pending_after_sync() -> Any:
+    """Pattern keys not started whose period's sync key succeeded: a run that synced the
+    period stopped (SIGTERM, SIGKILL) before its patterns, which are due now."""
+    c = t.run_items.c
+    s = t.run_items.alias("s")
+    synced = (
+        select(s.c.run_key)
+        .where(
+            and_(
+                s.c.kind == "sync",
+                s.c.status == "succeeded",
+                s.c.grain == c.grain,
+                s.c.period == c.period,
+                s.c.tenant == c.tenant,
+                s.c.metric_id == c.metric_id,
+            )
+        )
+        .exists()
+    )
+    return and_(c.status == "pending", synced)
+
+
 @reconnecting
 def unfinished_patterns(
-    engine: Engine, grain: str, start: date | None = None, end: date | None = None
+    engine: Engine,
+    grain: str,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    pending: bool = False,
 ) -> list[dict[str, Any]]:
     """Return the unfinished pattern keys of ``grain`` (in ``start..end``), oldest first.
 
-    Each row: tenant, metric_id, period, pattern, status, error, run_key.
+    ``pending`` (a run about to do them): also the keys not started whose period is synced
+    (:func:`_pending_after_sync`) and the keys a process on this host that is gone (SIGKILL)
+    still holds. Each row: tenant, metric_id, period, pattern, status, error, run_key.
     """
     c = t.run_items.c
-    where = and_(c.kind == "pattern", c.grain == grain, _unfinished(datetime.now(UTC)))
+    now = datetime.now(UTC)
+    unfinished = _unfinished(now)
+    if pending:
+        unfinished = or_(unfinished, _pending_after_sync(), c.status == "running")
+    where = and_(c.kind == "pattern", c.grain == grain, unfinished)
     if start is not None:
         where = and_(where, c.period >= start)
     if end is not None:
         where = and_(where, c.period <= end)
     query = (
         select(c.tenant, c.metric_id, c.period, c.pattern, c.status, c.error, c.run_key)
+        .add_columns(c.lease_owner, c.lease_expires_at)
         .where(where)
         .order_by(c.period, c.tenant, c.metric_id, c.run_key)
     )
     with translate_errors(engine, "read run keys from"), engine.connect() as conn:
-        return [{**r._asdict(), "period": as_date(r.period)} for r in conn.execute(query)]
+        rows = conn.execute(query).all()
+    return [
+        {
+            "tenant": r.tenant,
+            "metric_id": r.metric_id,
+            "period": as_date(r.period),
+            "pattern": r.pattern,
+            "status": r.status,
+            "error": r.error,
+            "run_key": r.run_key,
+        }
+        for r in rows
+        if r.status != "running" or not _held_by_live(r.lease_owner, r.lease_expires_at, now)
+    ]
+
+
+def _held_by_live(owner: str | None, until: datetime | None, now: datetime) -> bool:
+    """True when a running key's lease is current and its owner is not known to be gone."""
+    if until is None or until < now:  # UTCDateTime reads back timezone-aware
+        return False
+    return not (owner and owner_is_dead(owner))

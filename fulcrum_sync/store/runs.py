@@ -28,6 +28,7 @@ class Claim(StrEnum):
     CLAIMED = "claimed"
     DONE = "done"  # already succeeded; skipped unless forced
     BUSY = "busy"  # another live worker holds it
+    GONE = "gone"  # its row vanished (deleted by ``state reset``): the work cannot be recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +87,43 @@ def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any
 
 
 @reconnecting
-def ensure_items(engine: Engine, items: list[RunItem]) -> None:
-    """Create pending ``run_items`` rows for keys not seen before."""
+def ensure_items(engine: Engine, items: list[RunItem], run_id: str | None = None) -> None:
+    """Create pending ``run_items`` rows for keys not seen before.
+
+    With ``run_id`` the run adopts the keys it means to do: new rows and existing ones no one
+    works on (pending, released, failed) carry its id, so ``state reset`` leaves them alone
+    while the run is alive (store/state.py).
+    """
     with translate_errors(engine, "record run keys in"), engine.begin() as conn:
-        ensure_items_in(conn, items)
+        ensure_items_in(conn, items, run_id)
 
 
-def ensure_items_in(conn: Connection, items: list[RunItem]) -> None:
+OPEN_STATUSES = ("pending", "released", "failed")  # keys no one works on that did not succeed
+
+
+def ensure_items_in(conn: Connection, items: list[RunItem], run_id: str | None = None) -> None:
     """:func:`ensure_items` inside the caller's transaction, 1,000 rows at a time."""
     now = now_utc()
     for at in range(0, len(items), 1000):
-        new = {"status": "pending", "attempts": 0, "created_at": now}
-        rows = [{f: getattr(i, f) for f in _ITEM_FIELDS} | new for i in items[at : at + 1000]]
+        chunk = items[at : at + 1000]
+        new = {"status": "pending", "attempts": 0, "created_at": now, "run_id": run_id}
+        rows = [{f: getattr(i, f) for f in _ITEM_FIELDS} | new for i in chunk]
         insert_ignore(conn, t.run_items, rows)
+        if run_id is not None:
+            _adopt(conn, [i.run_key for i in chunk], run_id)
+
+
+def _adopt(conn: Connection, keys: list[str], run_id: str) -> None:
+    """Mark the keys among ``keys`` no one works on as ``run_id``'s. On PostgreSQL rows another
+    transaction has locked (claiming or adopting them) are skipped, not waited for: two runs
+    adopting the same keys in different orders never deadlock."""
+    c = t.run_items.c
+    mine = select(c.run_key).where(
+        and_(c.run_key.in_(keys), c.status.in_(OPEN_STATUSES), c.run_id.is_distinct_from(run_id))
+    )
+    if conn.dialect.name == "postgresql":
+        mine = mine.with_for_update(skip_locked=True)
+    conn.execute(update(t.run_items).where(c.run_key.in_(mine)).values(run_id=run_id))
 
 
 _rc = t.run_items.c
@@ -195,7 +220,9 @@ def claim(
         if taken:
             return Claim.CLAIMED
         row = conn.execute(select(c.status, c.lease_owner).where(c.run_key == run_key)).first()
-        if row is None or row.status == "succeeded":
+        if row is None:
+            return Claim.GONE
+        if row.status == "succeeded":
             return Claim.DONE
         if row.status == "running" and row.lease_owner and owner_is_dead(row.lease_owner):
             # Killed on this very host (SIGKILL, OOM): no need to wait for its lease to expire.
@@ -247,14 +274,26 @@ def claim_many(
             conn.exec_driver_sql(_NO_FLUSH_WAIT)
         taken = _take(conn, params | {"keys": run_keys})
         left = [k for k in run_keys if k not in taken]
-        rest = conn.execute(_STATUS_OF, {"keys": left}).all() if left else []
+        rest: dict[str, str] = {}
+        if left:
+            rest = {k: v for k, v in conn.execute(_STATUS_OF, {"keys": left})}
         if items and len(rest) < len(left):  # keys without a row yet: make and take them
-            new = set(left) - {key for key, _ in rest}
-            ensure_items_in(conn, [i for i in items if i.run_key in new])
-            taken |= _take(conn, params | {"keys": sorted(new)})
+            new = set(left) - set(rest)
+            ensure_items_in(conn, [i for i in items if i.run_key in new], run_id)
+            got = _take(conn, params | {"keys": sorted(new)})
+            taken |= got
+            # Rows another process made (and took) at the same instant: read what they are.
+            raced = sorted(new - got)
+            if raced:
+                rest.update({k: v for k, v in conn.execute(_STATUS_OF, {"keys": raced})})
     claims = {k: Claim.CLAIMED for k in taken}
-    for key, status in rest:
-        if status == "succeeded":
+    for key in run_keys:
+        if key in claims:
+            continue
+        status = rest.get(key)
+        if status is None:
+            claims[key] = Claim.GONE  # no row: it was deleted (or never made, without items)
+        elif status == "succeeded":
             claims[key] = Claim.DONE
         else:
             claims[key] = claim(

@@ -2,7 +2,8 @@
 
 A scope narrows every table the same way: tenant, metric, grain, dimension and a range of
 period starts (per-period records only). A reset deletes every part it was given in one
-transaction; run keys a live process holds are left alone and counted as held.
+transaction; run keys a live process holds or means to do (pending, released or failed keys
+its run adopted) are left alone and counted as held.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import (
     delete,
     func,
     not_,
+    or_,
     select,
     true,
 )
@@ -27,6 +29,7 @@ from sqlalchemy import (
 from fulcrum_sync.domain import Scope
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.runs import OPEN_STATUSES, owner_is_dead
 from fulcrum_sync.store.versions import bump_matching
 
 
@@ -112,9 +115,22 @@ def part_filter(part: str, s: StoreScope) -> tuple[Table, ColumnElement[bool]] |
     raise ValueError(f"unknown part {part!r}")
 
 
-def _held(now: datetime) -> ColumnElement[bool]:
+def live_runs(conn: Connection) -> list[str]:
+    """The runs whose record says ``running`` and whose process is not known to be gone."""
+    r = t.runs.c
+    rows = conn.execute(select(r.run_id, r.host, r.pid).where(r.outcome == "running")).all()
+    return [row.run_id for row in rows if not owner_is_dead(f"{row.host}:{row.pid}")]
+
+
+def held_keys(now: datetime, live: list[str]) -> ColumnElement[bool]:
+    """Run keys a live process holds (running, lease not expired) or means to do (not yet
+    started, adopted by a live run: ``runs.ensure_items``)."""
     c = t.run_items.c
-    return and_(c.status == "running", c.lease_expires_at > now)
+    running = and_(c.status == "running", c.lease_expires_at > now)
+    if not live:
+        return running
+    adopted = func.coalesce(c.run_id, "").in_(live)  # NULL would make NOT(held) NULL too
+    return or_(running, and_(c.status.in_(OPEN_STATUSES), adopted))
 
 
 def _unheld(
@@ -129,9 +145,10 @@ def _unheld(
     table, where = found
     if table is not t.run_items:
         return table, where, 0
+    held = held_keys(now, live_runs(conn))
     count = select(func.count()).select_from(table)
-    held = conn.execute(count.where(and_(where, _held(now)))).scalar_one()
-    return table, and_(where, not_(_held(now))), held
+    held_count = conn.execute(count.where(and_(where, held))).scalar_one()
+    return table, and_(where, not_(held)), held_count
 
 
 def count_parts(

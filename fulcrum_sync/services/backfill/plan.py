@@ -28,7 +28,7 @@ from fulcrum_sync.domain import (
     iter_periods,
     parse_period,
 )
-from fulcrum_sync.services.keys import pattern_jobs, sync_item
+from fulcrum_sync.services.keys import expected_items, pattern_jobs
 from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.services.stretches import stretches_of
 from fulcrum_sync.store import backfills
@@ -197,11 +197,7 @@ def record_plan(engine: Engine, planned: Planned) -> None:
     items = [
         item
         for ctx in planned.contexts
-        for period in plan.periods
-        for item in [
-            sync_item(ctx, period),
-            *([job[2] for job in pattern_jobs(ctx, period)] if request.patterns else []),
-        ]
+        for item in expected_items(ctx, plan.periods, patterns=request.patterns)
     ]
     backfills.save_backfill(
         engine,

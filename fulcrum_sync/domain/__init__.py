@@ -90,6 +90,7 @@ from fulcrum_sync.domain.periods import (
     shift_period,
 )
 from fulcrum_sync.domain.reports import (
+    RUN_OUTCOMES,
     CacheLoadResult,
     CatalogSaveResult,
     ContextCacheResult,
@@ -102,6 +103,7 @@ from fulcrum_sync.domain.reports import (
     Problem,
     RevisionResult,
     RunDetail,
+    RunsQuery,
     StatusReport,
     UpgradeResult,
 )
@@ -146,6 +148,7 @@ __all__ = [
     "GRAIN_ALIASES",
     "PART_TABLES",
     "RESET_WHATS",
+    "RUN_OUTCOMES",
     "UNFINISHED_KEYS",
     "WHAT_CHOICES",
     "BackfillPlan",
@@ -191,6 +194,7 @@ __all__ = [
     "RunDetail",
     "RunKeyCount",
     "RunOutcome",
+    "RunsQuery",
     "Scope",
     "SeriesRequest",
     "SeriesResult",

@@ -73,7 +73,7 @@ def backfill_command(
 
 def patterns_command(grain: Grain, period: date, tenant: str, metric: str) -> str:
     """The patterns of one context and period, on stored data (unfinished keys only)."""
-    args = ["patterns", "--grain", grain.value, "--period", period_label(grain, period)]
+    args = ["patterns", "run", "--grain", grain.value, "--period", period_label(grain, period)]
     return command(*args, *_scope(tenant, metric))
 
 

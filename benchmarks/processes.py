@@ -44,9 +44,7 @@ SYNC = ("sync", "--grain", "day", "--period", PERIOD, "--workers", "1", "--json"
 
 def _prepare(folder: Path, url: str, contexts: int) -> Cli:
     cli = Cli(folder, url)
-    path = catalog_file(
-        folder / "catalog.yaml", contexts, patterns=ALL_PATTERNS, day_target=1000.0
-    )
+    path = catalog_file(folder / "catalog.yaml", contexts, patterns=ALL_PATTERNS, day_target=1000.0)
     cli.run("catalog", "load", str(path))
     cli.run("discover", "--grain", "day")
     return cli

@@ -72,7 +72,10 @@ def test_component_is_a_kustomize_component_patching_the_sync_cronjobs() -> None
     assert component["kind"] == "Component"
     assert component["apiVersion"] == "kustomize.config.k8s.io/v1alpha1"
     (patch,) = component["patches"]
-    assert patch["target"] == {"kind": "CronJob", "labelSelector": "app.kubernetes.io/component=sync"}
+    assert patch["target"] == {
+        "kind": "CronJob",
+        "labelSelector": "app.kubernetes.io/component=sync",
+    }
     (op,) = yaml.safe_load(patch["patch"])
     assert op["path"] == "/spec/jobTemplate/spec/parallelism" and op["value"] >= 2
 

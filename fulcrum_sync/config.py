@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Literal
 
@@ -16,6 +17,23 @@ DEFAULT_DATABASE_URL = "sqlite:///fulcrum_sync.db"
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(9000, 12, 31)
 
 
+@dataclass(frozen=True, slots=True)
+class DatabaseLimits:
+    """How long the state database may keep us waiting (0 turns a limit off).
+
+    :param lock_seconds: a PostgreSQL statement waiting this long for a lock fails
+        (``lock_timeout``); FULCRUM_SYNC_DATABASE_LOCK_TIMEOUT_SECONDS.
+    :param statement_seconds: a PostgreSQL statement running this long is cancelled
+        (``statement_timeout``); FULCRUM_SYNC_DATABASE_STATEMENT_TIMEOUT_SECONDS.
+    :param retry_seconds: how long to wait for a lost or restarting server before giving up
+        (exit 3); FULCRUM_SYNC_DATABASE_RETRY_SECONDS. 0: one immediate retry.
+    """
+
+    lock_seconds: float = 30.0
+    statement_seconds: float = 300.0
+    retry_seconds: float = 0.0
+
+
 class Settings(BaseSettings):
     """Everything fulcrum-sync reads from its environment."""
 
@@ -28,7 +46,26 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL),
-        description="SQLAlchemy URL of the state database (SQLite file or postgresql+psycopg).",
+        description="SQLAlchemy URL of the state database (SQLite file, or PostgreSQL: "
+        "postgres://, postgresql:// and postgresql+psycopg:// all mean psycopg 3).",
+    )
+    database_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a run waits for a lost or restarting state database (the failed "
+        "transaction runs again once it is back) before it gives up with exit 3.",
+    )
+    database_lock_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="PostgreSQL lock_timeout: a statement waiting this long for a lock fails "
+        "its context (the run goes on); 0 waits forever.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="PostgreSQL statement_timeout: a statement running this long is cancelled "
+        "and fails its context; 0 means no limit.",
     )
     source: Literal["demo", "cube"] = Field(default="demo", description="Semantic source.")
     demo_seed: int = Field(default=42, description="Seed of the demo source.")
@@ -164,17 +201,29 @@ class Settings(BaseSettings):
         return table
 
     @property
+    def database_limits(self) -> DatabaseLimits:
+        """The state database's lock and statement timeouts and how long to wait for it."""
+        return DatabaseLimits(
+            lock_seconds=self.database_lock_timeout_seconds,
+            statement_seconds=self.database_statement_timeout_seconds,
+            retry_seconds=self.database_retry_seconds,
+        )
+
+    @property
     def masked_database_url(self) -> str:
         """The database URL with any password replaced by ``***``."""
         return mask_url(self.database_url.get_secret_value())
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password hidden."""
+    """Return ``url`` with its password hidden (``secrets.redact_url``, the one redaction)."""
+    from fulcrum_sync.secrets import redact_url
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except Exception:
         return "<unparseable database URL>"
+    return redact_url(url)
 
 
 def check_database_choice(settings: Settings) -> None:

@@ -145,6 +145,12 @@ def bound_fields(**fields: Any) -> Iterator[None]:
         _bound.reset(token)
 
 
+def current_fields() -> dict[str, Any]:
+    """The fields :func:`bound_fields` gives this thread's log lines now (to log them from
+    another thread, as a watchdog does)."""
+    return dict(_bound.get())
+
+
 class RedactingFilter(logging.Filter):
     """Redact a record's message, extra fields and traceback before any handler formats it.
 

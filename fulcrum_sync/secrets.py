@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -24,8 +24,10 @@ __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
     "clear_secrets",
+    "endpoint",
     "redact",
     "redact_field",
+    "redact_url",
     "redact_value",
     "register_secret",
     "register_secrets_from",
@@ -94,11 +96,46 @@ def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
 
 
 def register_secrets_from(model: BaseModel) -> None:
-    """Register every ``SecretStr``/``SecretBytes`` field of ``model`` (e.g. the settings)."""
+    """Register every ``SecretStr``/``SecretBytes`` field of ``model`` (e.g. the settings),
+    and the password of every URL setting (a Cube or Pushgateway URL may carry one)."""
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, SecretStr | SecretBytes):
             register_secret(value)
+        elif isinstance(value, str) and "://" in value:
+            register_secret(value)  # registers the password alone; no password, nothing
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password (if any) as ``***``: the one redaction for URLs.
+
+    Every URL setting (database, Cube, Pushgateway, ...) is shown through this, in
+    ``doctor``, logs, errors and run records. The user name stays (it helps to tell
+    accounts apart); a URL that cannot be parsed is redacted as text.
+    """
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return redact(text)
+    if password is None:
+        return redact(text)
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return redact(urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}")))
+
+
+def endpoint(url: str) -> str:
+    """Return ``url`` without any credentials (user and password) and without a query: how an
+    error names the endpoint that failed (``Cube at http://cube:4000/cubejs-api: ...``)."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        host = parts.netloc.rsplit("@", 1)[-1]
+    except ValueError:
+        return redact(text)
+    return redact(urlunsplit(parts._replace(netloc=host, query="", fragment="")))
 
 
 def clear_secrets() -> None:

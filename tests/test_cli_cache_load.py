@@ -170,7 +170,8 @@ def test_a_failing_context_does_not_stop_the_others(acme_url: str) -> None:
         conn.execute(text("CREATE TABLE cache_acme_orders_day (x INTEGER NOT NULL)"))
     result = load_acme(acme_url)
     assert result.exit_code == 1, result.output
-    assert "failed acme::orders: cannot load main.cache_acme_orders_day" in result.stdout
+    assert "failed acme::orders: SQLite at " in result.stdout
+    assert ": cannot load main.cache_acme_orders_day" in result.stdout
     assert "2 loaded, 0 skipped, 1 failed" in result.stdout
     counts = cache_counts(engine)
     assert counts["cache_acme_new_revenue_day"] > 0 and counts["cache_acme_active_users_day"] > 0
@@ -306,7 +307,10 @@ def test_snowflake_failure_in_one_context_does_not_stop_the_others(
     conn.cursor().execute('CREATE TABLE "FULCRUM"."CACHE"."CACHE_ACME_ORDERS_DAY" (X INTEGER)')
     result = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
     assert result.exit_code == 1, result.output
-    assert "failed acme::orders: cannot load FULCRUM.CACHE.CACHE_ACME_ORDERS_DAY" in result.stdout
+    assert (
+        "failed acme::orders: Snowflake account acme-xy12345: cannot load "
+        "FULCRUM.CACHE.CACHE_ACME_ORDERS_DAY"
+    ) in result.stdout
     counts = snowflake_counts()
     assert counts["CACHE_ACME_NEW_REVENUE_DAY"] > 0 and counts["CACHE_ACME_ACTIVE_USERS_DAY"] > 0
     assert counts["CACHE_ACME_ORDERS_DAY"] == 0
@@ -323,7 +327,7 @@ def test_snowflake_unreachable_is_exit_3_without_the_password(
     )
     result = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
     assert result.exit_code == 3, result.output
-    assert "cannot connect to Snowflake account acme-xy12345 as FULCRUM_LOADER" in result.stderr
+    assert "Snowflake account acme-xy12345: cannot connect as FULCRUM_LOADER" in result.stderr
     assert "***" in result.stderr
     assert_no_secrets(result, caplog, PASSWORD)
 

@@ -243,7 +243,9 @@ def test_tenants_a_cube_does_not_keep_apart_are_named_and_filters_scope_them(
         as_json = invoke(env, "discover", "--check-source", "--json")
         assert as_json.exit_code == 1
         [group] = json_document(as_json.stdout)["not_isolated"]
-        assert group["tenants"] == ["acme", "initech"] and group["rows"] == 7
+        assert (
+            group["tenants"] == ["acme", "initech"] and group["rows"] == 365
+        )  # the FULL window a first sync of yesterday fetches
 
         load_catalog(env, two_tenants(tmp_path / "c.yaml", filters=True))
         scoped = invoke(env, "--log-format", "rich", "discover", "--check-source")

@@ -261,7 +261,7 @@ def test_wrong_member_fails_that_dimension_only_and_status_shows_it(
     assert failing["last_success_at"] is None
     assert [r["outcome"] for r in report["runs"]] == ["partial", "partial"]
 
-    text = invoke(env, "status", "--grain", "day")
+    text = invoke(env, "status", "--grain", "day", "--verbose")
     assert text.exit_code == 1, text.output
     assert "Failing series" in text.stdout and "failing since" in text.stdout
     line = next(x for x in text.stdout.splitlines() if "bogus" in x)
@@ -294,7 +294,7 @@ def test_cube_error_text_with_brackets_is_shown_verbatim(
     result = invoke(env, "--log-format", "rich", *args, deps=in_process(fake))
     assert result.exit_code == 1, result.output
     assert message in result.stdout
-    status = invoke(env, "status", "--grain", "day")
+    status = invoke(env, "status", "--grain", "day", "--verbose")
     assert status.exit_code == 1
     assert "[object Object] is not" in status.stdout and "[allowed]" in status.stdout  # wrapped
 

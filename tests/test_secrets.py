@@ -382,7 +382,7 @@ def test_database_password_is_masked_when_the_database_is_unreachable(
     for args in commands:
         result = runner.invoke(app, list(args), env=env)
         assert result.exit_code == 3, (args, result.output)
-        assert "postgres:***@127.0.0.1" in result.stderr  # the operator still sees which DB
+        assert "PostgreSQL at 127.0.0.1:" in result.stderr  # the operator still sees which DB
         assert_clean(result.output, f"output of {args}", extra=[password])
         assert "Traceback" not in result.output
     assert_clean("\n".join(raw_logs.lines), "log records", extra=[password])

@@ -153,7 +153,10 @@ def test_a_failed_insert_rolls_back_and_keeps_the_old_rows(sink: SnowflakeSink) 
     sink.replace(table, _frame(2), Grain.DAY, LOADED_AT)
     bad = _frame(1)
     bad.loc[0, "value"] = None  # VALUE is NOT NULL: the INSERT fails after the DELETE
-    with pytest.raises(SinkError, match=r"cannot load FULCRUM\.CACHE\.CACHE_ACME_ORDERS_DAY"):
+    with pytest.raises(
+        SinkError,
+        match=r"Snowflake account [^:]+: cannot load FULCRUM\.CACHE\.CACHE_ACME_ORDERS_DAY",
+    ):
         sink.replace(table, bad, Grain.DAY, LOADED_AT)
     assert _query(sink, "SELECT COUNT(*) FROM FULCRUM.CACHE.CACHE_ACME_ORDERS_DAY") == [(6,)]
 
@@ -294,7 +297,8 @@ def test_connector_errors_become_sink_errors_with_secrets_masked(
     with pytest.raises(SinkError) as info:
         sink.open()
     text = str(info.value)
-    assert text.startswith("cannot connect to Snowflake account acme-xy12345 as FULCRUM_LOADER")
+    assert text.startswith("Snowflake account acme-xy12345: cannot connect as FULCRUM_LOADER")
+    assert info.value.endpoint == "acme-xy12345"
     assert "login failed" in text and "***" in text
     assert PASSWORD not in text
     assert info.value.__cause__ is None  # the echoing driver error is not chained

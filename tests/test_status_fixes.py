@@ -122,9 +122,13 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
     assert "channel failing since" in failing["detail"] and "orders.channel" in failing["detail"]
     assert "4 periods behind" in problems[0]["detail"]
     assert all(p["schedule_note"] for p in problems)
-    text = run(D, "status", "--grain", "day")
+    text = run(D, "status", "--grain", "day", "--verbose")
     for command in {p["command"] for p in problems}:
         assert f"fix: {command}" in text.stdout  # on one line, to copy as it is
+    headlines = run(D, "status", "--grain", "day")  # one headline per cause, no details
+    assert headlines.exit_code == 1
+    assert "1 day context failing since" in headlines.stdout
+    assert "fix:" not in headlines.stdout
 
     source.broken = False
     for problem in problems:
@@ -152,6 +156,10 @@ def test_a_period_synced_without_rows_is_not_behind(sqlite_url: str, tmp_path: P
     assert run("catalog", "load", str(acme_catalog(tmp_path / "acme.yaml"))).exit_code == 0
     assert run("sync", "--grain", "day", "--no-patterns").exit_code == 0
     status = run("status", "--grain", "day", "--json")
-    assert status.exit_code == 0, status.output  # the sync of D succeeded: up to date
+    # The sync of D succeeded: up to date. Its patterns never ran (--no-patterns) and no
+    # scheduled run will run them: that is a hole, the one thing a person must fix.
+    assert status.exit_code == 1, status.output
+    causes = {h["cause"] for h in json.loads(status.stdout)["headlines"]}
+    assert causes == {"holes"}
     (fresh,) = json.loads(status.stdout)["freshness"]
     assert (fresh["up_to_date"], fresh["behind"]) == (2, [])

@@ -28,7 +28,9 @@ from fulcrum_sync.domain import (
     DependencyError,
     FulcrumError,
     Grain,
+    Health,
     InputError,
+    RunOutcome,
     check_period,
     last_complete_period,
     parse_period,
@@ -38,31 +40,44 @@ from fulcrum_sync.services.deps import Deps
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_DEPENDENCY = 0, 1, 2, 3
 EXIT_INTERRUPTED = 143  # stopped by SIGTERM/SIGINT; unfinished keys were released
 
-_OUTCOME_CODES = {
-    "succeeded": EXIT_OK,
-    "partial": EXIT_PARTIAL,
-    "failed": EXIT_DEPENDENCY,
-    "refused": EXIT_USAGE,  # the source refused our credentials: a setting is wrong
-    "interrupted": EXIT_INTERRUPTED,
-    "invalid": EXIT_USAGE,  # a check found bad configuration (doctor)
+#: The exit code of each run outcome (tests/cli/test_exit_codes.py checks every member).
+OUTCOME_CODES: dict[RunOutcome, int] = {
+    RunOutcome.SUCCEEDED: EXIT_OK,
+    RunOutcome.PARTIAL: EXIT_PARTIAL,
+    RunOutcome.FAILED: EXIT_DEPENDENCY,
+    RunOutcome.REFUSED: EXIT_USAGE,  # the source refused our credentials: a setting is wrong
+    RunOutcome.INVALID: EXIT_USAGE,  # a check found bad configuration (doctor)
+    RunOutcome.INTERRUPTED: EXIT_INTERRUPTED,
+    # Never the outcome of the command that ends: a run still recorded as running, or one
+    # closed as abandoned, is one that died; if one is ever handed here, it did not succeed.
+    RunOutcome.RUNNING: EXIT_PARTIAL,
+    RunOutcome.ABANDONED: EXIT_PARTIAL,
+}
+
+#: The exit code of each health ``status`` reports (tests/cli check every member).
+HEALTH_CODES: dict[Health, int] = {
+    Health.HEALTHY: EXIT_OK,
+    Health.HEALING: EXIT_OK,  # the next scheduled run fixes it by itself
+    Health.NEEDS_ATTENTION: EXIT_PARTIAL,
+    Health.NOTHING_TO_WATCH: EXIT_USAGE,
 }
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def exit_code(outcome: str | BaseException) -> int:
-    """The exit code of a run's outcome (``succeeded``, ``partial``, ...) or of an error."""
+def exit_code(outcome: RunOutcome | BaseException) -> int:
+    """The exit code of a run's outcome or of an error: the one decision (SPEC §2)."""
     if isinstance(outcome, InputError):
         return EXIT_USAGE
     if isinstance(outcome, DependencyError):
         return EXIT_DEPENDENCY
     if isinstance(outcome, BaseException):
         return EXIT_PARTIAL  # an internal error: reported as one line, never a traceback
-    return _OUTCOME_CODES.get(outcome, EXIT_INTERRUPTED)
+    return OUTCOME_CODES[RunOutcome(outcome)]  # a word that is no outcome raises, loudly
 
 
-def finish(outcome: str) -> None:
+def finish(outcome: RunOutcome) -> None:
     """End the command with the exit code of ``outcome``."""
     raise typer.Exit(exit_code(outcome))
 
@@ -219,9 +234,9 @@ def emit(
         from fulcrum_sync.logs import log_event
 
         values = fields()
-        outcome = values.get("outcome", "succeeded")
-        level = {"succeeded": logging.INFO, "interrupted": logging.WARNING}.get(
-            str(outcome), logging.ERROR
+        outcome = RunOutcome(values.get("outcome", RunOutcome.SUCCEEDED))
+        level = {RunOutcome.SUCCEEDED: logging.INFO, RunOutcome.INTERRUPTED: logging.WARNING}.get(
+            outcome, logging.ERROR
         )
         log_event(logging.getLogger("fulcrum_sync.cli"), event, level, **values)
 

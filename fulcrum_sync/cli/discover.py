@@ -56,7 +56,9 @@ def discover(
     settings = deps.get_settings()
     engine = deps.get_engine()
     source = deps.get_source() if check_source else None
-    result = svc.discover(engine, settings.source, settings.history_start, grain_value, source)
+    result = svc.discover(
+        engine, settings.source, settings.history_start, grain_value, source, settings.now()
+    )
     emit(
         output,
         data=lambda: result,
@@ -64,7 +66,7 @@ def discover(
         event="discover finished",
         fields=lambda: {
             **render.discover_summary_fields(result),
-            "outcome": "partial" if result.broken_metrics else "succeeded",
+            "outcome": result.outcome,
         },
     )
-    finish("partial" if result.broken_metrics or result.not_isolated else "succeeded")
+    finish(result.outcome)

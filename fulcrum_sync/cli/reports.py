@@ -8,16 +8,16 @@ import typer
 
 from fulcrum_sync.cli._common import (
     GRAIN_METAVAR,
+    HEALTH_CODES,
     OUTPUT_PANEL,
     JsonOption,
     Output,
     begin,
     deps_of,
-    finish,
     handle_errors,
     parse_grain,
 )
-from fulcrum_sync.domain import InputError
+from fulcrum_sync.domain import Health, InputError
 
 
 @handle_errors
@@ -28,6 +28,15 @@ def status(
         typer.Option("--grain", "-g", metavar=GRAIN_METAVAR, help="Only this grain. Default: all."),
     ] = None,
     json_out: JsonOption = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="After the headlines, every run, failing series, context and problem.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = False,
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -39,17 +48,21 @@ def status(
         ),
     ] = None,
 ) -> None:
-    """Show recent runs, what is failing and since when, and how fresh each grain is.
+    """Say whether the jobs are healthy: one headline per cause, with the command to run.
 
-    Each problem (a context behind, a failing series, unfinished pattern keys, a cache
-    table older than its series) comes with the command that fixes it and whether the next
-    scheduled run will do it by itself. Exit 0 when nothing is failing or behind, 1
-    otherwise (so a check can alert on it).
+    Each headline groups one cause (an endpoint unreachable, refused credentials, contexts
+    behind or never synced, unfinished or missing pattern results, stale cache tables,
+    abandoned runs) and says whether the next scheduled run fixes it. `--json` has a
+    top-level `health`: healthy, healing, needs_attention or nothing_to_watch. Exit 0
+    healthy, or healing by itself at the next scheduled run; 1 a person must act; 2 nothing
+    to watch (no database, schema, catalog or run; status never creates a database).
 
-    Example: fulcrum-sync status --grain day
+    Example: fulcrum-sync status --grain day --verbose
     """
-    from fulcrum_sync.render import reports as render
+    from fulcrum_sync.jsonable import jsonable
+    from fulcrum_sync.render import status as render
     from fulcrum_sync.render.console import print_json
+    from fulcrum_sync.secrets import endpoint
     from fulcrum_sync.services import status as svc
 
     if fmt not in (None, "table", "json", "openmetrics"):
@@ -57,18 +70,35 @@ def status(
     output = begin(ctx, json_out=json_out or fmt == "json")
     deps = deps_of(ctx)
     settings = deps.get_settings()
-    report = svc.status(
-        deps.get_engine(), parse_grain(grain), now=settings.now(), target=settings.cache_target
-    )
+    try:
+        if deps.engine is None:
+            from fulcrum_sync.config import check_database_choice
+
+            check_database_choice(settings)  # a non-demo source names its database
+            svc.check_sqlite_file(settings.database_url.get_secret_value())
+        report = svc.status(
+            deps.get_engine(migrate=False),
+            parse_grain(grain),
+            now=settings.now(),
+            target=settings.cache_target,
+            default_endpoint=f"Cube at {endpoint(settings.cube_api_url)}"
+            if settings.source == "cube" and settings.cube_api_url
+            else None,
+        )
+    except svc.NothingToWatchError as exc:
+        if output is not Output.JSON:
+            raise
+        print_json({"health": Health.NOTHING_TO_WATCH, "reason": str(exc)})
+        raise typer.Exit(HEALTH_CODES[Health.NOTHING_TO_WATCH]) from None
     if fmt == "openmetrics":
         from fulcrum_sync.render.openmetrics import status_openmetrics
 
         typer.echo(status_openmetrics(report), nl=False)
     elif output is Output.JSON:
-        print_json(report)
+        print_json({"health": report.health, **jsonable(report)})
     else:
-        render.print_status(report)
-    finish("partial" if svc.unhealthy(report) else "succeeded")
+        render.print_status(report, verbose=verbose or deps.verbose)
+    raise typer.Exit(HEALTH_CODES[report.health])
 
 
 runs_app = typer.Typer(invoke_without_command=True)

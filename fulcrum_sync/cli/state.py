@@ -28,6 +28,7 @@ from fulcrum_sync.domain import (
     InputError,
     ResetRequest,
     ResetResult,
+    RunOutcome,
     Scope,
     parse_what,
     period_range,
@@ -155,7 +156,7 @@ def state_reset(
     else:
         render.print_reset(result)
     declined = result.total and not (result.applied or dry_run)
-    finish("partial" if declined else "succeeded")
+    finish(RunOutcome.PARTIAL if declined else RunOutcome.SUCCEEDED)
 
 
 def _ask(result: ResetResult) -> bool:
@@ -226,7 +227,7 @@ def state_prune(
     else:
         render.print_prune(result)
     declined = result.total and not (result.applied or dry_run)
-    finish("partial" if declined else "succeeded")
+    finish(RunOutcome.PARTIAL if declined else RunOutcome.SUCCEEDED)
 
 
 def _ask_prune(result: PruneResult) -> bool:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from fulcrum_sync.domain.contexts import MetricContext
 from fulcrum_sync.domain.errors import InputError
+from fulcrum_sync.domain.outcomes import RunOutcome
 from fulcrum_sync.domain.periods import Grain, check_history, check_not_after
 from fulcrum_sync.domain.results import run_outcome
 
@@ -72,7 +73,7 @@ class BackfillResult:
     halted: str | None = None  # why the run stopped early (a dependency is down)
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RunOutcome:
         return run_outcome(
             interrupted=self.interrupted, halted=self.halted, failed=bool(self.failed)
         )

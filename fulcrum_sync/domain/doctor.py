@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fulcrum_sync.domain.outcomes import RunOutcome, derive_outcome
+
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
 
@@ -37,10 +39,8 @@ class DoctorReport:
         return check
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RunOutcome:
         """``succeeded``; ``failed`` when a dependency is unreachable; ``invalid`` when only
         configuration is wrong."""
         failed = [c for c in self.checks if c.status == FAIL]
-        if any(c.unreachable for c in failed):
-            return "failed"
-        return "invalid" if failed else "succeeded"
+        return derive_outcome(halted=any(c.unreachable for c in failed), invalid=bool(failed))

@@ -16,6 +16,8 @@
         │   └── SourceDownError  the source is down (its breaker is open): the run
         │                     stops, keys not started are released
         ├── StoreError        the state database
+        │   └── StoreBusyError  a lock not granted or a statement cancelled in time: that
+        │                     context fails, the others go on                     (exit 1)
         └── SinkError         the cache (Snowflake or local)
 
 ``is_outage`` tells an unreachable dependency (exit 3) from a refused query.
@@ -26,6 +28,7 @@ outcome is ``partial`` (exit 1). The CLI maps both to exit codes in one function
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -59,7 +62,17 @@ class CatalogError(InputError):
 
 
 class DependencyError(FulcrumError):
-    """A dependency (source, database, cache) failed (exit code 3 if nothing could be done)."""
+    """A dependency (source, database, cache) failed (exit code 3 if nothing could be done).
+
+    Its message starts with the endpoint that failed, without credentials (``Cube at
+    http://cube:4000/cubejs-api: ...``, ``PostgreSQL at db:5432/fulcrum: ...``, ``Snowflake
+    account xy123: ...``); ``endpoint`` holds its address (``http://cube:4000/cubejs-api``,
+    ``db:5432/fulcrum``, ``xy123``) when the boundary that raised it knows it.
+    """
+
+    def __init__(self, *args: object, endpoint: str | None = None) -> None:
+        super().__init__(*args)
+        self.endpoint = endpoint
 
 
 class SourceError(DependencyError):
@@ -78,6 +91,11 @@ class StoreError(DependencyError):
     """The state database failed."""
 
 
+class StoreBusyError(StoreError):
+    """A lock was not granted or a statement was cancelled in time: the context whose
+    transaction it was fails, the others go on (exit code 1)."""
+
+
 class SinkError(DependencyError):
     """The cache target failed."""
 
@@ -86,7 +104,24 @@ class QueryRejectedError(SourceError):
     """The source refused one query as invalid (HTTP 400): that series fails (exit code 1)."""
 
 
+#: How boundaries name an endpoint at the start of a dependency error's message.
+_ENDPOINT = re.compile(r"\b((?:Cube|PostgreSQL|SQLite) at \S+?|Snowflake account \S+?):(?:\s|$)")
+
+
+def endpoint_of(message: str | None) -> str | None:
+    """The endpoint a stored error message names (``Cube at http://cube:4000``), if any.
+
+    Stored errors (sync status rows, run records) keep the message only: the label a
+    boundary puts before its message (``Cube at <url>: ...``, ``PostgreSQL at db:5432/x:
+    ...``, ``Snowflake account xy123: ...``) is how they keep the endpoint, wherever a
+    context's name was put before it.
+    """
+    found = _ENDPOINT.search(message or "")
+    return found.group(1) if found else None
+
+
 def is_outage(error: BaseException) -> bool:
     """True when ``error`` means a dependency is unreachable or failing, not that it refused
     one query: such failures end a run ``failed`` (exit 3) when nothing else could be done."""
-    return isinstance(error, DependencyError) and not isinstance(error, QueryRejectedError)
+    refused = (QueryRejectedError, StoreBusyError)
+    return isinstance(error, DependencyError) and not isinstance(error, refused)

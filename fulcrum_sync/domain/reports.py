@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from fulcrum_sync.domain.health import Headline
+from fulcrum_sync.domain.outcomes import Health, RunOutcome, derive_outcome
 from fulcrum_sync.domain.periods import Grain, Window
 
 CHANGE_KINDS = ("added", "reactivated", "deactivated")
@@ -62,6 +64,14 @@ class DiscoverResult:
     checked_source: bool = False
     isolation_probed: list[str] = field(default_factory=list)  # metrics shared by tenants
     not_isolated: list[NotIsolated] = field(default_factory=list)
+    isolation_unknown: list[IsolationUnknown] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> RunOutcome:
+        """``partial`` (exit 1) when a metric is broken or tenants are not (or cannot be
+        shown to be) kept apart; else ``succeeded``."""
+        failed = len(self.broken_metrics) + len(self.not_isolated) + len(self.isolation_unknown)
+        return derive_outcome(failed=failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,25 @@ class NotIsolated:
             "securityContext.tenant_id (the JWT claim FULCRUM_SYNC_CUBE_TENANT_CLAIM), or give "
             "each tenant `filters:` in the catalog (e.g. member: orders.tenant_id, operator: "
             "equals, values: [<its id>])"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IsolationUnknown:
+    """Tenants whose probe answer was empty: whether the source keeps them apart is unknown."""
+
+    metric: str
+    tenants: list[str]
+    grain: Grain
+    window: Window
+
+    def message(self) -> str:
+        """One line naming the tenants and what to do."""
+        return (
+            f"cannot tell whether the source keeps tenants {', '.join(self.tenants)} apart for "
+            f"{self.metric}: no rows in {self.grain.value} {self.window.to_string()} (an "
+            "unscoped Cube whose data lies elsewhere answers empty too); check Cube's "
+            "queryRewrite, or the tenants' `filters:` in the catalog, and the metric's data"
         )
 
 
@@ -122,12 +151,13 @@ class CacheLoadResult:
         return [c for c in self.contexts if c.status == "failed"]
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RunOutcome:
         """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
         attempted = [c for c in self.contexts if c.status not in ("skipped", "unchanged")]
-        if attempted and all(c.status == "failed" and c.dependency_failure for c in attempted):
-            return "failed"
-        return "partial" if self.failed else "succeeded"
+        outages = [c for c in attempted if c.status == "failed" and c.dependency_failure]
+        return derive_outcome(
+            failed=len(self.failed), attempted=len(attempted), outage_failures=len(outages)
+        )
 
     def summary(self) -> dict[str, object]:
         """Counts by status, rows loaded and total size (MB) of the loaded tables."""
@@ -179,7 +209,7 @@ class Problem:
 
 @dataclass(slots=True)
 class StatusReport:
-    """Everything ``status`` shows."""
+    """Everything ``status`` shows: ``health`` and ``headlines`` first, details after."""
 
     generated_at: datetime
     runs: list[dict[str, Any]]
@@ -188,6 +218,9 @@ class StatusReport:
     freshness: list[Freshness]
     backfills: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    health: Health = Health.HEALTHY
+    headlines: list[Headline] = field(default_factory=list)
+    abandoned_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from fulcrum_sync.domain.catch_up import CatchUpRest
 from fulcrum_sync.domain.contexts import MetricContext
+from fulcrum_sync.domain.outcomes import FAILED_CONTEXTS, RunOutcome, derive_outcome
 from fulcrum_sync.domain.periods import Grain, SyncType, Window
 from fulcrum_sync.domain.reports import ContextCacheResult
 from fulcrum_sync.domain.source_stats import SourceStats
@@ -18,20 +19,12 @@ def run_outcome(
     halted: str | bool | None,
     failed: bool,
     refused: str | None = None,
-) -> str:
-    """How a run ended, for its record and exit code (SPEC §2).
-
-    ``refused``: the source refused our credentials (exit 2); ``interrupted``: SIGTERM
-    (143); ``halted``: a dependency went down and the run stopped early (3); ``failed``:
-    some work failed and the rest committed (1); else ``succeeded`` (0).
-    """
-    if refused:
-        return "refused"
-    if interrupted:
-        return "interrupted"
-    if halted:
-        return "failed"
-    return "partial" if failed else "succeeded"
+) -> RunOutcome:
+    """How a run ended, for its record and exit code (SPEC §2): ``derive_outcome`` for runs
+    that count no outage of their own."""
+    return derive_outcome(
+        refused=bool(refused), interrupted=interrupted, halted=bool(halted), failed=int(failed)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +129,20 @@ class ContextResult:
         return self.cache is not None and self.cache.status == "failed"
 
     @property
+    def failed_any(self) -> bool:
+        """True when any of its work failed: its sync, a series, a pattern or its cache load."""
+        return (
+            self.status in FAILED_CONTEXTS
+            or any(p.status == "failed" for p in self.patterns)
+            or self.cache_failed
+        )
+
+    @property
+    def outage(self) -> bool:
+        """True when it failed because a dependency (source, database) was down."""
+        return self.status == "failed" and self.dependency_failure
+
+    @property
     def series(self) -> list[SeriesResult]:
         return ([self.base] if self.base else []) + self.dimensions
 
@@ -180,9 +187,13 @@ class ContextTally:
     rows_fetched: int = 0  # of the contexts caught up
     rows_in_range: int = 0
     cache_loads: dict[str, int] = field(default_factory=dict)  # sync --cache-load only
+    failed: int = 0  # contexts any of whose work failed (sync, series, pattern, cache load)
+    outages: int = 0  # contexts that failed because a dependency was down
 
     def add(self, res: ContextResult) -> None:
         self.by_status[res.status] = self.by_status.get(res.status, 0) + 1
+        self.failed += res.failed_any
+        self.outages += res.outage
         self.rows_stored += res.rows_stored
         self.rows_skipped += res.rows_skipped
         if res.periods:
@@ -203,6 +214,8 @@ class ContextTally:
             counted.rows_fetched,
             counted.rows_in_range,
             dict(counted.cache_loads),
+            counted.failed,
+            counted.outages,
         )
         for c in contexts:
             whole.add(c)
@@ -256,25 +269,19 @@ class SyncRunResult:
 
     @property
     def failed(self) -> list[ContextResult]:
-        return [
-            c
-            for c in self.contexts
-            if c.status in ("failed", "partial") or c.pattern_counts()["failed"] or c.cache_failed
-        ]
+        return [c for c in self.contexts if c.failed_any]
 
     @property
-    def outcome(self) -> str:
-        attempted = [c for c in self.contexts if c.status != "skipped"]
-        all_down = (
-            bool(attempted)
-            and not self.tally.attempted  # counted contexts did not fail
-            and all(c.status == "failed" and c.dependency_failure for c in attempted)
-        )
-        return run_outcome(
-            refused=self.refused,
+    def outcome(self) -> RunOutcome:
+        """Decided from every context, kept or only counted: the same for every log format."""
+        whole = ContextTally.of(self.contexts, self.tally)
+        return derive_outcome(
+            refused=bool(self.refused),
             interrupted=self.interrupted,
-            halted=self.halted or all_down,
-            failed=bool(self.failed),
+            halted=bool(self.halted),
+            failed=whole.failed,
+            attempted=whole.attempted,
+            outage_failures=whole.outages,
         )
 
 
@@ -302,7 +309,7 @@ class PatternsRunResult:
     halted: str | None = None  # why the run stopped early (a dependency is down)
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RunOutcome:
         failed = any(c.pattern_counts()["failed"] for c in self.contexts)
         return run_outcome(interrupted=self.interrupted, halted=self.halted, failed=failed)
 

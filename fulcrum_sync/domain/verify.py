@@ -13,6 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from fulcrum_sync.domain.errors import InputError
+from fulcrum_sync.domain.outcomes import RunOutcome, derive_outcome
 from fulcrum_sync.domain.periods import Grain, Window
 
 # Values closer than this are equal (floats went through JSON, strings and two databases).
@@ -125,9 +126,9 @@ class VerifyResult:
         return [d for c in self.contexts for d in c.differences]
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RunOutcome:
         """``succeeded`` when every copy matched, ``partial`` when anything differs."""
-        return "partial" if self.differences else "succeeded"
+        return derive_outcome(failed=len(self.differences))
 
     def job_figures(self) -> dict[str, int]:
         """Contexts by status, for the pushed ``fulcrum_sync_contexts{outcome}``."""

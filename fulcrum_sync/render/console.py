@@ -160,6 +160,7 @@ def status_style(status: str) -> str:
         "failed": "red",
         "refused": "red",
         "running": "cyan",
+        "abandoned": "red",
     }.get(status, "white")
     return f"[{colour}]{status}[/{colour}]"
 

@@ -88,7 +88,9 @@ def print_isolation(result: DiscoverResult) -> None:
         )
         for group in result.not_isolated:
             out.print(f"[red]not isolated[/red]: {escape(group.message())}")
-    elif result.isolation_probed:
+    for unknown in result.isolation_unknown:
+        out.print(f"[red]isolation unknown[/red]: {escape(unknown.message())}")
+    if result.isolation_probed and not (result.not_isolated or result.isolation_unknown):
         out.print(
             f"Tenant isolation: {len(result.isolation_probed)} metrics shared by tenants "
             "got a different answer for each tenant."
@@ -111,4 +113,5 @@ def discover_summary_fields(result: DiscoverResult) -> dict[str, Any]:
         "deactivated": changes.deactivated,
         "broken_metrics": result.broken_metrics or None,
         "not_isolated": [g.message() for g in result.not_isolated] or None,
+        "isolation_unknown": [g.message() for g in result.isolation_unknown] or None,
     }

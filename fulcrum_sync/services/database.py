@@ -17,7 +17,9 @@ def upgrade(settings: Settings, engine: Engine | None = None) -> UpgradeResult:
     from fulcrum_sync.store.engine import upgrade as upgrade_schema
 
     own = engine is None
-    engine = engine or open_engine(settings.database_url.get_secret_value(), migrate=False)
+    engine = engine or open_engine(
+        settings.database_url.get_secret_value(), migrate=False, limits=settings.database_limits
+    )
     try:
         before = current_revision(engine)
         after = upgrade_schema(engine)
@@ -36,7 +38,9 @@ def current(settings: Settings, engine: Engine | None = None) -> RevisionResult:
     from fulcrum_sync.store.engine import HEAD_REVISION, current_revision, open_engine
 
     own = engine is None
-    engine = engine or open_engine(settings.database_url.get_secret_value(), migrate=False)
+    engine = engine or open_engine(
+        settings.database_url.get_secret_value(), migrate=False, limits=settings.database_limits
+    )
     try:
         revision = current_revision(engine)
     finally:

@@ -41,20 +41,25 @@ class Deps:
             self.settings = load_settings()
         return self.settings
 
-    def get_engine(self, workers: int = 1, *, pooled: bool = False) -> Engine:
+    def get_engine(self, workers: int = 1, *, pooled: bool = False, migrate: bool = True) -> Engine:
         """Return the state database engine (schema created or migrated on first use).
 
         Raises InputError when a non-demo source would use the default SQLite file.
 
         :param pooled: keep connections open between transactions (jobs doing many).
+        :param migrate: create or migrate the schema; ``status`` reads what is there only.
         """
         if self.engine is None:
             from fulcrum_sync.config import check_database_choice
             from fulcrum_sync.store.engine import open_engine
 
             check_database_choice(self.get_settings())
-            url = self.get_settings().database_url.get_secret_value()
-            self.engine = open_engine(url, workers=workers, pooled=pooled)
+            settings = self.get_settings()
+            url = settings.database_url.get_secret_value()
+            limits = settings.database_limits
+            self.engine = open_engine(
+                url, workers=workers, pooled=pooled, limits=limits, migrate=migrate
+            )
             self._owned.append(self.engine)
         return self.engine
 

@@ -11,11 +11,11 @@ from fulcrum_sync import catalog as cat
 from fulcrum_sync.domain import (
     DiscoverResult,
     Grain,
+    IsolationUnknown,
     NotIsolated,
-    Window,
+    SyncType,
+    compute_window,
     last_complete_period,
-    period_end,
-    shift_period,
 )
 from fulcrum_sync.logs import log_event
 from fulcrum_sync.services.catalog import ensure_catalog, require_catalog
@@ -25,7 +25,6 @@ from fulcrum_sync.store import contexts as contexts_store
 
 log = logging.getLogger(__name__)
 
-PROBE_PERIODS = 7  # the isolation probe asks for the last 7 complete periods
 _FINEST_FIRST = (Grain.DAY, Grain.WEEK, Grain.MONTH)
 
 
@@ -35,11 +34,13 @@ def discover(
     history_start: date,
     grain: Grain | None = None,
     check_source: Source | None = None,
+    now: datetime | None = None,
 ) -> DiscoverResult:
     """Store the catalog's active contexts (of ``grain``, or all) and report the changes.
 
     With ``check_source``, also ask the source's metadata whether every member exists, and
-    probe whether the source keeps tenants apart (:func:`check_isolation`). Raises
+    probe whether the source keeps tenants apart (:func:`check_isolation`) for the period a
+    sync at ``now`` would target (``Settings.now()``: FULCRUM_SYNC_TODAY moves it). Raises
     InputError on an empty catalog with a non-demo source.
     """
     loaded = ensure_catalog(engine, source_name, history_start)
@@ -67,7 +68,8 @@ def discover(
     if check_source is not None:
         result.broken_metrics = check_members(check_source, defs)
         healthy = [d for d in defs if d.context.to_string() not in result.broken_metrics]
-        result.isolation_probed, result.not_isolated = check_isolation(check_source, healthy)
+        probe = check_isolation(check_source, healthy, now, history_start)
+        result.isolation_probed, result.not_isolated, result.isolation_unknown = probe
         result.checked_source = True
     return result
 
@@ -93,14 +95,20 @@ def check_members(source: Source, defs: list[cat.ContextDef]) -> dict[str, list[
 
 
 def check_isolation(
-    source: Source, defs: list[cat.ContextDef], now: datetime | None = None
-) -> tuple[list[str], list[NotIsolated]]:
-    """Ask each tenant of every metric shared by two or more tenants for its last periods.
+    source: Source,
+    defs: list[cat.ContextDef],
+    now: datetime | None = None,
+    history_start: date | None = None,
+) -> tuple[list[str], list[NotIsolated], list[IsolationUnknown]]:
+    """Ask each tenant of every metric shared by two or more tenants for the window a first
+    sync of the last complete period (at ``now``) would fetch.
 
-    One small query per tenant (base series, the finest grain the tenants use, the last
-    ``PROBE_PERIODS`` complete periods). Tenants that get identical, non-empty answers are not
-    kept apart by the source; each such group is logged at error. Returns the metrics probed
-    and the groups found. Raises SourceError (SourceDownError) when a probe query fails.
+    One query per tenant (base series, the finest grain the tenants use, the FULL window
+    of that period, not before ``history_start``). Tenants that get identical, non-empty
+    answers are not kept apart by the source; tenants whose answer is empty prove nothing
+    (an unscoped Cube whose data lies elsewhere answers empty too): both are logged at
+    error. Returns the metrics probed, the groups not isolated and the tenants that could
+    not be told apart. Raises SourceError (SourceDownError) when a probe query fails.
     """
     by_metric: dict[str, dict[str, cat.ContextDef]] = {}
     for ctx in defs:
@@ -110,12 +118,13 @@ def check_isolation(
             tenants[ctx.tenant.identifier] = ctx
     probed: list[str] = []
     found: list[NotIsolated] = []
+    unknown: list[IsolationUnknown] = []
     for metric_id, tenants in sorted(by_metric.items()):
         if len(tenants) < 2:
             continue
         grain = min((c.grain for c in tenants.values()), key=_FINEST_FIRST.index)
         last = last_complete_period(grain, now)
-        window = Window(shift_period(grain, last, 1 - PROBE_PERIODS), period_end(grain, last))
+        window = compute_window(grain, last, SyncType.FULL, history_start or date.min)
         answers: dict[tuple[tuple[date, float], ...], list[str]] = {}
         for identifier, ctx in sorted(tenants.items()):
             request = FetchRequest(
@@ -128,19 +137,27 @@ def check_isolation(
             )
             rows = source.fetch_series(request)
             answer = tuple(sorted((r.date, r.value) for r in rows if r.value is not None))
-            if answer:
-                answers.setdefault(answer, []).append(identifier)
+            answers.setdefault(answer, []).append(identifier)
         probed.append(metric_id)
+        empty = answers.pop((), [])
+        if empty:
+            group_unknown = IsolationUnknown(metric_id, empty, grain, window)
+            unknown.append(group_unknown)
+            _log_probe(metric_id, grain, group_unknown.message())
         for answer, same in answers.items():
             if len(same) > 1:
                 group = NotIsolated(metric_id, same, grain, window, len(answer))
                 found.append(group)
-                log_event(
-                    log,
-                    "tenants not isolated",
-                    logging.ERROR,
-                    metric=metric_id,
-                    grain=grain.value,
-                    error=group.message(),
-                )
-    return probed, found
+                _log_probe(metric_id, grain, group.message())
+    return probed, found, unknown
+
+
+def _log_probe(metric_id: str, grain: Grain, message: str) -> None:
+    log_event(
+        log,
+        "tenants not isolated",
+        logging.ERROR,
+        metric=metric_id,
+        grain=grain.value,
+        error=message,
+    )

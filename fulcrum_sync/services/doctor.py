@@ -7,6 +7,7 @@ is neither created nor migrated.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from fulcrum_sync import catalog as cat
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import FulcrumError, InputError, StoreError
 from fulcrum_sync.domain.doctor import FAIL, OK, SKIP, WARN, Check, DoctorReport
+from fulcrum_sync.secrets import redact_url
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import health
@@ -62,6 +64,8 @@ def _settings(report: DoctorReport, settings: Settings) -> None:
             report.settings[env] = settings.masked_database_url
         elif isinstance(value, SecretStr):
             report.settings[env] = "set" if value.get_secret_value() else "unset"
+        elif isinstance(value, str) and "://" in value:
+            report.settings[env] = redact_url(value)  # a Cube or Pushgateway URL's password
         else:
             report.settings[env] = "" if value is None else str(value)
         if name in settings.model_fields_set:
@@ -88,7 +92,9 @@ def _engine(report: DoctorReport, deps: Deps, settings: Settings) -> Iterator[En
     owned = engine is None
     try:
         if engine is None:
-            engine = open_engine(settings.database_url.get_secret_value(), migrate=False)
+            limits = dataclasses.replace(settings.database_limits, retry_seconds=0)  # say it now
+            url_text = settings.database_url.get_secret_value()
+            engine = open_engine(url_text, migrate=False, limits=limits)
         version = health.server_version(engine)
     except InputError as exc:
         report.add(Check("database", FAIL, str(exc), "correct FULCRUM_SYNC_DATABASE_URL"))
@@ -200,7 +206,7 @@ def _tenants(
     if not tenants:
         report.add(Check("cube", SKIP, "no tenant to ask for: the tenants come from the catalog"))
         return
-    where = getattr(source, "base_url", settings.cube_api_url)
+    where = redact_url(str(getattr(source, "base_url", settings.cube_api_url)))
     for i, tenant in enumerate(tenants):
         name = f"cube {tenant}"
         try:

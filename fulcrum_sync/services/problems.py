@@ -7,7 +7,8 @@ will do it by itself.
 - **failing**: a series whose last sync failed: the catch-up retries its period (or the
   backfill, as above).
 - **patterns**: pattern keys of a synced period left failed, released or held by a dead
-  process: the ``patterns`` run of that period.
+  process: the ``patterns`` run of that period (a key that failed twice or more needs a
+  person: a scheduled run would only fail it again).
 - **cache**: a context whose stored series changed since its last successful load (or
   whose last load failed, or never loaded while others were): its ``cache-load``.
 """
@@ -165,11 +166,14 @@ def _patterns(
             f"{len(rows)} pattern keys of {format_period(grain, period)} "
             f"{'/'.join(statuses)}: {', '.join(names)}"
         )
-        soon = period >= window_start
+        repeated = any(r["status"] == "failed" and (r.get("attempts") or 0) >= 2 for r in rows)
+        soon = period >= window_start and not repeated
         note = (
             f"yes: the next {SCHEDULED} finishes unfinished pattern keys of its last {bound} "
             "periods"
             if soon
+            else "no: it failed twice or more; a person must look at the error (--verbose)"
+            if repeated
             else f"no: older than the last {bound} periods a {SCHEDULED} looks at"
         )
         command = patterns_command(grain, period, tenant, metric)

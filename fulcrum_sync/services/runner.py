@@ -8,6 +8,8 @@ once their lease expires.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,9 +23,11 @@ from sqlalchemy import Engine
 from fulcrum_sync.domain import DependencyError
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.store import runs
+from fulcrum_sync.store import run_records, runs
+from fulcrum_sync.store.retry import set_patience
 from fulcrum_sync.store.runs import Claim, RunItem
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -103,13 +107,16 @@ class RunContext:
         Raises StoreError when the database is unreachable.
         """
         started = datetime.now(UTC)
+        stop = stop or threading.Event()
+        set_patience(engine, stop=stop)  # a wait for a lost database ends on SIGTERM
+        close_abandoned(engine, lease_seconds)
         run_id = runs.start_run(engine, command, jsonable(arguments))
         return cls(
             engine,
             run_id,
             runs.new_owner(run_id),
             lease_seconds,
-            stop or threading.Event(),
+            stop,
             force_before=started if force else None,
         )
 
@@ -122,8 +129,10 @@ class RunContext:
         Ctrl-C or an exit) with its message, and propagates.
         """
         error: BaseException | None = None
+        beat = functools.partial(run_records.beat, self.engine, self.run_id)
         try:
-            yield
+            with repeating("run-heartbeat", self.lease_seconds / 3, beat):
+                yield
         except BaseException as exc:
             error = exc
             raise
@@ -146,17 +155,39 @@ class RunContext:
                     raise  # otherwise the original error is the one to report
 
 
+def close_abandoned(engine: Engine, lease_seconds: int) -> None:
+    """Close the runs whose process is gone as ``abandoned`` (their keys are released)."""
+    for gone in run_records.close_abandoned(engine, lease_seconds=lease_seconds):
+        log.warning(
+            "closed run %s (%s, started %s on %s, pid %s) as abandoned: its process is gone",
+            gone.run_id,
+            gone.command,
+            gone.started_at.isoformat(timespec="seconds"),
+            gone.host,
+            gone.pid,
+            extra={"abandoned_run_id": gone.run_id},
+        )
+
+
 @contextlib.contextmanager
 def keep_leases(engine: Engine, owner: str, lease_seconds: int) -> Iterator[None]:
     """Renew ``owner``'s leases in a background thread every third of the lease."""
+    renew = functools.partial(runs.renew_leases, engine, owner, lease_seconds)
+    with repeating("lease-renewer", lease_seconds / 3, renew):
+        yield
+
+
+@contextlib.contextmanager
+def repeating(name: str, seconds: float, call: Callable[[], object]) -> Iterator[None]:
+    """Run ``call`` every ``seconds`` (at least 0.5) in a background thread during the block."""
     done = threading.Event()
 
-    def renew() -> None:
-        while not done.wait(max(lease_seconds / 3, 0.5)):
-            with contextlib.suppress(Exception):  # a missed renewal is retried next tick
-                runs.renew_leases(engine, owner, lease_seconds)
+    def loop() -> None:
+        while not done.wait(max(seconds, 0.5)):
+            with contextlib.suppress(Exception):  # a missed tick is retried at the next
+                call()
 
-    thread = threading.Thread(target=renew, name="lease-renewer", daemon=True)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     try:
         yield
@@ -216,7 +247,8 @@ def run_keyed(
             outcome = summarize(result)
         except BaseException as exc:
             rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
-            _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
+            with contextlib.suppress(DependencyError):  # the error to report is ``exc``
+                _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
             raise
         if not outcome.recorded:
             _settle(rc, w.item.run_key, outcome)
@@ -268,8 +300,9 @@ def run_batch(
         done = do_all([w.payload for w in mine])
     except BaseException as exc:
         rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
-        for w in mine:
-            _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
+        with contextlib.suppress(DependencyError):  # the error to report is ``exc``
+            for w in mine:
+                _settle(rc, w.item.run_key, Outcome(False, error=f"{type(exc).__name__}: {exc}"))
         raise
     for w, result in zip(mine, done, strict=True):
         outcome = summarize(result)

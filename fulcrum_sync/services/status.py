@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from fulcrum_sync.catalog import active_contexts as active_defs
+from fulcrum_sync.config import mask_url
 from fulcrum_sync.domain import (
     Freshness,
     Grain,
     InputError,
     RunDetail,
+    RunOutcome,
     StatusReport,
+    decide_health,
     format_period,
     iter_periods,
     last_complete_period,
 )
+from fulcrum_sync.services import headlines
+from fulcrum_sync.services.holes import holes
 from fulcrum_sync.services.problems import context_fix, problems
-from fulcrum_sync.store import backfills, progress, reports
+from fulcrum_sync.store import backfills, progress, reports, status_reads
 from fulcrum_sync.store import cache as cache_store
+from fulcrum_sync.store.catalog import read_catalog
 
 
 def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
@@ -73,14 +81,20 @@ def status(
     now: datetime | None = None,
     runs: int = 10,
     target: str = "local",
+    default_endpoint: str | None = None,
 ) -> StatusReport:
-    """Build the status report (optionally for one grain).
+    """Build the status report (optionally for one grain): headlines and health first.
 
     Freshness is the latest period whose sync succeeded per context (a context whose source
     has no rows for a period is not behind once that period's sync succeeded). Every problem
-    carries the command that fixes it (services/problems.py); ``target`` is the cache target
-    whose loads are compared with the stored series.
+    carries the command that fixes it (services/problems.py, services/holes.py); problems
+    are grouped into one headline per cause (services/headlines.py). ``target`` is the cache
+    target whose loads are compared with the stored series; ``default_endpoint`` names the
+    source in a headline when a stored error does not (``Cube at http://cube:4000``).
+
+    Raises NothingToWatch (exit 2) when the database has no schema, no catalog or no run.
     """
+    check_watchable(engine)
     now = now or datetime.now(UTC)
     grains = [grain] if grain else list(Grain)
     report = StatusReport(
@@ -93,6 +107,7 @@ def status(
     )
     analysed = reports.latest_pattern_periods(engine)
     contexts = reports.active_contexts(engine)
+    defs = active_defs(read_catalog(engine))
     for g in grains:
         expected = last_complete_period(g, now)
         fresh = Freshness(g, expected, 0, 0)
@@ -116,7 +131,73 @@ def status(
                 fresh.patterns_behind.append(_behind(name, g, done, expected))
         report.freshness.append(fresh)
         report.problems += problems(engine, g, expected, of_grain, report.failing_series, target)
+        report.problems += holes(engine, g, expected, defs)
+    report.abandoned_runs = status_reads.runs_with_outcome(engine, RunOutcome.ABANDONED)
+    sync_runs = reports.recent_runs(engine, 50, "sync")
+    report.headlines = headlines.build(report, sync_runs, default_endpoint)
+    report.health = decide_health(report.headlines)
     return report
+
+
+class NothingToWatchError(InputError):
+    """``status`` has nothing to judge: no database, schema, catalog or run (exit 2)."""
+
+
+def check_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (creating it would watch nothing).
+
+    Raises NothingToWatchError naming the path and the setting.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return  # the engine's own check says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database or "").expanduser()
+    if not path.exists():
+        raise NothingToWatchError(
+            f"no state database at {path.resolve()} (FULCRUM_SYNC_DATABASE_URL={mask_url(url)}): "
+            "nothing "
+            "to watch; point FULCRUM_SYNC_DATABASE_URL at the jobs' database (status never "
+            "creates one)"
+        )
+
+
+def check_watchable(engine: Engine) -> None:
+    """Refuse a database with no schema, no catalog loaded or no run ever recorded.
+
+    Raises NothingToWatchError saying which, and what to do.
+    """
+    from fulcrum_sync.store.endpoint import database_endpoint
+
+    where = database_endpoint(engine.url)
+    if not status_reads.has_schema(engine):
+        raise NothingToWatchError(
+            f"{where} has no fulcrum-sync schema: nothing to watch; is FULCRUM_SYNC_DATABASE_URL "
+            "the jobs' database? (`fulcrum-sync db upgrade` creates the schema)"
+        )
+    from fulcrum_sync.store.engine import HEAD_REVISION, current_revision
+
+    revision = current_revision(engine)
+    if revision != HEAD_REVISION:
+        raise NothingToWatchError(
+            f"{where} has the schema at revision {revision}; this fulcrum-sync reads "
+            f"{HEAD_REVISION}: `fulcrum-sync db upgrade` (or the next job) migrates it"
+        )
+    counts = status_reads.counts_to_watch(engine)
+    if not counts["tenants"]:
+        raise NothingToWatchError(
+            f"{where} has no catalog loaded: nothing to watch; `fulcrum-sync catalog load FILE` "
+            "or `fulcrum-sync discover` loads it"
+        )
+    if not counts["runs"]:
+        raise NothingToWatchError(
+            f"{where} has no run recorded: nothing to watch yet; the first scheduled "
+            "`fulcrum-sync sync` records one"
+        )
 
 
 def _behind(name: str, grain: Grain, latest: date | None, expected: date) -> dict[str, Any]:
@@ -127,13 +208,3 @@ def _behind(name: str, grain: Grain, latest: date | None, expected: date) -> dic
         "expected": format_period(grain, expected),
         "periods_behind": missing,
     }
-
-
-def unhealthy(report: StatusReport) -> bool:
-    """True when something is failing or behind (``status`` then exits 1)."""
-    return bool(
-        report.failing_series
-        or report.failing_patterns
-        or any(f.behind for f in report.freshness)
-        or report.problems
-    )

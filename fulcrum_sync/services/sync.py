@@ -227,7 +227,7 @@ def run(
         return res
 
     def report(res: ContextResult) -> None:
-        if keep_contexts or res.status in ("failed", "partial") or res.pattern_counts()["failed"]:
+        if keep_contexts or res.failed_any:
             result.contexts.append(res)
         else:
             result.tally.add(res)

@@ -21,6 +21,7 @@ from fulcrum_sync.domain import (
     SeriesResult,
     SkipCounts,
     SourceDownError,
+    StoreBusyError,
     SyncType,
     Window,
     compute_window,
@@ -274,6 +275,11 @@ def _store(
     """
     try:
         counts = write_context(engine, [w for _, w in fetched], done=done)
+    except StoreBusyError as exc:  # a lock not granted in time: every series would wait again
+        for series, write in fetched:
+            _failed(series, exc)
+            _record_failure(engine, series, write)
+        return False
     except DependencyError:
         for series, write in fetched:
             if write.rows is None:

@@ -156,8 +156,10 @@ class LocalSink:
             detail = lines[0] if lines else type(orig).__name__
             if url.password:
                 detail = detail.replace(str(url.password), "***")
-            where = url.render_as_string(hide_password=True)
-            raise SinkError(f"cannot {action} {where}: {detail}") from exc
+            from fulcrum_sync.store.endpoint import database_address, database_endpoint
+
+            message = f"{database_endpoint(url)}: cannot {action}: {detail}"
+            raise SinkError(message, endpoint=database_address(url)) from exc
 
 
 def _records(frame: pd.DataFrame, grain: Grain, loaded_at: datetime) -> list[dict[str, Any]]:

@@ -224,7 +224,7 @@ class SnowflakeSink:
             return
         cfg = self._config
         log.debug("connecting to Snowflake account %s as %s (%s)", cfg.account, cfg.user, cfg.auth)
-        with self._translate(f"connect to Snowflake account {cfg.account} as {cfg.user}"):
+        with self._translate(f"connect as {cfg.user}"):
             self._conn = self._connect(**cfg.connect_kwargs())
 
     def ensure_table(self, table: CacheTable) -> None:
@@ -338,7 +338,8 @@ class SnowflakeSink:
             text = str(exc).strip()
             first = text.splitlines()[0] if text else ""
             detail = self._config.scrub(first or type(exc).__name__)
-            error = SinkError(f"cannot {action}: {detail}")
+            where = f"Snowflake account {self._config.account}"
+            error = SinkError(f"{where}: cannot {action}: {detail}", endpoint=self._config.account)
             if self._config.scrub(text) != text:
                 raise error from None  # the driver echoed a secret: do not chain it
             raise error from exc

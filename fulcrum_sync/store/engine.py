@@ -3,50 +3,96 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
+import re
+import threading
+import weakref
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import resources
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, QueuePool
 
-from fulcrum_sync.config import mask_url
-from fulcrum_sync.domain import InputError, StoreError
+from fulcrum_sync.config import DatabaseLimits, mask_url
+from fulcrum_sync.domain import InputError, StoreBusyError, StoreError
+from fulcrum_sync.store.retry import is_disconnect, patiently, reconnecting, set_patience
+
+__all__ = [
+    "HEAD_REVISION",
+    "DatabaseLimits",
+    "current_revision",
+    "is_disconnect",
+    "normalize_url",
+    "open_engine",
+    "reconnecting",
+    "serialize",
+    "translate_errors",
+    "upgrade",
+]
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 MIGRATION_LOCK_ID = 0x46554C43  # "FULC": the advisory lock that serializes migrations
 
 
+_limits: weakref.WeakKeyDictionary[Engine, DatabaseLimits] = weakref.WeakKeyDictionary()
+
+
 def open_engine(
-    url: str, *, workers: int = 1, migrate: bool = True, pooled: bool = False
+    url: str,
+    *,
+    workers: int = 1,
+    migrate: bool = True,
+    pooled: bool = False,
+    limits: DatabaseLimits | None = None,
 ) -> Engine:
     """Return an engine for ``url``; create or migrate the schema when ``migrate``.
 
     Short commands use no pool (NullPool); jobs that run many transactions (``pooled``) and
-    ``workers > 1`` get a small pool sized to their workers.
-    Raises InputError for an unusable URL and StoreError when the database is unreachable.
+    ``workers > 1`` get a small pool sized to their workers. A server that is away is waited
+    for up to ``limits.retry_seconds``. ``postgres://`` and ``postgresql://`` mean psycopg 3.
+    Raises InputError for an unusable URL or a database or role that does not exist, and
+    StoreError when the database is unreachable.
     """
+    limits = limits or DatabaseLimits()
     try:
-        engine = _create(url, workers, pooled)
+        engine = _create(normalize_url(url), workers, pooled, limits)
     except (ImportError, ValueError, SQLAlchemyError) as exc:
         raise InputError(f"unusable database URL {mask_url(url)}: {_first_line(exc)}") from None
+    _limits[engine] = limits
+    set_patience(engine, seconds=limits.retry_seconds)
+    patiently(engine, lambda: _connect(engine, migrate))
+    if engine.dialect.name == "postgresql":
+        from fulcrum_sync.store.locks import watch_locks
+
+        watch_locks(engine, limits.lock_seconds)
+    return engine
+
+
+def _connect(engine: Engine, migrate: bool) -> None:
     with translate_errors(engine, "connect to"):
         with engine.connect():
             pass
         if migrate and current_revision(engine) != HEAD_REVISION:
             upgrade(engine)
-    return engine
 
 
-def _create(url: str, workers: int, pooled: bool) -> Engine:
+def normalize_url(url: str) -> str:
+    """Return ``url`` with ``postgres://`` and ``postgresql://`` spelled as psycopg 3's."""
+    parsed: URL = make_url(url)
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername=f"postgresql+{driver or 'psycopg'}")
+        return parsed.render_as_string(hide_password=False)
+    return url
+
+
+def _create(url: str, workers: int, pooled: bool, limits: DatabaseLimits) -> Engine:
     is_sqlite = url.startswith("sqlite")
     kwargs: dict[str, Any] = {}
     if is_sqlite:
@@ -61,13 +107,26 @@ def _create(url: str, workers: int, pooled: bool) -> Engine:
     else:
         kwargs["poolclass"] = NullPool
     if url.startswith("postgresql"):
-        kwargs["connect_args"] = {"connect_timeout": 10}
+        options = " ".join(filter(None, [_url_options(url), _session_options(limits)]))
+        kwargs["connect_args"] = {"connect_timeout": 10, "options": options}
         kwargs["pool_pre_ping"] = True  # a connection the server dropped is replaced
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _session_options(limits: DatabaseLimits) -> str:
+    """Every PostgreSQL session's lock and statement timeouts (libpq ``options``)."""
+    lock_ms, statement_ms = int(limits.lock_seconds * 1000), int(limits.statement_seconds * 1000)
+    return f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms}"
+
+
+def _url_options(url: str) -> str:
+    """The libpq ``options`` the URL itself sets (a search_path), kept beside ours."""
+    value = make_url(url).query.get("options", "")
+    return " ".join(value) if isinstance(value, tuple) else value
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -128,64 +187,95 @@ def serialize(conn: Connection, name: str) -> None:
 
 @contextlib.contextmanager
 def translate_errors(engine: Engine, action: str) -> Iterator[None]:
-    """Turn SQLAlchemy errors into StoreError naming the (password-masked) database."""
+    """Turn SQLAlchemy and driver errors into ours, naming the (password-masked) database.
+
+    A database, role or password the server refuses is InputError (exit 2, with the fix); a
+    lock not granted or a statement cancelled in time is StoreBusyError naming the table and
+    the wait (that context fails, the run goes on); anything else is StoreError.
+    """
     dbapi_error: type[Exception] = getattr(engine.dialect.loaded_dbapi, "Error", SQLAlchemyError)
     try:
         yield
     except (SQLAlchemyError, dbapi_error) as exc:  # the driver's own errors come from COPY
-        where = engine.url.render_as_string(hide_password=True)
         detail = _first_line(exc)
         if engine.url.password:
             detail = detail.replace(str(engine.url.password), "***")
-        raise StoreError(f"cannot {action} the state database {where}: {detail}") from exc
+        configuration = _configuration_problem(engine, detail)
+        if configuration:
+            raise InputError(configuration) from None
+        from fulcrum_sync.store.endpoint import database_address, database_endpoint
+
+        busy = _busy(engine, exc, detail)
+        if busy:
+            raise StoreBusyError(busy, endpoint=database_address(engine.url)) from exc
+        where = database_endpoint(engine.url)
+        message = f"{where}: cannot {action} the state database: {detail}"
+        raise StoreError(message, endpoint=database_address(engine.url)) from exc
 
 
-_DISCONNECT_MARKERS = (
-    "terminating connection",
-    "server closed the connection",
-    "connection is closed",
-    "connection is lost",
-    "the connection is lost",
-    "consuming input failed",
-    "connection already closed",
-    "ssl connection has been closed",
+_FIX = "fix FULCRUM_SYNC_DATABASE_URL"
+_REFUSALS = (
+    (
+        re.compile(r'database "([^"]+)" does not exist'),
+        "database '{}' does not exist on {}: create it or " + _FIX,
+    ),
+    (
+        re.compile(r'role "([^"]+)" does not exist'),
+        "role '{}' does not exist on {}: create it or " + _FIX,
+    ),
+    (
+        re.compile(r'password authentication failed for user "([^"]+)"'),
+        "password authentication failed for user '{}' on {}: " + _FIX,
+    ),
 )
 
 
-def is_disconnect(engine: Engine, error: BaseException | None) -> bool:
-    """True when ``error`` means the database connection was lost (not a failed statement)."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    orig = getattr(error, "orig", None) or error
-    operational = getattr(engine.dialect.loaded_dbapi, "OperationalError", None)
-    if operational is None or not isinstance(orig, operational):
-        return False
+def _configuration_problem(engine: Engine, detail: str) -> str | None:
+    """The one-line fix when the server refused our database, role or password."""
+    for pattern, template in _REFUSALS:
+        found = pattern.search(detail)
+        if found:
+            where = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+            return template.format(found.group(1), where)
+    if engine.dialect.name == "sqlite" and "unable to open database file" in detail:
+        return (
+            f"cannot open the SQLite file {engine.url.database!r}: its folder does not exist "
+            "or is not writable; fix FULCRUM_SYNC_DATABASE_URL"
+        )
+    return None
+
+
+_TABLE_IN_SQL = re.compile(
+    r"\b(?:INTO|UPDATE|FROM|TABLE)\s+(?:ONLY\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)", re.I
+)
+
+
+def _busy(engine: Engine, exc: BaseException, detail: str) -> str | None:
+    """Name the table and the wait when a lock was not granted or a statement was cancelled."""
+    orig = getattr(exc, "orig", None) or exc
     sqlstate = str(getattr(orig, "sqlstate", "") or "")
-    if sqlstate.startswith(("08", "57P0")):
-        return True
-    text = str(orig).lower()
-    return any(marker in text for marker in _DISCONNECT_MARKERS)
+    if sqlstate not in ("55P03", "57014"):
+        return None
+    from fulcrum_sync.store.locks import last_wait
 
-
-def reconnecting(func: Callable[Concatenate[Engine, P], R]) -> Callable[Concatenate[Engine, P], R]:
-    """Run ``func(engine, ...)`` again once when its connection was lost mid-transaction.
-
-    Every store function runs whole transactions, so a second run starts clean on a new
-    connection (the pool pre-pings, so dead idle connections are replaced on checkout). A
-    second loss in a row is a StoreError: the database is gone, not blipping.
-    """
-
-    @functools.wraps(func)
-    def wrapper(engine: Engine, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(engine, *args, **kwargs)
-        except StoreError as exc:
-            if not is_disconnect(engine, exc.__cause__):
-                raise
-            log.warning("lost the state database connection (%s); reconnecting", exc)
-            return func(engine, *args, **kwargs)
-
-    return wrapper
+    limits = _limits.get(engine, DatabaseLimits())
+    wait = last_wait(engine, threading.get_ident())
+    statement = str(getattr(exc, "statement", "") or "")
+    found = _TABLE_IN_SQL.search(statement)
+    table = wait.table if wait else (found.group(1) if found else "a table")
+    if sqlstate == "55P03":
+        held = ", ".join(map(str, wait.holders)) if wait else ""
+        holders = f"; held by pid {held}" if held else ""
+        return (
+            f"lock on {table} not granted within {limits.lock_seconds:g} s "
+            f"(FULCRUM_SYNC_DATABASE_LOCK_TIMEOUT_SECONDS){holders}"
+        )
+    if "statement timeout" in detail:
+        return (
+            f"statement on {table} cancelled after {limits.statement_seconds:g} s "
+            "(FULCRUM_SYNC_DATABASE_STATEMENT_TIMEOUT_SECONDS)"
+        )
+    return f"statement on {table} cancelled: {detail}"
 
 
 def _first_line(exc: BaseException) -> str:

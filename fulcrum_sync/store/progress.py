@@ -81,7 +81,8 @@ def unfinished_patterns(
 
     ``pending`` (a run about to do them): also the keys not started whose period is synced
     (:func:`_pending_after_sync`) and the keys a process on this host that is gone (SIGKILL)
-    still holds. Each row: tenant, metric_id, period, pattern, status, error, run_key.
+    still holds. Each row: tenant, metric_id, period, pattern, status, error, run_key,
+    attempts.
     """
     c = t.run_items.c
     now = datetime.now(UTC)
@@ -95,7 +96,7 @@ def unfinished_patterns(
         where = and_(where, c.period <= end)
     query = (
         select(c.tenant, c.metric_id, c.period, c.pattern, c.status, c.error, c.run_key)
-        .add_columns(c.lease_owner, c.lease_expires_at)
+        .add_columns(c.attempts, c.lease_owner, c.lease_expires_at)
         .where(where)
         .order_by(c.period, c.tenant, c.metric_id, c.run_key)
     )
@@ -110,6 +111,7 @@ def unfinished_patterns(
             "status": r.status,
             "error": r.error,
             "run_key": r.run_key,
+            "attempts": r.attempts,
         }
         for r in rows
         if r.status != "running" or not _held_by_live(r.lease_owner, r.lease_expires_at, now)

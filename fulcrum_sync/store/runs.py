@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
+from fulcrum_sync.secrets import redact, redact_value
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import insert_ignore
@@ -56,10 +57,15 @@ def new_owner(run_id: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{run_id[:8]}"
 
 
+# The runs this process started and has not finished: alive, whatever their pid says.
+LIVE_RUNS: set[str] = set()
+
+
 @reconnecting
 def start_run(engine: Engine, command: str, arguments: dict[str, Any]) -> str:
-    """Record an invocation; return its run id."""
+    """Record an invocation (its host, pid and first heartbeat); return its run id."""
     run_id = str(uuid.uuid4())
+    now = now_utc()
     with translate_errors(engine, "record the run in"), engine.begin() as conn:
         conn.execute(
             t.runs.insert().values(
@@ -68,10 +74,12 @@ def start_run(engine: Engine, command: str, arguments: dict[str, Any]) -> str:
                 arguments=arguments,
                 host=socket.gethostname(),
                 pid=os.getpid(),
-                started_at=now_utc(),
+                started_at=now,
+                heartbeat_at=now,
                 outcome="running",
             )
         )
+    LIVE_RUNS.add(run_id)
     return run_id
 
 
@@ -82,8 +90,9 @@ def finish_run(engine: Engine, run_id: str, outcome: str, summary: dict[str, Any
         conn.execute(
             update(t.runs)
             .where(t.runs.c.run_id == run_id)
-            .values(finished_at=now_utc(), outcome=outcome, summary=summary)
+            .values(finished_at=now_utc(), outcome=outcome, summary=redact_value(summary))
         )
+    LIVE_RUNS.discard(run_id)
 
 
 @reconnecting
@@ -224,6 +233,9 @@ def claim(
             return Claim.GONE
         if row.status == "succeeded":
             return Claim.DONE
+        if row.status == "running" and row.lease_owner == owner:
+            return Claim.CLAIMED  # ours already: this claim's first try committed, then the
+            # connection was lost before the answer came (store/retry.py ran it again)
         if row.status == "running" and row.lease_owner and owner_is_dead(row.lease_owner):
             # Killed on this very host (SIGKILL, OOM): no need to wait for its lease to expire.
             dead = and_(c.run_key == run_key, c.lease_owner == row.lease_owner)
@@ -371,7 +383,7 @@ def _complete_params(d: KeyDone) -> dict[str, Any]:
         "p_owner": d.owner,
         "p_status": "succeeded" if d.succeeded else "failed",
         "p_counts": d.counts,
-        "p_error": d.error,
+        "p_error": redact(d.error) if d.error else d.error,
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select, tuple_
 
+from fulcrum_sync.secrets import redact
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import dialect_insert
@@ -151,7 +152,7 @@ def status_row(
         "window_end": update.window[1],
         "definition_hash": update.definition_hash,
         "last_attempt_at": now,
-        "error": error,
+        "error": redact(error) if error else error,  # a run record never holds a secret
         "rows_fetched": rows_fetched,
         "rows_stored": rows_stored,
         "rows_skipped": rows_skipped,

@@ -150,9 +150,12 @@ runs = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime()),
-    Column("outcome", String(16)),  # running | succeeded | partial | failed | interrupted
+    # running | succeeded | partial | failed | interrupted | abandoned (process gone)
+    Column("outcome", String(16)),
     Column("summary", JSON),
+    Column("heartbeat_at", UTCDateTime()),  # refreshed while the run lives (other hosts)
     Index("ix_runs_started_at", "started_at"),
+    Index("ix_runs_outcome", "outcome"),
 )
 
 run_items = Table(

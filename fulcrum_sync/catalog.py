@@ -23,6 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from fulcrum_sync.catalog_connections import (
+    CacheDestination,
+    CubeConnection,
+    inline_secret_problem,
+)
 from fulcrum_sync.catalog_file import load_yaml, read_text
 from fulcrum_sync.domain import (
     CatalogError,
@@ -196,7 +201,8 @@ class TenantDef(_Model):
     """A customer of the platform and its metrics.
 
     ``filters`` scope every query of the tenant in Cube (for a Cube that keys tenants by a
-    column and has no queryRewrite on the JWT's security context).
+    column and has no queryRewrite on the JWT's security context). ``cube`` and ``cache``
+    are the tenant's own Cube and Snowflake cache; without them the settings' are used.
     """
 
     tenant_id: int = Field(ge=0, le=MAX_TENANT_ID)
@@ -206,7 +212,15 @@ class TenantDef(_Model):
     cache_enabled: bool = True
     pattern_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     filters: tuple[FilterDef, ...] = ()
+    cube: CubeConnection | None = None
+    cache: CacheDestination | None = None
     metrics: tuple[MetricDef, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secret(cls, data: Any) -> Any:
+        inline_secret_problem(data, "tenant")
+        return data
 
 
 class Catalog(_Model):
@@ -273,7 +287,7 @@ def parse_catalog(text: str, origin: str = "<catalog>") -> Catalog:
         return Catalog.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_field_path(data, e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise CatalogError(origin, problems, MAX_PROBLEMS_SHOWN) from None
+        raise CatalogError(origin, problems, MAX_PROBLEMS_SHOWN, data) from None
 
 
 def _field_path(data: Any, loc: tuple[int | str, ...]) -> str:
@@ -381,5 +395,5 @@ def dump_catalog(catalog: Catalog) -> str:
     """
     import yaml
 
-    data = catalog.model_dump(mode="json", exclude_defaults=True)
+    data = catalog.model_dump(mode="json", exclude_defaults=True, by_alias=True)
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))

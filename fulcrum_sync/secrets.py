@@ -10,14 +10,17 @@ them. Logs, the Cube source and the Snowflake sink all use this one module.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from fulcrum_sync.domain.errors import InputError
 from fulcrum_sync.jsonable import MASK
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "clear_secrets",
     "endpoint",
+    "read_secret_ref",
     "redact",
     "redact_field",
     "redact_url",
@@ -93,6 +97,71 @@ def register_secret(value: str | SecretStr | SecretBytes | None) -> None:
         ordered = sorted(_secrets, key=len, reverse=True)
         _secrets_pattern = re.compile("|".join(re.escape(s) for s in ordered))
         _generation += 1
+
+
+#: A mounted secret larger than this is refused (a PEM key is a few kilobytes).
+MAX_SECRET_FILE_BYTES = 1024 * 1024
+
+
+def read_secret_ref(
+    env: str | None,
+    file: str | None,
+    *,
+    what: str,
+    environ: Mapping[str, str] | None = None,
+) -> SecretStr:
+    """Read a secret the catalog names (a variable or a mounted file) and register it.
+
+    :param env: the environment variable holding the secret, or None.
+    :param file: the path of a mounted file holding it (trailing line breaks dropped), or
+        None. Exactly one of ``env`` and ``file`` is given.
+    :param what: what the secret is for the message, e.g. ``tenant acme's Cube secret``.
+    :param environ: the environment to read (default ``os.environ``; tests pass their own).
+    :returns: the value, registered with :func:`register_secret` so it is masked in every
+        log line, error and run record from now on.
+    :raises InputError: (exit 2) the variable is unset or empty, or the file is missing,
+        unreadable, empty or too large: the message names the variable or file and the fix,
+        never a value.
+    """
+    if (env is None) == (file is None):
+        raise InputError(f"{what} cannot be read: name one environment variable or one file")
+    if env is not None:
+        source = os.environ if environ is None else environ
+        value = source.get(env, "")
+        if not value:
+            state = "is empty" if env in source else "is not set"
+            raise InputError(
+                f"{what} cannot be read: environment variable {env} {state}; set it (e.g. from "
+                "a Kubernetes Secret with envFrom) or change the catalog"
+            )
+    else:
+        assert file is not None
+        value = _read_secret_file(Path(file), what)
+    register_secret(value)
+    for line in value.splitlines()[1:] if "\n" in value else ():
+        if len(line.strip()) >= 16 and not line.startswith("-----"):
+            register_secret(line.strip())  # a PEM's lines, as a driver may echo one
+    return SecretStr(value)
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    # No colon right after ``what`` or the path: "password: x" reads as a secret to redact.
+    fix = "mount the secret there (a Kubernetes Secret volume) or change the catalog"
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"{what} cannot be read: file {path} ({reason}); {fix}") from None
+    if len(raw) > MAX_SECRET_FILE_BYTES:
+        raise InputError(f"{what} cannot be read: file {path} is over 1 MiB; is it the right file?")
+    try:
+        value = raw.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} cannot be read: file {path} is not UTF-8 text") from None
+    if not value.strip():
+        raise InputError(f"{what} cannot be read: file {path} is empty; {fix}")
+    return value
 
 
 def register_secrets_from(model: BaseModel) -> None:

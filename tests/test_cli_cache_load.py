@@ -322,13 +322,29 @@ def test_snowflake_unreachable_is_exit_3_without_the_password(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     connect: Any = snowflake.connector.connect
-    connect.side_effect = snowflake.connector.errors.DatabaseError(
-        f"250001: Failed to connect: incorrect username or password ({PASSWORD})"
+    connect.side_effect = snowflake.connector.errors.OperationalError(
+        f"250003: Failed to get the response from {PASSWORD}: could not reach host"
     )
     result = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
     assert result.exit_code == 3, result.output
     assert "Snowflake account acme-xy12345: cannot connect as FULCRUM_LOADER" in result.stderr
     assert "***" in result.stderr
+    assert_no_secrets(result, caplog, PASSWORD)
+
+
+def test_snowflake_refusing_the_password_is_exit_2_without_the_password(
+    acme_url: str, fake_snowflake: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    connect: Any = snowflake.connector.connect
+    connect.side_effect = snowflake.connector.errors.DatabaseError(
+        msg=f"Failed to connect to DB: Incorrect username or password was specified ({PASSWORD})",
+        errno=390100,
+    )
+    result = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
+    assert result.exit_code == 2, result.output
+    assert "the credentials were refused" in result.stderr
+    assert "(check FULCRUM_SYNC_SNOWFLAKE_PASSWORD)" in result.stderr
     assert_no_secrets(result, caplog, PASSWORD)
 
 

@@ -151,7 +151,7 @@ def test_snowflake_target_is_logged_into(cli_env: dict[str, str]) -> None:
     with fakesnow.patch():
         result = doctor(env)
     assert marks(result)["snowflake"] == "✓", result.output
-    assert "account acme-xy12345 as LOADER (password)" in result.stdout
+    assert "account acme-xy12345 as LOADER, password" in result.stdout
     missing = doctor({**env, "FULCRUM_SYNC_SNOWFLAKE_PASSWORD": ""})
     assert missing.exit_code == 2 and marks(missing)["snowflake"] == "✗"
     assert "no Snowflake credentials" in missing.stdout

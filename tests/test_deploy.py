@@ -41,7 +41,10 @@ K8S_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
 
 #: Files in k8s/ that the kustomization must NOT apply: the Secret (applying the
 #: placeholders would overwrite the real one) and the one-off backfill template.
-NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "backfill-job.yaml"}
+NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "tenant-secrets.example.yaml", "backfill-job.yaml"}
+SECRET = "fulcrum-sync-secrets"  # the settings' secrets
+TENANT_SECRET = "fulcrum-sync-tenant-secrets"  # tenants' own Cube and Snowflake secrets
+TENANT_SECRET_DIR = "/var/run/secrets/fulcrum-sync/tenants"
 
 LOG_ARGS = ["--log-format", "json"]
 DAY, WEEK, MONTH, QUARTER_HOUR = 86_400, 7 * 86_400, 28 * 86_400, 900
@@ -217,8 +220,13 @@ def settings_env_names() -> dict[str, bool]:
     }
 
 
+def named_secret(name: str) -> dict[str, Any]:
+    (secret,) = [doc for _, doc in by_kind("Secret") if doc["metadata"]["name"] == name]
+    return secret
+
+
 def secret_names() -> set[str]:
-    (secret,) = [doc for _, doc in by_kind("Secret")]
+    secret = named_secret(SECRET)
     return set(secret.get("stringData", {})) | set(secret.get("data", {}))
 
 
@@ -387,7 +395,7 @@ def test_pod_settings_come_from_the_configmap_and_the_secret(path: Path) -> None
     (doc,) = yaml_docs(path)
     (container,) = pod_spec(doc)["containers"]
     (configmap,) = [d for _, d in by_kind("ConfigMap")]
-    (secret,) = [d for _, d in by_kind("Secret")]
+    secret = named_secret(SECRET)
     refs = container["envFrom"]
     assert {"configMapRef": {"name": configmap["metadata"]["name"]}} in refs
     assert {"secretRef": {"name": secret["metadata"]["name"]}} in refs
@@ -450,7 +458,7 @@ def test_configmap_keys_are_non_secret_settings() -> None:
 
 def test_example_secret_holds_secret_settings_and_placeholders_only() -> None:
     names = settings_env_names()
-    ((_, secret),) = by_kind("Secret")
+    secret = named_secret(SECRET)
     assert "data" not in secret, "use stringData with visible placeholders"
     for key, value in secret["stringData"].items():
         assert names.get(key) is True, f"Secret key {key} is not a secret setting"
@@ -472,7 +480,7 @@ def test_configmap_and_secret_make_valid_settings(
         if name.startswith("FULCRUM_SYNC_"):
             monkeypatch.delenv(name)
     ((_, configmap),) = by_kind("ConfigMap")
-    ((_, secret),) = by_kind("Secret")
+    secret = named_secret(SECRET)
     job = backfill_job()
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {**configmap["data"], **secret["stringData"]}
@@ -486,6 +494,43 @@ def test_configmap_and_secret_make_valid_settings(
     assert settings.cache_target == "snowflake"
     assert settings.shard_count == job["spec"]["completions"]
     assert settings.database_url.get_secret_value().startswith("postgresql+psycopg://")
+
+
+# --------------------------------------------------------------------------- k8s: tenants
+
+
+@pytest.mark.parametrize("path", [p for p, _ in workloads()], ids=lambda p: p.name)
+def test_jobs_reaching_cube_or_snowflake_read_the_tenant_secrets(path: Path) -> None:
+    """The catalog's *_env names come from the tenant Secret as variables, its *_file paths
+    from the same Secret mounted read-only; both optional (no tenant brings its own)."""
+    (doc,) = yaml_docs(path)
+    spec = pod_spec(doc)
+    (container,) = spec["containers"]
+    if path.name == MIGRATION_JOB:  # the schema only: no source, no cache
+        assert TENANT_SECRET not in json.dumps(spec)
+        return
+    ref = {"secretRef": {"name": TENANT_SECRET, "optional": True}}
+    assert ref in container["envFrom"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    mount = mounts[TENANT_SECRET_DIR]
+    assert mount["readOnly"] is True
+    assert volumes[mount["name"]]["secret"] == {
+        "secretName": TENANT_SECRET,
+        "optional": True,
+        "defaultMode": 0o440,
+    }
+
+
+def test_example_tenant_secret_holds_variable_names_and_placeholders_only() -> None:
+    secret = named_secret(TENANT_SECRET)
+    assert "data" not in secret
+    for key, value in secret["stringData"].items():
+        assert re.fullmatch(r"[A-Z_][A-Z0-9_]*", key), f"{key} is not a variable name"
+        assert "REPLACE_ME" in value
+        assert not key.startswith("FULCRUM_SYNC_"), "settings' secrets go in the other Secret"
+    text = (K8S / "tenant-secrets.example.yaml").read_text()
+    assert f"private_key_file:\n  #                         {TENANT_SECRET_DIR}/" in text
 
 
 # --------------------------------------------------------------------------- k8s: CLI

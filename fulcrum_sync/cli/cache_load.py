@@ -9,7 +9,6 @@ import typer
 from fulcrum_sync.cli._common import (
     GrainOption,
     JsonOption,
-    LogFormatOption,
     MetricOption,
     TenantOption,
     begin,
@@ -46,12 +45,15 @@ def cache_load(
         ),
     ] = False,
     json_out: JsonOption = False,
-    log_format: LogFormatOption = None,
 ) -> None:
     """Copy each active context's stored series into its own cache table.
 
     One table per tenant, metric and grain, `CACHE_<TENANT>_<METRIC>_<GRAIN>` (lower case in
-    the local database), holds the base series and every dimension's. Each load replaces the
+    the local database), holds the base series and every dimension's. With --target
+    snowflake a tenant with a `cache:` block in the catalog loads into its own account,
+    database and schema, the others into FULCRUM_SYNC_SNOWFLAKE_*; one connection per
+    destination, destinations loaded at once, and one that refuses its credentials fails
+    only its own tenants. Each load replaces the
     table's contents atomically; a context with no stored rows is skipped, and one whose
     series did not change since its last successful load is reported unchanged and left
     alone (--force loads it). Scheduled syncs load their contexts themselves
@@ -64,17 +66,17 @@ def cache_load(
     from fulcrum_sync.render.console import SyncProgress
     from fulcrum_sync.services import cache_load as svc
 
-    output = begin(ctx, log_format, json_out=json_out, job=True)
+    output = begin(ctx, json_out=json_out, job=True)
     deps = deps_of(ctx)
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)
-    sink = deps.get_sink(target)
+    sinks = deps.get_sinks(target)
     engine = deps.get_engine(pooled=True)
     with SyncProgress(enabled=not json_out, label="cache tables") as progress:
         result = svc.run(
             engine,
             settings,
-            sink,
+            sinks,
             grain_value,
             tenant,
             metric,

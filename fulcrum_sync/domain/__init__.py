@@ -83,6 +83,7 @@ from fulcrum_sync.domain.periods import (
     shift_period,
 )
 from fulcrum_sync.domain.reports import (
+    RUN_OUTCOMES,
     CacheLoadResult,
     CatalogSaveResult,
     ContextCacheResult,
@@ -95,6 +96,7 @@ from fulcrum_sync.domain.reports import (
     Problem,
     RevisionResult,
     RunDetail,
+    RunsQuery,
     StatusReport,
     UpgradeResult,
 )
@@ -139,6 +141,7 @@ __all__ = [
     "GRAIN_ALIASES",
     "PART_TABLES",
     "RESET_WHATS",
+    "RUN_OUTCOMES",
     "UNFINISHED_KEYS",
     "WHAT_CHOICES",
     "BackfillPlan",
@@ -182,6 +185,7 @@ __all__ = [
     "RunDetail",
     "RunKeyCount",
     "RunOutcome",
+    "RunsQuery",
     "Scope",
     "SeriesRequest",
     "SeriesResult",

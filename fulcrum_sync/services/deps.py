@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported lazily: `fulcrum-sync --help` must start fast
     from sqlalchemy import Engine
@@ -11,6 +12,7 @@ if TYPE_CHECKING:  # imported lazily: `fulcrum-sync --help` must start fast
     from fulcrum_sync.config import Settings
     from fulcrum_sync.patterns.registry import PatternSpec
     from fulcrum_sync.sinks.base import CacheSink
+    from fulcrum_sync.sinks.destinations import CacheDestinations
     from fulcrum_sync.sources.base import Source
 
 
@@ -21,7 +23,10 @@ class Deps:
     :param settings: settings; built from the environment when None.
     :param source: a source to use instead of the one the settings name.
     :param engine: an engine to use instead of opening ``settings.database_url``.
-    :param sink: a cache sink to use instead of the one ``--target`` or the settings name.
+    :param sink: a cache sink to use, for every tenant, instead of the ones ``--target``,
+        the settings and the tenants' ``cache:`` blocks name.
+    :param snowflake_connect: builds a Snowflake DB-API connection from keyword arguments
+        (default ``snowflake.connector.connect``; tests pass fakesnow's).
     :param patterns: pattern specs that replace the registered ones of the same name.
     """
 
@@ -30,6 +35,7 @@ class Deps:
     engine: Engine | None = None
     sink: CacheSink | None = None
     patterns: dict[str, PatternSpec] | None = None  # replace registered patterns (tests)
+    snowflake_connect: Callable[..., Any] | None = None
     log_format: str | None = None
     verbose: bool = False
     _owned: list[object] = field(default_factory=list)
@@ -87,6 +93,22 @@ class Deps:
             engine = self.get_engine(pooled=True)
             self.sink = build_sink(name, self.get_settings(), engine)
         return self.sink
+
+    def get_sinks(self, target: str | None = None) -> CacheDestinations:
+        """Return each tenant's cache sink for ``target`` (default: the settings' target).
+
+        With ``snowflake``, a tenant's ``cache:`` block names its own destination; the others
+        use the settings. An injected ``sink`` serves every tenant. Raises InputError for an
+        unknown target; a tenant's unusable destination is its own InputError, raised when
+        its sink is asked for.
+        """
+        from fulcrum_sync.sinks.destinations import CacheDestinations, build_destinations
+
+        if self.sink is not None:
+            return CacheDestinations.single(self.sink)
+        name = (target or self.get_settings().cache_target).strip().lower()
+        engine = self.get_engine(pooled=True)
+        return build_destinations(name, self.get_settings(), engine, self.snowflake_connect)
 
     def close(self) -> None:
         """Dispose of what this object built (not what was injected)."""

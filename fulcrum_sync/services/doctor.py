@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
 from fulcrum_sync.config import Settings
-from fulcrum_sync.domain import FulcrumError, InputError, StoreError
+from fulcrum_sync.domain import FulcrumError, InputError, RefusedError, StoreError
 from fulcrum_sync.domain.doctor import FAIL, OK, SKIP, WARN, Check, DoctorReport
 from fulcrum_sync.secrets import redact_url
 from fulcrum_sync.services.deps import Deps
+from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import health
 from fulcrum_sync.store.engine import HEAD_REVISION, current_revision, open_engine
@@ -51,7 +52,7 @@ def run(deps: Deps, now: datetime | None = None) -> DoctorReport:
         if engine is None:
             report.add(Check("catalog", SKIP, "needs the database"))
         _source(report, deps, settings, catalog)
-        _cache_target(report, deps, settings)
+        _cache_target(report, deps, settings, catalog)
         _clock(report, engine, now)
     return report
 
@@ -237,37 +238,58 @@ def _cube_failure(name: str, exc: FulcrumError, settings: Settings, where: str) 
     return Check(name, FAIL, text, fix, unreachable=True)
 
 
-def _cache_target(report: DoctorReport, deps: Deps, settings: Settings) -> None:
+def _cache_target(
+    report: DoctorReport, deps: Deps, settings: Settings, catalog: cat.Catalog | None = None
+) -> None:
     if settings.cache_target == "local" and deps.sink is None:
         report.add(Check("cache", OK, "local: cache tables go to the state database"))
         return
-    sink = deps.sink
-    where = ""
-    try:
-        if sink is None:
-            from fulcrum_sync.sinks.snowflake import SnowflakeConfig, SnowflakeSink
-
-            config = SnowflakeConfig.from_settings(settings)
-            sink = SnowflakeSink(config)
-            where = f"account {config.account} as {config.user} ({config.auth})"
-        else:
-            where = f"target {sink.target}"
-        sink.open()
-    except InputError as exc:
-        report.add(Check("snowflake", FAIL, str(exc), "set the FULCRUM_SYNC_SNOWFLAKE_* named"))
+    if deps.sink is not None:
+        _destination(report, deps.sink, f"target {deps.sink.target}", [])
         return
+    from fulcrum_sync.sinks.destinations import snowflake_destinations
+
+    destinations = snowflake_destinations(settings, deps.snowflake_connect)
+    tenants = [t for t in (catalog.tenants if catalog else ()) if t.active and t.cache_enabled]
+    groups: dict[str, tuple[CacheSink, list[str]]] = {}
+    try:
+        if not tenants or any(t.cache is None for t in tenants):
+            try:  # the settings' destination, named by itself
+                sink = destinations.default_sink()
+                groups[sink.destination] = (sink, [])
+            except InputError as exc:
+                fix = "set the FULCRUM_SYNC_SNOWFLAKE_* named"
+                report.add(Check("snowflake", FAIL, str(exc), fix))
+        for tenant in tenants:
+            try:
+                sink = destinations.sink_for(tenant)
+            except InputError as exc:
+                if tenant.cache is not None:  # the settings' failure is reported above
+                    fix = f"fix tenant {tenant.identifier}'s cache: block or its secret"
+                    report.add(Check("snowflake", FAIL, str(exc), fix))
+                continue
+            groups.setdefault(sink.destination, (sink, []))[1].append(tenant.identifier)
+        for label, (sink, names) in groups.items():
+            auth = getattr(sink, "auth", None)
+            _destination(report, sink, f"{label}, {auth}" if auth else label, names)
+    finally:
+        destinations.close()
+
+
+def _destination(report: DoctorReport, sink: CacheSink, where: str, tenants: list[str]) -> None:
+    """Log into one cache destination (once), naming the tenants behind it."""
+    behind = f", for tenants {', '.join(tenants)}" if tenants else ""
+    try:
+        sink.open()
     except FulcrumError as exc:
-        if _SNOWFLAKE_AUTH.search(str(exc)):
-            fix = "check FULCRUM_SYNC_SNOWFLAKE_USER and its password or private key"
+        if isinstance(exc, RefusedError) or _SNOWFLAKE_AUTH.search(str(exc)):
+            fix = f"check the user and its password or private key of {where}{behind}"
             report.add(Check("snowflake", FAIL, str(exc), fix))
         else:
-            fix = "check FULCRUM_SYNC_SNOWFLAKE_ACCOUNT and that Snowflake is reachable from here"
+            fix = f"check the account of {where}{behind} and that Snowflake is reachable"
             report.add(Check("snowflake", FAIL, str(exc), fix, unreachable=True))
         return
-    finally:
-        if sink is not None and deps.sink is None:
-            sink.close()
-    report.add(Check("snowflake", OK, f"reachable: {where}"))
+    report.add(Check("snowflake", OK, f"reachable: {where}{behind}"))
 
 
 def _clock(report: DoctorReport, engine: Engine | None, now: datetime | None) -> None:

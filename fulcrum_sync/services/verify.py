@@ -37,6 +37,7 @@ from fulcrum_sync.domain.verify import (
 from fulcrum_sync.services.selection import select_contexts
 from fulcrum_sync.services.sync_context import sanitize
 from fulcrum_sync.sinks.base import CacheSink
+from fulcrum_sync.sinks.destinations import CacheDestinations
 from fulcrum_sync.sources.base import FetchRequest, Source
 from fulcrum_sync.store import cache as cache_store
 from fulcrum_sync.store.state import read_values
@@ -48,15 +49,18 @@ Series = dict[tuple[date, str | None], float]
 def run(
     engine: Engine,
     source: Source,
-    sink: CacheSink | None,
+    sink: CacheSink | CacheDestinations | None,
     settings: Settings,
     request: VerifyRequest,
     on_result: Callable[[ContextCheck], None] | None = None,
 ) -> VerifyResult:
     """Compare source, state and cache for the contexts ``request`` selects; write nothing.
 
-    ``sink`` None skips the cache comparison. Raises InputError (a bad scope), StoreError,
-    SinkError, SourceDownError (the source is unreachable: nothing can be compared).
+    ``sink`` None skips the cache comparison; given each tenant's destinations, every
+    context is compared with the cache of its tenant's destination (each opened once, and
+    closed at the end). Raises InputError (a bad scope, a tenant's unusable destination),
+    StoreError, SinkError, SourceDownError (the source is unreachable: nothing can be
+    compared).
     """
     request.check()
     result = VerifyResult(request, started_at=datetime.now(UTC))
@@ -69,13 +73,27 @@ def run(
             random.Random(request.seed).sample(contexts, request.sample),
             key=lambda c: c.context.to_string(),
         )
-    if sink is not None:
-        sink.open()
-    for ctx in contexts:
-        check = verify_context(engine, source, sink, ctx)
-        result.contexts.append(check)
-        if on_result is not None:
-            on_result(check)
+    destinations = (
+        None
+        if sink is None
+        else sink
+        if isinstance(sink, CacheDestinations)
+        else CacheDestinations.single(sink)
+    )
+    opened: set[int] = set()
+    try:
+        for ctx in contexts:
+            ctx_sink = None if destinations is None else destinations.sink_for(ctx.tenant)
+            if ctx_sink is not None and id(ctx_sink) not in opened:
+                ctx_sink.open()  # once per destination: tenants of one share the connection
+                opened.add(id(ctx_sink))
+            check = verify_context(engine, source, ctx_sink, ctx)
+            result.contexts.append(check)
+            if on_result is not None:
+                on_result(check)
+    finally:
+        if isinstance(sink, CacheDestinations):
+            sink.close()
     result.finished_at = datetime.now(UTC)
     return result
 

@@ -46,6 +46,12 @@ class CacheSink(Protocol):
 
     target: str
 
+    @property
+    def destination(self) -> str:
+        """The connection the sink loads through: sinks with the same one share it (loads to
+        different destinations may run at once, loads to one run one after the other)."""
+        ...
+
     def table_for(self, tenant: str, metric: str, grain: Grain) -> CacheTable:
         """Return the (validated) table of a context; raise InputError for unsafe names."""
         ...
@@ -72,6 +78,64 @@ class CacheSink(Protocol):
     def close(self) -> None:
         """Release the connection (safe to call twice, or without open)."""
         ...
+
+    def batch(self) -> CacheBatch:
+        """Start loading several tables of this sink's destination together (after open)."""
+        ...
+
+
+class CacheBatch(Protocol):
+    """Tables of one destination loaded together: staged with ``add``/``ensure``, then
+    ``load`` replaces each atomically and returns each one's outcome."""
+
+    def add(
+        self, table: CacheTable, frame: pd.DataFrame, grain: Grain, loaded_at: datetime
+    ) -> None:
+        """Stage ``frame`` as the whole new contents of ``table``."""
+        ...
+
+    def ensure(self, table: CacheTable) -> None:
+        """Make sure ``table`` exists; leave its rows alone."""
+        ...
+
+    def load(self) -> dict[str, LoadStats | Exception]:
+        """Load everything staged: ``{table.qualified: stats or that table's error}``.
+
+        Raises SinkError when nothing could be loaded.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what staging held (files); safe after ``load`` or without it."""
+        ...
+
+
+class SerialBatch:
+    """A batch that loads each table as it is added, one after the other (the local target)."""
+
+    def __init__(self, sink: CacheSink) -> None:
+        self._sink = sink
+        self._outcomes: dict[str, LoadStats | Exception] = {}
+
+    def add(
+        self, table: CacheTable, frame: pd.DataFrame, grain: Grain, loaded_at: datetime
+    ) -> None:
+        try:
+            self._outcomes[table.qualified] = self._sink.replace(table, frame, grain, loaded_at)
+        except Exception as exc:  # that table's failure: the others go on
+            self._outcomes[table.qualified] = exc
+
+    def ensure(self, table: CacheTable) -> None:
+        try:
+            self._sink.ensure_table(table)
+        except Exception as exc:
+            self._outcomes[table.qualified] = exc
+
+    def load(self) -> dict[str, LoadStats | Exception]:
+        return dict(self._outcomes)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def estimate_bytes(frame: pd.DataFrame, grain: Grain) -> int:

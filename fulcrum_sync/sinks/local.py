@@ -33,7 +33,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from fulcrum_sync.domain import Grain, SinkError
-from fulcrum_sync.sinks.base import FRAME_COLUMNS, CacheRow, LoadStats, estimate_bytes
+from fulcrum_sync.sinks.base import (
+    FRAME_COLUMNS,
+    CacheRow,
+    LoadStats,
+    SerialBatch,
+    estimate_bytes,
+)
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
 from fulcrum_sync.sql_types import UTCDateTime
 
@@ -69,6 +75,10 @@ class LocalSink:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._schema = "main" if engine.dialect.name == "sqlite" else "public"
+
+    @property
+    def destination(self) -> str:
+        return "local"
 
     def __repr__(self) -> str:
         return f"LocalSink({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -126,6 +136,10 @@ class LocalSink:
 
     def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
+
+    def batch(self) -> SerialBatch:
+        """Tables loaded one after the other, each in its own transaction."""
+        return SerialBatch(self)
 
     def _size(self, table: CacheTable) -> int | None:
         dialect = self._engine.dialect.name

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, delete, func, insert, select
 
 from fulcrum_sync.catalog import Catalog, DimensionDef, MetricDef, TenantDef
@@ -59,6 +59,8 @@ def save_catalog(
                     "cache_enabled": tenant.cache_enabled,
                     "pattern_settings": tenant.pattern_settings,
                     "filters": [f.model_dump(mode="json") for f in tenant.filters],
+                    "cube": _block(tenant.cube),
+                    "cache": _block(tenant.cache),
                     "updated_at": now,
                 }
             )
@@ -132,6 +134,8 @@ def read_catalog(engine: Engine) -> Catalog:
                     cache_enabled=row.cache_enabled,
                     pattern_settings=row.pattern_settings or {},
                     filters=tuple(row.filters or ()),
+                    cube=row.cube or None,
+                    cache=row.cache or None,
                     metrics=tuple(metrics.get(row.tenant_id, [])),
                 )
             except ValidationError as exc:  # stored before today's limits (a 300-letter name)
@@ -141,6 +145,13 @@ def read_catalog(engine: Engine) -> Catalog:
                 ) from None
             tenants.append(tenant)
     return Catalog(tenants=tuple(tenants))
+
+
+def _block(block: BaseModel | None) -> dict[str, Any] | None:
+    """A tenant's ``cube``/``cache`` block as stored: its fields as the catalog spells them."""
+    if block is None:
+        return None
+    return block.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
 # A metric definition's optional fields at their defaults, as the stored JSON holds them.

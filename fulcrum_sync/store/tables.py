@@ -35,6 +35,9 @@ tenants = Table(
     Column("pattern_settings", JSON, nullable=False, default=dict),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("filters", JSON, nullable=False, default=list, server_default="[]"),  # Cube filters
+    # The tenant's own Cube and Snowflake cache (names of variables and files, no secrets).
+    Column("cube", JSON, nullable=True),
+    Column("cache", JSON, nullable=True),
 )
 
 metric_definitions = Table(

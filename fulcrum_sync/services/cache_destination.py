@@ -1,0 +1,349 @@
+"""Load the cache tables of one destination: one connection, opened on first need, the
+contexts one after the other on it.
+
+A ``cache-load`` run groups its contexts by destination (a tenant's own ``cache:`` or the
+settings') and runs the groups at once (services/cache_load.py); this module is one group.
+A destination that cannot be opened (unreachable, or its credentials refused) fails every
+context of its group that had something to load, and no other group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.domain import (
+    ContextCacheResult,
+    DependencyError,
+    FulcrumError,
+    Window,
+    is_outage,
+)
+from fulcrum_sync.logs import log_event
+from fulcrum_sync.sinks.base import CacheSink
+from fulcrum_sync.sinks.identifiers import CacheTable
+from fulcrum_sync.store import cache as cache_store
+
+log = logging.getLogger(__name__)
+
+EMPTY_REASON = "no stored rows (run sync first); the cache table was left as it was"
+
+
+class Session:
+    """A sink opened on first use (a run with every context unchanged never connects)."""
+
+    def __init__(self, sink: CacheSink) -> None:
+        self.sink = sink
+        self.opened = False
+        self.error: str | None = None  # why opening failed (chained loads stop trying)
+
+    def open(self) -> None:
+        if not self.opened:
+            self.sink.open()
+            self.opened = True
+
+    def close(self) -> None:
+        if self.opened:
+            self.opened = False
+            self.sink.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A context to load, its sink and its table."""
+
+    ctx: ContextDef
+    sink: CacheSink
+    table: CacheTable
+
+
+@dataclass(slots=True)
+class DestinationLoad:
+    """What loading one destination's contexts did.
+
+    ``unopened`` holds the failed results of contexts that needed the destination when it
+    could not be opened (``open_error``); they are not recorded yet: the run decides
+    whether a destination nobody could reach ends it (nothing loaded anywhere) or is
+    recorded as those contexts' failures.
+    """
+
+    destination: str
+    results: list[ContextCacheResult] = field(default_factory=list)
+    unopened: list[tuple[ContextDef, ContextCacheResult]] = field(default_factory=list)
+    open_error: FulcrumError | None = None
+    opened: bool = False
+
+
+def load_destination(
+    engine: Engine,
+    plans: list[Planned],
+    *,
+    force: bool,
+    on_result: Callable[[ContextCacheResult], None] | None = None,
+) -> DestinationLoad:
+    """Load ``plans`` (all of one destination) together: one connection, one batch.
+
+    Contexts whose series did not change are reported first, without connecting; the
+    others' rows are read from the state database into one batch, loaded together, and
+    each recorded. Never raises for a context's failure; when the destination cannot be
+    opened, the contexts that needed it are returned in ``unopened`` with the error.
+    """
+    out = DestinationLoad(plans[0].sink.destination if plans else "")
+    pending: list[tuple[Planned, ContextCacheResult]] = []
+    for plan in plans:
+        res = _result(plan)
+        fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
+        try:
+            if unchanged(engine, plan.ctx, plan.sink.target, res, fields, force):
+                _report(out, res, on_result)
+                continue
+        except Exception as exc:  # the state database: this context fails, the others go on
+            _fail(engine, plan, res, exc, on_result, out)
+            continue
+        pending.append((plan, res))
+    if not pending:
+        return out
+    sessions = {id(p.sink): Session(p.sink) for p, _ in pending}
+    try:
+        try:
+            for session in sessions.values():
+                session.open()
+        except FulcrumError as exc:
+            out.open_error = exc
+            out.unopened = [(p.ctx, _unopened(p, exc)) for p, _ in pending]
+            return out
+        out.opened = True
+        _load_batch(engine, out, pending, on_result)
+    finally:
+        for session in sessions.values():
+            session.close()
+    return out
+
+
+def _load_batch(
+    engine: Engine,
+    out: DestinationLoad,
+    pending: list[tuple[Planned, ContextCacheResult]],
+    on_result: Callable[[ContextCacheResult], None] | None,
+) -> None:
+    """Read each pending context's rows into one batch, load it, record each outcome."""
+    started = time.perf_counter()
+    batch = pending[0][0].sink.batch()
+    staged: list[tuple[Planned, ContextCacheResult]] = []
+    try:
+        for plan, res in pending:
+            ctx = plan.ctx
+            try:
+                frame = cache_store.read_cache_frame(
+                    engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
+                )
+                if frame.empty:
+                    batch.ensure(plan.table)
+                    res.status, res.skip_reason = "skipped", EMPTY_REASON
+                else:
+                    batch.add(plan.table, frame, ctx.grain, res.loaded_at or datetime.now(UTC))
+                    res.window = Window(frame["date"].min(), frame["date"].max())
+            except Exception as exc:
+                _fail(engine, plan, res, exc, on_result, out)
+                continue
+            staged.append((plan, res))
+        try:
+            outcomes = batch.load()
+        except Exception as exc:  # nothing of the batch was loaded
+            outcomes = {plan.table.qualified: exc for plan, _ in staged}
+    finally:
+        batch.close()
+    share = round((time.perf_counter() - started) / max(1, len(staged)), 4)
+    for plan, res in staged:
+        outcome = outcomes.get(plan.table.qualified)
+        res.seconds = share  # a batch's time, shared evenly by its tables
+        if isinstance(outcome, Exception):
+            _fail(engine, plan, res, outcome, on_result, out)
+            continue
+        if outcome is not None and res.status != "skipped":
+            res.status, res.rows = "succeeded", outcome.rows
+            res.size_mb, res.size_estimated = outcome.size_mb, outcome.size_estimated
+        fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
+        record(engine, plan.ctx, plan.sink.target, res, fields)
+        _report(out, res, on_result)
+
+
+def _result(plan: Planned) -> ContextCacheResult:
+    res = ContextCacheResult(
+        plan.ctx.context.to_string(), plan.ctx.grain, plan.table.qualified, "failed"
+    )
+    res.loaded_at = datetime.now(UTC)
+    return res
+
+
+def _report(
+    out: DestinationLoad,
+    res: ContextCacheResult,
+    on_result: Callable[[ContextCacheResult], None] | None,
+) -> None:
+    out.results.append(res)
+    if on_result is not None:
+        on_result(res)
+
+
+def _fail(
+    engine: Engine,
+    plan: Planned,
+    res: ContextCacheResult,
+    exc: Exception,
+    on_result: Callable[[ContextCacheResult], None] | None,
+    out: DestinationLoad,
+) -> None:
+    """Record ``res`` as failed by ``exc`` (a crash is logged with its traceback)."""
+    fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
+    res.status, res.error = "failed", str(exc) or type(exc).__name__
+    res.dependency_failure = is_outage(exc)
+    if not isinstance(exc, FulcrumError):
+        log_event(log, "cache load crashed", logging.ERROR, exc_info=exc, **fields)
+    record(engine, plan.ctx, plan.sink.target, res, fields)
+    _report(out, res, on_result)
+
+
+def _unopened(plan: Planned, error: FulcrumError) -> ContextCacheResult:
+    res = _result(plan)
+    res.error, res.dependency_failure = str(error), is_outage(error)
+    return res
+
+
+def unchanged(
+    engine: Engine,
+    ctx: ContextDef,
+    target: str,
+    res: ContextCacheResult,
+    fields: dict[str, Any],
+    force: bool,
+) -> bool:
+    """Fill ``res`` as ``unchanged`` and return True when the context's series did not
+    change since its last successful load into ``target`` (never when ``force``).
+
+    Reads the data version before the rows: a write in between raises the version, so the
+    next load sees a change and loads again (never the other way round).
+    """
+    started = time.perf_counter()
+    ids = (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value)
+    baseline = cache_store.read_baseline(engine, *ids, target)
+    res.data_version = baseline.version
+    if not baseline.unchanged or force:
+        return False
+    res.status, res.seconds = "unchanged", round(time.perf_counter() - started, 4)
+    loaded = f"{baseline.last_loaded_at:%Y-%m-%d %H:%M:%S} UTC"
+    res.skip_reason = f"unchanged since its load of {loaded} (data version {baseline.version})"
+    log_event(log, "cache load unchanged", data_version=res.data_version, **fields)
+    return True
+
+
+def load_context(
+    engine: Engine,
+    session: Session,
+    ctx: ContextDef,
+    table: CacheTable,
+    *,
+    force: bool = False,
+    isolate_open: bool = False,
+) -> ContextCacheResult:
+    """Compare, read, load and record one context; never raises once the target is open.
+
+    Opening the target (on the first context to load) raises its error, unless
+    ``isolate_open``: then that context's load fails, and so do the next ones in this run.
+    """
+    sink = session.sink
+    fields = context_fields(ctx, table.qualified, sink.target)
+    res = ContextCacheResult(ctx.context.to_string(), ctx.grain, table.qualified, "failed")
+    res.loaded_at = datetime.now(UTC)
+    started = time.perf_counter()
+    unreachable = False  # opening the target failed: raised unless ``isolate_open``
+    try:
+        if unchanged(engine, ctx, sink.target, res, fields, force):
+            return res
+        if session.error is not None:
+            raise DependencyError(session.error)
+        try:
+            session.open()
+        except FulcrumError as exc:
+            unreachable = not isolate_open
+            session.error = str(exc)
+            raise
+        frame = cache_store.read_cache_frame(
+            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
+        )
+        if frame.empty:
+            sink.ensure_table(table)
+            res.status, res.skip_reason = "skipped", EMPTY_REASON
+        else:
+            stats = sink.replace(table, frame, ctx.grain, res.loaded_at)
+            res.status, res.rows = "succeeded", stats.rows
+            res.size_mb, res.size_estimated = stats.size_mb, stats.size_estimated
+            res.window = Window(frame["date"].min(), frame["date"].max())
+    except Exception as exc:  # isolation: one context's failure never stops the others
+        if unreachable:
+            raise  # the target is unreachable or refused us: nothing was loaded
+        res.error = str(exc) or type(exc).__name__
+        res.dependency_failure = is_outage(exc)
+        if not res.dependency_failure:
+            log_event(log, "cache load crashed", logging.ERROR, exc_info=exc, **fields)
+    res.seconds = round(time.perf_counter() - started, 4)
+    record(engine, ctx, sink.target, res, fields)
+    return res
+
+
+def record(
+    engine: Engine, ctx: ContextDef, target: str, res: ContextCacheResult, fields: dict[str, Any]
+) -> None:
+    """Store ``res`` as the context's latest load and log it (a failure at ``error``)."""
+    try:
+        cache_store.record_cache_load(engine, _record(ctx, target, res))
+    except DependencyError as exc:
+        res.status, res.dependency_failure = "failed", True
+        res.error = f"{res.error + '; ' if res.error else ''}cannot record the load: {exc}"
+    log_event(
+        log,
+        f"cache load {res.status}",
+        logging.ERROR if res.status == "failed" else logging.INFO,
+        counts={"rows": res.rows},
+        size_mb=res.size_mb,
+        duration=round(res.seconds, 3),
+        error=res.error,
+        **fields,
+    )
+
+
+def context_fields(ctx: ContextDef, table: str, target: str) -> dict[str, Any]:
+    """The log fields of one context's load."""
+    return {
+        "tenant": ctx.tenant.identifier,
+        "metric": ctx.metric.metric_id,
+        "grain": ctx.grain.value,
+        "table": table,
+        "target": target,
+    }
+
+
+def _record(ctx: ContextDef, target: str, res: ContextCacheResult) -> cache_store.CacheLoadRecord:
+    return cache_store.CacheLoadRecord(
+        tenant_id=ctx.tenant.tenant_id,
+        metric_id=ctx.metric.metric_id,
+        grain=ctx.grain.value,
+        target=target,
+        table_name=res.table,
+        rows_loaded=res.rows,
+        size_mb=res.size_mb,
+        window_start=res.window.start if res.window else None,
+        window_end=res.window.end if res.window else None,
+        status=res.status,
+        error=res.error or res.skip_reason,
+        loaded_at=res.loaded_at or datetime.now(UTC),
+        duration_seconds=res.seconds,
+        data_version=res.data_version,
+    )

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -34,14 +43,69 @@ class DatabaseLimits:
     retry_seconds: float = 0.0
 
 
+class CubeSettings(BaseModel):
+    """The Cube source's settings: ``settings.cube.api_url`` is ``FULCRUM_SYNC_CUBE_API_URL``.
+
+    A sub-model of :class:`Settings` read from the same flat variable names as before
+    (``FULCRUM_SYNC_CUBE_<FIELD>``); ``Settings(cube_api_url=...)`` still works too.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    api_url: str = Field(default="", description="Base URL of the Cube deployment.")
+    api_secret: SecretStr = Field(
+        default=SecretStr(""), description="Secret that signs Cube's JWTs (HS256)."
+    )
+    tenant_claim: str = Field(
+        default="tenant_id", description="JWT claim that carries the tenant identifier."
+    )
+    token_ttl_seconds: int = Field(default=300, ge=30, description="JWT lifetime.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="One HTTP request.")
+    wait_deadline_seconds: float = Field(
+        default=600.0, gt=0, description="How long to poll Cube's 'Continue wait'."
+    )
+    retries: int = Field(
+        default=5, ge=0, description="Retries of one request on 5xx, timeouts, connection errors."
+    )
+    retry_budget: int = Field(
+        default=1000,
+        ge=0,
+        description="Retries one run may spend across all its Cube requests; once spent, the "
+        "next failure counts as Cube down.",
+    )
+    max_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Cube queries in flight at once, across all workers."
+    )
+    breaker_reset_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="After Cube is found down, how long a long run (backfill) waits before "
+        "one trial request (half-open); a short blip then does not end it.",
+    )
+    page_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=50_000,
+        description="Rows per page; at most Cube's CUBEJS_DB_QUERY_LIMIT (halved when Cube "
+        "refuses a page as over its limit).",
+    )
+
+
+_NESTED = ("cube",)  # sub-models read from FULCRUM_SYNC_<NAME>_<FIELD>
+
+
 class Settings(BaseSettings):
     """Everything fulcrum-sync reads from its environment."""
 
+    # env_nested_delimiter "_" with max split 1: FULCRUM_SYNC_CUBE_API_URL is cube.api_url
+    # (only sub-model fields are split; flat names such as DATABASE_URL stay whole).
     model_config = SettingsConfigDict(
         env_prefix="FULCRUM_SYNC_",
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
     )
 
     database_url: SecretStr = Field(
@@ -67,45 +131,11 @@ class Settings(BaseSettings):
         description="PostgreSQL statement_timeout: a statement running this long is cancelled "
         "and fails its context; 0 means no limit.",
     )
-    source: Literal["demo", "cube"] = Field(default="demo", description="Semantic source.")
+    source: str = Field(
+        default="demo", description="Semantic source: a name in the source registry (demo, cube)."
+    )
     demo_seed: int = Field(default=42, description="Seed of the demo source.")
-    cube_api_url: str = Field(default="", description="Base URL of the Cube deployment.")
-    cube_api_secret: SecretStr = Field(
-        default=SecretStr(""), description="Secret that signs Cube's JWTs (HS256)."
-    )
-    cube_tenant_claim: str = Field(
-        default="tenant_id", description="JWT claim that carries the tenant identifier."
-    )
-    cube_token_ttl_seconds: int = Field(default=300, ge=30, description="JWT lifetime.")
-    cube_timeout_seconds: float = Field(default=30.0, gt=0, description="One HTTP request.")
-    cube_wait_deadline_seconds: float = Field(
-        default=600.0, gt=0, description="How long to poll Cube's 'Continue wait'."
-    )
-    cube_retries: int = Field(
-        default=5, ge=0, description="Retries of one request on 5xx, timeouts, connection errors."
-    )
-    cube_retry_budget: int = Field(
-        default=1000,
-        ge=0,
-        description="Retries one run may spend across all its Cube requests; once spent, the "
-        "next failure counts as Cube down.",
-    )
-    cube_max_concurrency: int = Field(
-        default=8, ge=1, le=64, description="Cube queries in flight at once, across all workers."
-    )
-    cube_breaker_reset_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description="After Cube is found down, how long a long run (backfill) waits before "
-        "one trial request (half-open); a short blip then does not end it.",
-    )
-    cube_page_size: int = Field(
-        default=10_000,
-        ge=1,
-        le=50_000,
-        description="Rows per page; at most Cube's CUBEJS_DB_QUERY_LIMIT (halved when Cube "
-        "refuses a page as over its limit).",
-    )
+    cube: CubeSettings = Field(default_factory=CubeSettings, description="The Cube source.")
     history_start: date = Field(
         default=date(2025, 7, 1),
         ge=EARLIEST_DATE,
@@ -175,6 +205,37 @@ class Settings(BaseSettings):
     snowflake_warehouse: str = Field(default="", description="Warehouse for loads.")
     snowflake_role: str = Field(default="", description="Role for loads.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_sub_settings(cls, data: Any) -> Any:
+        """Accept ``cube_api_url=...`` (the flat names) for ``cube={"api_url": ...}``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for nested in _NESTED:
+            flat = {
+                k.removeprefix(f"{nested}_"): data.pop(k)
+                for k in list(data)
+                if k.startswith(f"{nested}_")
+            }
+            if flat:
+                current = data.get(nested)
+                if isinstance(current, BaseModel):
+                    current = current.model_dump()
+                data[nested] = {**(current or {}), **flat}
+        return data
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        from fulcrum_sync.sources.registry import source_names  # the registry imports us
+
+        value = value.strip().lower()
+        if value not in source_names():
+            known = ", ".join(source_names())
+            raise ValueError(f"unknown source {value!r}: expected one of {known}")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: SecretStr) -> SecretStr:
@@ -215,6 +276,22 @@ class Settings(BaseSettings):
         return mask_url(self.database_url.get_secret_value())
 
 
+def setting_fields(
+    model: type[BaseModel] = Settings, prefix: str = "FULCRUM_SYNC_"
+) -> list[tuple[str, FieldInfo]]:
+    """Every setting as (environment variable, field), sub-models' fields under their flat
+    names (``FULCRUM_SYNC_CUBE_API_URL``), in declaration order."""
+    fields: list[tuple[str, FieldInfo]] = []
+    for name, field in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            fields.extend(setting_fields(sub, f"{env}_"))
+        else:
+            fields.append((env, field))
+    return fields
+
+
 def mask_url(url: str) -> str:
     """Return ``url`` with its password hidden (``secrets.redact_url``, the one redaction)."""
     from fulcrum_sync.secrets import redact_url
@@ -226,14 +303,21 @@ def mask_url(url: str) -> str:
     return redact_url(url)
 
 
-def check_database_choice(settings: Settings) -> None:
-    """Refuse the default SQLite file for a non-demo source (InputError saying what to set).
+def check_database_choice(settings: Settings, *, self_contained: bool | None = None) -> None:
+    """Refuse the default SQLite file for a production source (InputError saying what to set).
 
     A production job must name its state database: on the default it would report success
     on a throw-away file. "Not set" is told from "set to the default" by pydantic's
     ``model_fields_set`` (the environment and ``.env`` both count as set).
+
+    :param self_contained: the source needs no account (the demo): the default is fine.
+        None: ask the source registry.
     """
-    if settings.source == "demo" or "database_url" in settings.model_fields_set:
+    if self_contained is None:
+        from fulcrum_sync.sources.registry import source_entry  # the registry imports us
+
+        self_contained = source_entry(settings.source).self_contained
+    if self_contained or "database_url" in settings.model_fields_set:
         return
     raise InputError(
         f"FULCRUM_SYNC_SOURCE={settings.source} needs FULCRUM_SYNC_DATABASE_URL (the state "

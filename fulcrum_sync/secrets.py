@@ -166,11 +166,14 @@ def _read_secret_file(path: Path, what: str) -> str:
 
 def register_secrets_from(model: BaseModel) -> None:
     """Register every ``SecretStr``/``SecretBytes`` field of ``model`` (e.g. the settings),
-    and the password of every URL setting (a Cube or Pushgateway URL may carry one)."""
+    sub-models (``settings.cube``) included, and the password of every URL setting (a Cube or
+    Pushgateway URL may carry one)."""
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, SecretStr | SecretBytes):
             register_secret(value)
+        elif isinstance(value, BaseModel):
+            register_secrets_from(value)
         elif isinstance(value, str) and "://" in value:
             register_secret(value)  # registers the password alone; no password, nothing
 

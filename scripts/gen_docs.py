@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fulcrum_sync.cli import app  # noqa: E402
-from fulcrum_sync.config import Settings  # noqa: E402
+from fulcrum_sync.config import setting_fields  # noqa: E402
 
 REFERENCE = ROOT / "docs" / "cli-reference.md"
 README = ROOT / "README.md"
@@ -61,17 +61,17 @@ def reference() -> str:
 
 def settings_table() -> str:
     rows = ["| variable | default | what it is |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
+    for env, field in setting_fields():
         default = field.default
         if hasattr(default, "get_secret_value"):
             shown = "(secret)" if default.get_secret_value() else "(secret, unset)"
-            if name == "database_url":
+            if env == "FULCRUM_SYNC_DATABASE_URL":
                 shown = "`sqlite:///fulcrum_sync.db`"
         elif default in ("", None):
             shown = "(unset)"
         else:
             shown = f"`{default}`"
-        rows.append(f"| `FULCRUM_SYNC_{name.upper()}` | {shown} | {field.description or ''} |")
+        rows.append(f"| `{env}` | {shown} | {field.description or ''} |")
     return "\n".join(rows)
 
 

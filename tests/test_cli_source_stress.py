@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cube_server import SECRET, FakeCube, Faults, Rows, series_rows
+from cube_server import SECRET, FakeCube, Faults, Reply, Rows, series_rows
 from pydantic import SecretStr
 from test_cli_sync_cube import (
     CUBES,
@@ -36,7 +35,7 @@ from test_cli_sync_cube import (
 )
 
 from fulcrum_sync.services.deps import Deps
-from fulcrum_sync.sources import CubeSource
+from fulcrum_sync.sources import CubeSource, RetryPolicy
 from fulcrum_sync.store import tables as t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +92,8 @@ def test_cube_down_costs_one_retry_cycle_and_releases_the_contexts_not_started(
     assert wall < 30
     [error] = [x for x in log_lines(down.stdout) if x["event"] == "source down"]
     assert error["level"] == "error" and error["since"]
-    assert f"Cube is down since {error['since']}" in error["error"]
+    assert f"is down since {error['since']}" in error["error"]
+    assert error["error"].startswith(f"Cube at {error['endpoint']} is down since")
     assert "failed after 2 attempts" in error["error"]
     summary = finished(down.stdout, "sync finished")
     assert summary["outcome"] == "failed"
@@ -143,8 +143,10 @@ def test_a_faulty_cube_still_gives_every_row_and_a_429_pauses_every_worker(
         with fake.serve() as cube, httpx.Client(timeout=5) as client:
             env = cube_env(urls[name], cube)
             load_catalog(env, catalog)
-            options = {"retries": 10, "backoff_initial": 0.05, "poll_interval": 0.05}
-            source = CubeSource(cube, SecretStr(SECRET), client=client, **options)
+            retry = RetryPolicy(attempts=11, backoff_base=0.05, jitter=0.05)
+            source = CubeSource(
+                cube, SecretStr(SECRET), client=client, policy=retry, poll_interval=0.05
+            )
             result = invoke(env, *SYNC, "--workers", "8", deps=Deps(source=source))
             outcomes[name] = (result, fake)
     result, fake = outcomes["faulty"]
@@ -286,21 +288,23 @@ def test_a_backfill_rides_out_a_blip_and_stops_when_cube_stays_down(
 ) -> None:
     args = ("backfill", "--grain", "day", "--start", "2025-07-01", "--end", "2025-07-05")
     fake = FakeCube(daily_data)
-    fake.down = True
     quick = {"FULCRUM_SYNC_CUBE_RETRIES": "0", "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS": "0.5"}
     metrics = tuple(f"m{i}" for i in range(6))
     with fake.serve() as cube:
         env = cube_env(sqlite_url, cube, **quick)
         load_catalog(env, write_catalog(tmp_path / "c.yaml", [], metrics))
-        threading.Timer(0.2, lambda: setattr(fake, "down", False)).start()
+        # The blip: the first request's connection is dropped, then Cube answers again (an
+        # event, not a timer: the machine's speed decides nothing).
+        fake.script.append(Reply(raise_exc=httpx.ConnectError))
         blip = invoke(env, *args, "--no-patterns", "--json")
     assert blip.exit_code == 0, blip.output
     assert json_document(blip.stdout)["done"] == 6 * 5
     events = [x["event"] for x in log_lines(blip.stderr)]
     assert "source down" not in events
-    assert any(e.startswith("Cube unreachable since ") for e in events)  # the breaker opened,
-    assert "Cube: trying one request again (breaker half-open)" in events  # waited, tried once
-    assert any(e.startswith("Cube answers again") for e in events)  # and closed
+    cube = f"Cube at {cube}"  # every line names the endpoint
+    assert any(e.startswith(f"{cube} unreachable since ") for e in events)  # the breaker opened,
+    assert f"{cube}: trying one request again (breaker half-open)" in events  # waited, tried once
+    assert any(e.startswith(f"{cube} answers again") for e in events)  # and closed
 
     env = cube_env(sqlite_url, f"http://127.0.0.1:{closed_port()}", **quick)
     later = ("backfill", "--grain", "day", "--start", "2025-07-06", "--end", "2025-07-10")

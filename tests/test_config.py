@@ -19,7 +19,7 @@ def test_defaults() -> None:
     assert settings.history_start == date(2025, 7, 1)
     assert settings.log_format == "auto"
     assert settings.workers >= 1
-    assert settings.cube_api_secret.get_secret_value() == ""
+    assert settings.cube.api_secret.get_secret_value() == ""
     assert settings.lookback == DEFAULT_LOOKBACK
 
 
@@ -32,7 +32,7 @@ def test_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE", "ignored-without-prefix")
     settings = load_settings()
     assert settings.source == "cube"
-    assert settings.cube_api_url == "https://cube.example.com"
+    assert settings.cube.api_url == "https://cube.example.com"
     assert settings.history_start == date(2024, 1, 1)
     assert settings.workers == 8
     assert settings.lookback[Grain.WEEK][SyncType.INCREMENTAL] == 6
@@ -49,7 +49,7 @@ def test_dotenv_file_in_the_working_directory(monkeypatch: pytest.MonkeyPatch) -
     )
     settings = load_settings()
     assert settings.source == "cube"
-    assert settings.cube_api_secret.get_secret_value() == "from-dotenv"
+    assert settings.cube.api_secret.get_secret_value() == "from-dotenv"
     assert settings.workers == 3
     monkeypatch.setenv("FULCRUM_SYNC_WORKERS", "5")  # the environment wins over .env
     assert load_settings().workers == 5
@@ -66,7 +66,7 @@ def test_secrets_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     for text in (repr(settings), str(settings), str(settings.model_dump()), str(vars(settings))):
         assert "s3cret" not in text
-    assert settings.cube_api_secret.get_secret_value() == "cube-s3cret"
+    assert settings.cube.api_secret.get_secret_value() == "cube-s3cret"
     assert settings.masked_database_url == "postgresql+psycopg://u:***@db:5432/x"
 
 

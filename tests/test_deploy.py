@@ -26,7 +26,7 @@ import typer
 import yaml
 from pydantic import SecretStr
 
-from fulcrum_sync.config import Settings
+from fulcrum_sync.config import setting_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -214,10 +214,7 @@ def quantity(value: str | int | float) -> float:
 
 def settings_env_names() -> dict[str, bool]:
     """``FULCRUM_SYNC_*`` names of every setting, mapped to whether it is a secret."""
-    return {
-        f"FULCRUM_SYNC_{name.upper()}": field.annotation is SecretStr
-        for name, field in Settings.model_fields.items()
-    }
+    return {env: field.annotation is SecretStr for env, field in setting_fields()}
 
 
 def named_secret(name: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from fulcrum_sync.domain import (
     SourceError,
     Window,
 )
-from fulcrum_sync.sources import CubeSource, DemoSource, Source, build_source
+from fulcrum_sync.sources import CubeSource, DemoSource, RetryPolicy, Source, build_source
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow
 from fulcrum_sync.sources.cube import build_query
 
@@ -88,16 +88,35 @@ def clock() -> FakeTime:
     return FakeTime()
 
 
-def make_source(fake: FakeCube, clock: FakeTime, **kwargs: Any) -> CubeSource:
-    options: dict[str, Any] = {"retries": 3, "poll_interval": 0.5, "wait_deadline_seconds": 10}
-    options.update(kwargs)
+def policy(
+    retries: int = 3,
+    wait_deadline_seconds: float = 10,
+    backoff_initial: float = 0.5,
+    backoff_max: float = 30.0,
+) -> RetryPolicy:
+    """The retry policy of the old keyword arguments (jitter as large as the first pause)."""
+    return RetryPolicy(
+        attempts=retries + 1,
+        backoff_base=backoff_initial,
+        backoff_max=backoff_max,
+        jitter=backoff_initial,
+        deadline=wait_deadline_seconds,
+    )
+
+
+def make_source(
+    fake: FakeCube, clock: FakeTime, *, poll_interval: float = 0.5, **kwargs: Any
+) -> CubeSource:
+    retry = {k: kwargs.pop(k) for k in list(kwargs) if k in policy.__code__.co_varnames}
     return CubeSource(
         "http://cube.test",
         SecretStr(SECRET),
         client=httpx.Client(transport=fake.transport()),
+        policy=policy(**retry),
+        poll_interval=poll_interval,
         sleep=clock.sleep,
         clock=clock.clock,
-        **options,
+        **kwargs,
     )
 
 
@@ -470,7 +489,9 @@ def test_metadata_without_cubes_is_a_source_error(source: CubeSource, fake: Fake
 def test_real_server_timeout_is_retried_then_reported(fake: FakeCube) -> None:
     fake.script.extend([Reply(delay=0.5, json={"data": []})] * 3)
     with fake.serve() as url, httpx.Client(timeout=0.05) as client:
-        src = CubeSource(url, SecretStr(SECRET), client=client, retries=2, sleep=lambda s: None)
+        src = CubeSource(
+            url, SecretStr(SECRET), client=client, policy=policy(2), sleep=lambda s: None
+        )
         with pytest.raises(SourceError, match="after 3 attempts; last error: timed out"):
             src.fetch_series(request())
     assert len(fake.requests) == 3
@@ -485,7 +506,7 @@ def test_real_server_connection_refused_is_retried() -> None:
             f"http://127.0.0.1:{port}",
             SecretStr(SECRET),
             client=client,
-            retries=1,
+            policy=policy(1),
             sleep=lambda s: None,
         )
         with pytest.raises(SourceError, match="after 2 attempts; last error: connection failed"):

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cube_server import SECRET, FakeCube, Reply, series_rows
 from pydantic import SecretStr
-from test_source_cube import METRIC, REGION, WINDOW, FakeTime, request
+from test_source_cube import METRIC, REGION, WINDOW, FakeTime, policy, request
 
 from fulcrum_sync.catalog import FilterDef
 from fulcrum_sync.config import Settings
@@ -44,15 +44,17 @@ def source(
     """A Cube source on ``fake`` (in-process unless ``url`` is a served one)."""
     client = httpx.Client(transport=fake.transport()) if url == "http://cube.test" else None
     timing: dict[str, Any] = {"sleep": clock.sleep, "clock": clock.clock} if clock else {}
+    retry = {k: options.pop(k) for k in list(options) if k in policy.__code__.co_varnames}
     if guard is None and clock is not None:
-        guard = SourceGuard(clock=clock.clock, sleep=clock.sleep)
+        guard = SourceGuard(f"Cube at {url}", clock=clock.clock, sleep=clock.sleep)
     return CubeSource(
         url,
         SecretStr(SECRET),
         client=client or httpx.Client(timeout=5),
         guard=guard,
         close_client=client is None,
-        **{"retries": 2, "backoff_initial": 0.01, **timing, **options},
+        policy=policy(**{"retries": 2, "backoff_initial": 0.01, **retry}),
+        **{**timing, **options},
     )
 
 
@@ -89,7 +91,10 @@ def test_exhausted_retries_open_the_breaker_and_later_requests_send_nothing() ->
     with pytest.raises(SourceDownError) as info:
         src.fetch_series(other)
     message = str(info.value)
-    assert message.startswith("initech::new_revenue (day, region): not sent: Cube is down since ")
+    assert message.startswith(
+        "Cube at http://cube.test: initech::new_revenue (day, region): not sent: "
+        "Cube at http://cube.test is down since "
+    )
     assert "failed after 3 attempts; last error: connection failed" in message
     assert len(fake.requests) == 3  # nothing more was sent
     stats = src.stats()
@@ -131,7 +136,7 @@ def test_a_worker_sleeping_between_retries_wakes_when_another_opens_the_breaker(
     sleeper.join(10)
     assert not sleeper.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], SourceDownError)
-    assert "not sent: Cube is down since" in str(outcome[0])
+    assert "not sent: Cube at http://cube.test is down since" in str(outcome[0])
     assert time.monotonic() - started < 5  # not the 30 s Retry-After
     assert len(fake.requests) == 3  # the sleeper sent nothing more
 
@@ -155,14 +160,20 @@ def test_a_long_run_rides_out_a_blip_through_the_half_open_trial() -> None:
 def test_a_long_run_gives_up_when_the_trial_fails_too() -> None:
     fake, clock = FakeCube(four_days), FakeTime()
     fake.down = True
-    guard = SourceGuard(long_run=True, reset_seconds=60, clock=clock.clock, sleep=clock.sleep)
+    guard = SourceGuard(
+        "Cube at http://cube.test",
+        long_run=True,
+        reset_seconds=60,
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
     src = source(fake, clock, guard=guard, retries=1)
     start = clock.now
     with pytest.raises(SourceDownError, match="after 2 attempts"):
         src.fetch_series(request())
     assert len(fake.requests) == 4  # one cycle, 60 s, one trial cycle
     assert 60 <= clock.now - start < 62
-    with pytest.raises(SourceDownError, match="not sent: Cube is down since"):
+    with pytest.raises(SourceDownError, match=r"not sent: Cube at http://cube\.test is down since"):
         src.fetch_series(request())
     assert len(fake.requests) == 4
 

@@ -264,8 +264,13 @@ def parse_grain(value: str | None) -> Grain | None:
 
 
 @contextlib.contextmanager
-def stop_on_sigterm() -> Iterator[threading.Event]:
-    """Set the yielded event on SIGTERM/SIGINT: work in flight finishes, nothing new starts."""
+def stop_on_sigterm(signalled: threading.Event | None = None) -> Iterator[threading.Event]:
+    """Set the yielded event on SIGTERM/SIGINT: work in flight finishes, nothing new starts.
+
+    :param signalled: also set on the signal (``Deps.stop``: the source's waits wake on it).
+        The yielded event is the run's own: a run that halts (a dependency down) sets it
+        without waking the source's waits.
+    """
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -273,6 +278,8 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
 
     def handler(signum: int, _frame: object) -> None:
         stop.set()
+        if signalled is not None:
+            signalled.set()
         name = signal.Signals(signum).name
         from fulcrum_sync.render.console import say_above_progress
 

@@ -144,7 +144,10 @@ def backfill(
             print_json(render.plan_json(plan))
         return
     source = deps.get_source(long_run=True)  # a blip of the source does not end a backfill
-    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out, label="run keys") as bar:
+    with (
+        stop_on_sigterm(deps.stop) as stop,
+        SyncProgress(enabled=not json_out, label="run keys") as bar,
+    ):
         result = svc.run(
             engine,
             source,

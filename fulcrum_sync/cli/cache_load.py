@@ -16,6 +16,7 @@ from fulcrum_sync.cli._common import (
     emit,
     finish,
     handle_errors,
+    stop_on_sigterm,
 )
 from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import Grain
@@ -58,7 +59,8 @@ def cache_load(
     series did not change since its last successful load is reported unchanged and left
     alone (--force loads it). Scheduled syncs load their contexts themselves
     (`sync --cache-load`); this command is for manual and forced loads. Exit 0 all loaded,
-    1 some failed, 2 bad usage or settings, 3 target or database unreachable.
+    1 some failed, 2 bad usage or settings, 3 target or database unreachable, 143 stopped by
+    SIGTERM (the table in flight finished, the rest left as they were).
 
     Example: fulcrum-sync cache-load --grain day --target snowflake --tenant acme
     """
@@ -72,7 +74,10 @@ def cache_load(
     grain_value = Grain.parse(grain)
     sinks = deps.get_sinks(target)
     engine = deps.get_engine(pooled=True)
-    with SyncProgress(enabled=not json_out, label="cache tables") as progress:
+    with (
+        stop_on_sigterm(deps.stop) as stop,
+        SyncProgress(enabled=not json_out, label="cache tables") as progress,
+    ):
         result = svc.run(
             engine,
             settings,
@@ -83,6 +88,7 @@ def cache_load(
             force=force,
             on_start=progress.start,
             on_result=progress.advance,
+            stop=stop,
         )
     observe(ctx, result)  # for the metrics pushed as the command ends
     emit(

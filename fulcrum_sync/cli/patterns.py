@@ -147,7 +147,7 @@ def _run(
     if pattern is not None:
         svc.get_pattern(pattern)  # fail on an unknown name before touching the database
     engine = deps.get_engine(workers=request.workers, pooled=True)
-    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
+    with stop_on_sigterm(deps.stop) as stop, SyncProgress(enabled=not json_out) as progress:
         result = svc.run(
             engine,
             settings,

@@ -77,7 +77,6 @@ def status(
     from fulcrum_sync.jsonable import jsonable
     from fulcrum_sync.render import status as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.secrets import endpoint
     from fulcrum_sync.services import status as svc
 
     if fmt not in (None, "table", "json", "openmetrics"):
@@ -89,16 +88,14 @@ def status(
         if deps.engine is None:
             from fulcrum_sync.config import check_database_choice
 
-            check_database_choice(settings)  # a non-demo source names its database
+            check_database_choice(settings)  # a production source names its database
             svc.check_sqlite_file(settings.database_url.get_secret_value())
         report = svc.status(
             deps.get_engine(migrate=False),
             parse_grain(grain),
             now=settings.now(),
             target=settings.cache_target,
-            default_endpoint=f"Cube at {endpoint(settings.cube_api_url)}"
-            if settings.source == "cube" and settings.cube_api_url
-            else None,
+            default_endpoint=deps.default_endpoint(),
         )
     except svc.NothingToWatchError as exc:
         if output is not Output.JSON:

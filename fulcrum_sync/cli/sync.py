@@ -131,7 +131,7 @@ def sync(
             print_json({"request": request, "planned": planned})
         return
     source = deps.get_source()
-    with stop_on_sigterm() as stop, SyncProgress(enabled=not json_out) as progress:
+    with stop_on_sigterm(deps.stop) as stop, SyncProgress(enabled=not json_out) as progress:
         result = sync_service.run(
             engine,
             source,

@@ -9,6 +9,9 @@
     │   │                     403, 404): checked once, never retried              (exit 2)
     │   └── CatalogError      a catalog that does not validate: every problem, each with
     │                         its field path                                      (exit 2)
+    ├── StopRequested         a wait (retry sleep, 429 pause, Continue-wait poll) woke on
+    │                         SIGTERM/Ctrl-C: the work in flight is abandoned, its key
+    │                         released, and the run ends ``interrupted``          (exit 143)
     └── DependencyError       something we depend on failed                        (exit 3
         ├── SourceError       the semantic layer (Cube) or the demo generator       when nothing
         │   ├── QueryRejectedError  one query refused (HTTP 400, an unknown member): could be
@@ -41,7 +44,22 @@ class InputError(FulcrumError):
 
 
 class RefusedError(InputError):
-    """The source refused our credentials or address: a setting is wrong (exit code 2)."""
+    """The source refused our credentials or address: a setting is wrong (exit code 2).
+
+    :param endpoint: the source's address without credentials (``http://cube:4000``).
+    """
+
+    def __init__(self, *args: object, endpoint: str | None = None) -> None:
+        super().__init__(*args)
+        self.endpoint = endpoint
+
+
+class StopRequested(FulcrumError):
+    """A wait woke because the run was asked to stop (SIGTERM/Ctrl-C): nothing more is sent.
+
+    Not a failure of anything: the work in flight is abandoned unrecorded, its run key is
+    released for the next run, and the run ends ``interrupted`` (exit 143).
+    """
 
 
 class CatalogError(InputError):

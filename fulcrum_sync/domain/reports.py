@@ -147,6 +147,8 @@ class CacheLoadResult:
     contexts: list[ContextCacheResult] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    interrupted: bool = False  # SIGTERM/Ctrl-C arrived: the load in flight finished, no other
+    not_started: int = 0  # contexts left unloaded because it was stopped
 
     @property
     def failed(self) -> list[ContextCacheResult]:
@@ -154,7 +156,10 @@ class CacheLoadResult:
 
     @property
     def outcome(self) -> RunOutcome:
-        """``succeeded``, ``partial`` (some failed) or ``failed`` (every load hit a dependency)."""
+        """``succeeded``, ``partial`` (some failed), ``failed`` (every load hit a dependency)
+        or ``interrupted`` (a signal stopped it; the load in flight finished)."""
+        if self.interrupted:
+            return RunOutcome.INTERRUPTED
         attempted = [c for c in self.contexts if c.status not in ("skipped", "unchanged")]
         outages = [c for c in attempted if c.status == "failed" and c.dependency_failure]
         return derive_outcome(
@@ -175,6 +180,7 @@ class CacheLoadResult:
         return {
             "outcome": self.outcome,
             **counts,
+            "not_started": self.not_started,
             "rows": sum(c.rows for c in loaded),
             "size_mb": round(sum(c.size_mb or 0.0 for c in loaded), 6),
             "duration_seconds": round(duration, 3),

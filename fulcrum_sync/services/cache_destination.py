@@ -10,6 +10,7 @@ context of its group that had something to load, and no other group.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,13 +88,16 @@ def load_destination(
     *,
     force: bool,
     on_result: Callable[[ContextCacheResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> DestinationLoad:
     """Load ``plans`` (all of one destination) together: one connection, one batch.
 
     Contexts whose series did not change are reported first, without connecting; the
     others' rows are read from the state database into one batch, loaded together, and
     each recorded. Never raises for a context's failure; when the destination cannot be
-    opened, the contexts that needed it are returned in ``unopened`` with the error.
+    opened, the contexts that needed it are returned in ``unopened`` with the error. When
+    ``stop`` is set (SIGTERM) before the batch starts, the changed contexts are left
+    unloaded and unreported (the run counts them not started).
     """
     out = DestinationLoad(plans[0].sink.destination if plans else "")
     pending: list[tuple[Planned, ContextCacheResult]] = []
@@ -108,7 +112,7 @@ def load_destination(
             _fail(engine, plan, res, exc, on_result, out)
             continue
         pending.append((plan, res))
-    if not pending:
+    if not pending or (stop is not None and stop.is_set()):
         return out
     sessions = {id(p.sink): Session(p.sink) for p, _ in pending}
     try:

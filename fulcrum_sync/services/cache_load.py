@@ -116,6 +116,7 @@ def run(
     force: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[ContextCacheResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> CacheLoadResult:
     """Load every active context of ``grain`` (with the cache enabled) into its cache table.
 
@@ -127,6 +128,10 @@ def run(
     no selected tenant with a usable destination, or credentials refused by the only
     destination: nothing loaded), SinkError (the only destination is unreachable: nothing
     loaded) or StoreError.
+
+    :param stop: set by SIGTERM/Ctrl-C: the batch in flight is finished (each table is
+        replaced atomically), no other destination's starts, and the run is recorded
+        ``interrupted``.
     """
     for value, what in ((tenant, "tenant"), (metric, "metric")):
         if value is not None:
@@ -147,13 +152,17 @@ def run(
     }
     if force:
         arguments["force"] = True
-    rc = RunContext.start(engine, "cache-load", arguments, lease_seconds=settings.lease_seconds)
+    rc = RunContext.start(
+        engine, "cache-load", arguments, lease_seconds=settings.lease_seconds, stop=stop
+    )
     result.run_id = rc.run_id
     if on_start is not None:
         on_start(len(contexts))
 
     def summarize() -> tuple[str, dict[str, Any]]:
         result.finished_at = datetime.now(UTC)
+        result.not_started = len(contexts) - len(result.contexts)
+        result.interrupted = rc.stop.is_set()
         summary = result.summary()
         return str(summary["outcome"]), summary
 
@@ -217,8 +226,10 @@ def _load_groups(
     fields = {**rc.fields(), "grain": grain.value}
 
     def one(plans: list[Planned]) -> DestinationLoad:
+        if rc.stop.is_set():  # SIGTERM: a destination not started is left as it is
+            return DestinationLoad(plans[0].sink.destination)
         with bound_fields(**fields, destination=plans[0].sink.destination):
-            return load_destination(engine, plans, force=force, on_result=report)
+            return load_destination(engine, plans, force=force, on_result=report, stop=rc.stop)
 
     if len(groups) <= 1:
         return [one(plans) for plans in groups.values()]

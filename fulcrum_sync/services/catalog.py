@@ -18,6 +18,7 @@ from fulcrum_sync.domain import (
     shift_period,
 )
 from fulcrum_sync.sinks.identifiers import cache_table_name, collisions
+from fulcrum_sync.sources.registry import source_entry
 from fulcrum_sync.store import catalog as catalog_store
 
 TARGET_HORIZON_YEARS = 2  # constant targets are expanded this far past today
@@ -190,9 +191,10 @@ def expand_targets(
 def require_catalog(catalog: cat.Catalog, source_name: str) -> None:
     """Refuse a job on an empty catalog (InputError saying how to load one).
 
-    The demo source is exempt: an empty catalog there gets the demo catalog on discovery.
+    A self-contained source (the demo) is exempt: an empty catalog there gets the demo
+    catalog on discovery.
     """
-    if not catalog.tenants and source_name != "demo":
+    if not catalog.tenants and not source_entry(source_name).self_contained:
         raise InputError(
             f"the catalog is empty (FULCRUM_SYNC_SOURCE={source_name}): load one with "
             "`fulcrum-sync catalog load FILE`"
@@ -201,7 +203,7 @@ def require_catalog(catalog: cat.Catalog, source_name: str) -> None:
 
 def ensure_catalog(engine: Engine, source_name: str, history_start: date) -> bool:
     """Load the demo catalog when none is stored and the source is the demo; return if it did."""
-    if source_name != "demo" or not catalog_store.catalog_is_empty(engine):
+    if not source_entry(source_name).self_contained or not catalog_store.catalog_is_empty(engine):
         return False
     demo = cat.demo_catalog()
     targets = expand_targets(demo, history_start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ class Deps:
     :param snowflake_connect: builds a Snowflake DB-API connection from keyword arguments
         (default ``snowflake.connector.connect``; tests pass fakesnow's).
     :param patterns: pattern specs that replace the registered ones of the same name.
+    :param stop: set by SIGTERM/Ctrl-C (``stop_on_sigterm``) and only by them: the source's
+        waits wake on it and send nothing more.
     """
 
     settings: Settings | None = None
@@ -38,6 +41,7 @@ class Deps:
     snowflake_connect: Callable[..., Any] | None = None
     log_format: str | None = None
     verbose: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
     _owned: list[object] = field(default_factory=list)
 
     def get_settings(self) -> Settings:
@@ -57,10 +61,12 @@ class Deps:
         """
         if self.engine is None:
             from fulcrum_sync.config import check_database_choice
+            from fulcrum_sync.sources.registry import source_entry
             from fulcrum_sync.store.engine import open_engine
 
-            check_database_choice(self.get_settings())
             settings = self.get_settings()
+            entry = source_entry(settings.source)
+            check_database_choice(settings, self_contained=entry.self_contained)
             url = settings.database_url.get_secret_value()
             limits = settings.database_limits
             self.engine = open_engine(
@@ -77,9 +83,32 @@ class Deps:
         if self.source is None:
             from fulcrum_sync.sources import build_source
 
-            self.source = build_source(self.get_settings(), long_run=long_run)
+            self.source = build_source(
+                self.get_settings(),
+                long_run=long_run,
+                stop=self.stop,
+                connections=self._tenant_connections,
+            )
             self._owned.append(self.source)
         return self.source
+
+    def default_endpoint(self) -> str | None:
+        """How errors name the settings' source endpoint (``Cube at http://cube:4000``), or
+        None for a self-contained source (the demo) or an unset URL."""
+        from fulcrum_sync.sources.cube import cube_label
+        from fulcrum_sync.sources.registry import source_entry
+
+        settings = self.get_settings()
+        if source_entry(settings.source).self_contained or not settings.cube.api_url:
+            return None
+        return cube_label(settings.cube.api_url)
+
+    def _tenant_connections(self) -> dict[str, Any]:
+        """Each catalog tenant's own ``cube:`` block (None: the settings' Cube)."""
+        from fulcrum_sync.store.catalog import read_catalog
+
+        catalog = read_catalog(self.get_engine())
+        return {t.identifier: t.cube for t in catalog.tenants}
 
     def get_sink(self, target: str | None = None) -> CacheSink:
         """Return the cache sink for ``target`` (default: the settings' cache target).

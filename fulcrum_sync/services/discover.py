@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from fulcrum_sync import catalog as cat
 from fulcrum_sync.domain import (
     DiscoverResult,
+    FulcrumError,
     Grain,
     IsolationUnknown,
     NotIsolated,
@@ -94,6 +95,17 @@ def check_members(source: Source, defs: list[cat.ContextDef]) -> dict[str, list[
     return broken
 
 
+def _endpoint_of(source: Source, tenant: str) -> str:
+    """The endpoint ``tenant``'s requests go to ("" for a single-endpoint source)."""
+    route = getattr(source, "source_for", None)  # tenants' own Cubes (routing source)
+    if route is None:
+        return ""
+    try:
+        return str(route(tenant).endpoint)
+    except FulcrumError:
+        return f"unusable:{tenant}"  # its own probe fails alone, naming the fix
+
+
 def check_isolation(
     source: Source,
     defs: list[cat.ContextDef],
@@ -109,17 +121,21 @@ def check_isolation(
     (an unscoped Cube whose data lies elsewhere answers empty too): both are logged at
     error. Returns the metrics probed, the groups not isolated and the tenants that could
     not be told apart. Raises SourceError (SourceDownError) when a probe query fails.
+
+    Tenants on different Cube endpoints (their own ``cube:`` blocks) are compared only with
+    the tenants of their own endpoint: the probe runs per endpoint.
     """
-    by_metric: dict[str, dict[str, cat.ContextDef]] = {}
+    by_metric: dict[tuple[str, str], dict[str, cat.ContextDef]] = {}
     for ctx in defs:
-        tenants = by_metric.setdefault(ctx.metric.metric_id, {})
+        key = (ctx.metric.metric_id, _endpoint_of(source, ctx.tenant.identifier))
+        tenants = by_metric.setdefault(key, {})
         known = tenants.get(ctx.tenant.identifier)
         if known is None or _FINEST_FIRST.index(ctx.grain) < _FINEST_FIRST.index(known.grain):
             tenants[ctx.tenant.identifier] = ctx
     probed: list[str] = []
     found: list[NotIsolated] = []
     unknown: list[IsolationUnknown] = []
-    for metric_id, tenants in sorted(by_metric.items()):
+    for (metric_id, _endpoint), tenants in sorted(by_metric.items()):
         if len(tenants) < 2:
             continue
         grain = min((c.grain for c in tenants.values()), key=_FINEST_FIRST.index)
@@ -138,7 +154,8 @@ def check_isolation(
             rows = source.fetch_series(request)
             answer = tuple(sorted((r.date, r.value) for r in rows if r.value is not None))
             answers.setdefault(answer, []).append(identifier)
-        probed.append(metric_id)
+        if metric_id not in probed:
+            probed.append(metric_id)
         empty = answers.pop((), [])
         if empty:
             group_unknown = IsolationUnknown(metric_id, empty, grain, window)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
@@ -24,6 +24,8 @@ from fulcrum_sync.secrets import redact_url
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sources.base import Source
+from fulcrum_sync.sources.registry import source_entry
+from fulcrum_sync.sources.urls import public_url
 from fulcrum_sync.store import health
 from fulcrum_sync.store.engine import HEAD_REVISION, current_revision, open_engine
 
@@ -57,11 +59,21 @@ def run(deps: Deps, now: datetime | None = None) -> DoctorReport:
     return report
 
 
+def _flat_settings(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, object, bool]]:
+    """Each setting as (variable name, value, set?): sub-models (``cube``) give their fields
+    under their flat names (``FULCRUM_SYNC_CUBE_API_URL``)."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        env = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            yield from _flat_settings(value, f"{env}_")
+        else:
+            yield env, value, name in model.model_fields_set
+
+
 def _settings(report: DoctorReport, settings: Settings) -> None:
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        env = f"FULCRUM_SYNC_{name.upper()}"
-        if name == "database_url":
+    for env, value, given in _flat_settings(settings, "FULCRUM_SYNC_"):
+        if env == "FULCRUM_SYNC_DATABASE_URL":
             report.settings[env] = settings.masked_database_url
         elif isinstance(value, SecretStr):
             report.settings[env] = "set" if value.get_secret_value() else "unset"
@@ -69,9 +81,9 @@ def _settings(report: DoctorReport, settings: Settings) -> None:
             report.settings[env] = redact_url(value)  # a Cube or Pushgateway URL's password
         else:
             report.settings[env] = "" if value is None else str(value)
-        if name in settings.model_fields_set:
+        if given:
             report.settings_set.append(env)
-    given = ", ".join(
+    listed = ", ".join(
         f"{env.removeprefix('FULCRUM_SYNC_')}={report.settings[env] or '(empty)'}"
         for env in report.settings_set
     )
@@ -80,7 +92,7 @@ def _settings(report: DoctorReport, settings: Settings) -> None:
             "settings",
             OK,
             f"valid; source {settings.source}, cache target {settings.cache_target}; "
-            + (f"set: {given}" if given else "all defaults"),
+            + (f"set: {listed}" if listed else "all defaults"),
         )
     )
 
@@ -158,7 +170,7 @@ def _catalog(report: DoctorReport, engine: Engine, settings: Settings) -> cat.Ca
         report.add(Check("catalog", FAIL, str(exc), f"{load} again"))
         return None
     if not catalog.tenants:
-        if settings.source == "demo":
+        if source_entry(settings.source).self_contained:
             fix = "none needed: discover or sync loads the demo catalog"
             report.add(Check("catalog", WARN, "none loaded yet", fix))
         else:
@@ -178,16 +190,19 @@ def _catalog(report: DoctorReport, engine: Engine, settings: Settings) -> cat.Ca
 def _source(
     report: DoctorReport, deps: Deps, settings: Settings, catalog: cat.Catalog | None
 ) -> None:
-    if settings.source == "demo" and deps.source is None:
+    if source_entry(settings.source).self_contained and deps.source is None:
         report.add(Check("source", OK, f"demo (seed {settings.demo_seed}): no account needed"))
         return
     source = deps.source
+    blocks = {t.identifier: t.cube for t in (catalog.tenants if catalog else ())}
     try:
         if source is None:
             from fulcrum_sync.sources import build_source
 
-            quick = {"cube_retries": min(settings.cube_retries, CUBE_RETRIES)}
-            source = build_source(settings.model_copy(update=quick))
+            cube = settings.cube
+            quick = cube.model_copy(update={"retries": min(cube.retries, CUBE_RETRIES)})
+            quick_settings = settings.model_copy(update={"cube": quick})
+            source = build_source(quick_settings, connections=lambda: blocks)
     except InputError as exc:
         report.add(Check("cube", FAIL, str(exc), "set the variable named"))
         return
@@ -198,29 +213,63 @@ def _source(
             source.close()
 
 
+def _by_endpoint(
+    report: DoctorReport, settings: Settings, source: Source, tenants: list[str]
+) -> dict[str, list[str]]:
+    """The tenants behind each endpoint; a tenant whose endpoint cannot be built (a missing
+    variable or file) gets its failing check here."""
+    groups: dict[str, list[str]] = {}
+    route = getattr(source, "source_for", None)  # tenants' own Cubes (routing source)
+    for tenant in tenants:
+        try:
+            target = route(tenant) if route is not None else source
+        except InputError as exc:
+            report.add(Check(f"cube {tenant}", FAIL, str(exc), "set the variable named"))
+            continue
+        where = getattr(target, "endpoint", None) or public_url(settings.cube.api_url)
+        groups.setdefault(where, []).append(tenant)
+    return groups
+
+
 def _tenants(
     report: DoctorReport, settings: Settings, source: Source, catalog: cat.Catalog | None
 ) -> None:
+    """Each distinct endpoint once: its tenants' /meta, stopping at the first unreachable."""
     tenants = [
         t.identifier for t in (catalog.tenants if catalog else ()) if t.active and t.cache_enabled
     ]
     if not tenants:
         report.add(Check("cube", SKIP, "no tenant to ask for: the tenants come from the catalog"))
         return
-    where = redact_url(str(getattr(source, "base_url", settings.cube_api_url)))
-    for i, tenant in enumerate(tenants):
-        name = f"cube {tenant}"
-        try:
-            meta = source.fetch_metadata(tenant)
-        except FulcrumError as exc:
-            check = report.add(_cube_failure(name, exc, settings, where))
-            if check.unreachable:
-                for rest in tenants[i + 1 :]:
-                    report.add(Check(f"cube {rest}", SKIP, "Cube is unreachable"))
-                return
-            continue
-        members = len(meta.measures) + len(meta.dimensions)
-        report.add(Check(name, OK, f"{where}: token accepted; /meta lists {members} members"))
+    groups = _by_endpoint(report, settings, source, tenants)
+    for where, behind in groups.items():
+        for i, tenant in enumerate(behind):
+            name = f"cube {tenant}"
+            try:
+                meta = source.fetch_metadata(tenant)
+            except FulcrumError as exc:
+                check = report.add(_cube_failure(name, exc, settings, where))
+                if check.unreachable:
+                    for rest in behind[i + 1 :]:
+                        report.add(Check(f"cube {rest}", SKIP, f"Cube at {where} is unreachable"))
+                    break
+                continue
+            members = len(meta.measures) + len(meta.dimensions)
+            report.add(Check(name, OK, f"{where}: token accepted; /meta lists {members} members"))
+        if len(groups) > 1:
+            names = ", ".join(behind)
+            failed = [c for c in report.checks if c.name in {f"cube {t}" for t in behind}]
+            down = any(c.unreachable for c in failed)
+            state = "unreachable" if down else "reachable"
+            report.add(
+                Check(
+                    f"cube endpoint {where}",
+                    FAIL if down else OK,
+                    f"Cube at {where} {state}; tenants behind it: {names}",
+                    f"check that Cube is up and reachable from here at {where}" if down else None,
+                    unreachable=down,
+                )
+            )
 
 
 def _cube_failure(name: str, exc: FulcrumError, settings: Settings, where: str) -> Check:
@@ -229,7 +278,7 @@ def _cube_failure(name: str, exc: FulcrumError, settings: Settings, where: str) 
     if isinstance(exc, InputError) or _AUTH.search(text):
         fix = (
             "check FULCRUM_SYNC_CUBE_API_SECRET (the secret Cube verifies tokens with) and "
-            f"FULCRUM_SYNC_CUBE_TENANT_CLAIM (now {settings.cube_tenant_claim!r})"
+            f"FULCRUM_SYNC_CUBE_TENANT_CLAIM (now {settings.cube.tenant_claim!r})"
         )
         return Check(name, FAIL, text, fix)
     if "HTTP 404" in text:

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine
 
-from fulcrum_sync.domain import DependencyError
+from fulcrum_sync.domain import DependencyError, StopRequested
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.store import run_records, runs
@@ -247,6 +247,8 @@ def run_keyed(
         try:
             result = do(w.payload)
             outcome = summarize(result)
+        except StopRequested:
+            return None  # SIGTERM during a wait: abandoned; the key is released at the end
         except BaseException as exc:
             rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
             with contextlib.suppress(DependencyError):  # the error to report is ``exc``
@@ -300,6 +302,8 @@ def run_batch(
         return results  # claimed keys are released when the run finishes
     try:
         done = do_all([w.payload for w in mine])
+    except StopRequested:
+        return results  # SIGTERM during a wait: the claimed keys are released at the end
     except BaseException as exc:
         rc.halt(f"{type(exc).__name__}: {exc}")  # start nothing new; the error ends the run
         with contextlib.suppress(DependencyError):  # the error to report is ``exc``

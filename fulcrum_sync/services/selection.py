@@ -9,6 +9,7 @@ from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import Grain, InputError
 from fulcrum_sync.services.catalog import require_catalog
 from fulcrum_sync.services.discover import discover
+from fulcrum_sync.sources.registry import source_entry
 from fulcrum_sync.store import catalog as catalog_store
 from fulcrum_sync.store import contexts as contexts_store
 
@@ -125,7 +126,7 @@ def _preview(
 ) -> list[cat.ContextDef]:
     """The contexts discovery would store, from the stored (or demo) catalog; writes nothing."""
     catalog = catalog_store.read_catalog(engine)
-    if not catalog.tenants and source_name == "demo":
+    if not catalog.tenants and source_entry(source_name).self_contained:
         catalog = cat.demo_catalog()
     require_catalog(catalog, source_name)
     return _filter(catalog, grain, tenant, metric)

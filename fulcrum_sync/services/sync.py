@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from fulcrum_sync.domain import (
     CatchUpRest,
     ContextCacheResult,
     ContextResult,
+    InputError,
     RefusedError,
     SyncRequest,
     SyncRunResult,
@@ -139,6 +141,7 @@ def run(
         catch_up.max_periods_of(settings, request)  # refused before anything is written
     contexts = select_contexts(engine, settings, request.grain, request.tenant, request.metric)
     behind = catch_up.plan(engine, settings, request, contexts) if request.catch_up else None
+    _check_tenants(source, contexts)
     if loader is not None:
         loader.prepare(contexts)  # unsafe or shared table names: refused before any work
     rc = RunContext.start(
@@ -171,7 +174,7 @@ def run(
         if rc.stop.is_set() or behind is None:
             return None
         fields = rc.fields(tenant=ctx.tenant.identifier, metric=ctx.metric.metric_id)
-        with bound_fields(**fields, grain=ctx.grain.value):
+        with bound_fields(**fields, grain=ctx.grain.value), refusal_logged():
             res = catch_up.sync_missed(
                 rc, source, settings, ctx, behind.periods_of(ctx), request, overrides
             )
@@ -179,17 +182,18 @@ def run(
         return res
 
     def do(ctx: ContextDef) -> ContextResult:
-        res = sync_context(
-            engine,
-            source,
-            ctx,
-            request.period,
-            settings,
-            force_full=request.force_full,
-            run_id=run_id,
-            statuses=statuses.of(ctx),
-            owner=rc.owner,  # its run key completes in the transaction of its writes
-        )
+        with refusal_logged():  # inside the context: the line carries its fields
+            res = sync_context(
+                engine,
+                source,
+                ctx,
+                request.period,
+                settings,
+                force_full=request.force_full,
+                run_id=run_id,
+                statuses=statuses.of(ctx),
+                owner=rc.owner,  # its run key completes in the transaction of its writes
+            )
         down = source_down_reason(source, res)
         if down is not None:
             rc.halt(down)  # start no other context: the ones not started are released
@@ -241,6 +245,12 @@ def run(
         result.finished_at = datetime.now(UTC)
         result.not_started = len(contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = source.stats().since(before)
+        down = getattr(source, "down_endpoints", None)  # tenants' own Cubes (routing source)
+        if result.halted is None and down is not None and (ends := down()):
+            result.halted = (
+                f"Cube down at {', '.join(ends)}: the contexts behind "
+                f"{'it' if len(ends) == 1 else 'them'} failed, every other endpoint's ran"
+            )
         return result.outcome, summarize_run(result)
 
     with rc.recording(summarize):
@@ -271,12 +281,44 @@ def run(
                 made=True,
             )
         except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
-            result.refused = str(exc)
-            log_event(log, "source refused the credentials", logging.ERROR, error=str(exc))
+            result.refused = str(exc)  # logged by refusal_logged, with the context's fields
         finally:
             if loader is not None:
                 loader.close()
     return result
+
+
+def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:
+    """Refuse the run (InputError, exit 2, nothing done) when no selected tenant can be sent a
+    request: each lacks its own Cube's variable or file. With some usable, the others'
+    contexts fail naming the fix and the rest run."""
+    unusable = getattr(source, "unusable", None)  # tenants' own Cubes (routing source)
+    tenants = {c.tenant.identifier for c in contexts}
+    if unusable is None or not tenants:
+        return
+    problems = unusable(tenants)
+    if len(problems) == len(tenants):
+        raise InputError("; ".join(str(e) for e in problems.values()))
+
+
+@contextlib.contextmanager
+def refusal_logged() -> Iterator[None]:
+    """Log a RefusedError (401/403/404) at ``error`` where it happens, then let it end the run.
+
+    Raised inside a context's work, the line carries that context's bound fields (run_id,
+    run_key, tenant, metric, grain) and the endpoint.
+    """
+    try:
+        yield
+    except RefusedError as exc:
+        log_event(
+            log,
+            "source refused the credentials",
+            logging.ERROR,
+            endpoint=getattr(exc, "endpoint", None),
+            error=str(exc),
+        )
+        raise
 
 
 def vanished(ctx: ContextDef, run_key: str, period: date) -> ContextResult:

@@ -21,6 +21,7 @@ from fulcrum_sync.domain import (
     SeriesResult,
     SkipCounts,
     SourceDownError,
+    StopRequested,
     StoreBusyError,
     SyncType,
     Window,
@@ -241,6 +242,8 @@ def _fetch_series(
         rows = source.fetch_series(request)
         series.rows_fetched = len(rows)
         clean, series.skipped = sanitize(rows, dimensional=dim is not None)
+    except StopRequested:
+        raise  # SIGTERM during a wait: the context is abandoned unstored, its key released
     except Exception as exc:  # isolation: one series failing never stops the others
         _failed(series, exc)
         write = SeriesWrite(key, status, None, rows_fetched=series.rows_fetched, error=series.error)
@@ -326,6 +329,6 @@ def source_down_reason(source: Source, result: ContextResult) -> str | None:
     if error is None:
         return None
     stats = source.stats()
-    if stats.down_since is None:
-        return f"the source is down: {error}"
+    if stats.down_since is None:  # up again, or other endpoints still answer (per tenant)
+        return None
     return f"the source is down since {stats.down_since:%Y-%m-%d %H:%M:%SZ}: {stats.down_cause}"

@@ -1,4 +1,4 @@
-"""Semantic sources: the Cube REST client, the demo generator, and the factory that picks one.
+"""Semantic sources: the Cube REST client, the demo generator, and the registry that picks one.
 
 The Cube client (httpx, PyJWT, tenacity) and the demo generator (numpy) are imported when
 first used: importing ``fulcrum_sync.sources.base`` (every command does) loads neither.
@@ -7,11 +7,10 @@ first used: importing ``fulcrum_sync.sources.base`` (every command does) loads n
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import TYPE_CHECKING, Any
 
-from fulcrum_sync import __version__
 from fulcrum_sync.config import Settings
-from fulcrum_sync.domain import InputError
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source, SourceMetadata
 
 if TYPE_CHECKING:
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
     from fulcrum_sync.sources.cube import CubeSource
     from fulcrum_sync.sources.demo import DemoSource
     from fulcrum_sync.sources.guard import SourceGuard
+    from fulcrum_sync.sources.policy import RetryPolicy
+    from fulcrum_sync.sources.registry import Connections
 
 _LAZY = {
     "CubeSource": "fulcrum_sync.sources.cube",
@@ -27,6 +28,7 @@ _LAZY = {
     "URL_SETTING": "fulcrum_sync.sources.cube",
     "DemoSource": "fulcrum_sync.sources.demo",
     "SourceGuard": "fulcrum_sync.sources.guard",
+    "RetryPolicy": "fulcrum_sync.sources.policy",
 }
 
 
@@ -41,6 +43,7 @@ __all__ = [
     "CubeSource",
     "DemoSource",
     "FetchRequest",
+    "RetryPolicy",
     "SeriesRow",
     "Source",
     "SourceGuard",
@@ -51,68 +54,34 @@ __all__ = [
 
 
 def build_http_client(settings: Settings) -> httpx.Client:
-    """Return the process's one HTTP client for Cube, pooled for ``settings.workers`` threads."""
-    import httpx
+    """Return an HTTP client for Cube, pooled for ``settings.workers`` threads."""
+    from fulcrum_sync.sources.cube_factory import build_http_client as build
 
-    timeout = settings.cube_timeout_seconds
-    pool = settings.workers + 4  # one connection per worker, headroom for metadata calls
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-        headers={"User-Agent": f"fulcrum-sync/{__version__}"},
-    )
+    return build(settings)
 
 
 def build_source(
-    settings: Settings, *, http_client: httpx.Client | None = None, long_run: bool = False
+    settings: Settings,
+    *,
+    http_client: httpx.Client | None = None,
+    long_run: bool = False,
+    stop: threading.Event | None = None,
+    connections: Connections | None = None,
 ) -> Source:
-    """Return the source the settings name; a Cube source shares one HTTP client and one guard.
+    """Return the source the settings name (``FULCRUM_SYNC_SOURCE``, from the registry).
 
-    :param settings: ``source`` picks ``demo`` (seeded by ``demo_seed``) or ``cube``.
     :param http_client: the client Cube requests go through; built from the settings when
         None (and then closed by the source's ``close()``).
     :param long_run: a backfill: while Cube is down, requests wait for the breaker's trial
-        (``cube_breaker_reset_seconds`` later) instead of ending the run at once.
-    :raises InputError: when the Cube source lacks its URL or secret, or the URL is not http(s).
+        (``cube.breaker_reset_seconds`` later) instead of ending the run at once.
+    :param stop: the run's stop event: the source's waits wake on it and nothing more is sent.
+    :param connections: returns each tenant's own ``cube:`` block (or None): tenants with
+        one go to their own Cube, each endpoint with its own client, breaker and budget.
+    :raises InputError: an unknown source, or a source's missing or bad settings.
     """
-    if settings.source == "demo":
-        from fulcrum_sync.sources.demo import DemoSource
+    from fulcrum_sync.sources.registry import source_entry
 
-        return DemoSource(settings.demo_seed)
-    from fulcrum_sync.sources.cube import SECRET_SETTING, URL_SETTING, CubeSource
-    from fulcrum_sync.sources.guard import SourceGuard
-
-    url = settings.cube_api_url.strip()
-    if not url:
-        raise InputError(
-            f"{URL_SETTING} is not set: FULCRUM_SYNC_SOURCE=cube needs the Cube base URL "
-            "(e.g. https://cube.example.com)"
-        )
-    if not url.startswith(("http://", "https://")):
-        raise InputError(f"{URL_SETTING} must start with http:// or https://, got {url!r}")
-    if not settings.cube_api_secret.get_secret_value():
-        raise InputError(
-            f"{SECRET_SETTING} is not set: FULCRUM_SYNC_SOURCE=cube needs the secret that "
-            "signs Cube's JWTs"
-        )
-    owns_client = http_client is None
-    guard = SourceGuard(
-        "Cube",
-        max_concurrency=settings.cube_max_concurrency,
-        retry_budget=settings.cube_retry_budget,
-        reset_seconds=settings.cube_breaker_reset_seconds,
-        long_run=long_run,
-        max_pause=settings.cube_wait_deadline_seconds,
-    )
-    return CubeSource(
-        url,
-        settings.cube_api_secret,
-        client=http_client if http_client is not None else build_http_client(settings),
-        tenant_claim=settings.cube_tenant_claim,
-        token_ttl_seconds=settings.cube_token_ttl_seconds,
-        wait_deadline_seconds=settings.cube_wait_deadline_seconds,
-        retries=settings.cube_retries,
-        page_size=settings.cube_page_size,
-        guard=guard,
-        close_client=owns_client,
+    entry = source_entry(settings.source)
+    return entry.build(
+        settings, http_client=http_client, long_run=long_run, stop=stop, connections=connections
     )

@@ -12,9 +12,11 @@ secret and the JWTs it signs never appear in messages, reprs or logs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,6 @@ import tenacity
 from pydantic import SecretStr
 
 from fulcrum_sync.domain import (
-    InputError,
     QueryRejectedError,
     RefusedError,
     SourceDownError,
@@ -41,8 +42,10 @@ from fulcrum_sync.sources.cube_protocol import (
     parse_rows,
     retry_after,
 )
-from fulcrum_sync.sources.guard import CONCURRENCY_SETTING, SourceGuard
+from fulcrum_sync.sources.guard import SourceGuard
 from fulcrum_sync.sources.paging import PageSize, QueryLimitError, is_query_limit
+from fulcrum_sync.sources.policy import RetryPolicy
+from fulcrum_sync.sources.urls import check_http_url, check_secret, public_url
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,12 @@ URL_SETTING = "FULCRUM_SYNC_CUBE_API_URL"
 SECRET_SETTING = "FULCRUM_SYNC_CUBE_API_SECRET"
 CLAIM_SETTING = "FULCRUM_SYNC_CUBE_TENANT_CLAIM"
 DEADLINE_SETTING = "FULCRUM_SYNC_CUBE_WAIT_DEADLINE_SECONDS"
+CONCURRENCY_SETTING = "FULCRUM_SYNC_CUBE_MAX_CONCURRENCY"
+BUDGET_SETTING = "FULCRUM_SYNC_CUBE_RETRY_BUDGET"
+RESET_SETTING = "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS"
 
 _SNIPPET = 200
+DEFAULT_POLICY = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,16 @@ class _Throttled(SourceError):
 __all__ = ["CubeSource", "build_query", "parse_rows"]
 
 
+def cube_base(url: str) -> str:
+    """The deployment's base URL: ``/cubejs-api/v1`` and trailing slashes taken off."""
+    return url.strip().rstrip("/").removesuffix("/cubejs-api/v1")
+
+
+def cube_label(url: str) -> str:
+    """How messages name the deployment: ``Cube at http://cube:4000`` (no credentials)."""
+    return f"Cube at {public_url(cube_base(url))}"
+
+
 class CubeSource:
     """Fetch series from a Cube deployment's REST API.
 
@@ -91,19 +108,28 @@ class CubeSource:
         is appended; a URL that already ends with it is accepted too).
     :param api_secret: the secret that signs the HS256 JWTs Cube checks.
     :param client: the process's shared, thread-safe ``httpx.Client`` (injected).
+    :param policy: attempts, backoff, deadline (of "Continue wait" polling and 429 pauses)
+        and the run's retry budget.
     :param tenant_claim: the JWT claim that carries the tenant identifier (default ``tenant_id``).
     :param token_ttl_seconds: lifetime of a JWT; tokens are cached per tenant until near expiry.
-    :param wait_deadline_seconds: how long to poll while Cube answers "Continue wait".
-    :param retries: retries (after the first attempt) on timeouts, connection errors and 5xx;
-        a 429 is waited out (until ``wait_deadline_seconds``), not counted.
     :param page_size: rows per request; pages continue with ``offset`` until a short page.
     :param poll_interval: pause between "Continue wait" polls, in seconds.
-    :param backoff_initial: first retry delay (exponential with jitter); ``backoff_max`` caps it.
-    :param guard: the breaker, throttle, concurrency cap and retry budget (default: a guard
-        with its defaults on this source's clock and sleep).
+    :param guard: the endpoint's breaker, throttle, concurrency cap and retry budget
+        (default: a guard with its defaults and ``policy.budget``, on this source's clock,
+        sleep and stop event).
     :param sleep: how to pause (tests pass a recorder); ``clock`` returns epoch seconds.
     :param close_client: close ``client`` in ``close()`` (when ``build_source`` created it).
-    :raises InputError: when the URL or the secret is empty.
+    :param stop: the run's stop event (SIGTERM/Ctrl-C): every wait wakes on it and the
+        request in progress raises StopRequested; nothing is sent after it is set. Ignored
+        when ``guard`` is given (the guard holds it).
+    :param secret_hint: where the secret comes from, named when Cube refuses it.
+    :param url_hint: where the URL comes from, named when Cube answers 404.
+    :param per_tenant: ``api_secret`` may be empty: every tenant's credential is given with
+        :meth:`use_credential` (a tenant's own Cube, from its catalog ``cube:`` block).
+    :raises InputError: when the URL is not http(s) or the secret is empty.
+
+    Every error it raises starts with ``Cube at <url without credentials>:`` and carries
+    that address as ``endpoint``.
     """
 
     name = "cube"
@@ -114,49 +140,72 @@ class CubeSource:
         api_secret: SecretStr,
         *,
         client: httpx.Client,
+        policy: RetryPolicy = DEFAULT_POLICY,
         tenant_claim: str = "tenant_id",
         token_ttl_seconds: int = 300,
-        wait_deadline_seconds: float = 600.0,
-        retries: int = 5,
         page_size: int = 10_000,
         poll_interval: float = 0.5,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
         guard: SourceGuard | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         close_client: bool = False,
+        stop: threading.Event | None = None,
+        secret_hint: str = SECRET_SETTING,
+        url_hint: str = URL_SETTING,
+        per_tenant: bool = False,
     ) -> None:
-        base = base_url.strip().rstrip("/")
-        base = base.removesuffix("/cubejs-api/v1")
-        if not base:
-            raise InputError(f"{URL_SETTING} is not set: the Cube source needs its base URL")
-        if not api_secret.get_secret_value():
-            raise InputError(f"{SECRET_SETTING} is not set: the Cube source signs JWTs with it")
-        if page_size < 1 or retries < 0 or token_ttl_seconds < 1:
-            raise ValueError("page_size and token_ttl_seconds must be positive, retries >= 0")
+        base = cube_base(check_http_url(base_url, url_hint, "the Cube source needs its base URL"))
+        if not per_tenant:  # else each tenant brings its own (``use_credential``)
+            check_secret(api_secret, secret_hint, "the Cube source signs JWTs with it")
+        if page_size < 1 or token_ttl_seconds < 1:
+            raise ValueError("page_size and token_ttl_seconds must be positive")
         self.base_url = base
+        self.endpoint = public_url(base)
+        self.label = cube_label(base)
+        self.secret_hint, self.url_hint = secret_hint, url_hint
         self._secret = api_secret
         register_secret(api_secret)  # masked in every message and log line from now on
         self._client = client
+        self.policy = policy
         self.tenant_claim = tenant_claim
         self.token_ttl_seconds = token_ttl_seconds
-        self.wait_deadline_seconds = wait_deadline_seconds
-        self.retries = retries
         self._pages = PageSize(page_size)
         self.poll_interval = poll_interval
-        jitter = tenacity.wait_random(0, backoff_initial)
-        self._backoff = (
-            tenacity.wait_exponential(multiplier=backoff_initial, max=backoff_max) + jitter
-        )
+        self._backoff = policy.backoff()
         self._sleep = sleep
         self._clock = clock
         injected = None if sleep is time.sleep else sleep  # real time: interruptible waits
-        self.guard = guard or SourceGuard("Cube", clock=clock, sleep=injected)
+        self.guard = guard or SourceGuard(
+            self.label,
+            retry_budget=policy.budget,
+            max_pause=policy.deadline,
+            clock=clock,
+            sleep=injected,
+            stop=stop,
+            budget_setting=BUDGET_SETTING,
+            reset_setting=RESET_SETTING,
+            endpoint=self.endpoint,
+        )
         self._close_client = close_client
         self._auth = TenantAuth(
             api_secret, tenant_claim=tenant_claim, ttl_seconds=token_ttl_seconds, clock=clock
         )
+
+    def use_credential(self, tenant: str, credential: SecretStr, kind: str, where: str) -> None:
+        """Authenticate ``tenant`` with its own secret (``kind`` ``secret``: sign its JWTs) or
+        fixed token (``token``: send it); ``where`` names its variable or file in errors."""
+        register_secret(credential)
+        self._auth.use(tenant, credential, kind, where)
+
+    @property
+    def retries(self) -> int:
+        """Retries of one request after its first attempt (the policy's)."""
+        return self.policy.retries
+
+    @property
+    def wait_deadline_seconds(self) -> float:
+        """How long one request waits on "Continue wait" and 429s (the policy's deadline)."""
+        return self.policy.deadline
 
     def __repr__(self) -> str:
         return (
@@ -174,8 +223,13 @@ class CubeSource:
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Return every row of the series, paging with limit/offset until a short page.
 
-        Raises SourceDownError when Cube is down (the breaker is open), SourceError otherwise.
+        Raises SourceDownError when Cube is down (the breaker is open), SourceError otherwise,
+        StopRequested when the run is asked to stop while it waits.
         """
+        with self._named():
+            return self._fetch_series(request)
+
+    def _fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         what = f"{request.tenant}::{request.metric.metric_id} ({request.grain.value}"
         what += f", {request.dimension.dimension_id})" if request.dimension else ")"
         rows: list[SeriesRow] = []
@@ -203,8 +257,9 @@ class CubeSource:
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """Return every measure and dimension name of every cube (and view) ``tenant`` sees."""
         what = f"metadata for {tenant}"
-        body = self._call(_Call("GET", META_PATH, what, tenant))
-        return parse_meta(body, what)
+        with self._named():
+            body = self._call(_Call("GET", META_PATH, what, tenant))
+            return parse_meta(body, what)
 
     def stats(self) -> SourceStats:
         """Return the guard's counters (this process) and the page size in use."""
@@ -215,6 +270,22 @@ class CubeSource:
         self._auth.clear()
         if self._close_client:
             self._client.close()
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """Start every error's message with ``Cube at <url>:`` and set its ``endpoint``.
+
+        StopRequested passes as it is (not a failure of Cube).
+        """
+        try:
+            yield
+        except (SourceError, RefusedError) as exc:
+            prefix = f"{self.label}: "
+            if exc.args and isinstance(exc.args[0], str):
+                text = exc.args[0].replace(prefix, "")  # a message that quotes an earlier one
+                exc.args = (prefix + text, *exc.args[1:])
+            exc.endpoint = self.endpoint
+            raise
 
     def _redact(self, text: str) -> str:
         """Return ``text`` with the secret and anything that looks like a JWT masked."""
@@ -288,6 +359,7 @@ class CubeSource:
             try:
                 return retrying(self._send_unthrottled, call, deadline)
             except _TransientError as exc:
+                self.guard.check_stop(call.what)  # a signal during the last attempt: not down
                 attempts = retrying.statistics.get("attempt_number", self.retries + 1)
                 failure = (
                     f"{call.what}: Cube request failed after {attempts} attempt"
@@ -337,7 +409,7 @@ class CubeSource:
         detail = error_detail(response) if status >= 400 else ""
         self._auth.answered(call.tenant, call.tenant_id, status)
         if status == 429:
-            pause = self.guard.throttled(retry_after(response))
+            pause = self.guard.throttled(retry_after(response), what)
             raise _Throttled(f"HTTP 429{detail} (every worker pauses {pause:g}s)")
         if status >= 500 and not is_query_limit(detail):
             raise _TransientError(f"HTTP {status}{detail}", retry_after=retry_after(response))
@@ -347,14 +419,15 @@ class CubeSource:
         if status in (401, 403):
             refused = RefusedError(
                 f"{what}: Cube authentication failed (HTTP {status}{detail}): "
-                f"check {SECRET_SETTING} (the secret that signs the JWT) and {CLAIM_SETTING} "
+                f"check {self._auth.hint(call.tenant, self.secret_hint)} (the credential "
+                f"Cube verifies) and {CLAIM_SETTING} "
                 f"(the claim that carries the tenant, now {self.tenant_claim!r})"
             )
             raise self._auth.refuse(call.tenant, refused)  # checked once per tenant
         if status == 404:
             raise RefusedError(
-                f"{what}: Cube answered HTTP 404 for {call.path}: check {URL_SETTING} "
-                f"(now {self.base_url!r})"
+                f"{what}: Cube answered HTTP 404 for {call.path}: check {self.url_hint} "
+                f"(now {self.endpoint!r})"
             )
         if status >= 400:
             raise QueryRejectedError(f"{what}: Cube rejected the query (HTTP {status}){detail}")

@@ -37,11 +37,30 @@ class TenantAuth:
         self._clock = clock
         self._tokens: dict[tuple[str, int | None], tuple[str, float]] = {}
         self._refused: dict[str, RefusedError] = {}  # tenant -> why Cube refused it
+        # tenant -> (its own signing secret or fixed token, "secret" | "token", where it is read)
+        self._own: dict[str, tuple[SecretStr, str, str]] = {}
         self._decided: dict[str, threading.Event] = {}  # set once Cube answered a tenant
         self._lock = threading.Lock()
 
+    def use(self, tenant: str, credential: SecretStr, kind: str, where: str) -> None:
+        """Authenticate ``tenant`` with its own credential: ``kind`` ``secret`` signs its JWTs
+        with it, ``token`` sends it as it is; ``where`` names its variable or file."""
+        with self._lock:
+            self._own[tenant] = (credential, kind, where)
+            self._tokens = {k: v for k, v in self._tokens.items() if k[0] != tenant}
+
+    def hint(self, tenant: str, default: str) -> str:
+        """Where ``tenant``'s credential comes from (its variable or file, else ``default``)."""
+        own = self._own.get(tenant)
+        return f"tenant {tenant}'s cube.{own[2]}" if own else default
+
     def token(self, tenant: str, tenant_id: int | None) -> str:
-        """Return a JWT for the tenant, reusing a cached one until it is near expiry."""
+        """Return a JWT for the tenant, reusing a cached one until it is near expiry (or the
+        tenant's own fixed token)."""
+        own = self._own.get(tenant)
+        if own is not None and own[1] == "token":
+            return own[0].get_secret_value()
+        secret = own[0] if own is not None else self._secret
         now = self._clock()
         margin = min(30.0, self.ttl_seconds / 5)
         with self._lock:
@@ -54,7 +73,7 @@ class TenantAuth:
             claims[self.tenant_claim] = tenant
             claims["iat"] = int(now)
             claims["exp"] = int(now) + self.ttl_seconds
-            token = jwt.encode(claims, self._secret.get_secret_value(), algorithm="HS256")
+            token = jwt.encode(claims, secret.get_secret_value(), algorithm="HS256")
             self._tokens[(tenant, tenant_id)] = (token, float(claims["exp"]))
             return token
 

@@ -1,4 +1,5 @@
-"""One guard per source, shared by every worker: breaker, 429 throttle, concurrency cap, budget.
+"""One guard per source endpoint, shared by every worker: breaker, 429 throttle, concurrency cap,
+retry budget, and the run's stop signal.
 
 The breaker::
 
@@ -15,6 +16,11 @@ job; a failed trial gives up and everyone is refused.
 
 A 429 pauses every worker until its Retry-After (or an exponential backoff when absent);
 at most ``max_concurrency`` requests are in flight; retries come out of one budget per run.
+
+Every wait here (a retry's backoff, a 429 pause, a free place, the breaker's trial) wakes
+when the run's ``stop`` event is set (SIGTERM/Ctrl-C) and raises StopRequested: nothing is
+sent after the signal. The guard names no source: its ``name`` (the endpoint, e.g. ``Cube at
+http://cube:4000``) and the names of the settings its messages point to are given to it.
 """
 
 from __future__ import annotations
@@ -26,22 +32,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from fulcrum_sync.domain import SourceDownError, SourceStats
+from fulcrum_sync.domain import SourceDownError, SourceStats, StopRequested
 from fulcrum_sync.logs import log_event
 
 log = logging.getLogger(__name__)
 
-BUDGET_SETTING = "FULCRUM_SYNC_CUBE_RETRY_BUDGET"
-RESET_SETTING = "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS"
-CONCURRENCY_SETTING = "FULCRUM_SYNC_CUBE_MAX_CONCURRENCY"
 THROTTLE_BACKOFF = (1.0, 30.0)  # a 429 without Retry-After: first pause, longest pause
 _POLL = 0.05  # how often waits re-check when an injected sleep stands in for the condition
+_SLICE = 0.1  # with a stop event, condition waits wake this often to look at it
 
 
 class SourceGuard:
-    """Admit requests to one source; thread-safe, one per source and process.
+    """Admit requests to one source endpoint; thread-safe, one per endpoint and process.
 
-    :param name: the source's name in messages (``Cube``).
+    :param name: the endpoint in messages (``Cube at http://cube:4000``).
     :param max_concurrency: requests in flight at once, across all workers.
     :param retry_budget: retries this run may spend (see :meth:`take_retry`).
     :param reset_seconds: how long the breaker stays open before a trial request.
@@ -49,11 +53,16 @@ class SourceGuard:
     :param max_pause: the longest 429 pause honoured (a Retry-After beyond it is capped).
     :param clock: epoch seconds; ``sleep`` replaces the condition waits (tests pass a fake
         clock and sleep; None waits on the condition, so an opening breaker wakes sleepers).
+    :param stop: the run's stop event: every wait wakes when it is set and raises
+        StopRequested, and no request is admitted after it.
+    :param budget_setting: the setting that raises the retry budget (named in its warning).
+    :param reset_setting: the setting of ``reset_seconds`` (named in the outage warning).
+    :param endpoint: the address without credentials, the ``endpoint`` field of its log lines.
     """
 
     def __init__(
         self,
-        name: str = "Cube",
+        name: str = "source",
         *,
         max_concurrency: int = 8,
         retry_budget: int = 1000,
@@ -62,15 +71,23 @@ class SourceGuard:
         max_pause: float = 600.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
+        budget_setting: str = "the retry budget",
+        reset_setting: str = "the breaker reset",
+        endpoint: str | None = None,
     ) -> None:
         if max_concurrency < 1 or retry_budget < 0 or reset_seconds <= 0:
             raise ValueError("max_concurrency >= 1, retry_budget >= 0, reset_seconds > 0")
         self.name = name
+        self.endpoint = endpoint
         self.max_concurrency = max_concurrency
         self.retry_budget = retry_budget
         self.reset_seconds = reset_seconds
         self.long_run = long_run
         self.max_pause = max_pause
+        self.budget_setting = budget_setting
+        self.reset_setting = reset_setting
+        self.stop = stop
         self._clock = clock
         self._sleep = sleep
         self._cond = threading.Condition()
@@ -88,17 +105,24 @@ class SourceGuard:
 
     # ----------------------------------------------------------------- admission
 
+    def check_stop(self, what: str = "") -> None:
+        """Raise StopRequested when the run was asked to stop (nothing more is sent)."""
+        if self.stop is not None and self.stop.is_set():
+            prefix = f"{what}: " if what else ""
+            raise StopRequested(f"{prefix}not sent to {self.name}: the run was asked to stop")
+
     @contextmanager
     def slot(self) -> Iterator[None]:
         """Hold one of the in-flight places while a request is sent.
 
         Waits while a 429 pause lasts or every place is taken; raises SourceDownError when
-        the breaker refuses the request.
+        the breaker refuses the request, StopRequested when the run is asked to stop.
         """
         me = threading.get_ident()
         held_back = False
         with self._cond:
             while True:
+                self.check_stop()
                 now = self._clock()
                 wait = self._breaker_wait(me, now)
                 if wait is None and self._pause_until > now:
@@ -131,11 +155,14 @@ class SourceGuard:
         raise SourceDownError(f"not sent: {self.down_text()}")
 
     def backoff(self, seconds: float) -> None:
-        """Pause between retries; return early when the breaker opens (the next try is refused)."""
+        """Pause between retries or polls; return early when the breaker opens (the next try is
+        refused); raise StopRequested when the run is asked to stop."""
+        self.check_stop()
         if seconds <= 0:
             return
         if self._sleep is not None:
             self._sleep(seconds)
+            self.check_stop()
             return
         me = threading.get_ident()
         end = self._clock() + seconds
@@ -144,11 +171,18 @@ class SourceGuard:
                 remaining = end - self._clock()
                 if remaining <= 0:
                     return
-                self._cond.wait(remaining)
+                self._wait(remaining)
+                self.check_stop()
 
     def _wait(self, timeout: float | None) -> None:
-        """Wait with the lock released until notified or ``timeout`` (None: until notified)."""
+        """Wait with the lock released until notified or ``timeout`` (None: until notified).
+
+        With a stop event the wait wakes every ``_SLICE`` seconds to look at it (the caller
+        re-checks); an injected sleep stands in for the whole wait.
+        """
         if self._sleep is None:
+            if self.stop is not None:
+                timeout = _SLICE if timeout is None else min(timeout, _SLICE)
             self._cond.wait(timeout)
             return
         self._cond.release()
@@ -169,8 +203,12 @@ class SourceGuard:
                 self._state, self._trial, self._given_up, self._since = "closed", None, False, None
                 self._cond.notify_all()
 
-    def throttled(self, retry_after: float | None) -> float:
-        """A 429: pause every worker until Retry-After (or a growing backoff); return the pause."""
+    def throttled(self, retry_after: float | None, what: str = "") -> float:
+        """A 429: pause every worker until Retry-After (or a growing backoff); return the pause.
+
+        A pause that starts (none was under way) logs one ``warning`` with its seconds and the
+        endpoint; 429s answered during it extend it silently.
+        """
         with self._cond:
             if retry_after is None:
                 pause = self._throttle_backoff
@@ -178,9 +216,21 @@ class SourceGuard:
             else:
                 pause = retry_after
             pause = min(pause, self.max_pause)
-            self._pause_until = max(self._pause_until, self._clock() + pause)
+            now = self._clock()
+            starts = self._pause_until <= now
+            self._pause_until = max(self._pause_until, now + pause)
             self._counts["throttled"] += 1
-            return pause
+        if starts:
+            log_event(
+                log,
+                "source throttled",
+                logging.WARNING,
+                endpoint=self.endpoint,
+                wait_seconds=round(pause, 3),
+                error=f"{self.name} answered HTTP 429{f' to {what}' if what else ''}: every "
+                f"request to it waits {pause:g}s",
+            )
+        return pause
 
     def take_retry(self) -> bool:
         """Spend one retry from the run's budget; False (logged once) when it is spent."""
@@ -192,11 +242,10 @@ class SourceGuard:
                 self._budget_spent_logged = True
                 log.warning(
                     "%s: the run's retry budget is spent (%d retries, %s): the next failing "
-                    "request counts as %s down",
+                    "request counts as down",
                     self.name,
                     self.retry_budget,
-                    BUDGET_SETTING,
-                    self.name,
+                    self.budget_setting,
                 )
             return False
 
@@ -231,7 +280,7 @@ class SourceGuard:
                 self._since_text(),
                 cause,
                 self.reset_seconds,
-                RESET_SETTING,
+                self.reset_setting,
             )
             return True
 
@@ -246,7 +295,7 @@ class SourceGuard:
     # ----------------------------------------------------------------- reporting
 
     def down_text(self) -> str:
-        """``Cube is down since 2025-07-02 10:00:03Z (cause)``."""
+        """``Cube at http://cube:4000 is down since 2025-07-02 10:00:03Z (cause)``."""
         return f"{self.name} is down since {self._since_text()} ({self._cause})"
 
     def stats(self, page_size: int | None = None) -> SourceStats:
@@ -275,7 +324,7 @@ class SourceGuard:
             log,
             "source down",
             logging.ERROR,
-            source=self.name.lower(),
+            endpoint=self.endpoint,
             since=self._since_text(),
             error=f"{self.down_text()}: no more requests to it in this run; contexts not "
             "started are released for the next run",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import ContextResult, PatternRunResult
-from fulcrum_sync.services.keys import Overrides, pattern_jobs
+from fulcrum_sync.services.keys import Overrides, pattern_keys
 from fulcrum_sync.services.runner import RunContext
 
 if TYPE_CHECKING:
@@ -53,10 +53,11 @@ class PatternStep:
         res.patterns.extend(self.run(rc, ctx, res.period, skip_dimensions=skip))
 
     def keys(self, ctx: ContextDef, period: date) -> set[str]:
-        """The pattern run keys of ``ctx`` for ``period`` (none when disabled)."""
+        """The pattern run keys of ``ctx`` for ``period`` (none when disabled); made without
+        importing the patterns (pandas)."""
         if not self.enabled:
             return set()
-        return {job[2].run_key for job in pattern_jobs(ctx, period, overrides=self.overrides)}
+        return {item.run_key for item in pattern_keys(ctx, period, self.overrides)}
 
     def preload(self, rc: RunContext, ctx: ContextDef, periods: list[date]) -> ContextData | None:
         """The stored data ``ctx``'s patterns read for ``periods``, read once for all."""

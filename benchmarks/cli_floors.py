@@ -61,7 +61,7 @@ def _contexts_rows(url: str, n: int, period: date) -> list[tuple[Any, list[list[
     """Each context with the rows of its series (base first), as the store writes them."""
     from fulcrum_sync.catalog import active_contexts
     from fulcrum_sync.domain import Grain, SyncType, compute_window
-    from fulcrum_sync.services.sync_context import sanitize
+    from fulcrum_sync.services.run.sync_context import sanitize
     from fulcrum_sync.sources import DemoSource
     from fulcrum_sync.sources.base import FetchRequest
     from fulcrum_sync.store.catalog import read_catalog

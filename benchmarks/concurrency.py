@@ -145,8 +145,8 @@ def _sync_rate(database_url: str, cube_url: str, contexts: int, workers: int) ->
     The engine and the source come from ``Deps`` as the ``sync`` command gets them.
     """
     from fulcrum_sync.domain import Grain, SyncRequest
-    from fulcrum_sync.services import sync as sync_service
     from fulcrum_sync.services.deps import Deps
+    from fulcrum_sync.services.run import sync as sync_service
 
     _tests_on_path()
     prepare_state(database_url, synthetic_catalog(contexts, dimensions=DIMENSIONS))

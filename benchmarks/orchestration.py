@@ -248,8 +248,8 @@ class _StatementCounter:
 def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> dict[str, Any]:
     from benchmarks.common import InstantSource
     from fulcrum_sync.domain import Grain, SyncRequest
-    from fulcrum_sync.services import sync as sync_service
     from fulcrum_sync.services.deps import Deps
+    from fulcrum_sync.services.run import sync as sync_service
     from fulcrum_sync.store.engine import open_engine
 
     engine = open_engine(url, pooled=pooled)  # as ``sync --workers 1`` opens it
@@ -258,7 +258,7 @@ def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> 
     source = InstantSource()
     out: dict[str, Any] = {"contexts": contexts}
     if contexts == 0:  # the baseline: everything a sync process loads, no work
-        from fulcrum_sync.services import discover  # noqa: F401
+        from fulcrum_sync.services.operate import discover  # noqa: F401
 
         engine.dispose()
         return out
@@ -308,7 +308,7 @@ _PHASES = (
     # series, statuses and the key's completion: one transaction per context (issue 19)
     ("write context (series + status + complete)", "store/sync_write.py", "write_context"),
     ("read sync status", "store/sync_status.py", "read_grain_statuses"),
-    ("select contexts", "services/selection.py", "select_contexts"),
+    ("select contexts", "services/run/selection.py", "select_contexts"),
     ("ensure run items", "store/runs.py", "ensure_items"),
     ("keys done before the run", "store/runs.py", "succeeded_among"),
 )
@@ -320,7 +320,7 @@ def _profile_split(profiler: cProfile.Profile) -> dict[str, Any]:
     total = next(
         ct
         for (file, _line, fn), (_cc, _nc, _tt, ct, _callers) in stats.items()
-        if fn == "run" and file.endswith("services/sync.py")
+        if fn == "run" and file.endswith("services/run/sync.py")
     )
     phases: dict[str, float] = {}
     for label, suffix, func in _PHASES:

@@ -20,7 +20,7 @@ from fulcrum_sync.domain import Grain, Window, period_end, period_start, shift_p
 from fulcrum_sync.patterns import PatternInput, list_patterns, run_pattern
 from fulcrum_sync.patterns.base import normalise
 from fulcrum_sync.patterns.dimension_analysis import DimensionAnalysisSettings, dimension_analysis
-from fulcrum_sync.services.pattern_inputs import _between
+from fulcrum_sync.services.patterns.inputs import _between
 
 START = date(2025, 1, 1)
 

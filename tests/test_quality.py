@@ -123,7 +123,7 @@ def test_the_sync_service_imports_neither_pandas_nor_the_patterns():
     """A sync without patterns (every cron job with --no-patterns) never loads pandas: it
     costs about 0.3 s and 70 MB of every process start (issue 19)."""
     probe = (
-        "import sys, fulcrum_sync.services.sync, fulcrum_sync.cli.sync; "
+        "import sys, fulcrum_sync.services.run.sync, fulcrum_sync.cli.sync; "
         "print(sorted(m for m in ('pandas', 'statsmodels', 'fulcrum_sync.patterns') "
         "if m in sys.modules))"
     )

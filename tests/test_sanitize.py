@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fulcrum_sync.domain import SkipCounts
-from fulcrum_sync.services.sync_context import sanitize
+from fulcrum_sync.services.run.sync_context import sanitize
 from fulcrum_sync.sources.base import SeriesRow
 
 

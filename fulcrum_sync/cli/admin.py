@@ -42,7 +42,7 @@ def catalog_load(
     """
     from fulcrum_sync.render import admin as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import catalog as svc
+    from fulcrum_sync.services.operate import catalog as svc
 
     output = begin(ctx, json_out=json_out)
     deps = deps_of(ctx)
@@ -69,7 +69,7 @@ def catalog_validate(
     """
     from fulcrum_sync.render import admin as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import catalog as svc
+    from fulcrum_sync.services.operate import catalog as svc
 
     output = begin(ctx, json_out=json_out)
     catalog = svc.validate_catalog_file(file)
@@ -87,7 +87,7 @@ def catalog_show(ctx: typer.Context) -> None:
 
     Example: fulcrum-sync catalog show > catalog.yaml
     """
-    from fulcrum_sync.services import catalog as svc
+    from fulcrum_sync.services.operate import catalog as svc
 
     begin(ctx)
     text = svc.export_catalog(deps_of(ctx).get_engine())
@@ -105,7 +105,7 @@ def db_current(ctx: typer.Context, json_out: JsonOption = False) -> None:
     """
     from fulcrum_sync.render import admin as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import database as svc
+    from fulcrum_sync.services.operate import database as svc
 
     output = begin(ctx, json_out=json_out)
     deps = deps_of(ctx)
@@ -124,7 +124,7 @@ def db_upgrade(ctx: typer.Context) -> None:
     Example: FULCRUM_SYNC_DATABASE_URL=postgresql+psycopg://user@db/fulcrum fulcrum-sync db upgrade
     """
     from fulcrum_sync.render import admin as render
-    from fulcrum_sync.services import database as svc
+    from fulcrum_sync.services.operate import database as svc
 
     begin(ctx)
     deps = deps_of(ctx)

@@ -66,7 +66,7 @@ def cache_load(
     """
     from fulcrum_sync.render import cache_load as render
     from fulcrum_sync.render.console import SyncProgress
-    from fulcrum_sync.services import cache_load as svc
+    from fulcrum_sync.services.cache import load as svc
 
     output = begin(ctx, json_out=json_out, job=True)
     deps = deps_of(ctx)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fulcrum_sync.domain import RUN_OUTCOMES, WHAT_CHOICES, Grain
 
 if TYPE_CHECKING:
-    from fulcrum_sync.services.completion import StoredNames
+    from fulcrum_sync.services.operate.completion import StoredNames
 
 LOG_FORMATS = ("auto", "rich", "json")
 STATUS_FORMATS = ("table", "json", "openmetrics")
@@ -57,7 +57,7 @@ def _stored(pick: Callable[[StoredNames], list[str]]) -> Callable[[str], list[st
     def complete(incomplete: str) -> list[str]:
         try:
             from fulcrum_sync.config import load_settings
-            from fulcrum_sync.services.completion import stored_names
+            from fulcrum_sync.services.operate.completion import stored_names
 
             names = stored_names(load_settings())
         except Exception:  # a completion never fails: bad settings complete to nothing

@@ -24,7 +24,7 @@ def doctor(ctx: typer.Context, json_out: JsonOption = False) -> None:
     from fulcrum_sync.jsonable import jsonable
     from fulcrum_sync.render import doctor as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import doctor as svc
+    from fulcrum_sync.services.operate import doctor as svc
 
     deps = deps_of(ctx)
     try:

@@ -131,7 +131,7 @@ def _run(
     output = begin(ctx, json_out=json_out, job=True)
     from fulcrum_sync.render import patterns as render
     from fulcrum_sync.render.console import SyncProgress
-    from fulcrum_sync.services import patterns as svc
+    from fulcrum_sync.services.patterns import run as svc
 
     deps = deps_of(ctx)
     settings = deps.get_settings()
@@ -185,7 +185,7 @@ def patterns_list(json_out: JsonOption = False) -> None:
     """
     from fulcrum_sync.render import patterns as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services.patterns import list_patterns
+    from fulcrum_sync.services.patterns.run import list_patterns
 
     specs = list_patterns()
     if json_out:
@@ -231,7 +231,7 @@ def patterns_show(
     """
     from fulcrum_sync.render import patterns as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import patterns as svc
+    from fulcrum_sync.services.patterns import run as svc
 
     MetricContext.from_string(context)  # validate before touching the database
     grain_value = Grain.parse(grain)

@@ -77,7 +77,7 @@ def status(
     from fulcrum_sync.jsonable import jsonable
     from fulcrum_sync.render import status as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import status as svc
+    from fulcrum_sync.services.operate import status as svc
 
     if fmt not in (None, "table", "json", "openmetrics"):
         raise InputError(f"invalid --format {fmt!r}: expected table, json or openmetrics")
@@ -173,7 +173,7 @@ def runs(
         return
     from fulcrum_sync.render import runs as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import status as svc
+    from fulcrum_sync.services.operate import status as svc
 
     output = begin(ctx, json_out=json_out)
     deps = deps_of(ctx)
@@ -206,7 +206,7 @@ def runs_show(
     """
     from fulcrum_sync.render import runs as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import status as svc
+    from fulcrum_sync.services.operate import status as svc
 
     svc.check_run_prefix(run_id)  # validate before touching the database
     output = begin(ctx, json_out=json_out)

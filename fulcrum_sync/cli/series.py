@@ -66,7 +66,7 @@ def series_show(
     """
     from fulcrum_sync.render import series as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import series as svc
+    from fulcrum_sync.services.operate import series as svc
 
     mctx = MetricContext.from_string(context)  # validate everything before any I/O
     grain_value = Grain.parse(grain)

@@ -76,7 +76,7 @@ def state_show(
     """
     from fulcrum_sync.render import state as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import state as svc
+    from fulcrum_sync.services.operate import state as svc
 
     scope = _scope(tenant, metric, grain, dimension, first, last)  # validate before any I/O
     output = begin(ctx, json_out=json_out)
@@ -137,7 +137,7 @@ def state_reset(
     """
     from fulcrum_sync.render import state as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import state as svc
+    from fulcrum_sync.services.operate import state as svc
 
     scope = _scope(tenant, metric, grain, dimension, first, last)
     request = ResetRequest(scope, parse_what(what), dry_run=dry_run)
@@ -208,7 +208,7 @@ def state_prune(
     """
     from fulcrum_sync.render import retention as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services import retention as svc
+    from fulcrum_sync.services.operate import retention as svc
 
     request = PruneRequest(keep_days, dry_run=dry_run)
     request.check()

@@ -98,7 +98,7 @@ def sync(
     """
     from fulcrum_sync.render import sync as render
     from fulcrum_sync.render.console import SyncProgress, print_json
-    from fulcrum_sync.services import sync as sync_service
+    from fulcrum_sync.services.run import sync as sync_service
 
     if max_periods is not None and not catch_up:
         raise InputError(f"--max-periods {max_periods} needs --catch-up (it bounds a catch-up)")
@@ -140,7 +140,7 @@ def sync(
             keep_contexts=output is not Output.LOG,  # a job's log lines hold each context
         )
     if period is None and result.outcome != "interrupted":  # a scheduled run: prune after it
-        from fulcrum_sync.services.retention import prune_after_job
+        from fulcrum_sync.services.operate.retention import prune_after_job
 
         prune_after_job(engine, settings)  # FULCRUM_SYNC_RETENTION_DAYS; never fails the sync
     observe(ctx, result, contexts_behind=_behind(engine, settings, request))
@@ -159,7 +159,7 @@ def _behind(engine: Engine, settings: Settings, request: SyncRequest) -> int | N
     Pushgateway is set; None when the database cannot say)."""
     if not settings.pushgateway_url:
         return None
-    from fulcrum_sync.services.freshness import contexts_behind
+    from fulcrum_sync.services.operate.freshness import contexts_behind
 
     try:
         return contexts_behind(engine, request.grain, settings.now())

@@ -57,7 +57,7 @@ def verify(
     Example: fulcrum-sync verify --grain day --sample 20
     """
     from fulcrum_sync.render import verify as render
-    from fulcrum_sync.services import verify as svc
+    from fulcrum_sync.services.operate import verify as svc
 
     request = VerifyRequest(Grain.parse(grain), tenant, metric, sample, seed)
     request.check()

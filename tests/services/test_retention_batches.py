@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Engine, func, insert, select, update
 
 from fulcrum_sync.domain.retention import PruneRequest
-from fulcrum_sync.services import retention
+from fulcrum_sync.services.operate import retention
 from fulcrum_sync.store import tables as t
 
 TODAY = datetime(2025, 12, 1, tzinfo=UTC)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from fulcrum_sync.domain import Freshness, Grain, Health, Problem, StatusReport, decide_health
-from fulcrum_sync.services import headlines
+from fulcrum_sync.services.operate import headlines
 
 NOW = datetime(2025, 9, 10, 2, 30, tzinfo=UTC)
 EXPECTED = date(2025, 9, 9)

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from fulcrum_sync.cli import app
 from fulcrum_sync.config import load_settings
 from fulcrum_sync.domain import Grain, SinkError
-from fulcrum_sync.services import cache_load
+from fulcrum_sync.services.cache import load as cache_load
 from fulcrum_sync.sinks.destinations import snowflake_destinations
 from fulcrum_sync.sinks.identifiers import CacheTable
 from fulcrum_sync.sinks.snowflake import SnowflakeConfig, SnowflakeSink

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import ContextResult, PatternRunResult
-from fulcrum_sync.services.keys import Overrides, pattern_keys
-from fulcrum_sync.services.runner import RunContext
+from fulcrum_sync.services.run.keys import Overrides, pattern_keys
+from fulcrum_sync.services.run.runner import RunContext
 
 if TYPE_CHECKING:
-    from fulcrum_sync.services.pattern_inputs import ContextData
+    from fulcrum_sync.services.patterns.inputs import ContextData
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class PatternStep:
         """Run ``ctx``'s patterns for ``period`` (nothing when disabled)."""
         if not self.enabled:
             return []
-        from fulcrum_sync.services.patterns import run_context_patterns
+        from fulcrum_sync.services.patterns.run import run_context_patterns
 
         return run_context_patterns(
             rc, ctx, period, skip_dimensions=skip_dimensions, data=data, overrides=self.overrides
@@ -63,7 +63,7 @@ class PatternStep:
         """The stored data ``ctx``'s patterns read for ``periods``, read once for all."""
         if not self.enabled:
             return None
-        from fulcrum_sync.services.pattern_inputs import preloaded
+        from fulcrum_sync.services.patterns.inputs import preloaded
 
         return preloaded(rc.engine, ctx, periods)
 

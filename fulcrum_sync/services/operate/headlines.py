@@ -10,7 +10,7 @@ Causes, per grain:
 - **failing**: other failures (a rejected query): a person, or the repeat rule as above.
 - **never_synced** / **behind**: contexts without a failure; the next scheduled run syncs
   them, unless they are further behind than one catch-up takes (a backfill: a person).
-- **patterns**, **holes**, **cache**: from ``services/problems.py`` and ``services/holes.py``.
+- **patterns**, **holes**, **cache**: from ``problems.py`` and ``holes.py``.
 - **abandoned**: runs closed as ``abandoned`` (their process died unrecorded) since the
   last success of the same job: a person finds out why.
 - **last_run**: the last sync of a grain failed and nothing above explains it.

@@ -3,7 +3,7 @@
 :class:`SyncRun` holds what the run shares (engine, source, request, the catch-up plan, the
 run record) so that each step is a method: :meth:`~SyncRun.select` the contexts,
 :meth:`~SyncRun.claim` their keys, :meth:`~SyncRun.fetch` and store each context (one
-transaction that also completes its key, services/sync_context.py), run its
+transaction that also completes its key, services/run/sync_context.py), run its
 :meth:`~SyncRun.patterns`, load its :meth:`~SyncRun.cache` table, and :meth:`~SyncRun.record`
 the run. A context behind (``--catch-up``) takes :meth:`~SyncRun.catch_up` instead.
 """
@@ -30,15 +30,21 @@ from fulcrum_sync.domain import (
     SyncRunResult,
 )
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.services import catch_up
-from fulcrum_sync.services.catch_up import CatchUpPlan
-from fulcrum_sync.services.keys import ensure_expected, sync_item
-from fulcrum_sync.services.pattern_step import NO_PATTERNS, PatternStep
-from fulcrum_sync.services.runner import KeyedWork, RunContext, keep_leases, map_workers, run_keyed
-from fulcrum_sync.services.selection import select_contexts
-from fulcrum_sync.services.statuses import RunStatuses
-from fulcrum_sync.services.sync_context import source_down_reason, sync_context
-from fulcrum_sync.services.sync_report import (
+from fulcrum_sync.services.patterns.step import NO_PATTERNS, PatternStep
+from fulcrum_sync.services.run import catch_up
+from fulcrum_sync.services.run.catch_up import CatchUpPlan
+from fulcrum_sync.services.run.keys import ensure_expected, sync_item
+from fulcrum_sync.services.run.runner import (
+    KeyedWork,
+    RunContext,
+    keep_leases,
+    map_workers,
+    run_keyed,
+)
+from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.run.statuses import RunStatuses
+from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
+from fulcrum_sync.services.run.sync_report import (
     ALREADY_DONE,
     BUSY,
     FINISHING_PATTERNS,

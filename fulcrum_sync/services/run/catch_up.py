@@ -2,7 +2,7 @@
 
 For each selected context, every period after the latest one whose sync key succeeded, up
 to the target, oldest first, at most ``max_periods`` of them per run: fetched as one
-coalesced range like a backfill (services/stretches.py), then patterns per period on data as
+coalesced range like a backfill (services/run/stretches.py), then patterns per period on data as
 of that period. A context with no earlier success gets only the target (its FULL sync brings
 the history); one that is up to date takes the plain single-period path. The periods beyond
 the bound are named with the backfill that covers them. The run also finishes the pattern
@@ -34,11 +34,11 @@ from fulcrum_sync.domain import (
     rest_of,
     shift_period,
 )
-from fulcrum_sync.services.keys import pattern_jobs, sync_item
-from fulcrum_sync.services.pattern_step import PatternStep
-from fulcrum_sync.services.runner import RunContext
-from fulcrum_sync.services.stretches import sync_periods
-from fulcrum_sync.services.sync_context import plan_series
+from fulcrum_sync.services.patterns.step import PatternStep
+from fulcrum_sync.services.run.keys import pattern_jobs, sync_item
+from fulcrum_sync.services.run.runner import RunContext
+from fulcrum_sync.services.run.stretches import sync_periods
+from fulcrum_sync.services.run.sync_context import plan_series
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import backfills, progress, sync_status
 

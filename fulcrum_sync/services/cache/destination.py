@@ -2,7 +2,7 @@
 contexts one after the other on it.
 
 A ``cache-load`` run groups its contexts by destination (a tenant's own ``cache:`` or the
-settings') and runs the groups at once (services/cache_load.py); this module is one group.
+settings') and runs the groups at once (services/cache/load.py); this module is one group.
 A destination that cannot be opened (unreachable, or its credentials refused) fails every
 context of its group that had something to load, and no other group.
 """

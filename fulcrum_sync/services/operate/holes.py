@@ -11,7 +11,7 @@ results:
 - a result missing while its key is ``pending`` is unfinished work (kind ``patterns``): the
   next scheduled run does it when the period is among the ones it looks at.
 
-Keys ``failed``, ``released`` or ``running`` are left to ``services/problems.py``.
+Keys ``failed``, ``released`` or ``running`` are left to ``services/operate/problems.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from fulcrum_sync.domain import (
     patterns_command,
     shift_period,
 )
-from fulcrum_sync.services.keys import pattern_jobs
+from fulcrum_sync.services.run.keys import pattern_jobs
 from fulcrum_sync.store import status_reads
 from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
 

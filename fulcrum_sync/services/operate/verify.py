@@ -34,8 +34,8 @@ from fulcrum_sync.domain.verify import (
     VerifyResult,
     same,
 )
-from fulcrum_sync.services.selection import select_contexts
-from fulcrum_sync.services.sync_context import sanitize
+from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.run.sync_context import sanitize
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.destinations import CacheDestinations
 from fulcrum_sync.sources.base import FetchRequest, Source

@@ -1,6 +1,6 @@
 """The ``sync`` service: every active context of a grain for one period, once per run key.
 
-:func:`run` builds one :class:`~fulcrum_sync.services.sync_run.SyncRun` from ``Deps`` and the
+:func:`run` builds one :class:`~fulcrum_sync.services.run.sync_run.SyncRun` from ``Deps`` and the
 request; :func:`plan` says what it would fetch (``--dry-run``).
 """
 
@@ -15,13 +15,13 @@ from sqlalchemy import Engine
 
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import ContextResult, SyncRequest, SyncRunResult, SyncType, Window
-from fulcrum_sync.services import catch_up
 from fulcrum_sync.services.deps import Deps
-from fulcrum_sync.services.pattern_step import PatternStep
-from fulcrum_sync.services.selection import select_contexts
-from fulcrum_sync.services.statuses import RunStatuses
-from fulcrum_sync.services.sync_context import plan_series
-from fulcrum_sync.services.sync_run import CacheChain, SyncRun
+from fulcrum_sync.services.patterns.step import PatternStep
+from fulcrum_sync.services.run import catch_up
+from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.run.statuses import RunStatuses
+from fulcrum_sync.services.run.sync_context import plan_series
+from fulcrum_sync.services.run.sync_run import CacheChain, SyncRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +73,11 @@ def run(
     on_start: Callable[[int], None] | None = None,
     keep_contexts: bool = True,
 ) -> SyncRunResult:
-    """Sync every selected context for ``request.period`` (services/sync_run.py).
+    """Sync every selected context for ``request.period`` (services/run/sync_run.py).
 
     Each context is claimed under its run key first; keys already done are skipped unless
     ``request.force``. With ``request.catch_up`` a context behind syncs every period it
-    missed (services/catch_up.py); ``request.run_patterns`` runs its patterns, and
+    missed (services/run/catch_up.py); ``request.run_patterns`` runs its patterns, and
     ``request.cache_load`` loads its cache table. Raises InputError (bad filters, an unsafe
     table name, unusable cache target settings) or StoreError (database unreachable).
 
@@ -108,7 +108,7 @@ def cache_loader(deps: Deps, request: SyncRequest) -> CacheChain | None:
     """
     if not request.cache_load:
         return None
-    from fulcrum_sync.services.cache_load import ChainedLoad
+    from fulcrum_sync.services.cache.load import ChainedLoad
 
     sinks = deps.get_sinks()
     engine = deps.get_engine(workers=request.workers, pooled=True)

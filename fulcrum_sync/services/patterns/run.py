@@ -1,7 +1,7 @@
 """Run a context's analysis patterns on stored data, each under its own run key.
 
 ``sync``, its catch-up and ``backfill`` run them after each context's sync (through
-services/pattern_step.py); the ``patterns`` command runs them on their own (:func:`run`).
+services/patterns/step.py); the ``patterns`` command runs them on their own (:func:`run`).
 Patterns never call the source.
 """
 
@@ -28,9 +28,9 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.patterns.registry import PatternSpec, get_pattern, list_patterns, run_pattern
-from fulcrum_sync.services.keys import Overrides, PatternJob, pattern_jobs
-from fulcrum_sync.services.pattern_inputs import ContextData
-from fulcrum_sync.services.runner import (
+from fulcrum_sync.services.patterns.inputs import ContextData
+from fulcrum_sync.services.run.keys import Overrides, PatternJob, pattern_jobs
+from fulcrum_sync.services.run.runner import (
     KeyedWork,
     Outcome,
     RunContext,
@@ -38,7 +38,7 @@ from fulcrum_sync.services.runner import (
     map_workers,
     run_batch,
 )
-from fulcrum_sync.services.selection import select_contexts
+from fulcrum_sync.services.run.selection import select_contexts
 from fulcrum_sync.store import pattern_data
 from fulcrum_sync.store.catalog import read_catalog
 from fulcrum_sync.store.runs import Claim, KeyDone

@@ -7,7 +7,7 @@ through :class:`ChainedLoad`, with the same code.
 
 Each tenant loads into its destination (sinks/destinations.py): its own ``cache:`` or the
 settings'. Contexts are grouped by destination; each group runs on one connection
-(services/cache_destination.py), and the groups run at once. A tenant whose destination
+(services/cache/destination.py), and the groups run at once. A tenant whose destination
 cannot be built (a missing variable or file) fails alone, naming the fix; so does a
 destination that refuses its credentials or cannot be reached, unless it is the only one
 (then the run ends with its error: exit 2 for a refusal or a missing secret, 3 unreachable).
@@ -32,7 +32,7 @@ from fulcrum_sync.domain import (
     InputError,
 )
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.services.cache_destination import (
+from fulcrum_sync.services.cache.destination import (
     EMPTY_REASON,
     DestinationLoad,
     Planned,
@@ -42,8 +42,8 @@ from fulcrum_sync.services.cache_destination import (
     load_destination,
     record,
 )
-from fulcrum_sync.services.runner import RunContext
-from fulcrum_sync.services.selection import select_contexts
+from fulcrum_sync.services.run.runner import RunContext
+from fulcrum_sync.services.run.selection import select_contexts
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.destinations import CacheDestinations
 from fulcrum_sync.sinks.identifiers import CacheTable, check_collisions, normalize_part

@@ -23,9 +23,9 @@ from fulcrum_sync.domain import (
     iter_periods,
     last_complete_period,
 )
-from fulcrum_sync.services import headlines
-from fulcrum_sync.services.holes import holes
-from fulcrum_sync.services.problems import context_fix, problems
+from fulcrum_sync.services.operate import headlines
+from fulcrum_sync.services.operate.holes import holes
+from fulcrum_sync.services.operate.problems import context_fix, problems
 from fulcrum_sync.store import backfills, progress, reports, status_reads
 from fulcrum_sync.store import cache as cache_store
 from fulcrum_sync.store.catalog import read_catalog
@@ -88,8 +88,8 @@ def status(
 
     Freshness is the latest period whose sync succeeded per context (a context whose source
     has no rows for a period is not behind once that period's sync succeeded). Every problem
-    carries the command that fixes it (services/problems.py, services/holes.py); problems
-    are grouped into one headline per cause (services/headlines.py). ``target`` is the cache
+    carries the command that fixes it (problems.py, holes.py); problems
+    are grouped into one headline per cause (services/operate/headlines.py). ``target`` is the cache
     target whose loads are compared with the stored series; ``default_endpoint`` names the
     source in a headline when a stored error does not (``Cube at http://cube:4000``).
 

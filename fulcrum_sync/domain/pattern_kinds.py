@@ -32,7 +32,8 @@ PATTERN_KINDS: dict[str, PatternKind] = {
         PatternKind("performance_status", needs_dimension=False),
         PatternKind("historical_performance", needs_dimension=False),
         PatternKind("dimension_analysis", needs_dimension=True),
-        PatternKind("forecasting", needs_dimension=False),
+        # a coarser span to forecast: every grain but the coarsest (as the registry says)
+        PatternKind("forecasting", needs_dimension=False, grains=frozenset(list(Grain)[:-1])),
         PatternKind("data_quality", needs_dimension=False),
     )
 }

@@ -38,7 +38,7 @@ from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources import CubeSource, RetryPolicy
 from fulcrum_sync.store import tables as t
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PERIOD = "2025-07-10"
 SYNC = ("sync", "--grain", "day", "--period", PERIOD, "--no-patterns")
 

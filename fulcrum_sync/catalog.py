@@ -287,7 +287,7 @@ def parse_catalog(text: str, origin: str = "<catalog>") -> Catalog:
         return Catalog.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_field_path(data, e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise CatalogError(origin, problems, MAX_PROBLEMS_SHOWN) from None
+        raise CatalogError(origin, problems, MAX_PROBLEMS_SHOWN, data) from None
 
 
 def _field_path(data: Any, loc: tuple[int | str, ...]) -> str:

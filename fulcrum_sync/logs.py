@@ -284,7 +284,9 @@ def configure_logging(
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
-    logging.captureWarnings(True)
+    from fulcrum_sync.libwarnings import route_warnings
+
+    route_warnings()  # third-party warnings: logged under their module's name, no paths
     return effective
 
 

@@ -139,8 +139,8 @@ CATALOGS: dict[str, tuple[bytes, str]] = {
     "two_errors": (
         b"tenants:\n  - tenant_id: 1\n    identifier: acme\n    metrics:\n"
         b"      - {metric_id: m1, time_dimension: t}\n      - {metric_id: m2, measure: x}\n",
-        "2 problems: tenants[0](acme).metrics[0](m1).measure: Field required; "
-        "tenants[0](acme).metrics[1](m2).time_dimension: Field required",
+        "2 problems:\n  tenants[0](acme).metrics[0](m1).measure: Field required\n"
+        "  tenants[0](acme).metrics[1](m2).time_dimension: Field required",
     ),
     "look_alike": (
         _catalog(
@@ -165,8 +165,11 @@ def test_bad_catalogs_exit_2_naming_the_file_and_write_nothing(
     for name, (content, needle) in CATALOGS.items():
         path = tmp_path / f"{name}.yaml"
         path.write_bytes(content)
-        line = _one_line(_run(cli_env, "catalog", "load", str(path)))
-        assert str(path) in line and needle in line, name
+        result = _run(cli_env, "catalog", "load", str(path))
+        assert result.exit_code == 2 and "Traceback" not in result.output, name
+        assert str(path) in result.output and needle in result.output, name
+        if "problems:" not in result.output:
+            _one_line(result)  # one problem: one line
     assert _tables(db_url) == set()
 
 
@@ -174,10 +177,29 @@ def test_every_problem_is_listed_up_to_a_cap(cli_env: dict[str, str], tmp_path: 
     tenants = [{"tenant_id": -i - 1, "identifier": f"t{i}"} for i in range(25)]
     path = tmp_path / "many.yaml"
     path.write_text(_catalog(*tenants))
-    line = _one_line(_run(cli_env, "catalog", "load", str(path)))
-    assert "25 problems: tenants[0](t0).tenant_id" in line
-    assert "tenants[19](t19).tenant_id" in line and "tenants[20]" not in line
-    assert line.endswith("(and 5 more)")
+    result = _run(cli_env, "catalog", "load", str(path))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()  # a heading, one line per problem, the rest
+    assert lines[0].endswith("many.yaml: 25 problems:")
+    assert lines[1].startswith("  tenants[0](t0).tenant_id") and len(lines) == 22
+    assert lines[20].startswith("  tenants[19](t19).tenant_id") and "tenants[20]" not in lines[-1]
+    assert lines[-1] == "  (and 5 more)"
+
+
+def test_schema_and_pattern_problems_come_in_one_pass(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "both.yaml"
+    path.write_bytes(
+        b"tenants:\n  - tenant_id: 1\n    identifier: acme\n    metrics:\n"
+        b"      - {metric_id: m1, time_dimension: t, patterns: [forecastin]}\n"
+    )
+    result = _run(cli_env, "catalog", "validate", str(path))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].endswith("both.yaml: 2 problems:")
+    assert lines[1] == "  tenants[0](acme).metrics[0](m1).measure: Field required"
+    assert lines[2].startswith("  tenant acme: unknown pattern 'forecastin'")
 
 
 def test_an_empty_catalog_loads_with_allow_empty(

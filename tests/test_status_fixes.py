@@ -107,7 +107,7 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
         (
             "patterns",
             "acme::new_revenue",
-            f"fulcrum-sync patterns --grain day --period {D - timedelta(days=1)} "
+            f"fulcrum-sync patterns run --grain day --period {D - timedelta(days=1)} "
             "--tenant acme --metric new_revenue",
             True,
         ),

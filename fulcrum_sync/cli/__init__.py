@@ -26,8 +26,12 @@ from fulcrum_sync.cli import (
     verify,
 )
 from fulcrum_sync.cli._common import OUTPUT_PANEL, check_log_format, deps_of, handle_errors
+from fulcrum_sync.cli._root import RootGroup
+from fulcrum_sync.cli.complete import complete_log_formats
+from fulcrum_sync.libwarnings import route_warnings
 
 app = typer.Typer(
+    cls=RootGroup,
     name="fulcrum-sync",
     help="Keep a metrics platform's time series, Snowflake cache and patterns fresh.",
     no_args_is_help=True,
@@ -52,9 +56,10 @@ def root(
         typer.Option(
             "--log-format",
             metavar="[auto|rich|json]",
-            help="auto (JSON lines when not on a terminal), rich or json. "
-            "Default: FULCRUM_SYNC_LOG_FORMAT or auto.",
+            help="auto (JSON lines when not on a terminal), rich or json; accepted before or "
+            "after the command. Default: FULCRUM_SYNC_LOG_FORMAT or auto.",
             rich_help_panel=OUTPUT_PANEL,
+            autocompletion=complete_log_formats,
         ),
     ] = None,
     verbose: Annotated[
@@ -77,6 +82,7 @@ def root(
     ] = False,
 ) -> None:
     """Keep a metrics platform's time series, Snowflake cache and patterns fresh."""
+    route_warnings()  # before any library runs: its warnings go through the log, no paths
     deps = deps_of(ctx)
     deps.log_format = check_log_format(log_format)
     deps.verbose = verbose

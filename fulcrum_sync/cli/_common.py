@@ -24,6 +24,11 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from typer.exceptions import TyperException
 
+from fulcrum_sync.cli.complete import (
+    complete_grains,
+    complete_metrics,
+    complete_tenants,
+)
 from fulcrum_sync.domain import (
     DependencyError,
     FulcrumError,
@@ -170,15 +175,15 @@ class Output(Enum):
 
 
 def check_log_format(value: str | None) -> str | None:
-    """Refuse a ``--log-format`` other than auto, rich or json."""
+    """Refuse a ``--log-format`` other than auto, rich or json (the one check of the flag:
+    it is declared once, on the root, and ``cli._root`` moves it there from after a
+    command)."""
     if value is not None and value not in ("auto", "rich", "json"):
         raise InputError(f"invalid --log-format {value!r}: expected auto, rich or json")
     return value
 
 
-def begin(
-    ctx: typer.Context, log_format: str | None = None, *, json_out: bool = False, job: bool = False
-) -> Output:
+def begin(ctx: typer.Context, *, json_out: bool = False, job: bool = False) -> Output:
     """Set up logging for a command and say where its result goes.
 
     Jobs (sync, backfill, patterns, cache-load, discover) in JSON log mode write only JSON
@@ -190,7 +195,7 @@ def begin(
     deps = deps_of(ctx)
     settings = deps.get_settings()
     register_secrets_from(settings)
-    fmt = check_log_format(log_format) or deps.log_format or settings.log_format
+    fmt = deps.log_format or settings.log_format  # --log-format (the root's), else the setting
     if json_out or not job:
         configure_logging(fmt, verbose=deps.verbose, stream=sys.stderr, quiet=True)  # type: ignore[arg-type]
         return Output.JSON if json_out else Output.TABLE
@@ -276,7 +281,9 @@ def stop_on_sigterm(signalled: threading.Event | None = None) -> Iterator[thread
         if signalled is not None:
             signalled.set()
         name = signal.Signals(signum).name
-        _say(f"Received {name}: finishing work in flight, releasing the rest.")
+        from fulcrum_sync.render.console import say_above_progress
+
+        say_above_progress(f"Received {name}: finishing work in flight, releasing the rest.")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -299,19 +306,11 @@ GrainOption = Annotated[
         "-g",
         metavar=GRAIN_METAVAR,
         help="day, week or month (aliases: daily, weekly, monthly).",
+        autocompletion=complete_grains,
     ),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON instead of tables.", rich_help_panel=OUTPUT_PANEL)
-]
-LogFormatOption = Annotated[
-    str | None,
-    typer.Option(
-        "--log-format",
-        metavar="[auto|rich|json]",
-        help="auto, rich or json; the same as the global option, accepted here too.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
 ]
 PeriodOption = Annotated[
     str | None,
@@ -326,13 +325,23 @@ PeriodOption = Annotated[
 TenantOption = Annotated[
     str | None,
     typer.Option(
-        "--tenant", "-t", metavar="TENANT", help="Only this tenant.", rich_help_panel=SCOPE_PANEL
+        "--tenant",
+        "-t",
+        metavar="TENANT",
+        help="Only this tenant.",
+        rich_help_panel=SCOPE_PANEL,
+        autocompletion=complete_tenants,
     ),
 ]
 MetricOption = Annotated[
     str | None,
     typer.Option(
-        "--metric", "-m", metavar="METRIC", help="Only this metric.", rich_help_panel=SCOPE_PANEL
+        "--metric",
+        "-m",
+        metavar="METRIC",
+        help="Only this metric.",
+        rich_help_panel=SCOPE_PANEL,
+        autocompletion=complete_metrics,
     ),
 ]
 GrainFilterOption = Annotated[
@@ -343,6 +352,7 @@ GrainFilterOption = Annotated[
         metavar=GRAIN_METAVAR,
         help="Only this grain (aliases: daily, weekly, monthly). Default: all.",
         rich_help_panel=SCOPE_PANEL,
+        autocompletion=complete_grains,
     ),
 ]
 DimensionOption = Annotated[
@@ -373,15 +383,33 @@ ToOption = Annotated[
         rich_help_panel=SCOPE_PANEL,
     ),
 ]
+
+
+def in_range(low: int, high: int | None = None) -> Callable[[int | None], int | None]:
+    """An option callback refusing a number outside ``low..high`` (usage error, exit 2).
+
+    Used instead of Click's ``min``/``max``, which show as ``<int range> [1<=x<=64]`` in help:
+    the option shows ``N`` and says its range in words.
+    """
+
+    def check(value: int | None) -> int | None:
+        if value is not None and (value < low or (high is not None and value > high)):
+            expected = f"{low} to {high:,}" if high is not None else f"{low} or more"
+            raise typer.BadParameter(f"{value} is out of range: expected {expected}")
+        return value
+
+    return check
+
+
 WorkersOption = Annotated[
     int | None,
     typer.Option(
         "--workers",
         "-w",
-        min=1,
-        max=64,
-        help="Contexts worked at once. 1 runs everything in the main thread (debuggers). "
-        "Default: FULCRUM_SYNC_WORKERS.",
+        metavar="N",
+        callback=in_range(1, 64),
+        help="Contexts worked at once, 1 to 64; 1 runs everything in the main thread "
+        "(debuggers). Default: FULCRUM_SYNC_WORKERS.",
     ),
 ]
 ForceOption = Annotated[

@@ -11,7 +11,6 @@ from fulcrum_sync.cli._common import (
     GRAIN_METAVAR,
     ForceOption,
     JsonOption,
-    LogFormatOption,
     MetricOption,
     Output,
     TenantOption,
@@ -87,7 +86,6 @@ def backfill(
         bool, typer.Option("--dry-run", help="Print the plan and write nothing.")
     ] = False,
     json_out: JsonOption = False,
-    log_format: LogFormatOption = None,
 ) -> None:
     """Sync and analyse a range of periods; resumable by id and shardable across pods.
 
@@ -100,7 +98,7 @@ def backfill(
     from fulcrum_sync.render.console import SyncProgress, print_json
     from fulcrum_sync.services import backfill as svc
 
-    output = begin(ctx, log_format, json_out=json_out, job=True)
+    output = begin(ctx, json_out=json_out, job=True)
     deps = deps_of(ctx)
     settings = deps.get_settings()
     grain_value = parse_grain(grain)

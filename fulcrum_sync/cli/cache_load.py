@@ -9,7 +9,6 @@ import typer
 from fulcrum_sync.cli._common import (
     GrainOption,
     JsonOption,
-    LogFormatOption,
     MetricOption,
     TenantOption,
     begin,
@@ -47,7 +46,6 @@ def cache_load(
         ),
     ] = False,
     json_out: JsonOption = False,
-    log_format: LogFormatOption = None,
 ) -> None:
     """Copy each active context's stored series into its own cache table.
 
@@ -70,7 +68,7 @@ def cache_load(
     from fulcrum_sync.render.console import SyncProgress
     from fulcrum_sync.services import cache_load as svc
 
-    output = begin(ctx, log_format, json_out=json_out, job=True)
+    output = begin(ctx, json_out=json_out, job=True)
     deps = deps_of(ctx)
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)

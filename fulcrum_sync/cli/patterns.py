@@ -1,4 +1,7 @@
-"""``patterns``: run patterns on stored data; ``patterns list`` and ``patterns show``."""
+"""``patterns run`` (patterns on stored data), ``patterns list`` and ``patterns show``.
+
+``patterns --grain G`` without ``run`` is the older spelling of ``patterns run`` and still works.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from fulcrum_sync.cli._common import (
     GRAIN_METAVAR,
     GrainOption,
     JsonOption,
-    LogFormatOption,
     MetricOption,
     Output,
     PeriodOption,
@@ -25,6 +27,7 @@ from fulcrum_sync.cli._common import (
     stop_on_sigterm,
 )
 from fulcrum_sync.cli._push import observe
+from fulcrum_sync.cli.complete import complete_contexts, complete_grains, complete_patterns
 from fulcrum_sync.domain import (
     Grain,
     InputError,
@@ -35,45 +38,96 @@ from fulcrum_sync.domain import (
 
 patterns_app = typer.Typer(invoke_without_command=True)
 
+PatternOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pattern",
+        metavar="PATTERN",
+        help="Only this pattern (see `patterns list`).",
+        autocompletion=complete_patterns,
+    ),
+]
+OptionalGrain = Annotated[
+    str | None,
+    typer.Option(
+        "--grain",
+        "-g",
+        metavar=GRAIN_METAVAR,
+        help="day, week or month (required to run).",
+        autocompletion=complete_grains,
+    ),
+]
+PatternsForce = Annotated[
+    bool, typer.Option("--force", help="Run again patterns that already succeeded.")
+]
+
 
 @patterns_app.callback(invoke_without_command=True)
 @handle_errors
 def patterns(
     ctx: typer.Context,
-    grain: Annotated[
-        str | None,
-        typer.Option(
-            "--grain", "-g", metavar=GRAIN_METAVAR, help="day, week or month (required to run)."
-        ),
-    ] = None,
+    grain: OptionalGrain = None,
     period: PeriodOption = None,
     tenant: TenantOption = None,
     metric: MetricOption = None,
-    pattern: Annotated[
-        str | None,
-        typer.Option(
-            "--pattern", metavar="PATTERN", help="Only this pattern (see `patterns list`)."
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Run again patterns that already succeeded.")
-    ] = False,
+    pattern: PatternOption = None,
+    force: PatternsForce = False,
     workers: WorkersOption = None,
     json_out: JsonOption = False,
-    log_format: LogFormatOption = None,
+) -> None:
+    """Run patterns on stored data (`patterns run`), list them, show stored results.
+
+    `patterns --grain G ...` (without `run`) still runs them, as earlier versions did; the
+    documented spelling is `patterns run --grain G ...`.
+
+    Example: fulcrum-sync patterns run --grain day --pattern forecasting
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if grain is None:
+        raise InputError(
+            "missing --grain: `patterns run` needs --grain day, week or month "
+            "(`patterns list` and `patterns show` are the other subcommands)"
+        )
+    _run(ctx, grain, period, tenant, metric, pattern, force, workers, json_out)
+
+
+@patterns_app.command("run")
+@handle_errors
+def patterns_run(
+    ctx: typer.Context,
+    grain: GrainOption,
+    period: PeriodOption = None,
+    tenant: TenantOption = None,
+    metric: MetricOption = None,
+    pattern: PatternOption = None,
+    force: PatternsForce = False,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Run the enabled patterns of every active context on data already stored (no fetching).
 
     Each pattern runs under its own run key; one failing does not stop the others. Too
-    little data is stored as an insufficient_data result and reported as skipped.
+    little data is stored as an insufficient_data result and reported as skipped; a pattern
+    another run already did is skipped (already done) unless --force.
 
-    Example: fulcrum-sync patterns --grain day --period 2025-07-13 --pattern forecasting
+    Example: fulcrum-sync patterns run --grain day --period 2025-07-13 --pattern forecasting
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    output = begin(ctx, log_format, json_out=json_out, job=True)
-    if grain is None:
-        raise InputError("missing --grain: patterns needs --grain day, week or month")
+    _run(ctx, grain, period, tenant, metric, pattern, force, workers, json_out)
+
+
+def _run(
+    ctx: typer.Context,
+    grain: str,
+    period: str | None,
+    tenant: str | None,
+    metric: str | None,
+    pattern: str | None,
+    force: bool,
+    workers: int | None,
+    json_out: bool,
+) -> None:
+    output = begin(ctx, json_out=json_out, job=True)
     from fulcrum_sync.render import patterns as render
     from fulcrum_sync.render.console import SyncProgress
     from fulcrum_sync.services import patterns as svc
@@ -143,7 +197,12 @@ def patterns_list(json_out: JsonOption = False) -> None:
 @handle_errors
 def patterns_show(
     ctx: typer.Context,
-    context: Annotated[str, typer.Argument(help="tenant::metric, e.g. acme::new_revenue.")],
+    context: Annotated[
+        str,
+        typer.Argument(
+            help="tenant::metric, e.g. acme::new_revenue.", autocompletion=complete_contexts
+        ),
+    ],
     grain: GrainOption,
     period: Annotated[
         str | None,
@@ -151,11 +210,23 @@ def patterns_show(
             "--period", "-p", metavar="PERIOD", help="Analysis period. Default: the latest stored."
         ),
     ] = None,
+    pattern: PatternOption = None,
+    dimension: Annotated[
+        str | None,
+        typer.Option(
+            "--dimension",
+            "-d",
+            metavar="DIMENSION",
+            help="Only results for this dimension (dimension_analysis runs once per dimension).",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Show a context's stored pattern results for one period.
 
-    Example: fulcrum-sync patterns show acme::new_revenue --grain day
+    On a terminal a long report opens in a pager ($PAGER, else less); piped, it is printed.
+
+    Example: fulcrum-sync patterns show acme::new_revenue --grain day --pattern forecasting
     """
     from fulcrum_sync.render import patterns as render
     from fulcrum_sync.render.console import print_json
@@ -171,8 +242,16 @@ def patterns_show(
     if period is not None:
         wanted = resolve_period(grain_value, period, settings.history_start, now)
     latest = last_complete_period(grain_value, now)
-    rows = svc.show(deps.get_engine(), context, grain_value, wanted, latest)
+    rows = svc.show(
+        deps.get_engine(),
+        context,
+        grain_value,
+        wanted,
+        latest,
+        pattern=pattern,
+        dimension=dimension,
+    )
     if output is Output.JSON:
         print_json(rows)
     else:
-        render.print_pattern_results(context, grain_value, rows)
+        render.print_pattern_results(context, grain_value, rows, paged=True)

@@ -10,14 +10,22 @@ from fulcrum_sync.cli._common import (
     GRAIN_METAVAR,
     HEALTH_CODES,
     OUTPUT_PANEL,
+    GrainFilterOption,
     JsonOption,
     Output,
     begin,
     deps_of,
     handle_errors,
+    in_range,
     parse_grain,
 )
-from fulcrum_sync.domain import Health, InputError
+from fulcrum_sync.cli.complete import (
+    complete_commands,
+    complete_grains,
+    complete_outcomes,
+    complete_status_formats,
+)
+from fulcrum_sync.domain import RUN_OUTCOMES, Health, InputError, RunsQuery
 
 
 @handle_errors
@@ -25,7 +33,13 @@ def status(
     ctx: typer.Context,
     grain: Annotated[
         str | None,
-        typer.Option("--grain", "-g", metavar=GRAIN_METAVAR, help="Only this grain. Default: all."),
+        typer.Option(
+            "--grain",
+            "-g",
+            metavar=GRAIN_METAVAR,
+            help="Only this grain. Default: all.",
+            autocompletion=complete_grains,
+        ),
     ] = None,
     json_out: JsonOption = False,
     verbose: Annotated[
@@ -45,6 +59,7 @@ def status(
             help="table (default), json (as --json) or openmetrics: freshness gauges per grain "
             "for a node-exporter textfile collector.",
             rich_help_panel=OUTPUT_PANEL,
+            autocompletion=complete_status_formats,
         ),
     ] = None,
 ) -> None:
@@ -107,28 +122,70 @@ def runs(
     ctx: typer.Context,
     limit: Annotated[
         int,
-        typer.Option("--limit", "-n", min=1, max=10_000, help="How many runs (at most 10,000)."),
+        typer.Option(
+            "--limit",
+            "-n",
+            metavar="N",
+            callback=in_range(1, 10_000),
+            help="How many runs, 1 to 10,000.",
+        ),
     ] = 20,
     command: Annotated[
         str | None,
-        typer.Option("--command", "-c", metavar="COMMAND", help="Only runs of this command."),
+        typer.Option(
+            "--command",
+            "-c",
+            metavar="COMMAND",
+            help="Only runs of this command (sync, backfill, cache-load, ...).",
+            autocompletion=complete_commands,
+        ),
     ] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(
+            "--outcome",
+            "-o",
+            metavar="OUTCOME",
+            help=f"Only runs that ended so: {', '.join(RUN_OUTCOMES)}.",
+            autocompletion=complete_outcomes,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only runs started since: 2025-09-30, 2025-09-30T06:00 (UTC) or an age "
+            "(30m, 12h, 7d, 2w).",
+        ),
+    ] = None,
+    grain: GrainFilterOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """List recent invocations: command, arguments, host, start, duration, outcome.
 
-    `runs show ID` shows one invocation and each of its run keys.
+    Filters combine: `--outcome failed --since 7d --grain day` lists last week's failed day
+    runs. `runs show ID` shows one invocation and each of its run keys.
 
-    Example: fulcrum-sync runs --limit 5 --command sync
+    Example: fulcrum-sync runs --outcome failed --since 7d --command sync
     """
     if ctx.invoked_subcommand is not None:
         return
-    from fulcrum_sync.render import reports as render
+    from fulcrum_sync.render import runs as render
     from fulcrum_sync.render.console import print_json
     from fulcrum_sync.services import status as svc
 
     output = begin(ctx, json_out=json_out)
-    rows = svc.list_runs(deps_of(ctx).get_engine(), limit, command)
+    deps = deps_of(ctx)
+    query = RunsQuery.parse(
+        limit=limit,
+        command=command,
+        outcome=outcome,
+        since=since,
+        grain=grain,
+        now=deps.get_settings().now(),
+    )
+    rows = svc.list_runs(deps.get_engine(), query)
     if output is Output.JSON:
         print_json(rows)
     else:
@@ -147,7 +204,7 @@ def runs_show(
 
     Example: fulcrum-sync runs show 3f1c2a9e
     """
-    from fulcrum_sync.render import reports as render
+    from fulcrum_sync.render import runs as render
     from fulcrum_sync.render.console import print_json
     from fulcrum_sync.services import status as svc
 

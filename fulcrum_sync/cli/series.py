@@ -16,7 +16,9 @@ from fulcrum_sync.cli._common import (
     begin,
     deps_of,
     handle_errors,
+    in_range,
 )
+from fulcrum_sync.cli.complete import complete_contexts
 from fulcrum_sync.domain import Grain, InputError, MetricContext, SeriesRequest, period_range
 
 series_app = typer.Typer(help="Look at stored time series.", no_args_is_help=True)
@@ -26,7 +28,12 @@ series_app = typer.Typer(help="Look at stored time series.", no_args_is_help=Tru
 @handle_errors
 def series_show(
     ctx: typer.Context,
-    context: Annotated[str, typer.Argument(help="tenant::metric, e.g. acme::new_revenue.")],
+    context: Annotated[
+        str,
+        typer.Argument(
+            help="tenant::metric, e.g. acme::new_revenue.", autocompletion=complete_contexts
+        ),
+    ],
     grain: GrainOption,
     dimension: DimensionOption = None,
     last: Annotated[
@@ -34,9 +41,10 @@ def series_show(
         typer.Option(
             "--last",
             "-n",
-            min=1,
-            max=100_000,
-            help="The last N periods up to the latest stored (default 30 without --from/--to).",
+            metavar="N",
+            callback=in_range(1, 100_000),
+            help="The last N periods (1 to 100,000) up to the latest stored (default 30 without "
+            "--from/--to).",
         ),
     ] = None,
     first: FromOption = None,

@@ -23,6 +23,7 @@ from fulcrum_sync.cli._common import (
     handle_errors,
     parse_grain,
 )
+from fulcrum_sync.cli.complete import complete_what
 from fulcrum_sync.domain import (
     WHAT_CHOICES,
     InputError,
@@ -94,6 +95,7 @@ WhatOption = Annotated[
         help="What to clear (repeat or comma-separate): sync-status (the next sync is FULL), "
         "run-keys (the next run does those periods again), series (stored values and their "
         "sync status), patterns (results and their keys), cache (load records), all.",
+        autocompletion=complete_what,
     ),
 ]
 

@@ -10,7 +10,6 @@ from fulcrum_sync.cli._common import (
     ForceOption,
     GrainOption,
     JsonOption,
-    LogFormatOption,
     MetricOption,
     Output,
     PeriodOption,
@@ -21,6 +20,7 @@ from fulcrum_sync.cli._common import (
     emit,
     finish,
     handle_errors,
+    in_range,
     resolve_period,
     stop_on_sigterm,
 )
@@ -67,9 +67,10 @@ def sync(
         int | None,
         typer.Option(
             "--max-periods",
-            min=1,
             metavar="N",
-            help="With --catch-up: at most N periods per context in this run (default: 14 days, "
+            callback=in_range(1),
+            help="With --catch-up: at most N (1 or more) periods per context in this run "
+            "(default: 14 days, "
             "8 weeks, 3 months); the rest is logged as an error with the backfill for it.",
         ),
     ] = None,
@@ -86,7 +87,6 @@ def sync(
         bool, typer.Option("--dry-run", help="Show what would be fetched; write nothing.")
     ] = False,
     json_out: JsonOption = False,
-    log_format: LogFormatOption = None,
 ) -> None:
     """Sync every active context of a grain for one period, then run its patterns.
 
@@ -103,7 +103,7 @@ def sync(
 
     if max_periods is not None and not catch_up:
         raise InputError(f"--max-periods {max_periods} needs --catch-up (it bounds a catch-up)")
-    output = begin(ctx, log_format, json_out=json_out, job=True)
+    output = begin(ctx, json_out=json_out, job=True)
     deps = deps_of(ctx)
     settings = deps.get_settings()
     grain_value = Grain.parse(grain)

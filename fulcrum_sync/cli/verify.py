@@ -9,7 +9,6 @@ import typer
 from fulcrum_sync.cli._common import (
     GrainOption,
     JsonOption,
-    LogFormatOption,
     MetricOption,
     TenantOption,
     begin,
@@ -44,7 +43,6 @@ def verify(
         bool, typer.Option("--no-cache", help="Compare with the source only, not the cache.")
     ] = False,
     json_out: JsonOption = False,
-    log_format: LogFormatOption = None,
 ) -> None:
     """Check that the stored data still matches its source, and the cache the stored data.
 
@@ -63,7 +61,7 @@ def verify(
 
     request = VerifyRequest(Grain.parse(grain), tenant, metric, sample, seed)
     request.check()
-    output = begin(ctx, log_format, json_out=json_out, job=True)
+    output = begin(ctx, json_out=json_out, job=True)
     deps = deps_of(ctx)
     sink = None if no_cache else deps.get_sinks()
     result = svc.run(deps.get_engine(), deps.get_source(), sink, deps.get_settings(), request)

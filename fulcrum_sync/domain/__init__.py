@@ -84,6 +84,7 @@ from fulcrum_sync.domain.periods import (
     shift_period,
 )
 from fulcrum_sync.domain.reports import (
+    RUN_OUTCOMES,
     CacheLoadResult,
     CatalogSaveResult,
     ContextCacheResult,
@@ -96,6 +97,7 @@ from fulcrum_sync.domain.reports import (
     Problem,
     RevisionResult,
     RunDetail,
+    RunsQuery,
     StatusReport,
     UpgradeResult,
 )
@@ -140,6 +142,7 @@ __all__ = [
     "GRAIN_ALIASES",
     "PART_TABLES",
     "RESET_WHATS",
+    "RUN_OUTCOMES",
     "UNFINISHED_KEYS",
     "WHAT_CHOICES",
     "BackfillPlan",
@@ -183,6 +186,7 @@ __all__ = [
     "RunDetail",
     "RunKeyCount",
     "RunOutcome",
+    "RunsQuery",
     "Scope",
     "SeriesRequest",
     "SeriesResult",

@@ -87,7 +87,7 @@ def backfill_command(
 
 def patterns_command(grain: Grain, period: date, tenant: str, metric: str) -> str:
     """The patterns of one context and period, on stored data (unfinished keys only)."""
-    args = ["patterns", "--grain", grain.value, "--period", period_arg(grain, period)]
+    args = ["patterns", "run", "--grain", grain.value, "--period", period_arg(grain, period)]
     return command(*args, *_scope(tenant, metric))
 
 

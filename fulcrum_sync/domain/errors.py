@@ -65,18 +65,26 @@ class StopRequested(FulcrumError):
 class CatalogError(InputError):
     """A catalog that does not validate; ``problems`` holds every one (``field.path: what``).
 
-    Its message is one line: the first ``shown`` problems joined by ``; ``, then how many more.
+    One problem is one line; several are a heading (``invalid catalog F: 3 problems:``) and
+    one indented line each, the first ``shown`` of them, then how many more. ``data`` is
+    the parsed YAML when there was some (so later checks can look at it too).
     """
 
-    def __init__(self, origin: str, problems: Sequence[str], shown: int = 20) -> None:
+    def __init__(
+        self, origin: str, problems: Sequence[str], shown: int = 20, data: object = None
+    ) -> None:
         self.origin = origin
         self.problems = list(problems)
-        listed = "; ".join(self.problems[:shown])
-        if len(self.problems) > 1:
-            listed = f"{len(self.problems)} problems: {listed}"
+        self.shown = shown
+        self.data = data
+        if len(self.problems) == 1:
+            super().__init__(f"invalid catalog {origin}: {self.problems[0]}")
+            return
+        lines = [f"invalid catalog {origin}: {len(self.problems)} problems:"]
+        lines += [f"  {p}" for p in self.problems[:shown]]
         if len(self.problems) > shown:
-            listed += f" (and {len(self.problems) - shown} more)"
-        super().__init__(f"invalid catalog {origin}: {listed}")
+            lines.append(f"  (and {len(self.problems) - shown} more)")
+        super().__init__("\n".join(lines))
 
 
 class DependencyError(FulcrumError):

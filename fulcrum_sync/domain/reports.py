@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from fulcrum_sync.domain.errors import InputError
 from fulcrum_sync.domain.health import Headline
 from fulcrum_sync.domain.outcomes import Health, RunOutcome, derive_outcome
 from fulcrum_sync.domain.periods import Grain, Window
@@ -273,3 +275,60 @@ class RevisionResult:
     @property
     def current(self) -> bool:
         return self.revision == self.head
+
+
+RUN_OUTCOMES = tuple(o.value for o in RunOutcome)  # what ``runs --outcome`` accepts
+_AGO = re.compile(r"(\d+)\s*([mhdw])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunsQuery:
+    """Which invocations ``runs`` lists: newest first, at most ``limit``, filtered."""
+
+    limit: int = 20
+    command: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None  # started at or after (UTC)
+    grain: Grain | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        limit: int = 20,
+        command: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        grain: str | None = None,
+        now: datetime | None = None,
+    ) -> RunsQuery:
+        """Build a query from the command line's text; raise InputError naming a bad value."""
+        if outcome is not None and outcome not in RUN_OUTCOMES:
+            raise InputError(
+                f"invalid --outcome {outcome!r}: expected one of {', '.join(RUN_OUTCOMES)}"
+            )
+        return cls(
+            limit=limit,
+            command=command,
+            outcome=outcome,
+            since=None if since is None else parse_since(since, now or datetime.now(UTC)),
+            grain=None if grain is None else Grain.parse(grain),
+        )
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``2025-09-30``, ``2025-09-30T06:00`` (UTC unless it says) or an age: ``30m``, ``12h``,
+    ``7d``, ``2w`` before ``now``."""
+    value = text.strip()
+    ago = _AGO.fullmatch(value)
+    if ago:
+        return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"invalid --since {text!r}: expected a date (2025-09-30), a UTC time "
+            "(2025-09-30T06:00) or an age (30m, 12h, 7d, 2w)"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -6,7 +6,32 @@ import sys
 from typing import Any
 
 from fulcrum_sync.domain import BackfillPlan, BackfillResult, format_period
-from fulcrum_sync.render.console import print_table, stderr_console, stdout_console
+from fulcrum_sync.render.console import stderr_console, stdout_console
+from fulcrum_sync.render.table import Column, print_fitted
+
+PLAN_COLUMNS = (
+    Column("grain"),
+    Column("periods", "right"),
+    Column("first"),
+    Column("last"),
+    Column("contexts", "right"),
+    Column("sync keys", "right"),
+    Column("pattern keys", "right", drop=2),
+    Column("source queries (est.)", "right", drop=3),
+)
+RESULT_COLUMNS = (
+    Column("grain"),
+    Column("first"),
+    Column("last"),
+    Column("contexts", "right", drop=4),
+    Column("keys done", "right"),
+    Column("already done", "right"),
+    Column("failed", "right"),
+    Column("rows fetched", "right", drop=5),
+    Column("rows in range", "right", drop=6),
+    Column("fetch ratio", "right", drop=7),
+    Column("source queries", "right", drop=8),
+)
 
 
 def plan_json(plan: BackfillPlan) -> dict[str, Any]:
@@ -30,19 +55,10 @@ def print_plan(plan: BackfillPlan) -> None:
     """Print what a backfill would do (``--dry-run``)."""
     data = plan_json(plan)
     out = stdout_console()
-    print_table(
+    print_fitted(
         out,
         "backfill plan (dry run)",
-        [
-            "grain",
-            "periods",
-            "first",
-            "last",
-            "contexts",
-            "sync keys",
-            "pattern keys",
-            "source queries (est.)",
-        ],
+        PLAN_COLUMNS,
         [
             (
                 data["grain"],
@@ -55,8 +71,9 @@ def print_plan(plan: BackfillPlan) -> None:
                 data["estimated_source_queries"],
             )
         ],
+        hidden="--json",
     )
-    out.print("Contexts: " + ", ".join(data["contexts"]))
+    out.print("Contexts: " + ", ".join(data["contexts"]), markup=False)
     out.print("Dry run: nothing was written.")
 
 
@@ -84,22 +101,10 @@ def print_result(result: BackfillResult) -> None:
     """Print the backfill summary table and one plain closing line."""
     data = result_json(result)
     out = stdout_console()
-    print_table(
+    print_fitted(
         out,
         f"backfill {data['backfill_id']}",
-        [
-            "grain",
-            "first",
-            "last",
-            "contexts",
-            "keys done",
-            "already done",
-            "failed",
-            "rows fetched",
-            "rows in range",
-            "fetch ratio",
-            "source queries",
-        ],
+        RESULT_COLUMNS,
         [
             (
                 data["grain"],
@@ -115,6 +120,7 @@ def print_result(result: BackfillResult) -> None:
                 data["source_queries"],
             )
         ],
+        hidden="--json",
     )
     for failure in result.failures[:20]:
         out.print(f"failed: {failure}", markup=False)
@@ -126,7 +132,7 @@ def summary_line(result: BackfillResult) -> str:
     data = result_json(result)
     return (
         f"backfill {data['backfill_id']} {data['outcome']}: {data['done']} done, "
-        f"{data['already_done']} already done, {data['failed']} failed; rows fetched "
+        f"{data['already_done']} skipped (already done), {data['failed']} failed; rows fetched "
         f"{data['rows_fetched']} / in range {data['rows_in_range']} "
         f"(ratio {data['fetch_ratio']}); resume with --resume {data['backfill_id']}"
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+from rich.markup import escape
 
 from fulcrum_sync.domain import CacheLoadResult
-from fulcrum_sync.render.console import print_table, status_style, stdout_console
+from fulcrum_sync.render.console import status_style, stdout_console
+from fulcrum_sync.render.numbers import format_int
+from fulcrum_sync.render.table import Column, print_fitted
 
 
 def cache_load_json(result: CacheLoadResult) -> dict[str, Any]:
@@ -27,6 +31,17 @@ def cache_load_summary_fields(result: CacheLoadResult) -> dict[str, Any]:
     }
 
 
+CACHE_LOAD_COLUMNS = (
+    Column("context"),
+    Column("table", drop=5),
+    Column("rows loaded", "right"),
+    Column("size MB", "right", drop=2),
+    Column("window", drop=4),
+    Column("load time", "right", drop=3),
+    Column("status"),
+)
+
+
 def print_cache_load(result: CacheLoadResult) -> None:
     """Print one row per context's table, failures, and a closing line."""
     out = stdout_console()
@@ -42,9 +57,9 @@ def print_cache_load(result: CacheLoadResult) -> None:
         size = "" if c.size_mb is None else f"{'~' if c.size_estimated else ''}{c.size_mb:.3f}"
         rows.append(
             (
-                c.context,
-                c.table,
-                "" if c.status == "unchanged" else c.rows,
+                escape(c.context),
+                escape(c.table),
+                "" if c.status == "unchanged" else format_int(c.rows),
                 size,
                 c.window.to_string() if c.window else "",
                 f"{c.seconds:.2f}s",
@@ -53,8 +68,7 @@ def print_cache_load(result: CacheLoadResult) -> None:
         )
     estimated = any(c.size_estimated for c in result.contexts)
     caption = "~ size estimated from the rows: the target reported none" if estimated else None
-    columns = ["context", "table", "rows loaded", "size MB", "window", "load time", "status"]
-    print_table(out, title, columns, rows, caption=caption)
+    print_fitted(out, title, CACHE_LOAD_COLUMNS, rows, caption=caption, hidden="--json")
     for c in result.contexts:
         if c.status not in ("succeeded", "unchanged"):
             out.print(f"{c.status} {c.context}: {c.error or c.skip_reason}", markup=False)
@@ -65,9 +79,10 @@ def print_cache_load(result: CacheLoadResult) -> None:
             "(--force loads them anyway).",
             markup=False,
         )
+    loaded = format_int(cast(int, s["rows"]))
     out.print(
         f"Run {result.run_id}: {s['outcome']} ({s['succeeded']} loaded, {s['skipped']} "
-        f"skipped, {s['failed']} failed, {s['unchanged']} unchanged; {s['rows']} rows, "
+        f"skipped, {s['failed']} failed, {s['unchanged']} unchanged; {loaded} rows, "
         f"{s['size_mb']:.3f} MB in {s['duration_seconds']:.2f}s).",
         markup=False,
     )

@@ -6,12 +6,9 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,10 +17,20 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
-from rich.text import Text
 
 from fulcrum_sync.jsonable import jsonable
+from fulcrum_sync.render.table import Column, print_fitted
+
+__all__ = [
+    "Column",
+    "SyncProgress",
+    "print_fitted",
+    "print_json",
+    "print_table",
+    "status_style",
+    "stderr_console",
+    "stdout_console",
+]
 
 
 def stdout_console() -> Console:
@@ -47,107 +54,24 @@ def print_json(value: Any) -> None:
 
 def print_table(
     console: Console,
-    title: str,
-    columns: Sequence[str],
+    title: str | None,
+    columns: Sequence[str | Column],
     rows: Iterable[Sequence[Any]],
     *,
     caption: str | None = None,
-) -> None:
-    """Print a rich table; ``None`` cells show as an empty cell."""
-
-    table = Table(title=title, caption=caption, show_lines=False, title_justify="left")
-    for name in columns:
-        numeric = name.lower().startswith(("rows", "count", "n ", "duration", "size"))
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(table)
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """A column of :func:`print_fitted`: its header, alignment and how it gives way.
-
-    :param drop: 0 keeps the column whatever the width; otherwise the highest ``drop`` goes
-        first when the table is wider than the terminal.
-    :param fold: the column may wrap onto more lines (an error text) instead of widening.
-    """
-
-    name: str
-    justify: Literal["left", "right"] = "left"
-    drop: int = 0
-    fold: bool = False
-
-
-def print_fitted(
-    console: Console,
-    title: str | None,
-    columns: Sequence[Column],
-    rows: Sequence[Sequence[Any]],
-    *,
-    caption: str | None = None,
 ) -> list[str]:
-    """Print a compact table with one line per row, dropping columns that do not fit.
-
-    Columns are dropped highest ``drop`` first until the table fits the console's width; a
-    ``fold`` column wraps instead. Cells may hold rich markup. Return the dropped headers
-    (the caller says where the full detail is, e.g. ``--json``).
-    """
-    kept = list(range(len(columns)))
-    # A folding column counts with its header or _FOLD_WIDTH characters, whichever is wider.
-    short = [
-        [_fold_cell(cell) if columns[i].fold else cell for i, cell in enumerate(row)]
-        for row in rows
+    """Print a table through :func:`print_fitted` (it fits the terminal, never breaking an
+    identifier). A plain header string is a column that is never dropped, right-aligned when
+    its name says it holds numbers. Return the dropped headers."""
+    specs = [
+        c if isinstance(c, Column) else Column(c, "right" if _numeric(c) else "left")
+        for c in columns
     ]
-    wide = console.options.update_width(10_000)
-    while True:
-        trial = _compact_table(None, [columns[i] for i in kept], short, kept, None)
-        droppable = [i for i in kept if columns[i].drop]
-        if Measurement.get(console, wide, trial).maximum <= console.width or not droppable:
-            break
-        kept.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
-    console.print(_compact_table(title, [columns[i] for i in kept], rows, kept, caption))
-    return [c.name for i, c in enumerate(columns) if i not in kept]
+    return print_fitted(console, title, specs, list(rows), caption=caption, hidden="--json")
 
 
-_FOLD_WIDTH = 16
-
-
-def _fold_cell(cell: Any) -> Text:
-    text = cell if isinstance(cell, Text) else Text.from_markup("" if cell is None else str(cell))
-    return Text(text.plain[:_FOLD_WIDTH])
-
-
-def _compact_table(
-    title: str | None,
-    columns: Sequence[Column],
-    rows: Sequence[Sequence[Any]],
-    indexes: Sequence[int],
-    caption: str | None,
-) -> Table:
-    table = Table(
-        title=title,
-        caption=caption,
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        title_justify="left",
-        caption_justify="left",
-    )
-    for column in columns:
-        if column.fold:
-            table.add_column(column.name, justify=column.justify, overflow="fold")
-        else:
-            table.add_column(column.name, justify=column.justify, no_wrap=True)
-    for row in rows:
-        table.add_row(*(_cell(row[i]) for i in indexes))
-    return table
-
-
-def _cell(value: Any) -> str | Text:
-    if isinstance(value, Text):
-        return value
-    return "" if value is None else str(value)
+def _numeric(name: str) -> bool:
+    return name.lower().startswith(("rows", "count", "n ", "duration", "size"))
 
 
 def status_style(status: str) -> str:
@@ -163,6 +87,19 @@ def status_style(status: str) -> str:
         "abandoned": "red",
     }.get(status, "white")
     return f"[{colour}]{status}[/{colour}]"
+
+
+_LIVE: list[Progress] = []  # the progress bar on screen, if any (one at a time)
+
+
+def say_above_progress(text: str) -> None:
+    """Print ``text`` on stderr on a line of its own: above the progress bar while one is on
+    screen (rich moves the bar down), else plainly. Used for the SIGTERM/Ctrl-C notice, which
+    was glued to the bar's line when written straight to stderr."""
+    if _LIVE:
+        _LIVE[-1].console.print(text, markup=False, highlight=False)
+    else:
+        stderr_console().print(text, markup=False, highlight=False)
 
 
 class SyncProgress:
@@ -190,10 +127,13 @@ class SyncProgress:
                 transient=True,
             )
             self._progress.__enter__()
+            _LIVE.append(self._progress)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
+            if self._progress in _LIVE:
+                _LIVE.remove(self._progress)
             self._progress.__exit__(None, None, None)
 
     def start(self, total: int) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 from rich.markup import escape
 
 from fulcrum_sync.domain import DiscoverResult
-from fulcrum_sync.render.console import print_table, stdout_console
+from fulcrum_sync.render.console import stdout_console
+from fulcrum_sync.render.table import Column, print_fitted
 
 
 def print_discover(result: DiscoverResult, verbose: bool = False) -> None:
@@ -26,10 +27,15 @@ def print_discover(result: DiscoverResult, verbose: bool = False) -> None:
     changes = result.changes
     groups = changes.by_metric_context()
     if groups:
-        print_table(
+        print_fitted(
             out,
             "Context changes",
-            ["context", "grain", "change", "pattern contexts"],
+            (
+                Column("context"),
+                Column("grain"),
+                Column("change"),
+                Column("pattern contexts", fold=True),
+            ),
             [
                 (
                     g.context,
@@ -47,7 +53,12 @@ def print_discover(result: DiscoverResult, verbose: bool = False) -> None:
         for name in names
     ]
     if pattern_rows and verbose:
-        print_table(out, "Pattern context changes", ["context", "grain", "change"], pattern_rows)
+        print_fitted(
+            out,
+            "Pattern context changes",
+            (Column("context"), Column("grain"), Column("change")),
+            pattern_rows,
+        )
     elif pattern_rows:
         out.print(
             f"{len(pattern_rows)} pattern context changes counted above "
@@ -62,10 +73,10 @@ def print_discover(result: DiscoverResult, verbose: bool = False) -> None:
     )
     if result.checked_source:
         if result.broken_metrics:
-            print_table(
+            print_fitted(
                 out,
                 "Metrics the source cannot serve",
-                ["context", "missing members"],
+                (Column("context"), Column("missing members", fold=True)),
                 [(k, ", ".join(v)) for k, v in sorted(result.broken_metrics.items())],
             )
         else:
@@ -77,10 +88,16 @@ def print_isolation(result: DiscoverResult) -> None:
     """Print the tenant isolation probe: tenants the source does not keep apart, and the fix."""
     out = stdout_console()
     if result.not_isolated:
-        print_table(
+        print_fitted(
             out,
             "Tenants the source does not keep apart (identical answers)",
-            ["metric", "tenants", "grain", "window", "rows"],
+            (
+                Column("metric"),
+                Column("tenants", fold=True),
+                Column("grain"),
+                Column("window", drop=2),
+                Column("rows", "right", drop=3),
+            ),
             [
                 (g.metric, ", ".join(g.tenants), g.grain.value, g.window.to_string(), g.rows)
                 for g in result.not_isolated

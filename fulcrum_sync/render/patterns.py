@@ -16,8 +16,9 @@ from rich.tree import Tree
 
 from fulcrum_sync.domain import Grain, PatternsRunResult, format_period
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.render.console import print_table, status_style, stdout_console
+from fulcrum_sync.render.console import status_style, stdout_console
 from fulcrum_sync.render.numbers import format_field
+from fulcrum_sync.render.table import Column, print_fitted
 
 
 def patterns_result_json(result: PatternsRunResult) -> dict[str, Any]:
@@ -41,30 +42,66 @@ def patterns_result_json(result: PatternsRunResult) -> dict[str, Any]:
     }
 
 
+RUN_COLUMNS = (
+    Column("context"),
+    Column("pattern"),
+    Column("dimension", drop=2),
+    Column("status"),
+    Column("detail", fold=True),
+)
+SPEC_COLUMNS = (
+    Column("name"),
+    Column("version", drop=3),
+    Column("grains", drop=2),
+    Column("data needed", drop=4),
+    Column("lookback (periods)", drop=5),
+    Column("what it does", fold=True),
+)
+
+
 def print_patterns_result(result: PatternsRunResult) -> None:
     """Print one row per pattern run, then failures and a closing line."""
     out = stdout_console()
     req = result.request
     rows = [
         (
-            c.context.to_string(),
-            p.pattern,
-            p.dimension or "",
-            status_style(p.status),
-            (p.error or "")[:120],
+            escape(c.context.to_string()),
+            escape(p.pattern),
+            escape(p.dimension or ""),
+            status_style(SHOWN_STATUS.get(p.status, p.status)),
+            escape(SKIP_REASONS.get(p.status) or (p.error or "")[:120]),
         )
         for c in sorted(result.contexts, key=lambda c: c.context)
         for p in c.patterns
     ]
-    print_table(
+    print_fitted(
         out,
         f"patterns {req.grain.value} {format_period(req.grain, req.period)}",
-        ["context", "pattern", "dimension", "status", "detail"],
+        RUN_COLUMNS,
         rows,
+        hidden="--json",
     )
-    totals = result.totals()
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "no patterns"
-    out.print(f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; {counts}).")
+    if any(p.status == "done" for c in result.contexts for p in c.patterns):
+        out.print("already done: another run did these; use --force to run them again.")
+    out.print(
+        f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; "
+        f"{totals_text(result.totals())})."
+    )
+
+
+# A pattern key another run finished is "skipped (already done)", as sync says it.
+SHOWN_STATUS = {"done": "skipped", "busy": "skipped"}
+SKIP_REASONS = {
+    "done": "already done",
+    "busy": "claimed by another running process",
+}
+
+
+def totals_text(totals: dict[str, int]) -> str:
+    """``3 succeeded, 2 skipped (already done)``: statuses as sync words them."""
+    words = {"done": "skipped (already done)", "busy": "skipped (claimed by another process)"}
+    parts = [f"{n} {words.get(s, s)}" for s, n in sorted(totals.items())]
+    return ", ".join(parts) or "no patterns"
 
 
 def pattern_spec_json(spec: Any) -> dict[str, Any]:
@@ -82,10 +119,10 @@ def pattern_spec_json(spec: Any) -> dict[str, Any]:
 
 def print_pattern_specs(specs: Sequence[Any]) -> None:
     """Print the registry."""
-    print_table(
+    print_fitted(
         stdout_console(),
         "Patterns",
-        ["name", "version", "grains", "data needed", "lookback (periods)", "what it does"],
+        SPEC_COLUMNS,
         [
             (
                 s.name,
@@ -93,20 +130,40 @@ def print_pattern_specs(specs: Sequence[Any]) -> None:
                 ", ".join(g.value for g in Grain if g in s.grains),
                 ", ".join(sorted(s.needs)),
                 ", ".join(f"{g.value} {n}" for g, n in s.lookback.items()),
-                s.description,
+                escape(s.description),
             )
             for s in specs
         ],
+        hidden="--json",
     )
 
 
-def print_pattern_results(context: str, grain: Grain, rows: Sequence[dict[str, Any]]) -> None:
+def print_pattern_results(
+    context: str, grain: Grain, rows: Sequence[dict[str, Any]], *, paged: bool = False
+) -> None:
     """Print stored results readably: a tree per pattern (and dimension), numbers formatted,
-    lists of records as tables (or one line per record when a table would not fit)."""
+    lists of records as tables (or one line per record when a table would not fit).
+
+    :param paged: on a terminal, show the report in a pager (rich's, i.e. $PAGER or less);
+        piped or redirected output is printed as it is.
+    """
     out = stdout_console()
     if not rows:
-        out.print(f"No pattern results stored for {context} at grain {grain.value}.")
+        out.print(
+            f"No pattern results stored for {escape(context)} at grain {grain.value} "
+            "(with these filters)."
+        )
         return
+    if paged and out.is_terminal:
+        with out.pager(styles=True):
+            _print_results(out, context, grain, rows)
+    else:
+        _print_results(out, context, grain, rows)
+
+
+def _print_results(
+    out: Console, context: str, grain: Grain, rows: Sequence[dict[str, Any]]
+) -> None:
     period = rows[0]["analysis_period"]
     out.print(f"[bold]{escape(context)}[/bold] {grain.value} {period}: {len(rows)} results")
     for row in rows:

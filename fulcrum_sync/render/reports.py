@@ -8,45 +8,18 @@ from typing import Any
 
 from rich.markup import escape
 
-from fulcrum_sync.domain import Problem, RunDetail, StatusReport, format_period
+from fulcrum_sync.domain import Problem, StatusReport, format_period
 from fulcrum_sync.render.console import (
     Column,
-    print_fitted,
     print_table,
-    status_style,
     stdout_console,
 )
-from fulcrum_sync.render.numbers import format_number
+from fulcrum_sync.render.runs import print_runs
+from fulcrum_sync.render.table import command_lines
 
 
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else str(value or "")
-
-
-def print_runs(rows: Sequence[dict[str, Any]], title: str = "Recent runs") -> None:
-    """Print invocations, newest first."""
-    print_table(
-        stdout_console(),
-        title,
-        ["run id", "command", "arguments", "host", "started (UTC)", "duration", "outcome"],
-        [
-            (
-                r["run_id"][:8],
-                r["command"],
-                _arguments_text(r.get("arguments") or {}),
-                r["host"],
-                _when(r["started_at"]),
-                f"{r['duration_seconds']:.1f}s" if r.get("duration_seconds") is not None else "",
-                status_style(r.get("outcome") or ""),
-            )
-            for r in rows
-        ],
-    )
-
-
-def _arguments_text(arguments: dict[str, Any]) -> str:
-    shown = {k: v for k, v in arguments.items() if v not in (None, False, [], {})}
-    return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
 def print_status(report: StatusReport) -> None:
@@ -57,7 +30,14 @@ def print_status(report: StatusReport) -> None:
         print_table(
             out,
             "Failing series",
-            ["context", "grain", "series", "failing since (UTC)", "last success", "last error"],
+            (
+                Column("context"),
+                Column("grain"),
+                Column("series"),
+                Column("failing since (UTC)", drop=2),
+                Column("last success", drop=3),
+                Column("last error", fold=True),
+            ),
             [
                 (
                     f"{r['tenant']}::{r['metric_id']}",
@@ -76,7 +56,14 @@ def print_status(report: StatusReport) -> None:
         print_table(
             out,
             "Failing patterns",
-            ["context", "pattern", "grain", "dimension", "period", "error"],
+            (
+                Column("context"),
+                Column("pattern"),
+                Column("grain"),
+                Column("dimension", drop=3),
+                Column("period", drop=2),
+                Column("error", fold=True),
+            ),
             [
                 (
                     f"{r['tenant']}::{r['metric_id']}",
@@ -116,7 +103,13 @@ def print_status(report: StatusReport) -> None:
         print_table(
             out,
             "Contexts behind",
-            ["grain", "context", "latest synced", "expected", "periods behind"],
+            (
+                Column("grain"),
+                Column("context"),
+                Column("latest synced"),
+                Column("expected", drop=2),
+                Column("periods behind", "right"),
+            ),
             [
                 (
                     g,
@@ -143,7 +136,8 @@ def print_problems(problems: Sequence[Problem]) -> None:
         out.print(
             f"  [bold]{p.kind}[/bold] {p.grain.value} {escape(p.context)}: {escape(p.detail)}"
         )
-        out.print(f"    fix: {p.command}", markup=False, highlight=False, soft_wrap=True)
+        for line in command_lines(p.command, out.width, "    fix: "):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.print(f"    next scheduled run: {escape(p.schedule_note)}")
 
 
@@ -151,114 +145,3 @@ def _error_text(error: Any) -> str:
     if isinstance(error, dict):
         return escape(f"{error.get('type', '')}: {error.get('message', '')}"[:200])
     return escape(str(error or "")[:200])
-
-
-KEY_COLUMNS = (
-    Column("period", drop=3),
-    Column("kind", drop=6),
-    Column("key"),
-    Column("status"),
-    Column("tries", "right", drop=4),
-    Column("time", "right", drop=2),
-    Column("counts", drop=5, fold=True),
-    Column("error", fold=True),
-)
-
-
-def print_run_detail(detail: RunDetail) -> None:
-    """Print one invocation, then one line per run key it worked."""
-    out = stdout_console()
-    run = detail.run
-    duration = run.get("duration_seconds")
-    out.print(
-        f"[bold]Run {run['run_id']}[/bold]  {escape(run['command'])}  "
-        f"{status_style(run.get('outcome') or '')}"
-    )
-    lines = [
-        ("arguments", _arguments_text(run.get("arguments") or {}) or "none"),
-        ("host", f"{run['host']} (pid {run['pid']})"),
-        ("started", f"{_when(run['started_at'])} UTC"),
-        (
-            "finished",
-            f"{_when(run['finished_at'])} UTC after {duration:.1f}s"
-            if run.get("finished_at") and duration is not None
-            else "not finished",
-        ),
-        ("summary", _counts_text(run.get("summary") or {}) or "none"),
-    ]
-    for label, text in lines:
-        out.print(f"  {label:<10} {escape(text)}")
-    if not detail.keys:
-        hint = ""
-        if run["command"] in ("sync", "patterns", "backfill"):
-            hint = " (keys it skipped as done belong to the run that did them)"
-        out.print(f"No run keys were worked by this run{hint}.")
-        return
-    keys = sorted(detail.keys, key=_key_order)
-    names = _key_names([k["run_key"] for k in keys])
-    rows = [
-        (
-            str(k["period"]),
-            k["kind"],
-            escape(name),
-            status_style(k["status"]),
-            k["attempts"],
-            f"{k['duration_seconds']:.2f}s" if k.get("duration_seconds") is not None else "",
-            escape(_counts_text(k.get("counts") or {})),
-            escape(k.get("error") or ""),
-        )
-        for k, name in zip(keys, names, strict=True)
-    ]
-    print_fitted(out, f"{len(rows)} run keys", KEY_COLUMNS, rows)
-    by_status: dict[str, int] = {}
-    for k in detail.keys:
-        by_status[k["status"]] = by_status.get(k["status"], 0) + 1
-    out.print(", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + ".")
-
-
-def _key_order(key: dict[str, Any]) -> tuple[Any, ...]:
-    """Per period and context: the sync key, then its pattern keys."""
-    period, sync_first = str(key["period"]), key["kind"] != "sync"
-    return (period, key["tenant"], key["metric_id"], sync_first, key["run_key"])
-
-
-def _key_names(run_keys: list[str]) -> list[str]:
-    """Short names: ``acme::orders`` for a sync key (kind and period have columns); a pattern
-    key right under its context's line shows only ``  · pattern[:dimension]``."""
-    names = []
-    previous = None
-    for run_key in run_keys:
-        parts = run_key.split(":", 3)
-        name = parts[3] if len(parts) == 4 else run_key
-        tenant, _, rest = name.partition("::")
-        metric, _, pattern = rest.partition("::")
-        context = (parts[1:3], f"{tenant}::{metric}")
-        names.append(f"  · {pattern}" if pattern and context == previous else name)
-        if not pattern:
-            previous = context
-    return names
-
-
-def _counts_text(counts: dict[str, Any]) -> str:
-    """``{"rows_stored": 1200, "patterns": {"succeeded": 3, ...}}`` -> ``stored 1,200 ...``."""
-    parts = []
-    for key, value in counts.items():
-        name = key.removeprefix("rows_").replace("_", " ")
-        if isinstance(value, dict):
-            inner = ", ".join(
-                f"{k} {_counts_text(v) if isinstance(v, dict) else _plain(v)}"
-                for k, v in value.items()
-            )
-            parts.append(f"{name} ({inner})" if inner else "")
-        elif isinstance(value, list):
-            if value:
-                parts.append(f"{name} {', '.join(str(v) for v in value)}")
-        elif value not in (None, ""):
-            parts.append(f"{name} {_plain(value)}")
-    return "; ".join(p for p in parts if p)
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return format_number(value)
-    return str(value)

@@ -16,6 +16,7 @@ from rich.table import Table
 from fulcrum_sync.domain import SeriesValues
 from fulcrum_sync.render.console import stdout_console
 from fulcrum_sync.render.numbers import format_number, format_value, sparkline
+from fulcrum_sync.render.table import Column, print_fitted
 
 
 def series_json(values: SeriesValues) -> dict[str, Any]:
@@ -69,29 +70,38 @@ def print_series(values: SeriesValues) -> None:
         series = [points.get(d) for d in dates]
         present = [v for v in series if v is not None]
         label = f"{s:<{label_width}} " if s is not None else ""
-        out.print(
-            f"  {escape(label)}{sparkline(series)}  min {format_number(min(present))}  "
-            f"max {format_number(max(present))}  last {format_number(present[-1])}",
-            highlight=False,
+        stats = (
+            f"  min {format_number(min(present))}  max {format_number(max(present))}  "
+            f"last {format_number(present[-1])}"
         )
-    out.print(_table(out, dates, by_slice))
+        room = max(out.width - 2 - len(label) - len(stats), 8)  # the latest points that fit
+        out.print(f"  {escape(label)}{sparkline(series[-room:])}{stats}", highlight=False)
+    _print_values(out, dates, by_slice)
 
 
-def _table(out: Console, dates: list[Any], by_slice: dict[str | None, dict[Any, float]]) -> Table:
-    """Dates down, one column per slice; the long form (date, slice, value) if too wide."""
+def _print_values(
+    out: Console, dates: list[Any], by_slice: dict[str | None, dict[Any, float]]
+) -> None:
+    """Dates down, one column per slice; the long form (date, slice, value) if too wide,
+    fitted like every table (a long slice name shrinks in the middle, never wraps)."""
     wide = _new_table(["date", *(str(s) if s is not None else "value" for s in by_slice)])
     places = _decimals(v for points in by_slice.values() for v in points.values())
     for d in dates:
         wide.add_row(d.isoformat(), *(_fixed(p.get(d), places) for p in by_slice.values()))
     fits = Measurement.get(out, out.options.update_width(10_000), wide).maximum <= out.width
     if fits or len(by_slice) == 1:
-        return wide
-    long = _new_table(["date", "slice", "value"], left=2)
-    for d in dates:
-        for s, points in by_slice.items():
-            if d in points:
-                long.add_row(d.isoformat(), escape(str(s)), _fixed(points[d], places))
-    return long
+        out.print(wide)
+        return
+    rows = [
+        (d.isoformat(), escape(str(s)), _fixed(points[d], places))
+        for d in dates
+        for s, points in by_slice.items()
+        if d in points
+    ]
+    print_fitted(out, None, LONG_COLUMNS, rows)
+
+
+LONG_COLUMNS = (Column("date"), Column("slice"), Column("value", "right"))
 
 
 def _decimals(values: Iterable[float]) -> int:
@@ -104,8 +114,8 @@ def _fixed(value: float | None, places: int) -> str:
     return "" if value is None else f"{value:,.{places}f}"
 
 
-def _new_table(headers: list[str], left: int = 1) -> Table:
+def _new_table(headers: list[str]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for i, header in enumerate(headers):
-        table.add_column(escape(header), justify="left" if i < left else "right", no_wrap=True)
+        table.add_column(escape(header), justify="left" if i < 1 else "right", no_wrap=True)
     return table

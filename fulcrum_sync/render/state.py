@@ -17,8 +17,9 @@ from fulcrum_sync.domain import (
     RunKeyCount,
     StateReport,
 )
-from fulcrum_sync.render.console import Column, print_fitted, status_style, stdout_console
+from fulcrum_sync.render.console import status_style, stdout_console
 from fulcrum_sync.render.numbers import format_int
+from fulcrum_sync.render.table import Column, print_fitted, say_hidden
 
 SERIES_COLUMNS = (
     Column("series"),
@@ -49,19 +50,24 @@ def print_state(report: StateReport) -> None:
     if not report.contexts:
         out.print("No context in scope: load a catalog or run discover first.")
         return
+    hidden: set[str] = set()
     for ctx in report.contexts:
-        _print_context(out, ctx)
+        hidden.update(_print_context(out, ctx))
+    if hidden:
+        say_hidden(out, [c.name for c in SERIES_COLUMNS if c.name in hidden])
     stored = sum(1 for c in report.contexts if c.series or c.run_keys)
     n = len(report.contexts)
     out.print(f"\n{n} context{'s' if n != 1 else ''} in scope, {stored} with state stored.")
 
 
-def _print_context(out: Console, ctx: ContextState) -> None:
+def _print_context(out: Console, ctx: ContextState) -> list[str]:
+    """Print one context's block; return the series columns left out at this width."""
     flag = "" if ctx.active else " [yellow](inactive)[/yellow]"
     out.print(f"\n[bold]{escape(ctx.context)}[/bold] {ctx.grain.value}{flag}")
     if not (ctx.series or ctx.run_keys or ctx.cache or any(p.present for p in ctx.patterns)):
         out.print("  nothing stored yet")
-        return
+        return []
+    dropped: list[str] = []
     if ctx.series:
         rows = [
             (
@@ -77,13 +83,14 @@ def _print_context(out: Console, ctx: ContextState) -> None:
             )
             for s in ctx.series
         ]
-        print_fitted(out, None, SERIES_COLUMNS, rows)
+        dropped = print_fitted(out, None, SERIES_COLUMNS, rows)
     else:
         out.print("  series: never synced (the next sync is FULL)")
     out.print(f"  run keys: {_keys_text(ctx.run_keys)}", markup=False, highlight=False)
     if ctx.patterns:
         out.print(f"  patterns: {_patterns_text(ctx.patterns)}", markup=False, highlight=False)
     out.print(f"  cache: {_cache_text(ctx.cache)}", markup=False, highlight=False)
+    return dropped
 
 
 def _keys_text(keys: list[RunKeyCount]) -> str:

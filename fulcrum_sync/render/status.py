@@ -15,6 +15,7 @@ from rich.text import Text
 
 from fulcrum_sync.domain import Headline, Health, StatusReport, format_period
 from fulcrum_sync.render.console import stdout_console
+from fulcrum_sync.render.table import command_lines
 
 INDENT = "    "
 _HEALTH_TEXT = {
@@ -61,7 +62,8 @@ def _headline(out: Console, h: Headline, width: int, verbose: bool) -> None:
             _say(out, together, width)
         else:
             _say(out, INDENT + h.note, width, indent=INDENT)
-            out.print(f"{INDENT}now: {h.command}", markup=False, highlight=False, soft_wrap=True)
+            for line in command_lines(h.command, width, f"{INDENT}now: "):  # pasteable as is
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
         _say(out, INDENT + h.note, width, indent=INDENT)
     if verbose and h.contexts:

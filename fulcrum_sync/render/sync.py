@@ -15,14 +15,9 @@ from fulcrum_sync.domain import (
     format_period,
 )
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.render.console import (
-    Column,
-    print_fitted,
-    print_table,
-    status_style,
-    stdout_console,
-)
+from fulcrum_sync.render.console import status_style, stdout_console
 from fulcrum_sync.render.numbers import format_int
+from fulcrum_sync.render.table import Column, print_fitted, say_hidden
 
 
 def _window_text(result: ContextResult) -> str:
@@ -146,17 +141,19 @@ def _failures(failed: list[ContextResult], total: int) -> str | None:
 
 
 SYNC_TYPE_SHORT = {"FULL": "FULL", "INCREMENTAL": "INCR", "FULL/INCREMENTAL": "FULL+INCR"}
+# Dropped highest ``drop`` first: the window goes before the counts, and ``time`` before the
+# columns that say what a scheduled ``sync --catch-up --cache-load`` did (periods, cache).
 SUMMARY_COLUMNS = (
     Column("context"),
-    Column("periods", drop=7),  # shown only when a context caught up
+    Column("periods", drop=2),  # shown only when a context caught up
     Column("type"),
-    Column("window", drop=6),
+    Column("window", drop=8),
     Column("stored", "right"),
-    Column("skipped", "right", drop=5),
-    Column("dims", drop=3),
-    Column("patterns", drop=4),
-    Column("time", "right", drop=2),
-    Column("cache", drop=8),  # shown only with --cache-load
+    Column("skipped", "right", drop=7),
+    Column("dims", drop=6),
+    Column("patterns", drop=5),
+    Column("time", "right", drop=4),
+    Column("cache", drop=3),  # shown only with --cache-load
     Column("status"),
 )
 
@@ -170,31 +167,7 @@ def print_sync_result(result: SyncRunResult) -> None:
     out = stdout_console()
     req = result.request
     reasons: dict[str, str] = {}  # skip reason -> its mark
-    rows = []
-    for c in sorted(result.contexts, key=lambda c: c.context):
-        status = status_style(c.status)
-        if c.skip_reason:
-            mark = reasons.setdefault(c.skip_reason, f"({chr(ord('a') + len(reasons))})")
-            status += f" {mark}"
-        worked = c.status != "skipped"
-        p = c.pattern_counts()
-        rows.append(
-            (
-                c.context.to_string(),
-                _periods_text(c),
-                SYNC_TYPE_SHORT.get(c.sync_types, "") if worked else "",
-                _window_text(c),
-                format_int(c.rows_stored) if worked else "",
-                format_int(c.rows_skipped) if worked else "",
-                f"{sum(1 for d in c.dimensions if d.success)}/{len(c.dimensions_failed)}"
-                if worked
-                else "",
-                f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
-                f"{c.duration_seconds:.2f}s" if worked else "",
-                status_style(c.cache.status) if c.cache is not None else "",
-                status,
-            )
-        )
+    rows = _summary_rows(result, reasons)
     title = f"sync {req.grain.value} {format_period(req.grain, req.period)}"
     unused = {
         "periods": not any(c.periods for c in result.contexts),
@@ -219,7 +192,7 @@ def print_sync_result(result: SyncRunResult) -> None:
     if legend:
         out.print(f"[dim]{' · '.join(legend)}[/dim]")
     if dropped and worked:
-        out.print(f"[dim]hidden at {out.width} columns: {', '.join(dropped)} (see --json)[/dim]")
+        say_hidden(out, dropped)
     for c in result.failed:
         out.print(f"[red]failed[/red] {c.context}: {escape(c.error or _context_errors(c))}")
     for rest in result.beyond:
@@ -249,6 +222,37 @@ def print_sync_result(result: SyncRunResult) -> None:
     out.print(f"Run {result.run_id}: {result.outcome} ({counts}).")
 
 
+def _summary_rows(result: SyncRunResult, reasons: dict[str, str]) -> list[tuple[str, ...]]:
+    """One row per context, in SUMMARY_COLUMNS order; a skip reason gets a mark in
+    ``reasons`` (said once, under the table)."""
+    rows: list[tuple[str, ...]] = []
+    for c in sorted(result.contexts, key=lambda c: c.context):
+        status = status_style(c.status)
+        if c.skip_reason:
+            mark = reasons.setdefault(c.skip_reason, f"({chr(ord('a') + len(reasons))})")
+            status += f" {mark}"
+        worked = c.status != "skipped"
+        p = c.pattern_counts()
+        rows.append(
+            (
+                c.context.to_string(),
+                _periods_text(c),
+                SYNC_TYPE_SHORT.get(c.sync_types, "") if worked else "",
+                _window_text(c),
+                format_int(c.rows_stored) if worked else "",
+                format_int(c.rows_skipped) if worked else "",
+                f"{sum(1 for d in c.dimensions if d.success)}/{len(c.dimensions_failed)}"
+                if worked
+                else "",
+                f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
+                f"{c.duration_seconds:.2f}s" if worked else "",
+                status_style(c.cache.status) if c.cache is not None else "",
+                status,
+            )
+        )
+    return rows
+
+
 def print_sync_plan(request: SyncRequest, planned: Sequence[Any]) -> None:
     """Print what a dry run would fetch (with --catch-up: the periods of each context)."""
     out = stdout_console()
@@ -256,21 +260,22 @@ def print_sync_plan(request: SyncRequest, planned: Sequence[Any]) -> None:
     caught = any(
         len(p.periods) > 1 or p.periods[:1] != [request.period] for p in planned if p.periods
     )
-    headers = ["context", "series", "sync type", "window"]
+    columns = [Column("context"), Column("series"), Column("sync type"), Column("window", drop=1)]
     rows = [
-        [p.context, p.dimension or "(base)", p.sync_type.value, p.window.to_string()]
+        [p.context, escape(p.dimension or "(base)"), p.sync_type.value, p.window.to_string()]
         for p in planned
     ]
     if caught:
-        headers.insert(1, "periods")
+        columns.insert(1, Column("periods"))
         for row, p in zip(rows, planned, strict=True):
             first, last = format_period(grain, p.periods[0]), format_period(grain, p.periods[-1])
             row.insert(1, first if len(p.periods) == 1 else f"{first}..{last} ({len(p.periods)})")
-    print_table(
+    print_fitted(
         out,
         f"sync --dry-run {request.grain.value} {format_period(request.grain, request.period)}",
-        headers,
+        columns,
         rows,
+        hidden="--json",
     )
     contexts = len({p.context for p in planned})
     out.print(f"Dry run: {contexts} contexts, {len(planned)} series; nothing was written.")

@@ -40,7 +40,7 @@ def print_verify(result: VerifyResult) -> None:
         if more > 0:
             out.print(f"{escape(check.context)}: {format_int(more)} more differences (see --json)")
     style = "red" if result.differences else "green"
-    out.print(f"[{style}]{escape(summary_line(result))}[/{style}]", soft_wrap=True)
+    out.print(f"[{style}]{escape(summary_line(result))}[/{style}]")  # wraps at spaces
     out.print("Read-only: nothing was changed.", style="dim")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -31,7 +32,13 @@ def read_catalog_file(path: Path, *, allow_empty: bool = True) -> cat.Catalog:
     unknown patterns, bad pattern settings and contexts that would share a cache table).
     With ``allow_empty`` False, a catalog without tenants is refused too.
     """
-    catalog = cat.read_catalog(path)
+    try:
+        catalog = cat.read_catalog(path)
+    except CatalogError as exc:  # one pass: the pattern names are checked on the raw data too
+        more = raw_pattern_problems(exc.data)
+        if not more:
+            raise
+        raise CatalogError(exc.origin, [*exc.problems, *more], exc.shown) from None
     problems = catalog_problems(catalog)
     if problems:
         raise CatalogError(str(path), problems, cat.MAX_PROBLEMS_SHOWN)
@@ -111,6 +118,38 @@ def pattern_problems(catalog: cat.Catalog) -> list[str]:
                 except InputError as exc:
                     problems.append(f"tenant {tenant.identifier}: {exc}")
     return problems
+
+
+def raw_pattern_problems(data: Any) -> list[str]:
+    """Unknown pattern names in a catalog's parsed YAML that failed the schema, so a file's
+    problems come in one pass (the schema's and these), not one kind per attempt."""
+    names = [
+        (tenant.get("identifier"), name)
+        for tenant in _dicts(data.get("tenants") if isinstance(data, dict) else None)
+        for metric in _dicts(tenant.get("metrics"))
+        for name in _strings(metric.get("patterns"))
+    ]
+    if not names:
+        return []
+    from fulcrum_sync.patterns.registry import REGISTRY, get_pattern
+
+    problems = []
+    for tenant, name in names:
+        if name not in REGISTRY:
+            try:
+                get_pattern(name)
+            except InputError as exc:
+                problems.append(f"tenant {tenant}: {exc}")
+    return problems
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings in ``value`` when it is a list (raw YAML can hold anything)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def cache_table_problems(catalog: cat.Catalog) -> list[str]:

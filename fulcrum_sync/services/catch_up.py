@@ -34,7 +34,7 @@ from fulcrum_sync.domain import (
     rest_of,
     shift_period,
 )
-from fulcrum_sync.services.keys import Overrides, sync_item
+from fulcrum_sync.services.keys import Overrides, pattern_jobs, sync_item
 from fulcrum_sync.services.runner import RunContext
 from fulcrum_sync.services.stretches import sync_periods
 from fulcrum_sync.services.sync_context import plan_series
@@ -102,16 +102,37 @@ def plan(
         if missed != [target]:
             result.periods[name] = missed
     result.rest = [rest_of(grain, s, e, names) for (s, e), names in sorted(beyond.items())]
-    selected = {(c.tenant.identifier, c.metric.metric_id): c for c in contexts}
     first = shift_period(grain, target, -(bound - 1))
-    for row in progress.unfinished_patterns(engine, grain.value, first, target, pending=True):
-        owner = selected.get((row["tenant"], row["metric_id"]))
-        if owner is None or row["period"] in result.periods_of(owner):
+    _older_patterns(engine, request, contexts, result, first)
+    return result
+
+
+def _older_patterns(
+    engine: Engine,
+    request: SyncRequest,
+    contexts: list[ContextDef],
+    result: CatchUpPlan,
+    first: date,
+) -> None:
+    """The periods from ``first`` whose pattern keys are unfinished, or missing though the
+    period is synced (a hole an older run left), per context, oldest first."""
+    grain, target = request.grain, request.period
+    selected = {(c.tenant.identifier, c.metric.metric_id): c for c in contexts}
+    found = [
+        (row["tenant"], row["metric_id"], row["period"])
+        for row in progress.unfinished_patterns(engine, grain.value, first, target, pending=True)
+    ]
+    if request.run_patterns:
+        wanted = {k: len(pattern_jobs(c, target)) for k, c in selected.items()}
+        counts = progress.pattern_keys_of_synced(engine, grain.value, first, target)
+        found += [k for k, n in counts.items() if n < wanted.get((k[0], k[1]), 0)]
+    for tenant, metric, period in sorted(found, key=lambda k: k[2]):
+        owner = selected.get((tenant, metric))
+        if owner is None or period in result.periods_of(owner):
             continue  # not selected, or its periods run their patterns anyway
         periods = result.older_patterns.setdefault(owner.context.to_string(), [])
-        if row["period"] not in periods:
-            periods.append(row["period"])
-    return result
+        if period not in periods:
+            periods.append(period)
 
 
 def sync_missed(

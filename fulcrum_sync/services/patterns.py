@@ -266,11 +266,19 @@ def show(
     grain: Grain,
     period: date | None,
     latest: date | None = None,
+    *,
+    pattern: str | None = None,
+    dimension: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Return a context's stored pattern results; raise InputError for an unknown context.
+    """Return a context's stored pattern results; raise InputError for an unknown context
+    or pattern.
 
     :param period: the analysis period; None: the latest stored one not after ``latest``.
+    :param pattern: only this pattern's results.
+    :param dimension: only results for this dimension.
     """
+    if pattern is not None:
+        get_pattern(pattern)
     mctx = MetricContext.from_string(context)
     catalog = read_catalog(engine)
     tenant = find_tenant(catalog, mctx.tenant)
@@ -279,6 +287,12 @@ def show(
         raise InputError(
             f"unknown metric {mctx.metric!r} for tenant {mctx.tenant}: known metrics are {known}"
         )
-    return pattern_data.read_results(
+    rows = pattern_data.read_results(
         engine, tenant.tenant_id, mctx.metric, grain.value, period, not_after=latest
     )
+    return [
+        r
+        for r in rows
+        if (pattern is None or r["pattern"] == pattern)
+        and (dimension is None or r["dimension"] == dimension)
+    ]

@@ -207,6 +207,7 @@ def run_keyed(
     on_result: Callable[[R], None] | None = None,
     renew: bool = True,
     batch_claim: bool = False,
+    made: bool = False,
 ) -> list[R]:
     """Claim and do every item; return results in completion order (none when ``on_result``
     takes each as it comes: a run of any size then keeps no result per item).
@@ -219,11 +220,12 @@ def run_keyed(
     Otherwise each key is claimed in its own short transaction just before its work (so a
     killed process holds one key, not a batch), except keys that had already succeeded
     when the run started (read in one query): those are skipped as done without a claim,
-    unless the run forces.
+    unless the run forces. ``made``: the keys' rows exist already (made by the caller).
     """
     if not work:
         return []
-    runs.ensure_items(rc.engine, [w.item for w in work], rc.run_id)  # adopted: see state reset
+    if not made:  # the caller made (and adopted) the keys already: keys.ensure_expected
+        runs.ensure_items(rc.engine, [w.item for w in work], rc.run_id)
     results: list[R] = []
     claimed_up_front = _claim_all(rc, work) if batch_claim else {}
     done_before: set[str] = set()

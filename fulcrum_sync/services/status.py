@@ -16,6 +16,7 @@ from fulcrum_sync.domain import (
     InputError,
     RunDetail,
     RunOutcome,
+    RunsQuery,
     StatusReport,
     decide_health,
     format_period,
@@ -30,9 +31,9 @@ from fulcrum_sync.store import cache as cache_store
 from fulcrum_sync.store.catalog import read_catalog
 
 
-def list_runs(engine: Engine, limit: int = 20, command: str | None = None) -> list[dict[str, Any]]:
-    """Return recent invocations with their duration, newest first."""
-    return [_with_duration(row) for row in reports.recent_runs(engine, limit, command)]
+def list_runs(engine: Engine, query: RunsQuery | None = None) -> list[dict[str, Any]]:
+    """Return recent invocations (filtered by ``query``) with their duration, newest first."""
+    return [_with_duration(row) for row in reports.recent_runs(engine, query)]
 
 
 RUN_PREFIX_MIN = 4
@@ -99,7 +100,7 @@ def status(
     grains = [grain] if grain else list(Grain)
     report = StatusReport(
         generated_at=now,
-        runs=list_runs(engine, runs),
+        runs=list_runs(engine, RunsQuery(limit=runs)),
         failing_series=reports.failing_series(engine, grain.value if grain else None),
         failing_patterns=reports.failing_patterns(engine, grain.value if grain else None),
         freshness=[],
@@ -133,7 +134,7 @@ def status(
         report.problems += problems(engine, g, expected, of_grain, report.failing_series, target)
         report.problems += holes(engine, g, expected, defs)
     report.abandoned_runs = status_reads.runs_with_outcome(engine, RunOutcome.ABANDONED)
-    sync_runs = reports.recent_runs(engine, 50, "sync")
+    sync_runs = reports.recent_runs(engine, RunsQuery(limit=50, command="sync"))
     report.headlines = headlines.build(report, sync_runs, default_endpoint)
     report.health = decide_health(report.headlines)
     return report

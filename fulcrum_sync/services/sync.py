@@ -270,7 +270,16 @@ def run(
                     for res in map_workers(catch, late, request.workers):
                         if res is not None:
                             report(res)
-            run_keyed(rc, work, do, _outcome, skipped, workers=request.workers, on_result=report)
+            run_keyed(
+                rc,
+                work,
+                do,
+                _outcome,
+                skipped,
+                workers=request.workers,
+                on_result=report,
+                made=True,
+            )
         except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
             result.refused = str(exc)  # logged by refusal_logged, with the context's fields
         finally:

@@ -123,3 +123,37 @@ def _held_by_live(owner: str | None, until: datetime | None, now: datetime) -> b
     if until is None or until < now:  # UTCDateTime reads back timezone-aware
         return False
     return not (owner and owner_is_dead(owner))
+
+
+@reconnecting
+def pattern_keys_of_synced(
+    engine: Engine, grain: str, start: date, end: date
+) -> dict[tuple[str, str, date], int]:
+    """For each period in ``start..end`` whose sync key succeeded, per (tenant, metric): how
+    many pattern keys it has (any status). Fewer than its patterns call for is a hole left by
+    a run that stopped before making them (before keys were made up front)."""
+    s = t.run_items.alias("s")
+    p = t.run_items.alias("p")
+    same = and_(
+        p.c.kind == "pattern",
+        p.c.grain == s.c.grain,
+        p.c.period == s.c.period,
+        p.c.tenant == s.c.tenant,
+        p.c.metric_id == s.c.metric_id,
+    )
+    query = (
+        select(s.c.tenant, s.c.metric_id, s.c.period, func.count(p.c.run_key))
+        .select_from(s.outerjoin(p, same))
+        .where(
+            and_(
+                s.c.kind == "sync",
+                s.c.status == "succeeded",
+                s.c.grain == grain,
+                s.c.period >= start,
+                s.c.period <= end,
+            )
+        )
+        .group_by(s.c.tenant, s.c.metric_id, s.c.period)
+    )
+    with translate_errors(engine, "read run keys from"), engine.connect() as conn:
+        return {(r[0], r[1], as_date(r[2])): int(r[3]) for r in conn.execute(query)}

@@ -7,20 +7,35 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, desc, func, select
 
+from fulcrum_sync.domain import RunsQuery
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 
 
 @reconnecting
-def recent_runs(
-    engine: Engine, limit: int = 20, command: str | None = None
-) -> list[dict[str, Any]]:
-    """Return the latest invocations, newest first."""
-    query = select(t.runs).order_by(desc(t.runs.c.started_at)).limit(limit)
-    if command:
-        query = query.where(t.runs.c.command == command)
+def recent_runs(engine: Engine, query: RunsQuery | None = None) -> list[dict[str, Any]]:
+    """Return the latest invocations that match ``query``, newest first."""
+    query = query or RunsQuery()
+    c = t.runs.c
+    sql = select(t.runs).order_by(desc(c.started_at)).limit(query.limit)
+    if query.command:
+        sql = sql.where(c.command == query.command)
+    if query.outcome:
+        sql = sql.where(c.outcome == query.outcome)
+    if query.since is not None:
+        sql = sql.where(c.started_at >= query.since)
+    if query.grain is not None:
+        sql = sql.where(c.arguments["grain"].as_string() == query.grain.value)
     with translate_errors(engine, "read runs from"), engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [dict(r._mapping) for r in conn.execute(sql)]
+
+
+@reconnecting
+def run_commands(engine: Engine) -> list[str]:
+    """Return the commands that have a run recorded (what ``runs --command`` can match)."""
+    query = select(t.runs.c.command).distinct().order_by(t.runs.c.command)
+    with translate_errors(engine, "read runs from"), engine.connect() as conn:
+        return [r[0] for r in conn.execute(query)]
 
 
 @reconnecting

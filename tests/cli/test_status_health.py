@@ -147,7 +147,7 @@ def test_a_missing_pattern_result_is_a_hole_with_its_fix(tmp_path: Path) -> None
     assert hole["needs_person"] and hole["contexts"] == ["acme::orders"]
     fix = hole["command"]
     assert fix == (
-        "fulcrum-sync patterns --grain day --period 2025-09-09 --tenant acme --metric orders "
+        "fulcrum-sync patterns run --grain day --period 2025-09-09 --tenant acme --metric orders "
         "--force"
     )
     redo = invoke(env, *fix.split()[1:], "--log-format", "rich")

@@ -209,3 +209,30 @@ def _later() -> Any:
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) + timedelta(minutes=5)
+
+
+def test_catch_up_fills_pattern_keys_an_older_run_never_made(db_url: str) -> None:
+    """A hole left before keys were made up front: a synced period with no pattern key."""
+    env = {"FULCRUM_SYNC_DATABASE_URL": db_url, "FULCRUM_SYNC_SOURCE": "demo"}
+    env["FULCRUM_SYNC_TODAY"] = "2025-10-01"
+    catch_up = ["sync", "--grain", "day", "--catch-up", "--tenant", "acme"]
+    first = runner.invoke(app, [*SYNC[:4], "2025-09-27", *SYNC[5:]], env=env)
+    assert first.exit_code == 0, first.output
+    assert runner.invoke(app, catch_up, env=env).exit_code == 0
+    engine = open_engine(db_url)
+    try:
+        hole = date(2025, 9, 28)
+        with engine.connect() as conn:
+            complete = conn.execute(select(t.pattern_results)).all()
+        with engine.begin() as conn:
+            key, result = t.run_items.c, t.pattern_results.c
+            conn.execute(delete(t.run_items).where(key.kind == "pattern", key.period == hole))
+            conn.execute(delete(t.pattern_results).where(result.analysis_period == hole))
+        again = runner.invoke(app, catch_up, env=env)
+        assert again.exit_code == 0, again.output
+        with engine.connect() as conn:
+            after = conn.execute(select(t.pattern_results)).all()
+            statuses = set(conn.execute(select(key.status)).scalars())
+        assert len(after) == len(complete) and statuses == {"succeeded"}
+    finally:
+        engine.dispose()

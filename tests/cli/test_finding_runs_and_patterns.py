@@ -1,0 +1,146 @@
+"""Finding things: `runs` filters, `runs show` as labelled lines with real ids, `patterns run`
+and `patterns show --pattern --dimension`, one wording for "already done"."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from fulcrum_sync.cli import app
+from fulcrum_sync.domain import RUN_OUTCOMES
+
+runner = CliRunner()
+PERIOD = "2025-09-30"
+
+
+def invoke(url: str, *args: str, **env: str) -> Result:
+    base = {
+        "FULCRUM_SYNC_DATABASE_URL": url,
+        "FULCRUM_SYNC_SOURCE": "demo",
+        "FULCRUM_SYNC_LOG_FORMAT": "rich",
+        "FULCRUM_SYNC_WORKERS": "2",
+    }
+    return runner.invoke(app, list(args), env={**base, **env})
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """acme: day synced on 2025-08-06, caught up on 2025-08-10; a week sync; a cache load."""
+    path = tmp_path_factory.mktemp("find") / "state.db"
+    url = f"sqlite:///{path}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(path.parent)
+        for today, args in (
+            ("2025-08-06", ("sync", "-g", "day", "-t", "acme")),
+            ("2025-08-10", ("sync", "-g", "day", "--catch-up", "-t", "acme")),
+            ("2025-08-10", ("sync", "-g", "week", "-t", "acme", "--no-patterns")),
+            ("2025-08-10", ("cache-load", "-g", "day", "-t", "acme")),
+        ):
+            result = invoke(url, *args, FULCRUM_SYNC_TODAY=today)
+            assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture
+def url(state: Path, tmp_path: Path) -> str:
+    copy = tmp_path / "state.db"
+    shutil.copy(state, copy)
+    return f"sqlite:///{copy}"
+
+
+def runs_json(url: str, *args: str) -> list[dict[str, object]]:
+    result = invoke(url, "runs", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_runs_filters_combine(url: str) -> None:
+    assert len(runs_json(url)) == 4
+    day_syncs = runs_json(url, "--command", "sync", "--grain", "day")
+    assert [r["arguments"]["grain"] for r in day_syncs] == ["day", "day"]  # type: ignore[index]
+    assert [r["command"] for r in runs_json(url, "--grain", "week")] == ["sync"]
+    assert len(runs_json(url, "--outcome", "succeeded")) == 4
+    assert runs_json(url, "--outcome", "failed") == []
+    assert runs_json(url, "--since", "2099-01-01") == []
+    assert len(runs_json(url, "--since", "2h")) == 4  # started minutes ago
+    assert len(runs_json(url, "--since", "2020-01-01T00:00", "-c", "cache-load")) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--outcome", "bogus"],
+            f"invalid --outcome 'bogus': expected one of {', '.join(RUN_OUTCOMES)}",
+        ),
+        (["--since", "yesterday"], "invalid --since 'yesterday': expected a date"),
+        (["--grain", "fortnight"], "fortnight"),
+    ],
+)
+def test_a_bad_runs_filter_is_one_line_and_exit_2(url: str, args: list[str], said: str) -> None:
+    result = invoke(url, "runs", *args)
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output
+
+
+def test_runs_show_prints_labelled_lines_with_real_ids(url: str) -> None:
+    (catch_up,) = [
+        r
+        for r in runs_json(url, "-c", "sync", "-g", "day")
+        if r["arguments"].get("catch_up")  # type: ignore[union-attr]
+    ]
+    result = invoke(url, "runs", "show", str(catch_up["run_id"])[:8], COLUMNS="100")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Run {catch_up['run_id']}")
+    text = result.stdout
+    assert "None" not in text and "active users" not in text
+    labelled = {
+        line.split()[0]: line.strip().split(maxsplit=1)[1:]
+        for line in lines
+        if line.startswith("  ")
+    }
+    assert labelled["host"] and labelled["started"] and labelled["contexts"] == ["3"]
+    assert any(
+        line.split()[:1] == ["acme::active_users"] and "2025-08-06..2025-08-09 (4)" in line
+        for line in lines
+    ), text
+    assert "retry_budget" not in text  # an empty field (None) is left out, not printed
+
+
+def test_patterns_run_is_the_documented_spelling_and_the_old_one_still_works(url: str) -> None:
+    env = {"FULCRUM_SYNC_TODAY": "2025-08-10", "COLUMNS": "100"}
+    first = invoke(
+        url, "patterns", "run", "-g", "day", "-t", "acme", "-m", "orders", "--force", **env
+    )
+    assert first.exit_code == 0, first.output
+    again = invoke(url, "patterns", "-g", "day", "-t", "acme", "-m", "orders", **env)
+    assert again.exit_code == 0, again.output
+    assert "skipped (already done)" in again.stdout and " done)" in again.stdout
+    rows = [line for line in again.stdout.splitlines() if line.startswith("acme::orders")]
+    assert rows and all(" skipped " in line and "already done" in line for line in rows)
+    assert " 3 done" not in again.stdout
+    help_text = invoke(url, "patterns", "--help").stdout
+    assert "run " in help_text and "without run" in " ".join(help_text.split())
+
+
+def test_patterns_show_filters_by_pattern_and_dimension(url: str) -> None:
+    args = ("patterns", "show", "acme::new_revenue", "-g", "day", "--json")
+    env = {"FULCRUM_SYNC_TODAY": "2025-08-10"}
+    every = json.loads(invoke(url, *args, **env).stdout)
+    assert {r["pattern"] for r in every} >= {"dimension_analysis", "forecasting"}
+    only = json.loads(invoke(url, *args, "--pattern", "dimension_analysis", **env).stdout)
+    assert only and {r["pattern"] for r in only} == {"dimension_analysis"}
+    region = json.loads(
+        invoke(url, *args, "--pattern", "dimension_analysis", "-d", "region", **env).stdout
+    )
+    assert [r["dimension"] for r in region] == ["region"]
+    table = invoke(url, *args[:-1], "--pattern", "forecasting", COLUMNS="80", **env)
+    assert table.exit_code == 0 and "forecasting" in table.stdout
+    assert "dimension_analysis" not in table.stdout  # piped: printed, filtered, no pager
+    bad = invoke(url, *args, "--pattern", "nosuch", **env)
+    assert bad.exit_code == 2 and "unknown pattern 'nosuch'" in bad.output

@@ -164,6 +164,7 @@ class FakeCube:
         self.faults = faults
         self.down = False
         self.refuse_multi = False  # answer multi bodies with 400, like a Cube before 1.x
+        self.latency = 0.0  # seconds every served request waits (a round trip's cost)
         self.queries = 0  # queries run (a multi request counts each of its queries)
         self.script: deque[Reply] = deque()
         self.requests: list[Recorded] = []
@@ -368,8 +369,8 @@ class FakeCube:
                 raw = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 reply = fake.handle(self.command, self.path, headers, raw)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                if reply.delay or fake.latency:
+                    time.sleep(reply.delay + fake.latency)
                 if reply.raise_exc is not None:  # down: drop the connection unanswered
                     self.close_connection = True
                     return

@@ -21,7 +21,7 @@ from cube_server import SECRET, FakeCube, Reply, Rows, series_rows
 from pydantic import SecretStr
 
 from fulcrum_sync.catalog import DimensionDef, MetricDef
-from fulcrum_sync.domain import Grain, QueryRejectedError, Window
+from fulcrum_sync.domain import Grain, QueryRejectedError, SourceDownError, Window
 from fulcrum_sync.sources import CubeSource
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow
 from fulcrum_sync.sources.cube_protocol import parse_rows
@@ -228,3 +228,19 @@ def test_grains_never_share_a_request(clients: list[httpx.Client]) -> None:
     assert len(fake.requests) == 2 and not any(isinstance(o, Exception) for o in outcomes)
     grains = [{q["timeDimensions"][0]["granularity"] for q in r.queries} for r in fake.requests]
     assert grains == [{"day"}, {"week"}]
+
+
+def test_a_down_cube_fails_every_series_of_the_multi_request_and_opens_the_breaker(
+    clients: list[httpx.Client],
+) -> None:
+    fake = FakeCube(data, cubes=CUBES)
+    fake.down = True
+    reqs = requests_of(metric("revenue", "orders.total"))
+    source = source_for(fake, clients)
+    outcomes = source.fetch_many(reqs)
+    assert all(isinstance(o, SourceDownError) for o in outcomes)
+    assert len({id(o) for o in outcomes}) == 1  # one request failed, for all three series
+    attempts = len(fake.requests)
+    assert attempts == source.retries + 1 and source.stats().breaker_opened == 1
+    again = source.fetch_many(reqs)  # the breaker is open: failed at once, nothing sent
+    assert all(isinstance(o, SourceDownError) for o in again) and len(fake.requests) == attempts

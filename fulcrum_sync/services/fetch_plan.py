@@ -34,7 +34,7 @@ from fulcrum_sync.sources.base import (
     fetch_all,
 )
 from fulcrum_sync.sources.cube_multi import cube_of
-from fulcrum_sync.store import runs
+from fulcrum_sync.store import key_holders, runs
 
 MAX_GROUP = 8  # contexts per shared fetch: bounds one request's size and the rows held
 Statuses = Callable[[ContextDef], dict[str, Any]]
@@ -74,8 +74,10 @@ class GroupedFetch:
         source: Source,
         contexts: Sequence[ContextDef],
         requests: dict[str, list[FetchRequest]],
+        taken: Callable[[list[ContextDef]], set[str]] | None = None,
     ) -> None:
         self.name = source.name
+        self._taken = taken
         self._source = source
         self._requests = requests
         self._held: dict[tuple[Any, ...], FetchOutcome] = {}
@@ -98,11 +100,12 @@ class GroupedFetch:
         """The context's series: from its group's shared fetch when they are the planned
         ones, else fetched now."""
         keys = [request_key(r) for r in requests]
+        name = self._first.get(keys[0]) if keys else None
         group = self._group_of(requests)
-        if group is not None:
+        if group is not None and name is not None:
             with group.lock:  # the group's first context fetches; the others wait for it
                 if not group.fetched:
-                    self._fetch_group(group)
+                    self._fetch_group(group, name)
                     group.fetched = True
             with self._lock:
                 held = [self._held.pop(k, None) for k in keys]
@@ -121,8 +124,12 @@ class GroupedFetch:
             return None
         return self._groups.get(name)
 
-    def _fetch_group(self, group: _Group) -> None:
-        batch = [r for ctx in group.contexts for r in self._requests[ctx.context.to_string()]]
+    def _fetch_group(self, group: _Group, asking: str) -> None:
+        """Fetch the group's series; contexts another process took (or finished) are left out."""
+        others = [c for c in group.contexts if c.context.to_string() != asking]
+        taken = self._taken(others) if self._taken is not None and others else set()
+        names = [c.context.to_string() for c in group.contexts]
+        batch = [r for n in names if n not in taken for r in self._requests[n]]
         outcomes = fetch_all(self._source, batch)
         with self._lock:
             for request, outcome in zip(batch, outcomes, strict=True):
@@ -150,6 +157,7 @@ def grouped(
     settings: Settings,
     period: date,
     force_full: bool,
+    taken: Callable[[list[ContextDef]], set[str]] | None = None,
 ) -> Source:
     """The source a sync run's contexts fetch through: ``source`` itself when it fetches one
     series at a time (the demo), else a :class:`GroupedFetch` over the contexts' plans."""
@@ -162,7 +170,7 @@ def grouped(
         ]
         for ctx in contexts
     }
-    return GroupedFetch(source, contexts, requests)
+    return GroupedFetch(source, contexts, requests, taken)
 
 
 def for_run(
@@ -172,13 +180,22 @@ def for_run(
     statuses: Statuses,
     settings: Settings,
     request: SyncRequest,
+    owner: str,
 ) -> Source:
     """:func:`grouped` over the contexts a sync run will do: those whose sync key did not
-    succeed yet (all of them with ``--force``)."""
+    succeed yet (all of them with ``--force``). When a group is fetched, its contexts that
+    another process holds by then (``owner`` is this run's lease owner) are left out."""
     if getattr(source, "fetch_many", None) is None or len(contexts) < 2:
         return source
     todo = list(contexts)
     if not request.force:
         done = runs.succeeded_keys(engine, "sync", request.grain.value, request.period)
         todo = [c for c in contexts if sync_run_key(c.grain, request.period, c.context) not in done]
-    return grouped(source, todo, statuses, settings, request.period, request.force_full)
+
+    def taken(contexts: list[ContextDef]) -> set[str]:
+        keys = {sync_run_key(c.grain, request.period, c.context): c for c in contexts}
+        # With --force succeeded keys are done again: only others' live leases count.
+        held = key_holders.taken_among(engine, list(keys), owner, succeeded=not request.force)
+        return {keys[k].context.to_string() for k in held}
+
+    return grouped(source, todo, statuses, settings, request.period, request.force_full, taken)

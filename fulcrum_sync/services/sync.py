@@ -162,7 +162,7 @@ def run(
     work = [KeyedWork(sync_item(c, request.period), c) for c in contexts if c not in late]
     statuses = RunStatuses(engine, request.grain.value, [w.payload for w in work])
     fetcher = fetch_plan.for_run(  # contexts sharing a cube share their round trips
-        engine, source, [w.payload for w in work], statuses.of, settings, request
+        engine, source, [w.payload for w in work], statuses.of, settings, request, rc.owner
     )
 
     def after(ctx: ContextDef, res: ContextResult) -> None:

@@ -10,6 +10,7 @@ The run record and the summary carry ``source.requests`` and ``source.queries``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources import CubeSource
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.store import runs
 from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import open_engine
 
 MEASURES = {"revenue": "orders.total_amount", "orders": "orders.count", "refunds": "orders.refunds"}
 DIMENSIONS = [("region", "orders.region"), ("channel", "orders.channel")]
@@ -151,3 +154,30 @@ def test_an_older_cube_gets_shared_queries_one_by_one(tmp_path: Path, cube: Any)
     assert fake.queries == 3  # the refused multi request ran none
     base, dims = stored(url)
     assert len(base) == 9 and len(dims) == 36
+
+
+def test_a_context_another_process_holds_is_left_out_of_the_shared_fetch(
+    tmp_path: Path, cube: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    env = cube_env(url, "http://cube.test")
+    load_catalog(env, catalog(tmp_path / "held.yaml", MEASURES))
+    key = "sync:day:2025-07-03:acme::refunds"
+    engine = open_engine(url)
+    try:
+        item = runs.RunItem(key, "sync", "day", date(2025, 7, 3), "acme", "refunds")
+        runs.ensure_items(engine, [item])
+        other = "another-pod:1:abcdef12"  # a live lease of another host's process
+        taken = runs.claim(engine, key, owner=other, run_id="other-run", lease_seconds=600)
+        assert taken is runs.Claim.CLAIMED
+    finally:
+        engine.dispose()
+    fake = FakeCube(daily_data, cubes=CUBES)
+    result = invoke(env, *SYNC, deps=Deps(source=cube(fake)))
+    assert result.exit_code in (0, 1), result.output
+    assert [r.is_multi for r in fake.requests] == [True]
+    measures = {m for r in fake.requests for q in r.queries for m in q["measures"]}
+    assert measures == {MEASURES["revenue"], MEASURES["orders"]}  # not the held one's
+    statuses = {r["run_key"]: r["status"] for r in table_rows(url, t.run_items)}
+    assert statuses[key] == "running"
+    assert statuses["sync:day:2025-07-03:acme::revenue"] == "succeeded"

@@ -19,7 +19,15 @@ import pytest
 import yaml
 from cube_server import SECRET, FakeCube
 from pydantic import SecretStr
-from test_cli_sync_cube import TIME, cube_env, daily_data, invoke, load_catalog, table_rows
+from test_cli_sync_cube import (
+    TIME,
+    cube_env,
+    daily_data,
+    invoke,
+    json_document,
+    load_catalog,
+    table_rows,
+)
 
 from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.services.deps import Deps
@@ -122,6 +130,8 @@ def test_three_metrics_sharing_a_cube_are_one_request_and_store_the_same_series(
     assert (base, dims) == stored(before) and len(base) == 3 * 3 and len(dims) == 3 * 3 * 2 * 2
     [run] = table_rows(after, t.runs)
     assert run["summary"]["source"]["requests"] == 1 and run["summary"]["source"]["queries"] == 3
+    summary = json_document(new.stdout)["source"]  # the --json summary says so too
+    assert summary["requests"] == 1 and summary["queries"] == 3
     [run] = table_rows(before, t.runs)
     assert run["summary"]["source"]["requests"] == 9 and run["summary"]["source"]["queries"] == 9
 

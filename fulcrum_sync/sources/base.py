@@ -48,7 +48,11 @@ class SourceMetadata:
 
 
 class Source(Protocol):
-    """A semantic source: Cube in production, the demo generator by default."""
+    """A semantic source: Cube in production, the demo generator by default.
+
+    A source may also offer ``fetch_many(requests) -> list[rows | Exception]`` to fetch
+    several series in fewer round trips (Cube); :func:`fetch_all` uses it when present.
+    """
 
     name: str
 

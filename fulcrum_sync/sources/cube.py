@@ -1,5 +1,8 @@
 """The Cube REST source: JWT auth, "Continue wait" polling, retries and limit/offset paging.
 
+Several series go as one multi request, and metrics sharing a cube as one query with their
+measures (:mod:`fulcrum_sync.sources.cube_multi`, through :meth:`CubeSource.fetch_many`).
+
 Every request goes through the source's one :class:`SourceGuard` (shared by all workers):
 a 429 pauses everyone, at most ``max_concurrency`` requests are in flight, retries come out
 of one budget per run, and a request that exhausts its retries opens the breaker, after

@@ -6,8 +6,10 @@
 #   docker run --rm --read-only --tmpfs /tmp fulcrum-sync:0.1.0 --help
 #
 # Stage 1 builds wheels (the project's and every dependency's), so compilers and build
-# backends never reach the final image. Stage 2 installs those wheels, not an editable
-# checkout, from a build-time mount that leaves no layer behind.
+# backends never reach the final image. The dependencies are exactly requirements.lock's
+# (pinned with hashes, pip-compile --generate-hashes; `python scripts/lock.py` refreshes it),
+# and pip refuses any file whose hash is not in the lock. Stage 2 installs those wheels, not
+# an editable checkout, from a build-time mount that leaves no layer behind.
 #
 # No secret is baked in: FULCRUM_SYNC_DATABASE_URL, FULCRUM_SYNC_CUBE_API_SECRET and the
 # Snowflake credentials come from the environment at run time (a Kubernetes Secret).
@@ -22,9 +24,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
+COPY requirements.lock ./
+RUN pip wheel --require-hashes --wheel-dir /wheels -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY fulcrum_sync ./fulcrum_sync
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE} AS runtime
 
@@ -48,9 +52,12 @@ RUN groupadd --system --gid 10001 fulcrum \
     && useradd --system --uid 10001 --gid fulcrum --home-dir /tmp --no-create-home \
        --shell /usr/sbin/nologin fulcrum
 
-# Install from the builder's wheels only (--no-index): what was built is what ships.
+# Install from the builder's wheels only (--no-index, --no-deps: the locked set and the
+# project, nothing resolved anew): what was built is what ships. pip check proves the
+# locked set satisfies the project's requirements.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels /wheels/fulcrum_sync-*.whl \
+    pip install --no-index --no-deps /wheels/*.whl \
+    && pip check \
     && fulcrum-sync --help > /dev/null
 
 # Without FULCRUM_SYNC_DATABASE_URL the tool falls back to a SQLite file in the working

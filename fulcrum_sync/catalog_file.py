@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from fulcrum_sync.domain import InputError
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -63,6 +61,8 @@ def load_yaml(text: str, origin: str) -> Any:
     libyaml parses when installed (a 20,000-tenant catalog in about a second instead of ten);
     on an error the pure-Python parser runs again for its more precise message.
     """
+    import yaml  # here: a job that reads its catalog from the database never needs it
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         data = yaml.load(text, Loader=loader)
@@ -73,6 +73,8 @@ def load_yaml(text: str, origin: str) -> Any:
 
 
 def _load_for_message(text: str, origin: str) -> Any:
+    import yaml
+
     try:
         return yaml.load(text, Loader=yaml.SafeLoader)
     except RecursionError:

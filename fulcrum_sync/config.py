@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from fulcrum_sync.domain import DEFAULT_LOOKBACK, Grain, InputError, SyncType
+from fulcrum_sync.domain import GRAINS, Grain, InputError, SyncType
 
 DEFAULT_DATABASE_URL = "sqlite:///fulcrum_sync.db"
 # Dates a setting may name: every period, window and target horizon around them computes.
@@ -150,15 +150,36 @@ class Settings(BaseSettings):
         "complete period (the default --period and the latest one accepted) and status. "
         "Unset: the clock.",
     )
-    lookback_day_full: int = Field(default=365, ge=1, description="Days fetched by a FULL sync.")
-    lookback_day_incremental: int = Field(
-        default=90, ge=1, description="Days re-fetched by an INCREMENTAL sync."
+    # Overrides of the lookback table (domain/grains.py, SPEC §3): one pair per grain.
+    lookback_day_full: int = Field(
+        default=GRAINS[Grain.DAY].lookback_full, ge=1, description="Days fetched by a FULL sync."
     )
-    lookback_week_full: int = Field(default=104, ge=1, description="Weeks, FULL sync.")
-    lookback_week_incremental: int = Field(default=24, ge=1, description="Weeks, INCREMENTAL.")
-    lookback_month_full: int = Field(default=60, ge=1, description="Months, FULL sync.")
+    lookback_day_incremental: int = Field(
+        default=GRAINS[Grain.DAY].lookback_incremental,
+        ge=1,
+        description="Days re-fetched by an INCREMENTAL sync.",
+    )
+    lookback_week_full: int = Field(
+        default=GRAINS[Grain.WEEK].lookback_full, ge=1, description="Weeks, FULL sync."
+    )
+    lookback_week_incremental: int = Field(
+        default=GRAINS[Grain.WEEK].lookback_incremental, ge=1, description="Weeks, INCREMENTAL."
+    )
+    lookback_month_full: int = Field(
+        default=GRAINS[Grain.MONTH].lookback_full, ge=1, description="Months, FULL sync."
+    )
     lookback_month_incremental: int = Field(
-        default=12, ge=1, description="Months, INCREMENTAL sync."
+        default=GRAINS[Grain.MONTH].lookback_incremental,
+        ge=1,
+        description="Months, INCREMENTAL sync.",
+    )
+    lookback_quarter_full: int = Field(
+        default=GRAINS[Grain.QUARTER].lookback_full, ge=1, description="Quarters, FULL sync."
+    )
+    lookback_quarter_incremental: int = Field(
+        default=GRAINS[Grain.QUARTER].lookback_incremental,
+        ge=1,
+        description="Quarters, INCREMENTAL sync.",
     )
     log_format: Literal["auto", "rich", "json"] = Field(
         default="auto", description="auto: JSON lines when not on a terminal; rich; json."
@@ -253,13 +274,11 @@ class Settings(BaseSettings):
 
     @property
     def lookback(self) -> dict[Grain, dict[SyncType, int]]:
-        """The lookback table, in periods of each grain."""
-        table = {g: dict(v) for g, v in DEFAULT_LOOKBACK.items()}
-        for grain in Grain:
-            for sync_type in SyncType:
-                name = f"lookback_{grain.value}_{sync_type.value.lower()}"
-                table[grain][sync_type] = getattr(self, name)
-        return table
+        """The lookback table, in periods of each grain, with these settings' overrides."""
+        return {
+            grain: {t: int(getattr(self, lookback_setting(grain, t))) for t in SyncType}
+            for grain in Grain
+        }
 
     @property
     def database_limits(self) -> DatabaseLimits:
@@ -290,6 +309,11 @@ def setting_fields(
         else:
             fields.append((env, field))
     return fields
+
+
+def lookback_setting(grain: Grain, sync_type: SyncType) -> str:
+    """The Settings field that overrides a lookback: ``lookback_week_full``."""
+    return f"lookback_{grain.value}_{sync_type.value.lower()}"
 
 
 def mask_url(url: str) -> str:

@@ -21,7 +21,7 @@ Log an event with its fields::
 which is the same as ``log.info("context synced", extra={...})``.
 
 Every emitted message, field and traceback goes through ``redact``: values registered
-with ``register_secret`` (and their URL-encoded forms) become ``***``, and so do
+with ``secrets.register_secret`` (and their URL-encoded forms) become ``***``, and so do
 JWT-looking tokens, ``Bearer`` tokens, passwords in URLs, ``password=...``-style
 pairs and PEM private keys, whether or not anyone registered them.
 """
@@ -39,32 +39,19 @@ from types import MappingProxyType
 from typing import IO, Any, Literal, get_args
 
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.secrets import (
-    MASK,
-    clear_secrets,
-    redact,
-    redact_field,
-    redact_value,
-    register_secret,
-    register_secrets_from,
-)
+from fulcrum_sync.secrets import redact, redact_field, redact_value
 
 __all__ = [
     "ALWAYS_PRESENT",
     "EVENT_FIELDS",
-    "MASK",
     "NOISY_LOGGERS",
     "JsonFormatter",
     "KeyValueFormatter",
     "RedactingFilter",
     "bound_fields",
-    "clear_secrets",
     "configure_logging",
     "json_logging_to_stdout",
     "log_event",
-    "redact",
-    "register_secret",
-    "register_secrets_from",
 ]
 
 LogFormat = Literal["auto", "rich", "json"]

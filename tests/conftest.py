@@ -15,9 +15,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine
 
 from fulcrum_sync.store.engine import open_engine
+
+# Hypothesis' timing checks (a per-example deadline, "input generation is slow") fail on a
+# loaded machine, not on a defect: off for every property test, whatever the machine's speed.
+settings.register_profile(
+    "machine-independent", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("machine-independent")
 
 PG_ADMIN = os.environ.get("FULCRUM_SYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

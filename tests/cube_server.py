@@ -166,6 +166,10 @@ class FakeCube:
         self.refuse_multi = False  # answer multi bodies with 400, like a Cube before 1.x
         self.latency = 0.0  # seconds every served request waits (a round trip's cost)
         self.queries = 0  # queries run (a multi request counts each of its queries)
+        # Come back on a condition, never on a timer: down for the next ``refusals`` requests,
+        # or (``down`` set) until ``back_when()`` holds when a request arrives.
+        self.refusals = 0
+        self.back_when: Callable[[], bool] | None = None
         self.script: deque[Reply] = deque()
         self.requests: list[Recorded] = []
         self.pauses: list[tuple[float, float]] = []  # (429 sent, Retry-After over), monotonic
@@ -207,6 +211,11 @@ class FakeCube:
         """The scripted reply, the down mode's, or a fault; None: answer as Cube."""
         if self.script:
             return self.script.popleft()
+        if self.down and self.back_when is not None and self.back_when():
+            self.down, self.back_when = False, None
+        if self.refusals > 0:
+            self.refusals -= 1
+            return Reply(raise_exc=httpx.ConnectError)
         if self.down:
             return Reply(raise_exc=httpx.ConnectError)
         fault = self.faults.pick(self._rng) if self.faults else None

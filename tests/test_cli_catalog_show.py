@@ -42,7 +42,7 @@ def test_show_then_validate_then_load_is_a_round_trip_with_no_change(
 
     valid = run(cli_env, "catalog", "validate", str(path))
     assert valid.exit_code == 0, valid.output
-    assert f"✓ {path} is valid: 4 tenants, 17 metrics, 28 active contexts." in valid.stdout
+    assert f"✓ {path} is valid: 4 tenants, 17 metrics, 31 active contexts." in valid.stdout
 
     loaded = run(cli_env, "catalog", "load", str(path), "--json")
     assert loaded.exit_code == 0, loaded.output

@@ -35,10 +35,10 @@ def test_completion_is_on() -> None:
 @pytest.mark.parametrize(
     ("command", "shown"),
     [
-        (["sync"], "[day|week|month]"),
-        (["backfill"], "[day|week|month]"),
-        (["status"], "[day|week|month]"),
-        (["state", "show"], "[day|week|month]"),
+        (["sync"], "[day|week|month|quarter]"),
+        (["backfill"], "[day|week|month|quarter]"),
+        (["status"], "[day|week|month|quarter]"),
+        (["state", "show"], "[day|week|month|quarter]"),
         (["cache-load"], "[local|snowflake]"),
         (["sync"], "[auto|rich|json]"),
         (["state", "reset"], "[sync-status|run-keys|series|patterns"),

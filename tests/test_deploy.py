@@ -16,6 +16,7 @@ import sys
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import yaml
 from pydantic import SecretStr
 
 from fulcrum_sync.config import setting_fields
+from fulcrum_sync.domain import GRAINS, Grain, iter_periods, period_end
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -47,7 +49,13 @@ TENANT_SECRET = "fulcrum-sync-tenant-secrets"  # tenants' own Cube and Snowflake
 TENANT_SECRET_DIR = "/var/run/secrets/fulcrum-sync/tenants"
 
 LOG_ARGS = ["--log-format", "json"]
-DAY, WEEK, MONTH, QUARTER_HOUR = 86_400, 7 * 86_400, 28 * 86_400, 900
+QUARTER_HOUR = 900
+
+
+def shortest_period_seconds(grain: Grain) -> int:
+    """The shortest period of ``grain`` over 2024..2027 (a leap year included), in seconds."""
+    starts = list(iter_periods(grain, date(2024, 1, 1), date(2027, 12, 31)))
+    return min((period_end(grain, s) - s).days + 1 for s in starts) * 86_400
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,23 @@ SYNC_FLAGS = ("--catch-up", "--cache-load")
 
 #: The schedule of SPEC §7 / issues 9 and 17, keyed by the job's name in locks and log files.
 #: No cache-load job: each sync loads the cache tables of its contexts (`--cache-load`).
+#: One sync per grain, at the grain table's schedule (domain/grains.py).
 SCHEDULE: dict[str, ScheduledJob] = {
-    "sync-day": ScheduledJob("0 10 * * *", ("sync", "--grain", "day", *SYNC_FLAGS), DAY),
-    "sync-week": ScheduledJob("0 11 * * 1", ("sync", "--grain", "week", *SYNC_FLAGS), WEEK),
-    "sync-month": ScheduledJob("0 12 1 * *", ("sync", "--grain", "month", *SYNC_FLAGS), MONTH),
+    **{
+        f"sync-{grain.value}": ScheduledJob(
+            GRAINS[grain].schedule,
+            ("sync", "--grain", grain.value, *SYNC_FLAGS),
+            shortest_period_seconds(grain),
+        )
+        for grain in Grain
+    },
     "discover": ScheduledJob("*/15 * * * *", ("discover",), QUARTER_HOUR),
     # Issue 27: a weekly verify of a sample of the day contexts (read-only).
-    "verify-day": ScheduledJob("0 14 * * 0", ("verify", "--grain", "day", "--sample", "50"), WEEK),
+    "verify-day": ScheduledJob(
+        "0 14 * * 0",
+        ("verify", "--grain", "day", "--sample", "50"),
+        shortest_period_seconds(Grain.WEEK),
+    ),
 }
 
 #: The database-migration Job: in the kustomization, the first step of a rollout.
@@ -571,7 +589,7 @@ def test_every_cache_load_is_chained_after_the_sync_of_its_grain() -> None:
             assert leaf.params["catch_up"] is True, f"{where}: a missed period stays missing"
             assert leaf.params["period"] is None, f"{where}: scheduled runs take the last period"
             loads.setdefault(grain, []).append(where)
-    assert {g: len(w) for g, w in loads.items()} == {"day": 2, "week": 2, "month": 2}
+    assert {g: len(w) for g, w in loads.items()} == {g.value: 2 for g in Grain}  # k8s, crontab
 
 
 def test_migration_job_upgrades_the_schema_and_is_the_documented_first_step() -> None:
@@ -721,8 +739,11 @@ def test_dockerfile_builds_a_wheel_and_installs_it_in_a_slim_final_stage() -> No
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert "pip wheel" in runs
+    # The dependencies come from the lock, hash-checked; the final stage resolves nothing anew.
+    assert re.search(r"pip wheel [^&]*--require-hashes [^&]*-r requirements\.lock", runs)
     final_runs = " ".join(rest for keyword, rest in final_stage() if keyword == "RUN")
-    assert re.search(r"pip install [^&]*fulcrum_sync-\*\.whl", final_runs)
+    assert re.search(r"pip install [^&]*--no-index [^&]*--no-deps [^&]*/wheels/\*\.whl", final_runs)
+    assert "pip check" in final_runs
     assert not re.search(r"(-e|--editable)\b", runs), "no editable install"
 
 
@@ -839,7 +860,7 @@ def test_workflow_is_a_manual_dispatch_with_the_backfill_inputs() -> None:
     assert set(triggers) == {"workflow_dispatch"}
     inputs = triggers["workflow_dispatch"]["inputs"]
     assert set(inputs) == {"grain", "start", "end", "shards", "tenant"}
-    assert inputs["grain"]["options"] == ["day", "week", "month"]
+    assert inputs["grain"]["options"] == [g.value for g in Grain]
     for name in ("grain", "start", "end", "shards"):
         assert inputs[name]["required"] is True, name
     assert inputs["tenant"]["required"] is False

@@ -58,17 +58,18 @@ def test_grain_parse_accepts_names_and_aliases(text: str, grain: Grain) -> None:
 
 
 def test_grain_stores_the_short_form() -> None:
-    assert [g.value for g in Grain] == ["day", "week", "month"]
+    assert [g.value for g in Grain] == ["day", "week", "month", "quarter"]
     assert Grain.parse("monthly").value == "month"
+    assert Grain.parse("Quarterly").value == "quarter"
 
 
-@pytest.mark.parametrize("bad", ["fortnight", "", "days", "quarter"])
+@pytest.mark.parametrize("bad", ["fortnight", "", "days", "quarters", "year"])
 def test_grain_parse_error_names_the_value_and_the_valid_grains(bad: str) -> None:
     with pytest.raises(InputError) as info:
         Grain.parse(bad)
     message = str(info.value)
     assert repr(bad) in message
-    for valid in ("day", "week", "month"):
+    for valid in ("day", "week", "month", "quarter"):
         assert valid in message
     assert "\n" not in message
 
@@ -95,6 +96,9 @@ def test_period_starts_have_the_grain_shape(grain: Grain, day: date) -> None:
     elif grain is Grain.MONTH:
         assert start.day == 1
         assert (period_end(grain, start) + timedelta(days=1)).day == 1
+    elif grain is Grain.QUARTER:
+        assert start.day == 1 and start.month in (1, 4, 7, 10)
+        assert 90 <= (period_end(grain, start) - start).days + 1 <= 92
     else:
         assert period_end(grain, start) == start
 

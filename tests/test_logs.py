@@ -18,11 +18,13 @@ from pydantic import SecretStr
 from fulcrum_sync.logs import (
     ALWAYS_PRESENT,
     EVENT_FIELDS,
-    MASK,
     NOISY_LOGGERS,
-    clear_secrets,
     configure_logging,
     log_event,
+)
+from fulcrum_sync.secrets import (
+    MASK,
+    clear_secrets,
     redact,
     register_secret,
     register_secrets_from,

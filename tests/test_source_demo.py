@@ -66,7 +66,7 @@ def test_overlapping_windows_return_identical_values(grain: Grain, dimension: st
     a = by_key(fetch(DemoSource(42), REVENUE, full, grain, dimension))
     b = by_key(fetch(DemoSource(42), REVENUE, late, grain, dimension))
     overlap = set(a) & set(b)
-    assert len(overlap) > 8
+    assert len(overlap) > (2 if grain is Grain.QUARTER else 8)  # Q2..Q4 2025 start in both
     assert all(a[k] == b[k] for k in overlap)
 
 

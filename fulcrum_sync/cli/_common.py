@@ -30,6 +30,7 @@ from fulcrum_sync.cli.complete import (
     complete_tenants,
 )
 from fulcrum_sync.domain import (
+    GRAIN_ALIASES,
     DependencyError,
     FulcrumError,
     Grain,
@@ -37,8 +38,10 @@ from fulcrum_sync.domain import (
     InputError,
     RunOutcome,
     check_period,
+    grain_names,
     last_complete_period,
     parse_period,
+    period_examples,
 )
 from fulcrum_sync.services.deps import Deps
 
@@ -190,7 +193,8 @@ def begin(ctx: typer.Context, *, json_out: bool = False, job: bool = False) -> O
     lines to stdout: an event per context and a closing summary event. ``--json`` output and
     reports keep stdout for themselves and log to stderr.
     """
-    from fulcrum_sync.logs import configure_logging, register_secrets_from
+    from fulcrum_sync.logs import configure_logging
+    from fulcrum_sync.secrets import register_secrets_from
 
     deps = deps_of(ctx)
     settings = deps.get_settings()
@@ -297,7 +301,8 @@ def stop_on_sigterm(signalled: threading.Event | None = None) -> Iterator[thread
 
 SCOPE_PANEL = "Scope"
 OUTPUT_PANEL = "Output"
-GRAIN_METAVAR = "[day|week|month]"
+GRAIN_METAVAR = f"[{'|'.join(Grain)}]"
+GRAIN_HELP = f"{grain_names()} (aliases: {', '.join(GRAIN_ALIASES)})"
 
 GrainOption = Annotated[
     str,
@@ -305,7 +310,7 @@ GrainOption = Annotated[
         "--grain",
         "-g",
         metavar=GRAIN_METAVAR,
-        help="day, week or month (aliases: daily, weekly, monthly).",
+        help=f"{GRAIN_HELP}.",
         autocompletion=complete_grains,
     ),
 ]
@@ -318,7 +323,7 @@ PeriodOption = Annotated[
         "--period",
         "-p",
         metavar="PERIOD",
-        help="2025-07-13, 2025-W28 (ISO week) or 2025-07; any date inside the period works. "
+        help=f"{period_examples()}; any date inside the period works. "
         "Default: the last complete period (UTC).",
     ),
 ]
@@ -350,7 +355,7 @@ GrainFilterOption = Annotated[
         "--grain",
         "-g",
         metavar=GRAIN_METAVAR,
-        help="Only this grain (aliases: daily, weekly, monthly). Default: all.",
+        help=f"Only this grain (aliases: {', '.join(GRAIN_ALIASES)}). Default: all.",
         rich_help_panel=SCOPE_PANEL,
         autocompletion=complete_grains,
     ),

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
+    GRAIN_HELP,
     GRAIN_METAVAR,
     ForceOption,
     JsonOption,
@@ -24,7 +25,7 @@ from fulcrum_sync.cli._common import (
     stop_on_sigterm,
 )
 from fulcrum_sync.cli._push import observe
-from fulcrum_sync.domain import BackfillRequest, InputError, parse_period
+from fulcrum_sync.domain import BackfillRequest, InputError, grain_names, parse_period
 
 
 @handle_errors
@@ -36,8 +37,7 @@ def backfill(
             "--grain",
             "-g",
             metavar=GRAIN_METAVAR,
-            help="day, week or month (aliases: daily, weekly, monthly). Not needed with "
-            "--resume, which takes the recorded one.",
+            help=f"{GRAIN_HELP}. Not needed with --resume, which takes the recorded one.",
         ),
     ] = None,
     start: Annotated[
@@ -106,7 +106,7 @@ def backfill(
     shard_of = svc.parse_shard(shard, shard_count=settings.shard_count)
     if resume is None:
         if grain_value is None:
-            raise InputError("missing --grain: backfill needs --grain day, week or month")
+            raise InputError(f"missing --grain: backfill needs --grain {grain_names()}")
         if start is None or end is None:
             raise InputError("backfill needs --start and --end (or --resume ID)")
         request = BackfillRequest(

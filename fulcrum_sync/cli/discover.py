@@ -16,6 +16,7 @@ from fulcrum_sync.cli._common import (
     handle_errors,
     parse_grain,
 )
+from fulcrum_sync.domain import grain_names
 
 
 @handle_errors
@@ -27,7 +28,7 @@ def discover(
             "--grain",
             "-g",
             metavar=GRAIN_METAVAR,
-            help="Only this grain (day, week, month). Default: all.",
+            help=f"Only this grain ({grain_names()}). Default: all.",
         ),
     ] = None,
     check_source: Annotated[

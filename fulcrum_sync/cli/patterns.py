@@ -33,6 +33,7 @@ from fulcrum_sync.domain import (
     InputError,
     MetricContext,
     PatternsRequest,
+    grain_names,
     last_complete_period,
 )
 
@@ -53,7 +54,7 @@ OptionalGrain = Annotated[
         "--grain",
         "-g",
         metavar=GRAIN_METAVAR,
-        help="day, week or month (required to run).",
+        help=f"{grain_names()} (required to run).",
         autocompletion=complete_grains,
     ),
 ]
@@ -86,7 +87,7 @@ def patterns(
         return
     if grain is None:
         raise InputError(
-            "missing --grain: `patterns run` needs --grain day, week or month "
+            f"missing --grain: `patterns run` needs --grain {grain_names()} "
             "(`patterns list` and `patterns show` are the other subcommands)"
         )
     _run(ctx, grain, period, tenant, metric, pattern, force, workers, json_out)

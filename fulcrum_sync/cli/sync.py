@@ -173,9 +173,17 @@ def _pattern_chain(deps: Deps, enabled: bool) -> Any:
     """The in-process pattern chain for ``sync`` (None with --no-patterns)."""
     if not enabled:
         return None
-    from fulcrum_sync.services.patterns import make_chain
+    made: list[Any] = []
 
-    return make_chain(deps.patterns)
+    def chain(*args: Any) -> None:
+        # The patterns service imports pandas (~0.35 s CPU): only when a pattern will run.
+        if not made:
+            from fulcrum_sync.services.patterns import make_chain
+
+            made.append(make_chain(deps.patterns))
+        made[0](*args)
+
+    return chain
 
 
 def _behind(engine: Engine, settings: Settings, request: SyncRequest) -> int | None:

@@ -17,14 +17,12 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
 
 from fulcrum_sync.domain.backfill import BackfillPlan, BackfillRequest, BackfillResult
 from fulcrum_sync.domain.catch_up import (
-    CATCH_UP_MAX_PERIODS,
     CatchUpRest,
     backfill_command,
     cache_load_command,
     catch_up_command,
     missed_periods,
     patterns_command,
-    period_arg,
     rest_of,
     sync_command,
 )
@@ -50,6 +48,17 @@ from fulcrum_sync.domain.errors import (
     endpoint_of,
     is_outage,
 )
+from fulcrum_sync.domain.grains import (
+    DEFAULT_LOOKBACK,
+    GRAIN_ALIASES,
+    GRAINS,
+    Grain,
+    GrainRules,
+    PatternWindows,
+    SyncType,
+    grain_names,
+    period_forms,
+)
 from fulcrum_sync.domain.health import Headline, decide_health
 from fulcrum_sync.domain.outcomes import (
     FAILED_CONTEXTS,
@@ -65,10 +74,6 @@ from fulcrum_sync.domain.outcomes import (
     derive_outcome,
 )
 from fulcrum_sync.domain.periods import (
-    DEFAULT_LOOKBACK,
-    GRAIN_ALIASES,
-    Grain,
-    SyncType,
     Window,
     check_history,
     check_not_after,
@@ -80,6 +85,8 @@ from fulcrum_sync.domain.periods import (
     parse_period,
     parse_span,
     period_end,
+    period_examples,
+    period_label,
     period_start,
     shift_period,
 )
@@ -133,12 +140,12 @@ from fulcrum_sync.domain.state import (
 )
 
 __all__ = [
-    "CATCH_UP_MAX_PERIODS",
     "DEFAULT_LOOKBACK",
     "FAILED_CONTEXTS",
     "FAILED_KEYS",
     "FAILED_OUTCOMES",
     "FINISHED_OUTCOMES",
+    "GRAINS",
     "GRAIN_ALIASES",
     "PART_TABLES",
     "RESET_WHATS",
@@ -164,6 +171,7 @@ __all__ = [
     "Freshness",
     "FulcrumError",
     "Grain",
+    "GrainRules",
     "Headline",
     "Health",
     "InputError",
@@ -175,6 +183,7 @@ __all__ = [
     "PatternContext",
     "PatternRunResult",
     "PatternState",
+    "PatternWindows",
     "PatternsRequest",
     "PatternsRunResult",
     "Problem",
@@ -219,6 +228,7 @@ __all__ = [
     "derive_outcome",
     "endpoint_of",
     "format_period",
+    "grain_names",
     "is_outage",
     "iter_periods",
     "last_complete_period",
@@ -228,8 +238,10 @@ __all__ = [
     "parse_what",
     "pattern_run_key",
     "patterns_command",
-    "period_arg",
     "period_end",
+    "period_examples",
+    "period_forms",
+    "period_label",
     "period_range",
     "period_start",
     "rest_of",

@@ -8,11 +8,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import date
 
-from fulcrum_sync.domain.periods import Grain, iter_periods, shift_period
-
-# Periods one ``sync --catch-up`` takes per context by default (``--max-periods``): two weeks
-# of days, two months of weeks, a quarter of months. Beyond them a backfill is the tool.
-CATCH_UP_MAX_PERIODS: dict[Grain, int] = {Grain.DAY: 14, Grain.WEEK: 8, Grain.MONTH: 3}
+from fulcrum_sync.domain.periods import Grain, iter_periods, period_label, shift_period
 
 
 def missed_periods(grain: Grain, latest: date | None, target: date) -> list[date]:
@@ -24,16 +20,6 @@ def missed_periods(grain: Grain, latest: date | None, target: date) -> list[date
     if latest is None or latest >= target:
         return [target]
     return list(iter_periods(grain, shift_period(grain, latest, 1), target))
-
-
-def period_arg(grain: Grain, period: date) -> str:
-    """A period as the commands take it: ``2025-07-13``, ``2025-W28``, ``2025-07``."""
-    if grain is Grain.WEEK:
-        iso = period.isocalendar()
-        return f"{iso.year}-W{iso.week:02d}"
-    if grain is Grain.MONTH:
-        return f"{period.year}-{period.month:02d}"
-    return period.isoformat()
 
 
 def command(*args: str) -> str:
@@ -65,7 +51,7 @@ def sync_command(
     """A plain sync of one period (default: the last complete one)."""
     args = ["sync", "--grain", grain.value]
     if period is not None:
-        args += ["--period", period_arg(grain, period)]
+        args += ["--period", period_label(grain, period)]
     return command(*args, *_scope(tenant, metric), *(["--force"] if force else []))
 
 
@@ -78,16 +64,16 @@ def backfill_command(
         "--grain",
         grain.value,
         "--start",
-        period_arg(grain, start),
+        period_label(grain, start),
         "--end",
-        period_arg(grain, end),
+        period_label(grain, end),
         *_scope(tenant, metric),
     )
 
 
 def patterns_command(grain: Grain, period: date, tenant: str, metric: str) -> str:
     """The patterns of one context and period, on stored data (unfinished keys only)."""
-    args = ["patterns", "run", "--grain", grain.value, "--period", period_arg(grain, period)]
+    args = ["patterns", "run", "--grain", grain.value, "--period", period_label(grain, period)]
     return command(*args, *_scope(tenant, metric))
 
 

@@ -2,76 +2,53 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 
 from fulcrum_sync.domain.errors import InputError
+from fulcrum_sync.domain.grains import (
+    DATE_RE,
+    DEFAULT_LOOKBACK,
+    GRAIN_ALIASES,
+    GRAINS,
+    Grain,
+    SyncType,
+    period_forms,
+)
 
-GRAIN_ALIASES = {"daily": "day", "weekly": "week", "monthly": "month"}
-
-
-class Grain(StrEnum):
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
-    @classmethod
-    def parse(cls, value: str | Grain) -> Grain:
-        """Return the grain for ``value`` (``day``/``daily``, ...); raise InputError otherwise."""
-        if isinstance(value, Grain):
-            return value
-        text = str(value).strip().lower()
-        text = GRAIN_ALIASES.get(text, text)
-        try:
-            return cls(text)
-        except ValueError:
-            valid = ", ".join(g.value for g in cls)
-            raise InputError(
-                f"unknown grain {value!r}: expected one of {valid} (or daily, weekly, monthly)"
-            ) from None
-
-
-class SyncType(StrEnum):
-    FULL = "FULL"
-    INCREMENTAL = "INCREMENTAL"
-
-
-# Lookback in periods of the grain, per sync type (SPEC §3).
-DEFAULT_LOOKBACK: dict[Grain, dict[SyncType, int]] = {
-    Grain.DAY: {SyncType.FULL: 365, SyncType.INCREMENTAL: 90},
-    Grain.WEEK: {SyncType.FULL: 104, SyncType.INCREMENTAL: 24},
-    Grain.MONTH: {SyncType.FULL: 60, SyncType.INCREMENTAL: 12},
-}
+__all__ = [  # the table's names, re-exported for the modules that import them from here
+    "DEFAULT_LOOKBACK",
+    "GRAINS",
+    "GRAIN_ALIASES",
+    "Grain",
+    "SyncType",
+]
 
 # --------------------------------------------------------------------------- periods
 
-# ASCII digits only (``\d`` alone would take any script's digits), whole string (``\Z``: no
-# trailing newline slips through as ``$`` would let it).
-_WEEK_RE = re.compile(r"(\d{4})-W(\d{1,2})\Z", re.IGNORECASE | re.ASCII)
-_MONTH_RE = re.compile(r"(\d{4})-(\d{1,2})\Z", re.ASCII)
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
 
 
 def period_start(grain: Grain, day: date) -> date:
     """Return the first day of the period of ``grain`` that contains ``day``."""
-    if grain is Grain.DAY:
-        return day
-    if grain is Grain.WEEK:
-        return day - timedelta(days=day.weekday())
-    return day.replace(day=1)
+    rules = GRAINS[grain]
+    if rules.unit == "days":  # date.min (0001-01-01) is a Monday: weeks align on it
+        return day - timedelta(days=(day.toordinal() - 1) % rules.step)
+    months = _month_index(day)
+    months -= months % rules.step
+    return date(months // 12, months % 12 + 1, 1)
 
 
 def shift_period(grain: Grain, start: date, n: int) -> date:
     """Return the start of the period ``n`` periods after (or before, n < 0) ``start``."""
+    rules = GRAINS[grain]
     start = period_start(grain, start)
-    if grain is Grain.DAY:
-        return start + timedelta(days=n)
-    if grain is Grain.WEEK:
-        return start + timedelta(weeks=n)
-    months = start.year * 12 + (start.month - 1) + n
+    if rules.unit == "days":
+        return start + timedelta(days=n * rules.step)
+    months = _month_index(start) + n * rules.step
     return date(months // 12, months % 12 + 1, 1)
 
 
@@ -80,56 +57,64 @@ def period_end(grain: Grain, start: date) -> date:
     return shift_period(grain, start, 1) - timedelta(days=1)
 
 
+def _label_grain(raw: str) -> Grain | None:
+    """The grain whose label form ``raw`` has (``2025-W28``: week), None for anything else."""
+    for grain, rules in GRAINS.items():
+        if rules.label_re is not None and rules.label_re.match(raw):
+            return grain
+    return None
+
+
 def parse_period(grain: Grain, text: str) -> date:
-    """Parse ``2025-07-13``, ``2025-W28`` or ``2025-07`` and return the period start.
+    """Parse a date (``2025-07-13``) or the grain's label (``2025-W28``, ``2025-07``,
+    ``2025-Q3``) and return the period start.
 
     Raises InputError naming the bad value and the accepted forms.
     """
     raw = str(text).strip()
-    expected = "expected a date (2025-07-13), an ISO week (2025-W28) or a month (2025-07)"
+    labelled = _label_grain(raw)
     try:
-        if m := _WEEK_RE.match(raw):
-            day = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
-        elif m := _MONTH_RE.match(raw):
-            day = date(int(m.group(1)), int(m.group(2)), 1)
-        elif _DATE_RE.match(raw):
+        if labelled is not None:
+            rules = GRAINS[labelled]
+            match = rules.label_re.match(raw) if rules.label_re else None
+            assert match is not None and rules.from_label is not None
+            day = rules.from_label(match)
+        elif DATE_RE.match(raw):
             day = date.fromisoformat(raw)
         else:
             raise ValueError(raw)
     except ValueError:
-        raise InputError(f"invalid period {text!r}: {expected}") from None
-    if grain is Grain.DAY and not _DATE_RE.match(raw):
-        raise InputError(f"invalid period {text!r} for grain day: expected a date (2025-07-13)")
-    if grain is Grain.WEEK and _MONTH_RE.match(raw):
-        raise InputError(
-            f"invalid period {text!r} for grain week: expected an ISO week (2025-W28) or a date"
-        )
-    if grain is Grain.MONTH and _WEEK_RE.match(raw):
-        # A week can straddle two months: refuse rather than guess.
-        raise InputError(
-            f"invalid period {text!r} for grain month: expected a month (2025-07) or a date"
-        )
+        raise InputError(f"invalid period {text!r}: expected {period_forms()}") from None
+    if labelled is not None and labelled is not grain:
+        # Only the grain's own label: a week can straddle two months, a month is not a week.
+        rules = GRAINS[grain]
+        either = f"{rules.form} or a date" if rules.label_re else rules.form
+        raise InputError(f"invalid period {text!r} for grain {grain.value}: expected {either}")
     return period_start(grain, day)
 
 
 def parse_span(text: str) -> tuple[date, date]:
-    """Return the days ``text`` covers: a date itself, an ISO week Monday..Sunday, a month.
+    """Return the days ``text`` covers: a date itself, an ISO week Monday..Sunday, a month,
+    a quarter.
 
     Raises InputError naming the bad value and the accepted forms.
     """
     raw = str(text).strip()
-    grain = Grain.WEEK if _WEEK_RE.match(raw) else Grain.MONTH if _MONTH_RE.match(raw) else None
-    first = parse_period(grain or Grain.DAY, raw)
-    return first, period_end(grain, first) if grain else first
+    grain = _label_grain(raw) or Grain.DAY
+    first = parse_period(grain, raw)
+    return first, period_end(grain, first)
 
 
 def iter_periods(grain: Grain, start: date, end: date) -> Iterator[date]:
     """Yield the start of every period from the one containing ``start`` to ``end``, inclusive."""
-    current = period_start(grain, start)
-    last = period_start(grain, end)
-    while current <= last:
-        yield current
-        current = shift_period(grain, current, 1)
+    rules = GRAINS[grain]
+    first, last = period_start(grain, start), period_start(grain, end)
+    if rules.unit == "days":  # ordinals: no calendar arithmetic per period
+        for ordinal in range(first.toordinal(), last.toordinal() + 1, rules.step):
+            yield date.fromordinal(ordinal)
+        return
+    for months in range(_month_index(first), _month_index(last) + 1, rules.step):
+        yield date(months // 12, months % 12 + 1, 1)
 
 
 def last_complete_period(grain: Grain, now: datetime | None = None) -> date:
@@ -142,14 +127,16 @@ def last_complete_period(grain: Grain, now: datetime | None = None) -> date:
     return shift_period(grain, period_start(grain, today), -1)
 
 
+def period_label(grain: Grain, start: date) -> str:
+    """A period as commands take it: ``2025-07-13``, ``2025-W28``, ``2025-07``, ``2025-Q3``."""
+    return GRAINS[grain].label(start)
+
+
 def format_period(grain: Grain, start: date) -> str:
-    """Render a period for people: ``2025-07-13``, ``2025-W28 (2025-07-07)``, ``2025-07``."""
-    if grain is Grain.DAY:
-        return start.isoformat()
-    if grain is Grain.WEEK:
-        iso = start.isocalendar()
-        return f"{iso.year}-W{iso.week:02d} ({start.isoformat()})"
-    return f"{start.year}-{start.month:02d}"
+    """Render a period for people: ``2025-07-13``, ``2025-W28 (2025-07-07)``, ``2025-07``,
+    ``2025-Q3``."""
+    label = period_label(grain, start)
+    return f"{label} ({start.isoformat()})" if GRAINS[grain].show_start else label
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +155,7 @@ def compute_window(
     period: date,
     sync_type: SyncType,
     history_start: date,
-    lookback: dict[Grain, dict[SyncType, int]] | None = None,
+    lookback: Mapping[Grain, Mapping[SyncType, int]] | None = None,
 ) -> Window:
     """Return the fetch window: ends on the period's last day, starts ``lookback`` periods before.
 
@@ -221,3 +208,10 @@ def check_period(
     """Refuse a period after the last complete one or before the history start."""
     check_not_after(grain, period, now, what)
     check_history(grain, period, history_start, what)
+
+
+def period_examples(day: date = date(2025, 7, 13)) -> str:
+    """``2025-07-13, 2025-W28, 2025-07 or 2025-Q3``: the period of each grain holding ``day``,
+    as commands take it (for help texts)."""
+    labels = [period_label(g, period_start(g, day)) for g in Grain]
+    return f"{', '.join(labels[:-1])} or {labels[-1]}"

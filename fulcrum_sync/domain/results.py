@@ -41,7 +41,7 @@ class SyncRequest:
     dry_run: bool = False
     run_patterns: bool = True
     catch_up: bool = False  # every period missed since the last success, up to ``period``
-    max_periods: int | None = None  # per context and run (default: CATCH_UP_MAX_PERIODS)
+    max_periods: int | None = None  # per context and run (default: GRAINS[grain].catch_up_periods)
     cache_load: bool = False  # load each context's cache table after its sync and patterns
 
 

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any, Literal
 
@@ -19,13 +19,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from fulcrum_sync.domain import Grain, Window, period_end, period_start, shift_period
+from fulcrum_sync.domain import GRAINS, Grain, Window, period_end, period_start, shift_period
 
 OutcomeStatus = Literal["succeeded", "skipped", "failed"]
 INSUFFICIENT_DATA = "insufficient_data"
-
-_PANDAS_FREQ = {Grain.DAY: "D", Grain.WEEK: "W-MON", Grain.MONTH: "MS"}
-_PERIOD_FREQ = {Grain.WEEK: "W-SUN", Grain.MONTH: "M"}
 
 
 class InsufficientDataError(Exception):
@@ -248,8 +245,9 @@ def _normalise(
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     dates = dates.dt.normalize().astype("datetime64[ns]")
-    if grain is not Grain.DAY:  # snap stray dates to their period's start
-        dates = dates.dt.to_period(_PERIOD_FREQ[grain]).dt.start_time
+    snap = GRAINS[grain].pandas_period
+    if snap is not None:  # snap stray dates to their period's start
+        dates = dates.dt.to_period(snap).dt.start_time
     out["date"] = dates
     out["value"] = pd.to_numeric(out["value"], errors="coerce").astype(float)
     out = out[np.isfinite(out["value"].to_numpy())]
@@ -280,7 +278,7 @@ def _period_range(grain: Grain, first: date, last: date) -> pd.Index:
     # (a backfill asks for the same month and quarter spans day after day), so build each once.
     # In nanoseconds, as normalised frames are: lookups between them need no conversion.
     start, end = pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
-    return pd.date_range(start, end, freq=_PANDAS_FREQ[grain], name="date", unit="ns")
+    return pd.date_range(start, end, freq=GRAINS[grain].pandas_freq, name="date", unit="ns")
 
 
 def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
@@ -301,27 +299,22 @@ def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
     return out
 
 
-def quarter_start(day: date) -> date:
-    """Return the first day of the calendar quarter containing ``day``."""
-    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+def coarser_grains(grain: Grain) -> list[Grain]:
+    """The grains coarser than ``grain``, finest first (``Grain`` is ordered finest first)."""
+    order = list(Grain)
+    return order[order.index(grain) + 1 :]
 
 
 def horizons(grain: Grain, period: date) -> dict[str, Window]:
-    """Return the calendar spans coarser than ``grain`` that contain ``period``.
+    """Return the calendar spans of the grains coarser than ``grain`` that contain ``period``.
 
     Day: week, month, quarter. Week: month and quarter (weeks belong to the span holding
-    their Monday). Month: quarter.
+    their Monday). Month: quarter. Quarter: none.
     """
-    spans: dict[str, Window] = {}
-    if grain is Grain.DAY:
-        week = period_start(Grain.WEEK, period)
-        spans["week"] = Window(week, period_end(Grain.WEEK, week))
-    if grain in (Grain.DAY, Grain.WEEK):
-        month = period_start(Grain.MONTH, period)
-        spans["month"] = Window(month, period_end(Grain.MONTH, month))
-    quarter = quarter_start(period)
-    spans["quarter"] = Window(quarter, shift_period(Grain.MONTH, quarter, 3) - timedelta(days=1))
-    return spans
+    return {
+        g.value: Window(period_start(g, period), period_end(g, period))
+        for g in coarser_grains(grain)
+    }
 
 
 def require(

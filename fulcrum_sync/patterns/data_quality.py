@@ -23,7 +23,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, Field
 
-from fulcrum_sync.domain import Grain
+from fulcrum_sync.domain import GRAINS, Grain
 from fulcrum_sync.patterns.base import (
     PatternInput,
     PatternResult,
@@ -36,8 +36,6 @@ from fulcrum_sync.patterns.base import (
 
 NAME = "data_quality"
 VERSION = "1.0.0"
-DEFAULT_WINDOW = {Grain.DAY: 28, Grain.WEEK: 12, Grain.MONTH: 6}
-DEFAULT_SCAN = {Grain.DAY: 90, Grain.WEEK: 26, Grain.MONTH: 12}
 MAX_LISTED = 100
 _MAD_SCALE = 1.4826
 _MEAN_AD_SCALE = 1.2533
@@ -56,8 +54,9 @@ class DataQualitySettings(PatternSettings):
 
     def resolved(self, grain: Grain) -> tuple[int, int, int]:
         """Return ``(window, scan_periods, min_baseline)`` with the grain's defaults filled in."""
-        window = self.window or DEFAULT_WINDOW[grain]
-        scan = self.scan_periods or DEFAULT_SCAN[grain]
+        defaults = GRAINS[grain].patterns
+        window = self.window or defaults.quality_window
+        scan = self.scan_periods or defaults.quality_scan
         return window, scan, min(self.min_baseline or max(3, window // 2), window)
 
 

@@ -34,7 +34,7 @@ from fulcrum_sync.patterns.base import (
 
 NAME = "dimension_analysis"
 VERSION = "1.0.0"
-LOOKBACK = {Grain.DAY: 2, Grain.WEEK: 2, Grain.MONTH: 2}  # the period and the prior one
+HISTORY = 2  # periods read at every grain: the period and the prior one
 
 MoversBy = Literal["share_change", "change", "change_pct"]
 
@@ -91,6 +91,11 @@ class DimensionAnalysisResult(PatternResult):
     rank_changes: list[RankChange]
     new_slices: list[str]
     gone_slices: list[str]
+
+
+def required_history(grain: Grain, settings: dict[str, Any]) -> int:
+    """Return how many periods the pattern reads: the period and the prior one."""
+    return HISTORY
 
 
 def dimension_analysis(data: PatternInput, **settings: Any) -> DimensionAnalysisResult:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from fulcrum_sync.domain import Grain
+from fulcrum_sync.domain import GRAINS, Grain
 from fulcrum_sync.patterns.base import (
     PatternInput,
     PatternResult,
@@ -63,8 +63,6 @@ def _exponential_smoothing() -> Any:
 
 NAME = "forecasting"
 VERSION = "1.0.0"
-DEFAULT_MIN_HISTORY = {Grain.DAY: 14, Grain.WEEK: 8, Grain.MONTH: 6}
-DEFAULT_SEASON = {Grain.DAY: 7, Grain.WEEK: 0, Grain.MONTH: 12}
 _SEED = 20250701
 
 
@@ -83,8 +81,11 @@ class ForecastingSettings(PatternSettings):
 
     def resolved(self, grain: Grain) -> tuple[int, int]:
         """Return ``(min_history, seasonal_periods)`` with the grain's defaults filled in."""
-        min_history = self.min_history or DEFAULT_MIN_HISTORY[grain]
-        season = DEFAULT_SEASON[grain] if self.seasonal_periods is None else self.seasonal_periods
+        defaults = GRAINS[grain].patterns
+        min_history = self.min_history or defaults.forecast_min_history
+        season = (
+            defaults.forecast_season if self.seasonal_periods is None else self.seasonal_periods
+        )
         return min(min_history, self.max_history), season
 
 

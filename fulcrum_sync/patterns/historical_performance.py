@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from fulcrum_sync.domain import Grain
+from fulcrum_sync.domain import GRAINS, Grain
 from fulcrum_sync.patterns.base import (
     PatternInput,
     PatternResult,
@@ -41,7 +41,6 @@ from fulcrum_sync.patterns.base import (
 
 NAME = "historical_performance"
 VERSION = "1.0.0"
-STREAK_LOOKBACK = {Grain.DAY: 90, Grain.WEEK: 52, Grain.MONTH: 24}
 
 Direction = Literal["up", "down", "flat"]
 
@@ -109,7 +108,7 @@ class HistoricalPerformanceResult(PatternResult):
 def required_history(grain: Grain, settings: dict[str, Any]) -> int:
     """Return how many periods of history the pattern reads with ``settings``."""
     periods = int(settings.get("periods", HistoricalPerformanceSettings().periods))
-    return max(periods + 1, STREAK_LOOKBACK[grain])
+    return max(periods + 1, GRAINS[grain].patterns.streak_lookback)
 
 
 def historical_performance(data: PatternInput, **settings: Any) -> HistoricalPerformanceResult:

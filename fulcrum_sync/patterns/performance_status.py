@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from fulcrum_sync.domain import Grain
+from fulcrum_sync.domain import GRAINS, Grain
 from fulcrum_sync.patterns.base import (
     PatternInput,
     PatternResult,
@@ -35,7 +35,6 @@ from fulcrum_sync.patterns.base import (
 
 NAME = "performance_status"
 VERSION = "1.0.0"
-LOOKBACK = {Grain.DAY: 90, Grain.WEEK: 52, Grain.MONTH: 24}
 
 Status = Literal["on_track", "off_track", "no_target"]
 
@@ -77,6 +76,11 @@ def classify(
     if higher_is_better:
         return "off_track" if value < target - tolerance else "on_track"
     return "off_track" if value > target + tolerance else "on_track"
+
+
+def required_history(grain: Grain, settings: dict[str, Any]) -> int:
+    """Return how many periods of history the pattern reads (the grain's default)."""
+    return GRAINS[grain].patterns.status_lookback
 
 
 def performance_status(data: PatternInput, **settings: Any) -> PerformanceStatusResult:

@@ -37,6 +37,7 @@ from fulcrum_sync.patterns.base import (
     PatternOutcome,
     PatternResult,
     PatternSettings,
+    coarser_grains,
     horizons,
 )
 
@@ -126,15 +127,12 @@ def _spec(
     settings_model: type[PatternSettings],
     needs: set[str],
     description: str,
-    history: HistoryFunc | None = None,
     grains: frozenset[Grain] = ALL_GRAINS,
 ) -> PatternSpec:
     assert needs <= NEEDS, needs
     defaults = settings_model().model_dump()
-    if history is not None:
-        lookback = {grain: history(grain, defaults) for grain in Grain if grain in grains}
-    else:
-        lookback = dict(module.LOOKBACK)
+    history: HistoryFunc = module.required_history
+    lookback = {grain: history(grain, defaults) for grain in Grain if grain in grains}
     return PatternSpec(
         name=module.NAME,
         version=module.VERSION,
@@ -163,7 +161,6 @@ _SPECS = [
         historical_performance.HistoricalPerformanceSettings,
         {"base"},
         "growth, acceleration, trend direction, streaks and records",
-        history=historical_performance.required_history,
     ),
     _spec(
         dimension_analysis,
@@ -178,7 +175,7 @@ _SPECS = [
         forecasting.ForecastingSettings,
         {"base", "forward_targets"},
         "week / month / quarter totals forecast with intervals and pacing",
-        history=forecasting.required_history,
+        grains=frozenset(g for g in Grain if coarser_grains(g)),  # a span to forecast
     ),
     _spec(
         data_quality,
@@ -186,7 +183,6 @@ _SPECS = [
         data_quality.DataQualitySettings,
         {"base"},
         "gaps, zero or negative runs, anomalies vs a rolling median/MAD baseline",
-        history=data_quality.required_history,
     ),
 ]
 

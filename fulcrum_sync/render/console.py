@@ -6,20 +6,15 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.render.table import Column, print_fitted
+
+if TYPE_CHECKING:  # rich.progress is imported when a bar is shown (a terminal)
+    from rich.progress import Progress
 
 __all__ = [
     "Column",
@@ -114,8 +109,16 @@ class SyncProgress:
         self._console = console
 
     def __enter__(self) -> SyncProgress:
+        if self._enabled:  # rich.progress only on a terminal: a pod's job never loads it
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-        if self._enabled:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

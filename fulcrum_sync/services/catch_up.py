@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
-    CATCH_UP_MAX_PERIODS,
+    GRAINS,
     CatchUpRest,
     ContextResult,
     InputError,
@@ -70,7 +70,7 @@ def max_periods_of(settings: Settings, request: SyncRequest) -> int:
     Raises InputError when it exceeds the FULL lookback (one FULL window must hold them).
     """
     grain = request.grain
-    bound = request.max_periods or CATCH_UP_MAX_PERIODS[grain]
+    bound = request.max_periods or GRAINS[grain].catch_up_periods
     limit = settings.lookback[grain][SyncType.FULL]
     if bound > limit:
         raise InputError(

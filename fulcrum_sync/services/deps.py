@@ -42,7 +42,8 @@ class Deps:
     log_format: str | None = None
     verbose: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
-    _owned: list[object] = field(default_factory=list)
+    _owns_engine: bool = False
+    _owns_source: bool = False
 
     def get_settings(self) -> Settings:
         if self.settings is None:
@@ -72,7 +73,7 @@ class Deps:
             self.engine = open_engine(
                 url, workers=workers, pooled=pooled, limits=limits, migrate=migrate
             )
-            self._owned.append(self.engine)
+            self._owns_engine = True
         return self.engine
 
     def get_source(self, *, long_run: bool = False) -> Source:
@@ -89,7 +90,7 @@ class Deps:
                 stop=self.stop,
                 connections=self._tenant_connections,
             )
-            self._owned.append(self.source)
+            self._owns_source = True
         return self.source
 
     def default_endpoint(self) -> str | None:
@@ -141,11 +142,10 @@ class Deps:
 
     def close(self) -> None:
         """Dispose of what this object built (not what was injected)."""
-        for owned in self._owned:
-            if owned is self.engine:
-                owned.dispose()  # type: ignore[attr-defined]
-                self.engine = None
-            else:
-                owned.close()  # type: ignore[attr-defined]
-                self.source = None
-        self._owned.clear()
+        if self._owns_engine and self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+        if self._owns_source and self.source is not None:
+            self.source.close()
+            self.source = None
+        self._owns_engine = self._owns_source = False

@@ -26,7 +26,7 @@ from fulcrum_sync.store import contexts as contexts_store
 
 log = logging.getLogger(__name__)
 
-_FINEST_FIRST = (Grain.DAY, Grain.WEEK, Grain.MONTH)
+_FINEST_FIRST = list(Grain)  # the enum is ordered finest first
 
 
 def discover(

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import (
-    CATCH_UP_MAX_PERIODS,
+    GRAINS,
     Grain,
     KeyStatus,
     Problem,
@@ -42,7 +42,7 @@ _ELSEWHERE = {KeyStatus.FAILED, KeyStatus.RELEASED, KeyStatus.RUNNING}
 def holes(engine: Engine, grain: Grain, expected: date, defs: list[ContextDef]) -> list[Problem]:
     """Missing pattern results of the last ``2 x catch-up bound`` periods of ``grain`` whose
     sync succeeded: one problem per context-period, with the command that fills it."""
-    bound = CATCH_UP_MAX_PERIODS[grain]
+    bound = GRAINS[grain].catch_up_periods
     start = shift_period(grain, expected, -(2 * bound - 1))
     window_start = shift_period(grain, expected, -(bound - 2))  # what the next run looks at
     by_name = {(d.tenant.identifier, d.metric.metric_id): d for d in defs if d.grain is grain}
@@ -92,7 +92,7 @@ def _pending(
         f"{', '.join(sorted(names))}"
     )
     soon = period >= window_start
-    bound = CATCH_UP_MAX_PERIODS[grain]
+    bound = GRAINS[grain].catch_up_periods
     note = (
         f"yes: the next {SCHEDULED} finishes unfinished pattern keys of its last {bound} periods"
         if soon

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import PatternContext, pattern_run_key, sync_run_key
+from fulcrum_sync.domain.pattern_kinds import PATTERN_KINDS, PatternKind
 from fulcrum_sync.store import runs
 from fulcrum_sync.store.runs import RunItem
 
@@ -53,22 +54,48 @@ def pattern_jobs(
     ctx: ContextDef, period: date, only: str | None = None, overrides: Overrides = None
 ) -> list[PatternJob]:
     """Every pattern run of ``ctx`` for ``period``: dimension patterns once per dimension."""
-    jobs: list[PatternJob] = []
-    for spec in pattern_specs(ctx, only, overrides):
-        pctx = PatternContext(ctx.tenant.identifier, ctx.metric.metric_id, spec.name)
-        dims = [d.dimension_id for d in ctx.metric.dimensions] if spec.needs_dimension else [None]
-        for dim in dims:
-            item = RunItem(
+    return [
+        (spec, dim, item)
+        for spec in pattern_specs(ctx, only, overrides)
+        for dim, item in _pattern_items(ctx, period, spec.name, spec.needs_dimension)
+    ]
+
+
+def pattern_keys(ctx: ContextDef, period: date, overrides: Overrides = None) -> list[RunItem]:
+    """The run keys of :func:`pattern_jobs`, made without importing the patterns (pandas):
+    what a run needs to make keys or to see that they are done."""
+    items: list[RunItem] = []
+    for name in ctx.metric.patterns:
+        kind: PatternKind | PatternSpec | None = (overrides or {}).get(name) or PATTERN_KINDS.get(
+            name
+        )
+        if kind is None:  # not a registered pattern: let the registry say so
+            return [job[2] for job in pattern_jobs(ctx, period, overrides=overrides)]
+        if kind.supports(ctx.grain):
+            items += [item for _, item in _pattern_items(ctx, period, name, kind.needs_dimension)]
+    return items
+
+
+def _pattern_items(
+    ctx: ContextDef, period: date, name: str, per_dimension: bool
+) -> list[tuple[str | None, RunItem]]:
+    pctx = PatternContext(ctx.tenant.identifier, ctx.metric.metric_id, name)
+    dims = [d.dimension_id for d in ctx.metric.dimensions] if per_dimension else [None]
+    return [
+        (
+            dim,
+            RunItem(
                 pattern_run_key(ctx.grain, period, pctx, dim),
                 "pattern",
                 ctx.grain.value,
                 period,
                 ctx.tenant.identifier,
                 ctx.metric.metric_id,
-                spec.name,
-            )
-            jobs.append((spec, dim, item))
-    return jobs
+                name,
+            ),
+        )
+        for dim in dims
+    ]
 
 
 def expected_items(
@@ -82,7 +109,7 @@ def expected_items(
     for period in periods:
         items.append(sync_item(ctx, period))
         if patterns:
-            items += [job[2] for job in pattern_jobs(ctx, period, overrides=overrides)]
+            items += pattern_keys(ctx, period, overrides)
     return items
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from fulcrum_sync.domain import (
-    CATCH_UP_MAX_PERIODS,
+    GRAINS,
     Grain,
     Problem,
     backfill_command,
@@ -60,7 +60,7 @@ def context_fix(
 
     :param cache_load: the cache is in use at this grain: the catch-up loads it too.
     """
-    bound = CATCH_UP_MAX_PERIODS[grain]
+    bound = GRAINS[grain].catch_up_periods
     missed = behind_count(grain, latest, expected)
     catch_up = catch_up_command(grain, tenant, metric, cache_load=cache_load)
     if missed is None:
@@ -150,7 +150,7 @@ def _patterns(
 ) -> list[Problem]:
     """Unfinished pattern keys of synced periods, one row per context and period."""
     active = {(c["tenant"], c["metric_id"]) for c in contexts}
-    bound = CATCH_UP_MAX_PERIODS[grain]
+    bound = GRAINS[grain].catch_up_periods
     window_start = shift_period(grain, expected, -(bound - 2))  # the next run's last N periods
     groups: dict[tuple[str, str, date], list[dict[str, Any]]] = defaultdict(list)
     for row in progress.unfinished_patterns(engine, grain.value):

@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -205,31 +204,26 @@ def run_keyed(
     *,
     workers: int = 1,
     on_result: Callable[[R], None] | None = None,
-    renew: bool = True,
-    batch_claim: bool = False,
     made: bool = False,
 ) -> list[R]:
     """Claim and do every item; return results in completion order (none when ``on_result``
     takes each as it comes: a run of any size then keeps no result per item).
 
     ``workers == 1`` runs everything in the calling thread (a breakpoint stops there).
-    Items not yet started when ``rc.stop`` is set are left unclaimed. ``renew=False`` when
-    an outer call already renews this owner's leases (they are renewed per owner).
-    ``batch_claim`` claims every key in one transaction first (small batches done by one
-    worker, such as a context's patterns); unstarted keys are released if ``rc.stop`` is set.
-    Otherwise each key is claimed in its own short transaction just before its work (so a
-    killed process holds one key, not a batch), except keys that had already succeeded
-    when the run started (read in one query): those are skipped as done without a claim,
-    unless the run forces. ``made``: the keys' rows exist already (made by the caller).
+    Items not yet started when ``rc.stop`` is set are left unclaimed. Each key is claimed in
+    its own short transaction just before its work (so a killed process holds one key, not a
+    batch), except keys that had already succeeded when the run started (read in one query):
+    those are skipped as done without a claim, unless the run forces. This owner's leases
+    are renewed while the work runs. ``made``: the keys' rows exist
+    already (made by the caller).
     """
     if not work:
         return []
     if not made:  # the caller made (and adopted) the keys already: keys.ensure_expected
         runs.ensure_items(rc.engine, [w.item for w in work], rc.run_id)
     results: list[R] = []
-    claimed_up_front = _claim_all(rc, work) if batch_claim else {}
     done_before: set[str] = set()
-    if not batch_claim and rc.force_before is None:
+    if rc.force_before is None:
         done_before = runs.succeeded_among(rc.engine, [w.item.run_key for w in work])
 
     def one(w: KeyedWork[T]) -> R | None:
@@ -241,7 +235,7 @@ def run_keyed(
     def work_one(w: KeyedWork[T]) -> R | None:
         if w.item.run_key in done_before:
             return skipped(w, Claim.DONE)
-        claim = claimed_up_front.get(w.item.run_key) or _claim(rc, w.item.run_key)
+        claim = _claim(rc, w.item.run_key)
         if claim is not Claim.CLAIMED:
             return skipped(w, claim)
         try:
@@ -258,9 +252,8 @@ def run_keyed(
             _settle(rc, w.item.run_key, outcome)
         return result
 
-    leases = keep_leases(rc.engine, rc.owner, rc.lease_seconds) if renew else nullcontext()
     try:
-        with leases:
+        with keep_leases(rc.engine, rc.owner, rc.lease_seconds):
             for result in map_workers(one, work, workers):
                 if result is None:
                     continue
@@ -291,7 +284,7 @@ def run_batch(
     """
     if not work:
         return []
-    claims = _claim_all(rc, work, create=True)  # the keys' rows made in the same transaction
+    claims = _claim_all(rc, work)
     mine = [w for w in work if claims[w.item.run_key] is Claim.CLAIMED]
     results = [
         skipped(w, claims[w.item.run_key])
@@ -328,9 +321,8 @@ def _claim(rc: RunContext, run_key: str) -> Claim:
     )
 
 
-def _claim_all(
-    rc: RunContext, work: Sequence[KeyedWork[Any]], *, create: bool = False
-) -> dict[str, Claim]:
+def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Claim]:
+    """Claim every key of ``work`` in one transaction, making the keys' rows in it too."""
     return runs.claim_many(
         rc.engine,
         [w.item.run_key for w in work],
@@ -338,7 +330,7 @@ def _claim_all(
         run_id=rc.run_id,
         lease_seconds=rc.lease_seconds,
         force_before=rc.force_before,
-        items=[w.item for w in work] if create else None,
+        items=[w.item for w in work],
     )
 
 

@@ -29,7 +29,7 @@ from fulcrum_sync.domain import (
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.services import catch_up, fetch_plan
-from fulcrum_sync.services.keys import Overrides, ensure_expected, pattern_jobs, sync_item
+from fulcrum_sync.services.keys import Overrides, ensure_expected, pattern_keys, sync_item
 from fulcrum_sync.services.runner import (
     KeyedWork,
     Outcome,
@@ -223,7 +223,7 @@ def run(
                 analysed.append(
                     runs.succeeded_keys(engine, "pattern", request.grain.value, request.period)
                 )
-            wanted = {job[2].run_key for job in pattern_jobs(w.payload, request.period)}
+            wanted = {item.run_key for item in pattern_keys(w.payload, request.period, overrides)}
             if not wanted <= analysed[0]:  # interrupted or failed patterns: finish them
                 res.skip_reason = FINISHING_PATTERNS
                 res.started_at = datetime.now(UTC)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from fulcrum_sync.domain import SourceError
+from fulcrum_sync.domain import GRAINS, SourceError
 from fulcrum_sync.secrets import redact
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 
@@ -26,7 +26,7 @@ def build_query(request: FetchRequest, *, limit: int, offset: int = 0) -> dict[s
         "timeDimensions": [
             {
                 "dimension": metric.time_dimension,
-                "granularity": request.grain.value,
+                "granularity": GRAINS[request.grain].cube_granularity,
                 "dateRange": [request.window.start.isoformat(), request.window.end.isoformat()],
             }
         ],
@@ -50,8 +50,9 @@ def build_query(request: FetchRequest, *, limit: int, offset: int = 0) -> dict[s
 
 def parse_rows(data: list[Any], request: FetchRequest) -> list[SeriesRow]:
     """Turn Cube's ``data`` rows into SeriesRows; raise SourceError on a malformed row."""
-    time_key = f"{request.metric.time_dimension}.{request.grain.value}"
-    blended = f"time.{request.grain.value}"  # what a blendingQuery's rows carry as well
+    granularity = GRAINS[request.grain].cube_granularity
+    time_key = f"{request.metric.time_dimension}.{granularity}"
+    blended = f"time.{granularity}"  # what a blendingQuery's rows carry as well
     measure = request.metric.measure
     member = request.dimension.member if request.dimension else None
     rows: list[SeriesRow] = []

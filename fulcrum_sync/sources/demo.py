@@ -14,27 +14,14 @@ import threading
 from collections.abc import Iterator
 from datetime import date
 from itertools import compress
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from fulcrum_sync.catalog import Catalog, demo_catalog
 from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
-from fulcrum_sync.sources.demo_model import (
-    FloatArray,
-    IntArray,
-    SeriesParams,
-    aggregate,
-    base_days,
-    classify,
-    layout,
-    new_row,
-    series_params,
-    slice_days,
-    slice_params,
-    target_level,
-    uniform,
-)
+
+if TYPE_CHECKING:  # the model imports numpy: a run that fetches nothing never pays for it
+    from fulcrum_sync.sources.demo_model import FloatArray, IntArray, SeriesParams
 
 
 class DemoSource:
@@ -62,6 +49,18 @@ class DemoSource:
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Return the requested series: only periods that start inside the window."""
+        import numpy as np
+
+        from fulcrum_sync.sources.demo_model import (
+            aggregate,
+            classify,
+            layout,
+            series_params,
+            slice_days,
+            slice_params,
+            target_level,
+        )
+
         metric = request.metric
         kind, mean = classify(metric)
         params = series_params(
@@ -90,6 +89,8 @@ class DemoSource:
     def _base_days(self, params: SeriesParams, days: IntArray) -> FloatArray:
         """``base_days``, kept for the next few fetches: every dimension of a metric splits
         the same base series over the same window (a context asks for it once per series)."""
+        from fulcrum_sync.sources.demo_model import base_days
+
         key = (params.key, int(days[0]) if len(days) else 0, len(days))
         with self._lock:
             cached = self._recent.get(key)
@@ -111,6 +112,10 @@ class DemoSource:
         keys: IntArray,
     ) -> list[SeriesRow]:
         """Turn a (slices, periods) value matrix into rows ordered by date, then slice."""
+        import numpy as np
+
+        from fulcrum_sync.sources.demo_model import new_row, uniform
+
         k = values.shape[0]
         ordered = values.T.ravel()
         flat: list[float | None] = list(ordered.tolist())

@@ -18,7 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from fulcrum_sync.catalog import MetricDef
-from fulcrum_sync.domain import Grain, Window, iter_periods, period_end, period_start, shift_period
+from fulcrum_sync.domain import (
+    GRAINS,
+    Grain,
+    Window,
+    iter_periods,
+    period_end,
+    period_start,
+    shift_period,
+)
 from fulcrum_sync.sources.base import SeriesRow
 
 FloatArray = npt.NDArray[np.float64]
@@ -163,14 +171,13 @@ def classify(metric: MetricDef) -> tuple[str, bool]:
 
 def target_level(metric: MetricDef, mean: bool) -> float | None:
     """Return a day-level value implied by the metric's targets, if it has any."""
-    days = {Grain.DAY: 1.0, Grain.WEEK: 7.0, Grain.MONTH: 30.44}
-    for grain in (Grain.DAY, Grain.WEEK, Grain.MONTH):
+    for grain in Grain:  # finest first
         spec = metric.targets.get(grain)
         if spec is None:
             continue
         value = float(np.median(list(spec.values()))) if isinstance(spec, dict) else float(spec)
         if value > 0:
-            return value if mean else value / days[grain]
+            return value if mean else value / GRAINS[grain].mean_days
     return None
 
 
@@ -308,9 +315,6 @@ def layout(grain: Grain, window: Window) -> tuple[list[date], int, int, IntArray
         return [], 0, 0, np.zeros(0, dtype=np.int64)
     first_day = first.toordinal() - _EPOCH_ORDINAL
     n_days = period_end(grain, last).toordinal() - first.toordinal() + 1
-    if grain is Grain.DAY:
-        starts = [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
-        return starts, first_day, n_days, np.arange(n_days, dtype=np.int64)
     starts = list(iter_periods(grain, first, last))
     offsets = np.array([s.toordinal() - first.toordinal() for s in starts], dtype=np.int64)
     return starts, first_day, n_days, offsets

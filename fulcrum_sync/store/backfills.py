@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, Integer, and_, func, or_, select, update
 
 from fulcrum_sync.domain import InputError
 from fulcrum_sync.store import tables as t
@@ -138,8 +138,8 @@ def mark_finished(engine: Engine, backfill_id: str) -> None:
 def list_backfills(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
     """Return recent backfills with done / failed / total counts."""
     b, bi, i = t.backfills.c, t.backfill_items.c, t.run_items.c
-    done = func.sum(func.cast(i.status == "succeeded", t.Integer))
-    failed = func.sum(func.cast(i.status == "failed", t.Integer))
+    done = func.sum(func.cast(i.status == "succeeded", Integer))
+    failed = func.sum(func.cast(i.status == "failed", Integer))
     query = (
         select(
             b.backfill_id,

@@ -47,7 +47,8 @@ def save_catalog(
         names = {r.tenant_id: r.identifier for r in conn.execute(select(t.tenants))}
         for table in (t.metric_targets, t.metric_definitions, t.tenants):
             conn.execute(delete(table))
-        tenant_rows, metric_rows = [], []
+        tenant_rows: list[dict[str, Any]] = []
+        metric_rows: list[dict[str, Any]] = []
         for tenant in catalog.tenants:
             names[tenant.tenant_id] = tenant.identifier
             tenant_rows.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
 from fulcrum_sync.store.upsert import upsert_rows
 
 
-def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     if not frame.empty:
         frame["date"] = pd.to_datetime(frame["date"])

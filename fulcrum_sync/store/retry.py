@@ -112,7 +112,7 @@ class Patience:
                 return
             self._gone_since = time.monotonic()
         log.warning(
-            "the state database %s is unreachable (%s); waiting up to %g s for it "
+            "%s: the state database is unreachable (%s); waiting up to %g s for it "
             "(FULCRUM_SYNC_DATABASE_RETRY_SECONDS)",
             where,
             detail,
@@ -164,7 +164,9 @@ def patiently(engine: Engine, call: Callable[[], R]) -> R:
     Raises the last StoreError, reworded to say how long it waited, past the bound.
     """
     patience = patience_of(engine)
-    where = engine.url.render_as_string(hide_password=True)
+    from fulcrum_sync.store.endpoint import database_address, database_endpoint
+
+    where = database_endpoint(engine.url)
     lost = retry_if_exception(
         lambda e: isinstance(e, StoreError) and is_disconnect(engine, e.__cause__)
     )
@@ -198,8 +200,9 @@ def patiently(engine: Engine, call: Callable[[], R]) -> R:
         patience.gave_up = patience.gave_up or not stopped
         why = "stopped while waiting" if stopped else "gave up"
         raise StoreError(
-            f"the state database {where} is unreachable: {why} after "
-            f"{patience.seconds:g} s (FULCRUM_SYNC_DATABASE_RETRY_SECONDS): {_detail(exc)}"
+            f"{where}: the state database is unreachable: {why} after "
+            f"{patience.seconds:g} s (FULCRUM_SYNC_DATABASE_RETRY_SECONDS): {_detail(exc)}",
+            endpoint=database_address(engine.url),
         ) from exc.__cause__
     if retrying.statistics.get("attempt_number", 1) > 1:
         patience.back(where)

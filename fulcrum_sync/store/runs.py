@@ -354,9 +354,7 @@ def complete(
 ) -> bool:
     """Mark a claimed key succeeded or failed; return False if ``owner`` lost the lease."""
     with translate_errors(engine, "record a run key in"), engine.begin() as conn:
-        return complete_in(
-            conn, run_key, owner=owner, succeeded=succeeded, counts=counts, error=error
-        )
+        return complete_in(conn, KeyDone(run_key, owner, succeeded, counts, error))
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,18 +385,10 @@ def _complete_params(d: KeyDone) -> dict[str, Any]:
     }
 
 
-def complete_in(
-    conn: Connection,
-    run_key: str,
-    *,
-    owner: str,
-    succeeded: bool,
-    counts: dict[str, Any] | None = None,
-    error: str | None = None,
-) -> bool:
-    """:func:`complete` inside the caller's transaction (the work's own: both commit together)."""
-    params = _complete_params(KeyDone(run_key, owner, succeeded, counts, error))
-    return bool(conn.execute(_COMPLETE, params).rowcount)
+def complete_in(conn: Connection, done: KeyDone) -> bool:
+    """:func:`complete` inside the caller's transaction (the work's own: both commit together);
+    False if ``done.owner`` lost the lease."""
+    return bool(conn.execute(_COMPLETE, _complete_params(done)).rowcount)
 
 
 @reconnecting

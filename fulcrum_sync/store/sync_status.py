@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
 from fulcrum_sync.secrets import redact
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
+from fulcrum_sync.store.upsert import dialect_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +178,8 @@ def _forward_upsert(dialect_name: str) -> Any:
     A backfill of older periods stores their rows but leaves the status of a series that
     was already synced for a later period as it was (SPEC §5).
     """
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     table = t.metric_sync_status
-    stmt = dialect.insert(table)
+    stmt = dialect_insert(dialect_name, table)
     keys = [c.name for c in table.primary_key.columns]
     return stmt.on_conflict_do_update(
         index_elements=keys,

@@ -18,7 +18,7 @@ only touches it while this owner still holds it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,12 +93,5 @@ def write_context(
             bump(conn, changed[0].tenant_id, changed[0].metric_id, changed[0].grain)
         if done is not None:
             stored = sum(c.stored for c in counts)
-            complete_in(
-                conn,
-                done.run_key,
-                owner=done.owner,
-                succeeded=done.succeeded,
-                counts={**(done.counts or {}), "rows_stored": stored},
-                error=done.error,
-            )
+            complete_in(conn, replace(done, counts={**(done.counts or {}), "rows_stored": stored}))
     return counts

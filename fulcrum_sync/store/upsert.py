@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 
 def upsert_rows(
@@ -25,11 +24,22 @@ def upsert_rows(
     conn.execute(_statement(conn.dialect.name, table, tuple(columns)), list(rows))
 
 
+def dialect_insert(dialect_name: str, table: Table) -> Any:
+    """The dialect's own INSERT (with ON CONFLICT), PostgreSQL's or SQLite's; imported on
+    first use, so a SQLite run never loads the PostgreSQL dialect (and the reverse)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 @functools.lru_cache(maxsize=64)
 def _statement(dialect_name: str, table: Table, columns: tuple[str, ...]) -> Any:
     """The upsert statement, built once: ``stmt.excluded`` alone costs ~1 ms per build."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    stmt = dialect_insert(dialect_name, table)
     keys = [c.name for c in table.primary_key.columns]
     if not columns:
         return stmt.on_conflict_do_nothing(index_elements=keys)

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
+from fulcrum_sync.store.upsert import dialect_insert
 
 ContextKey = tuple[int, str, str]  # tenant_id, metric_id, grain
 
@@ -34,9 +34,8 @@ def bump(conn: Connection, tenant_id: int, metric_id: str, grain: str) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _bump(dialect_name: str) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     table = t.series_versions
-    stmt = dialect.insert(table)
+    stmt = dialect_insert(dialect_name, table)
     return stmt.on_conflict_do_update(
         index_elements=[c.name for c in table.primary_key.columns],
         set_={"version": table.c.version + 1, "changed_at": stmt.excluded.changed_at},

@@ -60,7 +60,7 @@ def discovered(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_option_values_complete_from_the_code(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'none.db'}"
-    assert complete(url, "fulcrum-sync sync --grain ") == ["day", "week", "month"]
+    assert complete(url, "fulcrum-sync sync --grain ") == ["day", "week", "month", "quarter"]
     assert complete(url, "fulcrum-sync --log-format ") == ["auto", "rich", "json"]
     assert complete(url, "fulcrum-sync runs --outcome fa") == ["failed"]
     assert complete(url, "fulcrum-sync state reset --what sync-status,ru") == [

@@ -62,7 +62,7 @@ def test_old_pending_keys_a_live_run_adopted_are_kept(engine: Engine) -> None:
         "command": "sync",
         "arguments": {},
         "host": socket.gethostname(),
-        "pid": os.getpid(),  # alive: this process
+        "pid": os.getppid(),  # alive: our parent (a pid of ours would be a run we did not start)
         "started_at": datetime.now(UTC),
         "outcome": "running",
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -50,12 +51,11 @@ class Planned:
 
 
 def parse_shard(
-    text: str | None, env: dict[str, str] | None = None, shard_count: int | None = None
+    text: str | None, env: Mapping[str, str] | None = None, shard_count: int | None = None
 ) -> tuple[int, int] | None:
     """Parse ``i/n`` (0 <= i < n); default from JOB_COMPLETION_INDEX and the shard count."""
-    env = os.environ if env is None else env
     if text is None:
-        index = env.get("JOB_COMPLETION_INDEX")
+        index = (os.environ if env is None else env).get("JOB_COMPLETION_INDEX")
         if index is None or shard_count is None:
             return None
         text = f"{index}/{shard_count}"

@@ -1,0 +1,166 @@
+"""1 vs 2 processes of the same ``sync`` on one PostgreSQL state database (issue 26).
+
+Each figure starts from a fresh PostgreSQL database: ``catalog load`` of ``CONTEXTS``
+generated day contexts (base + 2 dimensions, all five patterns on, a day target), then
+``discover --grain day``; then N real ``fulcrum-sync sync --grain day --period D``
+processes (one worker each) are started at once and the wall is taken from the first start
+to the last exit. The claims in ``run_items`` split the work; afterwards every run key must
+have succeeded exactly once (status succeeded, one attempt), every sync key of the catalog
+must be there, and each process must have done part of the work.
+
+    .venv/bin/python benchmarks/processes.py            # 60 contexts, prints JSON
+    .venv/bin/python benchmarks/processes.py --contexts 20 --check
+
+``--check`` exits 1 when 2 processes take more than ``TARGET_RATIO`` of one process's wall.
+The wall ratio needs a free core per process to mean anything (the load average before each
+figure is printed); beside it, ``critical_cpu_ratio`` is the busiest process's CPU (its own
+``wait4`` accounting) over the one process's CPU: the wall ratio an idle machine would show,
+which the load on a shared machine does not stretch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.cli_process import ALL_PATTERNS, Cli, catalog_file
+from benchmarks.cli_start import cli_command
+from benchmarks.common import pg_admin_url, pg_database
+
+CONTEXTS = 60
+PERIOD = "2025-12-31"
+TARGET_RATIO = 0.7
+SYNC = ("sync", "--grain", "day", "--period", PERIOD, "--workers", "1", "--json")
+
+
+def _prepare(folder: Path, url: str, contexts: int) -> Cli:
+    cli = Cli(folder, url)
+    path = catalog_file(folder / "catalog.yaml", contexts, patterns=ALL_PATTERNS, day_target=1000.0)
+    cli.run("catalog", "load", str(path))
+    cli.run("discover", "--grain", "day")
+    return cli
+
+
+def _run_at_once(cli: Cli, processes: int) -> dict[str, Any]:
+    """Start ``processes`` syncs together; wait for all; return wall, CPU and their reports.
+
+    Each process's CPU (user + system) comes from its own ``wait4`` accounting: the largest
+    is the critical path, which the machine's load does not stretch the way it does wall.
+    """
+    started = time.perf_counter()
+    procs = []
+    for k in range(processes):
+        out, err = cli.folder / f"sync{k}.out", cli.folder / f"sync{k}.err"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [*cli_command(), *SYNC],
+                cwd=cli.folder,
+                env=cli.env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+            )
+        procs.append((proc, out, err))
+    cpus, reports = [], []
+    for proc, out, err in procs:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"sync exited {proc.returncode}: {err.read_text()[-1500:]}")
+        cpus.append(usage.ru_utime + usage.ru_stime)
+        reports.append(json.loads(out.read_text()))
+    wall = time.perf_counter() - started
+    return {"wall": wall, "cpus": cpus, "reports": reports}
+
+
+def _check_keys(url: str, contexts: int, processes: int) -> dict[str, int]:
+    """Every run key succeeded exactly once; each process did part of the work."""
+    from sqlalchemy import func, select
+
+    from fulcrum_sync.store import tables as t
+    from fulcrum_sync.store.engine import open_engine
+
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            c = t.run_items.c
+            rows = conn.execute(select(c.kind, c.status, c.attempts, c.run_id)).all()
+            runs = conn.execute(select(func.count()).select_from(t.runs)).scalar_one()
+    finally:
+        engine.dispose()
+    bad = [(k, s, a) for k, s, a, _ in rows if s != "succeeded" or a != 1]
+    if bad:
+        raise RuntimeError(f"{len(bad)} run keys not succeeded exactly once, e.g. {bad[:3]}")
+    sync_keys = sum(1 for k, *_ in rows if k == "sync")
+    if sync_keys != contexts:
+        raise RuntimeError(f"{sync_keys} sync keys succeeded, expected {contexts}")
+    workers = {r for *_, r in rows}
+    if len(workers) != processes:
+        raise RuntimeError(f"the keys were done by {len(workers)} runs, expected {processes}")
+    return {"keys": len(rows), "sync_keys": sync_keys, "runs": runs}
+
+
+def measure(contexts: int, processes: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    admin = pg_admin_url()
+    out: dict[str, Any] = {"contexts": contexts, "period": PERIOD, "figures": {}}
+    with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
+        for n in processes:
+            with pg_database(admin) as url:
+                cli = _prepare(Path(tmp) / f"p{n}", url, contexts)
+                load_before = os.getloadavg()[0]
+                result = _run_at_once(cli, n)
+                keys = _check_keys(url, contexts, n)
+            out["figures"][str(n)] = {
+                "wall_s": round(result["wall"], 3),
+                "cpu_s": round(sum(result["cpus"]), 3),
+                "cpu_per_process_s": [round(c, 3) for c in result["cpus"]],
+                "load_before": round(load_before, 2),
+                "contexts_per_process": [
+                    sum(1 for c in r["contexts"] if c["status"] == "succeeded")
+                    for r in result["reports"]
+                ],
+                **keys,
+            }
+    first, *rest = processes
+    base = out["figures"][str(first)]["wall_s"]
+    base_cpu = out["figures"][str(first)]["cpu_s"]
+    for n in rest:
+        fig = out["figures"][str(n)]
+        fig["wall_ratio"] = round(fig["wall_s"] / base, 3)
+        # Load-independent: the busiest process's CPU over the one process's CPU (the wall
+        # ratio on a machine with a free core per process).
+        fig["critical_cpu_ratio"] = round(max(fig["cpu_per_process_s"]) / base_cpu, 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contexts", type=int, default=CONTEXTS)
+    parser.add_argument("--check", action="store_true", help=f"exit 1 above {TARGET_RATIO}x")
+    args = parser.parse_args(argv)
+    out = measure(args.contexts)
+    out["target_ratio"] = TARGET_RATIO
+    print(json.dumps(out, indent=2))
+    one, two = out["figures"]["1"], out["figures"]["2"]
+    print(
+        f"1 process: {one['wall_s']:.2f} s wall, {one['cpu_s']:.2f} s CPU; "
+        f"2 processes: {two['wall_s']:.2f} s wall, {two['cpu_s']:.2f} s CPU; "
+        f"wall ratio {two['wall_ratio']:.2f} (target <= {TARGET_RATIO}); busiest process's "
+        f"CPU / one process's CPU {two['critical_cpu_ratio']:.2f}",
+        file=sys.stderr,
+    )
+    return 1 if args.check and two["wall_ratio"] > TARGET_RATIO else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

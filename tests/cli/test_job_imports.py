@@ -1,0 +1,56 @@
+"""A job pays only for what it runs: an everything-done `sync` imports no pandas, numpy,
+statsmodels, yaml, alembic or the other database's dialect (issue 26)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+NOT_WHEN_DONE = (
+    "pandas",
+    "numpy",
+    "statsmodels",
+    "yaml",
+    "alembic",
+    "rich.progress",
+    "sqlalchemy.dialects.postgresql",
+)
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules a ``python -X importtime`` run imported."""
+    return {m.group(1) for m in re.finditer(r"^import time:.*\|\s*([\w.]+)\s*$", stderr, re.M)}
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
+    env["FULCRUM_SYNC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'state.db'}"
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_everything_done_sync_imports_only_what_it_runs(tmp_path: Path) -> None:
+    first = run(tmp_path, "-X", "importtime", "-m", "fulcrum_sync", "sync", "--grain", "day")
+    assert first.returncode == 0, first.stderr[-2000:]
+    ran = imported(first.stderr)
+    assert {"pandas", "numpy"} <= ran, "the first run syncs and runs patterns: it needs them"
+
+    again = run(tmp_path, "-X", "importtime", "-m", "fulcrum_sync", "sync", "--grain", "day")
+    assert again.returncode == 0, again.stderr[-2000:]
+    modules = imported(again.stderr)
+    assert "sqlalchemy" in modules  # the parse found the imports
+    loaded = sorted(m for m in modules for heavy in NOT_WHEN_DONE if m == heavy)
+    assert loaded == [], f"an everything-done sync imported {loaded}"

@@ -28,7 +28,7 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields, log_event
-from fulcrum_sync.services import catch_up
+from fulcrum_sync.services import catch_up, fetch_plan
 from fulcrum_sync.services.keys import Overrides, ensure_expected, pattern_keys, sync_item
 from fulcrum_sync.services.runner import (
     KeyedWork,
@@ -161,6 +161,9 @@ def run(
     late = [c for c in contexts if behind is not None and behind.catches_up(c)]
     work = [KeyedWork(sync_item(c, request.period), c) for c in contexts if c not in late]
     statuses = RunStatuses(engine, request.grain.value, [w.payload for w in work])
+    fetcher = fetch_plan.for_run(  # contexts sharing a cube share their round trips
+        engine, source, [w.payload for w in work], statuses.of, settings, request, rc.owner
+    )
 
     def after(ctx: ContextDef, res: ContextResult) -> None:
         """Older unfinished patterns (--catch-up), then the cache table (--cache-load)."""
@@ -185,7 +188,7 @@ def run(
         with refusal_logged():  # inside the context: the line carries its fields
             res = sync_context(
                 engine,
-                source,
+                fetcher,
                 ctx,
                 request.period,
                 settings,

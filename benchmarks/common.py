@@ -344,7 +344,8 @@ def prepare_state(database_url: str, catalog: Any) -> None:
     engine = open_engine(database_url)
     try:
         catalog_service.save_catalog(engine, catalog, HISTORY_START)
-        discover.discover(engine, "bench", HISTORY_START, Grain.DAY)
+        # "cube": a source with a catalog of its own (not the demo, which fills an empty one)
+        discover.discover(engine, "cube", HISTORY_START, Grain.DAY)
     finally:
         engine.dispose()
 

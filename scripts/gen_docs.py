@@ -1,7 +1,7 @@
 """Regenerate the CLI reference (docs/cli-reference.md) and the README's settings table.
 
 Run ``python scripts/gen_docs.py`` after changing a command or a setting; ``--check`` exits 1
-when either is stale (tests/test_docs.py runs it).
+when either is stale (tests/deploy/test_docs.py runs it).
 """
 
 from __future__ import annotations

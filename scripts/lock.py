@@ -10,7 +10,7 @@ the existing pins that still fit unless ``--upgrade``), and writes
 on each lock's first line the SHA-256 of the inputs it was resolved from (the dependency
 lists in pyproject.toml). ``--check`` needs no network: it compares that hash with
 pyproject.toml's, and checks every requirement in pyproject.toml is pinned in the lock at a
-version its specifier allows (tests/test_lock.py runs it).
+version its specifier allows (tests/deploy/test_lock.py runs it).
 """
 
 from __future__ import annotations

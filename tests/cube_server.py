@@ -10,6 +10,15 @@ Canned replies in ``script`` are served first, one per request ("Continue wait",
 ``faults`` answers a share of the other requests like a fault proxy (5xx, 429 with
 Retry-After, "Continue wait"); ``down`` drops every connection unanswered. Every request's
 arrival time is recorded, and so is each 429's pause, to count requests sent during one.
+
+Multi requests (Cube 1.x): a body ``{"query": [q1, q2, ...], "queryType": "multi"}`` is
+answered ``{"queryType": "blendingQuery", "results": [...]}``, one result per query in
+order, each row with an extra ``time.<granularity>`` key; queries of different granularities
+get 400 "Data blending query granularities must match", and any query Cube rejects (an
+unknown member) rejects the whole request. ``refuse_multi`` answers every multi body with
+400 like an older Cube. A query with several measures is answered from ``data`` called once
+per measure (a one-measure query each), rows joined on time and dimension. ``queries`` counts
+the queries Cube ran (a multi request of three queries: three).
 """
 
 from __future__ import annotations
@@ -95,6 +104,16 @@ class Recorded:
         return dict(self.body["query"])
 
     @property
+    def is_multi(self) -> bool:
+        return isinstance(self.body, dict) and isinstance(self.body.get("query"), list)
+
+    @property
+    def queries(self) -> list[dict[str, Any]]:
+        """Every query of the request: one for a plain request, each of a multi's."""
+        query = self.body["query"]
+        return [dict(q) for q in query] if isinstance(query, list) else [dict(query)]
+
+    @property
     def token(self) -> str:
         return self.headers.get("authorization", "").removeprefix("Bearer ")
 
@@ -144,6 +163,9 @@ class FakeCube:
         self.query_limit = query_limit
         self.faults = faults
         self.down = False
+        self.refuse_multi = False  # answer multi bodies with 400, like a Cube before 1.x
+        self.latency = 0.0  # seconds every served request waits (a round trip's cost)
+        self.queries = 0  # queries run (a multi request counts each of its queries)
         # Come back on a condition, never on a timer: down for the next ``refusals`` requests,
         # or (``down`` set) until ``back_when()`` holds when a request arrives.
         self.refusals = 0
@@ -180,6 +202,8 @@ class FakeCube:
         if path.endswith("/v1/meta") and method == "GET":
             return Reply(200, {"cubes": self._meta()})
         if path.endswith("/v1/load") and method == "POST":
+            if isinstance(body["query"], list):
+                return self._multi(body, claims)
             return self._load(body["query"], claims)
         return Reply(404, {"error": f"Cannot {method} {path}"})
 
@@ -212,7 +236,51 @@ class FakeCube:
             for name, members in (self.cubes or {}).items()
         ]
 
-    def _load(self, query: dict[str, Any], claims: dict[str, Any]) -> Reply:
+    def _multi(self, body: dict[str, Any], claims: dict[str, Any]) -> Reply:
+        """A ``queryType: "multi"`` body: one blendingQuery answer, one result per query."""
+        queries = body["query"]
+        if self.refuse_multi or body.get("queryType") != "multi" or not queries:
+            error = 'Invalid query format: "query" must be of type object'
+            return Reply(400, {"type": "UserError", "error": error})
+        grains = {q["timeDimensions"][0].get("granularity") for q in queries}
+        if len(grains) > 1:
+            error = "Error: Data blending query granularities must match"
+            return Reply(400, {"type": "UserError", "error": error})
+        for query in queries:
+            rejected = self._reject(query)
+            if rejected is not None:
+                return rejected  # one bad query rejects the whole request, as Cube does
+        results = []
+        for query in queries:
+            reply = self._load(query, claims)
+            if reply.status != 200:
+                return reply
+            results.append(reply.json)
+        (grain,) = grains
+        for result in results:
+            dimension = result["query"]["timeDimensions"][0]["dimension"]
+            for row in result["data"]:
+                row[f"time.{grain}"] = row.get(f"{dimension}.{grain}")
+            result["query"]["queryType"] = "blendingQuery"
+        return Reply(200, {"queryType": "blendingQuery", "results": results})
+
+    def _rows(self, query: dict[str, Any], claims: dict[str, Any]) -> Rows:
+        """All rows of ``query``: several measures are fetched one by one and joined."""
+        measures = query["measures"]
+        if len(measures) == 1:
+            return self.data(query, claims)
+        td = query["timeDimensions"][0]
+        keys = [f"{td['dimension']}.{td['granularity']}", *query.get("dimensions", [])]
+        joined: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for measure in measures:
+            for row in self.data({**query, "measures": [measure]}, claims):
+                key = tuple(row.get(k) for k in keys)
+                joined.setdefault(key, {k: v for k, v in row.items() if k not in measures})
+                joined[key][measure] = row.get(measure)
+        return [{**row, **{m: row.get(m) for m in measures}} for row in joined.values()]
+
+    def _reject(self, query: dict[str, Any]) -> Reply | None:
+        """The 400 UserError for a query naming an unknown member, else None."""
         td = query["timeDimensions"][0]
         members = [*query["measures"], td["dimension"], *query.get("dimensions", [])]
         if self.cubes is not None:
@@ -222,10 +290,19 @@ class FakeCube:
                     name = member.partition(".")[2]
                     error = f"Error: '{name}' not found for path '{member}'"
                     return Reply(400, {"type": "UserError", "error": error})
+        return None
+
+    def _load(self, query: dict[str, Any], claims: dict[str, Any]) -> Reply:
+        td = query["timeDimensions"][0]
+        rejected = self._reject(query)
+        if rejected is not None:
+            return rejected
         if self.query_limit is not None and int(query.get("limit") or 0) > self.query_limit:
             # What Cube's normalizeQuery throws: a plain Error, i.e. HTTP 500.
             return Reply(500, {"error": "Error: The query limit has been exceeded."})
-        rows = self.data(query, claims)
+        rows = self._rows(query, claims)
+        with self.lock:
+            self.queries += 1
         offset = int(query.get("offset") or 0)
         limit = int(query.get("limit") or DEFAULT_LIMIT)
         page = rows[offset : offset + limit]
@@ -301,8 +378,8 @@ class FakeCube:
                 raw = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 reply = fake.handle(self.command, self.path, headers, raw)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                if reply.delay or fake.latency:
+                    time.sleep(reply.delay + fake.latency)
                 if reply.raise_exc is not None:  # down: drop the connection unanswered
                     self.close_connection = True
                     return

@@ -10,13 +10,16 @@ from datetime import datetime
 class SourceStats:
     """Counters of one source (the demo reports zeros).
 
-    ``retries`` is spent from ``retry_budget`` (per run); ``throttled`` counts 429 answers and
+    ``queries`` counts the queries asked of Cube (a multi request of three queries: three;
+    ``requests`` counts HTTP requests, retries and polls included). ``retries`` is spent
+    from ``retry_budget`` (per run); ``throttled`` counts 429 answers and
     ``throttled_waits`` the requests held back by the pause a 429 started (every worker waits).
     ``down_since`` (the first failed attempt of the request that opened the breaker) and
     ``down_cause`` are set while the breaker is open.
     """
 
     requests: int = 0
+    queries: int = 0
     retries: int = 0
     retry_budget: int | None = None
     throttled: int = 0
@@ -31,6 +34,7 @@ class SourceStats:
         return replace(
             self,
             requests=self.requests - before.requests,
+            queries=self.queries - before.queries,
             retries=self.retries - before.retries,
             throttled=self.throttled - before.throttled,
             throttled_waits=self.throttled_waits - before.throttled_waits,

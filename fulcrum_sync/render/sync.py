@@ -213,12 +213,14 @@ def print_sync_result(result: SyncRunResult) -> None:
             "not started were released (the next run does them)."
         )
     stats = result.source
-    if stats is not None and (stats.retries or stats.throttled):
-        out.print(
-            f"Source: {stats.requests} requests, {stats.retries} retries "
-            f"(budget {stats.retry_budget}), {stats.throttled} answered 429, "
-            f"{stats.throttled_waits} throttled waits."
-        )
+    if stats is not None and stats.requests:
+        line = f"Source: {stats.requests} requests, {stats.queries} queries"
+        if stats.retries or stats.throttled:
+            line += (
+                f", {stats.retries} retries (budget {stats.retry_budget}), "
+                f"{stats.throttled} answered 429, {stats.throttled_waits} throttled waits"
+            )
+        out.print(line + ".")
     out.print(f"Run {result.run_id}: {result.outcome} ({counts}).")
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple, Protocol
 
 from fulcrum_sync.catalog import DimensionDef, FilterDef, MetricDef
-from fulcrum_sync.domain import Grain, SourceStats, Window
+from fulcrum_sync.domain import Grain, SourceStats, StopRequested, Window
 
 
 class SeriesRow(NamedTuple):
@@ -47,7 +48,11 @@ class SourceMetadata:
 
 
 class Source(Protocol):
-    """A semantic source: Cube in production, the demo generator by default."""
+    """A semantic source: Cube in production, the demo generator by default.
+
+    A source may also offer ``fetch_many(requests) -> list[rows | Exception]`` to fetch
+    several series in fewer round trips (Cube); :func:`fetch_all` uses it when present.
+    """
 
     name: str
 
@@ -66,3 +71,27 @@ class Source(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+FetchOutcome = list[SeriesRow] | Exception
+
+
+def fetch_all(source: Source, requests: Sequence[FetchRequest]) -> list[FetchOutcome]:
+    """Fetch ``requests`` together: the rows or the error of each, in order.
+
+    A source with ``fetch_many`` (Cube: one multi request, shared queries) gets them in one
+    call; any other gets one ``fetch_series`` each. StopRequested is raised, never returned.
+    """
+    many = getattr(source, "fetch_many", None)
+    if many is not None:
+        outcomes: list[FetchOutcome] = many(requests)
+        return outcomes
+    out: list[FetchOutcome] = []
+    for request in requests:
+        try:
+            out.append(source.fetch_series(request))
+        except StopRequested:
+            raise
+        except Exception as exc:  # isolation: one series failing never stops the others
+            out.append(exc)
+    return out

@@ -1,5 +1,8 @@
 """The Cube REST source: JWT auth, "Continue wait" polling, retries and limit/offset paging.
 
+Several series go as one multi request, and metrics sharing a cube as one query with their
+measures (:mod:`fulcrum_sync.sources.cube_multi`, through :meth:`CubeSource.fetch_many`).
+
 Every request goes through the source's one :class:`SourceGuard` (shared by all workers):
 a 429 pauses everyone, at most ``max_concurrency`` requests are in flight, retries come out
 of one budget per run, and a request that exhausts its retries opens the breaker, after
@@ -16,8 +19,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -34,10 +37,10 @@ from fulcrum_sync.domain import (
 from fulcrum_sync.secrets import redact, register_secret
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.sources.cube_auth import TenantAuth
+from fulcrum_sync.sources.cube_multi import MultiFetcher
 from fulcrum_sync.sources.cube_protocol import (
     build_query,
     error_detail,
-    load_data,
     parse_meta,
     parse_rows,
     retry_after,
@@ -170,6 +173,7 @@ class CubeSource:
         self.tenant_claim = tenant_claim
         self.token_ttl_seconds = token_ttl_seconds
         self._pages = PageSize(page_size)
+        self._multi = MultiFetcher(self._load, self._pages, self.label)
         self.poll_interval = poll_interval
         self._backoff = policy.backoff()
         self._sleep = sleep
@@ -226,33 +230,27 @@ class CubeSource:
         Raises SourceDownError when Cube is down (the breaker is open), SourceError otherwise,
         StopRequested when the run is asked to stop while it waits.
         """
-        with self._named():
-            return self._fetch_series(request)
+        (outcome,) = self.fetch_many([request])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    def _fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
-        what = f"{request.tenant}::{request.metric.metric_id} ({request.grain.value}"
-        what += f", {request.dimension.dimension_id})" if request.dimension else ")"
-        rows: list[SeriesRow] = []
-        offset = 0
-        while True:
-            size = self._pages.size
-            query = build_query(request, limit=size, offset=offset)
-            call = _Call(
-                "POST", LOAD_PATH, what, request.tenant, request.tenant_id, {"query": query}
-            )
-            try:
-                data = load_data(self._call(call), what)
-            except QueryLimitError as exc:
-                self._pages.shrink(size, exc)  # raises at the floor
-                continue
-            self._pages.confirm(size)
-            try:
-                rows.extend(parse_rows(data, request))
-            except SourceError as exc:
-                raise SourceError(f"{what}: {exc}") from None
-            if len(data) < size:
-                return rows
-            offset += len(data)
+    def fetch_many(self, requests: Sequence[FetchRequest]) -> list[list[SeriesRow] | Exception]:
+        """Return the rows (or the error) of each request, in as few round trips as Cube allows.
+
+        One multi request per tenant and grain, one query per measure-sharing group
+        (:mod:`fulcrum_sync.sources.cube_multi`). Raises StopRequested only.
+        """
+        outcomes = self._multi.fetch(requests)
+        for outcome in outcomes:
+            if isinstance(outcome, SourceError | RefusedError):
+                self._label(outcome)
+        return outcomes
+
+    def _load(
+        self, body: dict[str, Any], what: str, tenant: str, tenant_id: int | None
+    ) -> dict[str, Any]:
+        return self._call(_Call("POST", LOAD_PATH, what, tenant, tenant_id, body))
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """Return every measure and dimension name of every cube (and view) ``tenant`` sees."""
@@ -263,7 +261,13 @@ class CubeSource:
 
     def stats(self) -> SourceStats:
         """Return the guard's counters (this process) and the page size in use."""
-        return self.guard.stats(page_size=self._pages.size)
+        stats = self.guard.stats(page_size=self._pages.size)
+        return replace(stats, queries=self._multi.queries)
+
+    @property
+    def multi_refused(self) -> bool:
+        """This endpoint refused a multi request (an older Cube): it gets single queries."""
+        return self._multi.multi_refused
 
     def close(self) -> None:
         """Close the HTTP client if this source owns it; forget cached tokens."""
@@ -280,12 +284,16 @@ class CubeSource:
         try:
             yield
         except (SourceError, RefusedError) as exc:
-            prefix = f"{self.label}: "
-            if exc.args and isinstance(exc.args[0], str):
-                text = exc.args[0].replace(prefix, "")  # a message that quotes an earlier one
-                exc.args = (prefix + text, *exc.args[1:])
-            exc.endpoint = self.endpoint
+            self._label(exc)
             raise
+
+    def _label(self, exc: SourceError | RefusedError) -> None:
+        """Start ``exc``'s message with ``Cube at <url>:`` (once) and set its ``endpoint``."""
+        prefix = f"{self.label}: "
+        if exc.args and isinstance(exc.args[0], str):
+            text = exc.args[0].replace(prefix, "")  # a message that quotes an earlier one
+            exc.args = (prefix + text, *exc.args[1:])
+        exc.endpoint = self.endpoint
 
     def _redact(self, text: str) -> str:
         """Return ``text`` with the secret and anything that looks like a JWT masked."""

@@ -50,11 +50,15 @@ def build_query(request: FetchRequest, *, limit: int, offset: int = 0) -> dict[s
 
 def parse_rows(data: list[Any], request: FetchRequest) -> list[SeriesRow]:
     """Turn Cube's ``data`` rows into SeriesRows; raise SourceError on a malformed row."""
-    time_key = f"{request.metric.time_dimension}.{GRAINS[request.grain].cube_granularity}"
+    granularity = GRAINS[request.grain].cube_granularity
+    time_key = f"{request.metric.time_dimension}.{granularity}"
+    blended = f"time.{granularity}"  # what a blendingQuery's rows carry as well
     measure = request.metric.measure
     member = request.dimension.member if request.dimension else None
     rows: list[SeriesRow] = []
     for item in data:
+        if isinstance(item, dict) and time_key not in item and blended in item:
+            item = {**item, time_key: item[blended]}
         if not isinstance(item, dict) or not isinstance(item.get(time_key), str):
             raise SourceError(f"malformed Cube answer: a row lacks the time member {time_key!r}")
         try:

@@ -13,7 +13,7 @@ blocks come from the ``connections`` callable the services give.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -168,6 +168,25 @@ class TenantRoutedSource:
         """Fetch from the tenant's endpoint (see :meth:`CubeSource.fetch_series`)."""
         return self.source_for(request.tenant).fetch_series(request)
 
+    def fetch_many(self, requests: Sequence[FetchRequest]) -> list[list[SeriesRow] | Exception]:
+        """Each tenant's requests from its endpoint (see :meth:`CubeSource.fetch_many`); a
+        tenant without a usable endpoint gets its InputError for each of its requests."""
+        outcomes: list[list[SeriesRow] | Exception] = [InputError("not fetched")] * len(requests)
+        by_tenant: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            by_tenant.setdefault(request.tenant, []).append(i)
+        for tenant, indexes in by_tenant.items():
+            try:
+                source = self.source_for(tenant)
+            except InputError as exc:
+                for i in indexes:
+                    outcomes[i] = exc
+                continue
+            fetched = source.fetch_many([requests[i] for i in indexes])
+            for i, outcome in zip(indexes, fetched, strict=True):
+                outcomes[i] = outcome
+        return outcomes
+
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """The members ``tenant``'s endpoint lists for it."""
         return self.source_for(tenant).fetch_metadata(tenant)
@@ -189,6 +208,7 @@ class TenantRoutedSource:
             total = replace(
                 total,
                 requests=total.requests + more.requests,
+                queries=total.queries + more.queries,
                 retries=total.retries + more.retries,
                 retry_budget=(total.retry_budget or 0) + (more.retry_budget or 0),
                 throttled=total.throttled + more.throttled,

@@ -1,7 +1,7 @@
 """Every per-grain rule lives in domain/grains.py's table, and the table is whole.
 
 A new grain fails here until its row, its lookback settings, its scheduled job (see
-tests/test_deploy.py) and its demo metrics exist; a per-grain table or a branch on a grain
+tests/deploy/test_deploy.py) and its demo metrics exist; a per-grain table or a branch on a grain
 anywhere else in the package fails here too.
 """
 

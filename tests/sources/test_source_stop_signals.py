@@ -34,7 +34,9 @@ METRICS = ("a", "b", "c", "d", "e", "f")
 EXIT_BOUND = 5.0  # seconds from SIGTERM to exit, as the issue asks
 
 
-def write_catalog(path: Path) -> Path:
+def write_catalog(path: Path, dimensions: bool = False) -> Path:
+    """Six metrics on one cube; with ``dimensions`` each has ``region`` (a multi request)."""
+    dims = [{"dimension_id": "region", "member": "orders.region"}] if dimensions else []
     catalog = {
         "tenants": [
             {
@@ -45,6 +47,7 @@ def write_catalog(path: Path) -> Path:
                         "metric_id": m,
                         "measure": "orders.total_amount",
                         "time_dimension": "orders.created_at",
+                        "dimensions": dims,
                         "grains": ["day"],
                     }
                     for m in METRICS
@@ -144,9 +147,9 @@ class Watched:
             self.proc.wait()
 
 
-def prepare(db_url: str, api_url: str, tmp_path: Path) -> None:
+def prepare(db_url: str, api_url: str, tmp_path: Path, dimensions: bool = False) -> None:
     env = cube_process_env(db_url, api_url)
-    catalog = write_catalog(tmp_path / "catalog.yaml")
+    catalog = write_catalog(tmp_path / "catalog.yaml", dimensions)
     for args in (["catalog", "load", str(catalog)], ["discover", "--grain", "day"]):
         done = subprocess.run(cli(*args, env=env), env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
@@ -219,15 +222,18 @@ def test_sigterm_during_a_60s_429_pause_exits_143_at_once(sqlite_url: str, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dimensions", [False, True], ids=["one-query", "multi-request"])
 def test_sigterm_during_continue_wait_polling_exits_143_at_once(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, dimensions: bool
 ) -> None:
     fake = FakeCube(daily_data, cubes=CUBES)
     with fake.serve() as url:
-        prepare(sqlite_url, url, tmp_path)
+        prepare(sqlite_url, url, tmp_path, dimensions)
         fake.script.extend(Reply.continue_wait() for _ in range(100_000))
         with Watched(SYNC, cube_process_env(sqlite_url, url), tmp_path) as proc:
             proc.wait_for(lambda: len(fake.requests) >= 12, "Continue-wait polls")
+            loads = [r for r in fake.requests if r.path.endswith("/load")]
+            assert all(r.is_multi == dimensions for r in loads)  # issue 26: base + region
             check_stopped(proc, fake, sqlite_url)
         fake.script.clear()
         plain_run_finishes(sqlite_url, url, tmp_path)

@@ -129,7 +129,8 @@ def test_a_dead_tenant_cube_fails_only_its_contexts(sqlite_url: str, tmp_path: P
     dead = by_tenant.get("dead", [])
     assert all(s in ("failed", "released", "pending") for s, _ in dead)
     assert all(dead_url in (e or "") for s, e in dead if s == "failed")
-    assert len(own.requests) >= 4 and len(shared.requests) >= 4
+    # their 4 contexts share a cube: fetched together (issue 26), one request or more each
+    assert len(own.requests) >= 1 and len(shared.requests) >= 1
     assert all(r.token for r in own.requests)  # signed with its own secret (the fake checks)
     print(
         f"figures: exit {result.exit_code} in {seconds:.1f}s; own {len(own.requests)} and "

@@ -29,7 +29,7 @@ from fulcrum_sync.domain import (
     is_outage,
     sync_run_key,
 )
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, Source
+from fulcrum_sync.sources.base import FetchOutcome, FetchRequest, SeriesRow, Source, fetch_all
 from fulcrum_sync.store import sync_status
 from fulcrum_sync.store.runs import KeyDone
 from fulcrum_sync.store.series import CleanRow, SeriesKey
@@ -146,11 +146,12 @@ def sync_context(
         )
     fetched: list[tuple[SeriesResult, SeriesWrite]] = []
     refused: RefusedError | None = None
-    for dim, sync_type, series_window in plan_series(
-        ctx, period, statuses, settings, force_full, window
-    ):
+    planned = plan_series(ctx, period, statuses, settings, force_full, window)
+    # One round trip for the context's base and dimensions (Cube: one multi request).
+    outcomes = fetch_all(source, [series_request(ctx, dim, w) for dim, _, w in planned])
+    for (dim, sync_type, series_window), outcome in zip(planned, outcomes, strict=True):
         series, write, error = _fetch_series(
-            source,
+            outcome,
             ctx,
             period,
             dim,
@@ -207,8 +208,21 @@ def _key_done(result: ContextResult, owner: str) -> KeyDone:
     )
 
 
+def series_request(ctx: ContextDef, dim: DimensionDef | None, window: Window) -> FetchRequest:
+    """The source request of one series of ``ctx`` (its base when ``dim`` is None)."""
+    return FetchRequest(
+        tenant_id=ctx.tenant.tenant_id,
+        tenant=ctx.tenant.identifier,
+        metric=ctx.metric,
+        grain=ctx.grain,
+        window=window,
+        dimension=dim,
+        filters=ctx.tenant.filters,
+    )
+
+
 def _fetch_series(
-    source: Source,
+    outcome: FetchOutcome,
     ctx: ContextDef,
     period: date,
     dim: DimensionDef | None,
@@ -219,7 +233,8 @@ def _fetch_series(
     *,
     upsert_only: bool = False,
 ) -> tuple[SeriesResult, SeriesWrite, Exception | None]:
-    """Fetch and sanitize one series; return its result, what to store, and its error."""
+    """Sanitize one fetched series (``outcome``: its rows or its error); return its result,
+    what to store, and its error."""
     dim_id = dim.dimension_id if dim else None
     series = SeriesResult(dimension=dim_id, sync_type=sync_type, window=window)
     status = sync_status.StatusUpdate(
@@ -232,17 +247,10 @@ def _fetch_series(
         run_id=run_id,
     )
     key = SeriesKey(ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value, dim_id)
-    request = FetchRequest(
-        tenant_id=ctx.tenant.tenant_id,
-        tenant=ctx.tenant.identifier,
-        metric=ctx.metric,
-        grain=ctx.grain,
-        window=window,
-        dimension=dim,
-        filters=ctx.tenant.filters,
-    )
     try:
-        rows = source.fetch_series(request)
+        if isinstance(outcome, Exception):
+            raise outcome
+        rows = outcome
         series.rows_fetched = len(rows)
         clean, series.skipped = sanitize(rows, dimensional=dim is not None)
     except StopRequested:

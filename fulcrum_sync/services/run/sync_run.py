@@ -31,7 +31,7 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.patterns.step import NO_PATTERNS, PatternStep
-from fulcrum_sync.services.run import catch_up
+from fulcrum_sync.services.run import catch_up, fetch_plan
 from fulcrum_sync.services.run.catch_up import CatchUpPlan
 from fulcrum_sync.services.run.keys import ensure_expected, sync_item
 from fulcrum_sync.services.run.runner import (
@@ -98,6 +98,7 @@ class SyncRun:
     result: SyncRunResult = field(init=False)
     statuses: RunStatuses = field(init=False)  # of the contexts synced for the period only
     late_statuses: RunStatuses = field(init=False)  # of the contexts behind
+    fetcher: Source = field(init=False)  # the source, or its planner of shared round trips
     _before: SourceStats = field(init=False)
     _analysed: set[str] | None = None  # the period's succeeded pattern keys, read once
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -132,6 +133,15 @@ class SyncRun:
         ]
         self.statuses = RunStatuses(self.engine, request.grain.value, [w.payload for w in work])
         self.late_statuses = RunStatuses(self.engine, request.grain.value, late)
+        self.fetcher = fetch_plan.for_run(  # contexts sharing a cube share their round trips
+            self.engine,
+            self.source,
+            [w.payload for w in work],
+            self.statuses.of,
+            self.settings,
+            request,
+            self.rc.owner,
+        )
         with self.rc.recording(self.record):
             self.claim()
             try:
@@ -196,7 +206,7 @@ class SyncRun:
         with refusal_logged():  # inside the context: the line carries its fields
             res = sync_context(
                 self.engine,
-                self.source,
+                self.fetcher,
                 ctx,
                 self.request.period,
                 self.settings,

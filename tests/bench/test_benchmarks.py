@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Like conftest: PostgreSQL unless FULCRUM_SYNC_TEST_PG=skip (then the PG figures are None).
 PG_TEST = os.environ.get("FULCRUM_SYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"

@@ -38,7 +38,7 @@ from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources import CubeSource, RetryPolicy
 from fulcrum_sync.store import tables as t
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PERIOD = "2025-07-10"
 SYNC = ("sync", "--grain", "day", "--period", PERIOD, "--no-patterns")
 
@@ -134,7 +134,9 @@ def test_a_faulty_cube_still_gives_every_row_and_a_429_pauses_every_worker(
 ) -> None:
     """30 % 5xx, 10 % 429 (Retry-After: 1), 20 % "Continue wait"; short backoffs and polls."""
     metrics = tuple(f"m{i}" for i in range(8))
-    catalog = write_catalog(tmp_path / "c.yaml", [], metrics)  # each 429 costs every worker 1 s
+    # Each metric in a cube of its own: 8 contexts, 8 fetches in parallel (nothing shared);
+    # each 429 costs every worker 1 s.
+    catalog = write_catalog(tmp_path / "c.yaml", [], metrics, own_cubes=True)
     urls = {name: f"sqlite:///{tmp_path / name}.db" for name in ("direct", "faulty")}
     outcomes = {}
     # Seed 39's draws until 8 answers: 9 x 5xx, 1 x 429 (third), 4 x "Continue wait".
@@ -185,7 +187,7 @@ def test_a_query_limit_of_5000_with_the_default_page_size(sqlite_url: str, tmp_p
     assert "FULCRUM_SYNC_CUBE_PAGE_SIZE=5000" in named[0]["event"]
     source = finished(result.stdout, "sync finished")["source"]
     assert source["page_size"] == 5000 and source["retries"] == 0
-    refused = [r for r in fake.requests if r.query["limit"] > 5000]
+    refused = [r for r in fake.requests if max(q["limit"] for q in r.queries) > 5000]
     assert len(refused) == 1  # once for the whole run, not per series
 
 
@@ -325,6 +327,8 @@ def test_run_records_keep_the_source_summary(sqlite_url: str, tmp_path: Path) ->
         load_catalog(env, write_catalog(tmp_path / "c.yaml", [("region", "orders.region")]))
         assert invoke(env, *SYNC).exit_code == 0
     [run] = table_rows(sqlite_url, t.runs)
-    assert run["summary"]["source"]["requests"] == 2
+    # base + region in one multi request (issue 26): 1 request, 2 queries
+    assert run["summary"]["source"]["requests"] == 1
+    assert run["summary"]["source"]["queries"] == 2
     assert run["summary"]["source"]["retry_budget"] == 1000
     assert run["summary"]["not_started"] == 0 and run["summary"]["halted"] is None

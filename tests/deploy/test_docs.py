@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fulcrum_sync.cli import app
 from fulcrum_sync.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 sys.path.insert(0, str(ROOT / "scripts"))
 from gen_docs import command_paths  # noqa: E402

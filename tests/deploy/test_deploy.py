@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from fulcrum_sync.config import setting_fields
 from fulcrum_sync.domain import GRAINS, Grain, iter_periods, period_end
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

@@ -94,7 +94,7 @@ def test_summary_table_is_printed(cli_env: dict[str, str]):
 def test_changed_definition_gets_full_others_incremental(cli_env: dict[str, str], tmp_path: Path):
     assert sync(cli_env, "--period", "2025-08-31")[0] == 0
     data = yaml.safe_load(
-        (Path(__file__).parents[1] / "fulcrum_sync/data/demo_catalog.yaml").read_text()
+        (Path(__file__).parents[2] / "fulcrum_sync/data/demo_catalog.yaml").read_text()
     )
     metric = data["tenants"][0]["metrics"][0]
     assert metric["metric_id"] == "new_revenue"

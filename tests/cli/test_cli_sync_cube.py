@@ -337,9 +337,7 @@ def test_a_25000_row_dimensional_window_is_paged_and_stored_whole(
     sku = next(s for s in ctx["series"] if s["dimension"] == "sku")
     assert sku["rows_fetched"] == sku["inserted"] == 25_000
 
-    pages = [
-        q for r in fake.requests for q in r.queries if q.get("dimensions") == ["orders.sku"]
-    ]
+    pages = [q for r in fake.requests for q in r.queries if q.get("dimensions") == ["orders.sku"]]
     held = len(many_slices(pages[0], {}))
     assert held == 25_000
     stored = count(db_url, t.metric_dimensional_time_series, dimension_name="sku")
@@ -426,7 +424,7 @@ def test_unreachable_source_fails_every_context_with_exit_3(db_url: str, tmp_pat
     assert summary["outcome"] == "failed"
     contexts = {c["context"]: c for c in summary["contexts"]}
     assert set(contexts) == {"acme::revenue", "acme::orders"}
-    for name, ctx in contexts.items():
+    for ctx in contexts.values():
         assert ctx["status"] == "failed"
         error = ctx["error"]
         # both metrics share a cube: fetched together, the error names the shared fetch

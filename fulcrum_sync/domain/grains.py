@@ -247,6 +247,12 @@ DEFAULT_LOOKBACK: Mapping[Grain, Mapping[SyncType, int]] = MappingProxyType(
 )
 
 
+def coarser_grains(grain: Grain) -> list[Grain]:
+    """The grains coarser than ``grain``, finest first (``Grain`` is ordered finest first)."""
+    order = list(Grain)
+    return order[order.index(grain) + 1 :]
+
+
 def grain_names(conjunction: str = "or") -> str:
     """``day, week, month or quarter``: the grains for help texts and messages."""
     names = [g.value for g in Grain]

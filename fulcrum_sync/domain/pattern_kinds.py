@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fulcrum_sync.domain.grains import coarser_grains
 from fulcrum_sync.domain.periods import Grain
 
 
@@ -32,8 +33,11 @@ PATTERN_KINDS: dict[str, PatternKind] = {
         PatternKind("performance_status", needs_dimension=False),
         PatternKind("historical_performance", needs_dimension=False),
         PatternKind("dimension_analysis", needs_dimension=True),
-        # a coarser span to forecast: every grain but the coarsest (as the registry says)
-        PatternKind("forecasting", needs_dimension=False, grains=frozenset(list(Grain)[:-1])),
+        PatternKind(  # a forecast needs a coarser span to forecast to: not at the coarsest
+            "forecasting",
+            needs_dimension=False,
+            grains=frozenset(g for g in Grain if coarser_grains(g)),
+        ),
         PatternKind("data_quality", needs_dimension=False),
     )
 }

@@ -231,7 +231,7 @@ class SyncRunResult:
     """A whole ``sync`` invocation.
 
     ``contexts`` holds every context's result, unless the run keeps only the failed ones
-    (``keep_contexts=False`` in ``services.sync.run``); the others are then in ``tally``.
+    (``keep_contexts=False`` in ``services.run.sync.run``); the others are then in ``tally``.
     """
 
     run_id: str | None

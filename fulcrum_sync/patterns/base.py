@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from fulcrum_sync.domain import GRAINS, Grain, Window, period_end, period_start, shift_period
+from fulcrum_sync.domain.grains import coarser_grains
 
 OutcomeStatus = Literal["succeeded", "skipped", "failed"]
 INSUFFICIENT_DATA = "insufficient_data"
@@ -297,12 +298,6 @@ def values_at(values: pd.Series, index: pd.Index) -> np.ndarray:
     out: np.ndarray = values.to_numpy(dtype=float)[at]
     out[at < 0] = np.nan
     return out
-
-
-def coarser_grains(grain: Grain) -> list[Grain]:
-    """The grains coarser than ``grain``, finest first (``Grain`` is ordered finest first)."""
-    order = list(Grain)
-    return order[order.index(grain) + 1 :]
 
 
 def horizons(grain: Grain, period: date) -> dict[str, Window]:

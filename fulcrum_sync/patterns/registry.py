@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args
 from pydantic import ValidationError
 
 from fulcrum_sync.domain import Grain, InputError, Window, period_end, shift_period
+from fulcrum_sync.domain.grains import coarser_grains
 from fulcrum_sync.patterns import (
     data_quality,
     dimension_analysis,
@@ -37,7 +38,6 @@ from fulcrum_sync.patterns.base import (
     PatternOutcome,
     PatternResult,
     PatternSettings,
-    coarser_grains,
     horizons,
 )
 

@@ -424,7 +424,7 @@ def test_unreachable_source_fails_every_context_with_exit_3(db_url: str, tmp_pat
     assert summary["outcome"] == "failed"
     contexts = {c["context"]: c for c in summary["contexts"]}
     assert set(contexts) == {"acme::revenue", "acme::orders"}
-    for _name, ctx in contexts.items():
+    for ctx in contexts.values():
         assert ctx["status"] == "failed"
         error = ctx["error"]
         # both metrics share a cube: fetched together, the error names the shared fetch

@@ -91,7 +91,12 @@ def test_component_on_spreads_every_sync_and_only_the_syncs(tmp_path: Path) -> N
     specs, before = job_specs(docs), job_specs(plain)
     assert specs.keys() == before.keys()
     syncs = {name for name in specs if is_sync(docs, name)}
-    assert syncs == {"fulcrum-sync-day", "fulcrum-sync-week", "fulcrum-sync-month"}
+    assert syncs == {
+        "fulcrum-sync-day",
+        "fulcrum-sync-week",
+        "fulcrum-sync-month",
+        "fulcrum-sync-quarter",
+    }
     for name, spec in specs.items():
         if name in syncs:
             assert spec["parallelism"] >= 2, name

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import JsonOption, Output, begin, deps_of, handle_errors
+from fulcrum_sync.cli._common import Output, begin, deps_of, handle_errors
+from fulcrum_sync.cli._options import JsonOption
 
 catalog_app = typer.Typer(
     help="Import, check and export tenants and metric definitions.", no_args_is_help=True

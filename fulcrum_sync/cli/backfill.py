@@ -8,14 +8,7 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
-    GRAIN_HELP,
-    GRAIN_METAVAR,
-    ForceOption,
-    JsonOption,
-    MetricOption,
     Output,
-    TenantOption,
-    WorkersOption,
     begin,
     deps_of,
     emit,
@@ -23,6 +16,15 @@ from fulcrum_sync.cli._common import (
     handle_errors,
     parse_grain,
     stop_on_sigterm,
+)
+from fulcrum_sync.cli._options import (
+    GRAIN_HELP,
+    GRAIN_METAVAR,
+    ForceOption,
+    JsonOption,
+    MetricOption,
+    TenantOption,
+    WorkersOption,
 )
 from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import BackfillRequest, InputError, grain_names, parse_period

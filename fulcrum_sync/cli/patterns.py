@@ -10,14 +10,7 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
-    GRAIN_METAVAR,
-    GrainOption,
-    JsonOption,
-    MetricOption,
     Output,
-    PeriodOption,
-    TenantOption,
-    WorkersOption,
     begin,
     deps_of,
     emit,
@@ -25,6 +18,15 @@ from fulcrum_sync.cli._common import (
     handle_errors,
     resolve_period,
     stop_on_sigterm,
+)
+from fulcrum_sync.cli._options import (
+    GRAIN_METAVAR,
+    GrainOption,
+    JsonOption,
+    MetricOption,
+    PeriodOption,
+    TenantOption,
+    WorkersOption,
 )
 from fulcrum_sync.cli._push import observe
 from fulcrum_sync.cli.complete import complete_contexts, complete_grains, complete_patterns

@@ -7,17 +7,19 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
-    GRAIN_METAVAR,
     HEALTH_CODES,
-    OUTPUT_PANEL,
-    GrainFilterOption,
-    JsonOption,
     Output,
     begin,
     deps_of,
     handle_errors,
-    in_range,
     parse_grain,
+)
+from fulcrum_sync.cli._options import (
+    GRAIN_METAVAR,
+    OUTPUT_PANEL,
+    GrainFilterOption,
+    JsonOption,
+    in_range,
 )
 from fulcrum_sync.cli.complete import (
     complete_commands,

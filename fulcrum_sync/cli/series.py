@@ -6,16 +6,14 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import (
+from fulcrum_sync.cli._common import begin, deps_of, handle_errors
+from fulcrum_sync.cli._options import (
     OUTPUT_PANEL,
     DimensionOption,
     FromOption,
     GrainOption,
     JsonOption,
     ToOption,
-    begin,
-    deps_of,
-    handle_errors,
     in_range,
 )
 from fulcrum_sync.cli.complete import complete_contexts

@@ -7,21 +7,16 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import (
+from fulcrum_sync.cli._common import Output, begin, deps_of, finish, handle_errors, parse_grain
+from fulcrum_sync.cli._options import (
     OUTPUT_PANEL,
     DimensionOption,
     FromOption,
     GrainFilterOption,
     JsonOption,
     MetricOption,
-    Output,
     TenantOption,
     ToOption,
-    begin,
-    deps_of,
-    finish,
-    handle_errors,
-    parse_grain,
 )
 from fulcrum_sync.cli.complete import complete_what
 from fulcrum_sync.domain import (

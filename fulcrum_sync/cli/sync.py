@@ -7,22 +7,24 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fulcrum_sync.cli._common import (
-    ForceOption,
-    GrainOption,
-    JsonOption,
-    MetricOption,
     Output,
-    PeriodOption,
-    TenantOption,
-    WorkersOption,
     begin,
     deps_of,
     emit,
     finish,
     handle_errors,
-    in_range,
     resolve_period,
     stop_on_sigterm,
+)
+from fulcrum_sync.cli._options import (
+    ForceOption,
+    GrainOption,
+    JsonOption,
+    MetricOption,
+    PeriodOption,
+    TenantOption,
+    WorkersOption,
+    in_range,
 )
 from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import DependencyError, Grain, InputError, SyncRequest

@@ -96,7 +96,7 @@ class Deps:
     def default_endpoint(self) -> str | None:
         """How errors name the settings' source endpoint (``Cube at http://cube:4000``), or
         None for a self-contained source (the demo) or an unset URL."""
-        from fulcrum_sync.sources.cube import cube_label
+        from fulcrum_sync.sources.cube_http import cube_label
         from fulcrum_sync.sources.registry import source_entry
 
         settings = self.get_settings()

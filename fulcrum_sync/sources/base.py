@@ -95,3 +95,8 @@ def fetch_all(source: Source, requests: Sequence[FetchRequest]) -> list[FetchOut
         except Exception as exc:  # isolation: one series failing never stops the others
             out.append(exc)
     return out
+
+
+def cube_of(member: str) -> str:
+    """The cube (or view) of a member: ``orders.revenue`` -> ``orders``."""
+    return member.partition(".")[0]

@@ -1,16 +1,10 @@
 """The Cube REST source: JWT auth, "Continue wait" polling, retries and limit/offset paging.
 
-Several series go as one multi request, and metrics sharing a cube as one query with their
-measures (:mod:`fulcrum_sync.sources.cube_multi`, through :meth:`CubeSource.fetch_many`).
-
-Every request goes through the source's one :class:`SourceGuard` (shared by all workers):
-a 429 pauses everyone, at most ``max_concurrency`` requests are in flight, retries come out
-of one budget per run, and a request that exhausts its retries opens the breaker, after
-which requests fail at once with SourceDownError. A page over Cube's query limit halves
-the page size (:mod:`fulcrum_sync.sources.paging`).
-
-Failures surface as SourceError; nothing above this module sees an httpx error. The API
-secret and the JWTs it signs never appear in messages, reprs or logs.
+Several series go as one multi request (:mod:`~fulcrum_sync.sources.cube_multi`). Every
+request goes through the source's one :class:`SourceGuard` (shared by all workers: 429
+pauses, a concurrency cap, one retry budget, a breaker); a page over Cube's query limit
+halves the page size. Failures surface as SourceError; nothing above this module sees an
+httpx error, and the secret and the JWTs it signs never appear in messages or logs.
 """
 
 from __future__ import annotations
@@ -20,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -35,14 +29,26 @@ from fulcrum_sync.domain import (
     SourceStats,
 )
 from fulcrum_sync.secrets import redact, register_secret
+from fulcrum_sync.sources import cube_http as http
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.sources.cube_auth import TenantAuth
+from fulcrum_sync.sources.cube_http import (
+    CONTINUE_WAIT,
+    DEFAULT_POLICY,
+    LOAD_PATH,
+    META_PATH,
+    Throttled,
+    TransientError,
+    _Call,
+    cube_base,
+    cube_label,
+    read_answer,
+    translate_http_error,
+)
 from fulcrum_sync.sources.cube_multi import MultiFetcher
 from fulcrum_sync.sources.cube_protocol import (
-    build_query,
     error_detail,
     parse_meta,
-    parse_rows,
     retry_after,
 )
 from fulcrum_sync.sources.guard import SourceGuard
@@ -51,57 +57,6 @@ from fulcrum_sync.sources.policy import RetryPolicy
 from fulcrum_sync.sources.urls import check_http_url, check_secret, public_url
 
 log = logging.getLogger(__name__)
-
-LOAD_PATH = "/cubejs-api/v1/load"
-META_PATH = "/cubejs-api/v1/meta"
-CONTINUE_WAIT = "Continue wait"
-URL_SETTING = "FULCRUM_SYNC_CUBE_API_URL"
-SECRET_SETTING = "FULCRUM_SYNC_CUBE_API_SECRET"
-CLAIM_SETTING = "FULCRUM_SYNC_CUBE_TENANT_CLAIM"
-DEADLINE_SETTING = "FULCRUM_SYNC_CUBE_WAIT_DEADLINE_SECONDS"
-CONCURRENCY_SETTING = "FULCRUM_SYNC_CUBE_MAX_CONCURRENCY"
-BUDGET_SETTING = "FULCRUM_SYNC_CUBE_RETRY_BUDGET"
-RESET_SETTING = "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS"
-
-_SNIPPET = 200
-DEFAULT_POLICY = RetryPolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """One logical request: ``what`` names it in errors and logs (``acme::orders (day)``)."""
-
-    method: str
-    path: str
-    what: str
-    tenant: str
-    tenant_id: int | None = None
-    body: dict[str, Any] | None = None
-
-
-class _TransientError(SourceError):
-    """A failure worth retrying: a timeout, a dropped connection, HTTP 5xx."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class _Throttled(SourceError):
-    """HTTP 429: the guard pauses every worker; the request is sent again after the pause."""
-
-
-__all__ = ["CubeSource", "build_query", "parse_rows"]
-
-
-def cube_base(url: str) -> str:
-    """The deployment's base URL: ``/cubejs-api/v1`` and trailing slashes taken off."""
-    return url.strip().rstrip("/").removesuffix("/cubejs-api/v1")
-
-
-def cube_label(url: str) -> str:
-    """How messages name the deployment: ``Cube at http://cube:4000`` (no credentials)."""
-    return f"Cube at {public_url(cube_base(url))}"
 
 
 class CubeSource:
@@ -153,8 +108,8 @@ class CubeSource:
         clock: Callable[[], float] = time.time,
         close_client: bool = False,
         stop: threading.Event | None = None,
-        secret_hint: str = SECRET_SETTING,
-        url_hint: str = URL_SETTING,
+        secret_hint: str = http.SECRET_SETTING,
+        url_hint: str = http.URL_SETTING,
         per_tenant: bool = False,
     ) -> None:
         base = cube_base(check_http_url(base_url, url_hint, "the Cube source needs its base URL"))
@@ -186,8 +141,8 @@ class CubeSource:
             clock=clock,
             sleep=injected,
             stop=stop,
-            budget_setting=BUDGET_SETTING,
-            reset_setting=RESET_SETTING,
+            budget_setting=http.BUDGET_SETTING,
+            reset_setting=http.RESET_SETTING,
             endpoint=self.endpoint,
         )
         self._close_client = close_client
@@ -324,7 +279,7 @@ class CubeSource:
                     raise SourceError(
                         f"{call.what}: Cube was still computing ('Continue wait') after "
                         f"{self.wait_deadline_seconds:g}s and {polls} polls; try again later or "
-                        f"raise {DEADLINE_SETTING}"
+                        f"raise {http.DEADLINE_SETTING}"
                     )
                 log.debug("%s: Cube answered 'Continue wait' (poll %d)", call.what, polls)
                 self.guard.backoff(min(self.poll_interval, remaining))
@@ -359,14 +314,14 @@ class CubeSource:
             retrying = tenacity.Retrying(
                 stop=stop,
                 wait=self._wait,
-                retry=tenacity.retry_if_exception_type(_TransientError),
+                retry=tenacity.retry_if_exception_type(TransientError),
                 sleep=self.guard.backoff,
                 before_sleep=log_retry,
                 reraise=True,
             )
             try:
                 return retrying(self._send_unthrottled, call, deadline)
-            except _TransientError as exc:
+            except TransientError as exc:
                 self.guard.check_stop(call.what)  # a signal during the last attempt: not down
                 attempts = retrying.statistics.get("attempt_number", self.retries + 1)
                 failure = (
@@ -382,7 +337,7 @@ class CubeSource:
     def _wait(self, state: tenacity.RetryCallState) -> float:
         """Return the pause before the next attempt: Retry-After if given, else backoff."""
         exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _TransientError) and exc.retry_after is not None:
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
             return min(exc.retry_after, self.wait_deadline_seconds)
         return float(self._backoff(state))
 
@@ -391,12 +346,12 @@ class CubeSource:
         while True:
             try:
                 return self._send_once(call)
-            except _Throttled as exc:
+            except Throttled as exc:
                 if self._clock() >= deadline:
                     raise SourceError(
                         f"{call.what}: Cube kept answering {exc} for "
-                        f"{self.wait_deadline_seconds:g}s; lower {CONCURRENCY_SETTING} or raise "
-                        f"{DEADLINE_SETTING}"
+                        f"{self.wait_deadline_seconds:g}s; lower {http.CONCURRENCY_SETTING} "
+                        f"or raise {http.DEADLINE_SETTING}"
                     ) from exc
 
     def _send_once(self, call: _Call) -> dict[str, Any]:
@@ -412,15 +367,15 @@ class CubeSource:
         except SourceDownError as exc:
             raise SourceDownError(f"{what}: {exc}") from None
         except httpx.HTTPError as exc:
-            raise self._translate(exc, what) from exc
+            raise translate_http_error(self._redact, exc, what) from exc
         status = response.status_code
         detail = error_detail(response) if status >= 400 else ""
         self._auth.answered(call.tenant, call.tenant_id, status)
         if status == 429:
             pause = self.guard.throttled(retry_after(response), what)
-            raise _Throttled(f"HTTP 429{detail} (every worker pauses {pause:g}s)")
+            raise Throttled(f"HTTP 429{detail} (every worker pauses {pause:g}s)")
         if status >= 500 and not is_query_limit(detail):
-            raise _TransientError(f"HTTP {status}{detail}", retry_after=retry_after(response))
+            raise TransientError(f"HTTP {status}{detail}", retry_after=retry_after(response))
         self.guard.answered()
         if is_query_limit(detail):
             raise QueryLimitError(f"{what}: Cube refused a page (HTTP {status}{detail})")
@@ -428,7 +383,7 @@ class CubeSource:
             refused = RefusedError(
                 f"{what}: Cube authentication failed (HTTP {status}{detail}): "
                 f"check {self._auth.hint(call.tenant, self.secret_hint)} (the credential "
-                f"Cube verifies) and {CLAIM_SETTING} "
+                f"Cube verifies) and {http.CLAIM_SETTING} "
                 f"(the claim that carries the tenant, now {self.tenant_claim!r})"
             )
             raise self._auth.refuse(call.tenant, refused)  # checked once per tenant
@@ -439,28 +394,4 @@ class CubeSource:
             )
         if status >= 400:
             raise QueryRejectedError(f"{what}: Cube rejected the query (HTTP {status}){detail}")
-        try:
-            answer = response.json()
-        except ValueError:
-            snippet = self._redact(response.text[:_SNIPPET])
-            raise SourceError(
-                f"{what}: malformed JSON from Cube (HTTP {status}): {snippet!r}"
-            ) from None
-        if not isinstance(answer, dict):
-            raise SourceError(f"{what}: malformed Cube answer: expected a JSON object")
-        error = answer.get("error")
-        if error is not None and error != CONTINUE_WAIT:
-            text = self._redact(str(error))
-            if is_query_limit(text):
-                raise QueryLimitError(f"{what}: Cube refused a page: {text}")
-            raise SourceError(f"{what}: Cube error: {text}")
-        return answer
-
-    def _translate(self, exc: httpx.HTTPError, what: str) -> SourceError:
-        """Map an httpx error to ours: timeouts and network failures are transient."""
-        detail = self._redact(str(exc)) or type(exc).__name__
-        if isinstance(exc, httpx.TimeoutException):
-            return _TransientError(f"timed out ({type(exc).__name__}: {detail})")
-        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-            return _TransientError(f"connection failed ({type(exc).__name__}: {detail})")
-        return SourceError(f"{what}: HTTP request to Cube failed ({type(exc).__name__}: {detail})")
+        return read_answer(response, what, self._redact)

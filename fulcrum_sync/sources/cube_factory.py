@@ -8,12 +8,12 @@ import httpx
 
 from fulcrum_sync import __version__
 from fulcrum_sync.config import CubeSettings, Settings
-from fulcrum_sync.sources.cube import (
+from fulcrum_sync.sources.cube import CubeSource
+from fulcrum_sync.sources.cube_http import (
     BUDGET_SETTING,
     RESET_SETTING,
     SECRET_SETTING,
     URL_SETTING,
-    CubeSource,
     cube_base,
     cube_label,
 )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fulcrum_sync.domain import QueryRejectedError, RefusedError, SourceError, StopRequested
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow, cube_of
 from fulcrum_sync.sources.cube_protocol import build_query, load_data, parse_rows
 from fulcrum_sync.sources.paging import PageSize, QueryLimitError
 
@@ -39,11 +39,6 @@ BLENDING = "blendingQuery"
 # send(body, what, tenant, tenant_id) -> Cube's JSON answer (raises SourceError/RefusedError)
 Send = Callable[[dict[str, Any], str, str, int | None], dict[str, Any]]
 Outcome = list[SeriesRow] | Exception
-
-
-def cube_of(member: str) -> str:
-    """The cube (or view) of a member: ``orders.revenue`` -> ``orders``."""
-    return member.partition(".")[0]
 
 
 def share_key(request: FetchRequest) -> tuple[Any, ...]:

@@ -22,13 +22,14 @@ import httpx
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import InputError, SourceStats
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
-from fulcrum_sync.sources.cube import CubeSource, cube_base
+from fulcrum_sync.sources.cube import CubeSource
 from fulcrum_sync.sources.cube_factory import (
     build_cube_source,
     build_http_client,
     endpoint_guard,
     retry_policy,
 )
+from fulcrum_sync.sources.cube_http import cube_base
 from fulcrum_sync.sources.urls import public_url
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.sources import CubeSource, DemoSource, RetryPolicy, Source, build_source
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow
-from fulcrum_sync.sources.cube import build_query
+from fulcrum_sync.sources.cube_protocol import build_query
 
 METRIC = MetricDef(
     metric_id="new_revenue",

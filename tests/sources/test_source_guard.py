@@ -23,7 +23,7 @@ from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import SourceDownError, SourceError, Window
 from fulcrum_sync.sources import CubeSource, SourceGuard, build_source
 from fulcrum_sync.sources.base import FetchRequest
-from fulcrum_sync.sources.cube import build_query
+from fulcrum_sync.sources.cube_protocol import build_query
 
 GRAIN = request().grain
 

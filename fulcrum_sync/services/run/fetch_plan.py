@@ -31,9 +31,9 @@ from fulcrum_sync.sources.base import (
     SeriesRow,
     Source,
     SourceMetadata,
+    cube_of,
     fetch_all,
 )
-from fulcrum_sync.sources.cube_multi import cube_of
 from fulcrum_sync.store import key_holders, progress
 
 MAX_GROUP = 8  # contexts per shared fetch: bounds one request's size and the rows held

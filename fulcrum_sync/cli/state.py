@@ -161,8 +161,13 @@ def _ask(result: ResetResult) -> bool:
     from fulcrum_sync.render import state as render
 
     render.print_reset_preview(result)
+    return _confirmed("Clear these rows?")
+
+
+def _confirmed(question: str) -> bool:
+    """Ask ``question``; no answer (end of input) is no."""
     try:
-        return typer.confirm("Clear these rows?", default=False)
+        return typer.confirm(question, default=False)
     except typer.Abort:
         return False
 
@@ -232,7 +237,4 @@ def _ask_prune(result: PruneResult) -> bool:
     from fulcrum_sync.render import retention as render
 
     render.print_prune_preview(result)
-    try:
-        return typer.confirm("Remove these rows?", default=False)
-    except typer.Abort:
-        return False
+    return _confirmed("Remove these rows?")

@@ -1,14 +1,15 @@
-"""Load the cache tables of one destination: one connection, opened on first need, the
-contexts one after the other on it.
+"""Load the cache tables of one destination: its changed contexts in one batch, over the
+run's one connection to it (opened on first need, kept open for the run).
 
-A ``cache-load`` run groups its contexts by destination (a tenant's own ``cache:`` or the
-settings') and runs the groups at once (services/cache/load.py); this module is one group.
-A destination that cannot be opened (unreachable, or its credentials refused) fails every
-context of its group that had something to load, and no other group.
+``cache-load`` and ``sync --cache-load`` group their contexts by destination (a tenant's own
+``cache:`` or the settings') and run the groups at once (services/cache/load.py); this module
+is one group. A destination that cannot be opened (unreachable, or its credentials refused)
+fails every context of its group that had something to load, and no other group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -37,23 +38,41 @@ log = logging.getLogger(__name__)
 EMPTY_REASON = "no stored rows (run sync first); the cache table was left as it was"
 
 
-class Session:
-    """A sink opened on first use (a run with every context unchanged never connects)."""
+class Sessions:
+    """The sinks a run opened, kept open until :meth:`close`; a destination that could not be
+    opened is remembered and not tried again in the run (thread-safe: destinations load at
+    once, each in its thread)."""
 
-    def __init__(self, sink: CacheSink) -> None:
-        self.sink = sink
-        self.opened = False
-        self.error: str | None = None  # why opening failed (chained loads stop trying)
+    def __init__(self) -> None:
+        self._open: dict[int, CacheSink] = {}
+        self._dead: dict[str, FulcrumError] = {}  # destination: why opening it failed
+        self._lock = threading.Lock()
 
-    def open(self) -> None:
-        if not self.opened:
-            self.sink.open()
-            self.opened = True
+    def open(self, sink: CacheSink) -> None:
+        """Open ``sink`` once; raise its FulcrumError (or the one remembered for its
+        destination)."""
+        with self._lock:
+            dead = self._dead.get(sink.destination)
+            if dead is None and id(sink) in self._open:
+                return
+        if dead is not None:
+            raise dead
+        try:
+            sink.open()
+        except FulcrumError as exc:
+            with self._lock:
+                self._dead.setdefault(sink.destination, exc)
+            raise
+        with self._lock:
+            self._open[id(sink)] = sink
 
     def close(self) -> None:
-        if self.opened:
-            self.opened = False
-            self.sink.close()
+        """Close every sink opened (a shared connection twice is harmless)."""
+        with self._lock:
+            sinks, self._open = list(self._open.values()), {}
+        for sink in sinks:
+            with contextlib.suppress(Exception):
+                sink.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +104,21 @@ class DestinationLoad:
 def load_destination(
     engine: Engine,
     plans: list[Planned],
+    sessions: Sessions,
     *,
     force: bool,
     on_result: Callable[[ContextCacheResult], None] | None = None,
-    stop: threading.Event | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DestinationLoad:
     """Load ``plans`` (all of one destination) together: one connection, one batch.
 
     Contexts whose series did not change are reported first, without connecting; the
     others' rows are read from the state database into one batch, loaded together, and
     each recorded. Never raises for a context's failure; when the destination cannot be
-    opened, the contexts that needed it are returned in ``unopened`` with the error. When
-    ``stop`` is set (SIGTERM) before the batch starts, the changed contexts are left
-    unloaded and unreported (the run counts them not started).
+    opened (``sessions`` opens it, and keeps it open for the run), the contexts that needed
+    it are returned in ``unopened`` with the error. When ``stop()`` is true (SIGTERM) before
+    the batch starts, the changed contexts are left unloaded and unreported (the run counts
+    them not started).
     """
     out = DestinationLoad(plans[0].sink.destination if plans else "")
     pending: list[tuple[Planned, ContextCacheResult]] = []
@@ -112,22 +133,17 @@ def load_destination(
             _fail(engine, plan, res, exc, on_result, out)
             continue
         pending.append((plan, res))
-    if not pending or (stop is not None and stop.is_set()):
+    if not pending or (stop is not None and stop()):
         return out
-    sessions = {id(p.sink): Session(p.sink) for p, _ in pending}
     try:
-        try:
-            for session in sessions.values():
-                session.open()
-        except FulcrumError as exc:
-            out.open_error = exc
-            out.unopened = [(p.ctx, _unopened(p, exc)) for p, _ in pending]
-            return out
-        out.opened = True
-        _load_batch(engine, out, pending, on_result)
-    finally:
-        for session in sessions.values():
-            session.close()
+        for sink in {id(p.sink): p.sink for p, _ in pending}.values():
+            sessions.open(sink)
+    except FulcrumError as exc:
+        out.open_error = exc
+        out.unopened = [(p.ctx, _unopened(p, exc)) for p, _ in pending]
+        return out
+    out.opened = True
+    _load_batch(engine, out, pending, on_result)
     return out
 
 
@@ -246,60 +262,6 @@ def unchanged(
     res.skip_reason = f"unchanged since its load of {loaded} (data version {baseline.version})"
     log_event(log, "cache load unchanged", data_version=res.data_version, **fields)
     return True
-
-
-def load_context(
-    engine: Engine,
-    session: Session,
-    ctx: ContextDef,
-    table: CacheTable,
-    *,
-    force: bool = False,
-    isolate_open: bool = False,
-) -> ContextCacheResult:
-    """Compare, read, load and record one context; never raises once the target is open.
-
-    Opening the target (on the first context to load) raises its error, unless
-    ``isolate_open``: then that context's load fails, and so do the next ones in this run.
-    """
-    sink = session.sink
-    fields = context_fields(ctx, table.qualified, sink.target)
-    res = ContextCacheResult(ctx.context.to_string(), ctx.grain, table.qualified, "failed")
-    res.loaded_at = datetime.now(UTC)
-    started = time.perf_counter()
-    unreachable = False  # opening the target failed: raised unless ``isolate_open``
-    try:
-        if unchanged(engine, ctx, sink.target, res, fields, force):
-            return res
-        if session.error is not None:
-            raise DependencyError(session.error)
-        try:
-            session.open()
-        except FulcrumError as exc:
-            unreachable = not isolate_open
-            session.error = str(exc)
-            raise
-        frame = cache_store.read_cache_frame(
-            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
-        )
-        if frame.empty:
-            sink.ensure_table(table)
-            res.status, res.skip_reason = "skipped", EMPTY_REASON
-        else:
-            stats = sink.replace(table, frame, ctx.grain, res.loaded_at)
-            res.status, res.rows = "succeeded", stats.rows
-            res.size_mb, res.size_estimated = stats.size_mb, stats.size_estimated
-            res.window = Window(frame["date"].min(), frame["date"].max())
-    except Exception as exc:  # isolation: one context's failure never stops the others
-        if unreachable:
-            raise  # the target is unreachable or refused us: nothing was loaded
-        res.error = str(exc) or type(exc).__name__
-        res.dependency_failure = is_outage(exc)
-        if not res.dependency_failure:
-            log_event(log, "cache load crashed", logging.ERROR, exc_info=exc, **fields)
-    res.seconds = round(time.perf_counter() - started, 4)
-    record(engine, ctx, sink.target, res, fields)
-    return res
 
 
 def record(

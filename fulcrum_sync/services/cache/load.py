@@ -1,20 +1,26 @@
-"""The ``cache-load`` service: copy each context's stored series into its cache table.
+"""Load each context's stored series into its cache table: ``cache-load`` and
+``sync --cache-load``, through one :class:`CacheLoader`.
 
 A context whose stored series did not change since its last successful load into the target
 (the same data version: store/versions.py) is reported ``unchanged`` and not copied again,
-unless forced. ``sync --cache-load`` loads each context right after its sync and patterns
-through :class:`ChainedLoad`, with the same code.
+unless forced. ``cache-load`` (:func:`run`) loads every selected context in one call;
+``sync --cache-load`` queues each context once its sync and patterns succeeded and loads the
+queue together at the end of the run, or every ``CACHE_BATCH`` contexts
+(services/run/sync_run.py), each context keeping its own result.
 
 Each tenant loads into its destination (sinks/destinations.py): its own ``cache:`` or the
-settings'. Contexts are grouped by destination; each group runs on one connection
-(services/cache/destination.py), and the groups run at once. A tenant whose destination
+settings'. Contexts are grouped by destination; each group is one batch over the run's one
+connection to it (services/cache/destination.py: one staged file, one COPY, the tables
+replaced a few requests at a time), and the groups run at once. A tenant whose destination
 cannot be built (a missing variable or file) fails alone, naming the fix; so does a
-destination that refuses its credentials or cannot be reached, unless it is the only one
-(then the run ends with its error: exit 2 for a refusal or a missing secret, 3 unreachable).
+destination that refuses its credentials or cannot be reached. ``cache-load`` ends with that
+error when it is the only destination (exit 2 for a refusal or a missing secret, 3
+unreachable); ``sync`` keeps its sync and fails those contexts' loads.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,14 +37,13 @@ from fulcrum_sync.domain import (
     Grain,
     InputError,
 )
-from fulcrum_sync.logs import bound_fields
+from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.services.cache.destination import (
     EMPTY_REASON,
     DestinationLoad,
     Planned,
-    Session,
+    Sessions,
     context_fields,
-    load_context,
     load_destination,
     record,
 )
@@ -48,7 +53,9 @@ from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.destinations import CacheDestinations
 from fulcrum_sync.sinks.identifiers import CacheTable, check_collisions, normalize_part
 
-__all__ = ["EMPTY_REASON", "ChainedLoad", "plan_tables", "run"]
+log = logging.getLogger(__name__)
+
+__all__ = ["EMPTY_REASON", "CacheLoader", "plan_tables", "run"]
 
 
 def plan_tables(
@@ -151,15 +158,14 @@ def run(
     for value, what in ((tenant, "tenant"), (metric, "metric")):
         if value is not None:
             normalize_part(value, what)
-    destinations = sink if isinstance(sink, CacheDestinations) else CacheDestinations.single(sink)
+    loader = CacheLoader(engine, settings, sink, grain, force=force)
     contexts = select_contexts(engine, settings, grain, tenant, metric, discover_first=False)
     others = (
         select_contexts(engine, settings, grain, discover_first=False) if tenant or metric else []
     )
-    sinks, refused = route(destinations, contexts)
-    tables = plan_tables(sinks, contexts, others)
-    result = CacheLoadResult(grain, destinations.target, started_at=datetime.now(UTC))
-    arguments = _arguments(grain, tenant, metric, destinations.target, force)
+    loader.prepare(contexts, others)
+    result = CacheLoadResult(grain, loader.target, started_at=datetime.now(UTC))
+    arguments = _arguments(grain, tenant, metric, loader.target, force)
     rc = RunContext.start(
         engine, "cache-load", arguments, lease_seconds=settings.lease_seconds, stop=stop
     )
@@ -175,24 +181,19 @@ def run(
         return str(summary["outcome"]), summary
 
     with rc.recording(summarize), bound_fields(**rc.fields(), grain=grain.value):
-        if contexts:
-            import pandas  # noqa: F401  (imported here so the first load's time excludes it)
+        try:
+            if contexts:
+                import pandas  # noqa: F401  (imported here so the first load's time excludes it)
 
-            report = _Reporter(on_result)
-            for ctx in contexts:
-                if ctx.context.to_string() in refused:
-                    report(_fail_unroutable(engine, ctx, destinations.target, refused))
-            groups: dict[str, list[Planned]] = {}
-            for ctx in contexts:
-                name = ctx.context.to_string()
-                if name in sinks:
-                    plan = Planned(ctx, sinks[name], tables[name])
-                    groups.setdefault(plan.sink.destination, []).append(plan)
-            loads = _load_groups(engine, settings, rc, grain, groups, force, report)
-            _finish(engine, result, loads, report)
-            order = {c.context.to_string(): i for i, c in enumerate(contexts)}
-            result.contexts.extend(report.results)
-            result.contexts.sort(key=lambda r: order.get(r.context, 0))
+                report = _Reporter(on_result)
+                fields = {**rc.fields(), "grain": grain.value}
+                loads = loader.load(contexts, on_result=report, stop=rc.stop.is_set, fields=fields)
+                _finish(loader, loads, report)
+                order = {c.context.to_string(): i for i, c in enumerate(contexts)}
+                result.contexts.extend(report.results)
+                result.contexts.sort(key=lambda r: order.get(r.context, 0))
+        finally:
+            loader.close()
     return result
 
 
@@ -212,43 +213,16 @@ class _Reporter:
 
 
 def _fail_unroutable(
-    engine: Engine, ctx: ContextDef, target: str, refused: dict[str, InputError]
+    engine: Engine, ctx: ContextDef, target: str, error: InputError
 ) -> ContextCacheResult:
     """Record the failure of a context whose tenant's destination cannot be built."""
     res = ContextCacheResult(ctx.context.to_string(), ctx.grain, "", "failed")
-    res.error, res.loaded_at = str(refused[ctx.context.to_string()]), datetime.now(UTC)
+    res.error, res.loaded_at = str(error), datetime.now(UTC)
     record(engine, ctx, target, res, context_fields(ctx, "", target))
     return res
 
 
-def _load_groups(
-    engine: Engine,
-    settings: Settings,
-    rc: RunContext,
-    grain: Grain,
-    groups: dict[str, list[Planned]],
-    force: bool,
-    report: _Reporter,
-) -> list[DestinationLoad]:
-    """Load each destination's group; several destinations at once (one thread each)."""
-    fields = {**rc.fields(), "grain": grain.value}
-
-    def one(plans: list[Planned]) -> DestinationLoad:
-        if rc.stop.is_set():  # SIGTERM: a destination not started is left as it is
-            return DestinationLoad(plans[0].sink.destination)
-        with bound_fields(**fields, destination=plans[0].sink.destination):
-            return load_destination(engine, plans, force=force, on_result=report, stop=rc.stop)
-
-    if len(groups) <= 1:
-        return [one(plans) for plans in groups.values()]
-    workers = max(1, min(len(groups), settings.workers))
-    with ThreadPoolExecutor(workers, thread_name_prefix="cache-load") as pool:
-        return list(pool.map(one, groups.values()))
-
-
-def _finish(
-    engine: Engine, result: CacheLoadResult, loads: list[DestinationLoad], report: _Reporter
-) -> None:
+def _finish(loader: CacheLoader, loads: list[DestinationLoad], report: _Reporter) -> None:
     """Record the contexts of destinations that could not be opened, or, when no destination
     could be opened and nothing else failed on its own, end the run with that error."""
     failed = [load for load in loads if load.open_error is not None]
@@ -256,20 +230,17 @@ def _finish(
         errors = [load.open_error for load in failed if load.open_error is not None]
         refusal = next((e for e in errors if isinstance(e, InputError)), None)
         raise refusal or errors[0]
-    for load in failed:
-        for ctx, res in load.unopened:
-            record(engine, ctx, result.target, res, context_fields(ctx, res.table, result.target))
-            report(res)
+    loader.record_unopened(loads, report)
 
 
-class ChainedLoad:
-    """Load each context's cache table right after its sync (``sync --cache-load``).
+class CacheLoader:
+    """Loads contexts' cache tables, each destination's in one batch (``cache-load`` and
+    ``sync --cache-load``).
 
-    Loads to one destination are serialized (one connection, shared by the sync's workers)
-    and connect on the first context that changed; loads to different destinations may run
-    at once. A destination that cannot be reached fails each of its contexts' loads
-    (recorded; the sync itself stands) without trying again in this run; a tenant whose
-    destination cannot be built fails its loads naming the fix.
+    :param sink: one sink for every tenant, or each tenant's destination.
+    :param force: also load contexts whose series did not change since their last load.
+    Connections a load opens stay open for the next (a sync loads in several batches) until
+    :meth:`close`; a destination that could not be opened is not tried again in the run.
     """
 
     def __init__(
@@ -278,52 +249,128 @@ class ChainedLoad:
         settings: Settings,
         sink: CacheSink | CacheDestinations,
         grain: Grain,
+        *,
+        force: bool = False,
     ) -> None:
-        self._engine, self._settings, self._grain = engine, settings, grain
+        self._engine, self._settings, self._grain, self._force = engine, settings, grain, force
         self._destinations = (
             sink if isinstance(sink, CacheDestinations) else CacheDestinations.single(sink)
         )
-        self._sessions: dict[int, Session] = {}  # per sink (tenants of a destination share)
-        self._locks: dict[str, threading.Lock] = {}  # per destination
-        self._dead: dict[str, str] = {}  # destinations that could not be opened: why
+        self._sessions = Sessions()
+        self._sinks: dict[str, CacheSink] = {}  # per context
+        self._refused: dict[str, InputError] = {}  # contexts whose destination cannot be built
         self._tables: dict[str, CacheTable] = {}
-        self._lock = threading.Lock()
 
     @property
     def target(self) -> str:
         return self._destinations.target
 
-    def prepare(self, contexts: list[ContextDef]) -> None:
-        """Check the contexts' table names before the sync starts (InputError: nothing done).
+    def prepare(self, contexts: list[ContextDef], others: list[ContextDef] | None = None) -> None:
+        """Route each context to its sink and check the table names, before anything is done.
 
-        Also raises the InputError of a destination when no context has a usable one.
+        :param others: the grain's other active contexts, whose tables must not share a name
+            with these (default: read them).
+        Raises InputError: an unsafe or shared table name, or no context with a usable
+        destination (the first such destination's error).
         """
-        others = select_contexts(self._engine, self._settings, self._grain, discover_first=False)
-        sinks, _refused = route(self._destinations, contexts)
-        self._tables = plan_tables(sinks, contexts, others)
+        if others is None:
+            others = select_contexts(
+                self._engine, self._settings, self._grain, discover_first=False
+            )
+        sinks, refused = route(self._destinations, contexts)
+        self._tables.update(plan_tables(sinks, contexts, others))
+        self._sinks.update(sinks)
+        self._refused.update(refused)
 
-    def load(self, ctx: ContextDef) -> ContextCacheResult:
-        """Load ``ctx`` if its series changed since its last successful load; never raises."""
+    def load(
+        self,
+        contexts: list[ContextDef],
+        *,
+        on_result: Callable[[ContextCacheResult], None],
+        stop: Callable[[], bool] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> list[DestinationLoad]:
+        """Load ``contexts``: each destination's in one batch, the destinations at once.
+
+        A context whose tenant has no usable destination fails (recorded and reported). The
+        contexts of a destination that could not be opened are returned in its load's
+        ``unopened``, not recorded yet (:meth:`record_unopened`). When ``stop()`` is true, no
+        other destination starts. ``fields``: the log fields of the run (bound in each thread).
+        """
+        groups: dict[str, list[Planned]] = {}
+        for ctx in contexts:
+            name = ctx.context.to_string()
+            if name not in self._sinks and name not in self._refused:
+                self._prepare_one(ctx)  # not prepared: its name is checked now
+            if name in self._refused:
+                on_result(_fail_unroutable(self._engine, ctx, self.target, self._refused[name]))
+                continue
+            plan = Planned(ctx, self._sinks[name], self._tables[name])
+            groups.setdefault(plan.sink.destination, []).append(plan)
+        run_fields = fields or {}
+
+        def one(plans: list[Planned]) -> DestinationLoad:
+            if stop is not None and stop():  # SIGTERM: a destination not started is left
+                return DestinationLoad(plans[0].sink.destination)
+            with bound_fields(**run_fields, destination=plans[0].sink.destination):
+                return load_destination(
+                    self._engine,
+                    plans,
+                    self._sessions,
+                    force=self._force,
+                    on_result=on_result,
+                    stop=stop,
+                )
+
+        if len(groups) <= 1:
+            return [one(plans) for plans in groups.values()]
+        workers = max(1, min(len(groups), self._settings.workers))
+        with ThreadPoolExecutor(workers, thread_name_prefix="cache-load") as pool:
+            return list(pool.map(one, groups.values()))
+
+    def _prepare_one(self, ctx: ContextDef) -> None:
+        """Route and name one context; its InputError becomes its failure."""
         name = ctx.context.to_string()
-        with self._lock:
-            try:
-                sink = self._destinations.sink_for(ctx.tenant)
-            except InputError as exc:
-                return _fail_unroutable(self._engine, ctx, self.target, {name: exc})
-            session = self._sessions.setdefault(id(sink), Session(sink))
-            lock = self._locks.setdefault(sink.destination, threading.Lock())
-        table = self._tables.get(name)
-        if table is None:  # not prepared: the names were not checked
-            table = plan_tables(sink, [ctx])[name]
-        with lock:
-            session.error = session.error or self._dead.get(sink.destination)
-            res = load_context(self._engine, session, ctx, table, isolate_open=True)
-            if session.error is not None:
-                self._dead[sink.destination] = session.error
-            return res
+        try:
+            sink = self._destinations.sink_for(ctx.tenant)
+            self._tables[name] = plan_tables(sink, [ctx])[name]
+            self._sinks[name] = sink
+        except InputError as exc:
+            self._refused[name] = exc
+
+    def record_unopened(
+        self, loads: list[DestinationLoad], on_result: Callable[[ContextCacheResult], None]
+    ) -> None:
+        """Record and report the failed loads of destinations that could not be opened."""
+        for load in loads:
+            for ctx, res in load.unopened:
+                fields = context_fields(ctx, res.table, self.target)
+                record(self._engine, ctx, self.target, res, fields)
+                on_result(res)
+
+    def load_many(
+        self,
+        contexts: list[ContextDef],
+        stop: Callable[[], bool] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> dict[str, ContextCacheResult]:
+        """Load ``contexts`` (``sync --cache-load``): each one's result by name. Never raises:
+        a destination that cannot be opened, or a crash, fails the loads it concerns alone.
+        Contexts left unloaded because ``stop()`` was true are absent."""
+        report = _Reporter(None)
+        try:
+            loads = self.load(contexts, on_result=report, stop=stop, fields=fields)
+            self.record_unopened(loads, report)
+        except Exception as exc:  # a bug: the loads not done fail, the sync stands
+            log_event(log, "cache load crashed", logging.ERROR, exc_info=exc)
+            done = {r.context for r in report.results}
+            for ctx in contexts:
+                if ctx.context.to_string() not in done:
+                    res = ContextCacheResult(ctx.context.to_string(), ctx.grain, "", "failed")
+                    res.error = f"cache load crashed: {type(exc).__name__}: {exc}"
+                    report(res)
+        return {r.context: r for r in report.results}
 
     def close(self) -> None:
-        """Close the connections to the destinations, if any was opened."""
-        with self._lock:
-            for session in self._sessions.values():
-                session.close()
+        """Close the connections opened, if any."""
+        self._sessions.close()

@@ -21,7 +21,7 @@ from fulcrum_sync.services.run import catch_up
 from fulcrum_sync.services.run.selection import select_contexts
 from fulcrum_sync.services.run.statuses import RunStatuses
 from fulcrum_sync.services.run.sync_context import plan_series
-from fulcrum_sync.services.run.sync_run import CacheChain, SyncRun
+from fulcrum_sync.services.run.sync_run import CacheLoads, SyncRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +101,16 @@ def run(
     return sync_run.execute()
 
 
-def cache_loader(deps: Deps, request: SyncRequest) -> CacheChain | None:
-    """The in-process cache load of ``sync --cache-load`` (None without it).
+def cache_loader(deps: Deps, request: SyncRequest) -> CacheLoads | None:
+    """The cache load of ``sync --cache-load`` (None without it): the queued contexts'
+    tables, each destination's in one batch (services/cache/load.py).
 
     Raises InputError for an unknown target or unusable target settings.
     """
     if not request.cache_load:
         return None
-    from fulcrum_sync.services.cache.load import ChainedLoad
+    from fulcrum_sync.services.cache.load import CacheLoader
 
     sinks = deps.get_sinks()
     engine = deps.get_engine(workers=request.workers, pooled=True)
-    return ChainedLoad(engine, deps.get_settings(), sinks, request.grain)
+    return CacheLoader(engine, deps.get_settings(), sinks, request.grain)

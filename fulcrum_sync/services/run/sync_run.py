@@ -4,8 +4,13 @@
 run record) so that each step is a method: :meth:`~SyncRun.select` the contexts,
 :meth:`~SyncRun.claim` their keys, :meth:`~SyncRun.fetch` and store each context (one
 transaction that also completes its key, services/run/sync_context.py), run its
-:meth:`~SyncRun.patterns`, load its :meth:`~SyncRun.cache` table, and :meth:`~SyncRun.record`
+:meth:`~SyncRun.patterns`, queue its :meth:`~SyncRun.cache` table, and :meth:`~SyncRun.record`
 the run. A context behind (``--catch-up``) takes :meth:`~SyncRun.catch_up` instead.
+
+With ``--cache-load`` the queued contexts' cache tables load together
+(:meth:`~SyncRun.load_queued`): each destination's in one batch of a few round trips, at the
+end of the run or every :data:`CACHE_BATCH` contexts. A queued context is reported (logged,
+counted, passed to ``on_result``) once its load is done, with its own load's result.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -59,13 +64,20 @@ from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import progress
 from fulcrum_sync.store.runs import Claim
 
+CACHE_BATCH = 1_000  # contexts queued before their cache tables load together
 
-class CacheChain(Protocol):
-    """Loads a context's cache table after its sync (``--cache-load``: ChainedLoad)."""
+
+class CacheLoads(Protocol):
+    """Loads the cache tables of the contexts a sync queued (``--cache-load``: CacheLoader)."""
 
     def prepare(self, contexts: list[ContextDef]) -> None: ...
 
-    def load(self, ctx: ContextDef) -> ContextCacheResult: ...
+    def load_many(
+        self,
+        contexts: list[ContextDef],
+        stop: Callable[[], bool] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> dict[str, ContextCacheResult]: ...
 
     def close(self) -> None: ...
 
@@ -75,8 +87,8 @@ class SyncRun:
     """One sync run; :meth:`execute` runs its steps and returns the result.
 
     :param patterns: how each synced context's patterns run (disabled: ``--no-patterns``).
-    :param loader: loads each context's cache table once its sync and patterns succeeded
-        (also when done earlier: it loads only what changed).
+    :param loader: loads the cache tables of the contexts whose sync and patterns succeeded
+        (also when done earlier: it loads only what changed), ``cache_batch`` at a time.
     :param keep_contexts: keep every context's result in ``result.contexts``; False keeps
         only the failed ones and counts the others (memory flat in the number of contexts,
         for a job whose output is the log lines of each context).
@@ -87,7 +99,8 @@ class SyncRun:
     settings: Settings
     request: SyncRequest
     patterns_step: PatternStep = NO_PATTERNS
-    loader: CacheChain | None = None
+    loader: CacheLoads | None = None
+    cache_batch: int = CACHE_BATCH
     stop: threading.Event | None = None
     on_result: Callable[[ContextResult], None] | None = None
     on_start: Callable[[int], None] | None = None
@@ -102,6 +115,8 @@ class SyncRun:
     _before: SourceStats = field(init=False)
     _analysed: set[str] | None = None  # the period's succeeded pattern keys, read once
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _to_load: dict[int, ContextDef] = field(default_factory=dict)  # id(result): its context
+    _queued: list[tuple[ContextDef, ContextResult]] = field(default_factory=list)
 
     def execute(self) -> SyncRunResult:
         """Sync every selected context for ``request.period`` (and, with ``--catch-up``,
@@ -145,9 +160,14 @@ class SyncRun:
         with self.rc.recording(self.record):
             self.claim()
             try:
-                self._work(late, work)
-            except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
-                self.result.refused = str(exc)  # logged by refusal_logged, with its context
+                try:
+                    self._work(late, work)
+                except RefusedError as exc:  # a wrong secret or URL: nothing more is sent
+                    self.result.refused = str(exc)  # logged by refusal_logged (exit 2)
+                self.load_queued()
+            except BaseException:
+                self.load_queued(load=False)  # report what was synced; load nothing more
+                raise
             finally:
                 if self.loader is not None:
                     self.loader.close()
@@ -275,12 +295,47 @@ class SyncRun:
         self.cache(ctx, res)
 
     def cache(self, ctx: ContextDef, res: ContextResult) -> None:
-        """Load the context's cache table when its sync and patterns succeeded."""
+        """Queue the context's cache table when its sync and patterns succeeded (loaded with
+        others' by :meth:`load_queued`)."""
         if self.loader is not None and catch_up.loadable(res):
-            res.cache = self.loader.load(ctx)
+            with self._lock:
+                self._to_load[id(res)] = ctx
+
+    def load_queued(self, *, load: bool = True) -> None:
+        """Load the queued contexts' cache tables together, then report each with its load.
+
+        Nothing is loaded after SIGTERM (the next run loads what changed; the run is
+        ``interrupted``) nor when ``load`` is False (the run is ending on an error): those
+        contexts are reported without a load.
+        """
+        queued, self._queued = self._queued, []
+        try:
+            if queued and load and self.loader is not None and not self.rc.interrupted:
+                loads = self.loader.load_many(
+                    [ctx for ctx, _ in queued],
+                    stop=lambda: self.rc.interrupted,  # the batch in flight finishes
+                    fields={**self.rc.fields(), "grain": self.request.grain.value},
+                )
+                for ctx, res in queued:
+                    res.cache = loads.get(ctx.context.to_string())
+        finally:
+            for _, res in queued:
+                self._emit(res)
 
     def report(self, res: ContextResult) -> None:
-        """Keep (or count) one context's result, log it, tell the caller."""
+        """Keep (or count) one context's result, log it, tell the caller; a context whose
+        cache table is queued waits for its load (every ``cache_batch`` contexts, and at
+        the end of the run)."""
+        with self._lock:
+            ctx = self._to_load.pop(id(res), None)
+        if ctx is not None:
+            self._queued.append((ctx, res))
+            if len(self._queued) >= self.cache_batch:
+                self.load_queued()
+            return
+        self._emit(res)
+
+    def _emit(self, res: ContextResult) -> None:
         if self.keep_contexts or res.failed_any:
             self.result.contexts.append(res)
         else:
@@ -329,4 +384,4 @@ def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:
         raise InputError("; ".join(str(e) for e in problems.values()))
 
 
-__all__ = ["CacheChain", "SyncRun"]
+__all__ = ["CACHE_BATCH", "CacheLoads", "SyncRun"]

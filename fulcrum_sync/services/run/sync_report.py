@@ -12,6 +12,7 @@ from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import (
     CatchUpRest,
     ContextResult,
+    ContextTally,
     RefusedError,
     SyncRunResult,
     format_period,
@@ -182,10 +183,6 @@ def _catch_up_summary(result: SyncRunResult) -> dict[str, object]:
                 for r in result.beyond
             ],
         }
-    if result.request.cache_load:
-        loads: dict[str, int] = {}
-        for c in result.contexts:
-            if c.cache is not None:
-                loads[c.cache.status] = loads.get(c.cache.status, 0) + 1
-        summary["cache"] = loads
+    if result.request.cache_load:  # kept contexts and counted ones (a job keeps few)
+        summary["cache"] = ContextTally.of(result.contexts, result.tally).cache_loads
     return jsonable(summary)  # type: ignore[no-any-return]

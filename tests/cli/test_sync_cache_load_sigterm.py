@@ -1,0 +1,112 @@
+"""``sync --cache-load`` on SIGTERM while its batched cache load runs: the batch in flight
+finishes, exit 143, the run recorded ``interrupted`` with every context reported, no key left
+running; the next run finds the tables loaded.
+
+As in test_cache_load_sigterm.py, the slow sink is real: the local cache on PostgreSQL with
+every cache table held by another session's ``LOCK TABLE ... ACCESS EXCLUSIVE``. The sync of
+the next period changes every series, so its load (at the end of the run) blocks on the lock.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import select
+from test_cache_load_sigterm import METRICS, libpq, run, wait_until, write_catalog
+from test_sync_processes import base_env, cli
+
+from fulcrum_sync.store import tables as t
+from fulcrum_sync.store.engine import open_engine
+
+FIRST, NEXT = "2025-09-30", "2025-10-01"
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_scheduled_cache_load_exits_143_and_records_interrupted(
+    pg_url: str, tmp_path: Path
+) -> None:
+    env = base_env(pg_url)
+    for args in (
+        ["catalog", "load", str(write_catalog(tmp_path / "c.yaml"))],
+        ["sync", "--grain", "day", "--period", FIRST, "--no-patterns", "--cache-load"],
+    ):
+        done = run(env, *args)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    dsn, schema = libpq(pg_url)
+    tables = [f"{schema}.cache_slow_{m}_day" for m in METRICS]
+    with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as watcher:
+        locker.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+        proc = subprocess.Popen(
+            cli(
+                "sync", "--grain", "day", "--period", NEXT, "--no-patterns", "--cache-load", env=env
+            ),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def blocked() -> bool:
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query ILIKE '%cache_slow_%' AND pid <> pg_backend_pid()"
+                ).fetchone()
+                return bool(waiting and waiting[0])
+
+            wait_until(blocked, "load blocked on its table lock", proc)
+            errors: list[str] = []
+            reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []))
+            reader.start()
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            heard = lambda: any("Received SIGTERM" in e for e in errors)  # noqa: E731
+            wait_until(heard, "the signal heard", proc)  # while the load waits on the lock
+            locker.rollback()  # the batch in flight can finish now
+            out = proc.communicate(timeout=60)[0]
+            seconds = time.monotonic() - sent
+            reader.join(10)
+            err = "".join(errors)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 143, out[-2000:] + err
+    engine = open_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(
+                select(t.runs.c.outcome, t.runs.c.summary)
+                .where(t.runs.c.command == "sync")
+                .order_by(t.runs.c.started_at)
+            ).all()
+            keys = [r[0] for r in conn.execute(select(t.run_items.c.status))]
+            loads = conn.execute(select(t.cache_loads.c.status)).scalars().all()
+    finally:
+        engine.dispose()
+    assert [r[0] for r in runs] == ["succeeded", "interrupted"]
+    summary = runs[-1][1]
+    # every context synced and was reported with its load: the batch in flight finished
+    assert summary["contexts"] == len(METRICS) and summary["not_started"] == 0, summary
+    assert summary["cache"] == {"succeeded": len(METRICS)}, summary
+    assert set(loads) == {"succeeded"}
+    assert "running" not in keys
+    print(f"figures: sync --cache-load exit 143 {seconds:.2f}s after SIGTERM, summary {summary}")
+
+    again = run(env, "sync", "--grain", "day", "--period", NEXT, "--no-patterns", "--cache-load")
+    assert again.returncode == 0, again.stdout[-2000:]
+    engine = open_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            last = conn.execute(
+                select(t.runs.c.summary).order_by(t.runs.c.started_at.desc()).limit(1)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert last["cache"] == {"unchanged": len(METRICS)}, last  # loaded before the exit

@@ -1,20 +1,34 @@
-"""Snowflake cache loads: statements and round trips per table, and the wall of 1,000 tables
-at 150 ms per round trip, before (one table at a time) and after (one batch), side by side.
+"""The scheduled ``sync --cache-load`` of N changed tables on fakesnow with a latency slept on
+every round trip: statements, round trips and wall, per context (before) and batched (after),
+side by side in one run.
 
-Both run on fakesnow through :mod:`benchmarks.snowflake_counting`, which counts every
-statement and every round trip a real connector would make (a multi-statement request is
-one; a ``PUT`` is two: its query and the upload). The latency is **not slept**: the wall at
-150 ms per round trip is computed as ``measured wall + round trips x 0.150 s``, where the
-measured wall is this process's time on fakesnow (sleeping 13,000 x 150 ms would take half
-an hour per run). The "before" path is the sink as it was (per table: CREATE TABLE IF NOT
-EXISTS, CREATE TEMPORARY TABLE, write_pandas, BEGIN, DELETE, INSERT ... SELECT, COMMIT,
-DROP, SELECT COUNT(*), SELECT BYTES), with write_pandas's own statements on a real account
-(CREATE TEMPORARY STAGE, PUT, COPY INTO) sent as SQL, so they are counted too.
+Set-up (no latency): a SQLite state database with N day contexts
+(:func:`benchmarks.common.synthetic_catalog`, demo source), synced for ``FIRST`` with
+``--cache-load`` into one fake account, so every cache table exists. Each variant then runs
+on its own copy of that state: the real sync run (:class:`SyncRun`, in process) of the next
+day with ``--cache-load`` and ``--no-patterns``, so every series changed and every table is
+reloaded, with the latency **injected**: the account's counting connection
+(``benchmarks/snowflake_counting.py``) sleeps ``--latency-ms`` before each round trip a real
+connector makes (the login, each ``execute``, a multi-statement request as one, a ``PUT``'s
+upload as a second) and only then lets fakesnow run it.
+
+* **after**: ``sync --cache-load`` as it is: the queued contexts load together at the end of
+  the run, each destination's in one batch (services/cache/load.py); all N tables.
+* **per context**: the same code with a batch of one context (``SyncRun(cache_batch=1)``):
+  what ``sync --cache-load`` did before, each context a batch of one on the run's connection
+  (existence query, setup, PUT, COPY, BEGIN + INSERT OVERWRITE + COMMIT, size query).
+* **old sink**: the sink before issue 26, replayed on the same tables (per table: CREATE
+  TABLE IF NOT EXISTS, CREATE TEMPORARY TABLE, write_pandas's stage, PUT and COPY, BEGIN,
+  DELETE, INSERT ... SELECT, COMMIT, DROP, SELECT COUNT(*), SELECT BYTES).
+
+The two "before" variants load a sample of ``--sample`` tables (one tenant's): at 150 ms
+they would take 20-40 minutes for 1,000. Their wall for N is extrapolated from the sample
+(per table x N), and says so.
 
 Usage::
 
-    python benchmarks/cache_load_roundtrips.py                 # 1,000 tables
-    python benchmarks/cache_load_roundtrips.py --tables 100 --latency-ms 150
+    python -W ignore benchmarks/cache_load_roundtrips.py                 # 1,000 tables, 20
+    python -W ignore benchmarks/cache_load_roundtrips.py --tables 100 --sample 10 --latency-ms 150
 """
 
 from __future__ import annotations
@@ -22,10 +36,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +50,11 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 import pandas as pd
 
+from benchmarks.common import prepare_state, settings, sqlite_url, synthetic_catalog
 from benchmarks.snowflake_counting import FakeAccount
 
 PASSWORD = "bench-unique-password"
-LOADED_AT = datetime(2025, 7, 3, tzinfo=UTC)
+FIRST, NEXT = date(2025, 9, 29), date(2025, 9, 30)
 COLUMNS = (
     '"DATE" DATE NOT NULL, "DIMENSION_NAME" VARCHAR, "DIMENSION_SLICE" VARCHAR, '
     '"VALUE" FLOAT NOT NULL, "GRAIN" VARCHAR NOT NULL, "LOADED_AT" TIMESTAMP_NTZ NOT NULL'
@@ -46,123 +63,256 @@ STAGE_COLUMNS = '"DATE" DATE, "DIMENSION_NAME" VARCHAR, "DIMENSION_SLICE" VARCHA
 FRAME = '"DATE", "DIMENSION_NAME", "DIMENSION_SLICE", "VALUE"'
 
 
-def frame(seed: int, days: int) -> pd.DataFrame:
-    """A context's cache rows: the base series and two slices of one dimension."""
-    start = date(2025, 7, 1)
-    records: list[tuple[Any, ...]] = []
-    for i in range(days):
-        day = start + timedelta(days=i)
-        records.append((day, None, None, seed + i * 1.5))
-        records += [(day, "region", s, seed / 3 + i) for s in ("eu", "us")]
-    return pd.DataFrame.from_records(
-        records, columns=["date", "dimension_name", "dimension_slice", "value"]
+class TimedLoads:
+    """The sync's cache loader, timing each batch it loads (the rest is the sync itself)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+        self.batches = 0
+
+    def prepare(self, contexts: list[Any]) -> None:
+        self.inner.prepare(contexts)
+
+    def load_many(self, contexts: list[Any], stop: Any = None, fields: Any = None) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.inner.load_many(contexts, stop, fields)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.batches += 1
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _settings(url: str) -> Any:
+    return settings(
+        url,
+        cache_target="snowflake",
+        snowflake_account="bench",
+        snowflake_user="U",
+        snowflake_password=PASSWORD,
+        workers=1,
     )
 
 
-def load_before(account: FakeAccount, frames: dict[str, pd.DataFrame]) -> None:
-    """The sink as it was: each table on its own, 12 statements (9 + write_pandas's 3)."""
+def sync_cache_load(
+    url: str, account: FakeAccount, period: date, *, tenant: str | None, cache_batch: int
+) -> dict[str, Any]:
+    """Run ``sync --grain day --period P --no-patterns --cache-load`` in process; return its
+    wall, its cache load's wall and how many tables loaded."""
+    from fulcrum_sync.domain import Grain, SyncRequest
+    from fulcrum_sync.services.cache.load import CacheLoader
+    from fulcrum_sync.services.deps import Deps
+    from fulcrum_sync.services.patterns.step import NO_PATTERNS
+    from fulcrum_sync.services.run.sync_run import SyncRun
+
+    deps = Deps(settings=_settings(url), snowflake_connect=account.connect)
+    try:
+        engine = deps.get_engine(pooled=True)
+        request = SyncRequest(Grain.DAY, period, tenant=tenant, run_patterns=False, cache_load=True)
+        loads = TimedLoads(CacheLoader(engine, deps.get_settings(), deps.get_sinks(), Grain.DAY))
+        run = SyncRun(
+            engine,
+            deps.get_source(),
+            deps.get_settings(),
+            request,
+            patterns_step=NO_PATTERNS,
+            loader=loads,
+            cache_batch=cache_batch,
+        )
+        started = time.perf_counter()
+        result = run.execute()
+        wall = time.perf_counter() - started
+    finally:
+        deps.close()
+    statuses = [c.cache.status if c.cache else None for c in result.contexts]
+    if result.outcome != "succeeded" or set(statuses) != {"succeeded"}:
+        raise RuntimeError(f"sync {period} {result.outcome}: cache loads {statuses[:5]} ...")
+    return {
+        "tables": len(statuses),
+        "run_wall_s": wall,
+        "load_wall_s": loads.seconds,
+        "batches": loads.batches,
+    }
+
+
+def _frame_name(context: str) -> str:
+    tenant, metric = context.split("::")
+    return f"CACHE_{tenant.upper()}_{metric.upper()}_DAY"
+
+
+def old_sink(url: str, account: FakeAccount, contexts: list[tuple[int, str, str]]) -> float:
+    """The sink before issue 26, each table on its own (12 statements, 13 round trips);
+    return the wall of loading ``contexts`` ((tenant id, tenant, metric)) from the state."""
+    from fulcrum_sync.store.cache import read_cache_frame
+    from fulcrum_sync.store.engine import open_engine
+
+    engine = open_engine(url)
+    try:
+        frames = {
+            _frame_name(f"{tenant}::{metric}"): read_cache_frame(engine, tid, metric, "day")
+            for tid, tenant, metric in contexts
+        }
+    finally:
+        engine.dispose()
+    started = time.perf_counter()
+    _replay_old_sink(account, frames)
+    return time.perf_counter() - started
+
+
+def _replay_old_sink(account: FakeAccount, frames: dict[str, pd.DataFrame]) -> None:
     conn = account.connect(
         account="bench", user="U", password=PASSWORD, database="FULCRUM", schema="CACHE"
     )
     cur = conn.cursor()
     folder = tempfile.mkdtemp()
-    for name, data in frames.items():
-        target, stage = f'"FULCRUM"."CACHE"."{name}"', f'"{name}__STAGE"'
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({COLUMNS})")
-        cur.execute(f"CREATE OR REPLACE TEMPORARY TABLE {stage} ({STAGE_COLUMNS})")
-        # write_pandas: a temporary stage, the file's PUT, the COPY (its DDL commits first)
-        path = os.path.join(folder, f"{name}.csv")
-        data.to_csv(path, header=False, index=False, na_rep="\\N")
-        cur.execute(f'CREATE TEMPORARY STAGE IF NOT EXISTS "{name}_WP"')
-        cur.execute(f"PUT 'file://{path}' @\"{name}_WP\" AUTO_COMPRESS=TRUE OVERWRITE=TRUE")
-        cur.execute(
-            f'COPY INTO {stage} FROM @"{name}_WP" FILE_FORMAT = (TYPE = CSV '
-            "NULL_IF = ('\\\\N')) PURGE = TRUE"
-        )
-        cur.execute("BEGIN")
-        cur.execute(f"DELETE FROM {target}")
-        cur.execute(
-            f'INSERT INTO {target} ({FRAME}, "GRAIN", "LOADED_AT") '
-            f"SELECT {FRAME}, 'day', TO_TIMESTAMP_NTZ('2025-07-03 00:00:00') FROM {stage}"
-        )
-        cur.execute("COMMIT")
-        cur.execute(f"DROP TABLE IF EXISTS {stage}")
-        cur.execute(f"SELECT COUNT(*) FROM {target}")
-        cur.execute(
-            'SELECT BYTES FROM "FULCRUM".INFORMATION_SCHEMA.TABLES '
-            f"WHERE TABLE_SCHEMA = 'CACHE' AND TABLE_NAME = '{name}'"
-        )
-    conn.close()
-
-
-def load_after(account: FakeAccount, frames: dict[str, pd.DataFrame]) -> None:
-    """The sink as it is: one batch for the destination (sinks/snowflake/batch.py)."""
-    from fulcrum_sync.domain import Grain
-    from fulcrum_sync.sinks.snowflake import SnowflakeConfig, SnowflakeSink
-
-    config = SnowflakeConfig(
-        account="bench", user="U", database="FULCRUM", schema="CACHE", password=PASSWORD
-    )
-    sink = SnowflakeSink(config, connect=account.connect)
-    sink.open()
-    batch = sink.batch()
     try:
         for name, data in frames.items():
-            table = sink.table_for("bench", name.lower(), Grain.DAY)
-            batch.add(table, data, Grain.DAY, LOADED_AT)
-        outcomes = batch.load()
+            target, stage = f'"FULCRUM"."CACHE"."{name}"', f'"{name}__STAGE"'
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({COLUMNS})")
+            cur.execute(f"CREATE OR REPLACE TEMPORARY TABLE {stage} ({STAGE_COLUMNS})")
+            # write_pandas: a temporary stage, the file's PUT, the COPY
+            path = os.path.join(folder, f"{name}.csv")
+            data.to_csv(path, header=False, index=False, na_rep="\\N")
+            cur.execute(f'CREATE TEMPORARY STAGE IF NOT EXISTS "{name}_WP"')
+            cur.execute(f"PUT 'file://{path}' @\"{name}_WP\" AUTO_COMPRESS=TRUE OVERWRITE=TRUE")
+            cur.execute(
+                f'COPY INTO {stage} FROM @"{name}_WP" FILE_FORMAT = (TYPE = CSV '
+                "NULL_IF = ('\\\\N')) PURGE = TRUE"
+            )
+            cur.execute("BEGIN")
+            cur.execute(f"DELETE FROM {target}")
+            cur.execute(
+                f'INSERT INTO {target} ({FRAME}, "GRAIN", "LOADED_AT") '
+                f"SELECT {FRAME}, 'day', TO_TIMESTAMP_NTZ('2025-09-30 00:00:00') FROM {stage}"
+            )
+            cur.execute("COMMIT")
+            cur.execute(f"DROP TABLE IF EXISTS {stage}")
+            cur.execute(f"SELECT COUNT(*) FROM {target}")
+            cur.execute(
+                'SELECT BYTES FROM "FULCRUM".INFORMATION_SCHEMA.TABLES '
+                f"WHERE TABLE_SCHEMA = 'CACHE' AND TABLE_NAME = '{name}'"
+            )
     finally:
-        batch.close()
-        sink.close()
-    failed = [k for k, v in outcomes.items() if isinstance(v, Exception)]
-    if failed:
-        raise RuntimeError(f"{len(failed)} tables failed, e.g. {outcomes[failed[0]]}")
+        conn.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure(tables: int, days: int, latency: float) -> dict[str, Any]:
-    """Load ``tables`` changed tables both ways twice (first load, then a reload)."""
-    frames = {f"CACHE_BENCH_M{i}_DAY": frame(i, days) for i in range(tables)}
+def _rows(url: str, context: tuple[int, str, str]) -> int:
+    """The rows of one context's cache table (base and slices, every day stored)."""
+    from fulcrum_sync.store.cache import read_cache_frame
+    from fulcrum_sync.store.engine import open_engine
+
+    engine = open_engine(url)
+    try:
+        return len(read_cache_frame(engine, context[0], context[2], "day"))
+    finally:
+        engine.dispose()
+
+
+def _variant(
+    account: FakeAccount, latency: float, tables: int, load: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run ``load`` with the latency slept; its counts per table and walls."""
+    counter = account.counter
+    counter.reset()
+    counter.latency, counter.sleep = latency, True
+    cpu = time.process_time()
+    try:
+        out = load()
+    finally:
+        counter.latency, counter.sleep = 0.0, False
+    loaded = out.pop("tables", tables)
+    if loaded != tables:
+        raise RuntimeError(f"{loaded} tables loaded, {tables} expected")
+    load_wall = out["load_wall_s"]
+    return {
+        "tables": tables,
+        "statements": counter.statements,
+        "round_trips": counter.round_trips,
+        "statements_per_table": round(counter.statements / tables, 3),
+        "round_trips_per_table": round(counter.round_trips / tables, 3),
+        "slept_s": round(counter.waited, 2),
+        "cpu_s": round(time.process_time() - cpu, 2),
+        "load_wall_per_table_s": round(load_wall / tables, 3),
+        **{k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()},
+    }
+
+
+def measure(
+    tables: int, sample: int, latency: float, dimensions: int, folder: Path
+) -> dict[str, Any]:
+    """Set up N synced and loaded contexts, then reload them each way with the latency."""
+    base = folder / "base.db"
+    url = sqlite_url(folder, "base.db")
+    catalog = synthetic_catalog(tables, dimensions=dimensions, metrics_per_tenant=sample)
+    prepare_state(url, catalog)
+    account = FakeAccount(PASSWORD)
+    started = time.perf_counter()
+    warm = sync_cache_load(url, account, FIRST, tenant=None, cache_batch=tables)  # no latency
+    setup_s = time.perf_counter() - started
+    first = catalog.tenants[0]
+    picked = [(first.tenant_id, first.identifier, m.metric_id) for m in first.metrics]
     out: dict[str, Any] = {
         "tables": tables,
-        "rows_per_table": 3 * days,
+        "sample": len(picked),
         "latency_ms": latency * 1000,
+        "dimensions": dimensions,
+        "set_up_s": round(setup_s, 1),
+        "set_up_tables": warm["tables"],
     }
-    for label, load in (("before", load_before), ("after", load_after)):
-        account = FakeAccount(PASSWORD)
-        load(account, frames)  # the first load creates the tables
-        account.counter.reset()
-        started = time.perf_counter()
-        cpu = time.process_time()
-        load(account, frames)  # what a scheduled reload of changed tables costs
-        wall = time.perf_counter() - started
-        counter = account.counter
-        out[label] = {
-            "statements": counter.statements,
-            "round_trips": counter.round_trips,
-            "statements_per_table": round(counter.statements / tables, 3),
-            "round_trips_per_table": round(counter.round_trips / tables, 3),
-            "measured_wall_s": round(wall, 2),
-            "measured_cpu_s": round(time.process_time() - cpu, 2),
-            "wall_at_latency_s": round(wall + counter.round_trips * latency, 1),
-        }
+
+    def copy(name: str) -> str:
+        shutil.copy(base, folder / name)
+        return sqlite_url(folder, name)
+
+    after_url, context_url = copy("after.db"), copy("context.db")
+    out["after"] = _variant(
+        account,
+        latency,
+        tables,
+        lambda: sync_cache_load(after_url, account, NEXT, tenant=None, cache_batch=1_000),
+    )
+    out["per_context"] = _variant(
+        account,
+        latency,
+        len(picked),
+        lambda: sync_cache_load(context_url, account, NEXT, tenant=first.identifier, cache_batch=1),
+    )
+    out["rows_per_table"] = _rows(after_url, picked[0])
+    out["old_sink"] = _variant(
+        account,
+        latency,
+        len(picked),
+        lambda: {"load_wall_s": old_sink(after_url, account, picked)},  # NEXT's rows
+    )
+    for key in ("per_context", "old_sink"):
+        per = out[key]["load_wall_per_table_s"]
+        out[key][f"load_wall_at_{tables}_extrapolated_s"] = round(per * tables, 1)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=90, help="days per table (3 rows a day)")
+    parser.add_argument("--sample", type=int, default=20, help="tables of the before variants")
     parser.add_argument("--latency-ms", type=float, default=150.0)
+    parser.add_argument("--dimensions", type=int, default=2, help="dimensions per metric")
     args = parser.parse_args(argv)
-    result = measure(args.tables, args.days, args.latency_ms / 1000)
+    with tempfile.TemporaryDirectory(prefix="cache-roundtrips-") as folder:
+        result = measure(
+            args.tables, args.sample, args.latency_ms / 1000, args.dimensions, Path(folder)
+        )
     print(json.dumps(result, indent=2))
-    for label in ("before", "after"):
+    for label in ("after", "per_context", "old_sink"):
         r = result[label]
+        extra = r.get(f"load_wall_at_{args.tables}_extrapolated_s")
         print(
-            f"{label:>6}: {r['statements']:>6} statements ({r['statements_per_table']}/table), "
-            f"{r['round_trips']:>6} round trips ({r['round_trips_per_table']}/table), "
-            f"measured {r['measured_wall_s']} s, at {args.latency_ms:.0f} ms a round trip "
-            f"{r['wall_at_latency_s']} s",
+            f"{label:>11}: {r['tables']} tables, {r['statements_per_table']} statements and "
+            f"{r['round_trips_per_table']} round trips a table, load wall {r['load_wall_s']} s"
+            + (f" (x{args.tables}: ~{extra} s)" if extra is not None else ""),
             file=sys.stderr,
         )
     return 0

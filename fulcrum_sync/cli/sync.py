@@ -79,9 +79,9 @@ def sync(
         bool,
         typer.Option(
             "--cache-load",
-            help="Load each context's cache table right after its sync and patterns succeed "
-            "(only contexts whose series changed since their last load; "
-            "target: FULCRUM_SYNC_CACHE_TARGET).",
+            help="Load the cache tables of the contexts whose sync and patterns succeeded, "
+            "together at the end of the run (only contexts whose series changed since their "
+            "last load; one batch per destination; target: FULCRUM_SYNC_CACHE_TARGET).",
         ),
     ] = False,
     dry_run: Annotated[

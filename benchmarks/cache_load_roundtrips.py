@@ -212,6 +212,30 @@ def _rows(url: str, context: tuple[int, str, str]) -> int:
         engine.dispose()
 
 
+def tables_equal_state(url: str, account: FakeAccount, catalog: Any) -> int:
+    """Check every context's table holds exactly its stored rows (uncounted reads); return
+    how many tables were compared. Raises RuntimeError at the first that differs."""
+    from fulcrum_sync.store.cache import read_cache_frame
+    from fulcrum_sync.store.engine import open_engine
+
+    engine = open_engine(url)
+    compared = 0
+    try:
+        for tenant in catalog.tenants:
+            for metric in tenant.metrics:
+                frame = read_cache_frame(engine, tenant.tenant_id, metric.metric_id, "day")
+                clean = frame.astype(object).where(frame.notna(), None)
+                want = sorted((tuple(r) for r in clean.itertuples(index=False)), key=repr)
+                name = _frame_name(f"{tenant.identifier}::{metric.metric_id}")
+                got = account.query(f'SELECT {FRAME} FROM "FULCRUM"."CACHE"."{name}"')
+                if sorted(got, key=repr) != want or not want:
+                    raise RuntimeError(f"{name} differs from the state ({len(got)} rows)")
+                compared += 1
+    finally:
+        engine.dispose()
+    return compared
+
+
 def _variant(
     account: FakeAccount, latency: float, tables: int, load: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
@@ -275,6 +299,7 @@ def measure(
         tables,
         lambda: sync_cache_load(after_url, account, NEXT, tenant=None, cache_batch=1_000),
     )
+    out["after"]["tables_equal_state"] = tables_equal_state(after_url, account, catalog)
     out["per_context"] = _variant(
         account,
         latency,

@@ -25,6 +25,7 @@ def test_batched_per_context_and_old_sink_side_by_side(tmp_path: Path) -> None:
     # batch table, PUT, COPY, BEGIN, COMMIT and the size query; login + 7 requests
     assert after["statements"] == 6 + 8
     assert after["round_trips"] == 8 and after["batches"] == 1
+    assert after["tables_equal_state"] == 6
     assert per_context["tables"] == old["tables"] == 2
     assert per_context["statements_per_table"] == 9
     assert per_context["round_trips"] == 2 * 7 + 1 and per_context["batches"] == 2

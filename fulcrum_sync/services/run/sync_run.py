@@ -57,8 +57,9 @@ from fulcrum_sync.services.run.sync_report import (
     vanished,
 )
 from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import claims as context_claims
 from fulcrum_sync.store import progress
-from fulcrum_sync.store.claims import Claimant, claim_context, take_in
+from fulcrum_sync.store.claims import Claimant, take_in
 from fulcrum_sync.store.runs import Claim
 
 
@@ -213,7 +214,9 @@ class SyncRun:
     def _claim_context(self, w: KeyedWork[ContextDef]) -> Claim:
         """Claim a context's sync key; when it is done, its unfinished pattern keys with it."""
         keys = sorted(self.patterns_step.keys(w.payload, self.request.period))
-        sync, patterns = claim_context(self.engine, w.item.run_key, keys, self._claimant())
+        sync, patterns = context_claims.claim_context(
+            self.engine, w.item.run_key, keys, self._claimant()
+        )
         if patterns:
             self._pattern_claims[w.item.run_key] = patterns
         return sync

@@ -7,10 +7,8 @@ transaction that also completes its key, services/run/sync_context.py), run its
 :meth:`~SyncRun.patterns`, queue its :meth:`~SyncRun.cache` table, and :meth:`~SyncRun.record`
 the run. A context behind (``--catch-up``) takes :meth:`~SyncRun.catch_up` instead.
 
-With ``--cache-load`` the queued contexts' cache tables load together
-(:meth:`~SyncRun.load_queued`): each destination's in one batch of a few round trips, at the
-end of the run or every :data:`CACHE_BATCH` contexts. A queued context is reported (logged,
-counted, passed to ``on_result``) once its load is done, with its own load's result.
+With ``--cache-load`` the queued contexts' tables load together (:meth:`~SyncRun.load_queued`,
+services/run/cache_queue.py), each context reported once its own load is done.
 """
 
 from __future__ import annotations
@@ -19,14 +17,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
-    ContextCacheResult,
     ContextResult,
     InputError,
     RefusedError,
@@ -46,6 +43,7 @@ from fulcrum_sync.services.jobs.runner import (
 )
 from fulcrum_sync.services.patterns.step import NO_PATTERNS, PatternStep
 from fulcrum_sync.services.run import catch_up, fetch_plan
+from fulcrum_sync.services.run.cache_queue import CACHE_BATCH, CacheLoads, CacheQueue
 from fulcrum_sync.services.run.catch_up import CatchUpPlan
 from fulcrum_sync.services.run.statuses import RunStatuses
 from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
@@ -61,25 +59,10 @@ from fulcrum_sync.services.run.sync_report import (
     vanished,
 )
 from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import claims as context_claims
 from fulcrum_sync.store import progress
+from fulcrum_sync.store.claims import Claimant, take_in
 from fulcrum_sync.store.runs import Claim
-
-CACHE_BATCH = 1_000  # contexts queued before their cache tables load together
-
-
-class CacheLoads(Protocol):
-    """Loads the cache tables of the contexts a sync queued (``--cache-load``: CacheLoader)."""
-
-    def prepare(self, contexts: list[ContextDef]) -> None: ...
-
-    def load_many(
-        self,
-        contexts: list[ContextDef],
-        stop: Callable[[], bool] | None = None,
-        fields: dict[str, Any] | None = None,
-    ) -> dict[str, ContextCacheResult]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -114,9 +97,11 @@ class SyncRun:
     fetcher: Source = field(init=False)  # the source, or its planner of shared round trips
     _before: SourceStats = field(init=False)
     _analysed: set[str] | None = None  # the period's succeeded pattern keys, read once
+    # Pattern keys claimed with a context's sync (or with its sync key found done), by its
+    # sync key: the context's patterns then claim nothing more (store/claims.py).
+    _pattern_claims: dict[str, dict[str, Claim]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _to_load: dict[int, ContextDef] = field(default_factory=dict)  # id(result): its context
-    _queued: list[tuple[ContextDef, ContextResult]] = field(default_factory=list)
+    _cache: CacheQueue | None = field(init=False, default=None)
 
     def execute(self) -> SyncRunResult:
         """Sync every selected context for ``request.period`` (and, with ``--catch-up``,
@@ -186,6 +171,7 @@ class SyncRun:
         _check_tenants(self.source, self.contexts)
         if self.loader is not None:
             self.loader.prepare(self.contexts)  # unsafe or shared names: refused before work
+            self._cache = CacheQueue(self.loader, self.cache_batch)
 
     def claim(self) -> None:
         """Make every key of every context-period this run covers before any work starts
@@ -218,7 +204,31 @@ class SyncRun:
             workers=workers,
             on_result=self.report,
             made=True,  # claim() made every key
+            claim=self._claim_context if self.patterns_step.enabled else None,
         )
+
+    def _claimant(self) -> Claimant:
+        rc = self.rc
+        return Claimant(rc.owner, rc.run_id, rc.lease_seconds, rc.force_before)
+
+    def _claim_context(self, w: KeyedWork[ContextDef]) -> Claim:
+        """Claim a context's sync key; when it is done, its unfinished pattern keys with it."""
+        keys = sorted(self.patterns_step.keys(w.payload, self.request.period))
+        sync, patterns = context_claims.claim_context(
+            self.engine, w.item.run_key, keys, self._claimant()
+        )
+        if patterns:
+            self._pattern_claims[w.item.run_key] = patterns
+        return sync
+
+    def _claim_patterns(self, ctx: ContextDef, conn: Connection, res: ContextResult) -> None:
+        """Claim the pattern keys of a context whose sync succeeded, in its sync's
+        transaction (not those of a dimension whose sync failed)."""
+        if res.base is None or not res.base.success:
+            return
+        skip = frozenset(res.dimensions_failed)
+        keys = sorted(self.patterns_step.keys(ctx, res.period, skip))
+        self._pattern_claims[res.run_key] = take_in(conn, keys, self._claimant())
 
     def fetch(self, ctx: ContextDef) -> ContextResult:
         """Fetch and store one context for the period; its key completes in the transaction
@@ -234,12 +244,14 @@ class SyncRun:
                 run_id=self.rc.run_id,
                 statuses=self.statuses.of(ctx),
                 owner=self.rc.owner,
+                also=partial(self._claim_patterns, ctx) if self.patterns_step.enabled else None,
             )
+        claims = self._pattern_claims.pop(res.run_key, None)  # none unless its writes committed
         down = source_down_reason(self.source, res)
         if down is not None:
             self.rc.halt(down)  # start no other context: the ones not started are released
         if res.base is not None and res.base.success:
-            self.patterns(ctx, res)
+            self.patterns(ctx, res, claims if res.key_done else None)
         self.after(ctx, res)
         return res
 
@@ -275,17 +287,29 @@ class SyncRun:
             skip_reason=ALREADY_DONE if claim is Claim.DONE else BUSY,
         )
         if claim is Claim.DONE:
-            if not self.patterns_step.keys(w.payload, self.request.period) <= self._done():
+            claims = self._pattern_claims.pop(w.item.run_key, None)  # found done: claimed
+            if claims is None:  # done before the run started: no claim was made
+                unfinished = not self.patterns_step.keys(w.payload, self.request.period) <= (
+                    self._done()
+                )
+            else:
+                unfinished = Claim.CLAIMED in claims.values()
+                if not unfinished and Claim.BUSY in claims.values():
+                    res.skip_reason = BUSY  # another process is running its patterns
+            if unfinished:
                 res.skip_reason = FINISHING_PATTERNS  # interrupted or failed patterns
                 res.started_at = datetime.now(UTC)
-                self.patterns(w.payload, res)
+                self.patterns(w.payload, res, claims)
                 res.finished_at = datetime.now(UTC)
             self.after(w.payload, res)
         return res
 
-    def patterns(self, ctx: ContextDef, res: ContextResult) -> None:
-        """Run the context's patterns for the period (nothing with ``--no-patterns``)."""
-        self.patterns_step.after(self.rc, ctx, res)
+    def patterns(
+        self, ctx: ContextDef, res: ContextResult, claims: dict[str, Claim] | None = None
+    ) -> None:
+        """Run the context's patterns for the period (nothing with ``--no-patterns``);
+        ``claims``: its pattern keys claimed already."""
+        self.patterns_step.after(self.rc, ctx, res, claims)
 
     def after(self, ctx: ContextDef, res: ContextResult) -> None:
         """Older unfinished patterns (--catch-up), then the cache table (--cache-load)."""
@@ -297,40 +321,26 @@ class SyncRun:
     def cache(self, ctx: ContextDef, res: ContextResult) -> None:
         """Queue the context's cache table when its sync and patterns succeeded (loaded with
         others' by :meth:`load_queued`)."""
-        if self.loader is not None and catch_up.loadable(res):
-            with self._lock:
-                self._to_load[id(res)] = ctx
+        if self._cache is not None and catch_up.loadable(res):
+            self._cache.mark(ctx, res)
 
     def load_queued(self, *, load: bool = True) -> None:
         """Load the queued contexts' cache tables together, then report each with its load.
 
         Nothing is loaded after SIGTERM (the next run loads what changed; the run is
-        ``interrupted``) nor when ``load`` is False (the run is ending on an error): those
-        contexts are reported without a load.
+        ``interrupted``) nor when ``load`` is False (the run is ending on an error).
         """
-        queued, self._queued = self._queued, []
-        try:
-            if queued and load and self.loader is not None and not self.rc.interrupted:
-                loads = self.loader.load_many(
-                    [ctx for ctx, _ in queued],
-                    stop=lambda: self.rc.interrupted,  # the batch in flight finishes
-                    fields={**self.rc.fields(), "grain": self.request.grain.value},
-                )
-                for ctx, res in queued:
-                    res.cache = loads.get(ctx.context.to_string())
-        finally:
-            for _, res in queued:
-                self._emit(res)
+        if self._cache is not None:
+            fields = {**self.rc.fields(), "grain": self.request.grain.value}
+            stop = lambda: self.rc.interrupted  # noqa: E731  (the batch in flight finishes)
+            self._cache.flush(self._emit, load=load, stop=stop, fields=fields)
 
     def report(self, res: ContextResult) -> None:
         """Keep (or count) one context's result, log it, tell the caller; a context whose
         cache table is queued waits for its load (every ``cache_batch`` contexts, and at
         the end of the run)."""
-        with self._lock:
-            ctx = self._to_load.pop(id(res), None)
-        if ctx is not None:
-            self._queued.append((ctx, res))
-            if len(self._queued) >= self.cache_batch:
+        if self._cache is not None and self._cache.hold(res):
+            if self._cache.full:
                 self.load_queued()
             return
         self._emit(res)

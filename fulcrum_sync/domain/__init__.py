@@ -6,6 +6,7 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
     FulcrumError
     ├── InputError          bad usage or configuration (exit 2)
     │   ├── RefusedError    the source refused our credentials or address (exit 2)
+    │   ├── TenantRefusedError  one tenant's own Cube refused it: its contexts fail
     │   └── CatalogError    a catalog that does not validate (every problem listed)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
@@ -45,6 +46,7 @@ from fulcrum_sync.domain.errors import (
     StopRequested,
     StoreBusyError,
     StoreError,
+    TenantRefusedError,
     endpoint_of,
     is_outage,
 )
@@ -215,6 +217,7 @@ __all__ = [
     "SyncRequest",
     "SyncRunResult",
     "SyncType",
+    "TenantRefusedError",
     "UpgradeResult",
     "Window",
     "backfill_command",

@@ -75,6 +75,7 @@ class SeriesResult:
     error: str | None = None
     dependency_failure: bool = False  # failed because the source or database did
     source_down: bool = False  # failed because the source is down (its breaker is open)
+    refused: bool = False  # failed because the tenant's own Cube refused its credentials
 
     @property
     def rows_stored(self) -> int:
@@ -141,6 +142,11 @@ class ContextResult:
     def outage(self) -> bool:
         """True when it failed because a dependency (source, database) was down."""
         return self.status == "failed" and self.dependency_failure
+
+    @property
+    def refused(self) -> bool:
+        """True when it failed because its tenant's own Cube refused the credentials."""
+        return self.status == "failed" and self.base is not None and self.base.refused
 
     @property
     def series(self) -> list[SeriesResult]:

@@ -23,6 +23,7 @@ from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextCacheResult,
     ContextResult,
+    ContextTally,
     InputError,
     RefusedError,
     SourceStats,
@@ -297,6 +298,8 @@ class SyncRun:
         result.finished_at = datetime.now(UTC)
         result.not_started = len(self.contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = self.source.stats().since(self._before)
+        if result.refused is None and not result.interrupted:
+            result.refused = _all_refused(result)
         down = getattr(self.source, "down_endpoints", None)  # tenants' own Cubes (routing)
         if result.halted is None and down is not None and (ends := down()):
             result.halted = (
@@ -314,6 +317,17 @@ class SyncRun:
                 grain, period = self.request.grain.value, self.request.period
                 self._analysed = progress.succeeded_keys(self.engine, "pattern", grain, period)
             return self._analysed
+
+
+def _all_refused(result: SyncRunResult) -> str | None:
+    """The refusal when every context the run tried failed because its tenant's own Cube
+    refused the credentials (the run's only endpoint refused: a setting is wrong, exit 2);
+    None when anything else was tried (the others' outcome decides: partial, exit 1)."""
+    refused = [c for c in result.contexts if c.refused]
+    attempted = ContextTally.of(result.contexts, result.tally).attempted
+    if refused and len(refused) >= attempted:
+        return refused[0].error
+    return None
 
 
 def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:

@@ -27,6 +27,7 @@ from fulcrum_sync.domain import (
     InputError,
     RefusedError,
     SourceStats,
+    StopRequested,
     SyncRequest,
     SyncRunResult,
 )
@@ -149,6 +150,8 @@ class SyncRun:
                 self._work(late, work)
             except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
                 self.result.refused = str(exc)  # logged by refusal_logged, with its context
+            except StopRequested:  # a wait for the database woke on SIGTERM: interrupted
+                pass  # the warning is logged; the record says interrupted (exit 143)
             finally:
                 if self.loader is not None:
                     self.loader.close()

@@ -63,6 +63,7 @@ from fulcrum_sync.domain.grains import (
 )
 from fulcrum_sync.domain.health import Headline, decide_health
 from fulcrum_sync.domain.outcomes import (
+    CLAIMED_ELSEWHERE,
     FAILED_CONTEXTS,
     FAILED_KEYS,
     FAILED_OUTCOMES,
@@ -71,8 +72,10 @@ from fulcrum_sync.domain.outcomes import (
     ContextStatus,
     Health,
     KeyStatus,
+    PatternStatus,
     RunOutcome,
     SeriesStatus,
+    SkipReason,
     derive_outcome,
 )
 from fulcrum_sync.domain.periods import (
@@ -142,6 +145,7 @@ from fulcrum_sync.domain.state import (
 )
 
 __all__ = [
+    "CLAIMED_ELSEWHERE",
     "DEFAULT_LOOKBACK",
     "FAILED_CONTEXTS",
     "FAILED_KEYS",
@@ -185,6 +189,7 @@ __all__ = [
     "PatternContext",
     "PatternRunResult",
     "PatternState",
+    "PatternStatus",
     "PatternWindows",
     "PatternsRequest",
     "PatternsRunResult",
@@ -206,6 +211,7 @@ __all__ = [
     "SeriesValues",
     "SinkError",
     "SkipCounts",
+    "SkipReason",
     "SourceDownError",
     "SourceError",
     "SourceStats",

@@ -7,7 +7,12 @@ from datetime import date, datetime
 
 from fulcrum_sync.domain.catch_up import CatchUpRest
 from fulcrum_sync.domain.contexts import MetricContext
-from fulcrum_sync.domain.outcomes import FAILED_CONTEXTS, RunOutcome, derive_outcome
+from fulcrum_sync.domain.outcomes import (
+    CLAIMED_ELSEWHERE,
+    FAILED_CONTEXTS,
+    RunOutcome,
+    derive_outcome,
+)
 from fulcrum_sync.domain.periods import Grain, SyncType, Window
 from fulcrum_sync.domain.reports import ContextCacheResult
 from fulcrum_sync.domain.source_stats import SourceStats
@@ -88,9 +93,15 @@ class PatternRunResult:
 
     pattern: str
     dimension: str | None
-    status: str  # succeeded | skipped | failed | done (already ran) | busy
+    status: str  # a PatternStatus: succeeded | skipped | failed
     run_key: str
     error: str | None = None
+    skip_reason: str | None = None  # a SkipReason: skipped because of its run key
+
+    @property
+    def claimed_elsewhere(self) -> bool:
+        """Skipped because another run did it or holds it (not this run's work)."""
+        return self.skip_reason in CLAIMED_ELSEWHERE
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from fulcrum_sync.domain import (
     BackfillResult,
     ContextResult,
     PatternRunResult,
+    SkipReason,
     Window,
     period_end,
 )
@@ -200,9 +201,9 @@ def _backfill_context(
     def pattern(_period: date, p: PatternRunResult) -> None:
         if p.status == "skipped" and p.error == DIMENSION_FAILED:
             return  # not run: its dimension's sync failed (counted there); a resume does it
-        if p.status == "done":
+        if p.skip_reason == SkipReason.ALREADY_DONE:
             progress.count(already=1)
-        elif p.status == "busy":
+        elif p.skip_reason == SkipReason.BUSY:
             progress.count(busy=1)
         elif p.status == "failed":
             progress.fail(1, f"{p.run_key}: {p.error}")

@@ -157,3 +157,21 @@ def test_the_settings_cube_refusing_still_ends_the_run_with_exit_2(
     assert code == 2, err
     assert lines[-1]["outcome"] == "refused"
     assert len(default.requests) == 1  # the settings' secret is everyone's: checked once
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("shared_too", "wanted"), [(True, 1), (False, 2)])
+def test_a_backfill_fails_only_the_refused_tenants_keys(
+    sqlite_url: str, tmp_path: Path, shared_too: bool, wanted: int
+) -> None:
+    refusing = FakeCube(daily_data, cubes=CUBES, secret=OWN_SECRET)
+    shared = FakeCube(daily_data, cubes=CUBES)
+    with refusing.serve() as own_url, shared.serve() as shared_url:
+        env = env_for(sqlite_url, shared_url)
+        catalog = write_catalog(tmp_path / "c.yaml", own_url, shared=shared_too)
+        assert run(env, "catalog", "load", str(catalog))[0] == 0
+        backfill = ["backfill", "--grain", "day", "--start", "2025-09-01", "--end", PERIOD]
+        code, lines, err, _ = run(env, *backfill, "--no-patterns", "--workers", "4")
+    assert code == wanted, err + json.dumps(lines[-1])
+    assert len(refusing.requests) == 1
+    assert (len(shared.requests) > 0) is shared_too

@@ -74,9 +74,10 @@ class _Progress:
             if done:
                 self._report()
 
-    def fail(self, n: int, failure: str) -> None:
+    def fail(self, n: int, failure: str, *, refused: bool = False) -> None:
         with self._lock:
             self._result.failed += n
+            self._result.refused += n if refused else 0
             self._result.failures.append(failure)
         log_event(log, "backfill keys failed", logging.ERROR, counts={"failed": n}, error=failure)
 
@@ -193,7 +194,8 @@ def _backfill_context(
             progress.count(done=len(stretch))
         else:
             window = Window(stretch[0], period_end(ctx.grain, stretch[-1]))
-            progress.fail(len(stretch), f"{ctx.context} {window.to_string()}: {res.error}")
+            failure = f"{ctx.context} {window.to_string()}: {res.error}"
+            progress.fail(len(stretch), failure, refused=res.refused)
 
     def skipped(_period: date, claim: Claim) -> None:
         progress.count(**{"already" if claim is Claim.DONE else "busy": 1})

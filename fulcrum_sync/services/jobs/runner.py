@@ -143,8 +143,9 @@ class RunContext:
                     raise
                 outcome, summary = "failed", {}
             if error is not None:
-                stopped = isinstance(error, KeyboardInterrupt | SystemExit | StopRequested)
-                outcome = "interrupted" if stopped and not self.halted else "failed"
+                signalled = isinstance(error, KeyboardInterrupt | SystemExit)
+                woke = isinstance(error, StopRequested) and not self.halted  # a SIGTERM wait
+                outcome = "interrupted" if signalled or woke else "failed"
                 summary = {**summary, "error": f"{type(error).__name__}: {error}"}
             try:
                 with after_stop(self.engine):  # a stopped run's record: a short grace

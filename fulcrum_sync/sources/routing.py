@@ -16,9 +16,10 @@ here reads the store: the tenants' blocks come from the ``connections`` callable
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,7 @@ class TenantRoutedSource:
         self._routes: dict[str, CubeSource | InputError] = {}  # tenant -> source or problem
         # (endpoint base, credential reference) -> the refusal every tenant using them gets
         self._refused: dict[tuple[str, str], TenantRefusedError] = {}
+        self._gates: dict[tuple[str, str], threading.Event] = {}  # set once first answered
 
     # ----------------------------------------------------------------- routing
 
@@ -194,16 +196,42 @@ class TenantRoutedSource:
         for i, request in enumerate(requests):
             by_tenant.setdefault(request.tenant, []).append(i)
         for tenant, indexes in by_tenant.items():
-            try:
-                source = self.source_for(tenant)
-            except InputError as exc:
-                for i in indexes:
-                    outcomes[i] = exc
-                continue
-            fetched = source.fetch_many([requests[i] for i in indexes])
-            for i, outcome in zip(indexes, fetched, strict=True):
-                outcomes[i] = self._own_refusal(tenant, outcome)
+            with self._first_contact(tenant):
+                try:
+                    source = self.source_for(tenant)
+                except InputError as exc:
+                    for i in indexes:
+                        outcomes[i] = exc
+                    continue
+                fetched = source.fetch_many([requests[i] for i in indexes])
+                for i, outcome in zip(indexes, fetched, strict=True):
+                    outcomes[i] = self._own_refusal(tenant, outcome)
         return outcomes
+
+    @contextlib.contextmanager
+    def _first_contact(self, tenant: str) -> Iterator[None]:
+        """The first fetch with a tenant's own endpoint and credential goes alone; fetches of
+        the other tenants sharing both wait for its answer (a refusal is then not sent again
+        by them: one request, however many tenants and workers)."""
+        with self._lock:
+            block = self._prepare().get(tenant)
+        if block is None:
+            yield
+            return
+        key = (cube_base(block.url), block.reference)
+        with self._lock:
+            gate = self._gates.get(key)
+            leader = gate is None
+            if gate is None:
+                gate = self._gates[key] = threading.Event()
+        if not leader:
+            gate.wait()
+            yield
+            return
+        try:
+            yield
+        finally:
+            gate.set()
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """The members ``tenant``'s endpoint lists for it."""

@@ -175,3 +175,44 @@ def test_a_backfill_fails_only_the_refused_tenants_keys(
     assert code == wanted, err + json.dumps(lines[-1])
     assert len(refusing.requests) == 1
     assert (len(shared.requests) > 0) is shared_too
+
+
+def test_tenants_sharing_a_refused_endpoint_and_token_send_one_request_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    from datetime import date
+
+    from test_source_cube import METRIC
+
+    from fulcrum_sync.catalog_connections import CubeConnection
+    from fulcrum_sync.config import Settings
+    from fulcrum_sync.domain import Grain, TenantRefusedError, Window
+    from fulcrum_sync.sources.base import FetchRequest
+    from fulcrum_sync.sources.routing import TenantRoutedSource
+
+    monkeypatch.setenv("LOCKED_CUBE_TOKEN", WRONG_TOKEN)
+    refusing = FakeCube(daily_data, cubes=CUBES, secret=OWN_SECRET)
+    tenants = [f"t{i}" for i in range(8)]
+    window = Window(date(2025, 9, 1), date(2025, 9, 3))
+    with refusing.serve() as url:
+        block = CubeConnection(url=url, token_env="LOCKED_CUBE_TOKEN")
+        source = TenantRoutedSource(Settings(source="cube"), lambda: dict.fromkeys(tenants, block))
+        start = threading.Barrier(len(tenants))
+        outcomes: dict[str, object] = {}
+
+        def fetch(n: int, tenant: str) -> None:
+            start.wait()
+            (outcomes[tenant],) = source.fetch_many(
+                [FetchRequest(n, tenant, METRIC, Grain.DAY, window)]
+            )
+
+        threads = [threading.Thread(target=fetch, args=(n, t)) for n, t in enumerate(tenants)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        source.close()
+    assert len(refusing.requests) == 1
+    assert all(isinstance(o, TenantRefusedError) for o in outcomes.values()), outcomes
+    assert all("credentials refused" in str(o) and url in str(o) for o in outcomes.values())

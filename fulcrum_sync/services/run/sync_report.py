@@ -13,6 +13,7 @@ from fulcrum_sync.domain import (
     CatchUpRest,
     ContextResult,
     ContextTally,
+    InputError,
     RefusedError,
     SyncRunResult,
     format_period,
@@ -20,6 +21,7 @@ from fulcrum_sync.domain import (
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import log_event
 from fulcrum_sync.services.jobs.runner import Outcome
+from fulcrum_sync.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +188,27 @@ def _catch_up_summary(result: SyncRunResult) -> dict[str, object]:
     if result.request.cache_load:  # kept contexts and counted ones (a job keeps few)
         summary["cache"] = ContextTally.of(result.contexts, result.tally).cache_loads
     return jsonable(summary)  # type: ignore[no-any-return]
+
+
+def all_refused(result: SyncRunResult) -> str | None:
+    """The refusal when every context the run tried failed because its tenant's own Cube
+    refused the credentials (the run's only endpoint refused: a setting is wrong, exit 2);
+    None when anything else was tried (the others' outcome decides: partial, exit 1)."""
+    refused = [c for c in result.contexts if c.refused]
+    attempted = ContextTally.of(result.contexts, result.tally).attempted
+    if refused and len(refused) >= attempted:
+        return refused[0].error
+    return None
+
+
+def check_tenants(source: Source, contexts: list[ContextDef]) -> None:
+    """Refuse the run (InputError, exit 2, nothing done) when no selected tenant can be sent a
+    request: each lacks its own Cube's variable or file. With some usable, the others'
+    contexts fail naming the fix and the rest run."""
+    unusable = getattr(source, "unusable", None)  # tenants' own Cubes (routing source)
+    tenants = {c.tenant.identifier for c in contexts}
+    if unusable is None or not tenants:
+        return
+    problems = unusable(tenants)
+    if len(problems) == len(tenants):
+        raise InputError("; ".join(str(e) for e in problems.values()))

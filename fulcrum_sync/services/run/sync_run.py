@@ -25,9 +25,9 @@ from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextResult,
-    InputError,
     RefusedError,
     SourceStats,
+    StopRequested,
     SyncRequest,
     SyncRunResult,
 )
@@ -51,6 +51,8 @@ from fulcrum_sync.services.run.sync_report import (
     ALREADY_DONE,
     BUSY,
     FINISHING_PATTERNS,
+    all_refused,
+    check_tenants,
     log_beyond,
     log_context,
     outcome_of,
@@ -149,6 +151,8 @@ class SyncRun:
                     self._work(late, work)
                 except RefusedError as exc:  # a wrong secret or URL: nothing more is sent
                     self.result.refused = str(exc)  # logged by refusal_logged (exit 2)
+                except StopRequested:  # a wait for the database woke on SIGTERM: interrupted
+                    pass  # the warning is logged; the record says interrupted (exit 143)
                 self.load_queued()
             except BaseException:
                 self.load_queued(load=False)  # report what was synced; load nothing more
@@ -168,7 +172,7 @@ class SyncRun:
         )
         if request.catch_up:
             self.behind = catch_up.plan(self.engine, settings, request, self.contexts)
-        _check_tenants(self.source, self.contexts)
+        check_tenants(self.source, self.contexts)
         if self.loader is not None:
             self.loader.prepare(self.contexts)  # unsafe or shared names: refused before work
             self._cache = CacheQueue(self.loader, self.cache_batch)
@@ -362,6 +366,8 @@ class SyncRun:
         result.finished_at = datetime.now(UTC)
         result.not_started = len(self.contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = self.source.stats().since(self._before)
+        if result.refused is None and not result.interrupted:
+            result.refused = all_refused(result)
         down = getattr(self.source, "down_endpoints", None)  # tenants' own Cubes (routing)
         if result.halted is None and down is not None and (ends := down()):
             result.halted = (
@@ -379,19 +385,6 @@ class SyncRun:
                 grain, period = self.request.grain.value, self.request.period
                 self._analysed = progress.succeeded_keys(self.engine, "pattern", grain, period)
             return self._analysed
-
-
-def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:
-    """Refuse the run (InputError, exit 2, nothing done) when no selected tenant can be sent a
-    request: each lacks its own Cube's variable or file. With some usable, the others'
-    contexts fail naming the fix and the rest run."""
-    unusable = getattr(source, "unusable", None)  # tenants' own Cubes (routing source)
-    tenants = {c.tenant.identifier for c in contexts}
-    if unusable is None or not tenants:
-        return
-    problems = unusable(tenants)
-    if len(problems) == len(tenants):
-        raise InputError("; ".join(str(e) for e in problems.values()))
 
 
 __all__ = ["CACHE_BATCH", "CacheLoads", "SyncRun"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cli_invoke import Cli, demo_env
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine
 
@@ -82,14 +83,15 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for CliRunner: the demo source on the test database."""
-    return {
-        "FULCRUM_SYNC_DATABASE_URL": db_url,
-        "FULCRUM_SYNC_SOURCE": "demo",
-        "FULCRUM_SYNC_LOG_FORMAT": "rich",
-        "FULCRUM_SYNC_WORKERS": "2",
-    }
+def cli_env(db_url: str) -> dict[str, str]:
+    """Environment for the CLI: the demo source on the test database."""
+    return demo_env(db_url)
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str]) -> Cli:
+    """``fulcrum-sync`` in-process on the demo source and the test database (see cli_invoke)."""
+    return Cli(env=cli_env)
 
 
 @pytest.fixture(autouse=True)

@@ -94,6 +94,12 @@ def cli(cli_env: dict[str, str]) -> Cli:
     return Cli(env=cli_env)
 
 
+@pytest.fixture
+def sqlite_cli(sqlite_url: str) -> Cli:
+    """``fulcrum-sync`` in-process on the demo source and a SQLite file only."""
+    return Cli.demo(sqlite_url)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Commands default to ./fulcrum_sync.db and read ./.env: keep tests out of the checkout.

@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -142,6 +143,19 @@ class Cli:
             changes["env"] = {**self.env, **changes["env"]}
         return replace(self, **changes)
 
+    def _fresh_deps(self) -> Deps | None:
+        # A command fills its Deps in (settings, engine, log format): each call gets its own
+        # copy of this invoker's, as each command of a real process starts afresh.
+        if self.deps is None:
+            return None
+        return replace(self.deps, stop=threading.Event())
+
+    def ok(self, *args: str, **call: Any) -> Ran:
+        """Run the command as :meth:`__call__` does and fail the test unless it exits 0."""
+        ran = self(*args, **call)
+        assert ran.exit_code == 0, f"{' '.join(args)}: exit {ran.exit_code}\n{ran.output}"
+        return ran
+
     def __call__(
         self,
         *args: str,
@@ -159,7 +173,7 @@ class Cli:
             app,
             list(args),
             env=settings,
-            obj=deps if deps is not None else self.deps,
+            obj=deps if deps is not None else self._fresh_deps(),
             input=input,
             catch_exceptions=False,
         )

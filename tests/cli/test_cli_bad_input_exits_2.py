@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from cli_invoke import Cli, Ran
-from sqlalchemy import create_engine, inspect, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
+from state_db import table_names
 
 from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
 from fulcrum_sync.config import Settings
@@ -35,14 +35,6 @@ def _one_line(result: Ran, code: int = 2) -> str:
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     return lines[0]
-
-
-def _tables(db_url: str) -> set[str]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _rows(db_url: str, table: Any) -> list[Any]:
@@ -80,7 +72,7 @@ def test_future_periods_exit_2_naming_the_last_complete_and_write_nothing(
     for args, needle in FUTURE_PERIODS:
         line = _one_line(cli(*args))
         assert needle in line, args
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
 def test_the_last_complete_period_is_the_default_and_is_accepted(cli: Cli, db_url: str) -> None:
@@ -167,7 +159,7 @@ def test_bad_catalogs_exit_2_naming_the_file_and_write_nothing(
         assert str(path) in result.output and needle in result.output, name
         if "problems:" not in result.output:
             _one_line(result)  # one problem: one line
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
 def test_every_problem_is_listed_up_to_a_cap(cli: Cli, tmp_path: Path) -> None:

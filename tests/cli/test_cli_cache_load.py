@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from cli_invoke import Cli, Ran
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, func, inspect, select, text
+from state_db import copy_of, new_state
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
 from fulcrum_sync.domain import Grain
@@ -45,19 +45,14 @@ def snowflake_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def synced_acme(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite state database after a real ``sync --grain day --tenant acme``."""
-    path = tmp_path_factory.mktemp("synced") / "state.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        result = Cli.demo(f"sqlite:///{path}")("sync", "-g", "day", "-t", "acme", "--no-patterns")
-    assert result.exit_code == 0, result.output
+    with new_state(tmp_path_factory, "synced") as (path, cli):
+        cli.ok("sync", "-g", "day", "-t", "acme", "--no-patterns")
     return path
 
 
 @pytest.fixture
 def acme_url(synced_acme: Path, tmp_path: Path) -> str:
-    copy = tmp_path / "acme.db"
-    shutil.copy(synced_acme, copy)
-    return f"sqlite:///{copy}"
+    return copy_of(synced_acme, tmp_path, "acme.db")
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ import json
 from pathlib import Path
 
 from cli_invoke import Cli, Ran
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.pool import NullPool
+from state_db import stored_catalog, table_names
 
 from fulcrum_sync.catalog import parse_catalog
-from fulcrum_sync.store.catalog import read_catalog
 
 UNREACHABLE = "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"
 
@@ -41,22 +39,6 @@ def _write(tmp_path: Path, text: str, name: str = "catalog.yaml") -> Path:
     return path
 
 
-def _tables(db_url: str) -> set[str]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def _stored(db_url: str) -> object:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        return read_catalog(engine)
-    finally:
-        engine.dispose()
-
-
 def _one_line_error(result: Ran) -> str:
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
@@ -73,7 +55,7 @@ def test_load_a_catalog(cli: Cli, db_url: str, tmp_path: Path) -> None:
     assert f"Loaded {path}: 1 tenants, 2 metrics, 2 target periods." in result.stdout
     assert "Metrics added: acme::new_revenue, acme::orders" in result.stdout
     assert "fulcrum-sync discover" in result.stdout
-    assert _stored(db_url) == parse_catalog(CATALOG)
+    assert stored_catalog(db_url) == parse_catalog(CATALOG)
 
     # Loading it again changes nothing; discover then uses it instead of the demo catalog.
     again = cli("catalog", "load", str(path), "--json")
@@ -107,7 +89,7 @@ def test_yaml_syntax_error_exits_2_naming_file_and_line(
     last = len(broken.splitlines())
     assert f"{path}:{last + 1}:" in line
     assert f"while parsing a flow sequence on line {last}" in line
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
 def test_yaml_syntax_error_line_is_the_bad_line(cli: Cli, tmp_path: Path) -> None:
@@ -123,7 +105,7 @@ def test_missing_field_exits_2_naming_its_path(cli: Cli, db_url: str, tmp_path: 
     line = _one_line_error(cli("catalog", "load", str(path)))
     assert "tenants[0](acme).metrics[1](orders).measure" in line
     assert "Field required" in line
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
 def test_bad_catalog_leaves_the_stored_one_alone(cli: Cli, db_url: str, tmp_path: Path) -> None:
@@ -134,13 +116,13 @@ def test_bad_catalog_leaves_the_stored_one_alone(cli: Cli, db_url: str, tmp_path
     bad_target = CATALOG.replace('"2025-W29"', '"2025-07"')
     line = _one_line_error(cli("catalog", "load", str(_write(tmp_path, bad_target, "c.yaml"))))
     assert "targets" in line and "'2025-07'" in line
-    assert _stored(db_url) == parse_catalog(CATALOG)
+    assert stored_catalog(db_url) == parse_catalog(CATALOG)
 
 
 def test_missing_file_exits_2(cli: Cli, db_url: str, tmp_path: Path) -> None:
     line = _one_line_error(cli("catalog", "load", str(tmp_path / "nope.yaml")))
     assert "cannot read catalog" in line and "nope.yaml" in line
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
 def test_unreachable_database_exits_3(cli: Cli, tmp_path: Path) -> None:

@@ -7,26 +7,16 @@ from pathlib import Path
 
 import yaml
 from cli_invoke import Cli
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
+from state_db import stored_catalog
 
 from fulcrum_sync.catalog import parse_catalog
-from fulcrum_sync.store.catalog import read_catalog
-
-
-def stored(url: str) -> object:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        return read_catalog(engine)
-    finally:
-        engine.dispose()
 
 
 def test_show_then_validate_then_load_is_a_round_trip_with_no_change(
     cli: Cli, db_url: str, tmp_path: Path
 ) -> None:
     assert cli("discover").exit_code == 0  # loads the demo catalog
-    before = stored(db_url)
+    before = stored_catalog(db_url)
     shown = cli("catalog", "show")
     assert shown.exit_code == 0, shown.output
     assert parse_catalog(shown.stdout) == before
@@ -42,7 +32,7 @@ def test_show_then_validate_then_load_is_a_round_trip_with_no_change(
     changes = json.loads(loaded.stdout)
     assert changes["metrics_added"] == changes["metrics_changed"] == []
     assert changes["metrics_removed"] == []
-    assert stored(db_url) == before
+    assert stored_catalog(db_url) == before
     again = cli("catalog", "load", str(path))
     assert "No metric added, changed or removed." in again.stdout
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from cli_invoke import Cli
-from sqlalchemy import create_engine, func, inspect, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
+from state_db import table_names, unmigrated
 
 from fulcrum_sync.config import mask_url
 from fulcrum_sync.store import tables as t
@@ -24,21 +24,9 @@ UNREACHABLE_ENV = {
 }
 
 
-def _tables(db_url: str) -> set[str]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def _tenants(db_url: str) -> int:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(t.tenants)).scalar_one())
-    finally:
-        engine.dispose()
+    with unmigrated(db_url) as engine, engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.tenants)).scalar_one())
 
 
 def test_db_upgrade_creates_the_schema_and_twice_is_a_no_op(cli: Cli, db_url: str) -> None:
@@ -46,7 +34,7 @@ def test_db_upgrade_creates_the_schema_and_twice_is_a_no_op(cli: Cli, db_url: st
     assert first.exit_code == 0, first.output
     assert f"schema empty -> {HEAD_REVISION}" in first.stdout
     assert mask_url(db_url) in first.stdout
-    assert _tables(db_url) == set(t.metadata.tables) | {"alembic_version"}
+    assert table_names(db_url) == set(t.metadata.tables) | {"alembic_version"}
 
     assert cli("discover").exit_code == 0
     tenants = _tenants(db_url)
@@ -65,7 +53,7 @@ def test_commands_set_up_an_empty_sqlite_file(cli: Cli, tmp_path: Path) -> None:
     result = cli("discover", env={"FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{path}"})
     assert result.exit_code == 0, result.output
     assert "loaded the demo catalog" in result.stdout
-    assert "alembic_version" in _tables(f"sqlite:///{path}")
+    assert "alembic_version" in table_names(f"sqlite:///{path}")
 
 
 def test_default_database_is_a_file_in_the_working_directory(cli: Cli) -> None:
@@ -120,7 +108,7 @@ def test_db_current_reports_the_revision_and_changes_nothing(cli: Cli, db_url: s
     empty = cli("db", "current")
     assert empty.exit_code == 0, empty.output
     assert f"no schema yet (newest {HEAD_REVISION}); run `fulcrum-sync db upgrade`" in empty.stdout
-    assert _tables(db_url) == set()  # not migrated
+    assert table_names(db_url) == set()  # not migrated
     assert cli("db", "upgrade").exit_code == 0
     current = cli("db", "current", "--json")
     assert current.exit_code == 0, current.output

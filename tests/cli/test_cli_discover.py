@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 from cli_invoke import Cli
-from sqlalchemy import create_engine, func, insert, inspect, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, insert, select
+from state_db import table_names, unmigrated
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
 from fulcrum_sync.store import tables as t
@@ -38,22 +38,10 @@ def _demo_counts(grain: str | None = None) -> tuple[int, int]:
     return len(contexts), sum(len(c.metric.patterns) for c in contexts)
 
 
-def _tables(db_url: str) -> set[str]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def _query(db_url: str, statement: Any) -> list[Any]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(statement)
-            return list(result) if result.returns_rows else []
-    finally:
-        engine.dispose()
+    with unmigrated(db_url) as engine, engine.begin() as conn:
+        result = conn.execute(statement)
+        return list(result) if result.returns_rows else []
 
 
 def test_first_discover_loads_the_demo_catalog_and_second_reports_no_change(
@@ -211,7 +199,7 @@ def test_bad_grain_exits_2_and_writes_nothing(cli: Cli, db_url: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "'fortnight'" in lines[0] and "day, week, month" in lines[0]
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
 def test_unreachable_database_exits_3_with_a_masked_url(cli: Cli) -> None:
@@ -228,7 +216,7 @@ def test_invalid_setting_exits_2(cli: Cli, db_url: str) -> None:
     result = cli("discover", env={"FULCRUM_SYNC_SOURCE": "oracle"})
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: invalid settings: FULCRUM_SYNC_SOURCE")
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
 def test_discover_help_ends_with_an_example() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from cli_invoke import Cli
+from state_db import copy_of, new_state
 
 from fulcrum_sync.render.numbers import format_field, format_number, format_pct, format_value
 
@@ -20,20 +20,14 @@ SYNC = ["sync", "-g", "day", "-p", PERIOD, "-t", "acme"]
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A SQLite database after a sync of acme's day contexts (patterns on) and its summary."""
-    path = tmp_path_factory.mktemp("output") / "state.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        result = Cli.demo(f"sqlite:///{path}")(*SYNC, env={"COLUMNS": "80"})
-    assert result.exit_code == 0, result.output
-    return path, result.stdout
+    with new_state(tmp_path_factory, "output") as (path, cli):
+        return path, cli.ok(*SYNC, env={"COLUMNS": "80"}).stdout
 
 
 @pytest.fixture
 def cli(synced: tuple[Path, str], tmp_path: Path) -> Cli:
     """The CLI on a copy of the module's database."""
-    copy = tmp_path / "state.db"
-    shutil.copy(synced[0], copy)
-    return Cli.demo(f"sqlite:///{copy}")
+    return Cli.demo(copy_of(synced[0], tmp_path))
 
 
 def test_sync_summary_fits_80_columns_with_one_line_per_context(

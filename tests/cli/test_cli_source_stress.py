@@ -28,6 +28,7 @@ from test_cli_sync_cube import (
     daily_data,
     load_catalog,
     many_slices,
+    stored,
     table_rows,
     window_days,
     write_catalog,
@@ -118,15 +119,6 @@ def test_cube_down_costs_one_retry_cycle_and_releases_the_contexts_not_started(
 
 
 # --------------------------------------------------------------------------- a faulty Cube
-
-
-def stored(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
-    base = {(r["metric_id"], r["date"], r["value"]) for r in table_rows(url, t.metric_time_series)}
-    dims = {
-        (r["metric_id"], r["dimension_name"], r["dimension_slice"], r["date"], r["value"])
-        for r in table_rows(url, t.metric_dimensional_time_series)
-    }
-    return base, dims
 
 
 @pytest.mark.slow

@@ -13,13 +13,14 @@ from typing import Any
 
 from cli_invoke import Cli, Ran
 from sqlalchemy import Engine, func, select
+from wrapped_source import WrappedSource
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
 from fulcrum_sync.domain import Grain, QueryRejectedError, SinkError
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.services.run.keys import pattern_jobs
 from fulcrum_sync.sinks.local import LocalSink, cache_table
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow
 from fulcrum_sync.sources.demo import DemoSource
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
@@ -207,28 +208,17 @@ def test_a_chained_load_that_failed_is_done_by_the_next_run(sqlite_url: str) -> 
     engine.dispose()
 
 
-class RejectingRegion:
+class RejectingRegion(WrappedSource):
     """The demo source, rejecting acme::new_revenue's region queries."""
 
-    name = "demo"
-
     def __init__(self) -> None:
-        self.inner = DemoSource(42)
+        super().__init__(DemoSource(42))
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         dim = request.dimension.dimension_id if request.dimension else None
         if (request.metric.metric_id, dim) == ("new_revenue", "region"):
             raise QueryRejectedError("Cube rejected the query: unknown member orders.region")
         return self.inner.fetch_series(request)
-
-    def fetch_metadata(self, tenant: str) -> SourceMetadata:
-        return self.inner.fetch_metadata(tenant)
-
-    def stats(self) -> Any:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        return None
 
 
 def test_a_failed_dimension_skips_only_its_own_patterns_in_every_period(

@@ -145,6 +145,16 @@ def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
         engine.dispose()
 
 
+def stored(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """Every stored base and dimension value: (metric, [dimension, slice,] date, value)."""
+    base = {(r["metric_id"], r["date"], r["value"]) for r in table_rows(url, t.metric_time_series)}
+    dims = {
+        (r["metric_id"], r["dimension_name"], r["dimension_slice"], r["date"], r["value"])
+        for r in table_rows(url, t.metric_dimensional_time_series)
+    }
+    return base, dims
+
+
 def count(url: str, table: Any, **where: Any) -> int:
     engine = open_engine(url)
     try:

@@ -4,11 +4,11 @@ and `patterns show --pattern --dimension`, one wording for "already done"."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from cli_invoke import Cli
+from state_db import copy_of, new_state
 
 from fulcrum_sync.domain import RUN_OUTCOMES
 
@@ -18,27 +18,19 @@ PERIOD = "2025-09-30"
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """acme: day synced on 2025-08-06, caught up on 2025-08-10; a week sync; a cache load."""
-    path = tmp_path_factory.mktemp("find") / "state.db"
-    url = f"sqlite:///{path}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        for today, args in (
-            ("2025-08-06", ("sync", "-g", "day", "-t", "acme")),
-            ("2025-08-10", ("sync", "-g", "day", "--catch-up", "-t", "acme")),
-            ("2025-08-10", ("sync", "-g", "week", "-t", "acme", "--no-patterns")),
-            ("2025-08-10", ("cache-load", "-g", "day", "-t", "acme")),
-        ):
-            result = Cli.demo(url)(*args, today=today)
-            assert result.exit_code == 0, result.output
+    with new_state(tmp_path_factory, "find") as (path, cli):
+        cli.ok("sync", "-g", "day", "-t", "acme", today="2025-08-06")
+        cli = cli.but(today="2025-08-10")
+        cli.ok("sync", "-g", "day", "--catch-up", "-t", "acme")
+        cli.ok("sync", "-g", "week", "-t", "acme", "--no-patterns")
+        cli.ok("cache-load", "-g", "day", "-t", "acme")
     return path
 
 
 @pytest.fixture
 def cli(state: Path, tmp_path: Path) -> Cli:
     """The CLI on a copy of the module's database."""
-    copy = tmp_path / "state.db"
-    shutil.copy(state, copy)
-    return Cli.demo(f"sqlite:///{copy}")
+    return Cli.demo(copy_of(state, tmp_path))
 
 
 def runs_json(cli: Cli, *args: str) -> list[dict[str, object]]:

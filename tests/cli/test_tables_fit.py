@@ -6,13 +6,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from cli_invoke import Cli
 from rich.console import Console
 from rich.text import Text
+from state_db import copy_of, new_state
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
 from fulcrum_sync.domain import Grain
@@ -28,26 +28,17 @@ WORDS = ["succeeded", "unchanged", "skipped", "already done"]
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """acme synced for one day, the cache loaded, a two-day backfill done."""
-    path = tmp_path_factory.mktemp("fit") / "state.db"
-    url = f"sqlite:///{path}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        for args in (
-            ("sync", "-g", "day", "-p", PERIOD, "-t", "acme"),
-            ("cache-load", "-g", "day"),
-            ("backfill", "-g", "day", "--start", "2025-09-28", "--end", PERIOD, "-t", "acme"),
-        ):
-            result = Cli.demo(url)(*args)
-            assert result.exit_code == 0, result.output
+    with new_state(tmp_path_factory, "fit") as (path, cli):
+        cli.ok("sync", "-g", "day", "-p", PERIOD, "-t", "acme")
+        cli.ok("cache-load", "-g", "day")
+        cli.ok("backfill", "-g", "day", "--start", "2025-09-28", "--end", PERIOD, "-t", "acme")
     return path
 
 
 @pytest.fixture
 def cli(state: Path, tmp_path: Path) -> Cli:
     """The CLI on a copy of the module's database."""
-    copy = tmp_path / "state.db"
-    shutil.copy(state, copy)
-    return Cli.demo(f"sqlite:///{copy}")
+    return Cli.demo(copy_of(state, tmp_path))
 
 
 SCREENS = {

@@ -25,13 +25,13 @@ from test_cli_sync_cube import (
     cube_env,
     daily_data,
     load_catalog,
+    stored,
     table_rows,
 )
+from wrapped_source import WrappedSource
 
-from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources import CubeSource
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.store import runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
@@ -47,25 +47,8 @@ CUBES = {
 SYNC = ("sync", "--grain", "day", "--period", "2025-07-03", "--no-patterns", "--json")
 
 
-class OneQueryEach:
+class OneQueryEach(WrappedSource):
     """The Cube source as it was: one ``fetch_series`` per series (no ``fetch_many``)."""
-
-    name = "cube"
-
-    def __init__(self, source: CubeSource) -> None:
-        self._source = source
-
-    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
-        return self._source.fetch_series(request)
-
-    def fetch_metadata(self, tenant: str) -> SourceMetadata:
-        return self._source.fetch_metadata(tenant)
-
-    def stats(self) -> SourceStats:
-        return self._source.stats()
-
-    def close(self) -> None:
-        self._source.close()
 
 
 @pytest.fixture
@@ -102,15 +85,6 @@ def synced(url: str, tmp_path: Path, source: Any, measures: dict[str, str]) -> A
     cli = Cli(env=cube_env(url, "http://cube.test"))
     load_catalog(cli, catalog(tmp_path / f"{abs(hash(url))}.yaml", measures))
     return cli(*SYNC, deps=Deps(source=source))
-
-
-def stored(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
-    base = {(r["metric_id"], r["date"], r["value"]) for r in table_rows(url, t.metric_time_series)}
-    dims = {
-        (r["metric_id"], r["dimension_name"], r["dimension_slice"], r["date"], r["value"])
-        for r in table_rows(url, t.metric_dimensional_time_series)
-    }
-    return base, dims
 
 
 def test_three_metrics_sharing_a_cube_are_one_request_and_store_the_same_series(

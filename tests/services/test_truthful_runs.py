@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -99,25 +100,32 @@ def run_rows(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(select(t.runs))]
 
 
-# --------------------------------------------------------------------------- SIGTERM
-
-
-@pytest.mark.slow
-def test_sigterm_then_a_plain_sync_finishes_the_patterns(pg_url: str, tmp_path: Path) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", metrics=24)
-    clean = f"sqlite:///{tmp_path / 'clean.db'}"
+def _start_beside_a_clean_run(
+    tmp_path: Path, metrics: int, clean: str, pg_url: str, process_url: str, command: Sequence[str]
+) -> subprocess.Popen[str]:
+    """Load a catalog of ``metrics`` into ``clean`` and ``pg_url``, run ``command`` to the end on
+    ``clean`` (the reference), then start it on ``process_url`` in a process of its own."""
+    catalog = write_catalog(tmp_path / "catalog.yaml", metrics=metrics)
     for url in (clean, pg_url):
         assert Cli.on(url)("catalog", "load", str(catalog)).exit_code == 0
-    assert Cli.on(clean)(*SYNC).exit_code == 0
-    env = process_env(pg_url)
-    proc = subprocess.Popen(
-        fulcrum_argv(*SYNC, "--workers", "2"),
-        env=env,
+    assert Cli.on(clean)(*command).exit_code == 0
+    return subprocess.Popen(
+        fulcrum_argv(*command, "--workers", "2"),
+        env=process_env(process_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
     )
+
+
+# --------------------------------------------------------------------------- SIGTERM
+
+
+@pytest.mark.slow
+def test_sigterm_then_a_plain_sync_finishes_the_patterns(pg_url: str, tmp_path: Path) -> None:
+    clean = f"sqlite:///{tmp_path / 'clean.db'}"
+    proc = _start_beside_a_clean_run(tmp_path, 24, clean, pg_url, pg_url, SYNC)
     engine = open_engine(pg_url)
     try:
         wait_for_succeeded(engine, proc, 4)
@@ -201,22 +209,10 @@ def _terminate(application_name: str) -> int:
 def test_lost_connections_cost_at_most_the_work_in_flight(
     pg_url: str, tmp_path: Path, command: list[str], kills: int
 ) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", metrics=16)
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
     name = f"victim_{uuid.uuid4().hex[:8]}"
     victim = f"{pg_url}&application_name={name}"
-    for url in (clean, pg_url):
-        assert Cli.on(url)("catalog", "load", str(catalog)).exit_code == 0
-    assert Cli.on(clean)(*command).exit_code == 0
-    env = process_env(victim)
-    proc = subprocess.Popen(
-        fulcrum_argv(*command, "--workers", "2"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    proc = _start_beside_a_clean_run(tmp_path, 16, clean, pg_url, victim, command)
     engine = open_engine(pg_url)
     try:
         killed = 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_invoke import fulcrum_argv, process_env
+from cli_invoke import Cli, fulcrum_argv, process_env
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -25,7 +25,7 @@ runner = CliRunner()
 
 
 def backfill(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, ["backfill", "--json", *args], env=env)
+    result = Cli(env=env)("backfill", "--json", *args)
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.stdout)
 

@@ -4,7 +4,7 @@ database holds."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -139,29 +139,22 @@ def state_reset(
     request = ResetRequest(scope, parse_what(what), dry_run=dry_run)
     request.check()
 
-    def reset(deps: Deps, confirm: Callable[[ResetResult], bool] | None) -> ResetResult:
-        lease = deps.get_settings().lease_seconds
-        return svc.reset(
-            deps.get_engine(), request, everything=everything, lease_seconds=lease, confirm=confirm
-        )
-
     _run_deleting(
         ctx,
-        reset,
+        lambda deps, confirm: svc.reset(
+            deps.get_engine(),
+            request,
+            everything=everything,
+            lease_seconds=deps.get_settings().lease_seconds,
+            confirm=confirm,
+        ),
         (yes, dry_run, json_out),
         ask=(render.print_reset_preview, "Clear these rows?"),
         show=render.print_reset,
     )
 
 
-class _Deleted(Protocol):
-    @property
-    def total(self) -> int: ...
-
-    applied: bool
-
-
-_R = TypeVar("_R", bound=_Deleted)
+_R = TypeVar("_R", ResetResult, PruneResult)
 
 
 def _run_deleting(
@@ -244,19 +237,15 @@ def state_prune(
     request = PruneRequest(keep_days, dry_run=dry_run)
     request.check()
 
-    def prune(deps: Deps, confirm: Callable[[PruneResult], bool] | None) -> PruneResult:
-        settings = deps.get_settings()
-        return svc.prune(
-            deps.get_engine(),
-            request,
-            now=settings.now(),
-            lease_seconds=settings.lease_seconds,
-            confirm=confirm,
-        )
-
     _run_deleting(
         ctx,
-        prune,
+        lambda deps, confirm: svc.prune(
+            deps.get_engine(),
+            request,
+            now=deps.get_settings().now(),
+            lease_seconds=deps.get_settings().lease_seconds,
+            confirm=confirm,
+        ),
         (yes, dry_run, json_out),
         ask=(render.print_prune_preview, "Remove these rows?"),
         show=render.print_prune,

@@ -112,11 +112,6 @@ class Ran:
         """The command's ``--json`` document on stdout (JSON log lines there left out)."""
         return json_document(self.stdout)
 
-    @property
-    def lines(self) -> list[str]:
-        """The lines on stdout."""
-        return self.stdout.splitlines()
-
 
 @dataclass(frozen=True)
 class Cli:

@@ -18,6 +18,7 @@ import pytest
 from cli_invoke import Cli, demo_env
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine
+from state_db import new_state
 
 from fulcrum_sync.store.engine import open_engine
 
@@ -98,6 +99,14 @@ def cli(cli_env: dict[str, str]) -> Cli:
 def sqlite_cli(sqlite_url: str) -> Cli:
     """``fulcrum-sync`` in-process on the demo source and a SQLite file only."""
     return Cli.demo(sqlite_url)
+
+
+@pytest.fixture(scope="module")
+def demo_day_synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite state database after a real day sync of the demo catalog, once per module."""
+    with new_state(tmp_path_factory, "synced", FULCRUM_SYNC_LOG_FORMAT="json") as (path, cli):
+        cli.ok("sync", "-g", "day", "--no-patterns")
+    return path
 
 
 @pytest.fixture(autouse=True)

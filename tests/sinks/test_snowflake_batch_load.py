@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from state_db import copy_of, new_state
+from state_db import copy_of
 from typer.testing import CliRunner
 
 from fulcrum_sync.config import load_settings
@@ -45,16 +45,9 @@ def _settings(url: str) -> Any:
     )
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with new_state(tmp_path_factory, "synced", FULCRUM_SYNC_LOG_FORMAT="json") as (path, cli):
-        cli.ok("sync", "-g", "day", "--no-patterns")
-    return path
-
-
 @pytest.fixture
-def state(synced: Path, tmp_path: Path) -> str:
-    return copy_of(synced, tmp_path)
+def state(demo_day_synced: Path, tmp_path: Path) -> str:
+    return copy_of(demo_day_synced, tmp_path)
 
 
 def _frame(seed: int, days: int) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
-from state_db import copy_of, new_state
+from state_db import copy_of
 from typer.testing import CliRunner, Result
 
 from fulcrum_sync.catalog import demo_catalog, dump_catalog
@@ -65,17 +65,9 @@ def _catalog_with_destinations() -> str:
     return str(yaml.safe_dump(data, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite state database after a real day sync of the demo catalog."""
-    with new_state(tmp_path_factory, "synced", FULCRUM_SYNC_LOG_FORMAT="json") as (path, cli):
-        cli.ok("sync", "-g", "day", "--no-patterns")
-    return path
-
-
 @pytest.fixture
-def state(synced: Path, tmp_path: Path) -> Iterator[str]:
-    url = copy_of(synced, tmp_path)
+def state(demo_day_synced: Path, tmp_path: Path) -> Iterator[str]:
+    url = copy_of(demo_day_synced, tmp_path)
     (tmp_path / "catalog.yaml").write_text(_catalog_with_destinations())
     (tmp_path / "initech-sf-password").write_text(INITECH_PASSWORD + "\n")
     loaded = runner.invoke(app, ["catalog", "load", "catalog.yaml"], env=_env(url))

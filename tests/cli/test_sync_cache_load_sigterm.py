@@ -17,35 +17,34 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cli_invoke import fulcrum_argv, process_env, run_process
 from sqlalchemy import select
-from test_cache_load_sigterm import METRICS, libpq, run, wait_until, write_catalog
-from test_sync_processes import base_env, cli
+from test_cache_load_sigterm import METRICS, libpq, wait_until, write_catalog
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
 FIRST, NEXT = "2025-09-30", "2025-10-01"
+SCHEDULED = ("sync", "--grain", "day", "--no-patterns", "--cache-load", "--period")
 
 
 @pytest.mark.slow
 def test_sigterm_during_a_scheduled_cache_load_exits_143_and_records_interrupted(
     pg_url: str, tmp_path: Path
 ) -> None:
-    env = base_env(pg_url)
+    env = process_env(pg_url)
     for args in (
         ["catalog", "load", str(write_catalog(tmp_path / "c.yaml"))],
         ["sync", "--grain", "day", "--period", FIRST, "--no-patterns", "--cache-load"],
     ):
-        done = run(env, *args)
+        done = run_process(*args, env=env)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     dsn, schema = libpq(pg_url)
     tables = [f"{schema}.cache_slow_{m}_day" for m in METRICS]
     with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as watcher:
         locker.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
         proc = subprocess.Popen(
-            cli(
-                "sync", "--grain", "day", "--period", NEXT, "--no-patterns", "--cache-load", env=env
-            ),
+            fulcrum_argv(*SCHEDULED, NEXT),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -99,7 +98,9 @@ def test_sigterm_during_a_scheduled_cache_load_exits_143_and_records_interrupted
     assert "running" not in keys
     print(f"figures: sync --cache-load exit 143 {seconds:.2f}s after SIGTERM, summary {summary}")
 
-    again = run(env, "sync", "--grain", "day", "--period", NEXT, "--no-patterns", "--cache-load")
+    again = run_process(
+        "sync", "--grain", "day", "--period", NEXT, "--no-patterns", "--cache-load", env=env
+    )
     assert again.returncode == 0, again.stdout[-2000:]
     engine = open_engine(pg_url)
     try:

@@ -12,19 +12,6 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync import __version__
-from fulcrum_sync.cli import (
-    admin,
-    backfill,
-    cache_load,
-    discover,
-    doctor,
-    patterns,
-    reports,
-    series,
-    state,
-    sync,
-    verify,
-)
 from fulcrum_sync.cli._common import check_log_format, deps_of, handle_errors
 from fulcrum_sync.cli._options import OUTPUT_PANEL
 from fulcrum_sync.cli._root import RootGroup
@@ -90,19 +77,7 @@ def root(
     ctx.call_on_close(deps.close)
 
 
-app.add_typer(admin.catalog_app, name="catalog")
-app.add_typer(admin.db_app, name="db")
-app.command()(discover.discover)
-app.command()(sync.sync)
-app.command()(reports.status)
-app.add_typer(reports.runs_app, name="runs")
-app.add_typer(state.state_app, name="state")
-app.add_typer(series.series_app, name="series")
-app.command()(doctor.doctor)
-app.command("cache-load")(cache_load.cache_load)
-app.add_typer(patterns.patterns_app, name="patterns")
-app.command()(backfill.backfill)
-app.command()(verify.verify)
+# The commands are listed in cli/_root.py (COMMANDS): each loads when it is looked up.
 
 
 def main() -> None:

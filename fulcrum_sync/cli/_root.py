@@ -1,10 +1,14 @@
 """The root command group: what every command gets without declaring it.
 
+- **Commands load when they run.** The root names every command and the module that holds
+  it (``COMMANDS``); a command's module is imported, and its click command built, only when
+  the command is looked up: ``fulcrum-sync sync`` imports ``cli/sync.py`` and nothing of the
+  other commands (``--help`` and shell completion look up every one, as they list them).
 - ``--log-format`` is declared once, on the root; given after a command
   (``fulcrum-sync sync --grain day --log-format json``, as the README documents) it is moved
   in front of the command before parsing, so every command accepts it.
-- Help pages show no metavar for a flag (``--force``, not ``--force <bool>``): the tree of
-  commands is tidied once, here, so commands added later get the same.
+- Help pages show no metavar for a flag (``--force``, not ``--force <bool>``): each command
+  is tidied as it is loaded, so commands added later get the same.
 """
 
 from __future__ import annotations
@@ -14,12 +18,32 @@ from typing import Any
 
 import typer
 from typer.core import TyperGroup, TyperOption
+from typer.models import CommandInfo, TyperInfo
 
 LOG_FORMAT = "--log-format"
 LOG_FORMAT_NOTE = (
     "Global options work here too: --log-format [auto|rich|json] before or after the "
     "command; --verbose before it."
 )
+
+#: Every command of the root, in the order ``--help`` lists them: name → (module under
+#: ``fulcrum_sync.cli``, attribute). The attribute is a command function, or a ``typer.Typer``
+#: for a group of subcommands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "discover": ("discover", "discover"),
+    "sync": ("sync", "sync"),
+    "status": ("reports", "status"),
+    "doctor": ("doctor", "doctor"),
+    "cache-load": ("cache_load", "cache_load"),
+    "backfill": ("backfill", "backfill"),
+    "verify": ("verify", "verify"),
+    "catalog": ("admin", "catalog_app"),
+    "db": ("admin", "db_app"),
+    "runs": ("reports", "runs_app"),
+    "state": ("state", "state_app"),
+    "series": ("series", "series_app"),
+    "patterns": ("patterns", "patterns_app"),
+}
 
 
 def hoist_log_format(args: list[str]) -> list[str]:
@@ -48,15 +72,48 @@ def hoist_log_format(args: list[str]) -> list[str]:
 
 
 class RootGroup(TyperGroup):
-    """``fulcrum-sync`` itself: hoists ``--log-format`` and tidies every help page."""
+    """``fulcrum-sync`` itself: loads commands when looked up, hoists ``--log-format`` and
+    tidies every help page."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for command in _walk(self):
-            _tidy(command)
+        _tidy(self)
+
+    def list_commands(self, ctx: Any) -> list[str]:  # ctx: Typer's click Context
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            command = _load(cmd_name, self)
+            for each in _walk(command):
+                _tidy(each)
+            self.commands[cmd_name] = command
+        return self.commands.get(cmd_name)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: Typer's click Context
         return super().parse_args(ctx, hoist_log_format(args))
+
+
+def _load(name: str, root: RootGroup) -> Any:
+    """Import the module of command ``name`` and build its click command as Typer builds
+    the commands registered on the root's app (``app.command()``, ``app.add_typer``)."""
+    module, attribute = COMMANDS[name]
+    # __import__, not importlib.import_module: ``python -X importtime`` lists this one
+    target = getattr(__import__(f"fulcrum_sync.cli.{module}", fromlist=[attribute]), attribute)
+    # Typer's default; it only marks frames for its pretty tracebacks, which are off.
+    short = True
+    if isinstance(target, typer.Typer):
+        return typer.main.get_group_from_info(
+            TyperInfo(target, name=name),
+            pretty_exceptions_short=short,
+            rich_markup_mode=root.rich_markup_mode,
+            suggest_commands=root.suggest_commands,
+        )
+    return typer.main.get_command_from_info(
+        CommandInfo(name=name, callback=target),
+        pretty_exceptions_short=short,
+        rich_markup_mode=root.rich_markup_mode,
+    )
 
 
 def _walk(command: Any) -> Iterator[Any]:
@@ -68,7 +125,8 @@ def _walk(command: Any) -> Iterator[Any]:
 def _tidy(command: Any) -> None:
     """No ``<bool>`` after a flag (``--help`` included); a command's help ends by saying
     the global options work there too."""
-    if not getattr(command, "commands", None) and LOG_FORMAT_NOTE not in (command.epilog or ""):
+    leaf = not isinstance(command, RootGroup) and not getattr(command, "commands", None)
+    if leaf and LOG_FORMAT_NOTE not in (command.epilog or ""):
         command.epilog = "\n\n".join(filter(None, [command.epilog, LOG_FORMAT_NOTE]))
     params = list(command.params)
     help_option = command.get_help_option(typer.Context(command))

@@ -15,6 +15,7 @@ from fulcrum_sync import __version__
 from fulcrum_sync.cli._common import check_log_format, deps_of, handle_errors
 from fulcrum_sync.cli._options import OUTPUT_PANEL
 from fulcrum_sync.cli._root import RootGroup
+from fulcrum_sync.cli._startup import hold as hold_collection
 from fulcrum_sync.cli.complete import complete_log_formats
 from fulcrum_sync.libwarnings import route_warnings
 
@@ -82,6 +83,7 @@ def root(
 
 def main() -> None:
     """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
+    hold_collection()  # until the command is set up: cli/_startup.py
     try:
         app()
     finally:

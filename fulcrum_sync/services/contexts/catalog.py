@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
 from fulcrum_sync.domain import (
     CatalogError,
-    CatalogSaveResult,
     InputError,
     iter_periods,
     parse_period,
@@ -20,6 +19,9 @@ from fulcrum_sync.domain import (
 from fulcrum_sync.sinks.identifiers import cache_table_name, collisions
 from fulcrum_sync.sources.registry import source_entry
 from fulcrum_sync.store import catalog as catalog_store
+
+if TYPE_CHECKING:
+    from fulcrum_sync.domain import CatalogSaveResult
 
 TARGET_HORIZON_YEARS = 2  # constant targets are expanded this far past today
 

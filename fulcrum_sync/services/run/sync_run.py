@@ -14,14 +14,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
-    ContextCacheResult,
     ContextResult,
     InputError,
     RefusedError,
@@ -57,6 +56,9 @@ from fulcrum_sync.services.run.sync_report import (
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import progress
 from fulcrum_sync.store.runs import Claim
+
+if TYPE_CHECKING:  # a cache load's result (--cache-load); the run itself needs no reports
+    from fulcrum_sync.domain import ContextCacheResult
 
 
 class CacheChain(Protocol):

@@ -16,7 +16,6 @@ from fulcrum_sync.domain import (
     parse_period,
     shift_period,
 )
-from fulcrum_sync.sinks.identifiers import cache_table_name, collisions
 from fulcrum_sync.sources.registry import source_entry
 from fulcrum_sync.store import catalog as catalog_store
 
@@ -159,6 +158,8 @@ def cache_table_problems(catalog: cat.Catalog) -> list[str]:
 
     Every tenant and metric counts, active or not, so switching one on later cannot clash.
     """
+    from fulcrum_sync.sinks.identifiers import cache_table_name, collisions  # catalog checks
+
     names = (
         (f"{t.identifier}::{m.metric_id}", cache_table_name(t.identifier, m.metric_id, grain))
         for t in catalog.tenants

@@ -24,6 +24,10 @@ NOT_WHEN_DONE = (
     "rich",  # nothing is drawn: the job writes JSON lines (rich.progress included)
     "sqlalchemy.dialects.postgresql",
     "httpx",
+    "prometheus_client",  # no Pushgateway set: nothing is pushed
+    "fulcrum_sync.metrics",
+    "fulcrum_sync.patterns",  # every pattern key is done: no pattern runs
+    "fulcrum_sync.services.patterns.run",
     # Commands load when they run (cli/_root.py COMMANDS): only cli/sync.py here.
     *(
         f"fulcrum_sync.cli.{m}"

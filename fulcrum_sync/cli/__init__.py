@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync import __version__
-from fulcrum_sync.cli._common import check_log_format, deps_of, handle_errors
+from fulcrum_sync.cli._common import check_log_format, handle_errors
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import OUTPUT_PANEL
 from fulcrum_sync.cli._root import RootGroup
 from fulcrum_sync.cli._startup import hold as hold_collection

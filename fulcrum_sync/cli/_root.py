@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from difflib import get_close_matches
 from typing import Any
 
 import typer
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup, TyperOption
 from typer.models import CommandInfo, TyperInfo
 
@@ -77,6 +79,7 @@ class RootGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.suggest_all = self.suggest_commands  # resolve_command turns Typer's own off
         _tidy(self)
 
     def list_commands(self, ctx: Any) -> list[str]:  # ctx: Typer's click Context
@@ -89,6 +92,20 @@ class RootGroup(TyperGroup):
                 _tidy(each)
             self.commands[cmd_name] = command
         return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        """Typer's, with its "Did you mean" drawn from every command, not the loaded ones."""
+        self.suggest_commands = False
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if self.suggest_all and matches:
+                names = ", ".join(f"{m!r}" for m in matches)
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {names}?"
+            raise
+        finally:
+            self.suggest_commands = self.suggest_all
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: Typer's click Context
         return super().parse_args(ctx, hoist_log_format(args))
@@ -107,7 +124,7 @@ def _load(name: str, root: RootGroup) -> Any:
             TyperInfo(target, name=name),
             pretty_exceptions_short=short,
             rich_markup_mode=root.rich_markup_mode,
-            suggest_commands=root.suggest_commands,
+            suggest_commands=root.suggest_all,
         )
     return typer.main.get_command_from_info(
         CommandInfo(name=name, callback=target),

@@ -69,3 +69,21 @@ def test_release_without_hold_leaves_the_collector_alone() -> None:
     startup.release()
     assert gc.isenabled()
     assert gc.get_freeze_count() == frozen
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["synk"], "Did you mean 'sync'?"),
+        (["stat"], "Did you mean 'state', 'status'?"),
+        (["catalog", "lod"], "Did you mean 'load'?"),
+    ],
+)
+def test_a_mistyped_command_is_told_the_near_ones_not_yet_loaded(
+    args: list[str], hint: str
+) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert hint in " ".join(result.output.split())

@@ -96,3 +96,18 @@ def test_everything_done_sync_imports_only_what_it_runs(tmp_path: Path) -> None:
 
 def _within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
+
+
+def test_the_scheduled_job_that_finds_everything_done_imports_no_pandas(tmp_path: Path) -> None:
+    """The crontab's and the CronJob's command: ``--catch-up`` counts the pattern keys of the
+    recent periods from the keys' table, not the patterns (pandas, numpy)."""
+    job = ("-m", "fulcrum_sync", "sync", "--grain", "day", "--catch-up", "--cache-load")
+    first = run(tmp_path, *job)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run(tmp_path, "-X", "importtime", *job)
+    assert again.returncode == 0, again.stderr[-2000:]
+    modules = imported(again.stderr)
+    assert "fulcrum_sync.services.run.catch_up" in modules  # the parse found the imports
+    heavy = ("pandas", "numpy", "statsmodels", "fulcrum_sync.patterns", "rich")
+    loaded = sorted(m for m in modules for h in heavy if _within(m, h))
+    assert loaded == [], f"the scheduled everything-done sync imported {loaded}"

@@ -35,7 +35,7 @@ from fulcrum_sync.domain import (
     rest_of,
     shift_period,
 )
-from fulcrum_sync.services.jobs.keys import pattern_jobs, sync_item
+from fulcrum_sync.services.jobs.keys import pattern_keys, sync_item
 from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.services.patterns.step import PatternStep
 from fulcrum_sync.sources.base import Source
@@ -126,7 +126,8 @@ def _older_patterns(
         for row in progress.unfinished_patterns(engine, grain.value, first, target, pending=True)
     ]
     if request.run_patterns:
-        wanted = {k: len(pattern_jobs(c, target)) for k, c in selected.items()}
+        # Counted from the keys' table (domain/pattern_kinds.py): no pattern, no pandas.
+        wanted = {k: len(pattern_keys(c, target)) for k, c in selected.items()}
         counts = progress.pattern_keys_of_synced(engine, grain.value, first, target)
         found += [k for k, n in counts.items() if n < wanted.get((k[0], k[1]), 0)]
     for tenant, metric, period in sorted(found, key=lambda k: k[2]):

@@ -213,8 +213,9 @@ def reconnecting(func: Callable[Concatenate[Engine, P], R]) -> Callable[Concaten
     """Run ``func(engine, ...)`` again when the database was lost mid-transaction.
 
     Every store function runs whole transactions, so a second run starts clean on a new
-    connection (the pool pre-pings, so dead idle connections are replaced on checkout). How
-    long it waits is the engine's :class:`Patience`.
+    connection (the pool pings only a connection that sat idle before handing it out: one
+    lost between two quick uses fails its transaction here once, and SQLAlchemy replaces the
+    pool's connections). How long it waits is the engine's :class:`Patience`.
     """
 
     def wrapper(engine: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -15,7 +15,7 @@ from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain, Scope
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources.demo import DemoSource
-from fulcrum_sync.store import progress, run_records, runs
+from fulcrum_sync.store import claims, progress, run_records, runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 from fulcrum_sync.store.state import StoreScope, count_parts, delete_parts
@@ -94,15 +94,23 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
 ) -> None:
     assert invoke(db_url, "discover", "--grain", "day").exit_code == 0
     gone = "sync:day:2025-09-30:acme::orders"
-    claim = runs.claim
+    claim, claim_context = runs.claim, claims.claim_context
 
-    def claim_after_a_reset(engine: Engine, run_key: str, **kw: Any) -> runs.Claim:
+    def reset(engine: Engine, run_key: str) -> None:
         if run_key == gone:  # what a `state reset` between planning and claiming does
             with engine.begin() as conn:
                 conn.execute(delete(t.run_items).where(t.run_items.c.run_key == run_key))
+
+    def claim_after_a_reset(engine: Engine, run_key: str, **kw: Any) -> runs.Claim:
+        reset(engine, run_key)
         return claim(engine, run_key, **kw)
 
+    def claim_context_after_a_reset(engine: Engine, run_key: str, *args: Any) -> Any:
+        reset(engine, run_key)  # a sync with patterns claims a context's keys together
+        return claim_context(engine, run_key, *args)
+
     monkeypatch.setattr(runs, "claim", claim_after_a_reset)
+    monkeypatch.setattr(claims, "claim_context", claim_context_after_a_reset)
     done = invoke(db_url, *SYNC, "--json")
     assert done.exit_code == 1, done.output  # partial: one context failed
     contexts = {c["context"]: c for c in json.loads(done.stdout)["contexts"]}
@@ -126,6 +134,7 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
     finally:
         engine.dispose()
     monkeypatch.setattr(runs, "claim", claim)
+    monkeypatch.setattr(claims, "claim_context", claim_context)
     again = invoke(db_url, *SYNC, "--json")  # the next plain run does it
     assert again.exit_code == 0, again.output
     statuses = {c["context"]: c["status"] for c in json.loads(again.stdout)["contexts"]}

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -205,6 +205,7 @@ def run_keyed(
     workers: int = 1,
     on_result: Callable[[R], None] | None = None,
     made: bool = False,
+    claim: Callable[[KeyedWork[T]], Claim] | None = None,
 ) -> list[R]:
     """Claim and do every item; return results in completion order (none when ``on_result``
     takes each as it comes: a run of any size then keeps no result per item).
@@ -215,7 +216,8 @@ def run_keyed(
     batch), except keys that had already succeeded when the run started (read in one query):
     those are skipped as done without a claim, unless the run forces. This owner's leases
     are renewed while the work runs. ``made``: the keys' rows exist
-    already (made by the caller).
+    already (made by the caller). ``claim``: how an item's key is claimed, when not alone
+    (a sync claims a context's pattern keys with it when its sync key is done already).
     """
     if not work:
         return []
@@ -235,9 +237,9 @@ def run_keyed(
     def work_one(w: KeyedWork[T]) -> R | None:
         if w.item.run_key in done_before:
             return skipped(w, Claim.DONE)
-        claim = _claim(rc, w.item.run_key)
-        if claim is not Claim.CLAIMED:
-            return skipped(w, claim)
+        got = _claim(rc, w.item.run_key) if claim is None else claim(w)
+        if got is not Claim.CLAIMED:
+            return skipped(w, got)
         try:
             result = do(w.payload)
             outcome = summarize(result)
@@ -274,17 +276,23 @@ def run_batch(
     do_all: Callable[[list[T]], list[R]],
     summarize: Callable[[R], Outcome],
     skipped: Callable[[KeyedWork[T], Claim], R],
+    *,
+    claimed: Mapping[str, Claim] | None = None,
 ) -> list[R]:
     """Claim every key in one transaction, do the claimed ones in one call, record each.
 
     ``do_all`` gets the payloads of the claimed keys, in order, and returns one result per
     payload (a backfill syncs a context's claimed periods in as few fetches as it can). Keys
     not claimed come back through ``skipped``. If ``do_all`` raises, every claimed key is
-    recorded failed. Leases are renewed by the caller.
+    recorded failed. Leases are renewed by the caller. ``claimed``: keys whose claim was
+    made already (in another transaction of the caller's); only the others are claimed.
     """
     if not work:
         return []
-    claims = _claim_all(rc, work)
+    claims = dict(claimed or {})
+    rest = [w for w in work if w.item.run_key not in claims]
+    if rest:
+        claims.update(_claim_all(rc, rest))
     mine = [w for w in work if claims[w.item.run_key] is Claim.CLAIMED]
     results = [
         skipped(w, claims[w.item.run_key])

@@ -6,6 +6,7 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
     FulcrumError
     ├── InputError          bad usage or configuration (exit 2)
     │   ├── RefusedError    the source refused our credentials or address (exit 2)
+    │   ├── TenantRefusedError  one tenant's own Cube refused it: its contexts fail
     │   └── CatalogError    a catalog that does not validate (every problem listed)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # at run time each name loads with its module, when first use
         StopRequested,
         StoreBusyError,
         StoreError,
+        TenantRefusedError,
         endpoint_of,
         is_outage,
     )
@@ -70,6 +72,7 @@ if TYPE_CHECKING:  # at run time each name loads with its module, when first use
     )
     from fulcrum_sync.domain.health import Headline, decide_health
     from fulcrum_sync.domain.outcomes import (
+        CLAIMED_ELSEWHERE,
         FAILED_CONTEXTS,
         FAILED_KEYS,
         FAILED_OUTCOMES,
@@ -78,8 +81,10 @@ if TYPE_CHECKING:  # at run time each name loads with its module, when first use
         ContextStatus,
         Health,
         KeyStatus,
+        PatternStatus,
         RunOutcome,
         SeriesStatus,
+        SkipReason,
         derive_outcome,
     )
     from fulcrum_sync.domain.periods import (
@@ -159,7 +164,7 @@ HOMES: dict[str, str] = {
     "errors": (
         "CatalogError DependencyError FulcrumError InputError QueryRejectedError "
         "RefusedError SinkError SourceDownError SourceError StopRequested StoreBusyError "
-        "StoreError endpoint_of is_outage"
+        "StoreError TenantRefusedError endpoint_of is_outage"
     ),
     "grains": (
         "DEFAULT_LOOKBACK GRAIN_ALIASES GRAINS Grain GrainRules PatternWindows SyncType "
@@ -167,8 +172,9 @@ HOMES: dict[str, str] = {
     ),
     "health": "Headline decide_health",
     "outcomes": (
-        "FAILED_CONTEXTS FAILED_KEYS FAILED_OUTCOMES FINISHED_OUTCOMES UNFINISHED_KEYS "
-        "ContextStatus Health KeyStatus RunOutcome SeriesStatus derive_outcome"
+        "CLAIMED_ELSEWHERE FAILED_CONTEXTS FAILED_KEYS FAILED_OUTCOMES FINISHED_OUTCOMES "
+        "UNFINISHED_KEYS ContextStatus Health KeyStatus PatternStatus RunOutcome SeriesStatus "
+        "SkipReason derive_outcome"
     ),
     "periods": (
         "Window check_history check_not_after check_period compute_window format_period "
@@ -194,6 +200,7 @@ HOMES: dict[str, str] = {
 _HOME_OF = {name: module for module, names in HOMES.items() for name in names.split()}
 
 __all__ = [
+    "CLAIMED_ELSEWHERE",
     "DEFAULT_LOOKBACK",
     "FAILED_CONTEXTS",
     "FAILED_KEYS",
@@ -237,6 +244,7 @@ __all__ = [
     "PatternContext",
     "PatternRunResult",
     "PatternState",
+    "PatternStatus",
     "PatternWindows",
     "PatternsRequest",
     "PatternsRunResult",
@@ -258,6 +266,7 @@ __all__ = [
     "SeriesValues",
     "SinkError",
     "SkipCounts",
+    "SkipReason",
     "SourceDownError",
     "SourceError",
     "SourceStats",
@@ -269,6 +278,7 @@ __all__ = [
     "SyncRequest",
     "SyncRunResult",
     "SyncType",
+    "TenantRefusedError",
     "UpgradeResult",
     "Window",
     "backfill_command",

@@ -23,7 +23,7 @@ from fulcrum_sync.domain import DependencyError, StopRequested
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.store import progress, run_records, runs
-from fulcrum_sync.store.retry import set_patience
+from fulcrum_sync.store.retry import STOP_GRACE_SECONDS, after_stop, set_patience
 from fulcrum_sync.store.runs import Claim, RunItem
 
 log = logging.getLogger(__name__)
@@ -143,15 +143,25 @@ class RunContext:
                     raise
                 outcome, summary = "failed", {}
             if error is not None:
-                stopped = isinstance(error, KeyboardInterrupt | SystemExit)
-                outcome = "interrupted" if stopped else "failed"
+                signalled = isinstance(error, KeyboardInterrupt | SystemExit)
+                woke = isinstance(error, StopRequested) and not self.halted  # a SIGTERM wait
+                outcome = "interrupted" if signalled or woke else "failed"
                 summary = {**summary, "error": f"{type(error).__name__}: {error}"}
             try:
-                runs.release_all(self.engine, self.owner)
-                run_records.finish_run(self.engine, self.run_id, outcome, summary)
-            except DependencyError:
-                if error is None:
-                    raise  # otherwise the original error is the one to report
+                with after_stop(self.engine):  # a stopped run's record: a short grace
+                    runs.release_all(self.engine, self.owner)
+                    run_records.finish_run(self.engine, self.run_id, outcome, summary)
+            except (DependencyError, StopRequested):
+                if error is None and not self.stop.is_set():
+                    raise  # otherwise the original error (or the stop) is the one to report
+                if error is None:  # stopped (exit 143) with the database still away
+                    log.warning(
+                        "run %s not recorded %s: the state database did not come back within "
+                        "%g s of the stop; the next run closes it as abandoned",
+                        self.run_id,
+                        outcome,
+                        STOP_GRACE_SECONDS,
+                    )
 
 
 def close_abandoned(engine: Engine, lease_seconds: int) -> None:
@@ -265,7 +275,7 @@ def run_keyed(
                     on_result(result)
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
-            with contextlib.suppress(DependencyError):  # the run's record says why
+            with contextlib.suppress(DependencyError, StopRequested):  # the record says why
                 runs.release_pending(rc.engine, [w.item.run_key for w in work])
     return results
 

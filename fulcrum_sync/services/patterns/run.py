@@ -25,6 +25,8 @@ from fulcrum_sync.domain import (
     PatternRunResult,
     PatternsRequest,
     PatternsRunResult,
+    PatternStatus,
+    SkipReason,
 )
 from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.patterns.registry import PatternSpec, get_pattern, list_patterns, run_pattern
@@ -88,7 +90,8 @@ def run_context_patterns(
         name, dim, key = w.payload[0].name, w.payload[1], w.item.run_key
         if claim is Claim.GONE:
             return PatternRunResult(name, dim, "failed", key, KEY_GONE.format(key=key))
-        return PatternRunResult(name, dim, "done" if claim is Claim.DONE else "busy", key)
+        why = SkipReason.ALREADY_DONE if claim is Claim.DONE else SkipReason.BUSY
+        return PatternRunResult(name, dim, PatternStatus.SKIPPED, key, skip_reason=why)
 
     order = {w.item.run_key: i for i, w in enumerate(work)}
     ran = run_batch(rc, work, do_all, _summarize, skipped, claimed=claims)
@@ -205,7 +208,9 @@ def run(
                 rc, ctx, request.period, only=request.pattern, overrides=overrides
             )
         res.finished_at = _now()
-        res.status = "failed" if res.pattern_counts()["failed"] else "succeeded"
+        counts = res.pattern_counts()
+        all_skipped = bool(res.patterns) and counts["skipped"] == len(res.patterns)
+        res.status = "failed" if counts["failed"] else "skipped" if all_skipped else "succeeded"
         return res
 
     def summarize() -> tuple[str, dict[str, Any]]:

@@ -24,6 +24,7 @@ from fulcrum_sync.domain import (
     StopRequested,
     StoreBusyError,
     SyncType,
+    TenantRefusedError,
     Window,
     compute_window,
     is_outage,
@@ -278,6 +279,7 @@ def _failed(series: SeriesResult, exc: Exception) -> None:
     series.success = False
     series.dependency_failure = is_outage(exc)
     series.source_down = isinstance(exc, SourceDownError)
+    series.refused = isinstance(exc, TenantRefusedError)
     series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
 
 

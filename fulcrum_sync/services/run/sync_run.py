@@ -23,9 +23,11 @@ from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextResult,
+    ContextTally,
     InputError,
     RefusedError,
     SourceStats,
+    StopRequested,
     SyncRequest,
     SyncRunResult,
 )
@@ -155,6 +157,8 @@ class SyncRun:
                 self._work(late, work)
             except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
                 self.result.refused = str(exc)  # logged by refusal_logged, with its context
+            except StopRequested:  # a wait for the database woke on SIGTERM: interrupted
+                pass  # the warning is logged; the record says interrupted (exit 143)
             finally:
                 if self.loader is not None:
                     self.loader.close()
@@ -345,6 +349,8 @@ class SyncRun:
         result.finished_at = datetime.now(UTC)
         result.not_started = len(self.contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = self.source.stats().since(self._before)
+        if result.refused is None and not result.interrupted:
+            result.refused = _all_refused(result)
         down = getattr(self.source, "down_endpoints", None)  # tenants' own Cubes (routing)
         if result.halted is None and down is not None and (ends := down()):
             result.halted = (
@@ -362,6 +368,17 @@ class SyncRun:
                 grain, period = self.request.grain.value, self.request.period
                 self._analysed = progress.succeeded_keys(self.engine, "pattern", grain, period)
             return self._analysed
+
+
+def _all_refused(result: SyncRunResult) -> str | None:
+    """The refusal when every context the run tried failed because its tenant's own Cube
+    refused the credentials (the run's only endpoint refused: a setting is wrong, exit 2);
+    None when anything else was tried (the others' outcome decides: partial, exit 1)."""
+    refused = [c for c in result.contexts if c.refused]
+    attempted = ContextTally.of(result.contexts, result.tally).attempted
+    if refused and len(refused) >= attempted:
+        return refused[0].error
+    return None
 
 
 def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:

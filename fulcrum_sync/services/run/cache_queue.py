@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fulcrum_sync.catalog import ContextDef
-from fulcrum_sync.domain import ContextCacheResult, ContextResult
+from fulcrum_sync.domain import ContextResult
+
+if TYPE_CHECKING:  # a cache load's result: only a run with --cache-load makes one
+    from fulcrum_sync.domain import ContextCacheResult
 
 CACHE_BATCH = 1_000  # contexts queued before their cache tables load together
 

@@ -46,7 +46,6 @@ from fulcrum_sync.services.run import catch_up, fetch_plan
 from fulcrum_sync.services.run.cache_queue import CACHE_BATCH, CacheLoads, CacheQueue
 from fulcrum_sync.services.run.catch_up import CatchUpPlan
 from fulcrum_sync.services.run.statuses import RunStatuses
-from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
 from fulcrum_sync.services.run.sync_report import (
     ALREADY_DONE,
     BUSY,
@@ -237,6 +236,9 @@ class SyncRun:
     def fetch(self, ctx: ContextDef) -> ContextResult:
         """Fetch and store one context for the period; its key completes in the transaction
         of its writes. Then its patterns and its cache table."""
+        # Loaded by the first context to sync: a run that finds everything done needs none.
+        from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
+
         with refusal_logged():  # inside the context: the line carries its fields
             res = sync_context(
                 self.engine,

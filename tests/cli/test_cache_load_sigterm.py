@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -65,28 +66,26 @@ def wait_until(found: object, what: str, proc: subprocess.Popen[str], bound: flo
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_sigterm_during_a_blocked_cache_load_exits_143_and_records_interrupted(
-    pg_url: str, tmp_path: Path
-) -> None:
-    env = process_env(pg_url)
-    for args in (
-        ["catalog", "load", str(write_catalog(tmp_path / "c.yaml"))],
-        ["sync", "--grain", "day", "--period", PERIOD, "--no-patterns"],
-        ["cache-load", "--grain", "day"],  # creates the tables the lock below holds
-    ):
-        done = run_process(*args, env=env)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+@dataclass(frozen=True)
+class Stopped:
+    """How a process SIGTERMed while its cache load waited on a table lock ended."""
+
+    returncode: int
+    out: str
+    err: str
+    seconds: float  # from the signal to the exit
+
+
+def sigterm_while_the_load_waits(pg_url: str, env: dict[str, str], *argv: str) -> Stopped:
+    """Hold every cache table with ``LOCK TABLE ... ACCESS EXCLUSIVE`` from another session,
+    start ``fulcrum-sync *argv``, wait (in ``pg_stat_activity``) until its load blocks on the
+    lock, send SIGTERM, wait until the process says it heard it, then let the lock go."""
     dsn, schema = libpq(pg_url)
     tables = [f"{schema}.cache_slow_{m}_day" for m in METRICS]
     with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as watcher:
         locker.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
         proc = subprocess.Popen(
-            fulcrum_argv("cache-load", "--grain", "day", "--force"),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            fulcrum_argv(*argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         try:
 
@@ -105,16 +104,32 @@ def test_sigterm_during_a_blocked_cache_load_exits_143_and_records_interrupted(
             proc.send_signal(signal.SIGTERM)
             heard = lambda: any("Received SIGTERM" in e for e in errors)  # noqa: E731
             wait_until(heard, "the signal heard", proc)  # while the load waits on the lock
-            locker.rollback()  # the table in flight can finish now
+            locker.rollback()  # the load in flight can finish now
             out = proc.communicate(timeout=60)[0]
             seconds = time.monotonic() - sent
             reader.join(10)
-            err = "".join(errors)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert proc.returncode == 143, out[-2000:] + err
+    return Stopped(proc.returncode, out, "".join(errors), seconds)
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_blocked_cache_load_exits_143_and_records_interrupted(
+    pg_url: str, tmp_path: Path
+) -> None:
+    env = process_env(pg_url)
+    for args in (
+        ["catalog", "load", str(write_catalog(tmp_path / "c.yaml"))],
+        ["sync", "--grain", "day", "--period", PERIOD, "--no-patterns"],
+        ["cache-load", "--grain", "day"],  # creates the tables the lock below holds
+    ):
+        done = run_process(*args, env=env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    stopped = sigterm_while_the_load_waits(pg_url, env, "cache-load", "--grain", "day", "--force")
+    out, err, seconds = stopped.out, stopped.err, stopped.seconds
+    assert stopped.returncode == 143, out[-2000:] + err
     assert "Received SIGTERM" in err
     engine = open_engine(pg_url)
     try:

@@ -9,17 +9,12 @@ the next period changes every series, so its load (at the end of the run) blocks
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import threading
-import time
 from pathlib import Path
 
-import psycopg
 import pytest
-from cli_invoke import fulcrum_argv, process_env, run_process
+from cli_invoke import process_env, run_process
 from sqlalchemy import select
-from test_cache_load_sigterm import METRICS, libpq, wait_until, write_catalog
+from test_cache_load_sigterm import METRICS, sigterm_while_the_load_waits, write_catalog
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
@@ -39,44 +34,9 @@ def test_sigterm_during_a_scheduled_cache_load_exits_143_and_records_interrupted
     ):
         done = run_process(*args, env=env)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr
-    dsn, schema = libpq(pg_url)
-    tables = [f"{schema}.cache_slow_{m}_day" for m in METRICS]
-    with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as watcher:
-        locker.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-        proc = subprocess.Popen(
-            fulcrum_argv(*SCHEDULED, NEXT),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-
-            def blocked() -> bool:
-                waiting = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query ILIKE '%cache_slow_%' AND pid <> pg_backend_pid()"
-                ).fetchone()
-                return bool(waiting and waiting[0])
-
-            wait_until(blocked, "load blocked on its table lock", proc)
-            errors: list[str] = []
-            reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []))
-            reader.start()
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            heard = lambda: any("Received SIGTERM" in e for e in errors)  # noqa: E731
-            wait_until(heard, "the signal heard", proc)  # while the load waits on the lock
-            locker.rollback()  # the batch in flight can finish now
-            out = proc.communicate(timeout=60)[0]
-            seconds = time.monotonic() - sent
-            reader.join(10)
-            err = "".join(errors)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 143, out[-2000:] + err
+    stopped = sigterm_while_the_load_waits(pg_url, env, *SCHEDULED, NEXT)
+    out, err, seconds = stopped.out, stopped.err, stopped.seconds
+    assert stopped.returncode == 143, out[-2000:] + err
     engine = open_engine(pg_url)
     try:
         with engine.connect() as conn:

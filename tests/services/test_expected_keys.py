@@ -94,15 +94,25 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
 ) -> None:
     assert invoke(db_url, "discover", "--grain", "day").exit_code == 0
     gone = "sync:day:2025-09-30:acme::orders"
-    claim = runs.claim
+    claim, claim_many = runs.claim, runs.claim_many
+
+    def reset(engine: Engine, run_keys: list[str]) -> None:
+        if gone in run_keys:  # what a `state reset` between planning and claiming does
+            with engine.begin() as conn:
+                conn.execute(delete(t.run_items).where(t.run_items.c.run_key == gone))
 
     def claim_after_a_reset(engine: Engine, run_key: str, **kw: Any) -> runs.Claim:
-        if run_key == gone:  # what a `state reset` between planning and claiming does
-            with engine.begin() as conn:
-                conn.execute(delete(t.run_items).where(t.run_items.c.run_key == run_key))
+        reset(engine, [run_key])
         return claim(engine, run_key, **kw)
 
-    monkeypatch.setattr(runs, "claim", claim_after_a_reset)
+    def claim_many_after_a_reset(
+        engine: Engine, run_keys: list[str], **kw: Any
+    ) -> dict[str, runs.Claim]:
+        reset(engine, run_keys)
+        return claim_many(engine, run_keys, **kw)
+
+    monkeypatch.setattr(runs, "claim", claim_after_a_reset)  # a batch of one key
+    monkeypatch.setattr(runs, "claim_many", claim_many_after_a_reset)  # claims ahead
     done = invoke(db_url, *SYNC, "--json")
     assert done.exit_code == 1, done.output  # partial: one context failed
     contexts = {c["context"]: c for c in json.loads(done.stdout)["contexts"]}
@@ -126,6 +136,7 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
     finally:
         engine.dispose()
     monkeypatch.setattr(runs, "claim", claim)
+    monkeypatch.setattr(runs, "claim_many", claim_many)
     again = invoke(db_url, *SYNC, "--json")  # the next plain run does it
     assert again.exit_code == 0, again.output
     statuses = {c["context"]: c["status"] for c in json.loads(again.stdout)["contexts"]}

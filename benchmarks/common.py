@@ -337,8 +337,8 @@ def synthetic_catalog(contexts: int, *, dimensions: int = 0, metrics_per_tenant:
 def prepare_state(database_url: str, catalog: Any) -> None:
     """Create the schema, store ``catalog`` and discover its day contexts."""
     from fulcrum_sync.domain import Grain
-    from fulcrum_sync.services.operate import catalog as catalog_service
-    from fulcrum_sync.services.operate import discover
+    from fulcrum_sync.services.contexts import catalog as catalog_service
+    from fulcrum_sync.services.contexts import discover
     from fulcrum_sync.store.engine import open_engine
 
     engine = open_engine(database_url)

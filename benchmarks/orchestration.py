@@ -258,7 +258,7 @@ def _sync_child(url: str, contexts: int, profile: bool, pooled: bool = True) -> 
     source = InstantSource()
     out: dict[str, Any] = {"contexts": contexts}
     if contexts == 0:  # the baseline: everything a sync process loads, no work
-        from fulcrum_sync.services.operate import discover  # noqa: F401
+        from fulcrum_sync.services.contexts import discover  # noqa: F401
 
         engine.dispose()
         return out
@@ -308,7 +308,7 @@ _PHASES = (
     # series, statuses and the key's completion: one transaction per context (issue 19)
     ("write context (series + status + complete)", "store/sync_write.py", "write_context"),
     ("read sync status", "store/sync_status.py", "read_grain_statuses"),
-    ("select contexts", "services/run/selection.py", "select_contexts"),
+    ("select contexts", "services/contexts/selection.py", "select_contexts"),
     ("ensure run items", "store/runs.py", "ensure_items"),
     ("keys done before the run", "store/runs.py", "succeeded_among"),
 )

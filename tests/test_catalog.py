@@ -20,7 +20,7 @@ from fulcrum_sync.catalog import (
     read_catalog,
 )
 from fulcrum_sync.domain import Grain, InputError, MetricContext, PatternContext
-from fulcrum_sync.services.operate.catalog import expand_targets
+from fulcrum_sync.services.contexts.catalog import expand_targets
 
 GOOD = """\
 tenants:

@@ -43,7 +43,7 @@ def catalog_load(
     """
     from fulcrum_sync.render import admin as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services.operate import catalog as svc
+    from fulcrum_sync.services.contexts import catalog as svc
 
     output = begin(ctx, json_out=json_out)
     deps = deps_of(ctx)
@@ -70,7 +70,7 @@ def catalog_validate(
     """
     from fulcrum_sync.render import admin as render
     from fulcrum_sync.render.console import print_json
-    from fulcrum_sync.services.operate import catalog as svc
+    from fulcrum_sync.services.contexts import catalog as svc
 
     output = begin(ctx, json_out=json_out)
     catalog = svc.validate_catalog_file(file)
@@ -88,7 +88,7 @@ def catalog_show(ctx: typer.Context) -> None:
 
     Example: fulcrum-sync catalog show > catalog.yaml
     """
-    from fulcrum_sync.services.operate import catalog as svc
+    from fulcrum_sync.services.contexts import catalog as svc
 
     begin(ctx)
     text = svc.export_catalog(deps_of(ctx).get_engine())

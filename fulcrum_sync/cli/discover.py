@@ -41,7 +41,7 @@ def discover(
     Example: fulcrum-sync discover --grain day
     """
     from fulcrum_sync.render import discover as render
-    from fulcrum_sync.services.operate import discover as svc
+    from fulcrum_sync.services.contexts import discover as svc
 
     output = begin(ctx, json_out=json_out, job=True)
     deps = deps_of(ctx)

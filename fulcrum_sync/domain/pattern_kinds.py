@@ -1,7 +1,7 @@
 """What the run keys need to know of each registered pattern, without importing it.
 
 A pattern's key names its context, grain, period and, for a pattern that runs once per
-dimension, the dimension. Making and checking keys (``services.run.keys``) needs only that,
+dimension, the dimension. Making and checking keys (``services.jobs.keys``) needs only that,
 so it reads this table instead of ``patterns.registry``, which imports pandas and numpy:
 a run that finds every key done never pays for them. ``tests`` check the table against
 the registry.

@@ -17,8 +17,8 @@ from typer.testing import CliRunner, Result
 from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
 from fulcrum_sync.cli import app
 from fulcrum_sync.config import Settings
+from fulcrum_sync.services.contexts.catalog import catalog_problems
 from fulcrum_sync.services.deps import Deps
-from fulcrum_sync.services.operate.catalog import catalog_problems
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 

@@ -18,7 +18,7 @@ from fulcrum_sync.catalog import active_contexts, demo_catalog
 from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain, QueryRejectedError, SinkError
 from fulcrum_sync.services.deps import Deps
-from fulcrum_sync.services.run.keys import pattern_jobs
+from fulcrum_sync.services.jobs.keys import pattern_jobs
 from fulcrum_sync.sinks.local import LocalSink, cache_table
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.sources.demo import DemoSource

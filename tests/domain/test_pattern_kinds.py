@@ -9,7 +9,7 @@ from fulcrum_sync.catalog import ContextDef, demo_catalog
 from fulcrum_sync.domain import Grain
 from fulcrum_sync.domain.pattern_kinds import PATTERN_KINDS
 from fulcrum_sync.patterns.registry import REGISTRY
-from fulcrum_sync.services.run.keys import pattern_jobs, pattern_keys
+from fulcrum_sync.services.jobs.keys import pattern_jobs, pattern_keys
 
 
 def test_every_registered_pattern_has_its_kind() -> None:

@@ -13,8 +13,8 @@ from fulcrum_sync.catalog import Catalog, ContextDef, MetricDef, TenantDef, pars
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import Grain, InputError, SinkError
 from fulcrum_sync.services.cache import load as cache_load
-from fulcrum_sync.services.operate.catalog import save_catalog
-from fulcrum_sync.services.operate.discover import discover
+from fulcrum_sync.services.contexts.catalog import save_catalog
+from fulcrum_sync.services.contexts.discover import discover
 from fulcrum_sync.sinks.base import LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable
 from fulcrum_sync.sinks.local import LocalSink

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, Row, Table, func, insert, inspect, select
 
 from fulcrum_sync.catalog import Catalog, demo_catalog, parse_catalog
 from fulcrum_sync.domain import Grain
-from fulcrum_sync.services.operate import catalog as svc
+from fulcrum_sync.services.contexts import catalog as svc
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.catalog import catalog_is_empty, read_catalog
 from fulcrum_sync.store.contexts import ContextKey, active_context_keys, save_contexts

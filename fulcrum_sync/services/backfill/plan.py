@@ -28,8 +28,8 @@ from fulcrum_sync.domain import (
     iter_periods,
     parse_period,
 )
-from fulcrum_sync.services.run.keys import expected_items, pattern_jobs
-from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.contexts.selection import select_contexts
+from fulcrum_sync.services.jobs.keys import expected_items, pattern_jobs
 from fulcrum_sync.services.run.stretches import stretches_of
 from fulcrum_sync.store import backfills
 

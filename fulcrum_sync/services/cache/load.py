@@ -42,8 +42,8 @@ from fulcrum_sync.services.cache.destination import (
     load_destination,
     record,
 )
-from fulcrum_sync.services.run.runner import RunContext
-from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.contexts.selection import select_contexts
+from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.destinations import CacheDestinations
 from fulcrum_sync.sinks.identifiers import CacheTable, check_collisions, normalize_part

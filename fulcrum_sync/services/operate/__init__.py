@@ -1,2 +1,2 @@
 """What an operator runs beside the jobs: state, status and its headlines, problems,
-holes, doctor, discover, catalog, verify, series, database, retention, completion."""
+holes, doctor, verify, series, database, retention, completion."""

@@ -154,7 +154,7 @@ def _schema(report: DoctorReport, engine: Engine) -> None:
 
 
 def _catalog(report: DoctorReport, engine: Engine, settings: Settings) -> cat.Catalog | None:
-    from fulcrum_sync.services.operate.catalog import check_patterns
+    from fulcrum_sync.services.contexts.catalog import check_patterns
     from fulcrum_sync.store.catalog import read_catalog
     from fulcrum_sync.store.contexts import active_context_keys
 

@@ -31,7 +31,7 @@ from fulcrum_sync.domain import (
     patterns_command,
     shift_period,
 )
-from fulcrum_sync.services.run.keys import pattern_jobs
+from fulcrum_sync.services.jobs.keys import pattern_jobs
 from fulcrum_sync.store import status_reads
 from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
 

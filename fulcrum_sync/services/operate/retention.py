@@ -18,7 +18,7 @@ from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import DependencyError
 from fulcrum_sync.domain.retention import Cutoff, PruneRequest, PruneResult
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.services.run.runner import RunContext
+from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.store import retention as store
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from fulcrum_sync.domain import SeriesRequest, SeriesValues, shift_period
-from fulcrum_sync.services.run.selection import resolve_context
+from fulcrum_sync.services.contexts.selection import resolve_context
 from fulcrum_sync.store import state as store
 
 DEFAULT_LAST = 30  # periods shown when neither --last nor --from/--to is given

@@ -26,8 +26,8 @@ from fulcrum_sync.domain import (
     SeriesState,
     StateReport,
 )
-from fulcrum_sync.services.run.keys import pattern_specs
-from fulcrum_sync.services.run.runner import RunContext
+from fulcrum_sync.services.jobs.keys import pattern_specs
+from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.store import state as store
 from fulcrum_sync.store.catalog import read_catalog
 from fulcrum_sync.store.tables import NO_DIMENSION, NO_PATTERN_DIMENSION

@@ -34,7 +34,7 @@ from fulcrum_sync.domain.verify import (
     VerifyResult,
     same,
 )
-from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.contexts.selection import select_contexts
 from fulcrum_sync.services.run.sync_context import sanitize
 from fulcrum_sync.sinks.base import CacheSink
 from fulcrum_sync.sinks.destinations import CacheDestinations

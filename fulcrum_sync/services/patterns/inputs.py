@@ -13,7 +13,7 @@ from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import Window, period_end
 from fulcrum_sync.patterns.base import PatternInput, normalise
 from fulcrum_sync.patterns.registry import PatternSpec
-from fulcrum_sync.services.run.keys import pattern_specs
+from fulcrum_sync.services.jobs.keys import pattern_specs
 from fulcrum_sync.store import pattern_data
 
 _COLUMNS = {

@@ -28,9 +28,9 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.patterns.registry import PatternSpec, get_pattern, list_patterns, run_pattern
-from fulcrum_sync.services.patterns.inputs import ContextData
-from fulcrum_sync.services.run.keys import Overrides, PatternJob, pattern_jobs
-from fulcrum_sync.services.run.runner import (
+from fulcrum_sync.services.contexts.selection import select_contexts
+from fulcrum_sync.services.jobs.keys import Overrides, PatternJob, pattern_jobs
+from fulcrum_sync.services.jobs.runner import (
     KeyedWork,
     Outcome,
     RunContext,
@@ -38,7 +38,7 @@ from fulcrum_sync.services.run.runner import (
     map_workers,
     run_batch,
 )
-from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.patterns.inputs import ContextData
 from fulcrum_sync.store import pattern_data
 from fulcrum_sync.store.catalog import read_catalog
 from fulcrum_sync.store.runs import Claim, KeyDone

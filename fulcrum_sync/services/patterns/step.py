@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import ContextResult, PatternRunResult
-from fulcrum_sync.services.run.keys import Overrides, pattern_keys
-from fulcrum_sync.services.run.runner import RunContext
+from fulcrum_sync.services.jobs.keys import Overrides, pattern_keys
+from fulcrum_sync.services.jobs.runner import RunContext
 
 if TYPE_CHECKING:
     from fulcrum_sync.services.patterns.inputs import ContextData

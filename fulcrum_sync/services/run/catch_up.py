@@ -34,9 +34,9 @@ from fulcrum_sync.domain import (
     rest_of,
     shift_period,
 )
+from fulcrum_sync.services.jobs.keys import pattern_jobs, sync_item
+from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.services.patterns.step import PatternStep
-from fulcrum_sync.services.run.keys import pattern_jobs, sync_item
-from fulcrum_sync.services.run.runner import RunContext
 from fulcrum_sync.services.run.stretches import sync_periods
 from fulcrum_sync.services.run.sync_context import plan_series
 from fulcrum_sync.sources.base import Source

@@ -25,9 +25,9 @@ from fulcrum_sync.domain import (
     shift_period,
 )
 from fulcrum_sync.logs import bound_fields
+from fulcrum_sync.services.jobs.keys import sync_item
+from fulcrum_sync.services.jobs.runner import KeyedWork, Outcome, RunContext, run_batch
 from fulcrum_sync.services.patterns.step import PatternStep
-from fulcrum_sync.services.run.keys import sync_item
-from fulcrum_sync.services.run.runner import KeyedWork, Outcome, RunContext, run_batch
 from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store.runs import Claim

@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import ContextResult, SyncRequest, SyncRunResult, SyncType, Window
+from fulcrum_sync.services.contexts.selection import select_contexts
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.services.patterns.step import PatternStep
 from fulcrum_sync.services.run import catch_up
-from fulcrum_sync.services.run.selection import select_contexts
 from fulcrum_sync.services.run.statuses import RunStatuses
 from fulcrum_sync.services.run.sync_context import plan_series
 from fulcrum_sync.services.run.sync_run import CacheChain, SyncRun

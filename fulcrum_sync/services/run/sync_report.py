@@ -18,7 +18,7 @@ from fulcrum_sync.domain import (
 )
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.services.run.runner import Outcome
+from fulcrum_sync.services.jobs.runner import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -30,18 +30,18 @@ from fulcrum_sync.domain import (
     SyncRunResult,
 )
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.services.patterns.step import NO_PATTERNS, PatternStep
-from fulcrum_sync.services.run import catch_up, fetch_plan
-from fulcrum_sync.services.run.catch_up import CatchUpPlan
-from fulcrum_sync.services.run.keys import ensure_expected, sync_item
-from fulcrum_sync.services.run.runner import (
+from fulcrum_sync.services.contexts.selection import select_contexts
+from fulcrum_sync.services.jobs.keys import ensure_expected, sync_item
+from fulcrum_sync.services.jobs.runner import (
     KeyedWork,
     RunContext,
     keep_leases,
     map_workers,
     run_keyed,
 )
-from fulcrum_sync.services.run.selection import select_contexts
+from fulcrum_sync.services.patterns.step import NO_PATTERNS, PatternStep
+from fulcrum_sync.services.run import catch_up, fetch_plan
+from fulcrum_sync.services.run.catch_up import CatchUpPlan
 from fulcrum_sync.services.run.statuses import RunStatuses
 from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
 from fulcrum_sync.services.run.sync_report import (

@@ -19,7 +19,7 @@ from fulcrum_sync.domain import (
     last_complete_period,
 )
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.services.operate.catalog import ensure_catalog, require_catalog
+from fulcrum_sync.services.contexts.catalog import ensure_catalog, require_catalog
 from fulcrum_sync.sources.base import FetchRequest, Source
 from fulcrum_sync.store import catalog as catalog_store
 from fulcrum_sync.store import contexts as contexts_store

@@ -7,8 +7,8 @@ from sqlalchemy import Engine
 from fulcrum_sync import catalog as cat
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import Grain, InputError
-from fulcrum_sync.services.operate.catalog import require_catalog
-from fulcrum_sync.services.operate.discover import discover
+from fulcrum_sync.services.contexts.catalog import require_catalog
+from fulcrum_sync.services.contexts.discover import discover
 from fulcrum_sync.sources.registry import source_entry
 from fulcrum_sync.store import catalog as catalog_store
 from fulcrum_sync.store import contexts as contexts_store

@@ -1,6 +1,6 @@
 """A context's sync commits its series, their statuses and its run key together (issue 19);
 its claim commits with the next contexts' (issue 26: claims a batch ahead,
-services/run/claim_ahead.py). A series the database refuses still fails alone."""
+services/jobs/claim_ahead.py). A series the database refuses still fails alone."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from fulcrum_sync.cli import app
 from fulcrum_sync.services.deps import Deps
-from fulcrum_sync.services.run import claim_ahead
+from fulcrum_sync.services.jobs import claim_ahead
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 

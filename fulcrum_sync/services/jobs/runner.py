@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from fulcrum_sync.domain import DependencyError, StopRequested
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.services.run.claim_ahead import ClaimAhead
+from fulcrum_sync.services.jobs.claim_ahead import ClaimAhead
 from fulcrum_sync.store import progress, run_records, runs
 from fulcrum_sync.store.retry import set_patience
 from fulcrum_sync.store.runs import Claim, RunItem

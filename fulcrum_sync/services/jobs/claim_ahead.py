@@ -25,7 +25,7 @@ from fulcrum_sync.store import runs
 from fulcrum_sync.store.runs import Claim
 
 if TYPE_CHECKING:
-    from fulcrum_sync.services.run.runner import RunContext
+    from fulcrum_sync.services.jobs.runner import RunContext
 
 AHEAD_SECONDS = 0.1  # the work one batch of claims covers, at the run's pace
 MAX_BATCH = 64

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, update
 
 from fulcrum_sync.store import digests
 from fulcrum_sync.store import tables as t
@@ -125,19 +125,28 @@ _sc = t.metric_sync_status.c
 _SERIES = and_(
     _sc.tenant_id == bindparam("t"), _sc.metric_id == bindparam("m"), _sc.grain == bindparam("g")
 )
-_KEPT = select(_sc.dimension, _sc.period, _sc.window_digest).where(_SERIES).with_for_update()
 _FORGET = (
     update(t.metric_sync_status)
     .where(and_(_SERIES, _sc.dimension == bindparam("d")))
     .values(window_digest=None)
 )
+_KEPT = (  # on the driver's cursor: a statement of SQLAlchemy's cost more than the query
+    "SELECT dimension, period, window_digest FROM metric_sync_status "
+    "WHERE tenant_id = {0} AND metric_id = {0} AND grain = {0}"
+)
+_KEPT_SQLITE, _KEPT_PG = _KEPT.format("?"), _KEPT.format("%s") + " FOR UPDATE"
 
 
 def _kept_digests(conn: Connection, key: SeriesKey) -> dict[str, tuple[date, str | None]]:
     """Each series' period and digest of one context, read (and on PostgreSQL locked) in the
     transaction that writes them."""
-    params = {"t": key.tenant_id, "m": key.metric_id, "g": key.grain}
-    return {r.dimension: (r.period, r.window_digest) for r in conn.execute(_KEPT, params)}
+    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    pg = conn.dialect.name == "postgresql"
+    cursor.execute(_KEPT_PG if pg else _KEPT_SQLITE, (key.tenant_id, key.metric_id, key.grain))
+    return {
+        dim: (period if isinstance(period, date) else date.fromisoformat(period), digest)
+        for dim, period, digest in cursor.fetchall()
+    }
 
 
 def _forget_digest(conn: Connection, key: SeriesKey) -> None:

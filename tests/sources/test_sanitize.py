@@ -68,3 +68,40 @@ def test_sanitize_keeps_drops_and_counts_as_before(rows: list[SeriesRow], dimens
     expected, expected_skipped = _reference(rows, dimensional)
     assert clean == expected
     assert skipped == expected_skipped
+
+
+CLEAN_ROWS = st.lists(
+    st.builds(
+        SeriesRow,
+        st.integers(0, 60).map(lambda i: date(2025, 7, 1) + timedelta(days=i)),
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just(1.7e308)),
+        st.one_of(st.sampled_from(["a", "b", "c"]), st.just(None)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=CLEAN_ROWS, dimensional=st.booleans())
+def test_rows_with_nothing_to_drop_are_kept_as_before(
+    rows: list[SeriesRow], dimensional: bool
+) -> None:
+    """Issue 26: rows needing no drop take a column-wise path (overflowing sums, repeated
+    keys and missing slices fall back to the row-by-row one)."""
+    clean, skipped = sanitize(rows, dimensional)
+    expected, expected_skipped = _reference(rows, dimensional)
+    assert clean == expected
+    assert skipped == expected_skipped
+
+
+def test_a_clean_window_keeps_every_row_in_order() -> None:
+    days = [date(2025, 7, 1) + timedelta(days=i) for i in range(3)]
+    rows = [SeriesRow(d, float(i), s) for i, d in enumerate(days) for s in ("b", "a")]
+    clean, skipped = sanitize(rows, dimensional=True)
+    assert clean == [(r.date, r.slice, r.value) for r in rows]
+    assert skipped == SkipCounts()
+    base = [SeriesRow(d, float(i), None) for i, d in enumerate(days)]
+    assert sanitize(base, dimensional=False) == (
+        [(d, float(i)) for i, d in enumerate(days)],
+        SkipCounts(),
+    )

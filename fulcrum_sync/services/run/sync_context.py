@@ -50,9 +50,6 @@ def decide_sync_type(
 
 def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[list[CleanRow], SkipCounts]:
     """Drop null, non-finite and slice-less rows; keep the last row per key; count each skip."""
-    clean = _all_clean(rows, dimensional)
-    if clean is not None:
-        return clean, SkipCounts()
     skipped = SkipCounts()
     kept: dict[Any, float] = {}  # key -> value; a repeated key keeps its first place
     accepted = 0
@@ -83,30 +80,6 @@ def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[list[CleanRo
     if dimensional:
         return [(d, s, v) for (d, s), v in kept.items()], skipped
     return list(kept.items()), skipped
-
-
-def _all_clean(rows: Sequence[SeriesRow], dimensional: bool) -> list[CleanRow] | None:
-    """The rows as they are stored when none is to be dropped (the usual answer), checked a
-    column at a time; None when some row needs :func:`sanitize`'s row-by-row look."""
-    try:
-        columns = list(zip(*rows, strict=True))
-    except ValueError:
-        return None  # rows of different lengths
-    if len(columns) < 3:
-        return [] if not rows else None
-    dates, values, slices = columns[:3]
-    if set(map(type, values)) != {float}:
-        return None  # a None, or a value to convert
-    try:
-        if not math.isfinite(math.fsum(values)):  # only when every value is finite
-            return None
-    except (OverflowError, ValueError):
-        return None
-    if not dimensional:
-        return list(zip(dates, values, strict=True)) if len(set(dates)) == len(dates) else None
-    if set(map(type, slices)) != {str} or len(set(zip(dates, slices, strict=True))) != len(dates):
-        return None  # a missing slice, one to convert, or a repeated key
-    return list(zip(dates, slices, values, strict=True))
 
 
 def plan_series(

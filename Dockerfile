@@ -1,9 +1,12 @@
-# syntax=docker/dockerfile:1
-#
 # fulcrum-sync: one image for every job (sync, cache-load, discover, backfill, ...).
 #
 #   docker build -t fulcrum-sync:0.1.0 .        (--build-arg VERSION=... for a release)
 #   docker run --rm --read-only --tmpfs /tmp fulcrum-sync:0.1.0 --help
+#
+# Needs BuildKit (the default builder since Docker 23; DOCKER_BUILDKIT=1 on 20.10) for the
+# `RUN --mount` below. There is deliberately no `# syntax=` line: BuildKit's built-in
+# Dockerfile frontend has every feature used here, and a syntax line makes each build pull
+# the frontend image from Docker Hub, which fails where only a registry mirror is reachable.
 #
 # Stage 1 builds wheels (the project's and every dependency's), so compilers and build
 # backends never reach the final image. The dependencies are exactly requirements.lock's

@@ -248,14 +248,10 @@ class Settings(BaseSettings):
 
     @field_validator("source")
     @classmethod
-    def _known_source(cls, value: str) -> str:
-        from fulcrum_sync.sources.registry import source_names  # the registry imports us
-
-        value = value.strip().lower()
-        if value not in source_names():
-            known = ", ".join(source_names())
-            raise ValueError(f"unknown source {value!r}: expected one of {known}")
-        return value
+    def _source_name(cls, value: str) -> str:
+        """The registry (``sources/registry.py``) refuses a name it does not hold when the
+        services first read the settings (``Deps.get_settings``): it imports us."""
+        return value.strip().lower()
 
     @field_validator("database_url")
     @classmethod
@@ -327,20 +323,16 @@ def mask_url(url: str) -> str:
     return redact_url(url)
 
 
-def check_database_choice(settings: Settings, *, self_contained: bool | None = None) -> None:
+def check_database_choice(settings: Settings, *, self_contained: bool) -> None:
     """Refuse the default SQLite file for a production source (InputError saying what to set).
 
     A production job must name its state database: on the default it would report success
     on a throw-away file. "Not set" is told from "set to the default" by pydantic's
     ``model_fields_set`` (the environment and ``.env`` both count as set).
 
-    :param self_contained: the source needs no account (the demo): the default is fine.
-        None: ask the source registry.
+    :param self_contained: the source needs no account (the demo): the default is fine. The
+        source registry says so (``Deps.check_database_choice`` asks it).
     """
-    if self_contained is None:
-        from fulcrum_sync.sources.registry import source_entry  # the registry imports us
-
-        self_contained = source_entry(settings.source).self_contained
     if self_contained or "database_url" in settings.model_fields_set:
         return
     raise InputError(

@@ -88,7 +88,6 @@ def test_mask_url(url: str, masked: str) -> None:
     [
         ("FULCRUM_SYNC_WORKERS", "many"),
         ("FULCRUM_SYNC_WORKERS", "0"),
-        ("FULCRUM_SYNC_SOURCE", "snowflake"),
         ("FULCRUM_SYNC_HISTORY_START", "July"),
         ("FULCRUM_SYNC_LOG_FORMAT", "xml"),
         ("FULCRUM_SYNC_DATABASE_URL", "not a url"),
@@ -103,6 +102,18 @@ def test_invalid_value_is_one_line_naming_the_setting(
     message = str(info.value)
     assert message.startswith(f"invalid settings: {name}: ")
     assert "\n" not in message
+
+
+def test_unknown_source_is_refused_when_deps_read_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # config knows no source registry (no import circle): the registry refuses it in Deps.
+    from fulcrum_sync.services.deps import Deps
+
+    monkeypatch.setenv("FULCRUM_SYNC_SOURCE", "snowflake")
+    with pytest.raises(InputError) as info:
+        Deps().get_settings()
+    assert str(info.value) == "unknown source 'snowflake': expected one of demo, cube"
 
 
 def test_invalid_database_url_does_not_echo_it(monkeypatch: pytest.MonkeyPatch) -> None:

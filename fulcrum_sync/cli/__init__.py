@@ -25,7 +25,8 @@ from fulcrum_sync.cli import (
     sync,
     verify,
 )
-from fulcrum_sync.cli._common import check_log_format, deps_of, handle_errors
+from fulcrum_sync.cli._common import check_log_format, handle_errors
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import OUTPUT_PANEL
 from fulcrum_sync.cli._root import RootGroup
 from fulcrum_sync.cli.complete import complete_log_formats

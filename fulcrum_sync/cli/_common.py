@@ -24,6 +24,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import typer
 from typer.exceptions import TyperException
 
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.domain import (
     DependencyError,
     FulcrumError,
@@ -35,7 +36,6 @@ from fulcrum_sync.domain import (
     last_complete_period,
     parse_period,
 )
-from fulcrum_sync.services.deps import Deps
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_DEPENDENCY = 0, 1, 2, 3
 EXIT_INTERRUPTED = 143  # stopped by SIGTERM/SIGINT; unfinished keys were released
@@ -150,15 +150,6 @@ def _say(text: str) -> None:
     from fulcrum_sync.render.console import stderr_console
 
     stderr_console().print(text, markup=False, highlight=False)
-
-
-def deps_of(ctx: typer.Context) -> Deps:
-    """The command's dependencies: injected by tests through ``obj``, else built lazily."""
-    deps = ctx.find_root().obj
-    if not isinstance(deps, Deps):
-        deps = Deps()
-        ctx.find_root().obj = deps
-    return deps
 
 
 class Output(Enum):

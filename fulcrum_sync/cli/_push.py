@@ -62,7 +62,7 @@ def _grain(ctx: Any) -> str:
 
 
 def _url(ctx: Any) -> tuple[str, float] | None:
-    from fulcrum_sync.cli._common import deps_of
+    from fulcrum_sync.cli._deps import deps_of
     from fulcrum_sync.domain import FulcrumError
 
     try:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import Output, begin, deps_of, handle_errors
+from fulcrum_sync.cli._common import Output, begin, handle_errors
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import JsonOption
 
 catalog_app = typer.Typer(

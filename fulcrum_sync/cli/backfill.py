@@ -10,13 +10,13 @@ import typer
 from fulcrum_sync.cli._common import (
     Output,
     begin,
-    deps_of,
     emit,
     finish,
     handle_errors,
     parse_grain,
     stop_on_sigterm,
 )
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import (
     GRAIN_HELP,
     GRAIN_METAVAR,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from fulcrum_sync.cli._common import Output, begin, deps_of, finish, handle_errors
+from fulcrum_sync.cli._common import Output, begin, finish, handle_errors
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import JsonOption
 from fulcrum_sync.domain import InputError
 

@@ -12,13 +12,13 @@ import typer
 from fulcrum_sync.cli._common import (
     Output,
     begin,
-    deps_of,
     emit,
     finish,
     handle_errors,
     resolve_period,
     stop_on_sigterm,
 )
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import (
     GRAIN_METAVAR,
     GrainOption,

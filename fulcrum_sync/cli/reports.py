@@ -6,14 +6,8 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import (
-    HEALTH_CODES,
-    Output,
-    begin,
-    deps_of,
-    handle_errors,
-    parse_grain,
-)
+from fulcrum_sync.cli._common import HEALTH_CODES, Output, begin, handle_errors, parse_grain
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import (
     GRAIN_METAVAR,
     OUTPUT_PANEL,
@@ -88,9 +82,7 @@ def status(
     settings = deps.get_settings()
     try:
         if deps.engine is None:
-            from fulcrum_sync.config import check_database_choice
-
-            check_database_choice(settings)  # a production source names its database
+            deps.check_database_choice()  # a production source names its database
             svc.check_sqlite_file(settings.database_url.get_secret_value())
         report = svc.status(
             deps.get_engine(migrate=False),

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import begin, deps_of, handle_errors
+from fulcrum_sync.cli._common import begin, handle_errors
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import (
     OUTPUT_PANEL,
     DimensionOption,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import Output, begin, deps_of, finish, handle_errors, parse_grain
+from fulcrum_sync.cli._common import Output, begin, finish, handle_errors, parse_grain
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import (
     OUTPUT_PANEL,
     DimensionOption,

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from fulcrum_sync.cli._common import begin, deps_of, emit, finish, handle_errors
+from fulcrum_sync.cli._common import begin, emit, finish, handle_errors
+from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import GrainOption, JsonOption, MetricOption, TenantOption
 from fulcrum_sync.cli._push import observe
 from fulcrum_sync.domain import Grain

@@ -46,11 +46,24 @@ class Deps:
     _owns_source: bool = False
 
     def get_settings(self) -> Settings:
+        """The settings; built from the environment on first use, where an unknown
+        ``FULCRUM_SYNC_SOURCE`` is refused (InputError naming the registered sources)."""
         if self.settings is None:
             from fulcrum_sync.config import load_settings
+            from fulcrum_sync.sources.registry import source_entry
 
-            self.settings = load_settings()
+            settings = load_settings()
+            source_entry(settings.source)
+            self.settings = settings
         return self.settings
+
+    def check_database_choice(self) -> None:
+        """Refuse the default SQLite file for a source that needs an account (InputError)."""
+        from fulcrum_sync.config import check_database_choice
+        from fulcrum_sync.sources.registry import source_entry
+
+        settings = self.get_settings()
+        check_database_choice(settings, self_contained=source_entry(settings.source).self_contained)
 
     def get_engine(self, workers: int = 1, *, pooled: bool = False, migrate: bool = True) -> Engine:
         """Return the state database engine (schema created or migrated on first use).
@@ -61,13 +74,10 @@ class Deps:
         :param migrate: create or migrate the schema; ``status`` reads what is there only.
         """
         if self.engine is None:
-            from fulcrum_sync.config import check_database_choice
-            from fulcrum_sync.sources.registry import source_entry
             from fulcrum_sync.store.engine import open_engine
 
+            self.check_database_choice()
             settings = self.get_settings()
-            entry = source_entry(settings.source)
-            check_database_choice(settings, self_contained=entry.self_contained)
             url = settings.database_url.get_secret_value()
             limits = settings.database_limits
             self.engine = open_engine(

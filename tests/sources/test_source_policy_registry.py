@@ -17,6 +17,7 @@ from test_source_cube import request
 import fulcrum_sync
 from fulcrum_sync.config import CubeSettings, Settings, load_settings
 from fulcrum_sync.domain import InputError, SourceDownError
+from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources import CubeSource, DemoSource, RetryPolicy, build_source, registry
 from fulcrum_sync.sources.cube_factory import retry_policy
 from fulcrum_sync.sources.registry import SourceEntry, source_entry, source_names
@@ -102,7 +103,7 @@ def test_the_registry_builds_sources_and_refuses_unknown_names(
         build_source(Settings(source="cube"))
     monkeypatch.setenv("FULCRUM_SYNC_SOURCE", "bigquery")
     with pytest.raises(InputError, match="unknown source 'bigquery': expected one of demo, cube"):
-        load_settings()
+        Deps().get_settings()
 
     built: list[str] = []
 

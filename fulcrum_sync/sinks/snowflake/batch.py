@@ -38,11 +38,10 @@ from typing import TYPE_CHECKING, Any
 from fulcrum_sync.domain import FulcrumError, Grain, SinkError
 from fulcrum_sync.sinks.base import FRAME_COLUMNS, LoadStats, estimate_bytes
 from fulcrum_sync.sinks.identifiers import CacheTable, quote
+from fulcrum_sync.sinks.snowflake.link import SnowflakeLink, translate
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from fulcrum_sync.sinks.snowflake.sink import SnowflakeLink
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +185,6 @@ class SnowflakeBatch:
 
         Raises SinkError when nothing could be loaded (the stage, the PUT or the COPY failed).
         """
-        from fulcrum_sync.sinks.snowflake.sink import translate
-
         self._file.close()
         config = self._link.config
         sender = Sender(self._link, supports_multi_statement(self._link.conn))
@@ -232,8 +229,6 @@ class SnowflakeBatch:
 
     def _replace(self, sender: Sender, items: list[_Item]) -> dict[str, LoadStats | Exception]:
         """Replace ``items`` (one database) in one transaction; on failure, one by one."""
-        from fulcrum_sync.sinks.snowflake.sink import translate
-
         config = self._link.config
         try:
             what = items[0].table.qualified if len(items) == 1 else f"{len(items)} cache tables"
@@ -263,8 +258,6 @@ class SnowflakeBatch:
     ) -> tuple[set[tuple[str, str, str]], dict[str, LoadStats | Exception]]:
         """Which of our tables exist: one query for every database; when it fails, one per
         database, and the tables of a database that cannot be read fail (the others go on)."""
-        from fulcrum_sync.sinks.snowflake.sink import translate
-
         config = self._link.config
         try:
             with translate(config, "read which cache tables exist"):

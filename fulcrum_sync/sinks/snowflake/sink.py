@@ -1,119 +1,35 @@
 """The Snowflake cache target, on snowflake-connector-python (imported only when used).
 
-A sink writes one tenant's tables (its database and schema) through a :class:`SnowflakeLink`,
-the one connection of its destination (account, user, role, warehouse), shared by every
-tenant loading there and opened once per run. Loads go in batches (sinks/snowflake/batch.py):
-one staged file and one COPY for all changed tables, each table replaced atomically by an
-``INSERT OVERWRITE`` (grants and history kept), the statements of many tables sent together.
+A sink writes one tenant's tables (its database and schema) through a :class:`SnowflakeLink`
+(link.py), the one connection of its destination (account, user, role, warehouse), shared by
+every tenant loading there and opened once per run. Loads go in batches (batch.py): one staged
+file and one COPY for all changed tables, each table replaced atomically by an ``INSERT
+OVERWRITE`` (grants and history kept), the statements of many tables sent together.
 :meth:`SnowflakeSink.replace` is a batch of one.
 
 Credentials never leave this package: the config's repr hides them, and every connector error
 is turned into one SinkError (RefusedError when Snowflake refuses the credentials) in
-:func:`translate`, with any secret masked.
+:func:`translate` (link.py), with any secret masked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from fulcrum_sync.domain import FulcrumError, Grain, RefusedError, SinkError
+from fulcrum_sync.domain import Grain, SinkError
 from fulcrum_sync.sinks.base import FRAME_COLUMNS, CacheRow, LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable, cache_table_name, quote
 from fulcrum_sync.sinks.snowflake.batch import SnowflakeBatch, fqn
 from fulcrum_sync.sinks.snowflake.config import SnowflakeConfig
+from fulcrum_sync.sinks.snowflake.link import SnowflakeLink, translate
 
 if TYPE_CHECKING:
     import pandas as pd
 
-log = logging.getLogger(__name__)
-
 _FRAME_COLS = ", ".join(f'"{c.upper()}"' for c in FRAME_COLUMNS)
-
-#: Connector error numbers that mean Snowflake refused who we are (a wrong password or key,
-#: a locked or disabled user, a role not granted): configuration, never retried (exit 2).
-REFUSED_ERRNOS = frozenset({390100, 390101, 390102, 390144, 390186, 390189, 390201})
-_REFUSED_TEXT = ("incorrect username or password", "jwt token is invalid")
-
-
-def is_refused(exc: BaseException) -> bool:
-    """True when a connector error says Snowflake refused our credentials."""
-    errno = getattr(exc, "errno", None)
-    if isinstance(errno, int) and errno in REFUSED_ERRNOS:
-        return True
-    return any(text in str(exc).lower() for text in _REFUSED_TEXT)
-
-
-def _default_connect(**kwargs: Any) -> Any:
-    import snowflake.connector  # lazy: the connector takes a while to import
-
-    return snowflake.connector.connect(**kwargs)
-
-
-class SnowflakeLink:
-    """One connection to a Snowflake destination (account, user, role, warehouse), opened on
-    first use and shared by the sinks of every tenant that loads there.
-
-    :param config: the settings it connects with (the first tenant's, for a shared link).
-    :param connect: builds a DB-API connection from ``config.connect_kwargs()``.
-    """
-
-    def __init__(self, config: SnowflakeConfig, connect: Callable[..., Any] | None = None) -> None:
-        self.config = config
-        self._connect = connect or _default_connect
-        self.conn: Any = None
-
-    @property
-    def destination(self) -> str:
-        return self.config.destination
-
-    def open(self) -> None:
-        """Connect once; raise RefusedError (credentials refused) or SinkError."""
-        if self.conn is not None:
-            return
-        cfg = self.config
-        log.debug("connecting to %s (%s)", cfg.destination, cfg.auth)
-        with translate(cfg, f"connect as {cfg.user}", True):
-            self.conn = self._connect(**cfg.connect_kwargs())
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-
-@contextlib.contextmanager
-def translate(config: SnowflakeConfig, action: str, connecting: bool = False) -> Iterator[None]:
-    """Turn every error of the driver stack into SinkError (RefusedError for refused
-    credentials while connecting), with secrets masked.
-
-    Anything raised under the connector (its errors, network and pyarrow errors, and what
-    fakesnow lets through) is a failure of the target, so all of it is translated here.
-    """
-    try:
-        yield
-    except FulcrumError:
-        raise
-    except Exception as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else ""
-        detail = config.scrub(first or type(exc).__name__)
-        where = f"Snowflake account {config.account}"
-        error: FulcrumError
-        if connecting and is_refused(exc):
-            error = RefusedError(
-                f"{where}: the credentials were refused: cannot {action}: {detail} "
-                f"(check {config.hint})"
-            )
-        else:
-            error = SinkError(f"{where}: cannot {action}: {detail}", endpoint=config.account)
-        if config.scrub(text) != text:
-            raise error from None  # the driver echoed a secret: do not chain it
-        raise error from exc
 
 
 class SnowflakeSink:

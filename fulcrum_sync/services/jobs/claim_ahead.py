@@ -19,13 +19,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import Engine
 
 from fulcrum_sync.store import runs
 from fulcrum_sync.store.runs import Claim
 
-if TYPE_CHECKING:
-    from fulcrum_sync.services.jobs.runner import RunContext
+
+class Claimant(Protocol):
+    """Who claims: the run (runner.RunContext)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def lease_seconds(self) -> int: ...
+
+    @property
+    def force_before(self) -> datetime | None: ...
+
 
 AHEAD_SECONDS = 0.1  # the work one batch of claims covers, at the run's pace
 MAX_BATCH = 64
@@ -34,7 +54,7 @@ MAX_BATCH = 64
 class ClaimAhead:
     """Claims of ``keys`` (in the order their work starts), batch by batch; thread-safe."""
 
-    def __init__(self, rc: RunContext, keys: Sequence[str]) -> None:
+    def __init__(self, rc: Claimant, keys: Sequence[str]) -> None:
         self.rc = rc
         self.keys = list(keys)
         self.at = {k: i for i, k in enumerate(self.keys)}
@@ -85,4 +105,4 @@ class ClaimAhead:
         )
 
 
-__all__ = ["AHEAD_SECONDS", "MAX_BATCH", "ClaimAhead"]
+__all__ = ["AHEAD_SECONDS", "MAX_BATCH", "ClaimAhead", "Claimant"]

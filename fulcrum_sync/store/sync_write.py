@@ -7,7 +7,9 @@ of each (success, or the failure of its fetch) and, with ``done``, the completio
 claimed run key commit together, or not at all.
 
 A write that changed rows raises the context's data version (store/versions.py) in the same
-transaction. A single series (the fallback when a context's transaction fails) is a
+transaction. Each series' status keeps a digest of what it wrote (store/digests.py), read
+back first in the same transaction: the rows it says are stored unchanged are neither read
+back nor written. A single series (the fallback when a context's transaction fails) is a
 context of one write.
 
 Safe to run again whole (``reconnecting`` does, after a lost connection): upserts and

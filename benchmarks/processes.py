@@ -15,7 +15,10 @@ must be there, and each process must have done part of the work.
 The wall ratio needs a free core per process to mean anything (the load average before each
 figure is printed); beside it, ``critical_cpu_ratio`` is the busiest process's CPU (its own
 ``wait4`` accounting) over the one process's CPU: the wall ratio an idle machine would show,
-which the load on a shared machine does not stretch.
+which the load on a shared machine does not stretch. Each process's end time says whether
+they finished together (the claims split the work to the end). When the server keeps
+``pg_stat_statements`` (``shared_preload_libraries``), the statements it ran per context are
+counted too (null otherwise).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def _run_at_once(cli: Cli, processes: int) -> dict[str, Any]:
     is the critical path, which the machine's load does not stretch the way it does wall.
     """
     started = time.perf_counter()
-    procs = []
+    procs: dict[int, tuple[subprocess.Popen[bytes], Path, Path]] = {}
     for k in range(processes):
         out, err = cli.folder / f"sync{k}.out", cli.folder / f"sync{k}.err"
         with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -70,17 +73,47 @@ def _run_at_once(cli: Cli, processes: int) -> dict[str, Any]:
                 stdout=stdout,
                 stderr=stderr,
             )
-        procs.append((proc, out, err))
-    cpus, reports = [], []
-    for proc, out, err in procs:
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        procs[proc.pid] = (proc, out, err)
+    order = list(procs)
+    done: dict[int, tuple[float, float, dict[str, Any]]] = {}
+    while len(done) < len(procs):  # in the order they end: each one's own end time
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in procs:
+            continue
+        proc, out, err = procs[pid]
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise RuntimeError(f"sync exited {proc.returncode}: {err.read_text()[-1500:]}")
-        cpus.append(usage.ru_utime + usage.ru_stime)
-        reports.append(json.loads(out.read_text()))
+        ended = time.perf_counter() - started
+        done[pid] = (usage.ru_utime + usage.ru_stime, ended, json.loads(out.read_text()))
     wall = time.perf_counter() - started
-    return {"wall": wall, "cpus": cpus, "reports": reports}
+    return {
+        "wall": wall,
+        "cpus": [done[pid][0] for pid in order],
+        "ends": [done[pid][1] for pid in order],
+        "reports": [done[pid][2] for pid in order],
+    }
+
+
+def _statements(admin: str, database: str | None) -> int | None:
+    """Reset (``database`` None) or read the statements the server ran in ``database``, when
+    the server keeps ``pg_stat_statements`` (else None). Counts BEGIN, COMMIT, ROLLBACK and
+    each row of a pipelined ``executemany``; not the pool's empty pings."""
+    import psycopg
+
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            if database is None:
+                conn.execute("SELECT pg_stat_statements_reset()")
+                return 0
+            row = conn.execute(
+                "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s",
+                (database,),
+            ).fetchone()
+            return int(row[0]) if row else None
+    except psycopg.Error:
+        return None
 
 
 def _check_keys(url: str, contexts: int, processes: int) -> dict[str, int]:
@@ -117,14 +150,20 @@ def measure(contexts: int, processes: tuple[int, ...] = (1, 2)) -> dict[str, Any
         for n in processes:
             with pg_database(admin) as url:
                 cli = _prepare(Path(tmp) / f"p{n}", url, contexts)
+                counting = _statements(admin, None) is not None
                 load_before = os.getloadavg()[0]
                 result = _run_at_once(cli, n)
+                statements = _statements(admin, url.rsplit("/", 1)[1]) if counting else None
                 keys = _check_keys(url, contexts, n)
             out["figures"][str(n)] = {
                 "wall_s": round(result["wall"], 3),
                 "cpu_s": round(sum(result["cpus"]), 3),
                 "cpu_per_process_s": [round(c, 3) for c in result["cpus"]],
+                "end_per_process_s": [round(e, 3) for e in result["ends"]],
                 "load_before": round(load_before, 2),
+                "statements_per_context": (
+                    None if statements is None else round(statements / contexts, 1)
+                ),
                 "contexts_per_process": [
                     sum(1 for c in r["contexts"] if c["status"] == "succeeded")
                     for r in result["reports"]
@@ -156,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         f"1 process: {one['wall_s']:.2f} s wall, {one['cpu_s']:.2f} s CPU; "
         f"2 processes: {two['wall_s']:.2f} s wall, {two['cpu_s']:.2f} s CPU; "
         f"wall ratio {two['wall_ratio']:.2f} (target <= {TARGET_RATIO}); busiest process's "
-        f"CPU / one process's CPU {two['critical_cpu_ratio']:.2f}",
+        f"CPU / one process's CPU {two['critical_cpu_ratio']:.2f}; the 2 ended at "
+        f"{two['end_per_process_s']} s; statements per context {one['statements_per_context']}"
+        f" / {two['statements_per_context']}",
         file=sys.stderr,
     )
     return 1 if args.check and two["wall_ratio"] > TARGET_RATIO else 0

@@ -32,6 +32,7 @@ from fulcrum_sync.domain import (
     Health,
     InputError,
     RunOutcome,
+    StopRequested,
     check_period,
     last_complete_period,
     parse_period,
@@ -68,6 +69,8 @@ R = TypeVar("R")
 
 def exit_code(outcome: RunOutcome | BaseException) -> int:
     """The exit code of a run's outcome or of an error: the one decision (SPEC §2)."""
+    if isinstance(outcome, StopRequested):
+        return EXIT_INTERRUPTED  # a wait woke on SIGTERM: interrupted like any other
     if isinstance(outcome, InputError):
         return EXIT_USAGE
     if isinstance(outcome, DependencyError):

@@ -3,8 +3,11 @@
 - ``--log-format`` is declared once, on the root; given after a command
   (``fulcrum-sync sync --grain day --log-format json``, as the README documents) it is moved
   in front of the command before parsing, so every command accepts it.
-- Help pages show no metavar for a flag (``--force``, not ``--force <bool>``): the tree of
-  commands is tidied once, here, so commands added later get the same.
+- Help pages show no metavar for a flag (``--force``, not ``--force <bool>``, Typer's
+  completion options included), and a positional argument by its metavar alone
+  (``TENANT::METRIC``, not ``context <str>``; ``[OPTIONS] FILE`` in the usage line, not
+  ``{file}``): the tree of commands is tidied once, here, so commands added later get the
+  same (tests/cli/test_help_metavars.py fails on a bare ``<type>`` or a lower-case name).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import typer
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 LOG_FORMAT = "--log-format"
 LOG_FORMAT_NOTE = (
@@ -47,15 +50,30 @@ def hoist_log_format(args: list[str]) -> list[str]:
     return front + rest
 
 
+class NamedArgument(TyperArgument):
+    """A positional argument shown by its metavar: ``TENANT::METRIC`` in its row (no type
+    beside it) and in the usage line, ``[RUN_ID]`` when optional."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.metavar else super().display_type_rich(ctx)
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+
 class RootGroup(TyperGroup):
     """``fulcrum-sync`` itself: hoists ``--log-format`` and tidies every help page."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for command in _walk(self):
-            _tidy(command)
+        self._tidied = False
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: Typer's click Context
+        if not self._tidied:  # here, not in __init__: Typer adds its completion options later
+            for command in _walk(self):
+                _tidy(command)
+            self._tidied = True
         return super().parse_args(ctx, hoist_log_format(args))
 
 
@@ -77,3 +95,5 @@ def _tidy(command: Any) -> None:
     for param in params:
         if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
             param.metavar = ""
+        elif type(param) is TyperArgument and param.metavar:
+            param.__class__ = NamedArgument  # same fields; only how help shows it differs

@@ -22,7 +22,9 @@ db_app = typer.Typer(help="Manage the state database schema.", no_args_is_help=T
 @handle_errors
 def catalog_load(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Catalog YAML file.", dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Catalog YAML file.", dir_okay=False)
+    ],
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -60,7 +62,9 @@ def catalog_load(
 @handle_errors
 def catalog_validate(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Catalog YAML file.", dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Catalog YAML file.", dir_okay=False)
+    ],
     json_out: JsonOption = False,
 ) -> None:
     """Check a catalog YAML file as `catalog load` would, and report every problem; write nothing.

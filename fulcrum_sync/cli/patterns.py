@@ -203,7 +203,9 @@ def patterns_show(
     context: Annotated[
         str,
         typer.Argument(
-            help="tenant::metric, e.g. acme::new_revenue.", autocompletion=complete_contexts
+            metavar="TENANT::METRIC",
+            help="A context: tenant::metric, e.g. acme::new_revenue.",
+            autocompletion=complete_contexts,
         ),
     ],
     grain: GrainOption,

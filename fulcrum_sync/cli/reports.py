@@ -190,7 +190,9 @@ def runs(
 @handle_errors
 def runs_show(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="A run id, or its first characters (4 or more).")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="A run id, or its first characters (4 or more).")
+    ],
     json_out: JsonOption = False,
 ) -> None:
     """Show one invocation: command, arguments, host, times, outcome and summary, then each

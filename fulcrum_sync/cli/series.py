@@ -30,7 +30,9 @@ def series_show(
     context: Annotated[
         str,
         typer.Argument(
-            help="tenant::metric, e.g. acme::new_revenue.", autocompletion=complete_contexts
+            metavar="TENANT::METRIC",
+            help="A context: tenant::metric, e.g. acme::new_revenue.",
+            autocompletion=complete_contexts,
         ),
     ],
     grain: GrainOption,

@@ -29,7 +29,7 @@ def verify(
         ),
     ] = None,
     seed: Annotated[
-        int, typer.Option("--seed", metavar="S", help="Seed of the --sample draw.")
+        int, typer.Option("--seed", metavar="SEED", help="Seed of the --sample draw.")
     ] = DEFAULT_SEED,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Compare with the source only, not the cache.")

@@ -6,6 +6,7 @@ It imports nothing of fulcrum-sync but itself, so every layer can use it. The ex
     FulcrumError
     ├── InputError          bad usage or configuration (exit 2)
     │   ├── RefusedError    the source refused our credentials or address (exit 2)
+    │   ├── TenantRefusedError  one tenant's own Cube refused it: its contexts fail
     │   └── CatalogError    a catalog that does not validate (every problem listed)
     └── DependencyError     a dependency failed (exit 3 when nothing could be done)
         ├── SourceError     the semantic layer (Cube) or the demo generator
@@ -45,6 +46,7 @@ from fulcrum_sync.domain.errors import (
     StopRequested,
     StoreBusyError,
     StoreError,
+    TenantRefusedError,
     endpoint_of,
     is_outage,
 )
@@ -61,6 +63,7 @@ from fulcrum_sync.domain.grains import (
 )
 from fulcrum_sync.domain.health import Headline, decide_health
 from fulcrum_sync.domain.outcomes import (
+    CLAIMED_ELSEWHERE,
     FAILED_CONTEXTS,
     FAILED_KEYS,
     FAILED_OUTCOMES,
@@ -69,8 +72,10 @@ from fulcrum_sync.domain.outcomes import (
     ContextStatus,
     Health,
     KeyStatus,
+    PatternStatus,
     RunOutcome,
     SeriesStatus,
+    SkipReason,
     derive_outcome,
 )
 from fulcrum_sync.domain.periods import (
@@ -140,6 +145,7 @@ from fulcrum_sync.domain.state import (
 )
 
 __all__ = [
+    "CLAIMED_ELSEWHERE",
     "DEFAULT_LOOKBACK",
     "FAILED_CONTEXTS",
     "FAILED_KEYS",
@@ -183,6 +189,7 @@ __all__ = [
     "PatternContext",
     "PatternRunResult",
     "PatternState",
+    "PatternStatus",
     "PatternWindows",
     "PatternsRequest",
     "PatternsRunResult",
@@ -204,6 +211,7 @@ __all__ = [
     "SeriesValues",
     "SinkError",
     "SkipCounts",
+    "SkipReason",
     "SourceDownError",
     "SourceError",
     "SourceStats",
@@ -215,6 +223,7 @@ __all__ = [
     "SyncRequest",
     "SyncRunResult",
     "SyncType",
+    "TenantRefusedError",
     "UpgradeResult",
     "Window",
     "backfill_command",

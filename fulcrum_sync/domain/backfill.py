@@ -71,9 +71,16 @@ class BackfillResult:
     failures: list[str] = field(default_factory=list)
     interrupted: bool = False
     halted: str | None = None  # why the run stopped early (a dependency is down)
+    refused: int = 0  # of the failed keys: their tenant's own Cube refused its credentials
 
     @property
     def outcome(self) -> RunOutcome:
+        """``refused`` (exit 2) when every key it tried failed because a tenant's own Cube
+        refused the credentials (the only endpoint it tried); else as any run."""
+        every = self.refused > 0 and self.refused >= self.failed and self.done == 0
         return run_outcome(
-            interrupted=self.interrupted, halted=self.halted, failed=bool(self.failed)
+            interrupted=self.interrupted,
+            halted=self.halted,
+            failed=bool(self.failed),
+            refused=self.failures[0] if every and self.failures else None,
         )

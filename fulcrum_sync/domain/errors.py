@@ -7,6 +7,9 @@
     │   │                     period; bad flags or files                          (exit 2)
     │   ├── RefusedError      the source refused our credentials or address (HTTP 401,
     │   │                     403, 404): checked once, never retried              (exit 2)
+    │   ├── TenantRefusedError  one tenant's own Cube refused its credentials or address:
+    │   │                     only that tenant's contexts fail, the others run  (exit 1;
+    │   │                     2 when every context the run tried failed so)
     │   └── CatalogError      a catalog that does not validate: every problem, each with
     │                         its field path                                      (exit 2)
     ├── StopRequested         a wait (retry sleep, 429 pause, Continue-wait poll) woke on
@@ -52,6 +55,22 @@ class RefusedError(InputError):
     def __init__(self, *args: object, endpoint: str | None = None) -> None:
         super().__init__(*args)
         self.endpoint = endpoint
+
+
+class TenantRefusedError(InputError):
+    """A tenant's own source endpoint refused its credentials or address: a setting of that
+    tenant is wrong. Only its contexts fail (each names the endpoint and the fix); the run
+    goes on for the others and ends ``partial`` (exit 1), or ``refused`` (exit 2) when every
+    context it tried failed this way.
+
+    :param endpoint: the endpoint's address without credentials.
+    :param tenant: the tenant whose credential was refused.
+    """
+
+    def __init__(self, *args: object, endpoint: str | None = None, tenant: str = "") -> None:
+        super().__init__(*args)
+        self.endpoint = endpoint
+        self.tenant = tenant
 
 
 class StopRequested(FulcrumError):

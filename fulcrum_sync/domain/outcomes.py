@@ -83,6 +83,26 @@ class ContextStatus(StrEnum):
 FAILED_CONTEXTS = frozenset({ContextStatus.PARTIAL, ContextStatus.FAILED})
 
 
+class PatternStatus(StrEnum):
+    """How one pattern run ended in one run (a pattern's ``status`` in ``--json``)."""
+
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"  # too little data, its dimension failed, or see SkipReason
+    FAILED = "failed"
+
+
+class SkipReason(StrEnum):
+    """Why work was skipped because of its run key, worded the same by every command
+    (``skipped (already done)``): a pattern's ``skip_reason`` in ``--json``."""
+
+    ALREADY_DONE = "already done"  # another run did it; --force runs it again
+    BUSY = "claimed by another running process"
+
+
+#: Skips that are another run's work (not this run's to report or count as its own).
+CLAIMED_ELSEWHERE = frozenset({SkipReason.ALREADY_DONE, SkipReason.BUSY})
+
+
 class Health(StrEnum):
     """What ``status`` says as a whole (its ``health`` field and exit code)."""
 

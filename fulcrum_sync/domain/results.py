@@ -7,7 +7,12 @@ from datetime import date, datetime
 
 from fulcrum_sync.domain.catch_up import CatchUpRest
 from fulcrum_sync.domain.contexts import MetricContext
-from fulcrum_sync.domain.outcomes import FAILED_CONTEXTS, RunOutcome, derive_outcome
+from fulcrum_sync.domain.outcomes import (
+    CLAIMED_ELSEWHERE,
+    FAILED_CONTEXTS,
+    RunOutcome,
+    derive_outcome,
+)
 from fulcrum_sync.domain.periods import Grain, SyncType, Window
 from fulcrum_sync.domain.reports import ContextCacheResult
 from fulcrum_sync.domain.source_stats import SourceStats
@@ -75,6 +80,7 @@ class SeriesResult:
     error: str | None = None
     dependency_failure: bool = False  # failed because the source or database did
     source_down: bool = False  # failed because the source is down (its breaker is open)
+    refused: bool = False  # failed because the tenant's own Cube refused its credentials
 
     @property
     def rows_stored(self) -> int:
@@ -87,9 +93,15 @@ class PatternRunResult:
 
     pattern: str
     dimension: str | None
-    status: str  # succeeded | skipped | failed | done (already ran) | busy
+    status: str  # a PatternStatus: succeeded | skipped | failed
     run_key: str
     error: str | None = None
+    skip_reason: str | None = None  # a SkipReason: skipped because of its run key
+
+    @property
+    def claimed_elsewhere(self) -> bool:
+        """Skipped because another run did it or holds it (not this run's work)."""
+        return self.skip_reason in CLAIMED_ELSEWHERE
 
 
 @dataclass(slots=True)
@@ -141,6 +153,11 @@ class ContextResult:
     def outage(self) -> bool:
         """True when it failed because a dependency (source, database) was down."""
         return self.status == "failed" and self.dependency_failure
+
+    @property
+    def refused(self) -> bool:
+        """True when it failed because its tenant's own Cube refused the credentials."""
+        return self.status == "failed" and self.base is not None and self.base.refused
 
     @property
     def series(self) -> list[SeriesResult]:

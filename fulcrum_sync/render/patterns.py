@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich import box
@@ -14,7 +14,13 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from fulcrum_sync.domain import Grain, PatternsRunResult, format_period
+from fulcrum_sync.domain import (
+    Grain,
+    PatternRunResult,
+    PatternsRunResult,
+    SkipReason,
+    format_period,
+)
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.render.console import status_style, stdout_console
 from fulcrum_sync.render.numbers import format_field
@@ -68,8 +74,8 @@ def print_patterns_result(result: PatternsRunResult) -> None:
             escape(c.context.to_string()),
             escape(p.pattern),
             escape(p.dimension or ""),
-            status_style(SHOWN_STATUS.get(p.status, p.status)),
-            escape(SKIP_REASONS.get(p.status) or (p.error or "")[:120]),
+            status_style(p.status),
+            escape(p.skip_reason or (p.error or "")[:120]),
         )
         for c in sorted(result.contexts, key=lambda c: c.context)
         for p in c.patterns
@@ -81,27 +87,23 @@ def print_patterns_result(result: PatternsRunResult) -> None:
         rows,
         hidden="--json",
     )
-    if any(p.status == "done" for c in result.contexts for p in c.patterns):
+    patterns = [p for c in result.contexts for p in c.patterns]
+    if any(p.skip_reason == SkipReason.ALREADY_DONE for p in patterns):
         out.print("already done: another run did these; use --force to run them again.")
     out.print(
         f"Run {result.run_id}: {result.outcome} ({len(result.contexts)} contexts; "
-        f"{totals_text(result.totals())})."
+        f"{totals_text(patterns)})."
     )
 
 
-# A pattern key another run finished is "skipped (already done)", as sync says it.
-SHOWN_STATUS = {"done": "skipped", "busy": "skipped"}
-SKIP_REASONS = {
-    "done": "already done",
-    "busy": "claimed by another running process",
-}
-
-
-def totals_text(totals: dict[str, int]) -> str:
-    """``3 succeeded, 2 skipped (already done)``: statuses as sync words them."""
-    words = {"done": "skipped (already done)", "busy": "skipped (claimed by another process)"}
-    parts = [f"{n} {words.get(s, s)}" for s, n in sorted(totals.items())]
-    return ", ".join(parts) or "no patterns"
+def totals_text(patterns: Iterable[PatternRunResult]) -> str:
+    """``3 succeeded, 2 skipped (already done)``: the outcome words, with why a pattern was
+    skipped because of its run key (as sync words it); the same words as ``--json``."""
+    counts: dict[str, int] = {}
+    for p in patterns:
+        word = f"{p.status} ({p.skip_reason})" if p.skip_reason else p.status
+        counts[word] = counts.get(word, 0) + 1
+    return ", ".join(f"{n} {word}" for word, n in sorted(counts.items())) or "no patterns"
 
 
 def pattern_spec_json(spec: Any) -> dict[str, Any]:

@@ -10,9 +10,9 @@ they are estimated from the loaded rows and flagged as estimates.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -45,6 +45,8 @@ from fulcrum_sync.sql_types import UTCDateTime
 
 if TYPE_CHECKING:
     import pandas as pd
+
+T = TypeVar("T")
 
 POSTGRES_MAX_IDENTIFIER = 63
 
@@ -91,12 +93,18 @@ class LocalSink:
 
     def open(self) -> None:
         """Check the database answers and learn the schema tables go to (PostgreSQL)."""
+        self._again_if_lost(self._open)
+
+    def _open(self) -> None:
         with self._translate("connect to the local cache in"), self._engine.connect() as conn:
             if self._engine.dialect.name == "postgresql":
                 self._schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
 
     def ensure_table(self, table: CacheTable) -> None:
         """Create ``table`` if it does not exist."""
+        self._again_if_lost(lambda: self._ensure_table(table))
+
+    def _ensure_table(self, table: CacheTable) -> None:
         with self._translate(f"create {table.qualified} in"), self._engine.begin() as conn:
             conn.execute(CreateTable(cache_table(table.name), if_not_exists=True))
 
@@ -104,6 +112,11 @@ class LocalSink:
         self, table: CacheTable, frame: pd.DataFrame, grain: Grain, loaded_at: datetime
     ) -> LoadStats:
         """Replace the table's rows with ``frame`` in one transaction; return rows and size."""
+        return self._again_if_lost(lambda: self._replace(table, frame, grain, loaded_at))
+
+    def _replace(
+        self, table: CacheTable, frame: pd.DataFrame, grain: Grain, loaded_at: datetime
+    ) -> LoadStats:
         sa_table = cache_table(table.name)
         records = _records(frame, grain, loaded_at)
         with self._translate(f"load {table.qualified} in"), self._engine.begin() as conn:
@@ -125,6 +138,9 @@ class LocalSink:
 
     def read(self, table: CacheTable) -> list[CacheRow] | None:
         """Return the table's rows (None when it does not exist)."""
+        return self._again_if_lost(lambda: self._read(table))
+
+    def _read(self, table: CacheTable) -> list[CacheRow] | None:
         sa_table = cache_table(table.name)
         c = sa_table.c
         query = select(c.date, c.dimension_name, c.dimension_slice, c.value)
@@ -157,6 +173,18 @@ class LocalSink:
         except SQLAlchemyError:  # e.g. SQLite built without dbstat: estimate instead
             return None
         return None if value is None else int(value)
+
+    def _again_if_lost(self, call: Callable[[], T]) -> T:
+        """Run ``call`` (whole transactions) once more when its connection was lost: the pool
+        pings only connections that sat idle, and replaces the others once one fails."""
+        try:
+            return call()
+        except SinkError as exc:
+            from fulcrum_sync.store.retry import is_disconnect
+
+            if not is_disconnect(self._engine, exc.__cause__):
+                raise
+            return call()
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:

@@ -6,22 +6,29 @@ own HTTP client, breaker, throttle (``FULCRUM_SYNC_CUBE_MAX_CONCURRENCY`` per en
 retry budget, so one tenant's dead Cube fails only the requests behind that endpoint.
 
 A tenant whose variable or file is missing gets InputError naming it on each of its
-requests (its contexts fail; the others run). Nothing here reads the store: the tenants'
-blocks come from the ``connections`` callable the services give.
+requests (its contexts fail; the others run). A tenant whose own Cube refuses its
+credential or address (HTTP 401/403/404) gets TenantRefusedError: the first refusal is
+logged once and remembered for that endpoint and credential, so no further request is sent
+with it, and only the contexts of the tenants behind it fail. The settings' Cube refusing
+stays a RefusedError that ends the run (exit 2): its credential is everyone's. Nothing
+here reads the store: the tenants' blocks come from the ``connections`` callable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
 
 from fulcrum_sync.config import Settings
-from fulcrum_sync.domain import InputError, SourceStats
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.domain import InputError, RefusedError, SourceStats, TenantRefusedError
+from fulcrum_sync.logs import log_event
+from fulcrum_sync.sources.base import FetchOutcome, FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.sources.cube import CubeSource
 from fulcrum_sync.sources.cube_factory import (
     build_cube_source,
@@ -35,6 +42,7 @@ from fulcrum_sync.sources.urls import public_url
 if TYPE_CHECKING:
     from fulcrum_sync.catalog_connections import CubeConnection
 
+log = logging.getLogger(__name__)
 Connections = Callable[[], Mapping[str, "CubeConnection | None"]]
 
 
@@ -70,6 +78,9 @@ class TenantRoutedSource:
         self._default: CubeSource | InputError | None = None
         self._endpoints: dict[str, CubeSource] = {}  # base URL -> its source
         self._routes: dict[str, CubeSource | InputError] = {}  # tenant -> source or problem
+        # (endpoint base, credential reference) -> the refusal every tenant using them gets
+        self._refused: dict[tuple[str, str], TenantRefusedError] = {}
+        self._gates: dict[tuple[str, str], threading.Event] = {}  # set once first answered
 
     # ----------------------------------------------------------------- routing
 
@@ -81,6 +92,8 @@ class TenantRoutedSource:
             if route is None:
                 route = self._route(tenant)
                 self._routes[tenant] = route
+        if isinstance(route, TenantRefusedError):
+            raise TenantRefusedError(str(route), endpoint=route.endpoint, tenant=route.tenant)
         if isinstance(route, InputError):
             raise InputError(str(route))
         return route
@@ -113,6 +126,9 @@ class TenantRoutedSource:
                 if self._default is not None
                 else InputError(f"tenant {tenant} is not in the catalog this source was built for")
             )
+        refused = self._refused.get((cube_base(block.url), block.reference))
+        if refused is not None:  # another tenant's request with it was refused already
+            return refused
         try:
             credential = block.read_credential(tenant)
         except InputError as exc:
@@ -167,7 +183,10 @@ class TenantRoutedSource:
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Fetch from the tenant's endpoint (see :meth:`CubeSource.fetch_series`)."""
-        return self.source_for(request.tenant).fetch_series(request)
+        (outcome,) = self.fetch_many([request])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def fetch_many(self, requests: Sequence[FetchRequest]) -> list[list[SeriesRow] | Exception]:
         """Each tenant's requests from its endpoint (see :meth:`CubeSource.fetch_many`); a
@@ -177,20 +196,86 @@ class TenantRoutedSource:
         for i, request in enumerate(requests):
             by_tenant.setdefault(request.tenant, []).append(i)
         for tenant, indexes in by_tenant.items():
-            try:
-                source = self.source_for(tenant)
-            except InputError as exc:
-                for i in indexes:
-                    outcomes[i] = exc
-                continue
-            fetched = source.fetch_many([requests[i] for i in indexes])
-            for i, outcome in zip(indexes, fetched, strict=True):
-                outcomes[i] = outcome
+            with self._first_contact(tenant):
+                try:
+                    source = self.source_for(tenant)
+                except InputError as exc:
+                    for i in indexes:
+                        outcomes[i] = exc
+                    continue
+                fetched = source.fetch_many([requests[i] for i in indexes])
+                for i, outcome in zip(indexes, fetched, strict=True):
+                    outcomes[i] = self._own_refusal(tenant, outcome)
         return outcomes
+
+    @contextlib.contextmanager
+    def _first_contact(self, tenant: str) -> Iterator[None]:
+        """The first fetch with a tenant's own endpoint and credential goes alone; fetches of
+        the other tenants sharing both wait for its answer (a refusal is then not sent again
+        by them: one request, however many tenants and workers)."""
+        with self._lock:
+            block = self._prepare().get(tenant)
+        if block is None:
+            yield
+            return
+        key = (cube_base(block.url), block.reference)
+        with self._lock:
+            gate = self._gates.get(key)
+            leader = gate is None
+            if gate is None:
+                gate = self._gates[key] = threading.Event()
+        if not leader:
+            gate.wait()
+            yield
+            return
+        try:
+            yield
+        finally:
+            gate.set()
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """The members ``tenant``'s endpoint lists for it."""
-        return self.source_for(tenant).fetch_metadata(tenant)
+        try:
+            return self.source_for(tenant).fetch_metadata(tenant)
+        except RefusedError as exc:
+            error = self._own_refusal(tenant, exc)
+            raise (error if isinstance(error, Exception) else exc) from None
+
+    def _own_refusal(self, tenant: str, outcome: FetchOutcome) -> FetchOutcome:
+        """``outcome``, or TenantRefusedError when it is a refusal by ``tenant``'s own Cube
+        (remembered: that endpoint and credential are not sent another request)."""
+        if not isinstance(outcome, RefusedError):
+            return outcome
+        block = (self._blocks or {}).get(tenant)
+        if block is None:
+            return outcome  # the settings' Cube: everyone's credential (ends the run, exit 2)
+        key = (cube_base(block.url), block.reference)
+        with self._lock:
+            known = self._refused.get(key)
+            first = known is None
+            if known is None:
+                label, _, rest = str(outcome).replace(": not sent: ", ": ").partition(": ")
+                known = self._refused[key] = TenantRefusedError(
+                    f"{label}: credentials refused for tenant {tenant}: {rest}; only the "
+                    f"contexts behind this endpoint and {block.reference} fail, the others run",
+                    endpoint=outcome.endpoint,
+                    tenant=tenant,
+                )
+            for other, route in list(self._routes.items()):  # no request with it any more
+                theirs = self._blocks.get(other) if self._blocks else None
+                same = theirs is not None and (cube_base(theirs.url), theirs.reference) == key
+                if same and isinstance(route, CubeSource):
+                    self._routes[other] = known
+        if first:
+            log_event(
+                log,
+                "source refused the credentials",
+                logging.ERROR,
+                endpoint=known.endpoint,
+                tenant=tenant,
+                error=str(known),
+            )
+        return TenantRefusedError(str(known), endpoint=known.endpoint, tenant=tenant)
 
     def _sources(self) -> list[CubeSource]:
         with self._lock:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import NullPool, QueuePool
 
 from fulcrum_sync.config import DatabaseLimits, mask_url
@@ -28,6 +29,7 @@ __all__ = [
     "is_disconnect",
     "normalize_url",
     "open_engine",
+    "reading",
     "reconnecting",
     "serialize",
     "translate_errors",
@@ -104,17 +106,48 @@ def _create(url: str, workers: int, pooled: bool, limits: DatabaseLimits) -> Eng
         kwargs["poolclass"] = QueuePool
         kwargs["pool_size"] = workers + 2
         kwargs["max_overflow"] = 2
+        kwargs["pool_use_lifo"] = True  # the connection just used is the one used next
     else:
         kwargs["poolclass"] = NullPool
     if url.startswith("postgresql"):
         options = " ".join(filter(None, [_url_options(url), _session_options(limits)]))
         kwargs["connect_args"] = {"connect_timeout": 10, "options": options}
-        kwargs["pool_pre_ping"] = True  # a connection the server dropped is replaced
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    elif kwargs["poolclass"] is QueuePool:
+        _ping_when_idle(engine)
     return engine
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection on checkout when it sat idle in the pool for a while.
+
+    ``pool_pre_ping`` pings on every checkout: a round trip per transaction, a fifth of a
+    pattern run's waits on PostgreSQL. A connection the server dropped while it sat idle
+    (a restart, an idle timeout) is still replaced here before use; one dropped between two
+    uses in quick succession fails its transaction, which ``reconnecting`` (store/retry.py)
+    runs again on a new connection (SQLAlchemy then replaces the whole pool).
+    """
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:  # the pool connects anew
+            raise DisconnectionError(f"a pooled connection was lost: {exc}") from exc
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
 
 
 def _session_options(limits: DatabaseLimits) -> str:
@@ -172,6 +205,17 @@ def upgrade(engine: Engine) -> str:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     return HEAD_REVISION
+
+
+@contextlib.contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads that need no transaction: on PostgreSQL it runs in autocommit
+    (no BEGIN and ROLLBACK round trips around one statement; each statement still sees one
+    snapshot). SQLite reads as before."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def serialize(conn: Connection, name: str) -> None:

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import translate_errors
+from fulcrum_sync.store.engine import reconnecting, translate_errors
 
 
+@reconnecting
 def taken_among(
     engine: Engine, run_keys: list[str], owner: str, *, succeeded: bool = True
 ) -> set[str]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, and_, select
+from sqlalchemy import Engine, String, Table, and_, literal, null, select, union_all
 
 from fulcrum_sync.domain import Window
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.engine import reconnecting, translate_errors
+from fulcrum_sync.store.engine import reading, reconnecting, translate_errors
 from fulcrum_sync.store.runs import KeyDone, complete_all_in
 from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
 from fulcrum_sync.store.upsert import upsert_rows
@@ -83,6 +84,65 @@ def read_dimension(
     )
     with translate_errors(engine, "read series from"), engine.connect() as conn:
         return _frame(conn.execute(query).all(), ["date", "slice", "value"])
+
+
+@dataclass(frozen=True, slots=True)
+class ContextInputs:
+    """What a context's patterns read: its base series and dimension series over a history
+    window, and its targets over a window of their own (frames as :func:`read_series`,
+    :func:`read_targets` and :func:`read_dimension` return them)."""
+
+    series: pd.DataFrame
+    targets: pd.DataFrame
+    dimensions: dict[str, pd.DataFrame]
+
+
+@reconnecting
+def read_inputs(
+    engine: Engine,
+    tenant_id: int,
+    metric_id: str,
+    grain: str,
+    history: Window,
+    targets: Window,
+    dimensions: Sequence[str],
+) -> ContextInputs:
+    """Read a context's series, targets and ``dimensions`` in ONE statement (one round trip,
+    no transaction on PostgreSQL: a single statement sees one snapshot)."""
+    s, g, d = t.metric_time_series.c, t.metric_targets.c, t.metric_dimensional_time_series.c
+    no_text = null().cast(String)
+
+    def dated(c: Any, kind: str, window: Window) -> Any:
+        where = and_(c.tenant_id == tenant_id, c.metric_id == metric_id, c.grain == grain)
+        columns = (no_text.label("dim"), no_text.label("slice"), c.date.label("date"))
+        return select(literal(kind, String).label("kind"), *columns, c.value.label("value")).where(
+            where, c.date >= window.start, c.date <= window.end
+        )
+
+    parts = [dated(s, "s", history), dated(g, "t", targets)]
+    if dimensions:
+        parts.append(
+            select(literal("d", String), d.dimension_name, d.dimension_slice, d.date, d.value)
+            .where(d.tenant_id == tenant_id, d.metric_id == metric_id, d.grain == grain)
+            .where(d.dimension_name.in_(list(dimensions)))
+            .where(d.date >= history.start, d.date <= history.end)
+        )
+    both = union_all(*parts).subquery()
+    by_kind, by_dim, by_slice, by_date = list(both.c)[:4]
+    query = select(both).order_by(by_kind, by_dim, by_date, by_slice)
+    rows: dict[tuple[str, str | None], list[Any]] = {}
+    with translate_errors(engine, "read series from"), reading(engine) as conn:
+        for kind, dim, slice_, day, value in conn.execute(query):
+            rows.setdefault((kind, dim), []).append(
+                (day, value) if kind != "d" else (day, slice_, value)
+            )
+    return ContextInputs(
+        series=_frame(rows.get(("s", None), []), ["date", "value"]),
+        targets=_frame(rows.get(("t", None), []), ["date", "value"]),
+        dimensions={
+            dim: _frame(rows.get(("d", dim), []), ["date", "slice", "value"]) for dim in dimensions
+        },
+    )
 
 
 @reconnecting

@@ -4,19 +4,25 @@ Every store function runs whole transactions, so when the server goes away (conn
 refused, dropped, an admin shutdown, a restart) the failed transaction is simply run again
 once the server answers: at most the work in flight is redone, and since each transaction
 commits all or nothing, nothing is doubled. How long to wait is a :class:`Patience` set per
-engine (``FULCRUM_SYNC_DATABASE_RETRY_SECONDS``; the run's stop event ends the wait at once
-on SIGTERM). One ``warning`` is logged when the database is first found gone, one ``info``
-when it is back, however many threads waited; past the bound a StoreError says so (exit 3).
+engine (``FULCRUM_SYNC_DATABASE_RETRY_SECONDS``). One ``warning`` is logged when the
+database is first found gone, one ``info`` when it is back, however many threads waited;
+past the bound a StoreError says so (exit 3).
+
+The run's stop event (SIGTERM) ends every wait at once with StopRequested, as a wait for the
+source does: the run ends ``interrupted`` (exit 143) and one ``warning`` says so. Its record
+then gets :func:`after_stop`'s short grace: written if the database is back within it, else
+the next run closes the run as abandoned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -32,9 +38,11 @@ from tenacity import (
     wait_exponential,
 )
 
-from fulcrum_sync.domain import StoreError
+from fulcrum_sync.domain import StopRequested, StoreError
 
 log = logging.getLogger(__name__)
+#: How long a stopped run's record waits for a lost database (within a pod's grace period).
+STOP_GRACE_SECONDS = 5.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -100,6 +108,7 @@ class Patience:
     gave_up: bool = False  # waited the bound in vain: later calls (the run's record) try once
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _gone_since: float | None = None
+    _stop_said: bool = False
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` or until the stop event is set."""
@@ -118,6 +127,18 @@ class Patience:
             detail,
             self.seconds,
         )
+
+    def stopped(self, where: str, detail: str) -> StopRequested:
+        """The error that ends a wait the stop event woke; the first thread logs the line."""
+        with self._lock:
+            first, self._stop_said = not self._stop_said, True
+        message = (
+            f"{where}: stopped while waiting for the state database ({detail}): the run was "
+            "asked to stop; the work in flight is left for the next run (exit 143)"
+        )
+        if first:
+            log.warning(message)
+        return StopRequested(message)
 
     def back(self, where: str) -> None:
         """Note the database answers again; logs the one ``info`` after an outage."""
@@ -212,12 +233,12 @@ def _retried(engine: Engine, call: Callable[[], R]) -> R:
     except StoreError as exc:
         if patience.seconds <= 0 or not is_disconnect(engine, exc.__cause__):
             raise
-        # Stopped by SIGTERM, or by the run halting because another thread gave up first.
-        stopped = patience.stop.is_set() and not patience.gave_up
-        patience.gave_up = patience.gave_up or not stopped
-        why = "stopped while waiting" if stopped else "gave up"
+        # Stopped by SIGTERM (or a halt), unless another thread gave up first (the halt).
+        if patience.stop.is_set() and not patience.gave_up:
+            raise patience.stopped(where, _detail(exc)) from None
+        patience.gave_up = True
         raise StoreError(
-            f"{where}: the state database is unreachable: {why} after "
+            f"{where}: the state database is unreachable: gave up after "
             f"{patience.seconds:g} s (FULCRUM_SYNC_DATABASE_RETRY_SECONDS): {_detail(exc)}",
             endpoint=database_address(engine.url),
         ) from exc.__cause__
@@ -226,12 +247,33 @@ def _retried(engine: Engine, call: Callable[[], R]) -> R:
     return result
 
 
+@contextlib.contextmanager
+def after_stop(engine: Engine, seconds: float = STOP_GRACE_SECONDS) -> Iterator[None]:
+    """Let the block's store calls wait up to ``seconds`` for a lost database although the
+    run was stopped: a stopped run's record is worth a short wait, not the whole bound.
+
+    Nothing changes when the run was not stopped, or when it gave up waiting already; the
+    stop event and bound are restored after the block (call it when no worker runs).
+    """
+    patience = patience_of(engine)
+    if not patience.stop.is_set() or patience.gave_up or patience.seconds <= 0:
+        yield
+        return
+    saved = patience.stop, patience.seconds
+    patience.stop, patience.seconds = threading.Event(), min(seconds, patience.seconds)
+    try:
+        yield
+    finally:
+        patience.stop, patience.seconds = saved
+
+
 def reconnecting(func: Callable[Concatenate[Engine, P], R]) -> Callable[Concatenate[Engine, P], R]:
     """Run ``func(engine, ...)`` again when the database was lost mid-transaction.
 
     Every store function runs whole transactions, so a second run starts clean on a new
-    connection (the pool pre-pings, so dead idle connections are replaced on checkout). How
-    long it waits is the engine's :class:`Patience`.
+    connection (the pool pings only a connection that sat idle before handing it out: one
+    lost between two quick uses fails its transaction here once, and SQLAlchemy replaces the
+    pool's connections). How long it waits is the engine's :class:`Patience`.
     """
 
     def wrapper(engine: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:

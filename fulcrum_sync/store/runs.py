@@ -105,11 +105,17 @@ _TS = _rc.started_at.type
 # Built once, so a call only binds parameters: building these expressions per call cost more
 # than the SQL (benchmarks/orchestration.py). ``force_before`` is NULL unless --force, and a
 # comparison with NULL matches no row.
-_CLAIMABLE = or_(
-    _rc.status.in_(("pending", "failed", "released")),
-    and_(_rc.status == "running", _rc.lease_expires_at < bindparam("now", type_=_TS)),
-    and_(_rc.status == "succeeded", _rc.finished_at < bindparam("force_before", type_=_TS)),
-)
+
+
+def _claimable(c: Any) -> Any:
+    return or_(
+        c.status.in_(("pending", "failed", "released")),
+        and_(c.status == "running", c.lease_expires_at < bindparam("now", type_=_TS)),
+        and_(c.status == "succeeded", c.finished_at < bindparam("force_before", type_=_TS)),
+    )
+
+
+_CLAIMABLE = _claimable(_rc)
 _CLAIMED = {
     "status": "running",
     "lease_owner": bindparam("p_owner"),
@@ -120,16 +126,21 @@ _CLAIMED = {
     "finished_at": None,
     "error": None,
 }
+CLAIMED = _CLAIMED  # the values of a claimed key (bound with :func:`claim_params`)
 _CLAIM = update(t.run_items).where(and_(_rc.run_key == bindparam("key"), _CLAIMABLE))
 _CLAIM = _CLAIM.values(_CLAIMED)
-_LOCK = select(_rc.run_key).where(and_(_rc.run_key == bindparam("key"), _CLAIMABLE))
-_LOCK = _LOCK.with_for_update(skip_locked=True)
-_TAKE = update(t.run_items).where(_rc.run_key == bindparam("key")).values(_CLAIMED)
 _KEYS = _rc.run_key.in_(bindparam("keys", expanding=True))
 _CLAIM_MANY = update(t.run_items).where(and_(_KEYS, _CLAIMABLE)).values(_CLAIMED)
 _CLAIM_MANY = _CLAIM_MANY.returning(_rc.run_key)
-_LOCK_MANY = select(_rc.run_key).where(and_(_KEYS, _CLAIMABLE)).with_for_update(skip_locked=True)
-_TAKE_MANY = update(t.run_items).where(_KEYS).values(_CLAIMED)
+# PostgreSQL: lock the claimable rows no one else has locked and take them, in ONE statement.
+_free = t.run_items.alias("free")
+_FREE = (
+    select(_free.c.run_key)
+    .where(and_(_free.c.run_key.in_(bindparam("keys", expanding=True)), _claimable(_free.c)))
+    .with_for_update(skip_locked=True)
+)
+_TAKE_FREE = update(t.run_items).where(_rc.run_key.in_(_FREE)).values(_CLAIMED)
+_TAKE_FREE = _TAKE_FREE.returning(_rc.run_key)
 _STATUS_OF = select(_rc.run_key, _rc.status).where(_KEYS)
 _COMPLETE = (
     update(t.run_items)
@@ -152,10 +163,10 @@ _COMPLETE = (
 
 # A claim commits without waiting for its WAL flush (PostgreSQL): others see it at once, the
 # work's own commit flushes it first, and a crash before that kills the work's transaction too.
-_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
+NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
 
 
-def _claim_params(
+def claim_params(
     owner: str, run_id: str, lease_seconds: int, force_before: datetime | None
 ) -> dict[str, Any]:
     now = now_utc()
@@ -183,12 +194,11 @@ def claim(
     :param force_before: also take a key that succeeded before this instant (``--force``).
     """
     c = t.run_items.c
-    params = _claim_params(owner, run_id, lease_seconds, force_before) | {"key": run_key}
+    params = claim_params(owner, run_id, lease_seconds, force_before) | {"key": run_key}
     with translate_errors(engine, "claim a run key in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(_NO_FLUSH_WAIT)
-            locked = conn.execute(_LOCK, params).first()
-            taken = locked is not None and bool(conn.execute(_TAKE, params).rowcount)
+            conn.exec_driver_sql(NO_FLUSH_WAIT)
+            taken = bool(take(conn, params | {"keys": [run_key]}))
         else:
             taken = bool(conn.execute(_CLAIM, params).rowcount)
         if taken:
@@ -245,11 +255,11 @@ def claim_many(
     """
     if not run_keys:
         return {}
-    params = _claim_params(owner, run_id, lease_seconds, force_before)
+    params = claim_params(owner, run_id, lease_seconds, force_before)
     with translate_errors(engine, "claim run keys in"), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(_NO_FLUSH_WAIT)
-        taken = _take(conn, params | {"keys": run_keys})
+            conn.exec_driver_sql(NO_FLUSH_WAIT)
+        taken = take(conn, params | {"keys": run_keys})
         left = [k for k in run_keys if k not in taken]
         rest: dict[str, str] = {}
         if left:
@@ -257,7 +267,7 @@ def claim_many(
         if items and len(rest) < len(left):  # keys without a row yet: make and take them
             new = set(left) - set(rest)
             ensure_items_in(conn, [i for i in items if i.run_key in new], run_id)
-            got = _take(conn, params | {"keys": sorted(new)})
+            got = take(conn, params | {"keys": sorted(new)})
             taken |= got
             # Rows another process made (and took) at the same instant: read what they are.
             raced = sorted(new - got)
@@ -284,14 +294,12 @@ def claim_many(
     return claims
 
 
-def _take(conn: Connection, params: dict[str, Any]) -> set[str]:
-    """Claim the claimable keys among ``params["keys"]``; return those taken."""
-    if conn.dialect.name == "postgresql":
-        keys = list(conn.execute(_LOCK_MANY, params).scalars())
-        if keys:
-            conn.execute(_TAKE_MANY, params | {"keys": keys})
-        return set(keys)
-    return set(conn.execute(_CLAIM_MANY, params).scalars())
+def take(conn: Connection, params: dict[str, Any]) -> set[str]:
+    """Claim the claimable keys among ``params["keys"]`` (params of :func:`claim_params`)
+    in the caller's transaction; return those taken. On PostgreSQL rows another transaction
+    has locked are skipped, not waited for."""
+    statement = _TAKE_FREE if conn.dialect.name == "postgresql" else _CLAIM_MANY
+    return set(conn.execute(statement, params).scalars())
 
 
 @reconnecting

@@ -19,7 +19,7 @@ only touches it while this owner still holds it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -62,12 +62,17 @@ class SeriesWrite:
 
 @reconnecting
 def write_context(
-    engine: Engine, writes: Sequence[SeriesWrite], *, done: KeyDone | None = None
+    engine: Engine,
+    writes: Sequence[SeriesWrite],
+    *,
+    done: KeyDone | None = None,
+    also: Callable[[Connection], object] | None = None,
 ) -> list[WriteCounts]:
     """Store every series of one context and record each one's status in one transaction.
 
     With ``done`` the context's run key is completed in the same transaction (its counts get
-    ``rows_stored``: the rows this transaction stored). Returns each
+    ``rows_stored``: the rows this transaction stored); ``also`` then runs in it too (the
+    sync claims the context's pattern keys there: store/claims.py). Returns each
     write's counts (zeros for a failed fetch). Raises StoreError, and then nothing of it is
     stored: the caller may store the series one by one to isolate the one that fails.
     """
@@ -105,6 +110,8 @@ def write_context(
         if done is not None:
             stored = sum(c.stored for c in counts)
             complete_in(conn, replace(done, counts={**(done.counts or {}), "rows_stored": stored}))
+        if also is not None:
+            also(conn)
     return counts
 
 

@@ -83,7 +83,8 @@ def test_patterns_twice_leaves_one_row_per_key_with_the_second_timestamp(cli_env
             for r in conn.execute(select(t.pattern_results))
         }
     skipped = json.loads(run(cli_env, *args).stdout)
-    assert {p["status"] for c in skipped["contexts"] for p in c["patterns"]} == {"done"}
+    patterns = [p for c in skipped["contexts"] for p in c["patterns"]]
+    assert {(p["status"], p["skip_reason"]) for p in patterns} == {("skipped", "already done")}
     second = run(cli_env, *args, "--force")
     assert second.exit_code == 0
     second_run = json.loads(second.stdout)["run_id"]

@@ -12,6 +12,8 @@ from fulcrum_sync.domain import (
     DependencyError,
     InputError,
     RunOutcome,
+    StopRequested,
+    TenantRefusedError,
     derive_outcome,
 )
 
@@ -45,6 +47,8 @@ def test_errors_map_by_type() -> None:
     assert exit_code(InputError("x")) == 2
     assert exit_code(DependencyError("x")) == 3
     assert exit_code(RuntimeError("x")) == 1
+    assert exit_code(StopRequested("x")) == 143  # a wait (source or database) woke on SIGTERM
+    assert exit_code(TenantRefusedError("x")) == 2  # alone it ends a command as configuration
 
 
 @pytest.mark.parametrize(

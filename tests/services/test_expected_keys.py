@@ -15,7 +15,7 @@ from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain, Scope
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources.demo import DemoSource
-from fulcrum_sync.store import progress, run_records, runs
+from fulcrum_sync.store import claims, progress, run_records, runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 from fulcrum_sync.store.state import StoreScope, count_parts, delete_parts
@@ -95,6 +95,7 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
     assert invoke(db_url, "discover", "--grain", "day").exit_code == 0
     gone = "sync:day:2025-09-30:acme::orders"
     claim, claim_many = runs.claim, runs.claim_many
+    claim_context = claims.claim_context
 
     def reset(engine: Engine, run_keys: list[str]) -> None:
         if gone in run_keys:  # what a `state reset` between planning and claiming does
@@ -111,8 +112,13 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
         reset(engine, run_keys)
         return claim_many(engine, run_keys, **kw)
 
+    def claim_context_after_a_reset(engine: Engine, run_key: str, *args: Any) -> Any:
+        reset(engine, [run_key])  # a sync with patterns claims a context's keys together
+        return claim_context(engine, run_key, *args)
+
     monkeypatch.setattr(runs, "claim", claim_after_a_reset)  # a batch of one key
     monkeypatch.setattr(runs, "claim_many", claim_many_after_a_reset)  # claims ahead
+    monkeypatch.setattr(claims, "claim_context", claim_context_after_a_reset)
     done = invoke(db_url, *SYNC, "--json")
     assert done.exit_code == 1, done.output  # partial: one context failed
     contexts = {c["context"]: c for c in json.loads(done.stdout)["contexts"]}
@@ -137,6 +143,7 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
         engine.dispose()
     monkeypatch.setattr(runs, "claim", claim)
     monkeypatch.setattr(runs, "claim_many", claim_many)
+    monkeypatch.setattr(claims, "claim_context", claim_context)
     again = invoke(db_url, *SYNC, "--json")  # the next plain run does it
     assert again.exit_code == 0, again.output
     statuses = {c["context"]: c["status"] for c in json.loads(again.stdout)["contexts"]}

@@ -26,6 +26,7 @@ from fulcrum_sync.domain import (
     BackfillResult,
     ContextResult,
     PatternRunResult,
+    SkipReason,
     Window,
     period_end,
 )
@@ -73,9 +74,10 @@ class _Progress:
             if done:
                 self._report()
 
-    def fail(self, n: int, failure: str) -> None:
+    def fail(self, n: int, failure: str, *, refused: bool = False) -> None:
         with self._lock:
             self._result.failed += n
+            self._result.refused += n if refused else 0
             self._result.failures.append(failure)
         log_event(log, "backfill keys failed", logging.ERROR, counts={"failed": n}, error=failure)
 
@@ -192,7 +194,8 @@ def _backfill_context(
             progress.count(done=len(stretch))
         else:
             window = Window(stretch[0], period_end(ctx.grain, stretch[-1]))
-            progress.fail(len(stretch), f"{ctx.context} {window.to_string()}: {res.error}")
+            failure = f"{ctx.context} {window.to_string()}: {res.error}"
+            progress.fail(len(stretch), failure, refused=res.refused)
 
     def skipped(_period: date, claim: Claim) -> None:
         progress.count(**{"already" if claim is Claim.DONE else "busy": 1})
@@ -200,9 +203,9 @@ def _backfill_context(
     def pattern(_period: date, p: PatternRunResult) -> None:
         if p.status == "skipped" and p.error == DIMENSION_FAILED:
             return  # not run: its dimension's sync failed (counted there); a resume does it
-        if p.status == "done":
+        if p.skip_reason == SkipReason.ALREADY_DONE:
             progress.count(already=1)
-        elif p.status == "busy":
+        elif p.skip_reason == SkipReason.BUSY:
             progress.count(busy=1)
         elif p.status == "failed":
             progress.fail(1, f"{p.run_key}: {p.error}")

@@ -61,18 +61,26 @@ def pattern_jobs(
     ]
 
 
-def pattern_keys(ctx: ContextDef, period: date, overrides: Overrides = None) -> list[RunItem]:
+def pattern_keys(
+    ctx: ContextDef,
+    period: date,
+    overrides: Overrides = None,
+    skip_dimensions: frozenset[str] = frozenset(),
+) -> list[RunItem]:
     """The run keys of :func:`pattern_jobs`, made without importing the patterns (pandas):
-    what a run needs to make keys or to see that they are done."""
+    what a run needs to make keys or to see that they are done. ``skip_dimensions``: leave
+    out the keys of these dimensions' patterns."""
     items: list[RunItem] = []
     for name in ctx.metric.patterns:
         kind: PatternKind | PatternSpec | None = (overrides or {}).get(name) or PATTERN_KINDS.get(
             name
         )
         if kind is None:  # not a registered pattern: let the registry say so
-            return [job[2] for job in pattern_jobs(ctx, period, overrides=overrides)]
+            jobs = pattern_jobs(ctx, period, overrides=overrides)
+            return [item for _, dim, item in jobs if dim not in skip_dimensions]
         if kind.supports(ctx.grain):
-            items += [item for _, item in _pattern_items(ctx, period, name, kind.needs_dimension)]
+            made = _pattern_items(ctx, period, name, kind.needs_dimension)
+            items += [item for dim, item in made if dim not in skip_dimensions]
     return items
 
 

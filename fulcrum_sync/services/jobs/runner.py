@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.jobs.claim_ahead import ClaimAhead
 from fulcrum_sync.store import progress, run_records, runs
-from fulcrum_sync.store.retry import set_patience
+from fulcrum_sync.store.retry import STOP_GRACE_SECONDS, after_stop, set_patience
 from fulcrum_sync.store.runs import Claim, RunItem
 
 log = logging.getLogger(__name__)
@@ -144,15 +144,25 @@ class RunContext:
                     raise
                 outcome, summary = "failed", {}
             if error is not None:
-                stopped = isinstance(error, KeyboardInterrupt | SystemExit)
-                outcome = "interrupted" if stopped else "failed"
+                signalled = isinstance(error, KeyboardInterrupt | SystemExit)
+                woke = isinstance(error, StopRequested) and not self.halted  # a SIGTERM wait
+                outcome = "interrupted" if signalled or woke else "failed"
                 summary = {**summary, "error": f"{type(error).__name__}: {error}"}
             try:
-                runs.release_all(self.engine, self.owner)
-                run_records.finish_run(self.engine, self.run_id, outcome, summary)
-            except DependencyError:
-                if error is None:
-                    raise  # otherwise the original error is the one to report
+                with after_stop(self.engine):  # a stopped run's record: a short grace
+                    runs.release_all(self.engine, self.owner)
+                    run_records.finish_run(self.engine, self.run_id, outcome, summary)
+            except (DependencyError, StopRequested):
+                if error is None and not self.stop.is_set():
+                    raise  # otherwise the original error (or the stop) is the one to report
+                if error is None:  # stopped (exit 143) with the database still away
+                    log.warning(
+                        "run %s not recorded %s: the state database did not come back within "
+                        "%g s of the stop; the next run closes it as abandoned",
+                        self.run_id,
+                        outcome,
+                        STOP_GRACE_SECONDS,
+                    )
 
 
 def close_abandoned(engine: Engine, lease_seconds: int) -> None:
@@ -206,6 +216,7 @@ def run_keyed(
     workers: int = 1,
     on_result: Callable[[R], None] | None = None,
     made: bool = False,
+    claim: Callable[[KeyedWork[T]], Claim] | None = None,
 ) -> list[R]:
     """Claim and do every item; return results in completion order (none when ``on_result``
     takes each as it comes: a run of any size then keeps no result per item).
@@ -217,7 +228,8 @@ def run_keyed(
     when the run started (read in one query): those are skipped as done without a claim,
     unless the run forces. This owner's leases
     are renewed while the work runs. ``made``: the keys' rows exist
-    already (made by the caller).
+    already (made by the caller). ``claim``: how an item's key is claimed, when not alone
+    (a sync claims a context's pattern keys with it when its sync key is done already).
     """
     if not work:
         return []
@@ -227,7 +239,7 @@ def run_keyed(
     done_before: set[str] = set()
     if rc.force_before is None:
         done_before = progress.succeeded_among(rc.engine, [w.item.run_key for w in work])
-    claims = ClaimAhead(rc, [w.item.run_key for w in work if w.item.run_key not in done_before])
+    ahead = ClaimAhead(rc, [w.item.run_key for w in work if w.item.run_key not in done_before])
 
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():
@@ -238,9 +250,9 @@ def run_keyed(
     def work_one(w: KeyedWork[T]) -> R | None:
         if w.item.run_key in done_before:
             return skipped(w, Claim.DONE)
-        claim = claims.take(w.item.run_key)
-        if claim is not Claim.CLAIMED:
-            return skipped(w, claim)
+        got = ahead.take(w.item.run_key) if claim is None else claim(w)
+        if got is not Claim.CLAIMED:
+            return skipped(w, got)
         try:
             result = do(w.payload)
             outcome = summarize(result)
@@ -266,7 +278,7 @@ def run_keyed(
                     on_result(result)
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
-            with contextlib.suppress(DependencyError):  # the run's record says why
+            with contextlib.suppress(DependencyError, StopRequested):  # the record says why
                 runs.release_pending(rc.engine, [w.item.run_key for w in work])
     return results
 
@@ -277,17 +289,23 @@ def run_batch(
     do_all: Callable[[list[T]], list[R]],
     summarize: Callable[[R], Outcome],
     skipped: Callable[[KeyedWork[T], Claim], R],
+    *,
+    claimed: Mapping[str, Claim] | None = None,
 ) -> list[R]:
     """Claim every key in one transaction, do the claimed ones in one call, record each.
 
     ``do_all`` gets the payloads of the claimed keys, in order, and returns one result per
     payload (a backfill syncs a context's claimed periods in as few fetches as it can). Keys
     not claimed come back through ``skipped``. If ``do_all`` raises, every claimed key is
-    recorded failed. Leases are renewed by the caller.
+    recorded failed. Leases are renewed by the caller. ``claimed``: keys whose claim was
+    made already (in another transaction of the caller's); only the others are claimed.
     """
     if not work:
         return []
-    claims = _claim_all(rc, work)
+    claims = dict(claimed or {})
+    rest = [w for w in work if w.item.run_key not in claims]
+    if rest:
+        claims.update(_claim_all(rc, rest))
     mine = [w for w in work if claims[w.item.run_key] is Claim.CLAIMED]
     results = [
         skipped(w, claims[w.item.run_key])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -40,12 +41,26 @@ class ContextData:
         self._wide: dict[tuple[str, str | None], tuple[Window, pd.DataFrame, np.ndarray]] = {}
 
     def preload(self, history: Window, targets: Window) -> None:
-        """Read every series, dimension and the targets over a wide window once."""
-        wanted = [("series", None, history), ("targets", None, targets)] + [
-            ("dimension", d.dimension_id, history) for d in self._ctx.metric.dimensions
+        """Read every series, dimension and the targets over a wide window once (one
+        statement: store/pattern_data.read_inputs)."""
+        ctx = self._ctx
+        dimensions = [d.dimension_id for d in ctx.metric.dimensions]
+        read = pattern_data.read_inputs(
+            self._engine,
+            ctx.tenant.tenant_id,
+            ctx.metric.metric_id,
+            ctx.grain.value,
+            history,
+            targets,
+            dimensions,
+        )
+        wanted: list[tuple[str, str | None, Window, pd.DataFrame]] = [
+            ("series", None, history, read.series),
+            ("targets", None, targets, read.targets),
         ]
-        for kind, dimension, window in wanted:
-            frame = self._read(kind, dimension, window)
+        wanted += [("dimension", d, history, read.dimensions[d]) for d in dimensions]
+        for kind, dimension, window, raw in wanted:
+            frame = normalise(raw, ctx.grain, _COLUMNS[kind])
             self._wide[(kind, dimension)] = (window, frame, frame["date"].to_numpy())
 
     def _read(self, kind: str, dimension: str | None, window: Window) -> pd.DataFrame:
@@ -105,12 +120,20 @@ def _between(frame: pd.DataFrame, dates: np.ndarray, window: Window) -> pd.DataF
     return frame.iloc[int(start) : int(end)]
 
 
-def preloaded(engine: Engine, ctx: ContextDef, periods: list[date]) -> ContextData:
-    """Read the context's data for all its periods' patterns once (sliced per period)."""
+def preloaded(
+    engine: Engine,
+    ctx: ContextDef,
+    periods: list[date],
+    specs: Sequence[PatternSpec] | None = None,
+) -> ContextData:
+    """Read the context's data for all its periods' patterns once (sliced per period).
+
+    :param specs: the patterns that will run (default: the context's enabled ones).
+    """
     data = ContextData(engine, ctx)
     if not periods:
         return data
-    specs = pattern_specs(ctx)
+    specs = pattern_specs(ctx) if specs is None else specs
     if not specs:
         return data
     settings = ctx.tenant.pattern_settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +25,8 @@ from fulcrum_sync.domain import (
     PatternRunResult,
     PatternsRequest,
     PatternsRunResult,
+    PatternStatus,
+    SkipReason,
 )
 from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.patterns.registry import PatternSpec, get_pattern, list_patterns, run_pattern
@@ -38,7 +40,7 @@ from fulcrum_sync.services.jobs.runner import (
     map_workers,
     run_batch,
 )
-from fulcrum_sync.services.patterns.inputs import ContextData
+from fulcrum_sync.services.patterns.inputs import ContextData, preloaded
 from fulcrum_sync.store import pattern_data
 from fulcrum_sync.store.catalog import read_catalog
 from fulcrum_sync.store.runs import Claim, KeyDone
@@ -60,13 +62,15 @@ def run_context_patterns(
     skip_dimensions: frozenset[str] = frozenset(),
     data: ContextData | None = None,
     overrides: Overrides = None,
+    claims: Mapping[str, Claim] | None = None,
 ) -> list[PatternRunResult]:
     """Run ``ctx``'s enabled patterns for ``period``; one failing never stops the others.
 
     Dimension patterns run once per dimension, except for ``skip_dimensions`` (their sync
-    failed), which are reported skipped.
+    failed), which are reported skipped. Without ``data`` the stored data the claimed
+    patterns read is read once, in one statement. ``claims``: keys claimed already (with the
+    context's sync); the others are claimed here, in one transaction.
     """
-    data = data or ContextData(rc.engine, ctx)
     work: list[KeyedWork[PatternJob]] = []
     results: list[PatternRunResult] = []
     for spec, dim, item in pattern_jobs(ctx, period, only, overrides):
@@ -78,16 +82,19 @@ def run_context_patterns(
             work.append(KeyedWork(item, (spec, dim, item)))
 
     def do_all(jobs: list[PatternJob]) -> list[PatternRunResult]:
-        return _run_all(rc, ctx, period, jobs, data)
+        specs = list({job[0].name: job[0] for job in jobs}.values())
+        inputs = data or preloaded(rc.engine, ctx, [period], specs)
+        return _run_all(rc, ctx, period, jobs, inputs)
 
     def skipped(w: KeyedWork[PatternJob], claim: Claim) -> PatternRunResult:
         name, dim, key = w.payload[0].name, w.payload[1], w.item.run_key
         if claim is Claim.GONE:
             return PatternRunResult(name, dim, "failed", key, KEY_GONE.format(key=key))
-        return PatternRunResult(name, dim, "done" if claim is Claim.DONE else "busy", key)
+        why = SkipReason.ALREADY_DONE if claim is Claim.DONE else SkipReason.BUSY
+        return PatternRunResult(name, dim, PatternStatus.SKIPPED, key, skip_reason=why)
 
     order = {w.item.run_key: i for i, w in enumerate(work)}
-    ran = run_batch(rc, work, do_all, _summarize, skipped)
+    ran = run_batch(rc, work, do_all, _summarize, skipped, claimed=claims)
     return results + sorted(ran, key=lambda r: order[r.run_key])
 
 
@@ -201,7 +208,9 @@ def run(
                 rc, ctx, request.period, only=request.pattern, overrides=overrides
             )
         res.finished_at = _now()
-        res.status = "failed" if res.pattern_counts()["failed"] else "succeeded"
+        counts = res.pattern_counts()
+        all_skipped = bool(res.patterns) and counts["skipped"] == len(res.patterns)
+        res.status = "failed" if counts["failed"] else "skipped" if all_skipped else "succeeded"
         return res
 
     def summarize() -> tuple[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ with ``--no-patterns`` never loads it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import ContextResult, PatternRunResult
 from fulcrum_sync.services.jobs.keys import Overrides, pattern_keys
 from fulcrum_sync.services.jobs.runner import RunContext
+from fulcrum_sync.store.runs import Claim
 
 if TYPE_CHECKING:
     from fulcrum_sync.services.patterns.inputs import ContextData
@@ -36,28 +38,45 @@ class PatternStep:
         *,
         skip_dimensions: frozenset[str] = frozenset(),
         data: ContextData | None = None,
+        claims: Mapping[str, Claim] | None = None,
     ) -> list[PatternRunResult]:
-        """Run ``ctx``'s patterns for ``period`` (nothing when disabled)."""
+        """Run ``ctx``'s patterns for ``period`` (nothing when disabled); ``claims``: its
+        pattern keys claimed already (with its sync's writes)."""
         if not self.enabled:
             return []
         from fulcrum_sync.services.patterns.run import run_context_patterns
 
         return run_context_patterns(
-            rc, ctx, period, skip_dimensions=skip_dimensions, data=data, overrides=self.overrides
+            rc,
+            ctx,
+            period,
+            skip_dimensions=skip_dimensions,
+            data=data,
+            overrides=self.overrides,
+            claims=claims,
         )
 
-    def after(self, rc: RunContext, ctx: ContextDef, res: ContextResult) -> None:
+    def after(
+        self,
+        rc: RunContext,
+        ctx: ContextDef,
+        res: ContextResult,
+        claims: Mapping[str, Claim] | None = None,
+    ) -> None:
         """Run the patterns of ``res.period`` for a context synced (or done) earlier; a
         dimension whose sync failed skips its own patterns. Appends to ``res.patterns``."""
         skip = frozenset(res.dimensions_failed)
-        res.patterns.extend(self.run(rc, ctx, res.period, skip_dimensions=skip))
+        res.patterns.extend(self.run(rc, ctx, res.period, skip_dimensions=skip, claims=claims))
 
-    def keys(self, ctx: ContextDef, period: date) -> set[str]:
-        """The pattern run keys of ``ctx`` for ``period`` (none when disabled); made without
-        importing the patterns (pandas)."""
+    def keys(
+        self, ctx: ContextDef, period: date, skip_dimensions: frozenset[str] = frozenset()
+    ) -> set[str]:
+        """The pattern run keys of ``ctx`` for ``period`` (none when disabled), but those of
+        ``skip_dimensions``; made without importing the patterns (pandas)."""
         if not self.enabled:
             return set()
-        return {item.run_key for item in pattern_keys(ctx, period, self.overrides)}
+        items = pattern_keys(ctx, period, self.overrides, skip_dimensions)
+        return {item.run_key for item in items}
 
     def preload(self, rc: RunContext, ctx: ContextDef, periods: list[date]) -> ContextData | None:
         """The stored data ``ctx``'s patterns read for ``periods``, read once for all."""

@@ -206,7 +206,7 @@ def finish_older_patterns(
         if rc.stop.is_set():
             return
         ran = patterns.run(rc, ctx, period)
-        res.patterns.extend(p for p in ran if p.status not in ("done", "busy"))
+        res.patterns.extend(p for p in ran if not p.claimed_elsewhere)
 
 
 def loadable(res: ContextResult) -> bool:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from fulcrum_sync.catalog import ContextDef, DimensionDef
 from fulcrum_sync.config import Settings
@@ -24,6 +24,7 @@ from fulcrum_sync.domain import (
     StopRequested,
     StoreBusyError,
     SyncType,
+    TenantRefusedError,
     Window,
     compute_window,
     is_outage,
@@ -118,6 +119,7 @@ def sync_context(
     window: Window | None = None,
     statuses: dict[str, sync_status.SeriesStatus] | None = None,
     owner: str | None = None,
+    also: Callable[[Connection, ContextResult], object] | None = None,
 ) -> ContextResult:
     """Sync the base series and then every dimension of ``ctx``; never raises for one series.
 
@@ -128,7 +130,8 @@ def sync_context(
 
     Every series is fetched first, then all are stored with their statuses in one
     transaction; with ``owner`` (the lease owner of the context's claimed run key) the key is
-    completed in it too (``result.key_done``). ``statuses`` are the context's series
+    completed in it too (``result.key_done``), and ``also(conn, result)`` runs in it (the
+    sync claims the context's pattern keys). ``statuses`` are the context's series
     statuses when the caller read them already (a sync reads them once per run).
     """
     grain: Grain = ctx.grain
@@ -175,7 +178,8 @@ def sync_context(
             break
     _settle_status(result)
     done = _key_done(result, owner) if owner is not None and refused is None else None
-    result.key_done = _store(engine, fetched, done)
+    then = (lambda conn: also(conn, result)) if also is not None and done is not None else None
+    result.key_done = _store(engine, fetched, done, then)
     _settle_status(result)
     result.finished_at = datetime.now(UTC)
     if refused is not None:
@@ -281,11 +285,15 @@ def _failed(series: SeriesResult, exc: Exception) -> None:
     series.success = False
     series.dependency_failure = is_outage(exc)
     series.source_down = isinstance(exc, SourceDownError)
+    series.refused = isinstance(exc, TenantRefusedError)
     series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
 
 
 def _store(
-    engine: Engine, fetched: list[tuple[SeriesResult, SeriesWrite]], done: KeyDone | None
+    engine: Engine,
+    fetched: list[tuple[SeriesResult, SeriesWrite]],
+    done: KeyDone | None,
+    also: Callable[[Connection], object] | None = None,
 ) -> bool:
     """Store the fetched series in one transaction; return whether ``done`` was recorded.
 
@@ -294,7 +302,7 @@ def _store(
     others are kept; the run key is then left to the caller.
     """
     try:
-        counts = write_context(engine, [w for _, w in fetched], done=done)
+        counts = write_context(engine, [w for _, w in fetched], done=done, also=also)
     except StoreBusyError as exc:  # a lock not granted in time: every series would wait again
         for series, write in fetched:
             _failed(series, exc)

@@ -14,18 +14,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextCacheResult,
     ContextResult,
+    ContextTally,
     InputError,
     RefusedError,
     SourceStats,
+    StopRequested,
     SyncRequest,
     SyncRunResult,
 )
@@ -56,7 +59,9 @@ from fulcrum_sync.services.run.sync_report import (
     vanished,
 )
 from fulcrum_sync.sources.base import Source
+from fulcrum_sync.store import claims as context_claims
 from fulcrum_sync.store import progress
+from fulcrum_sync.store.claims import Claimant, take_in
 from fulcrum_sync.store.runs import Claim
 
 
@@ -101,6 +106,9 @@ class SyncRun:
     fetcher: Source = field(init=False)  # the source, or its planner of shared round trips
     _before: SourceStats = field(init=False)
     _analysed: set[str] | None = None  # the period's succeeded pattern keys, read once
+    # Pattern keys claimed with a context's sync (or with its sync key found done), by its
+    # sync key: the context's patterns then claim nothing more (store/claims.py).
+    _pattern_claims: dict[str, dict[str, Claim]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def execute(self) -> SyncRunResult:
@@ -148,6 +156,8 @@ class SyncRun:
                 self._work(late, work)
             except RefusedError as exc:  # a wrong secret or URL: nothing more is sent (exit 2)
                 self.result.refused = str(exc)  # logged by refusal_logged, with its context
+            except StopRequested:  # a wait for the database woke on SIGTERM: interrupted
+                pass  # the warning is logged; the record says interrupted (exit 143)
             finally:
                 if self.loader is not None:
                     self.loader.close()
@@ -198,7 +208,31 @@ class SyncRun:
             workers=workers,
             on_result=self.report,
             made=True,  # claim() made every key
+            claim=self._claim_context if self.patterns_step.enabled else None,
         )
+
+    def _claimant(self) -> Claimant:
+        rc = self.rc
+        return Claimant(rc.owner, rc.run_id, rc.lease_seconds, rc.force_before)
+
+    def _claim_context(self, w: KeyedWork[ContextDef]) -> Claim:
+        """Claim a context's sync key; when it is done, its unfinished pattern keys with it."""
+        keys = sorted(self.patterns_step.keys(w.payload, self.request.period))
+        sync, patterns = context_claims.claim_context(
+            self.engine, w.item.run_key, keys, self._claimant()
+        )
+        if patterns:
+            self._pattern_claims[w.item.run_key] = patterns
+        return sync
+
+    def _claim_patterns(self, ctx: ContextDef, conn: Connection, res: ContextResult) -> None:
+        """Claim the pattern keys of a context whose sync succeeded, in its sync's
+        transaction (not those of a dimension whose sync failed)."""
+        if res.base is None or not res.base.success:
+            return
+        skip = frozenset(res.dimensions_failed)
+        keys = sorted(self.patterns_step.keys(ctx, res.period, skip))
+        self._pattern_claims[res.run_key] = take_in(conn, keys, self._claimant())
 
     def fetch(self, ctx: ContextDef) -> ContextResult:
         """Fetch and store one context for the period; its key completes in the transaction
@@ -214,12 +248,14 @@ class SyncRun:
                 run_id=self.rc.run_id,
                 statuses=self.statuses.of(ctx),
                 owner=self.rc.owner,
+                also=partial(self._claim_patterns, ctx) if self.patterns_step.enabled else None,
             )
+        claims = self._pattern_claims.pop(res.run_key, None)  # none unless its writes committed
         down = source_down_reason(self.source, res)
         if down is not None:
             self.rc.halt(down)  # start no other context: the ones not started are released
         if res.base is not None and res.base.success:
-            self.patterns(ctx, res)
+            self.patterns(ctx, res, claims if res.key_done else None)
         self.after(ctx, res)
         return res
 
@@ -255,17 +291,29 @@ class SyncRun:
             skip_reason=ALREADY_DONE if claim is Claim.DONE else BUSY,
         )
         if claim is Claim.DONE:
-            if not self.patterns_step.keys(w.payload, self.request.period) <= self._done():
+            claims = self._pattern_claims.pop(w.item.run_key, None)  # found done: claimed
+            if claims is None:  # done before the run started: no claim was made
+                unfinished = not self.patterns_step.keys(w.payload, self.request.period) <= (
+                    self._done()
+                )
+            else:
+                unfinished = Claim.CLAIMED in claims.values()
+                if not unfinished and Claim.BUSY in claims.values():
+                    res.skip_reason = BUSY  # another process is running its patterns
+            if unfinished:
                 res.skip_reason = FINISHING_PATTERNS  # interrupted or failed patterns
                 res.started_at = datetime.now(UTC)
-                self.patterns(w.payload, res)
+                self.patterns(w.payload, res, claims)
                 res.finished_at = datetime.now(UTC)
             self.after(w.payload, res)
         return res
 
-    def patterns(self, ctx: ContextDef, res: ContextResult) -> None:
-        """Run the context's patterns for the period (nothing with ``--no-patterns``)."""
-        self.patterns_step.after(self.rc, ctx, res)
+    def patterns(
+        self, ctx: ContextDef, res: ContextResult, claims: dict[str, Claim] | None = None
+    ) -> None:
+        """Run the context's patterns for the period (nothing with ``--no-patterns``);
+        ``claims``: its pattern keys claimed already."""
+        self.patterns_step.after(self.rc, ctx, res, claims)
 
     def after(self, ctx: ContextDef, res: ContextResult) -> None:
         """Older unfinished patterns (--catch-up), then the cache table (--cache-load)."""
@@ -297,6 +345,8 @@ class SyncRun:
         result.finished_at = datetime.now(UTC)
         result.not_started = len(self.contexts) - result.context_count if rc.stop.is_set() else 0
         result.source = self.source.stats().since(self._before)
+        if result.refused is None and not result.interrupted:
+            result.refused = _all_refused(result)
         down = getattr(self.source, "down_endpoints", None)  # tenants' own Cubes (routing)
         if result.halted is None and down is not None and (ends := down()):
             result.halted = (
@@ -314,6 +364,17 @@ class SyncRun:
                 grain, period = self.request.grain.value, self.request.period
                 self._analysed = progress.succeeded_keys(self.engine, "pattern", grain, period)
             return self._analysed
+
+
+def _all_refused(result: SyncRunResult) -> str | None:
+    """The refusal when every context the run tried failed because its tenant's own Cube
+    refused the credentials (the run's only endpoint refused: a setting is wrong, exit 2);
+    None when anything else was tried (the others' outcome decides: partial, exit 1)."""
+    refused = [c for c in result.contexts if c.refused]
+    attempted = ContextTally.of(result.contexts, result.tally).attempted
+    if refused and len(refused) >= attempted:
+        return refused[0].error
+    return None
 
 
 def _check_tenants(source: Source, contexts: list[ContextDef]) -> None:

@@ -1,4 +1,5 @@
-"""CLI start: ``fulcrum-sync --help`` wall time against ``python -c pass``.
+"""CLI start: ``fulcrum-sync --help`` wall time against ``python -c pass``; and the CPU of
+the cron job that finds nothing to do (``benchmarks/cli_idle.py``) against its floors.
 
 Both run alternately, several times, from an empty directory; the figure is the difference
 of the medians. The details name the heavy packages ``--help`` imports and where import
@@ -116,6 +117,9 @@ def measure(sizes: Sizes, progress: Progress) -> Measurement:
         "heavy_imports": heavy,
         "import_ms_by_package": importtime,
     }
+    from benchmarks.cli_idle import add_figures  # (cli_idle imports this module)
+
+    add_figures(m, sizes, progress)
     return m
 
 

@@ -30,11 +30,15 @@ def command_paths() -> list[list[str]]:
     root = typer.main.get_command(app)
     paths: list[list[str]] = [[]]
 
-    def walk(group: object, prefix: list[str]) -> None:
-        for name, sub in sorted(getattr(group, "commands", {}).items()):
+    def walk(group: typer.core.TyperGroup, prefix: list[str]) -> None:
+        ctx = typer.Context(group)  # the root loads each command when it is looked up
+        for name in sorted(group.list_commands(ctx)):
             paths.append([*prefix, name])
-            walk(sub, [*prefix, name])
+            sub = group.get_command(ctx, name)
+            if isinstance(sub, typer.core.TyperGroup):
+                walk(sub, [*prefix, name])
 
+    assert isinstance(root, typer.core.TyperGroup)
     walk(root, [])
     return paths
 

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cli_invoke import Cli, demo_env
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine
+from state_db import new_state
 
 from fulcrum_sync.store.engine import open_engine
 
@@ -82,14 +84,29 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for CliRunner: the demo source on the test database."""
-    return {
-        "FULCRUM_SYNC_DATABASE_URL": db_url,
-        "FULCRUM_SYNC_SOURCE": "demo",
-        "FULCRUM_SYNC_LOG_FORMAT": "rich",
-        "FULCRUM_SYNC_WORKERS": "2",
-    }
+def cli_env(db_url: str) -> dict[str, str]:
+    """Environment for the CLI: the demo source on the test database."""
+    return demo_env(db_url)
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str]) -> Cli:
+    """``fulcrum-sync`` in-process on the demo source and the test database (see cli_invoke)."""
+    return Cli(env=cli_env)
+
+
+@pytest.fixture
+def sqlite_cli(sqlite_url: str) -> Cli:
+    """``fulcrum-sync`` in-process on the demo source and a SQLite file only."""
+    return Cli.demo(sqlite_url)
+
+
+@pytest.fixture(scope="module")
+def demo_day_synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite state database after a real day sync of the demo catalog, once per module."""
+    with new_state(tmp_path_factory, "synced", FULCRUM_SYNC_LOG_FORMAT="json") as (path, cli):
+        cli.ok("sync", "-g", "day", "--no-patterns")
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from urllib.parse import quote, quote_plus
 import jwt
 import pytest
 import yaml
+from cli_invoke import fulcrum_argv
 from cube_server import FakeCube, Reply, Rows, series_rows
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -325,7 +325,7 @@ def run_process(
     """Run ``python -m fulcrum_sync`` with only our FULCRUM_SYNC_* settings."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
     return subprocess.run(
-        [sys.executable, "-m", "fulcrum_sync", *args],
+        fulcrum_argv(*args),
         env=base | env,
         cwd=cwd,
         capture_output=True,

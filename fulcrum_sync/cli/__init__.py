@@ -12,23 +12,11 @@ from typing import Annotated
 import typer
 
 from fulcrum_sync import __version__
-from fulcrum_sync.cli import (
-    admin,
-    backfill,
-    cache_load,
-    discover,
-    doctor,
-    patterns,
-    reports,
-    series,
-    state,
-    sync,
-    verify,
-)
 from fulcrum_sync.cli._common import check_log_format, handle_errors
 from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import OUTPUT_PANEL
 from fulcrum_sync.cli._root import RootGroup
+from fulcrum_sync.cli._startup import hold as hold_collection
 from fulcrum_sync.cli.complete import complete_log_formats
 from fulcrum_sync.libwarnings import route_warnings
 
@@ -91,23 +79,12 @@ def root(
     ctx.call_on_close(deps.close)
 
 
-app.add_typer(admin.catalog_app, name="catalog")
-app.add_typer(admin.db_app, name="db")
-app.command()(discover.discover)
-app.command()(sync.sync)
-app.command()(reports.status)
-app.add_typer(reports.runs_app, name="runs")
-app.add_typer(state.state_app, name="state")
-app.add_typer(series.series_app, name="series")
-app.command()(doctor.doctor)
-app.command("cache-load")(cache_load.cache_load)
-app.add_typer(patterns.patterns_app, name="patterns")
-app.command()(backfill.backfill)
-app.command()(verify.verify)
+# The commands are listed in cli/_root.py (COMMANDS): each loads when it is looked up.
 
 
 def main() -> None:
     """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
+    hold_collection()  # until the command is set up: cli/_startup.py
     try:
         app()
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from fulcrum_sync.domain import RUN_OUTCOMES, WHAT_CHOICES, Grain
+from fulcrum_sync.domain import Grain
 
 if TYPE_CHECKING:
     from fulcrum_sync.services.operate.completion import StoredNames
@@ -38,12 +38,16 @@ def complete_status_formats(incomplete: str) -> list[str]:
 
 def complete_what(incomplete: str) -> list[str]:
     """``--what`` takes a comma-separated list: complete its last item."""
+    from fulcrum_sync.domain import WHAT_CHOICES
+
     done, _, last = incomplete.rpartition(",")
     head = f"{done}," if done else ""
     return [head + w for w in _starting(WHAT_CHOICES, last)]
 
 
 def complete_outcomes(incomplete: str) -> list[str]:
+    from fulcrum_sync.domain import RUN_OUTCOMES
+
     return _starting(RUN_OUTCOMES, incomplete)
 
 

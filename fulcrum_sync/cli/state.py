@@ -3,7 +3,8 @@ database holds."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -31,6 +32,7 @@ from fulcrum_sync.domain import (
     period_range,
 )
 from fulcrum_sync.domain.retention import PruneRequest, PruneResult
+from fulcrum_sync.services.deps import Deps
 
 state_app = typer.Typer(
     help="Inspect and reset what the state database holds for a scope.", no_args_is_help=True
@@ -132,37 +134,60 @@ def state_reset(
     Example: fulcrum-sync state reset --tenant acme --metric orders --what sync-status --yes
     """
     from fulcrum_sync.render import state as render
-    from fulcrum_sync.render.console import print_json
     from fulcrum_sync.services.operate import state as svc
 
     scope = _scope(tenant, metric, grain, dimension, first, last)
     request = ResetRequest(scope, parse_what(what), dry_run=dry_run)
     request.check()
+
+    _run_deleting(
+        ctx,
+        lambda deps, confirm: svc.reset(
+            deps.get_engine(),
+            request,
+            everything=everything,
+            lease_seconds=deps.get_settings().lease_seconds,
+            confirm=confirm,
+        ),
+        (yes, dry_run, json_out),
+        ask=(render.print_reset_preview, "Clear these rows?"),
+        show=render.print_reset,
+    )
+
+
+_R = TypeVar("_R", ResetResult, PruneResult)
+
+
+def _run_deleting(
+    ctx: typer.Context,
+    apply: Callable[[Deps, Callable[[_R], bool] | None], _R],
+    flags: tuple[bool, bool, bool],
+    *,
+    ask: tuple[Callable[[_R], None], str],
+    show: Callable[[_R], None],
+) -> None:
+    """What ``state reset`` and ``state prune`` share, given ``(--yes, --dry-run, --json)``:
+    ``--json`` needs ``--yes`` or ``--dry-run``; unless ``--yes``, show the preview and ask
+    the question (no answer is no); print the result; a declined deletion ends partial."""
+    from fulcrum_sync.render.console import print_json
+
+    yes, dry_run, json_out = flags
     if json_out and not (yes or dry_run):
         raise InputError("--json needs --yes or --dry-run: a confirmation prompt would mix with it")
     output = begin(ctx, json_out=json_out)
-    deps = deps_of(ctx)
-    result = svc.reset(
-        deps.get_engine(),
-        request,
-        everything=everything,
-        lease_seconds=deps.get_settings().lease_seconds,
-        confirm=None if yes else _ask,
-    )
+    preview, question = ask
+
+    def confirm(result: _R) -> bool:
+        preview(result)
+        return _confirmed(question)
+
+    result = apply(deps_of(ctx), None if yes else confirm)
     if output is Output.JSON:
         print_json(result)
     else:
-        render.print_reset(result)
+        show(result)
     declined = result.total and not (result.applied or dry_run)
     finish(RunOutcome.PARTIAL if declined else RunOutcome.SUCCEEDED)
-
-
-def _ask(result: ResetResult) -> bool:
-    """Show what the reset clears and ask; no answer (end of input) is no."""
-    from fulcrum_sync.render import state as render
-
-    render.print_reset_preview(result)
-    return _confirmed("Clear these rows?")
 
 
 def _confirmed(question: str) -> bool:
@@ -208,34 +233,21 @@ def state_prune(
     Example: fulcrum-sync state prune --keep-days 90 --yes
     """
     from fulcrum_sync.render import retention as render
-    from fulcrum_sync.render.console import print_json
     from fulcrum_sync.services.operate import retention as svc
 
     request = PruneRequest(keep_days, dry_run=dry_run)
     request.check()
-    if json_out and not (yes or dry_run):
-        raise InputError("--json needs --yes or --dry-run: a confirmation prompt would mix with it")
-    output = begin(ctx, json_out=json_out)
-    deps = deps_of(ctx)
-    settings = deps.get_settings()
-    result = svc.prune(
-        deps.get_engine(),
-        request,
-        now=settings.now(),
-        lease_seconds=settings.lease_seconds,
-        confirm=None if yes else _ask_prune,
+
+    _run_deleting(
+        ctx,
+        lambda deps, confirm: svc.prune(
+            deps.get_engine(),
+            request,
+            now=deps.get_settings().now(),
+            lease_seconds=deps.get_settings().lease_seconds,
+            confirm=confirm,
+        ),
+        (yes, dry_run, json_out),
+        ask=(render.print_prune_preview, "Remove these rows?"),
+        show=render.print_prune,
     )
-    if output is Output.JSON:
-        print_json(result)
-    else:
-        render.print_prune(result)
-    declined = result.total and not (result.applied or dry_run)
-    finish(RunOutcome.PARTIAL if declined else RunOutcome.SUCCEEDED)
-
-
-def _ask_prune(result: PruneResult) -> bool:
-    """Show what the prune removes and ask; no answer (end of input) is no."""
-    from fulcrum_sync.render import retention as render
-
-    render.print_prune_preview(result)
-    return _confirmed("Remove these rows?")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from fulcrum_sync.config import Settings
+    from fulcrum_sync.domain import SyncRunResult
 
 
 @handle_errors
@@ -98,7 +99,7 @@ def sync(
 
     Example: fulcrum-sync sync --grain day --catch-up --cache-load
     """
-    from fulcrum_sync.render import sync as render
+    from fulcrum_sync.render import sync_fields
     from fulcrum_sync.render.console import SyncProgress, print_json
     from fulcrum_sync.services.run import sync as sync_service
 
@@ -128,7 +129,9 @@ def sync(
     if dry_run:
         planned = sync_service.plan(engine, settings, request)
         if output is Output.TABLE:
-            render.print_sync_plan(request, planned)
+            from fulcrum_sync.render.sync import print_sync_plan
+
+            print_sync_plan(request, planned)
         else:
             print_json({"request": request, "planned": planned})
         return
@@ -148,12 +151,18 @@ def sync(
     observe(ctx, result, contexts_behind=_behind(engine, settings, request))
     emit(
         output,
-        data=lambda: render.sync_result_json(result),
-        table=lambda: render.print_sync_result(result),
+        data=lambda: sync_fields.sync_result_json(result),
+        table=lambda: _print_table(result),
         event="sync finished",
-        fields=lambda: render.sync_summary_fields(result),
+        fields=lambda: sync_fields.sync_summary_fields(result),
     )
     finish(result.outcome)
+
+
+def _print_table(result: SyncRunResult) -> None:
+    from fulcrum_sync.render.sync import print_sync_result  # rich: only for a person
+
+    print_sync_result(result)
 
 
 def _behind(engine: Engine, settings: Settings, request: SyncRequest) -> int | None:

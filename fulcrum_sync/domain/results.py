@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from fulcrum_sync.domain.catch_up import CatchUpRest
 from fulcrum_sync.domain.contexts import MetricContext
@@ -14,8 +15,10 @@ from fulcrum_sync.domain.outcomes import (
     derive_outcome,
 )
 from fulcrum_sync.domain.periods import Grain, SyncType, Window
-from fulcrum_sync.domain.reports import ContextCacheResult
 from fulcrum_sync.domain.source_stats import SourceStats
+
+if TYPE_CHECKING:  # only named in an annotation: a sync need not load the reports
+    from fulcrum_sync.domain.reports import ContextCacheResult
 
 
 def run_outcome(

@@ -1,4 +1,8 @@
-"""Consoles, tables, progress bars and JSON documents: what every renderer prints with."""
+"""Consoles, tables, progress bars and JSON documents: what every renderer prints with.
+
+rich loads when something is drawn or a console is asked for, not with this module: a job
+writing JSON lines (``print_json``, a ``SyncProgress`` off a terminal) never imports it.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,16 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from fulcrum_sync.jsonable import jsonable
-from fulcrum_sync.render.table import Column, print_fitted
 
 if TYPE_CHECKING:  # rich.progress is imported when a bar is shown (a terminal)
+    from rich.console import Console
     from rich.progress import Progress
 
+    from fulcrum_sync.render.table import Column
+
 __all__ = [
-    "Column",
     "SyncProgress",
-    "print_fitted",
     "print_json",
     "print_table",
     "status_style",
@@ -31,6 +33,8 @@ __all__ = [
 def stdout_console() -> Console:
     """A console on stdout: plain and 200 columns wide when not a terminal (pipes and logs read
     well), unless ``COLUMNS`` sets the width."""
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console = Console(highlight=False, width=200)
@@ -38,6 +42,8 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
@@ -58,6 +64,8 @@ def print_table(
     """Print a table through :func:`print_fitted` (it fits the terminal, never breaking an
     identifier). A plain header string is a column that is never dropped, right-aligned when
     its name says it holds numbers. Return the dropped headers."""
+    from fulcrum_sync.render.table import Column, print_fitted
+
     specs = [
         c if isinstance(c, Column) else Column(c, "right" if _numeric(c) else "left")
         for c in columns
@@ -97,12 +105,23 @@ def say_above_progress(text: str) -> None:
         stderr_console().print(text, markup=False, highlight=False)
 
 
+def _maybe_terminal(stream: Any) -> bool:
+    """False when rich would surely say ``stream`` is no terminal (then rich need not load):
+    it is not a tty and neither ``TTY_COMPATIBLE=1`` nor ``FORCE_COLOR`` says otherwise."""
+    if os.environ.get("TTY_COMPATIBLE") == "1" or os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 class SyncProgress:
     """A rich progress bar over contexts, shown only on a terminal."""
 
     def __init__(self, enabled: bool = True, label: str = "contexts") -> None:
-        console = stderr_console()
-        self._enabled = enabled and console.is_terminal
+        console = stderr_console() if enabled and _maybe_terminal(sys.stderr) else None
+        self._enabled = console is not None and console.is_terminal
         self._label = label
         self._progress: Any = None
         self._task: Any = None

@@ -9,13 +9,9 @@ from typing import Any
 from rich.markup import escape
 
 from fulcrum_sync.domain import Problem, StatusReport, format_period
-from fulcrum_sync.render.console import (
-    Column,
-    print_table,
-    stdout_console,
-)
+from fulcrum_sync.render.console import print_table, stdout_console
 from fulcrum_sync.render.runs import print_runs
-from fulcrum_sync.render.table import command_lines
+from fulcrum_sync.render.table import Column, command_lines
 
 
 def _when(value: Any) -> str:

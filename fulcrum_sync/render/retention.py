@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from fulcrum_sync.domain.retention import PRUNE_PARTS, PruneResult
-from fulcrum_sync.render.console import Column, print_fitted, stdout_console
+from fulcrum_sync.render.console import stdout_console
 from fulcrum_sync.render.numbers import format_int
+from fulcrum_sync.render.table import Column, print_fitted
 
 KEPT = (
     "Kept: stored series, each context's latest pattern result and latest succeeded run key, "

@@ -1,4 +1,4 @@
-"""Print a sync's plan and result: the summary table, JSON, and the closing log event."""
+"""Print a sync's plan and result: the summary table (the data: render/sync_fields.py)."""
 
 from __future__ import annotations
 
@@ -7,106 +7,18 @@ from typing import Any
 
 from rich.markup import escape
 
-from fulcrum_sync.domain import (
-    ContextResult,
-    ContextTally,
-    SyncRequest,
-    SyncRunResult,
-    format_period,
-)
-from fulcrum_sync.jsonable import jsonable
+from fulcrum_sync.domain import ContextResult, SyncRequest, SyncRunResult, format_period
 from fulcrum_sync.render.console import status_style, stdout_console
 from fulcrum_sync.render.numbers import format_int
+from fulcrum_sync.render.sync_fields import (
+    context_errors,
+    sync_result_json,
+    sync_summary_fields,
+    window_text,
+)
 from fulcrum_sync.render.table import Column, print_fitted, say_hidden
 
-
-def _window_text(result: ContextResult) -> str:
-    return result.base.window.to_string() if result.base else ""
-
-
-def _wall(result: SyncRunResult) -> float:
-    if result.started_at is None or result.finished_at is None:
-        return 0.0
-    return (result.finished_at - result.started_at).total_seconds()
-
-
-def sync_result_json(result: SyncRunResult) -> dict[str, Any]:
-    """The sync summary as JSON-ready data (the same facts as the table)."""
-    return {
-        "run_id": result.run_id,
-        "grain": result.request.grain.value,
-        "period": result.request.period.isoformat(),
-        "period_label": format_period(result.request.grain, result.request.period),
-        "outcome": result.outcome,
-        "started_at": result.started_at,
-        "finished_at": result.finished_at,
-        "duration_seconds": round(_wall(result), 3),
-        "halted": result.halted,
-        "refused": result.refused,
-        "not_started": result.not_started,
-        "source": jsonable(result.source),
-        "beyond": jsonable(result.beyond),
-        "failed": [
-            {"context": c.context.to_string(), "error": c.error or _context_errors(c)}
-            for c in result.failed
-        ],
-        "contexts": [
-            {
-                "context": c.context.to_string(),
-                "run_key": c.run_key,
-                "status": c.status,
-                "skip_reason": c.skip_reason,
-                "sync_type": c.sync_types,
-                "window": _window_text(c),
-                "rows_stored": c.rows_stored,
-                "rows_skipped": c.rows_skipped,
-                "duration_seconds": round(c.duration_seconds, 4),
-                "error": c.error,
-                "series": jsonable(c.series),
-                "patterns": jsonable(c.patterns),
-                "periods": [p.isoformat() for p in c.periods],
-                "rows_fetched": c.rows_fetched,
-                "rows_in_range": c.rows_in_range,
-                "cache": jsonable(c.cache),
-            }
-            for c in sorted(result.contexts, key=lambda c: c.context)
-        ],
-    }
-
-
-def sync_summary_fields(result: SyncRunResult) -> dict[str, Any]:
-    """The closing ``sync finished`` log event's fields: aggregates of the run only.
-
-    Built from the result itself, not from :func:`sync_result_json`: a job writing JSON log
-    lines already logged each context, and the whole document costs memory per context.
-    """
-    failed = result.failed
-    return {
-        "run_id": result.run_id,
-        "grain": result.request.grain.value,
-        "period": result.request.period.isoformat(),
-        "outcome": result.outcome,
-        "counts": {
-            "contexts": result.context_count,
-            **result.status_counts(),
-            "rows_stored": result.rows_stored,
-            "rows_skipped": result.rows_skipped,
-        },
-        "duration": round(_wall(result), 3),  # wall time, not the sum of the contexts'
-        "halted": result.halted,
-        "error": result.refused or result.halted or _failures(failed, result.context_count),
-        "failed": [c.context.to_string() for c in failed],
-        **_extra_fields(result),
-        "not_started": result.not_started,
-        "source": jsonable(result.source),
-    }
-
-
-def _context_errors(c: ContextResult) -> str:
-    errors = [f"{p.pattern}: {p.error}" for p in c.patterns if p.status == "failed"]
-    if c.cache is not None and c.cache.status == "failed":
-        errors.append(f"cache load: {c.cache.error}")
-    return "; ".join(errors)
+__all__ = ["print_sync_plan", "print_sync_result", "sync_result_json", "sync_summary_fields"]
 
 
 def _periods_text(c: ContextResult) -> str:
@@ -115,29 +27,6 @@ def _periods_text(c: ContextResult) -> str:
     grain = c.grain
     first, last = format_period(grain, c.periods[0]), format_period(grain, c.periods[-1])
     return first if len(c.periods) == 1 else f"{first}..{last} ({len(c.periods)})"
-
-
-def _extra_fields(result: SyncRunResult) -> dict[str, Any]:
-    """The periods caught up and the cache loads, when the run did either."""
-    whole = ContextTally.of(result.contexts, result.tally)
-    extra: dict[str, Any] = {}
-    if whole.caught_up:
-        extra["caught_up"] = {
-            name: [p.isoformat() for p in periods]
-            for name, periods in sorted(whole.caught_up.items())
-        }
-        extra["rows_fetched"] = whole.rows_fetched
-        extra["rows_in_range"] = whole.rows_in_range
-    if whole.cache_loads:
-        extra["cache"] = whole.cache_loads
-    return extra
-
-
-def _failures(failed: list[ContextResult], total: int) -> str | None:
-    if not failed:
-        return None
-    first = failed[0].error or _context_errors(failed[0])
-    return f"{len(failed)} of {total} contexts failed; first: {first}"
 
 
 SYNC_TYPE_SHORT = {"FULL": "FULL", "INCREMENTAL": "INCR", "FULL/INCREMENTAL": "FULL+INCR"}
@@ -194,7 +83,7 @@ def print_sync_result(result: SyncRunResult) -> None:
     if dropped and worked:
         say_hidden(out, dropped)
     for c in result.failed:
-        out.print(f"[red]failed[/red] {c.context}: {escape(c.error or _context_errors(c))}")
+        out.print(f"[red]failed[/red] {c.context}: {escape(c.error or context_errors(c))}")
     for rest in result.beyond:
         first, last = format_period(req.grain, rest.start), format_period(req.grain, rest.end)
         out.print(
@@ -240,7 +129,7 @@ def _summary_rows(result: SyncRunResult, reasons: dict[str, str]) -> list[tuple[
                 c.context.to_string(),
                 _periods_text(c),
                 SYNC_TYPE_SHORT.get(c.sync_types, "") if worked else "",
-                _window_text(c),
+                window_text(c),
                 format_int(c.rows_stored) if worked else "",
                 format_int(c.rows_skipped) if worked else "",
                 f"{sum(1 for d in c.dimensions if d.success)}/{len(c.dimensions_failed)}"

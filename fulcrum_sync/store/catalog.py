@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, delete, func, insert, select
 
 from fulcrum_sync.catalog import Catalog, DimensionDef, MetricDef, TenantDef
-from fulcrum_sync.domain import CatalogSaveResult, StoreError
+from fulcrum_sync.domain import StoreError
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, serialize, translate_errors
+
+if TYPE_CHECKING:  # built when a catalog is saved; a job reading the catalog needs none
+    from fulcrum_sync.domain import CatalogSaveResult
 
 
 @reconnecting
@@ -69,6 +72,8 @@ def save_catalog(
 
     def label(key: tuple[int, str]) -> str:
         return f"{names.get(key[0], key[0])}::{key[1]}"
+
+    from fulcrum_sync.domain import CatalogSaveResult
 
     return CatalogSaveResult(
         tenants=len(tenant_rows),

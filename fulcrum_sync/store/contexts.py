@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, select, update
 
-from fulcrum_sync.domain import ContextChanges, Grain
+from fulcrum_sync.domain import Grain
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, serialize, translate_errors
+
+if TYPE_CHECKING:  # built when contexts are saved (discover); a job reading them needs none
+    from fulcrum_sync.domain import ContextChanges
 
 # (tenant_id, metric_id, grain, pattern) — pattern is "" for a metric context.
 ContextKey = tuple[int, str, str, str]
@@ -28,6 +32,8 @@ def save_contexts(
     ``desired`` maps each context key to its tenant identifier. Contexts that are no longer
     desired are marked inactive with ``deactivated_at``; their data stays.
     """
+    from fulcrum_sync.domain import ContextChanges
+
     now = datetime.now(UTC)
     changes = ContextChanges()
     with translate_errors(engine, "save contexts to"), engine.begin() as conn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,11 +27,13 @@ from sqlalchemy import (
     update,
 )
 
-from fulcrum_sync.domain import Scope
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import translate_errors
 from fulcrum_sync.store.runs import OPEN_STATUSES, owner_is_dead
 from fulcrum_sync.store.versions import bump_matching
+
+if TYPE_CHECKING:  # only named in annotations: a job reading its progress need not load it
+    from fulcrum_sync.domain import Scope
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from cli_invoke import fulcrum_argv, process_env, run_process
 from sqlalchemy import select
-from test_sync_processes import base_env, cli
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
@@ -41,10 +41,6 @@ def write_catalog(path: Path) -> Path:
         yaml.safe_dump({"tenants": [{"tenant_id": 3, "identifier": "slow", "metrics": metrics}]})
     )
     return path
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli(*args, env=env), env=env, capture_output=True, text=True)
 
 
 def libpq(url: str) -> tuple[str, str]:
@@ -73,20 +69,20 @@ def wait_until(found: object, what: str, proc: subprocess.Popen[str], bound: flo
 def test_sigterm_during_a_blocked_cache_load_exits_143_and_records_interrupted(
     pg_url: str, tmp_path: Path
 ) -> None:
-    env = base_env(pg_url)
+    env = process_env(pg_url)
     for args in (
         ["catalog", "load", str(write_catalog(tmp_path / "c.yaml"))],
         ["sync", "--grain", "day", "--period", PERIOD, "--no-patterns"],
         ["cache-load", "--grain", "day"],  # creates the tables the lock below holds
     ):
-        done = run(env, *args)
+        done = run_process(*args, env=env)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     dsn, schema = libpq(pg_url)
     tables = [f"{schema}.cache_slow_{m}_day" for m in METRICS]
     with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as watcher:
         locker.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
         proc = subprocess.Popen(
-            cli("cache-load", "--grain", "day", "--force", env=env),
+            fulcrum_argv("cache-load", "--grain", "day", "--force"),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -140,5 +136,7 @@ def test_sigterm_during_a_blocked_cache_load_exits_143_and_records_interrupted(
     assert "running" not in keys
     print(f"figures: cache-load exit 143 {seconds:.2f}s after SIGTERM, summary {summary}")
 
-    again = run(env, "cache-load", "--grain", "day", "--force")  # the next run loads them all
+    again = run_process(
+        "cache-load", "--grain", "day", "--force", env=env
+    )  # the next run loads them all
     assert again.returncode == 0, again.stdout[-2000:]

@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_invoke import Cli, fulcrum_argv, process_env
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -25,7 +25,7 @@ runner = CliRunner()
 
 
 def backfill(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, ["backfill", "--json", *args], env=env)
+    result = Cli(env=env)("backfill", "--json", *args)
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.stdout)
 
@@ -201,20 +201,6 @@ def test_shard_defaults_from_indexed_job_env(cli_env: dict[str, str]):
 # ----------------------------------------------------------------- real processes
 
 
-def _env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
-    env.update(
-        FULCRUM_SYNC_DATABASE_URL=url,
-        FULCRUM_SYNC_LOG_FORMAT="json",
-        FULCRUM_SYNC_LEASE_SECONDS="30",
-    )
-    return env
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fulcrum_sync", *args]
-
-
 RANGE = [
     "backfill",
     "--grain",
@@ -233,9 +219,9 @@ RANGE = [
 @pytest.mark.slow
 def test_sigkill_halfway_then_resume_by_id(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'bf.db'}"
-    env = _env(url)
+    env = process_env(url)
     proc = subprocess.Popen(
-        _cli(*RANGE), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        fulcrum_argv(*RANGE), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     engine = open_engine(url)
     total = None
@@ -257,7 +243,10 @@ def test_sigkill_halfway_then_resume_by_id(tmp_path: Path):
     backfill_id = err.split("resume with --resume ")[1].split()[0]
 
     resumed = subprocess.run(
-        _cli(*RANGE[:3], "--resume", backfill_id, "--json"), env=env, capture_output=True, text=True
+        fulcrum_argv(*RANGE[:3], "--resume", backfill_id, "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert resumed.returncode == 0, resumed.stderr
     out = json.loads(resumed.stdout)
@@ -295,7 +284,7 @@ def test_sigkill_halfway_then_resume_by_id(tmp_path: Path):
 
 @pytest.mark.slow
 def test_two_shards_split_the_plan(pg_url: str):
-    env = _env(pg_url)
+    env = process_env(pg_url)
     args = [
         "backfill",
         "--grain",
@@ -309,7 +298,7 @@ def test_two_shards_split_the_plan(pg_url: str):
     ]
     procs = [
         subprocess.Popen(
-            _cli(*args, "--shard", f"{i}/2"),
+            fulcrum_argv(*args, "--shard", f"{i}/2"),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

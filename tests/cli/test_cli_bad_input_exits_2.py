@@ -10,40 +10,31 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, inspect, select
-from sqlalchemy.pool import NullPool
-from typer.testing import CliRunner, Result
+from cli_invoke import Cli, Ran
+from sqlalchemy import select
+from state_db import table_names
 
 from fulcrum_sync.catalog import Catalog, MetricDef, TenantDef
-from fulcrum_sync.cli import app
 from fulcrum_sync.config import Settings
 from fulcrum_sync.services.contexts.catalog import catalog_problems
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 TODAY = "2025-08-05"  # last complete: day 2025-08-04, week 2025-W31 (2025-07-28), month 2025-07
 
 
-def _run(env: dict[str, str], *args: str) -> Result:
-    return runner.invoke(app, list(args), env={**env, "FULCRUM_SYNC_TODAY": TODAY})
+@pytest.fixture
+def cli(cli: Cli) -> Cli:
+    return cli.but(today=TODAY)
 
 
-def _one_line(result: Result, code: int = 2) -> str:
+def _one_line(result: Ran, code: int = 2) -> str:
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     return lines[0]
-
-
-def _tables(db_url: str) -> set[str]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _rows(db_url: str, table: Any) -> list[Any]:
@@ -76,22 +67,20 @@ FUTURE_PERIODS = [
 
 
 def test_future_periods_exit_2_naming_the_last_complete_and_write_nothing(
-    cli_env: dict[str, str], db_url: str
+    cli: Cli, db_url: str
 ) -> None:
     for args, needle in FUTURE_PERIODS:
-        line = _one_line(_run(cli_env, *args))
+        line = _one_line(cli(*args))
         assert needle in line, args
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
-def test_the_last_complete_period_is_the_default_and_is_accepted(
-    cli_env: dict[str, str], db_url: str
-) -> None:
-    result = _run(cli_env, "sync", "--grain", "day", "--tenant", "acme", "--metric", "orders")
+def test_the_last_complete_period_is_the_default_and_is_accepted(cli: Cli, db_url: str) -> None:
+    result = cli("sync", "--grain", "day", "--tenant", "acme", "--metric", "orders")
     assert result.exit_code == 0, result.output
     stored = {r.date for r in _rows(db_url, t.metric_time_series)}
     assert max(stored).isoformat() == "2025-08-04"
-    show = _run(cli_env, "patterns", "show", "acme::orders", "--grain", "day", "--json")
+    show = cli("patterns", "show", "acme::orders", "--grain", "day", "--json")
     assert show.exit_code == 0, show.output
     assert {r["analysis_period"] for r in json.loads(show.stdout)} == {"2025-08-04"}
 
@@ -160,24 +149,24 @@ CATALOGS: dict[str, tuple[bytes, str]] = {
 
 
 def test_bad_catalogs_exit_2_naming_the_file_and_write_nothing(
-    cli_env: dict[str, str], db_url: str, tmp_path: Path
+    cli: Cli, db_url: str, tmp_path: Path
 ) -> None:
     for name, (content, needle) in CATALOGS.items():
         path = tmp_path / f"{name}.yaml"
         path.write_bytes(content)
-        result = _run(cli_env, "catalog", "load", str(path))
+        result = cli("catalog", "load", str(path))
         assert result.exit_code == 2 and "Traceback" not in result.output, name
         assert str(path) in result.output and needle in result.output, name
         if "problems:" not in result.output:
             _one_line(result)  # one problem: one line
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
-def test_every_problem_is_listed_up_to_a_cap(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_every_problem_is_listed_up_to_a_cap(cli: Cli, tmp_path: Path) -> None:
     tenants = [{"tenant_id": -i - 1, "identifier": f"t{i}"} for i in range(25)]
     path = tmp_path / "many.yaml"
     path.write_text(_catalog(*tenants))
-    result = _run(cli_env, "catalog", "load", str(path))
+    result = cli("catalog", "load", str(path))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()  # a heading, one line per problem, the rest
     assert lines[0].endswith("many.yaml: 25 problems:")
@@ -186,15 +175,13 @@ def test_every_problem_is_listed_up_to_a_cap(cli_env: dict[str, str], tmp_path: 
     assert lines[-1] == "  (and 5 more)"
 
 
-def test_schema_and_pattern_problems_come_in_one_pass(
-    cli_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_schema_and_pattern_problems_come_in_one_pass(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "both.yaml"
     path.write_bytes(
         b"tenants:\n  - tenant_id: 1\n    identifier: acme\n    metrics:\n"
         b"      - {metric_id: m1, time_dimension: t, patterns: [forecastin]}\n"
     )
-    result = _run(cli_env, "catalog", "validate", str(path))
+    result = cli("catalog", "validate", str(path))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].endswith("both.yaml: 2 problems:")
@@ -202,13 +189,11 @@ def test_schema_and_pattern_problems_come_in_one_pass(
     assert lines[2].startswith("  tenant acme: unknown pattern 'forecastin'")
 
 
-def test_an_empty_catalog_loads_with_allow_empty(
-    cli_env: dict[str, str], db_url: str, tmp_path: Path
-) -> None:
-    assert _run(cli_env, "discover").exit_code == 0  # the demo catalog
+def test_an_empty_catalog_loads_with_allow_empty(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    assert cli("discover").exit_code == 0  # the demo catalog
     path = tmp_path / "empty.yaml"
     path.write_text("# nothing yet\n")
-    result = _run(cli_env, "catalog", "load", str(path), "--allow-empty", "--json")
+    result = cli("catalog", "load", str(path), "--allow-empty", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["tenants"] == 0 and _rows(db_url, t.tenants) == []
 
@@ -231,7 +216,7 @@ def test_catalog_checks_are_linear_in_tenants() -> None:
 
 @pytest.mark.parametrize("command", [["discover"], ["sync", "--grain", "day"], ["status"]])
 def test_a_non_demo_source_needs_a_database_url(tmp_path: Path, command: list[str]) -> None:
-    line = _one_line(runner.invoke(app, command, env={"FULCRUM_SYNC_SOURCE": "cube"}))
+    line = _one_line(Cli(env={"FULCRUM_SYNC_SOURCE": "cube"})(*command))
     assert "FULCRUM_SYNC_SOURCE=cube needs FULCRUM_SYNC_DATABASE_URL" in line
     assert "FULCRUM_SYNC_DATABASE_URL=sqlite:///fulcrum_sync.db" in line  # SQLite on purpose
     assert list(tmp_path.iterdir()) == []  # no throw-away state file in the working directory
@@ -239,22 +224,20 @@ def test_a_non_demo_source_needs_a_database_url(tmp_path: Path, command: list[st
 
 def test_sqlite_chosen_on_purpose_works_with_a_non_demo_source(tmp_path: Path) -> None:
     env = {"FULCRUM_SYNC_SOURCE": "cube", "FULCRUM_SYNC_DATABASE_URL": "sqlite:///fulcrum_sync.db"}
-    result = runner.invoke(app, ["runs"], env=env)
+    result = Cli(env=env)("runs")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fulcrum_sync.db").exists()
 
 
-def test_a_job_on_an_empty_catalog_exits_2_and_deactivates_nothing(
-    cli_env: dict[str, str], db_url: str
-) -> None:
-    assert _run(cli_env, "discover").exit_code == 0
+def test_a_job_on_an_empty_catalog_exits_2_and_deactivates_nothing(cli: Cli, db_url: str) -> None:
+    assert cli("discover").exit_code == 0
     before = _rows(db_url, t.contexts)
     with open_engine(db_url).begin() as conn:  # the catalog emptied behind the job's back
         for table in (t.metric_targets, t.metric_definitions, t.tenants):
             conn.execute(table.delete())
-    env = {**cli_env, "FULCRUM_SYNC_SOURCE": "cube"}
+    env = {"FULCRUM_SYNC_SOURCE": "cube"}
     for args in (["discover"], ["patterns", "--grain", "day"], ["cache-load", "--grain", "day"]):
-        line = _one_line(_run(env, *args))
+        line = _one_line(cli(*args, env=env))
         assert "the catalog is empty" in line and "fulcrum-sync catalog load FILE" in line
     assert _rows(db_url, t.contexts) == before
     assert _rows(db_url, t.runs) == []
@@ -280,58 +263,54 @@ FILTERS = [
 ]
 
 
-def test_a_filter_that_selects_nothing_says_why(cli_env: dict[str, str], db_url: str) -> None:
-    assert _run(cli_env, "discover").exit_code == 0
+def test_a_filter_that_selects_nothing_says_why(cli: Cli, db_url: str) -> None:
+    assert cli("discover").exit_code == 0
     before = _rows(db_url, t.contexts)
     for args, reason in FILTERS:
-        line = _one_line(_run(cli_env, *args[:1], "--grain", "day", *args[1:]))
+        line = _one_line(cli(*args[:1], "--grain", "day", *args[1:]))
         assert reason in line, args
     assert _rows(db_url, t.runs) == [] and _rows(db_url, t.contexts) == before
 
 
-def test_a_filter_on_a_fresh_database_is_checked_before_discovery(
-    cli_env: dict[str, str], db_url: str
-) -> None:
-    line = _one_line(_run(cli_env, "sync", "--grain", "day", "--tenant", "globex"))
+def test_a_filter_on_a_fresh_database_is_checked_before_discovery(cli: Cli, db_url: str) -> None:
+    line = _one_line(cli("sync", "--grain", "day", "--tenant", "globex"))
     assert "cache disabled" in line
     assert _rows(db_url, t.contexts) == [] and _rows(db_url, t.tenants) == []
 
 
-def test_a_context_not_discovered_yet_is_named(
-    cli_env: dict[str, str], db_url: str, tmp_path: Path
-) -> None:
+def test_a_context_not_discovered_yet_is_named(cli: Cli, db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "one.yaml"
     path.write_text(_catalog({"tenant_id": 5, "identifier": "solo", "metrics": [METRIC]}))
-    assert _run(cli_env, "catalog", "load", str(path)).exit_code == 0
-    line = _one_line(_run(cli_env, "cache-load", "--grain", "day", "--tenant", "solo"))
+    assert cli("catalog", "load", str(path)).exit_code == 0
+    line = _one_line(cli("cache-load", "--grain", "day", "--tenant", "solo"))
     assert "solo::m is not discovered yet (run `fulcrum-sync discover`)" in line
 
 
 # --------------------------------------------------------------------------- 7: flags
 
 
-def test_force_full_implies_force(cli_env: dict[str, str]) -> None:
+def test_force_full_implies_force(cli: Cli) -> None:
     args = ["sync", "--grain", "day", "--period", "2025-07-13", "--tenant", "acme"]
     args += ["--metric", "orders", "--no-patterns", "--json"]
-    assert _run(cli_env, *args).exit_code == 0
-    again = json.loads(_run(cli_env, *args).stdout)
+    assert cli(*args).exit_code == 0
+    again = json.loads(cli(*args).stdout)
     assert [c["status"] for c in again["contexts"]] == ["skipped"]
-    forced = _run(cli_env, *args, "--force-full")
+    forced = cli(*args, "--force-full")
     assert forced.exit_code == 0, forced.output
     (context,) = json.loads(forced.stdout)["contexts"]
     assert context["status"] == "succeeded"
     assert {s["sync_type"] for s in context["series"]} == {"FULL"}
 
 
-def test_resume_needs_no_grain_and_refuses_a_contradicting_one(cli_env: dict[str, str]) -> None:
+def test_resume_needs_no_grain_and_refuses_a_contradicting_one(cli: Cli) -> None:
     start = ["backfill", "--grain", "week", "--start", "2025-W27", "--end", "2025-W28"]
-    first = _run(cli_env, *start, "--tenant", "acme", "--metric", "orders", "--json")
+    first = cli(*start, "--tenant", "acme", "--metric", "orders", "--json")
     assert first.exit_code == 0, first.output
     backfill_id = json.loads(first.stdout)["backfill_id"]
-    resumed = _run(cli_env, "backfill", "--resume", backfill_id[:8], "--json")
+    resumed = cli("backfill", "--resume", backfill_id[:8], "--json")
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["backfill_id"] == backfill_id
-    same = _run(cli_env, "backfill", "--resume", backfill_id, "--grain", "weekly", "--json")
+    same = cli("backfill", "--resume", backfill_id, "--grain", "weekly", "--json")
     assert same.exit_code == 0, same.output
     for extra, shown in (
         (["--grain", "day"], "--grain day (recorded: --grain week)"),
@@ -339,12 +318,12 @@ def test_resume_needs_no_grain_and_refuses_a_contradicting_one(cli_env: dict[str
         (["--end", "2025-W29"], "--end 2025-W29 (2025-07-14) (recorded: --end 2025-W28"),
         (["--no-patterns"], "--no-patterns (recorded: --patterns)"),
     ):
-        line = _one_line(_run(cli_env, "backfill", "--resume", backfill_id, *extra))
+        line = _one_line(cli("backfill", "--resume", backfill_id, *extra))
         assert shown in line and "contradicts backfill" in line and "leave it out" in line
 
 
-def test_backfill_without_resume_still_needs_a_grain(cli_env: dict[str, str]) -> None:
-    line = _one_line(_run(cli_env, "backfill", "--start", "2025-07-01", "--end", "2025-07-02"))
+def test_backfill_without_resume_still_needs_a_grain(cli: Cli) -> None:
+    line = _one_line(cli("backfill", "--start", "2025-07-01", "--end", "2025-07-02"))
     assert "missing --grain" in line
 
 
@@ -358,11 +337,11 @@ class NotAnEngine:
 def test_an_internal_error_is_one_line_and_exit_1_and_verbose_shows_the_traceback() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     deps = Deps(settings=settings, engine=NotAnEngine())  # type: ignore[arg-type]
-    line = _one_line(runner.invoke(app, ["runs"], obj=deps), code=1)
+    line = _one_line(Cli()("runs", deps=deps), code=1)
     assert line.startswith("Error: internal error: AttributeError")
-    verbose = runner.invoke(
-        app,
-        ["--verbose", "runs"],
-        obj=Deps(settings=settings, engine=NotAnEngine()),  # type: ignore[arg-type]
+    verbose = Cli()(
+        "--verbose",
+        "runs",
+        deps=Deps(settings=settings, engine=NotAnEngine()),  # type: ignore[arg-type]
     )
     assert verbose.exit_code == 1 and "Traceback" in verbose.output

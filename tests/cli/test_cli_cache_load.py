@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,13 @@ from typing import Any
 import fakesnow
 import pytest
 import snowflake.connector
+from cli_invoke import Cli, Ran
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, func, inspect, select, text
-from typer.testing import CliRunner, Result
+from state_db import copy_of, new_state
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain
 from fulcrum_sync.sinks.local import cache_table
 from fulcrum_sync.store import tables as t
@@ -29,16 +28,9 @@ PASSPHRASE = "pp-Qw7#cli-unique-key-passphrase"
 HOSTILE = 'x"; drop table y; --'
 ACME_DAY = ["acme::active_users", "acme::new_revenue", "acme::orders"]
 
-runner = CliRunner()
 
-
-def invoke(url: str, *args: str, **env: str) -> Result:
-    base = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_LOG_FORMAT": "rich"}
-    return runner.invoke(app, list(args), env={**base, **env})
-
-
-def load_acme(url: str, *args: str, **env: str) -> Result:
-    return invoke(url, "cache-load", "--grain", "day", "--tenant", "acme", *args, **env)
+def load_acme(cli: Cli, *args: str, env: dict[str, str] | None = None) -> Ran:
+    return cli("cache-load", "--grain", "day", "--tenant", "acme", *args, env=env)
 
 
 def snowflake_env(**extra: str) -> dict[str, str]:
@@ -53,19 +45,20 @@ def snowflake_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def synced_acme(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite state database after a real ``sync --grain day --tenant acme``."""
-    path = tmp_path_factory.mktemp("synced") / "state.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        result = invoke(f"sqlite:///{path}", "sync", "-g", "day", "-t", "acme", "--no-patterns")
-    assert result.exit_code == 0, result.output
+    with new_state(tmp_path_factory, "synced") as (path, cli):
+        cli.ok("sync", "-g", "day", "-t", "acme", "--no-patterns")
     return path
 
 
 @pytest.fixture
 def acme_url(synced_acme: Path, tmp_path: Path) -> str:
-    copy = tmp_path / "acme.db"
-    shutil.copy(synced_acme, copy)
-    return f"sqlite:///{copy}"
+    return copy_of(synced_acme, tmp_path, "acme.db")
+
+
+@pytest.fixture
+def acme(acme_url: str) -> Cli:
+    """The CLI on a copy of the synced database."""
+    return Cli.demo(acme_url)
 
 
 @pytest.fixture
@@ -109,7 +102,7 @@ def snowflake_counts() -> dict[str, int]:
     return counts
 
 
-def assert_no_secrets(result: Result, caplog: pytest.LogCaptureFixture, *secrets: str) -> None:
+def assert_no_secrets(result: Ran, caplog: pytest.LogCaptureFixture, *secrets: str) -> None:
     texts = [result.stdout, result.stderr, caplog.text, repr(result.exception)]
     for secret in secrets:
         assert all(secret not in text for text in texts), f"secret leaked: {secret[:6]}..."
@@ -120,8 +113,9 @@ def assert_no_secrets(result: Result, caplog: pytest.LogCaptureFixture, *secrets
 
 def test_sync_then_cache_load_twice_fills_one_table_per_context(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
-    assert invoke(url, "sync", "--grain", "day", "--no-patterns").exit_code == 0
-    first = invoke(url, "cache-load", "--grain", "day")
+    cli = Cli.demo(url)
+    assert cli("sync", "--grain", "day", "--no-patterns").exit_code == 0
+    first = cli("cache-load", "--grain", "day")
     assert first.exit_code == 0, first.output
     engine = open_engine(url)
     counts = cache_counts(engine)
@@ -136,7 +130,7 @@ def test_sync_then_cache_load_twice_fills_one_table_per_context(tmp_path: Path) 
     assert "main.cache_acme_new_revenue_day" in first.stdout
     assert f"{len(contexts)} loaded, 0 skipped, 0 failed" in first.stdout
 
-    second = invoke(url, "cache-load", "--grain", "day", "--force")  # unchanged: forced
+    second = cli("cache-load", "--grain", "day", "--force")  # unchanged: forced
     assert second.exit_code == 0, second.output
     assert cache_counts(engine) == counts  # replaced, not appended
     with engine.connect() as conn:
@@ -147,9 +141,9 @@ def test_sync_then_cache_load_twice_fills_one_table_per_context(tmp_path: Path) 
     engine.dispose()
 
 
-def test_json_output_on_sqlite_and_postgresql(db_url: str) -> None:
-    assert invoke(db_url, "sync", "-g", "day", "-t", "acme", "--no-patterns").exit_code == 0
-    result = invoke(db_url, "cache-load", "--grain", "daily", "--tenant", "acme", "--json")
+def test_json_output_on_sqlite_and_postgresql(cli: Cli, db_url: str) -> None:
+    assert cli("sync", "-g", "day", "-t", "acme", "--no-patterns").exit_code == 0
+    result = cli("cache-load", "--grain", "daily", "--tenant", "acme", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["grain"], data["target"], data["outcome"]) == ("day", "local", "succeeded")
@@ -164,11 +158,11 @@ def test_json_output_on_sqlite_and_postgresql(db_url: str) -> None:
     assert data["rows"] == sum(c["rows"] for c in data["contexts"])
 
 
-def test_a_failing_context_does_not_stop_the_others(acme_url: str) -> None:
+def test_a_failing_context_does_not_stop_the_others(acme: Cli, acme_url: str) -> None:
     engine = open_engine(acme_url)
     with engine.begin() as conn:  # a table in the way, with other columns: the insert fails
         conn.execute(text("CREATE TABLE cache_acme_orders_day (x INTEGER NOT NULL)"))
-    result = load_acme(acme_url)
+    result = load_acme(acme)
     assert result.exit_code == 1, result.output
     assert "failed acme::orders: SQLite at " in result.stdout
     assert ": cannot load main.cache_acme_orders_day" in result.stdout
@@ -187,8 +181,9 @@ def test_a_failing_context_does_not_stop_the_others(acme_url: str) -> None:
 
 def test_contexts_without_stored_rows_are_skipped(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
-    assert invoke(url, "discover", "--grain", "day").exit_code == 0
-    result = invoke(url, "cache-load", "--grain", "day", "--tenant", "umbrella")
+    cli = Cli.demo(url)
+    assert cli("discover", "--grain", "day").exit_code == 0
+    result = cli("cache-load", "--grain", "day", "--tenant", "umbrella")
     assert result.exit_code == 0, result.output
     assert "0 loaded, 3 skipped, 0 failed" in result.stdout
     assert "skipped umbrella::appointments: no stored rows" in result.stdout
@@ -200,7 +195,7 @@ def test_contexts_without_stored_rows_are_skipped(tmp_path: Path) -> None:
 
 
 def test_nothing_discovered_is_exit_0_with_a_hint(tmp_path: Path) -> None:
-    result = invoke(f"sqlite:///{tmp_path}/s.db", "cache-load", "--grain", "week")
+    result = Cli.demo(f"sqlite:///{tmp_path}/s.db")("cache-load", "--grain", "week")
     assert result.exit_code == 0, result.output
     assert "no active contexts" in result.stdout and "sync --grain week" in result.stdout
 
@@ -216,21 +211,21 @@ def test_nothing_discovered_is_exit_0_with_a_hint(tmp_path: Path) -> None:
     ],
 )
 def test_bad_usage_is_exit_2_and_loads_nothing(
-    acme_url: str, args: list[str], message: str
+    acme: Cli, acme_url: str, args: list[str], message: str
 ) -> None:
-    result = invoke(acme_url, "cache-load", "--grain", "day", *args)
+    result = acme("cache-load", "--grain", "day", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert cache_counts(open_engine(acme_url)) == {}
 
 
-def test_bad_grain_is_exit_2(acme_url: str) -> None:
-    result = invoke(acme_url, "cache-load", "--grain", "hourly")
+def test_bad_grain_is_exit_2(acme: Cli) -> None:
+    result = acme("cache-load", "--grain", "hourly")
     assert result.exit_code == 2 and "unknown grain 'hourly'" in result.stderr
 
 
 def test_help_ends_with_an_example() -> None:
-    result = runner.invoke(app, ["cache-load", "--help"])
+    result = Cli()("cache-load", "--help")
     assert result.exit_code == 0
     assert "--target" in result.stdout
     assert "Example: fulcrum-sync cache-load --grain day" in result.stdout
@@ -240,11 +235,11 @@ def test_help_ends_with_an_example() -> None:
 
 
 def test_snowflake_target_matches_the_local_one(
-    acme_url: str, fake_snowflake: None, caplog: pytest.LogCaptureFixture
+    acme: Cli, fake_snowflake: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    local = load_acme(acme_url, "--json")
-    remote = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
+    local = load_acme(acme, "--json")
+    remote = load_acme(acme, "--target", "snowflake", env=snowflake_env())
     assert remote.exit_code == 0, remote.output
     assert "FULCRUM.CACHE.CACHE_ACME_NEW_REVENUE_DAY" in remote.stdout
     assert "~ size estimated" in remote.stdout  # fakesnow reports no table size
@@ -252,7 +247,7 @@ def test_snowflake_target_matches_the_local_one(
         c["table"].split(".")[-1].upper(): c["rows"] for c in json.loads(local.stdout)["contexts"]
     }
     assert snowflake_counts() == local_counts
-    again = load_acme(acme_url, "--target", "snowflake", "--force", "--json", **snowflake_env())
+    again = load_acme(acme, "--target", "snowflake", "--force", "--json", env=snowflake_env())
     assert again.exit_code == 0, again.output
     data = json.loads(again.stdout)
     assert data["target"] == "snowflake"
@@ -271,7 +266,7 @@ def test_snowflake_target_matches_the_local_one(
 
 
 def test_snowflake_key_pair_from_the_environment(
-    acme_url: str, fake_snowflake: None, caplog: pytest.LogCaptureFixture
+    acme: Cli, fake_snowflake: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -285,7 +280,7 @@ def test_snowflake_key_pair_from_the_environment(
         FULCRUM_SYNC_SNOWFLAKE_PRIVATE_KEY=pem,
         FULCRUM_SYNC_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE=PASSPHRASE,
     )
-    result = load_acme(acme_url, "--target", "snowflake", **env)
+    result = load_acme(acme, "--target", "snowflake", env=env)
     assert result.exit_code == 0, result.output
     kwargs = snowflake.connector.connect.call_args.kwargs  # type: ignore[attr-defined]
     assert "password" not in kwargs and kwargs["authenticator"] == "SNOWFLAKE_JWT"
@@ -295,17 +290,17 @@ def test_snowflake_key_pair_from_the_environment(
     assert_no_secrets(result, caplog, PASSPHRASE, *body)
 
     wrong = {**env, "FULCRUM_SYNC_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": "not-" + PASSPHRASE}
-    refused = load_acme(acme_url, "--target", "snowflake", **wrong)
+    refused = load_acme(acme, "--target", "snowflake", env=wrong)
     assert refused.exit_code == 2 and "passphrase" in refused.stderr
     assert_no_secrets(refused, caplog, PASSPHRASE, *body)
 
 
 def test_snowflake_failure_in_one_context_does_not_stop_the_others(
-    acme_url: str, fake_snowflake: None, caplog: pytest.LogCaptureFixture
+    acme: Cli, fake_snowflake: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     conn = snowflake.connector.connect(database="FULCRUM", schema="CACHE")
     conn.cursor().execute('CREATE TABLE "FULCRUM"."CACHE"."CACHE_ACME_ORDERS_DAY" (X INTEGER)')
-    result = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
+    result = load_acme(acme, "--target", "snowflake", env=snowflake_env())
     assert result.exit_code == 1, result.output
     assert (
         "failed acme::orders: Snowflake account acme-xy12345: cannot load "
@@ -318,14 +313,14 @@ def test_snowflake_failure_in_one_context_does_not_stop_the_others(
 
 
 def test_snowflake_unreachable_is_exit_3_without_the_password(
-    acme_url: str, fake_snowflake: None, caplog: pytest.LogCaptureFixture
+    acme: Cli, fake_snowflake: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     connect: Any = snowflake.connector.connect
     connect.side_effect = snowflake.connector.errors.OperationalError(
         f"250003: Failed to get the response from {PASSWORD}: could not reach host"
     )
-    result = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
+    result = load_acme(acme, "--target", "snowflake", env=snowflake_env())
     assert result.exit_code == 3, result.output
     assert "Snowflake account acme-xy12345: cannot connect as FULCRUM_LOADER" in result.stderr
     assert "***" in result.stderr
@@ -333,7 +328,7 @@ def test_snowflake_unreachable_is_exit_3_without_the_password(
 
 
 def test_snowflake_refusing_the_password_is_exit_2_without_the_password(
-    acme_url: str, fake_snowflake: None, caplog: pytest.LogCaptureFixture
+    acme: Cli, fake_snowflake: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     connect: Any = snowflake.connector.connect
@@ -341,17 +336,16 @@ def test_snowflake_refusing_the_password_is_exit_2_without_the_password(
         msg=f"Failed to connect to DB: Incorrect username or password was specified ({PASSWORD})",
         errno=390100,
     )
-    result = load_acme(acme_url, "--target", "snowflake", **snowflake_env())
+    result = load_acme(acme, "--target", "snowflake", env=snowflake_env())
     assert result.exit_code == 2, result.output
     assert "the credentials were refused" in result.stderr
     assert "(check FULCRUM_SYNC_SNOWFLAKE_PASSWORD)" in result.stderr
     assert_no_secrets(result, caplog, PASSWORD)
 
 
-def test_snowflake_hostile_names_reach_no_sql(acme_url: str, fake_snowflake: None) -> None:
+def test_snowflake_hostile_names_reach_no_sql(acme: Cli, fake_snowflake: None) -> None:
     for option in ("--tenant", "--metric"):
-        result = invoke(
-            acme_url,
+        result = acme(
             "cache-load",
             "--grain",
             "day",
@@ -359,7 +353,7 @@ def test_snowflake_hostile_names_reach_no_sql(acme_url: str, fake_snowflake: Non
             "snowflake",
             option,
             HOSTILE,
-            **snowflake_env(),
+            env=snowflake_env(),
         )
         assert result.exit_code == 2, result.output
         assert "invalid" in result.stderr
@@ -374,14 +368,15 @@ def test_a_load_copies_only_the_contexts_whose_series_changed(
     tmp_path: Path, target: str, request: pytest.FixtureRequest
 ) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
+    cli = Cli.demo(url)
     env = {"FULCRUM_SYNC_TODAY": "2025-08-06", **(snowflake_env() if target == "snowflake" else {})}
     if target == "snowflake":
         request.getfixturevalue("fake_snowflake")
     sync = ("sync", "--grain", "day", "--tenant", "acme", "--no-patterns")
-    assert invoke(url, *sync, **env).exit_code == 0
+    assert cli(*sync, env=env).exit_code == 0
 
     def load() -> dict[str, Any]:
-        result = load_acme(url, "--target", target, "--json", **env)
+        result = load_acme(cli, "--target", target, "--json", env=env)
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 
@@ -403,9 +398,7 @@ def test_a_load_copies_only_the_contexts_whose_series_changed(
     assert connects() == before  # nothing to load: the target is not even connected to
     assert counts() == loaded
 
-    changed = invoke(
-        url, *sync, "--metric", "orders", **{**env, "FULCRUM_SYNC_TODAY": "2025-08-07"}
-    )
+    changed = cli(*sync, "--metric", "orders", env={**env, "FULCRUM_SYNC_TODAY": "2025-08-07"})
     assert changed.exit_code == 0, changed.output
     third = load()
     status = {c["context"]: c["status"] for c in third["contexts"]}
@@ -424,6 +417,6 @@ def test_a_load_copies_only_the_contexts_whose_series_changed(
     assert {k: v for k, v in after.items() if "orders" not in k} == {
         k: v for k, v in loaded.items() if "orders" not in k
     }
-    forced = load_acme(url, "--target", target, "--force", "--json", **env)
+    forced = load_acme(cli, "--target", target, "--force", "--json", env=env)
     assert json.loads(forced.stdout)["succeeded"] == 3  # --force loads unchanged ones too
     engine.dispose()

@@ -6,57 +6,40 @@ import json
 from pathlib import Path
 
 import yaml
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
-from typer.testing import CliRunner, Result
+from cli_invoke import Cli
+from state_db import stored_catalog
 
 from fulcrum_sync.catalog import parse_catalog
-from fulcrum_sync.cli import app
-from fulcrum_sync.store.catalog import read_catalog
-
-runner = CliRunner()
-
-
-def run(env: dict[str, str], *args: str) -> Result:
-    return runner.invoke(app, list(args), env=env)
-
-
-def stored(url: str) -> object:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        return read_catalog(engine)
-    finally:
-        engine.dispose()
 
 
 def test_show_then_validate_then_load_is_a_round_trip_with_no_change(
-    cli_env: dict[str, str], db_url: str, tmp_path: Path
+    cli: Cli, db_url: str, tmp_path: Path
 ) -> None:
-    assert run(cli_env, "discover").exit_code == 0  # loads the demo catalog
-    before = stored(db_url)
-    shown = run(cli_env, "catalog", "show")
+    assert cli("discover").exit_code == 0  # loads the demo catalog
+    before = stored_catalog(db_url)
+    shown = cli("catalog", "show")
     assert shown.exit_code == 0, shown.output
     assert parse_catalog(shown.stdout) == before
     path = tmp_path / "c.yaml"
     path.write_text(shown.stdout)
 
-    valid = run(cli_env, "catalog", "validate", str(path))
+    valid = cli("catalog", "validate", str(path))
     assert valid.exit_code == 0, valid.output
     assert f"✓ {path} is valid: 4 tenants, 17 metrics, 31 active contexts." in valid.stdout
 
-    loaded = run(cli_env, "catalog", "load", str(path), "--json")
+    loaded = cli("catalog", "load", str(path), "--json")
     assert loaded.exit_code == 0, loaded.output
     changes = json.loads(loaded.stdout)
     assert changes["metrics_added"] == changes["metrics_changed"] == []
     assert changes["metrics_removed"] == []
-    assert stored(db_url) == before
-    again = run(cli_env, "catalog", "load", str(path))
+    assert stored_catalog(db_url) == before
+    again = cli("catalog", "load", str(path))
     assert "No metric added, changed or removed." in again.stdout
 
 
-def test_show_leaves_defaults_out_and_keeps_targets(cli_env: dict[str, str]) -> None:
-    assert run(cli_env, "discover").exit_code == 0
-    data = yaml.safe_load(run(cli_env, "catalog", "show").stdout)
+def test_show_leaves_defaults_out_and_keeps_targets(cli: Cli) -> None:
+    assert cli("discover").exit_code == 0
+    data = yaml.safe_load(cli("catalog", "show").stdout)
     acme = next(t for t in data["tenants"] if t["identifier"] == "acme")
     assert "active" not in acme and "cache_enabled" not in acme  # defaults
     legacy = next(m for m in acme["metrics"] if m["metric_id"] == "legacy_signups")
@@ -73,7 +56,7 @@ def test_validate_reports_the_problem_and_opens_no_database(tmp_path: Path) -> N
         "tenants:\n  - tenant_id: 1\n    identifier: acme\n    metrics:\n"
         "      - {metric_id: orders, time_dimension: orders.created_at}\n"
     )
-    result = run({}, "catalog", "validate", str(bad))
+    result = Cli()("catalog", "validate", str(bad))
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     first = result.stderr.strip().splitlines()[0]
@@ -84,6 +67,6 @@ def test_validate_reports_the_problem_and_opens_no_database(tmp_path: Path) -> N
         "tenants:\n  - tenant_id: 1\n    identifier: acme\n    metrics:\n"
         "      - {metric_id: o, measure: m.c, time_dimension: m.t, patterns: [astrology]}\n"
     )
-    result = run({}, "catalog", "validate", str(unknown))
+    result = Cli()("catalog", "validate", str(unknown))
     assert result.exit_code == 2 and "astrology" in result.stderr
     assert not Path("fulcrum_sync.db").exists()  # conftest runs each test in its own tmp_path

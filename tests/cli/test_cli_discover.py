@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import create_engine, func, insert, inspect, select
-from sqlalchemy.pool import NullPool
-from typer.testing import CliRunner, Result
+from cli_invoke import Cli
+from sqlalchemy import func, insert, select
+from state_db import table_names, unmigrated
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
-from fulcrum_sync.cli import app
 from fulcrum_sync.store import tables as t
 
 DEMO_YAML = resources.files("fulcrum_sync").joinpath("data", "demo_catalog.yaml")
@@ -24,10 +23,6 @@ SUMMARY = re.compile(
     r"(\d+) added, (\d+) deactivated, (\d+) reactivated, (\d+) unchanged "
     r"\((\d+) active contexts, (\d+) pattern contexts, ([a-z ]+)\)"
 )
-
-
-def _run(env: dict[str, str], *args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
 def _summary(output: str) -> tuple[int, int, int, int]:
@@ -43,28 +38,16 @@ def _demo_counts(grain: str | None = None) -> tuple[int, int]:
     return len(contexts), sum(len(c.metric.patterns) for c in contexts)
 
 
-def _tables(db_url: str) -> set[str]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def _query(db_url: str, statement: Any) -> list[Any]:
-    engine = create_engine(db_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(statement)
-            return list(result) if result.returns_rows else []
-    finally:
-        engine.dispose()
+    with unmigrated(db_url) as engine, engine.begin() as conn:
+        result = conn.execute(statement)
+        return list(result) if result.returns_rows else []
 
 
 def test_first_discover_loads_the_demo_catalog_and_second_reports_no_change(
-    cli_env: dict[str, str],
+    cli: Cli,
 ) -> None:
-    result = _run(cli_env, "discover")
+    result = cli("discover")
     assert result.exit_code == 0, result.output
     catalog = demo_catalog()
     taking_part = [x.identifier for x in catalog.tenants if x.active and x.cache_enabled]
@@ -87,7 +70,7 @@ def test_first_discover_loads_the_demo_catalog_and_second_reports_no_change(
     assert f"{patterns} pattern context changes" in result.stdout
     assert "--verbose" in result.stdout
 
-    again = _run(cli_env, "discover")
+    again = cli("discover")
     assert again.exit_code == 0, again.output
     assert "0 added, 0 deactivated" in again.stdout
     assert "demo catalog" not in again.stdout
@@ -95,9 +78,9 @@ def test_first_discover_loads_the_demo_catalog_and_second_reports_no_change(
     assert _summary(again.stdout) == (0, 0, 0, contexts + patterns)
 
 
-def test_discover_json_carries_the_same_counts(cli_env: dict[str, str]) -> None:
+def test_discover_json_carries_the_same_counts(cli: Cli) -> None:
     contexts, patterns = _demo_counts()
-    first = _run(cli_env, "discover", "--json")
+    first = cli("discover", "--json")
     assert first.exit_code == 0, first.output
     data = json.loads(first.stdout)
     assert data["demo_catalog_loaded"] is True
@@ -107,16 +90,16 @@ def test_discover_json_carries_the_same_counts(cli_env: dict[str, str]) -> None:
     assert data["changes"]["deactivated"] == [] and data["changes"]["unchanged"] == 0
     assert "acme" in data["tenants"] and "globex" in data["tenants_excluded"]
 
-    second = json.loads(_run(cli_env, "discover", "--json").stdout)
+    second = json.loads(cli("discover", "--json").stdout)
     assert second["demo_catalog_loaded"] is False
     assert second["changes"]["added"] == second["changes"]["deactivated"] == []
     assert second["changes"]["unchanged"] == contexts + patterns
-    human = _run(cli_env, "discover")
+    human = cli("discover")
     assert _summary(human.stdout) == (0, 0, 0, second["changes"]["unchanged"])
 
 
-def test_verbose_lists_pattern_contexts(cli_env: dict[str, str]) -> None:
-    result = _run(cli_env, "--verbose", "discover")
+def test_verbose_lists_pattern_contexts(cli: Cli) -> None:
+    result = cli("--verbose", "discover")
     assert result.exit_code == 0, result.output
     assert "Pattern context changes" in result.stdout
     assert "acme::new_revenue::performance_status" in result.stdout
@@ -125,14 +108,14 @@ def test_verbose_lists_pattern_contexts(cli_env: dict[str, str]) -> None:
     assert len(listed) == patterns
 
 
-def test_discover_one_grain(cli_env: dict[str, str]) -> None:
-    result = _run(cli_env, "discover", "--grain", "weekly")
+def test_discover_one_grain(cli: Cli) -> None:
+    result = cli("discover", "--grain", "weekly")
     assert result.exit_code == 0, result.output
     contexts, patterns = _demo_counts("week")
     assert _summary(result.stdout) == (contexts + patterns, 0, 0, 0)
     assert result.stdout.rstrip().endswith("pattern contexts, week)")
     # The other grains are discovered later, without touching the weekly ones.
-    result = _run(cli_env, "discover")
+    result = cli("discover")
     all_contexts, all_patterns = _demo_counts()
     assert _summary(result.stdout) == (
         all_contexts + all_patterns - contexts - patterns,
@@ -151,9 +134,9 @@ def _catalog_without(path: Path, tenant: str, metric: str) -> Path:
 
 
 def test_removed_metric_is_deactivated_and_keeps_its_rows(
-    cli_env: dict[str, str], db_url: str, tmp_path: Path
+    cli: Cli, db_url: str, tmp_path: Path
 ) -> None:
-    assert _run(cli_env, "discover").exit_code == 0
+    assert cli("discover").exit_code == 0
     rows = [
         {
             "tenant_id": 1,
@@ -167,11 +150,11 @@ def test_removed_metric_is_deactivated_and_keeps_its_rows(
     _query(db_url, insert(t.metric_time_series).values(rows))
 
     path = _catalog_without(tmp_path / "catalog.yaml", "acme", "orders")
-    loaded = _run(cli_env, "catalog", "load", str(path))
+    loaded = cli("catalog", "load", str(path))
     assert loaded.exit_code == 0, loaded.output
     assert "Metrics removed: acme::orders" in loaded.stdout
 
-    result = _run(cli_env, "discover")
+    result = cli("discover")
     assert result.exit_code == 0, result.output
     orders = next(m for m in demo_catalog().tenants[0].metrics if m.metric_id == "orders")
     gone = len(orders.grains) * (1 + len(orders.patterns))
@@ -181,7 +164,7 @@ def test_removed_metric_is_deactivated_and_keeps_its_rows(
     assert len(table) == len(orders.grains)
     assert all("deactivated" in line for line in table)
 
-    data = json.loads(_run(cli_env, "discover", "--json").stdout)
+    data = json.loads(cli("discover", "--json").stdout)
     assert data["changes"]["deactivated"] == []  # reported once
 
     stored = _query(
@@ -201,42 +184,43 @@ def test_removed_metric_is_deactivated_and_keeps_its_rows(
     # Put it back: its contexts are reactivated, not added again.
     full = tmp_path / "full.yaml"
     full.write_text(DEMO_YAML.read_text())
-    assert _run(cli_env, "catalog", "load", str(full)).exit_code == 0
-    result = _run(cli_env, "discover")
+    assert cli("catalog", "load", str(full)).exit_code == 0
+    result = cli("discover")
     assert _summary(result.stdout)[:3] == (0, 0, gone)
     table = [line for line in result.stdout.splitlines() if "acme::orders " in line]
     assert len(table) == len(orders.grains)
     assert all("reactivated" in line for line in table)
 
 
-def test_bad_grain_exits_2_and_writes_nothing(cli_env: dict[str, str], db_url: str) -> None:
-    result = _run(cli_env, "discover", "--grain", "fortnight")
+def test_bad_grain_exits_2_and_writes_nothing(cli: Cli, db_url: str) -> None:
+    result = cli("discover", "--grain", "fortnight")
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "'fortnight'" in lines[0] and "day, week, month" in lines[0]
-    assert _tables(db_url) == set()
+    assert table_names(db_url) == set()
 
 
-def test_unreachable_database_exits_3_with_a_masked_url(cli_env: dict[str, str]) -> None:
-    env = {**cli_env, "FULCRUM_SYNC_DATABASE_URL": UNREACHABLE}
+def test_unreachable_database_exits_3_with_a_masked_url(cli: Cli) -> None:
+    env = {"FULCRUM_SYNC_DATABASE_URL": UNREACHABLE}
     env["FULCRUM_SYNC_DATABASE_RETRY_SECONDS"] = "0"  # no wait for a server that never comes
-    result = _run(env, "discover")
+    result = cli("discover", env=env)
     assert result.exit_code == 3
     assert "s3cret" not in result.output
     assert "PostgreSQL at 127.0.0.1:1/x" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_invalid_setting_exits_2(cli_env: dict[str, str], db_url: str) -> None:
-    result = _run({**cli_env, "FULCRUM_SYNC_SOURCE": "oracle"}, "discover")
+def test_invalid_setting_exits_2(cli: Cli, db_url: str) -> None:
+    result = cli("discover", env={"FULCRUM_SYNC_SOURCE": "oracle"})
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: invalid settings: FULCRUM_SYNC_SOURCE")
-    assert _tables(db_url) == set()
+    # The source registry refuses it when the settings are read (main 424f653).
+    assert result.stderr == "Error: unknown source 'oracle': expected one of demo, cube\n"
+    assert table_names(db_url) == set()
 
 
 def test_discover_help_ends_with_an_example() -> None:
-    result = CliRunner().invoke(app, ["discover", "--help"])
+    result = Cli()("discover", "--help")
     assert result.exit_code == 0
     assert "Example: fulcrum-sync discover" in result.stdout

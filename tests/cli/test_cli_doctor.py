@@ -10,13 +10,11 @@ from pathlib import Path
 
 import fakesnow
 import pytest
+from cli_invoke import Cli, Ran
 from cube_server import SECRET, FakeCube
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.services.deps import Deps
 
-runner = CliRunner()
 WRONG_SECRET = "not-the-cube-secret-0123456789abcdef"
 CUBES = {"orders": {"measures": ["orders.total_amount"], "dimensions": ["orders.created_at"]}}
 CATALOG = """\
@@ -28,11 +26,12 @@ tenants:
 """
 
 
-def doctor(env: dict[str, str], *args: str) -> Result:
-    return runner.invoke(app, [*args, "doctor"], env=env)
+def doctor(env: dict[str, str], *args: str) -> Ran:
+    """``fulcrum-sync [args] doctor`` with exactly these settings."""
+    return Cli(env=env)(*args, "doctor")
 
 
-def marks(result: Result) -> dict[str, str]:
+def marks(result: Ran) -> dict[str, str]:
     """``{check name: its mark}`` of every check line."""
     out = {}
     for line in result.stdout.splitlines():
@@ -61,14 +60,14 @@ def cube_env(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[FakeCube, dict[s
             "FULCRUM_SYNC_CUBE_RETRIES": "0",
         }
         (tmp_path / "catalog.yaml").write_text(CATALOG)
-        loaded = runner.invoke(app, ["catalog", "load", str(tmp_path / "catalog.yaml")], env=env)
+        loaded = Cli(env=env)("catalog", "load", str(tmp_path / "catalog.yaml"))
         assert loaded.exit_code == 0, loaded.output
         fake.requests.clear()
         yield fake, env
 
 
-def test_demo_default_after_a_sync_is_all_green(cli_env: dict[str, str]) -> None:
-    synced = runner.invoke(app, ["sync", "-g", "day", "-t", "acme", "--no-patterns"], env=cli_env)
+def test_demo_default_after_a_sync_is_all_green(cli: Cli, cli_env: dict[str, str]) -> None:
+    synced = cli("sync", "-g", "day", "-t", "acme", "--no-patterns")
     assert synced.exit_code == 0, synced.output
     result = doctor(cli_env)
     assert result.exit_code == 0, result.output
@@ -158,12 +157,14 @@ def test_snowflake_target_is_logged_into(cli_env: dict[str, str]) -> None:
     assert "sf-pa55word" not in result.output + missing.output
 
 
-def test_bad_settings_are_exit_2_and_json_has_every_check(cli_env: dict[str, str]) -> None:
+def test_bad_settings_are_exit_2_and_json_has_every_check(
+    cli: Cli, cli_env: dict[str, str]
+) -> None:
     result = doctor({**cli_env, "FULCRUM_SYNC_WORKERS": "0"})
     assert result.exit_code == 2, result.output
     assert marks(result) == {"settings": "✗"}
     assert "FULCRUM_SYNC_WORKERS" in result.stdout
-    as_json = runner.invoke(app, ["doctor", "--json"], env=cli_env)
+    as_json = cli("doctor", "--json")
     assert as_json.exit_code == 0, as_json.output
     payload = json.loads(as_json.stdout)
     assert payload["outcome"] == "succeeded"
@@ -182,17 +183,12 @@ class _BrokenSink:
         pass
 
 
-def test_an_unexpected_error_is_one_line_and_exit_1(cli_env: dict[str, str]) -> None:
-    result = runner.invoke(app, ["doctor"], env=cli_env, obj=Deps(sink=_BrokenSink()))  # type: ignore[arg-type]
+def test_an_unexpected_error_is_one_line_and_exit_1(cli: Cli) -> None:
+    result = cli("doctor", deps=Deps(sink=_BrokenSink()))  # type: ignore[arg-type]
     assert result.exit_code == 1, result.output
     assert result.stderr.strip() == (
         "Error: internal error: RuntimeError: the driver fell over "
         "(run with --verbose for the traceback)"
     )
-    verbose = runner.invoke(
-        app,
-        ["--verbose", "doctor"],
-        env=cli_env,
-        obj=Deps(sink=_BrokenSink()),  # type: ignore[arg-type]
-    )
+    verbose = cli("--verbose", "doctor", deps=Deps(sink=_BrokenSink()))  # type: ignore[arg-type]
     assert verbose.exit_code == 1 and "Traceback" in verbose.stderr

@@ -80,7 +80,11 @@ def _commands() -> list[tuple[list[str], object]]:
     out: list[tuple[list[str], object]] = []
 
     def walk(group: object, prefix: list[str]) -> None:
-        for name, sub in getattr(group, "commands", {}).items():
+        if not isinstance(group, typer.core.TyperGroup):
+            return
+        ctx = typer.Context(group)  # the root loads each command when it is looked up
+        for name in group.list_commands(ctx):
+            sub = group.get_command(ctx, name)
             out.append(([*prefix, name], sub))
             walk(sub, [*prefix, name])
 

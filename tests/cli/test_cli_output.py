@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_invoke import Cli
+from state_db import copy_of, new_state
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.render.numbers import format_field, format_number, format_pct, format_value
 
-runner = CliRunner()
 PERIOD = "2025-09-30"
 ACME_DAY = ["acme::active_users", "acme::new_revenue", "acme::orders"]
 SYNC = ["sync", "-g", "day", "-p", PERIOD, "-t", "acme"]
@@ -22,24 +20,14 @@ SYNC = ["sync", "-g", "day", "-p", PERIOD, "-t", "acme"]
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A SQLite database after a sync of acme's day contexts (patterns on) and its summary."""
-    path = tmp_path_factory.mktemp("output") / "state.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        result = invoke(f"sqlite:///{path}", *SYNC, COLUMNS="80")
-    assert result.exit_code == 0, result.output
-    return path, result.stdout
+    with new_state(tmp_path_factory, "output") as (path, cli):
+        return path, cli.ok(*SYNC, env={"COLUMNS": "80"}).stdout
 
 
 @pytest.fixture
-def url(synced: tuple[Path, str], tmp_path: Path) -> str:
-    copy = tmp_path / "state.db"
-    shutil.copy(synced[0], copy)
-    return f"sqlite:///{copy}"
-
-
-def invoke(url: str, *args: str, **env: str) -> Result:
-    base = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_LOG_FORMAT": "rich"}
-    return runner.invoke(app, list(args), env={**base, **env})
+def cli(synced: tuple[Path, str], tmp_path: Path) -> Cli:
+    """The CLI on a copy of the module's database."""
+    return Cli.demo(copy_of(synced[0], tmp_path))
 
 
 def test_sync_summary_fits_80_columns_with_one_line_per_context(
@@ -54,8 +42,8 @@ def test_sync_summary_fits_80_columns_with_one_line_per_context(
     assert lines[-1].startswith("Run ") and "succeeded (3 succeeded)" in lines[-1]
 
 
-def test_skip_reason_is_said_once(url: str) -> None:
-    again = invoke(url, *SYNC, "--no-patterns", COLUMNS="80")
+def test_skip_reason_is_said_once(cli: Cli) -> None:
+    again = cli(*SYNC, "--no-patterns", env={"COLUMNS": "80"})
     assert again.exit_code == 0, again.output
     text = again.stdout
     assert text.count("already done") == 1
@@ -64,8 +52,8 @@ def test_skip_reason_is_said_once(url: str) -> None:
     assert len(rows) == 3 and all(line.rstrip().endswith("skipped (a)") for line in rows)
 
 
-def test_wide_terminal_shows_every_column(url: str) -> None:
-    result = invoke(url, *SYNC, "--force", "--no-patterns", COLUMNS="160")
+def test_wide_terminal_shows_every_column(cli: Cli) -> None:
+    result = cli(*SYNC, "--force", "--no-patterns", env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     header = next(line for line in result.stdout.splitlines() if line.startswith("context"))
     assert header.split() == [
@@ -75,16 +63,14 @@ def test_wide_terminal_shows_every_column(url: str) -> None:
     assert "hidden at" not in result.stdout
 
 
-def test_patterns_show_formats_numbers_and_never_cuts_off(url: str) -> None:
-    result = invoke(url, "patterns", "show", "acme::new_revenue", "-g", "day", COLUMNS="80")
+def test_patterns_show_formats_numbers_and_never_cuts_off(cli: Cli) -> None:
+    result = cli("patterns", "show", "acme::new_revenue", "-g", "day", env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "..." not in text
     assert not re.search(r"\d\.\d{5,}", text), "raw floats"
     assert all(len(line) <= 80 for line in text.splitlines())
-    stored = json.loads(
-        invoke(url, "patterns", "show", "acme::new_revenue", "-g", "day", "--json").stdout
-    )
+    stored = json.loads(cli("patterns", "show", "acme::new_revenue", "-g", "day", "--json").stdout)
     status = next(r for r in stored if r["pattern"] == "performance_status")["result"]
     assert f"change pct: {format_pct(status['change_pct'], signed=True)}" in text
     assert f"value: {format_number(status['value'])}" in text
@@ -96,10 +82,10 @@ def test_patterns_show_formats_numbers_and_never_cuts_off(url: str) -> None:
     assert last_point["date"] in text  # the whole table of points
 
 
-def test_runs_show_lists_every_key_of_the_run(url: str) -> None:
-    runs = json.loads(invoke(url, "runs", "--limit", "5", "--command", "sync", "--json").stdout)
+def test_runs_show_lists_every_key_of_the_run(cli: Cli) -> None:
+    runs = json.loads(cli("runs", "--limit", "5", "--command", "sync", "--json").stdout)
     run_id = runs[0]["run_id"]
-    shown = invoke(url, "runs", "show", run_id[:8], "--json")
+    shown = cli("runs", "show", run_id[:8], "--json")
     assert shown.exit_code == 0, shown.output
     detail = json.loads(shown.stdout)
     assert detail["run"]["run_id"] == run_id and detail["run"]["command"] == "sync"
@@ -108,7 +94,7 @@ def test_runs_show_lists_every_key_of_the_run(url: str) -> None:
     assert all(k["status"] == "succeeded" and k["duration_seconds"] >= 0 for k in detail["keys"])
     assert any(k["kind"] == "pattern" for k in detail["keys"])
 
-    table = invoke(url, "runs", "show", run_id[:8], COLUMNS="80")
+    table = cli("runs", "show", run_id[:8], env={"COLUMNS": "80"})
     assert table.exit_code == 0, table.output
     assert f"Run {run_id}" in table.stdout and "succeeded" in table.stdout
     assert "acme::new_revenue" in table.stdout and "· forecasting" in table.stdout
@@ -119,8 +105,8 @@ def test_runs_show_lists_every_key_of_the_run(url: str) -> None:
     ("prefix", "message"),
     [("zz", "invalid run id 'zz'"), ("ffffffff", "no run with an id starting 'ffffffff'")],
 )
-def test_runs_show_refuses_unknown_ids(url: str, prefix: str, message: str) -> None:
-    result = invoke(url, "runs", "show", prefix)
+def test_runs_show_refuses_unknown_ids(cli: Cli, prefix: str, message: str) -> None:
+    result = cli("runs", "show", prefix)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

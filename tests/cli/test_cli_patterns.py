@@ -6,23 +6,17 @@ import dataclasses
 import json
 from typing import Any
 
+from cli_invoke import Cli
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain
 from fulcrum_sync.patterns.registry import REGISTRY, list_patterns
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 PERIOD = "2025-09-30"
-
-
-def run(env: dict[str, str], *args: str, deps: Deps | None = None) -> Any:
-    return runner.invoke(app, list(args), env=env, obj=deps)
 
 
 def expected_pattern_rows() -> int:
@@ -44,15 +38,15 @@ def count(url: str, table: Any, *where: Any) -> int:
     return value
 
 
-def test_sync_stores_every_enabled_pattern_and_show_prints_them(cli_env, db_url):
-    result = run(cli_env, "sync", "--grain", "day", "--period", PERIOD, "--json")
+def test_sync_stores_every_enabled_pattern_and_show_prints_them(cli: Cli, db_url: str) -> None:
+    result = cli("sync", "--grain", "day", "--period", PERIOD, "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert all(c["patterns"] for c in payload["contexts"])
     assert count(db_url, t.pattern_results) == expected_pattern_rows()
     assert count(db_url, t.pattern_results, t.pattern_results.c.status == "failed") == 0
 
-    shown = run(cli_env, "patterns", "show", "acme::new_revenue", "--grain", "day")
+    shown = cli("patterns", "show", "acme::new_revenue", "--grain", "day")
     assert shown.exit_code == 0, shown.output
     for name in (
         "performance_status",
@@ -63,17 +57,17 @@ def test_sync_stores_every_enabled_pattern_and_show_prints_them(cli_env, db_url)
     ):
         assert name in shown.stdout
     as_json = json.loads(
-        run(cli_env, "patterns", "show", "acme::new_revenue", "--grain", "day", "--json").stdout
+        cli("patterns", "show", "acme::new_revenue", "--grain", "day", "--json").stdout
     )
     assert {r["analysis_period"] for r in as_json} == {PERIOD}
 
 
-def test_patterns_twice_leaves_one_row_per_key_with_the_second_timestamp(cli_env, db_url):
+def test_patterns_twice_leaves_one_row_per_key_with_the_second_timestamp(
+    cli: Cli, db_url: str
+) -> None:
     args = ["patterns", "--grain", "day", "--period", PERIOD, "--tenant", "acme", "--json"]
-    assert (
-        run(cli_env, "sync", "--grain", "day", "--period", PERIOD, "--no-patterns").exit_code == 0
-    )
-    first = run(cli_env, *args)
+    assert cli("sync", "--grain", "day", "--period", PERIOD, "--no-patterns").exit_code == 0
+    first = cli(*args)
     assert first.exit_code == 0, first.output
     rows_after_first = count(db_url, t.pattern_results)
     engine = open_engine(db_url)
@@ -82,10 +76,10 @@ def test_patterns_twice_leaves_one_row_per_key_with_the_second_timestamp(cli_env
             (r.metric_id, r.pattern, r.dimension): r.run_at
             for r in conn.execute(select(t.pattern_results))
         }
-    skipped = json.loads(run(cli_env, *args).stdout)
+    skipped = json.loads(cli(*args).stdout)
     patterns = [p for c in skipped["contexts"] for p in c["patterns"]]
     assert {(p["status"], p["skip_reason"]) for p in patterns} == {("skipped", "already done")}
-    second = run(cli_env, *args, "--force")
+    second = cli(*args, "--force")
     assert second.exit_code == 0
     second_run = json.loads(second.stdout)["run_id"]
     with engine.connect() as conn:
@@ -96,13 +90,13 @@ def test_patterns_twice_leaves_one_row_per_key_with_the_second_timestamp(cli_env
     assert all(r.run_at > before[(r.metric_id, r.pattern, r.dimension)] for r in rows)
 
 
-def test_a_raising_pattern_is_recorded_failed_and_isolated(cli_env, db_url):
+def test_a_raising_pattern_is_recorded_failed_and_isolated(cli: Cli, db_url: str) -> None:
     def explode(data: Any, **settings: Any) -> Any:
         raise RuntimeError("injected failure")
 
     broken = dataclasses.replace(REGISTRY["data_quality"], func=explode)
     deps = Deps(patterns={"data_quality": broken})
-    result = run(cli_env, "sync", "--grain", "day", "--period", PERIOD, "--json", deps=deps)
+    result = cli("sync", "--grain", "day", "--period", PERIOD, "--json", deps=deps)
     assert result.exit_code == 1, result.output
     payload = json.loads(result.stdout)
     by_status = {
@@ -121,25 +115,25 @@ def test_a_raising_pattern_is_recorded_failed_and_isolated(cli_env, db_url):
         error = conn.execute(select(r.error).where(r.pattern == "data_quality")).scalars().first()
     engine.dispose()
     assert error["type"] == "RuntimeError" and "injected failure" in error["message"]
-    status = json.loads(run(cli_env, "status", "--json").stdout)
+    status = json.loads(cli("status", "--json").stdout)
     assert {f["pattern"] for f in status["failing_patterns"]} == {"data_quality"}
 
 
-def test_patterns_list(cli_env):
-    result = run(cli_env, "patterns", "list", "--json")
+def test_patterns_list(cli: Cli) -> None:
+    result = cli("patterns", "list", "--json")
     assert result.exit_code == 0
     listed = json.loads(result.stdout)
     assert [p["name"] for p in listed] == [s.name for s in list_patterns()]
     assert all(p["version"] and p["grains"] and p["needs"] for p in listed)
 
 
-def test_bad_input(cli_env):
-    nosuch = run(cli_env, "patterns", "--grain", "day", "--pattern", "nosuch")
+def test_bad_input(cli: Cli) -> None:
+    nosuch = cli("patterns", "--grain", "day", "--pattern", "nosuch")
     assert nosuch.exit_code == 2
     assert "'nosuch'" in nosuch.output and "forecasting" in nosuch.output
-    nobody = run(cli_env, "patterns", "show", "nobody::x", "--grain", "day")
+    nobody = cli("patterns", "show", "nobody::x", "--grain", "day")
     assert nobody.exit_code == 2 and "'nobody'" in nobody.output
     assert len(nobody.output.strip().splitlines()) == 1
     for bad in ("acme::", "a::b::c::d"):
-        result = run(cli_env, "patterns", "show", bad, "--grain", "day")
+        result = cli("patterns", "show", bad, "--grain", "day")
         assert result.exit_code == 2 and "invalid context" in result.output

@@ -4,46 +4,37 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_invoke import Cli, Ran
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from state_db import copy_of, new_state
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.render.numbers import SPARK_BLOCKS
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 PERIOD = "2025-09-30"
 
 
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite state database after ``sync --grain day --tenant acme --metric new_revenue``."""
-    path = tmp_path_factory.mktemp("series") / "state.db"
-    env = {"FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{path}", "FULCRUM_SYNC_LOG_FORMAT": "rich"}
     args = ["sync", "-g", "day", "-p", PERIOD, "-t", "acme", "-m", "new_revenue", "--no-patterns"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        result = runner.invoke(app, args, env=env)
-    assert result.exit_code == 0, result.output
+    with new_state(tmp_path_factory, "series") as (path, cli):
+        cli.ok(*args)
     return path
 
 
 @pytest.fixture
 def url(synced: Path, tmp_path: Path) -> str:
-    copy = tmp_path / "state.db"
-    shutil.copy(synced, copy)
-    return f"sqlite:///{copy}"
+    return copy_of(synced, tmp_path)
 
 
-def show(url: str, *args: str, **env: str) -> Result:
-    base = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_LOG_FORMAT": "rich", **env}
-    return runner.invoke(app, ["series", "show", "acme::new_revenue", "-g", "day", *args], env=base)
+def show(url: str, *args: str, **env: str) -> Ran:
+    return Cli.demo(url, **env)("series", "show", "acme::new_revenue", "-g", "day", *args)
 
 
 def stored(url: str, dimension: str | None = None) -> pd.DataFrame:
@@ -122,7 +113,7 @@ def test_bad_input_is_one_line_exit_2(url: str, args: list[str], message: str) -
 
 def test_unknown_context_is_exit_2(url: str) -> None:
     env = {"FULCRUM_SYNC_DATABASE_URL": url}
-    result = runner.invoke(app, ["series", "show", "acme::nope", "-g", "day"], env=env)
+    result = Cli(env=env)("series", "show", "acme::nope", "-g", "day")
     assert result.exit_code == 2 and "unknown metric 'nope' for tenant acme" in result.stderr
-    result = runner.invoke(app, ["series", "show", "acme", "-g", "day"], env=env)
+    result = Cli(env=env)("series", "show", "acme", "-g", "day")
     assert result.exit_code == 2 and "invalid context 'acme'" in result.stderr

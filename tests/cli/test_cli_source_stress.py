@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cli_invoke import Cli
 from cube_server import SECRET, FakeCube, Faults, Reply, Rows, series_rows
 from pydantic import SecretStr
 from test_cli_sync_cube import (
@@ -25,10 +26,9 @@ from test_cli_sync_cube import (
     count,
     cube_env,
     daily_data,
-    invoke,
-    json_document,
     load_catalog,
     many_slices,
+    stored,
     table_rows,
     window_days,
     write_catalog,
@@ -76,17 +76,19 @@ def synthetic_catalog(contexts: int, path: Path) -> Path:
 def test_cube_down_costs_one_retry_cycle_and_releases_the_contexts_not_started(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    env = cube_env(
-        sqlite_url,
-        f"http://127.0.0.1:{closed_port()}",
-        FULCRUM_SYNC_CUBE_RETRIES="1",
-        FULCRUM_SYNC_CUBE_TIMEOUT_SECONDS="2",
+    cli = Cli(
+        env=cube_env(
+            sqlite_url,
+            f"http://127.0.0.1:{closed_port()}",
+            FULCRUM_SYNC_CUBE_RETRIES="1",
+            FULCRUM_SYNC_CUBE_TIMEOUT_SECONDS="2",
+        )
     )
-    load_catalog(env, synthetic_catalog(200, tmp_path / "catalog.yaml"))
-    assert invoke(env, "discover", "--grain", "day").exit_code == 0
+    load_catalog(cli, synthetic_catalog(200, tmp_path / "catalog.yaml"))
+    assert cli("discover", "--grain", "day").exit_code == 0
 
     started = time.monotonic()
-    down = invoke(env, *SYNC, "--workers", "8")
+    down = cli(*SYNC, "--workers", "8")
     wall = time.monotonic() - started
     assert down.exit_code == 3, down.output
     assert wall < 30
@@ -109,7 +111,7 @@ def test_cube_down_costs_one_retry_cycle_and_releases_the_contexts_not_started(
 
     fake = FakeCube(daily_data)
     with fake.serve() as url:
-        up = invoke(env | {"FULCRUM_SYNC_CUBE_API_URL": url}, *SYNC, "--workers", "8")
+        up = cli(*SYNC, "--workers", "8", env={"FULCRUM_SYNC_CUBE_API_URL": url})
     assert up.exit_code == 0, up.output
     assert finished(up.stdout, "sync finished")["counts"]["succeeded"] == 200
     assert set(statuses(sqlite_url).values()) == {"succeeded"}
@@ -117,15 +119,6 @@ def test_cube_down_costs_one_retry_cycle_and_releases_the_contexts_not_started(
 
 
 # --------------------------------------------------------------------------- a faulty Cube
-
-
-def stored(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
-    base = {(r["metric_id"], r["date"], r["value"]) for r in table_rows(url, t.metric_time_series)}
-    dims = {
-        (r["metric_id"], r["dimension_name"], r["dimension_slice"], r["date"], r["value"])
-        for r in table_rows(url, t.metric_dimensional_time_series)
-    }
-    return base, dims
 
 
 @pytest.mark.slow
@@ -143,13 +136,13 @@ def test_a_faulty_cube_still_gives_every_row_and_a_429_pauses_every_worker(
     for name, faults in (("direct", None), ("faulty", Faults(retry_after="1", seed=39))):
         fake = FakeCube(daily_data, faults=faults)
         with fake.serve() as cube, httpx.Client(timeout=5) as client:
-            env = cube_env(urls[name], cube)
-            load_catalog(env, catalog)
+            cli = Cli(env=cube_env(urls[name], cube))
+            load_catalog(cli, catalog)
             retry = RetryPolicy(attempts=11, backoff_base=0.05, jitter=0.05)
             source = CubeSource(
                 cube, SecretStr(SECRET), client=client, policy=retry, poll_interval=0.05
             )
-            result = invoke(env, *SYNC, "--workers", "8", deps=Deps(source=source))
+            result = cli(*SYNC, "--workers", "8", deps=Deps(source=source))
             outcomes[name] = (result, fake)
     result, fake = outcomes["faulty"]
     assert result.exit_code == 0, result.output
@@ -176,9 +169,9 @@ def test_a_faulty_cube_still_gives_every_row_and_a_429_pauses_every_worker(
 def test_a_query_limit_of_5000_with_the_default_page_size(sqlite_url: str, tmp_path: Path) -> None:
     fake = FakeCube(many_slices, query_limit=5000)
     with fake.serve() as cube:
-        env = cube_env(sqlite_url, cube)
-        load_catalog(env, write_catalog(tmp_path / "c.yaml", [("sku", "orders.sku")]))
-        result = invoke(env, "sync", "--grain", "day", "--period", "2025-10-08", "--no-patterns")
+        cli = Cli(env=cube_env(sqlite_url, cube))
+        load_catalog(cli, write_catalog(tmp_path / "c.yaml", [("sku", "orders.sku")]))
+        result = cli("sync", "--grain", "day", "--period", "2025-10-08", "--no-patterns")
     assert result.exit_code == 0, result.output
     assert count(sqlite_url, t.metric_dimensional_time_series, dimension_name="sku") == 25_000
     assert count(sqlite_url, t.metric_time_series) == 100
@@ -237,27 +230,27 @@ def test_tenants_a_cube_does_not_keep_apart_are_named_and_filters_scope_them(
     cubes["orders"]["dimensions"].append("orders.tenant_id")
     fake = FakeCube(by_tenant_column, cubes=cubes)
     with fake.serve() as cube:
-        env = cube_env(db_url, cube)
-        load_catalog(env, two_tenants(tmp_path / "c.yaml", filters=False))
-        check = invoke(env, "--log-format", "rich", "discover", "--check-source")
+        cli = Cli(env=cube_env(db_url, cube))
+        load_catalog(cli, two_tenants(tmp_path / "c.yaml", filters=False))
+        check = cli("--log-format", "rich", "discover", "--check-source")
         assert check.exit_code == 1, check.output
         [line] = [x for x in check.stdout.splitlines() if x.startswith("not isolated")]
         assert "tenants acme, initech got identical answers for revenue (day, " in line
         assert "queryRewrite" in check.stdout and "filters:" in check.stdout
-        as_json = invoke(env, "discover", "--check-source", "--json")
+        as_json = cli("discover", "--check-source", "--json")
         assert as_json.exit_code == 1
-        [group] = json_document(as_json.stdout)["not_isolated"]
+        [group] = as_json.json()["not_isolated"]
         assert (
             group["tenants"] == ["acme", "initech"] and group["rows"] == 365
         )  # the FULL window a first sync of yesterday fetches
 
-        load_catalog(env, two_tenants(tmp_path / "c.yaml", filters=True))
-        scoped = invoke(env, "--log-format", "rich", "discover", "--check-source")
+        load_catalog(cli, two_tenants(tmp_path / "c.yaml", filters=True))
+        scoped = cli("--log-format", "rich", "discover", "--check-source")
         assert scoped.exit_code == 0, scoped.output
         assert "Tenant isolation: 1 metrics shared by tenants got a different answer" in (
             scoped.stdout
         )
-        synced = invoke(env, *SYNC)
+        synced = cli(*SYNC)
     assert synced.exit_code == 0, synced.output
     engine_rows = table_rows(db_url, t.metric_time_series)
     for identifier, tenant_id in TENANTS.items():
@@ -272,11 +265,11 @@ def test_a_filter_on_a_member_cube_lacks_is_reported_by_the_source_check(
 ) -> None:
     fake = FakeCube(by_tenant_column, cubes=CUBES)  # no orders.tenant_id
     with fake.serve() as cube:
-        env = cube_env(sqlite_url, cube)
-        load_catalog(env, two_tenants(tmp_path / "c.yaml", filters=True))
-        check = invoke(env, "discover", "--check-source", "--json")
+        cli = Cli(env=cube_env(sqlite_url, cube))
+        load_catalog(cli, two_tenants(tmp_path / "c.yaml", filters=True))
+        check = cli("discover", "--check-source", "--json")
     assert check.exit_code == 1, check.output
-    assert json_document(check.stdout)["broken_metrics"] == {
+    assert check.json()["broken_metrics"] == {
         "acme::revenue": ["orders.tenant_id"],
         "initech::revenue": ["orders.tenant_id"],
     }
@@ -293,14 +286,14 @@ def test_a_backfill_rides_out_a_blip_and_stops_when_cube_stays_down(
     quick = {"FULCRUM_SYNC_CUBE_RETRIES": "0", "FULCRUM_SYNC_CUBE_BREAKER_RESET_SECONDS": "0.5"}
     metrics = tuple(f"m{i}" for i in range(6))
     with fake.serve() as cube:
-        env = cube_env(sqlite_url, cube, **quick)
-        load_catalog(env, write_catalog(tmp_path / "c.yaml", [], metrics))
+        cli = Cli(env=cube_env(sqlite_url, cube, **quick))
+        load_catalog(cli, write_catalog(tmp_path / "c.yaml", [], metrics))
         # The blip: the first request's connection is dropped, then Cube answers again (an
         # event, not a timer: the machine's speed decides nothing).
         fake.script.append(Reply(raise_exc=httpx.ConnectError))
-        blip = invoke(env, *args, "--no-patterns", "--json")
+        blip = cli(*args, "--no-patterns", "--json")
     assert blip.exit_code == 0, blip.output
-    assert json_document(blip.stdout)["done"] == 6 * 5
+    assert blip.json()["done"] == 6 * 5
     events = [x["event"] for x in log_lines(blip.stderr)]
     assert "source down" not in events
     cube = f"Cube at {cube}"  # every line names the endpoint
@@ -308,11 +301,11 @@ def test_a_backfill_rides_out_a_blip_and_stops_when_cube_stays_down(
     assert f"{cube}: trying one request again (breaker half-open)" in events  # waited, tried once
     assert any(e.startswith(f"{cube} answers again") for e in events)  # and closed
 
-    env = cube_env(sqlite_url, f"http://127.0.0.1:{closed_port()}", **quick)
+    cli = Cli(env=cube_env(sqlite_url, f"http://127.0.0.1:{closed_port()}", **quick))
     later = ("backfill", "--grain", "day", "--start", "2025-07-06", "--end", "2025-07-10")
-    down = invoke(env, *later, "--no-patterns", "--json")
+    down = cli(*later, "--no-patterns", "--json")
     assert down.exit_code == 3, down.output
-    report = json_document(down.stdout)
+    report = down.json()
     assert report["outcome"] == "failed" and report["halted"].startswith("the source is down")
     assert report["done"] == 0 and 5 <= report["failed"] <= 10  # the contexts in flight
     keys = {k: v for k, v in statuses(sqlite_url).items() if k.split(":")[2] >= "2025-07-06"}
@@ -323,9 +316,9 @@ def test_a_backfill_rides_out_a_blip_and_stops_when_cube_stays_down(
 def test_run_records_keep_the_source_summary(sqlite_url: str, tmp_path: Path) -> None:
     fake = FakeCube(daily_data)
     with fake.serve() as cube:
-        env = cube_env(sqlite_url, cube)
-        load_catalog(env, write_catalog(tmp_path / "c.yaml", [("region", "orders.region")]))
-        assert invoke(env, *SYNC).exit_code == 0
+        cli = Cli(env=cube_env(sqlite_url, cube))
+        load_catalog(cli, write_catalog(tmp_path / "c.yaml", [("region", "orders.region")]))
+        assert cli(*SYNC).exit_code == 0
     [run] = table_rows(sqlite_url, t.runs)
     # base + region in one multi request (issue 26): 1 request, 2 queries
     assert run["summary"]["source"]["requests"] == 1

@@ -7,26 +7,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from cli_invoke import Cli
 from sqlalchemy import func, select
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 P1, P2 = "2025-09-30", "2025-10-01"
 ACME_DAY = ["acme::active_users", "acme::new_revenue", "acme::orders"]
 
 
-def run(env: dict[str, str], *args: str, input: str | None = None) -> Result:
-    return runner.invoke(app, list(args), env=env, input=input)
-
-
-def sync(env: dict[str, str], period: str, *args: str) -> dict[str, Any]:
-    result = run(env, "sync", "-g", "day", "-t", "acme", "--period", period, "--json", *args)
+def sync(cli: Cli, period: str, *args: str) -> dict[str, Any]:
+    result = cli("sync", "-g", "day", "-t", "acme", "--period", period, "--json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return result.json()
 
 
 def series_types(payload: dict[str, Any]) -> dict[str, set[str]]:
@@ -44,58 +38,53 @@ def count(url: str, table: Any, *where: Any) -> int:
 
 
 def test_reset_sync_status_makes_that_metric_full_and_leaves_the_others_incremental(
-    cli_env: dict[str, str], db_url: str
+    cli: Cli, db_url: str
 ) -> None:
-    sync(cli_env, P1, "--no-patterns")
-    reset = run(
-        cli_env,
+    sync(cli, P1, "--no-patterns")
+    reset = cli(
         *("state", "reset", "--tenant", "acme", "--metric", "orders", "--grain", "day"),
         *("--what", "sync-status", "--yes"),
     )
     assert reset.exit_code == 0, reset.output
     assert "metric_sync_status" in reset.stdout
     assert "The next sync of these series is FULL." in reset.stdout
-    types = series_types(sync(cli_env, P2, "--no-patterns"))
+    types = series_types(sync(cli, P2, "--no-patterns"))
     assert types["acme::orders"] == {"FULL"}
     assert types["acme::new_revenue"] == {"INCREMENTAL"}
     assert types["acme::active_users"] == {"INCREMENTAL"}
-    recorded = json.loads(run(cli_env, "runs", "--command", "state reset", "--json").stdout)
+    recorded = json.loads(cli("runs", "--command", "state reset", "--json").stdout)
     assert len(recorded) == 1 and recorded[0]["outcome"] == "succeeded"
     assert recorded[0]["summary"]["deleted"]["sync status"] == 3  # base, region, channel
 
 
 def test_reset_run_keys_of_a_period_makes_sync_and_patterns_run_again_without_force(
-    cli_env: dict[str, str], db_url: str
+    cli: Cli, db_url: str
 ) -> None:
-    sync(cli_env, P1, "--metric", "orders")  # patterns on: 3 pattern keys
-    sync(cli_env, P1, "--no-patterns")  # the other two contexts
-    sync(cli_env, P2, "--no-patterns")
-    again = sync(cli_env, P1, "--no-patterns")
+    sync(cli, P1, "--metric", "orders")  # patterns on: 3 pattern keys
+    sync(cli, P1, "--no-patterns")  # the other two contexts
+    sync(cli, P2, "--no-patterns")
+    again = sync(cli, P1, "--no-patterns")
     assert {c["status"] for c in again["contexts"]} == {"skipped"}
 
-    reset = run(cli_env, "state", "reset", "--what", "run-keys", "--from", P1, "--to", P1, "--yes")
+    reset = cli("state", "reset", "--what", "run-keys", "--from", P1, "--to", P1, "--yes")
     assert reset.exit_code == 0, reset.output
     sync_keys = t.run_items.c.kind == "sync"
     assert count(db_url, t.run_items, sync_keys, t.run_items.c.period == date(2025, 10, 1)) == 3
 
-    rerun = sync(cli_env, P1, "--no-patterns")
+    rerun = sync(cli, P1, "--no-patterns")
     assert {c["context"]: c["status"] for c in rerun["contexts"]} == dict.fromkeys(
         ACME_DAY, "succeeded"
     )
-    patterns = run(
-        cli_env, "patterns", "-g", "day", "-p", P1, "-t", "acme", "-m", "orders", "--json"
-    )
+    patterns = cli("patterns", "-g", "day", "-p", P1, "-t", "acme", "-m", "orders", "--json")
     assert patterns.exit_code == 0, patterns.output
     statuses = {p["status"] for c in json.loads(patterns.stdout)["contexts"] for p in c["patterns"]}
     assert statuses == {"succeeded"}  # not "done": their keys were forgotten too
 
 
-def test_state_show_reports_series_keys_patterns_and_missing_results(
-    cli_env: dict[str, str], db_url: str
-) -> None:
-    sync(cli_env, P1, "--metric", "orders")
-    sync(cli_env, P2, "--metric", "orders", "--no-patterns")
-    shown = run(cli_env, "state", "show", "-t", "acme", "-m", "orders", "-g", "day", "--json")
+def test_state_show_reports_series_keys_patterns_and_missing_results(cli: Cli, db_url: str) -> None:
+    sync(cli, P1, "--metric", "orders")
+    sync(cli, P2, "--metric", "orders", "--no-patterns")
+    shown = cli("state", "show", "-t", "acme", "-m", "orders", "-g", "day", "--json")
     assert shown.exit_code == 0, shown.output
     (ctx,) = json.loads(shown.stdout)["contexts"]
     assert ctx["context"] == "acme::orders" and ctx["active"] is True
@@ -112,7 +101,7 @@ def test_state_show_reports_series_keys_patterns_and_missing_results(
         assert p["present"] == {"succeeded": 1} and p["latest_period"] == P1
         assert p["missing"] == [P2]  # synced with --no-patterns
 
-    table = run(cli_env, "state", "show", "-t", "acme", "-m", "orders", "-g", "day")
+    table = cli("state", "show", "-t", "acme", "-m", "orders", "-g", "day")
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.split())
     assert "acme::orders day" in text and "(base)" in text and "region" in text
@@ -120,22 +109,22 @@ def test_state_show_reports_series_keys_patterns_and_missing_results(
     assert "performance_status 1 succeeded, 1 missing (2025-10-01)" in text
 
 
-def test_reset_asks_first_and_a_no_changes_nothing(cli_env: dict[str, str], db_url: str) -> None:
-    sync(cli_env, P1, "--no-patterns")
+def test_reset_asks_first_and_a_no_changes_nothing(cli: Cli, db_url: str) -> None:
+    sync(cli, P1, "--no-patterns")
     args = ("state", "reset", "-t", "acme", "--what", "series")
     values_before = count(db_url, t.metric_time_series)
-    declined = run(cli_env, *args, input="n\n")
+    declined = cli(*args, input="n\n")
     assert declined.exit_code == 1, declined.output
     assert "metric_time_series" in declined.stdout and "Aborted: nothing was changed" in (
         declined.stdout
     )
     assert count(db_url, t.metric_time_series) == values_before > 0
 
-    dry = run(cli_env, *args, "--dry-run")
+    dry = cli(*args, "--dry-run")
     assert dry.exit_code == 0 and "Dry run: nothing was changed" in dry.stdout
     assert count(db_url, t.metric_time_series) == values_before
 
-    accepted = run(cli_env, *args, input="y\n")
+    accepted = cli(*args, input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert count(db_url, t.metric_time_series) == 0
     assert count(db_url, t.metric_dimensional_time_series) == 0
@@ -143,12 +132,11 @@ def test_reset_asks_first_and_a_no_changes_nothing(cli_env: dict[str, str], db_u
     assert count(db_url, t.run_items) == 3  # run keys were not asked for
 
 
-def test_reset_of_one_dimension_keeps_the_base_series(cli_env: dict[str, str]) -> None:
-    sync(cli_env, P1, "--no-patterns")
-    db_url = cli_env["FULCRUM_SYNC_DATABASE_URL"]
+def test_reset_of_one_dimension_keeps_the_base_series(cli: Cli, db_url: str) -> None:
+    sync(cli, P1, "--no-patterns")
     d = t.metric_dimensional_time_series.c
     others = count(db_url, t.metric_dimensional_time_series, d.dimension_name != "region")
-    result = run(cli_env, "state", "reset", "-t", "acme", "-d", "region", "--what", "all", "--yes")
+    result = cli("state", "reset", "-t", "acme", "-d", "region", "--what", "all", "--yes")
     assert result.exit_code == 0, result.output
     assert count(db_url, t.metric_dimensional_time_series, d.dimension_name == "region") == 0
     assert count(db_url, t.metric_dimensional_time_series, d.dimension_name != "region") == others
@@ -159,9 +147,9 @@ def test_reset_of_one_dimension_keeps_the_base_series(cli_env: dict[str, str]) -
     assert count(db_url, t.metric_sync_status, s.dimension == "") == 3
 
 
-def test_run_keys_held_by_a_live_process_are_left_alone(cli_env: dict[str, str]) -> None:
-    sync(cli_env, P1, "--no-patterns")
-    url = cli_env["FULCRUM_SYNC_DATABASE_URL"]
+def test_run_keys_held_by_a_live_process_are_left_alone(cli: Cli, db_url: str) -> None:
+    sync(cli, P1, "--no-patterns")
+    url = db_url
     engine = open_engine(url)
     key = "sync:day:2025-09-30:acme::orders"
     with engine.begin() as conn:  # another pod is working on it right now
@@ -175,7 +163,7 @@ def test_run_keys_held_by_a_live_process_are_left_alone(cli_env: dict[str, str])
             )
         )
     engine.dispose()
-    result = run(cli_env, "state", "reset", "-t", "acme", "--what", "run-keys", "--yes", "--json")
+    result = cli("state", "reset", "-t", "acme", "--what", "run-keys", "--yes", "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["held"] == 1 and payload["deleted"] == {"sync keys": 2, "pattern keys": 0}
@@ -199,10 +187,10 @@ def test_run_keys_held_by_a_live_process_are_left_alone(cli_env: dict[str, str])
 def test_bad_reset_is_one_line_exit_2_and_changes_nothing(
     args: list[str], message: str, sqlite_url: str
 ) -> None:
-    env = {"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_LOG_FORMAT": "rich"}
-    assert run(env, "discover").exit_code == 0
+    cli = Cli(env={"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_LOG_FORMAT": "rich"})
+    assert cli("discover").exit_code == 0
     before = count(sqlite_url, t.runs)
-    result = run(env, "state", "reset", *args)
+    result = cli("state", "reset", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cli_invoke import Cli
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -21,9 +22,7 @@ DAY_CONTEXTS = len(active_contexts(demo_catalog(), Grain.DAY))
 
 
 def sync(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(
-        app, ["sync", "--grain", "day", "--json", "--no-patterns", *args], env=env
-    )
+    result = Cli(env=env)("sync", "--grain", "day", "--json", "--no-patterns", *args)
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.stdout)
 

@@ -11,36 +11,26 @@ import shlex
 from datetime import date, timedelta
 from typing import Any
 
+from cli_invoke import Cli, Ran
 from sqlalchemy import Engine, func, select
-from typer.testing import CliRunner, Result
+from wrapped_source import WrappedSource
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain, QueryRejectedError, SinkError
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.services.jobs.keys import pattern_jobs
 from fulcrum_sync.sinks.local import LocalSink, cache_table
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow
 from fulcrum_sync.sources.demo import DemoSource
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 D = date(2025, 8, 9)  # the last complete day when today is 2025-08-10
+A_DAY = timedelta(days=1)  # today is the day after the last complete day
 MISSED = [D - timedelta(days=n) for n in (3, 2, 1)]
 SCHEDULED = ("sync", "--grain", "day", "--catch-up", "--cache-load", "--tenant", "acme")
 ACME = {c.context.to_string(): c for c in active_contexts(demo_catalog(), Grain.DAY)}
 ACME = {name: c for name, c in ACME.items() if name.startswith("acme::")}
-
-
-def invoke(url: str, today: date, *args: str) -> Result:
-    env = {
-        "FULCRUM_SYNC_DATABASE_URL": url,
-        "FULCRUM_SYNC_TODAY": (today + timedelta(days=1)).isoformat(),
-        "FULCRUM_SYNC_LOG_FORMAT": "rich",
-        "FULCRUM_SYNC_WORKERS": "2",
-    }
-    return runner.invoke(app, list(args), env=env)
 
 
 def rows(url: str, query: Any) -> list[Any]:
@@ -53,12 +43,13 @@ def rows(url: str, query: Any) -> list[Any]:
 
 
 def test_a_missed_day_is_synced_by_the_next_run_and_a_second_run_does_nothing(
+    cli: Cli,
     db_url: str,
 ) -> None:
-    first = invoke(db_url, D - timedelta(days=4), "sync", "--grain", "day", "--tenant", "acme")
+    first = cli("sync", "--grain", "day", "--tenant", "acme", today=D - timedelta(days=4) + A_DAY)
     assert first.exit_code == 0, first.output
 
-    result = invoke(db_url, D, *SCHEDULED, "--json")
+    result = cli(*SCHEDULED, "--json", today=D + A_DAY)
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)
     assert run["outcome"] == "succeeded" and run["beyond"] == []
@@ -101,7 +92,7 @@ def test_a_missed_day_is_synced_by_the_next_run_and_a_second_run_does_nothing(
         )
         assert rows(db_url, select(func.count()).select_from(table))[0][0] == stored
 
-    again = invoke(db_url, D, *SCHEDULED, "--json")
+    again = cli(*SCHEDULED, "--json", today=D + A_DAY)
     assert again.exit_code == 0, again.output
     second = json.loads(again.stdout)
     assert [c["status"] for c in second["contexts"]] == ["skipped"] * len(ACME)
@@ -114,13 +105,11 @@ def test_a_missed_day_is_synced_by_the_next_run_and_a_second_run_does_nothing(
 
 
 def test_beyond_the_bound_one_error_line_names_the_backfill_that_covers_the_rest(
-    sqlite_url: str,
+    sqlite_cli: Cli,
 ) -> None:
     start = D - timedelta(days=10)
     assert (
-        invoke(
-            sqlite_url,
-            start,
+        sqlite_cli(
             "sync",
             "--grain",
             "day",
@@ -129,12 +118,13 @@ def test_beyond_the_bound_one_error_line_names_the_backfill_that_covers_the_rest
             "--metric",
             "orders",
             "--no-patterns",
+            today=start + A_DAY,
         ).exit_code
         == 0
     )
     args = ("sync", "--grain", "day", "--tenant", "acme", "--metric", "orders", "--no-patterns")
-    result = invoke(
-        sqlite_url, D, "--log-format", "json", *args, "--catch-up", "--max-periods", "4"
+    result = sqlite_cli(
+        "--log-format", "json", *args, "--catch-up", "--max-periods", "4", today=D + A_DAY
     )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -148,19 +138,22 @@ def test_beyond_the_bound_one_error_line_names_the_backfill_that_covers_the_rest
     assert summary["caught_up"] == {"acme::orders": caught}  # the oldest four
 
     words = shlex.split(errors[0]["command"])
-    done = invoke(sqlite_url, D, *words[1:], "--no-patterns")  # the named command, as is
+    done = sqlite_cli(*words[1:], "--no-patterns", today=D + A_DAY)  # the named command, as is
     assert done.exit_code == 0, done.output
-    last = invoke(sqlite_url, D, *args, "--catch-up", "--json")
+    last = sqlite_cli(*args, "--catch-up", "--json", today=D + A_DAY)
     assert last.exit_code == 0 and json.loads(last.stdout)["contexts"][0]["status"] == "skipped"
 
 
 def test_max_periods_is_refused_without_catch_up_or_beyond_the_full_lookback(
+    sqlite_cli: Cli,
     sqlite_url: str,
 ) -> None:
-    alone = invoke(sqlite_url, D, "sync", "--grain", "day", "--max-periods", "3")
+    alone = sqlite_cli("sync", "--grain", "day", "--max-periods", "3", today=D + A_DAY)
     assert alone.exit_code == 2 and "--max-periods 3 needs --catch-up" in alone.stderr
     assert len(alone.stderr.strip().splitlines()) == 1
-    over = invoke(sqlite_url, D, "sync", "--grain", "day", "--catch-up", "--max-periods", "400")
+    over = sqlite_cli(
+        "sync", "--grain", "day", "--catch-up", "--max-periods", "400", today=D + A_DAY
+    )
     assert over.exit_code == 2, over.output
     assert "--max-periods 400 is more than the FULL lookback of 365 days" in over.stderr
     for table in (t.runs, t.contexts, t.tenants):  # refused before anything is written
@@ -185,8 +178,10 @@ def test_a_chained_load_that_failed_is_done_by_the_next_run(sqlite_url: str) -> 
     sink = FlakySink(engine)
     env = {"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_TODAY": "2025-08-06"}
 
-    def scheduled() -> Result:
-        return runner.invoke(app, [*SCHEDULED, "--json"], env=env, obj=Deps(sink=sink))
+    cli = Cli(env=env)
+
+    def scheduled() -> Ran:
+        return cli(*SCHEDULED, "--json", deps=Deps(sink=sink))
 
     failed = scheduled()
     assert failed.exit_code == 1, failed.output  # the syncs committed, the loads did not
@@ -194,7 +189,7 @@ def test_a_chained_load_that_failed_is_done_by_the_next_run(sqlite_url: str) -> 
     assert {c["status"] for c in run["contexts"]} == {"succeeded"}
     assert {c["cache"]["status"] for c in run["contexts"]} == {"failed"}
     assert "connection refused" in run["failed"][0]["error"]
-    status = runner.invoke(app, ["status", "--grain", "day", "--json"], env=env)
+    status = cli("status", "--grain", "day", "--json")
     problems = [p for p in json.loads(status.stdout)["problems"] if p["context"] in ACME]
     assert [(p["kind"], p["by_schedule"]) for p in problems] == [("cache", True)] * len(ACME)
     assert {p["command"] for p in problems} == {
@@ -208,18 +203,16 @@ def test_a_chained_load_that_failed_is_done_by_the_next_run(sqlite_url: str) -> 
     again = json.loads(retry.stdout)
     assert {c["status"] for c in again["contexts"]} == {"skipped"}  # nothing synced twice
     assert {c["cache"]["status"] for c in again["contexts"]} == {"succeeded"}
-    status = runner.invoke(app, ["status", "--grain", "day", "--json"], env=env)
+    status = cli("status", "--grain", "day", "--json")
     assert [p for p in json.loads(status.stdout)["problems"] if p["context"] in ACME] == []
     engine.dispose()
 
 
-class RejectingRegion:
+class RejectingRegion(WrappedSource):
     """The demo source, rejecting acme::new_revenue's region queries."""
 
-    name = "demo"
-
     def __init__(self) -> None:
-        self.inner = DemoSource(42)
+        super().__init__(DemoSource(42))
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         dim = request.dimension.dimension_id if request.dimension else None
@@ -227,24 +220,18 @@ class RejectingRegion:
             raise QueryRejectedError("Cube rejected the query: unknown member orders.region")
         return self.inner.fetch_series(request)
 
-    def fetch_metadata(self, tenant: str) -> SourceMetadata:
-        return self.inner.fetch_metadata(tenant)
 
-    def stats(self) -> Any:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        return None
-
-
-def test_a_failed_dimension_skips_only_its_own_patterns_in_every_period(sqlite_url: str) -> None:
+def test_a_failed_dimension_skips_only_its_own_patterns_in_every_period(
+    sqlite_cli: Cli, sqlite_url: str
+) -> None:
     scope = ("--tenant", "acme", "--metric", "new_revenue")
     assert (
-        invoke(sqlite_url, D - timedelta(days=2), "sync", "--grain", "day", *scope).exit_code == 0
+        sqlite_cli("sync", "--grain", "day", *scope, today=D - timedelta(days=2) + A_DAY).exit_code
+        == 0
     )
     env = {"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_TODAY": str(D + timedelta(1))}
     args = ["sync", "--grain", "day", *scope, "--catch-up", "--json"]
-    result = runner.invoke(app, args, env=env, obj=Deps(source=RejectingRegion()))
+    result = Cli(env=env)(*args, deps=Deps(source=RejectingRegion()))
     assert result.exit_code == 1, result.output
     (ctx,) = json.loads(result.stdout)["contexts"]
     assert ctx["status"] == "partial" and ctx["periods"] == [str(D - timedelta(1)), str(D)]

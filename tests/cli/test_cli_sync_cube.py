@@ -7,7 +7,6 @@ through ``Deps(source=CubeSource(..., client=httpx.Client(transport=fake.transpo
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -17,18 +16,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cli_invoke import Cli
 from cube_server import SECRET, FakeCube, Reply, Rows, series_rows
 from pydantic import SecretStr
 from sqlalchemy import func, select
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources import CubeSource
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
-
-runner = CliRunner()
 
 MEASURE = "orders.total_amount"
 TIME = "orders.created_at"
@@ -118,32 +114,9 @@ def cube_env(db_url: str, api_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-def invoke(env: dict[str, str], *args: str, deps: Deps | None = None) -> Result:
-    return runner.invoke(app, list(args), env=env, obj=deps)
-
-
-def load_catalog(env: dict[str, str], path: Path) -> None:
-    loaded = invoke(env, "catalog", "load", str(path))
+def load_catalog(cli: Cli, path: Path) -> None:
+    loaded = cli("catalog", "load", str(path))
     assert loaded.exit_code == 0, loaded.output
-
-
-def json_document(stdout: str) -> Any:
-    """The command's JSON document on stdout, without any JSON log lines sharing the stream."""
-    try:
-        return json.loads(stdout)
-    except ValueError:
-        kept = [line for line in stdout.splitlines() if not _is_log_line(line)]
-        return json.loads("\n".join(kept))
-
-
-def _is_log_line(line: str) -> bool:
-    if not (line.startswith("{") and line.endswith("}")):
-        return False
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and {"level", "event"} <= record.keys()
 
 
 @pytest.fixture
@@ -170,6 +143,16 @@ def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
             return [dict(r._mapping) for r in conn.execute(select(table))]
     finally:
         engine.dispose()
+
+
+def stored(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """Every stored base and dimension value: (metric, [dimension, slice,] date, value)."""
+    base = {(r["metric_id"], r["date"], r["value"]) for r in table_rows(url, t.metric_time_series)}
+    dims = {
+        (r["metric_id"], r["dimension_name"], r["dimension_slice"], r["date"], r["value"])
+        for r in table_rows(url, t.metric_dimensional_time_series)
+    }
+    return base, dims
 
 
 def count(url: str, table: Any, **where: Any) -> int:
@@ -205,15 +188,13 @@ def test_wrong_member_fails_that_dimension_only_and_status_shows_it(
     db_url: str, tmp_path: Path, served: tuple[FakeCube, str]
 ) -> None:
     fake, url = served
-    env = cube_env(db_url, url)
+    cli = Cli(env=cube_env(db_url, url))
     dims = [("region", "orders.region"), ("bogus", BAD_MEMBER), ("channel", "orders.channel")]
-    load_catalog(env, write_catalog(tmp_path / "catalog.yaml", dims))
+    load_catalog(cli, write_catalog(tmp_path / "catalog.yaml", dims))
 
-    result = invoke(
-        env, "sync", "--grain", "day", "--period", "2025-07-10", "--json", "--no-patterns"
-    )
+    result = cli("sync", "--grain", "day", "--period", "2025-07-10", "--json", "--no-patterns")
     assert result.exit_code == 1, result.output
-    summary = json_document(result.stdout)
+    summary = result.json()
     assert summary["outcome"] == "partial"
     [ctx] = summary["contexts"]
     assert ctx["context"] == "acme::revenue" and ctx["status"] == "partial"
@@ -249,14 +230,14 @@ def test_wrong_member_fails_that_dimension_only_and_status_shows_it(
 
     # The next day fails again: "failing since" stays at the first failure.
     next_day = ("sync", "--grain", "day", "--period", "2025-07-11", "--no-patterns")
-    again = invoke(env, "--log-format", "rich", *next_day)
+    again = cli("--log-format", "rich", *next_day)
     assert again.exit_code == 1, again.output
     assert "failed acme::revenue: bogus:" in again.stdout and CUBE_ERROR in again.stdout
     assert "partial" in again.stdout
 
-    status = invoke(env, "status", "--grain", "day", "--json")
+    status = cli("status", "--grain", "day", "--json")
     assert status.exit_code == 1, status.output
-    report = json_document(status.stdout)
+    report = status.json()
     [failing] = report["failing_series"]
     assert (failing["tenant"], failing["metric_id"], failing["dimension"]) == (
         "acme",
@@ -268,7 +249,7 @@ def test_wrong_member_fails_that_dimension_only_and_status_shows_it(
     assert failing["last_success_at"] is None
     assert [r["outcome"] for r in report["runs"]] == ["partial", "partial"]
 
-    text = invoke(env, "status", "--grain", "day", "--verbose")
+    text = cli("status", "--grain", "day", "--verbose")
     assert text.exit_code == 1, text.output
     assert "Failing series" in text.stdout and "failing since" in text.stdout
     line = next(x for x in text.stdout.splitlines() if "bogus" in x)
@@ -276,9 +257,9 @@ def test_wrong_member_fails_that_dimension_only_and_status_shows_it(
     assert "no_such_member" in text.stdout
 
     # discover --check-source names the broken member before anyone waits for a sync.
-    check = invoke(env, "discover", "--check-source", "--json")
+    check = cli("discover", "--check-source", "--json")
     assert check.exit_code == 1, check.output
-    assert json_document(check.stdout)["broken_metrics"] == {"acme::revenue": [BAD_MEMBER]}
+    assert check.json()["broken_metrics"] == {"acme::revenue": [BAD_MEMBER]}
 
 
 def test_cube_error_text_with_brackets_is_shown_verbatim(
@@ -296,13 +277,13 @@ def test_cube_error_text_with_brackets_is_shown_verbatim(
     # The context's multi request is rejected, then its queries go alone: the base is
     # answered, the dimension rejected (issue 26: a rejected request is split).
     fake.script.extend([rejected, Reply(200, {"data": base_rows}), rejected])
-    env = cube_env(db_url, "http://cube.test")
-    load_catalog(env, write_catalog(tmp_path / "c.yaml", [("region", "orders.region")]))
+    cli = Cli(env=cube_env(db_url, "http://cube.test"))
+    load_catalog(cli, write_catalog(tmp_path / "c.yaml", [("region", "orders.region")]))
     args = ("sync", "--grain", "day", "--period", "2025-07-01", "--no-patterns")
-    result = invoke(env, "--log-format", "rich", *args, deps=in_process(fake))
+    result = cli("--log-format", "rich", *args, deps=in_process(fake))
     assert result.exit_code == 1, result.output
     assert message in result.stdout
-    status = invoke(env, "status", "--grain", "day", "--verbose")
+    status = cli("status", "--grain", "day", "--verbose")
     assert status.exit_code == 1
     assert "[object Object] is not" in status.stdout and "[allowed]" in status.stdout  # wrapped
 
@@ -326,14 +307,14 @@ def test_a_25000_row_dimensional_window_is_paged_and_stored_whole(
     db_url: str, tmp_path: Path, in_process: Callable[[FakeCube], Deps]
 ) -> None:
     fake = FakeCube(many_slices, cubes=CUBES)
-    env = cube_env(db_url, "http://cube.test")
-    load_catalog(env, write_catalog(tmp_path / "c.yaml", [("sku", "orders.sku")]))
+    cli = Cli(env=cube_env(db_url, "http://cube.test"))
+    load_catalog(cli, write_catalog(tmp_path / "c.yaml", [("sku", "orders.sku")]))
     # history starts 2025-07-01: a FULL window to 2025-10-08 is 100 days.
     deps = in_process(fake)
     args = ("sync", "--grain", "day", "--period", "2025-10-08", "--json", "--no-patterns")
-    result = invoke(env, *args, deps=deps)
+    result = cli(*args, deps=deps)
     assert result.exit_code == 0, result.output
-    [ctx] = json_document(result.stdout)["contexts"]
+    [ctx] = result.json()["contexts"]
     sku = next(s for s in ctx["series"] if s["dimension"] == "sku")
     assert sku["rows_fetched"] == sku["inserted"] == 25_000
 
@@ -374,13 +355,13 @@ def test_periods_missing_from_cubes_answer_are_stored_as_missing(
     db_url: str, tmp_path: Path, in_process: Callable[[FakeCube], Deps]
 ) -> None:
     fake = FakeCube(gappy, cubes=CUBES)
-    env = cube_env(db_url, "http://cube.test")
-    load_catalog(env, write_catalog(tmp_path / "c.yaml", [("region", "orders.region")]))
+    cli = Cli(env=cube_env(db_url, "http://cube.test"))
+    load_catalog(cli, write_catalog(tmp_path / "c.yaml", [("region", "orders.region")]))
     deps = in_process(fake)
     args = ("sync", "--grain", "day", "--period", "2025-07-07", "--json", "--no-patterns")
-    result = invoke(env, *args, deps=deps)
+    result = cli(*args, deps=deps)
     assert result.exit_code == 0, result.output
-    [ctx] = json_document(result.stdout)["contexts"]
+    [ctx] = result.json()["contexts"]
     base = next(s for s in ctx["series"] if s["dimension"] is None)
     assert base["rows_fetched"] == base["inserted"] == 5
     assert ctx["rows_skipped"] == 0  # nothing missing was "skipped": it never came
@@ -405,22 +386,24 @@ def test_periods_missing_from_cubes_answer_are_stored_as_missing(
 
 def test_unreachable_source_fails_every_context_with_exit_3(db_url: str, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    env = cube_env(
-        db_url,
-        url,
-        FULCRUM_SYNC_CUBE_RETRIES="1",
-        FULCRUM_SYNC_CUBE_TIMEOUT_SECONDS="0.5",
-        FULCRUM_SYNC_WORKERS="4",
+    cli = Cli(
+        env=cube_env(
+            db_url,
+            url,
+            FULCRUM_SYNC_CUBE_RETRIES="1",
+            FULCRUM_SYNC_CUBE_TIMEOUT_SECONDS="0.5",
+            FULCRUM_SYNC_WORKERS="4",
+        )
     )
     catalog = write_catalog(
         tmp_path / "c.yaml", [("region", "orders.region")], metrics=("revenue", "orders")
     )
-    load_catalog(env, catalog)
+    load_catalog(cli, catalog)
 
     args = ("sync", "--grain", "day", "--period", "2025-07-03", "--no-patterns")
-    result = invoke(env, *args, "--json")
+    result = cli(*args, "--json")
     assert result.exit_code == 3, result.output
-    summary = json_document(result.stdout)
+    summary = result.json()
     assert summary["outcome"] == "failed"
     contexts = {c["context"]: c for c in summary["contexts"]}
     assert set(contexts) == {"acme::revenue", "acme::orders"}
@@ -445,7 +428,7 @@ def test_unreachable_source_fails_every_context_with_exit_3(db_url: str, tmp_pat
     dropping.script.extend([Reply(delay=0.3, raise_exc=httpx.ConnectError)] * 8)
     with dropping.serve() as dropping_url:
         no_retries = {"FULCRUM_SYNC_CUBE_RETRIES": "0", "FULCRUM_SYNC_CUBE_API_URL": dropping_url}
-        text = invoke(env | no_retries, "--log-format", "rich", *args)
+        text = cli("--log-format", "rich", *args, env=no_retries)
     assert text.exit_code == 3, text.output
     failed_lines = [x for x in text.stdout.splitlines() if x.startswith("failed ")]
     assert sorted(x.split(": ")[0] for x in failed_lines) == [

@@ -20,14 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_invoke import Cli, demo_env
 from sqlalchemy import func, select
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 LAST_SUCCESS = "fulcrum_sync_last_success_timestamp_seconds"
 
 
@@ -95,28 +93,17 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture
-def demo_env(sqlite_url: str) -> dict[str, str]:
-    return {
-        "FULCRUM_SYNC_DATABASE_URL": sqlite_url,
-        "FULCRUM_SYNC_SOURCE": "demo",
-        "FULCRUM_SYNC_LOG_FORMAT": "rich",
-        "FULCRUM_SYNC_WORKERS": "2",
-    }
-
-
-def invoke(env: dict[str, str], *args: str) -> Result:
-    return runner.invoke(app, list(args), env=env)
+def demo(sqlite_url: str) -> Cli:
+    """The CLI on the demo source and a SQLite file: the Pushgateway is the subject here."""
+    return Cli.demo(sqlite_url)
 
 
 def test_a_sync_pushes_its_metrics_and_a_failed_run_keeps_the_last_success(
-    demo_env: dict[str, str], gateway: str
+    demo: Cli, gateway: str
 ) -> None:
-    env = {
-        **demo_env,
-        "FULCRUM_SYNC_PUSHGATEWAY_URL": gateway,
-    }
+    cli = demo.but(env={"FULCRUM_SYNC_PUSHGATEWAY_URL": gateway})
     before = time.time()
-    ok = invoke(env, "sync", "--grain", "day", "--tenant", "acme")
+    ok = cli("sync", "--grain", "day", "--tenant", "acme")
     assert ok.exit_code == 0, ok.output
     text = scrape(gateway)
     key = {"command": "sync", "grain": "day", "job": "fulcrum-sync"}
@@ -135,14 +122,13 @@ def test_a_sync_pushes_its_metrics_and_a_failed_run_keeps_the_last_success(
 
     # The same job against a Cube nobody listens on: exit 3, pushed as failed.
     failing = {
-        **env,
         "FULCRUM_SYNC_SOURCE": "cube",
         "FULCRUM_SYNC_CUBE_API_URL": f"http://127.0.0.1:{free_port()}",
         "FULCRUM_SYNC_CUBE_API_SECRET": "s" * 40,
         "FULCRUM_SYNC_CUBE_RETRIES": "0",
         "FULCRUM_SYNC_CUBE_TIMEOUT_SECONDS": "2",
     }
-    failed = invoke(failing, "sync", "--grain", "day", "--tenant", "acme", "--force")
+    failed = cli("sync", "--grain", "day", "--tenant", "acme", "--force", env=failing)
     assert failed.exit_code == 3, failed.output
     text = scrape(gateway)
     assert sample(text, LAST_SUCCESS, **key) == success  # unchanged by the failure
@@ -151,21 +137,16 @@ def test_a_sync_pushes_its_metrics_and_a_failed_run_keeps_the_last_success(
     assert (sample(text, "fulcrum_sync_source_requests", **key) or 0) >= 1
 
 
-def test_every_job_command_pushes_under_its_own_group(
-    demo_env: dict[str, str], gateway: str
-) -> None:
-    env = {
-        **demo_env,
-        "FULCRUM_SYNC_PUSHGATEWAY_URL": gateway,
-    }
-    assert invoke(env, "discover").exit_code == 0
-    assert invoke(env, "sync", "-g", "day", "-t", "acme", "--no-patterns").exit_code == 0
-    assert invoke(env, "patterns", "-g", "day", "-t", "acme").exit_code == 0
-    assert invoke(env, "cache-load", "-g", "day", "-t", "acme").exit_code == 0
-    assert invoke(env, "state", "prune", "--keep-days", "30", "--yes").exit_code == 0
-    assert invoke(env, "verify", "-g", "day", "-t", "acme").exit_code == 0
-    assert invoke(env, "status").exit_code in (0, 1)  # not a job: pushes nothing
-    bad = invoke(env, "backfill", "-g", "day", "--start", "2025-07-10", "--end", "2025-07-01")
+def test_every_job_command_pushes_under_its_own_group(demo: Cli, gateway: str) -> None:
+    cli = demo.but(env={"FULCRUM_SYNC_PUSHGATEWAY_URL": gateway})
+    assert cli("discover").exit_code == 0
+    assert cli("sync", "-g", "day", "-t", "acme", "--no-patterns").exit_code == 0
+    assert cli("patterns", "-g", "day", "-t", "acme").exit_code == 0
+    assert cli("cache-load", "-g", "day", "-t", "acme").exit_code == 0
+    assert cli("state", "prune", "--keep-days", "30", "--yes").exit_code == 0
+    assert cli("verify", "-g", "day", "-t", "acme").exit_code == 0
+    assert cli("status").exit_code in (0, 1)  # not a job: pushes nothing
+    bad = cli("backfill", "-g", "day", "--start", "2025-07-10", "--end", "2025-07-01")
     assert bad.exit_code == 2
     text = scrape(gateway)
     for command, grain in [
@@ -187,16 +168,15 @@ def test_every_job_command_pushes_under_its_own_group(
 
 
 def test_a_push_that_fails_is_a_warning_and_never_changes_the_exit_code(
-    demo_env: dict[str, str],
+    demo: Cli,
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     env = {
-        **demo_env,
         "FULCRUM_SYNC_PUSHGATEWAY_URL": dead,
         "FULCRUM_SYNC_LOG_FORMAT": "json",
     }
     started = time.monotonic()
-    result = invoke(env, "sync", "--grain", "day", "--tenant", "acme", "--no-patterns")
+    result = demo("sync", "--grain", "day", "--tenant", "acme", "--no-patterns", env=env)
     assert result.exit_code == 0, result.output
     assert "could not push metrics to the Pushgateway" in result.output
     assert time.monotonic() - started < 120  # bounded: a refused connection does not hang
@@ -204,9 +184,9 @@ def test_a_push_that_fails_is_a_warning_and_never_changes_the_exit_code(
 
 @pytest.mark.slow
 def test_a_job_stopped_by_sigterm_still_pushes(
-    demo_env: dict[str, str], sqlite_url: str, gateway: str, tmp_path: Path
+    sqlite_url: str, gateway: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, **demo_env, "FULCRUM_SYNC_PUSHGATEWAY_URL": gateway}
+    env = {**os.environ, **demo_env(sqlite_url), "FULCRUM_SYNC_PUSHGATEWAY_URL": gateway}
     env["FULCRUM_SYNC_LOG_FORMAT"] = "json"
     args = ("backfill", "-g", "day", "--start", "2025-07-01", "--end", "2025-12-31", "-w", "1")
     proc = subprocess.Popen(

@@ -7,10 +7,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from cli_invoke import Cli, Ran
 from sqlalchemy import Engine
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import SinkError
 from fulcrum_sync.domain.source_stats import SourceStats
 from fulcrum_sync.services.deps import Deps
@@ -18,7 +17,6 @@ from fulcrum_sync.sinks.local import LocalSink
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 SYNC = ("sync", "--grain", "day", "--tenant", "acme", "--cache-load")
 
 
@@ -42,17 +40,15 @@ def test_every_cache_load_failing_exits_1_in_every_log_format(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     engine = open_engine(url)
-    env = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_TODAY": "2025-08-06"}
-    args = [*SYNC, "--log-format", log_format]
-    result = runner.invoke(app, args, env=env, obj=Deps(sink=DownSink(engine)))
+    cli = Cli(env={"FULCRUM_SYNC_DATABASE_URL": url}, today="2025-08-06")
+    result = cli(*SYNC, "--log-format", log_format, deps=Deps(sink=DownSink(engine)))
     assert result.exit_code == 1, result.output
     if log_format == "json":
         finished = [e for e in _events(result.stdout) if e.get("event") == "sync finished"]
         assert finished and finished[-1]["outcome"] == "partial"
         assert finished[-1]["level"] == "error"
-    runs = runner.invoke(app, ["runs", "--json"], env=env)
-    assert json.loads(runs.stdout)[0]["outcome"] == "partial"
-    status = json.loads(runner.invoke(app, ["status", "--json", "--grain", "day"], env=env).stdout)
+    assert cli("runs", "--json").json()[0]["outcome"] == "partial"
+    status = cli("status", "--json", "--grain", "day").json()
     [cache] = [h for h in status["headlines"] if h["cause"] == "cache"]
     assert cache["endpoint"] == "Snowflake account xy123"  # grouped by the endpoint that failed
     assert cache["text"].startswith("Snowflake account xy123 failed: 3 day cache tables")
@@ -97,14 +93,12 @@ class UnscopedCube:
         pass
 
 
-def _discover(tmp_path: Path, source: UnscopedCube, today: str) -> Result:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    env = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_TODAY": today}
+def _discover(tmp_path: Path, source: UnscopedCube, today: str) -> Ran:
+    cli = Cli(env={"FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}"}, today=today)
     (tmp_path / "c.yaml").write_text(CATALOG)
-    loaded = runner.invoke(app, ["catalog", "load", str(tmp_path / "c.yaml")], env=env)
-    assert loaded.exit_code == 0, loaded.output
+    cli.ok("catalog", "load", str(tmp_path / "c.yaml"))
     args = ["--log-format", "json", "discover", "--grain", "day", "--check-source"]
-    return runner.invoke(app, args, env=env, obj=Deps(source=source))  # type: ignore[arg-type]
+    return cli(*args, deps=Deps(source=source))  # type: ignore[arg-type]
 
 
 def test_discover_finished_event_says_what_the_exit_code_says(tmp_path: Path) -> None:

@@ -4,39 +4,27 @@ the same in `--json`, in its JSON log lines and in its text: never `done` or `bu
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from typer.testing import CliRunner
+from cli_invoke import Cli
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import PatternStatus, SkipReason
 
-runner = CliRunner()
 ARGS = ["patterns", "run", "--grain", "day", "--period", "2025-09-30", "--tenant", "acme"]
 WORDS = {s.value for s in PatternStatus}
-
-
-def invoke(url: str, *args: str, log_format: str = "rich") -> Any:
-    env = {
-        "FULCRUM_SYNC_DATABASE_URL": url,
-        "FULCRUM_SYNC_SOURCE": "demo",
-        "FULCRUM_SYNC_LOG_FORMAT": log_format,
-        "COLUMNS": "200",
-    }
-    return runner.invoke(app, list(args), env=env)
 
 
 def test_a_second_patterns_run_says_skipped_already_done_in_json_logs_and_text(
     sqlite_url: str,
 ) -> None:
+    cli = Cli.on(sqlite_url, FULCRUM_SYNC_LOG_FORMAT="rich", COLUMNS="200")
     sync = ["sync", "--grain", "day", "--period", "2025-09-30", "--tenant", "acme"]
-    assert invoke(sqlite_url, *sync, "--no-patterns").exit_code == 0
-    first = invoke(sqlite_url, *ARGS, "--json")
+    assert cli(*sync, "--no-patterns").exit_code == 0
+    first = cli(*ARGS, "--json")
     assert first.exit_code == 0, first.output
     ran = [p for c in json.loads(first.stdout)["contexts"] for p in c["patterns"]]
     assert ran and {p["status"] for p in ran} <= WORDS
 
-    again = invoke(sqlite_url, *ARGS, "--json")
+    again = cli(*ARGS, "--json")
     assert again.exit_code == 0, again.output
     document = json.loads(again.stdout)
     skipped = [p for c in document["contexts"] for p in c["patterns"]]
@@ -46,14 +34,14 @@ def test_a_second_patterns_run_says_skipped_already_done_in_json_logs_and_text(
     }
     assert {c["status"] for c in document["contexts"]} == {"skipped"}  # as sync says it
 
-    logged = invoke(sqlite_url, *ARGS, log_format="json")
+    logged = cli(*ARGS, env={"FULCRUM_SYNC_LOG_FORMAT": "json"})
     assert logged.exit_code == 0, logged.output
     lines = [json.loads(x) for x in logged.stdout.splitlines() if x.startswith("{")]
     finished = lines[-1]
     assert finished["event"] == "patterns finished"
     assert finished["counts"] == {"skipped": len(ran)}
 
-    text = invoke(sqlite_url, *ARGS)
+    text = cli(*ARGS)
     assert text.exit_code == 0, text.output
     assert f"{len(ran)} skipped (already done)" in text.stdout
     for output in (again.stdout, logged.stdout, text.stdout):

@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from cli_invoke import fulcrum_argv, process_env
 from sqlalchemy import Engine, func, select
 
 from fulcrum_sync.store import tables as t
@@ -97,30 +97,18 @@ def schema(pg_database: str) -> Iterator[Any]:
 
 
 def env_for(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
-    env.update(
-        FULCRUM_SYNC_DATABASE_URL=url,
-        FULCRUM_SYNC_SOURCE="demo",
-        FULCRUM_SYNC_LOG_FORMAT="json",
-        FULCRUM_SYNC_LEASE_SECONDS="30",
-        FULCRUM_SYNC_TODAY=TODAY,
-    )
-    return env
-
-
-def fs(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fulcrum_sync", *args]
+    return {**process_env(url), "FULCRUM_SYNC_TODAY": TODAY}
 
 
 def run_ok(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(fs(*args), env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(fulcrum_argv(*args), env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stderr[-3000:]}"
     return done
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        fs(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        fulcrum_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 

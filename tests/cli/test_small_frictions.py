@@ -12,7 +12,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_invoke import Cli
+from typer.testing import CliRunner
 
 from fulcrum_sync.cli import app
 from fulcrum_sync.cli._common import stop_on_sigterm
@@ -20,22 +21,11 @@ from fulcrum_sync.cli._root import hoist_log_format
 from fulcrum_sync.logs import configure_logging
 from fulcrum_sync.render.console import SyncProgress
 
-runner = CliRunner()
-
-
-def invoke(url: str, *args: str, **env: str) -> Result:
-    base = {
-        "FULCRUM_SYNC_DATABASE_URL": url,
-        "FULCRUM_SYNC_SOURCE": "demo",
-        "FULCRUM_SYNC_WORKERS": "2",
-    }
-    return runner.invoke(app, list(args), env={**base, **env})
-
 
 def complete(url: str, line: str) -> list[str]:
     """What bash completion offers for the last word of ``line``."""
     words = line.split(" ")
-    result = runner.invoke(
+    result = CliRunner().invoke(  # completion: a program name, no settings
         app,
         [],
         prog_name="fulcrum-sync",
@@ -54,7 +44,7 @@ def complete(url: str, line: str) -> list[str]:
 def discovered(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("complete") / "state.db"
     url = f"sqlite:///{path}"
-    assert invoke(url, "discover").exit_code == 0
+    assert Cli.demo(url)("discover").exit_code == 0
     return url
 
 
@@ -88,15 +78,15 @@ def test_no_database_completes_to_nothing_and_creates_none(tmp_path: Path) -> No
     "command", [["sync"], ["backfill"], ["cache-load"], ["patterns", "run"], ["runs"], ["status"]]
 )
 def test_help_shows_no_bool_or_raw_range_metavar(command: list[str]) -> None:
-    text = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "160"}).stdout
+    text = Cli()(*command, "--help", env={"COLUMNS": "160"}).stdout
     assert "<bool>" not in text and "int range" not in text and "<=x<=" not in text, text
 
 
 def test_workers_shows_n_with_its_range_in_words_and_refuses_outside_it() -> None:
-    text = runner.invoke(app, ["sync", "--help"], env={"COLUMNS": "160"}).stdout
+    text = Cli()("sync", "--help", env={"COLUMNS": "160"}).stdout
     (line,) = [line for line in text.splitlines() if "--workers" in line]
     assert re.search(r"--workers\s+-w\s+N\s+Contexts worked at once, 1 to 64", line), line
-    bad = runner.invoke(app, ["sync", "-g", "day", "--workers", "65"])
+    bad = Cli()("sync", "-g", "day", "--workers", "65")
     assert bad.exit_code == 2 and "65 is out of range: expected 1 to 64" in bad.output
 
 
@@ -127,15 +117,15 @@ def test_log_format_moves_in_front_of_the_command() -> None:
     ],
 )
 def test_log_format_is_accepted_after_every_command(tmp_path: Path, args: list[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+    cli = Cli.demo(f"sqlite:///{tmp_path / 'state.db'}")
     sync = ["sync", "-g", "day", "-p", "2025-09-30", "-t", "acme", "-m", "orders", "--no-patterns"]
-    assert invoke(url, *sync).exit_code == 0  # a run recorded: status has something to watch
-    result = invoke(url, *args, "--log-format", "json")
+    assert cli(*sync).exit_code == 0  # a run recorded: status has something to watch
+    result = cli(*args, "--log-format", "json")
     assert result.exit_code in (0, 1), result.output  # status: 1 while contexts are behind
     if args[0] != "status":  # jobs write JSON lines to stdout in JSON mode
         last = json.loads(result.stdout.strip().splitlines()[-1])
         assert last["event"] == f"{args[0]} finished"
-    bad = invoke(url, *args, "--log-format", "xml")
+    bad = cli(*args, "--log-format", "xml")
     assert bad.exit_code == 2 and "invalid --log-format 'xml'" in bad.output
 
 
@@ -181,8 +171,8 @@ def test_the_ctrl_c_notice_is_on_a_line_of_its_own(
 
 
 def test_tenants_complete_from_postgresql_too(pg_url: str) -> None:
-    assert invoke(pg_url, "discover").exit_code == 0
+    assert Cli.demo(pg_url)("discover").exit_code == 0
     assert complete(pg_url, "fulcrum-sync state show --tenant a") == ["acme"]
     args = ["sync", "-g", "day", "-p", "2025-09-30", "-t", "acme", "-m", "orders", "--no-patterns"]
-    assert invoke(pg_url, *args).exit_code == 0
+    assert Cli.demo(pg_url)(*args).exit_code == 0
     assert complete(pg_url, "fulcrum-sync runs --command ") == ["sync"]

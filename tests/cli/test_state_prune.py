@@ -6,21 +6,19 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
+from cli_invoke import Cli
 from sqlalchemy import func, select, update
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 TODAY = date(2025, 12, 1)
 
 
-def run(env: dict[str, str], *args: str, today: date = TODAY, input: str | None = None) -> Result:
-    return runner.invoke(
-        app, list(args), env={**env, "FULCRUM_SYNC_TODAY": today.isoformat()}, input=input
-    )
+@pytest.fixture
+def cli(cli: Cli) -> Cli:
+    return cli.but(today=TODAY)
 
 
 def rows(url: str, query: Any) -> list[tuple[Any, ...]]:
@@ -43,27 +41,27 @@ def series(url: str) -> list[tuple[Any, ...]]:
     return rows(url, select(t.metric_time_series).order_by(s.tenant_id, s.metric_id, s.date))
 
 
-def sync_days_ago(env: dict[str, str], *days: int) -> None:
+def sync_days_ago(cli: Cli, *days: int) -> None:
     for n in days:
-        result = run(env, "sync", "-g", "day", "-t", "acme", today=TODAY - timedelta(days=n))
+        result = cli("sync", "-g", "day", "-t", "acme", today=TODAY - timedelta(days=n))
         assert result.exit_code == 0, result.output
 
 
 def test_prune_removes_old_periods_keys_keeps_yesterdays_and_every_series_row(
-    cli_env: dict[str, str], db_url: str
+    cli: Cli, db_url: str
 ) -> None:
-    sync_days_ago(cli_env, 20, 10, 1)  # periods 21, 11 and 2 days before TODAY
+    sync_days_ago(cli, 20, 10, 1)  # periods 21, 11 and 2 days before TODAY
     old, older, recent = (TODAY - timedelta(days=n) for n in (11, 21, 2))
     assert key_periods(db_url, "sync") == {older, old, recent}
     before = series(db_url)
     results_before = rows(db_url, select(func.count()).select_from(t.pattern_results))[0][0]
 
-    preview = run(cli_env, "state", "prune", "--keep-days", "5", "--dry-run")
+    preview = cli("state", "prune", "--keep-days", "5", "--dry-run")
     assert preview.exit_code == 0, preview.output
     assert "run_items" in preview.stdout and "Dry run: nothing was changed." in preview.stdout
     assert key_periods(db_url, "sync") == {older, old, recent}
 
-    pruned = run(cli_env, "state", "prune", "--keep-days", "5", "--yes")
+    pruned = cli("state", "prune", "--keep-days", "5", "--yes")
     assert pruned.exit_code == 0, pruned.output
     assert "Pruned history before 2025-11-26" in pruned.stdout
     assert key_periods(db_url, "sync") == {recent}
@@ -75,24 +73,24 @@ def test_prune_removes_old_periods_keys_keeps_yesterdays_and_every_series_row(
     results_after = rows(db_url, select(func.count()).select_from(t.pattern_results))[0][0]
     assert 0 < results_after < results_before
 
-    recorded = json.loads(run(cli_env, "runs", "--command", "state prune", "--json").stdout)
+    recorded = json.loads(cli("runs", "--command", "state prune", "--json").stdout)
     assert len(recorded) == 1 and recorded[0]["outcome"] == "succeeded"
     assert recorded[0]["summary"]["deleted"]["run keys"] > 0
 
-    again = run(cli_env, "state", "prune", "--keep-days", "5", "--yes")
+    again = cli("state", "prune", "--keep-days", "5", "--yes")
     assert again.exit_code == 0 and "Nothing to prune before 2025-11-26." in again.stdout
 
     # The next plain sync still knows where each context stands: nothing is re-fetched FULL.
-    nxt = run(cli_env, "sync", "-g", "day", "-t", "acme", "--json", "--no-patterns")
+    nxt = cli("sync", "-g", "day", "-t", "acme", "--json", "--no-patterns")
     assert nxt.exit_code == 0, nxt.output
     types = {s["sync_type"] for c in json.loads(nxt.stdout)["contexts"] for s in c["series"]}
     assert types == {"INCREMENTAL"}
 
 
 def test_prune_in_small_batches_leaves_a_live_runs_key_and_declining_changes_nothing(
-    cli_env: dict[str, str], db_url: str
+    cli: Cli, db_url: str
 ) -> None:
-    sync_days_ago(cli_env, 20, 10, 1)
+    sync_days_ago(cli, 20, 10, 1)
     c = t.run_items.c
     live = datetime.now(UTC) + timedelta(hours=1)
     engine = open_engine(db_url, migrate=False)
@@ -107,13 +105,13 @@ def test_prune_in_small_batches_leaves_a_live_runs_key_and_declining_changes_not
         )
     engine.dispose()
 
-    declined = run(cli_env, "state", "prune", "--keep-days", "5", input="n\n")
+    declined = cli("state", "prune", "--keep-days", "5", input="n\n")
     assert declined.exit_code == 1, declined.output
     assert "Aborted: nothing was changed." in declined.stdout
     assert "1 old run keys are held by a running process" in declined.stdout
 
     total = rows(db_url, select(func.count()).select_from(t.run_items))[0][0]
-    pruned = run(cli_env, "state", "prune", "--keep-days", "5", "--json", "--yes")
+    pruned = cli("state", "prune", "--keep-days", "5", "--json", "--yes")
     assert pruned.exit_code == 0, pruned.output
     payload = json.loads(pruned.stdout)
     assert payload["held"] == 1 and payload["applied"] is True
@@ -123,39 +121,37 @@ def test_prune_in_small_batches_leaves_a_live_runs_key_and_declining_changes_not
 
 
 def test_a_scheduled_sync_prunes_after_its_work_as_retention_days_says(
-    cli_env: dict[str, str], db_url: str
+    cli: Cli, db_url: str
 ) -> None:
-    sync_days_ago(cli_env, 20, 10)
+    sync_days_ago(cli, 20, 10)
     old = TODAY - timedelta(days=21)
-    env = {**cli_env, "FULCRUM_SYNC_RETENTION_DAYS": "0"}
-    sync_days_ago(env, 1)  # retention off: nothing pruned
+    sync_days_ago(cli.but(env={"FULCRUM_SYNC_RETENTION_DAYS": "0"}), 1)  # retention off
     assert old in key_periods(db_url, "sync")
-    env = {**cli_env, "FULCRUM_SYNC_RETENTION_DAYS": "15"}
-    synced = run(env, "sync", "-g", "day", "-t", "acme")
+    synced = cli("sync", "-g", "day", "-t", "acme", env={"FULCRUM_SYNC_RETENTION_DAYS": "15"})
     assert synced.exit_code == 0, synced.output
     assert old not in key_periods(db_url, "sync")
     assert TODAY - timedelta(days=11) in key_periods(db_url, "sync")  # within 15 days: kept
-    recorded = json.loads(run(cli_env, "runs", "--command", "state prune", "--json").stdout)
+    recorded = json.loads(cli("runs", "--command", "state prune", "--json").stdout)
     assert [r["arguments"]["keep_days"] for r in recorded] == [15]
 
 
-def test_prune_refuses_a_bad_keep_days(cli_env: dict[str, str], db_url: str) -> None:
-    result = run(cli_env, "state", "prune", "--keep-days", "0", "--yes")
+def test_prune_refuses_a_bad_keep_days(cli: Cli, db_url: str) -> None:
+    result = cli("state", "prune", "--keep-days", "0", "--yes")
     assert result.exit_code == 2
     assert "invalid --keep-days 0" in result.output
 
 
 def test_a_prune_that_fails_after_a_sync_is_a_warning_and_the_sync_still_succeeds(
-    cli_env: dict[str, str], sqlite_url: str
+    cli: Cli, sqlite_url: str
 ) -> None:
-    env = {**cli_env, "FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_LOG_FORMAT": "json"}
-    sync_days_ago(env, 20)
+    cli = cli.but(env={"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_LOG_FORMAT": "json"})
+    sync_days_ago(cli, 20)
     engine = open_engine(sqlite_url, migrate=False)
     with engine.begin() as conn:  # a damaged database: the prune's reads fail
         conn.exec_driver_sql("DROP TABLE backfill_items")
     engine.dispose()
-    env["FULCRUM_SYNC_RETENTION_DAYS"] = "5"
-    result = run(env, "sync", "-g", "day", "-t", "acme", "--no-patterns")
+    retention = {"FULCRUM_SYNC_RETENTION_DAYS": "5"}
+    result = cli("sync", "-g", "day", "-t", "acme", "--no-patterns", env=retention)
     assert result.exit_code == 0, result.output
     warning = next(
         json.loads(line)

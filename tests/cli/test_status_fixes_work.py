@@ -12,31 +12,27 @@ import shlex
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import yaml
+from cli_invoke import Cli
 from sqlalchemy import update
-from typer.testing import CliRunner, Result
+from wrapped_source import WrappedSource
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import QueryRejectedError
 from fulcrum_sync.services.deps import Deps
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.base import FetchRequest, SeriesRow
 from fulcrum_sync.sources.demo import DemoSource
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 D = date(2025, 8, 9)  # the last complete day when today is 2025-08-10
 
 
-class Rejecting:
+class Rejecting(WrappedSource):
     """The demo source, rejecting the queries of acme::orders by channel while ``broken``."""
 
-    name = "demo"
-
     def __init__(self) -> None:
-        self.inner = DemoSource(42)
+        super().__init__(DemoSource(42))
         self.broken = False
         self.no_rows_after: date | None = None  # a source with no data yet for later days
 
@@ -46,15 +42,6 @@ class Rejecting:
             raise QueryRejectedError("Cube rejected the query: unknown member orders.channel")
         rows = self.inner.fetch_series(request)
         return [r for r in rows if self.no_rows_after is None or r.date <= self.no_rows_after]
-
-    def fetch_metadata(self, tenant: str) -> SourceMetadata:
-        return self.inner.fetch_metadata(tenant)
-
-    def stats(self) -> Any:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        return None
 
 
 def acme_catalog(path: Path) -> Path:
@@ -73,15 +60,13 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
     source = Rejecting()
     env = {"FULCRUM_SYNC_DATABASE_URL": db_url, "FULCRUM_SYNC_LOG_FORMAT": "rich"}
 
-    def run(today: date, *args: str) -> Result:
-        day = {"FULCRUM_SYNC_TODAY": (today + timedelta(days=1)).isoformat()}
-        return runner.invoke(app, list(args), env={**env, **day}, obj=Deps(source=source))
+    cli = Cli(env=env, today=D + timedelta(days=1), deps=Deps(source=source))
 
-    assert run(D, "catalog", "load", str(acme_catalog(tmp_path / "acme.yaml"))).exit_code == 0
+    assert cli("catalog", "load", str(acme_catalog(tmp_path / "acme.yaml"))).exit_code == 0
     scheduled = ("sync", "--grain", "day", "--catch-up", "--cache-load")
-    assert run(D - timedelta(days=4), *scheduled).exit_code == 0  # all well up to D-4
+    assert cli(*scheduled, today=D - timedelta(days=3)).exit_code == 0  # all well up to D-4
     source.broken = True
-    broken = run(D, *scheduled)  # orders fails D-3..D on its channel series
+    broken = cli(*scheduled)  # orders fails D-3..D on its channel series
     assert broken.exit_code == 1, broken.output
     engine = open_engine(db_url)
     with engine.begin() as conn:  # what a SIGTERM leaves: released pattern keys
@@ -96,7 +81,7 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
         )
     engine.dispose()
 
-    status = run(D, "status", "--grain", "day", "--json")
+    status = cli("status", "--grain", "day", "--json")
     assert status.exit_code == 1, status.output
     problems = json.loads(status.stdout)["problems"]
     got = [(p["kind"], p["context"], p["command"], p["by_schedule"]) for p in problems]
@@ -122,10 +107,10 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
     assert "channel failing since" in failing["detail"] and "orders.channel" in failing["detail"]
     assert "4 periods behind" in problems[0]["detail"]
     assert all(p["schedule_note"] for p in problems)
-    text = run(D, "status", "--grain", "day", "--verbose")
+    text = cli("status", "--grain", "day", "--verbose")
     for command in {p["command"] for p in problems}:
         assert f"fix: {command}" in text.stdout  # on one line, to copy as it is
-    headlines = run(D, "status", "--grain", "day")  # one headline per cause, no details
+    headlines = cli("status", "--grain", "day")  # one headline per cause, no details
     assert headlines.exit_code == 1
     assert "1 day context failing since" in headlines.stdout
     assert "fix:" not in headlines.stdout
@@ -134,13 +119,13 @@ def test_every_suggested_command_run_as_printed_fixes_its_problem(
     for problem in problems:
         words = shlex.split(problem["command"])
         assert words[0] == "fulcrum-sync"
-        fixed = run(D, *words[1:])
+        fixed = cli(*words[1:])
         assert fixed.exit_code == 0, (problem["command"], fixed.output)
-        left = json.loads(run(D, "status", "--grain", "day", "--json").stdout)["problems"]
+        left = json.loads(cli("status", "--grain", "day", "--json").stdout)["problems"]
         assert not [
             p for p in left if (p["kind"], p["context"]) == (problem["kind"], problem["context"])
         ]
-    final = run(D, "status", "--grain", "day", "--json")
+    final = cli("status", "--grain", "day", "--json")
     assert final.exit_code == 0, final.output
     assert json.loads(final.stdout)["problems"] == []
 
@@ -150,8 +135,7 @@ def test_a_period_synced_without_rows_is_not_behind(sqlite_url: str, tmp_path: P
     source.no_rows_after = D - timedelta(days=1)  # Cube has nothing for D yet
     env = {"FULCRUM_SYNC_DATABASE_URL": sqlite_url, "FULCRUM_SYNC_TODAY": str(D + timedelta(1))}
 
-    def run(*args: str) -> Result:
-        return runner.invoke(app, list(args), env=env, obj=Deps(source=source))
+    run = Cli(env=env, deps=Deps(source=source))
 
     assert run("catalog", "load", str(acme_catalog(tmp_path / "acme.yaml"))).exit_code == 0
     assert run("sync", "--grain", "day", "--no-patterns").exit_code == 0

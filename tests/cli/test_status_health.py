@@ -13,27 +13,22 @@ from typing import Any
 
 import psycopg
 import pytest
+from cli_invoke import Cli, Ran
 from sqlalchemy import delete, func, insert, select
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.cli._common import HEALTH_CODES
 from fulcrum_sync.domain import Health
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 TODAY = "2025-09-10"
+CLI = Cli(today=TODAY)  # a call's env may pin another day
 DEMO_CATALOG = Path(__file__).parents[2] / "fulcrum_sync" / "data" / "demo_catalog.yaml"
 
 
-def invoke(env: dict[str, str], *args: str) -> Result:
-    return runner.invoke(app, list(args), env={"FULCRUM_SYNC_TODAY": TODAY, **env})
-
-
 def status_json(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    result = invoke(env, "status", "--json", *args)
-    return result.exit_code, json.loads(result.stdout)
+    result = CLI("status", "--json", *args, env=env)
+    return result.exit_code, result.json()
 
 
 def test_every_health_has_an_exit_code() -> None:
@@ -50,7 +45,7 @@ def test_status_on_a_missing_sqlite_file_exits_2_and_creates_nothing(
     path = tmp_path / "elsewhere" / "fulcrum_sync.db"
     path.parent.mkdir()
     env = {"FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{path}"}
-    result = invoke(env, "status", *(["--json"] if json_out else []))
+    result = CLI("status", *(["--json"] if json_out else []), env=env)
     assert result.exit_code == 2, result.output
     assert not path.exists()
     assert list(path.parent.iterdir()) == []
@@ -63,7 +58,7 @@ def test_status_on_a_missing_sqlite_file_exits_2_and_creates_nothing(
 
 
 def test_status_in_another_directory_creates_no_default_database(tmp_path: Path) -> None:
-    result = invoke({}, "status")  # the default ./fulcrum_sync.db (cwd is tmp_path)
+    result = CLI("status")  # the default ./fulcrum_sync.db (cwd is tmp_path)
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "fulcrum_sync.db").exists()
 
@@ -85,22 +80,22 @@ def test_a_new_postgresql_database_is_nothing_to_watch_until_a_run_is_recorded(
     fresh_pg: str,
 ) -> None:
     env = {"FULCRUM_SYNC_DATABASE_URL": fresh_pg, "FULCRUM_SYNC_SOURCE": "demo"}
-    empty = invoke(env, "status")
+    empty = CLI("status", env=env)
     assert empty.exit_code == 2, empty.output
     assert "has no fulcrum-sync schema" in empty.stderr
     assert "PostgreSQL at 127.0.0.1:5432/" in empty.stderr
     with psycopg.connect(fresh_pg.replace("+psycopg", "")) as conn:  # status created nothing
         tables = conn.execute("select count(*) from pg_tables where schemaname = 'public'")
         assert tables.fetchone() == (0,)
-    assert invoke(env, "db", "upgrade").exit_code == 0
+    assert CLI("db", "upgrade", env=env).exit_code == 0
     code, doc = status_json(env)
     assert (code, doc["health"]) == (2, "nothing_to_watch")
     assert "no catalog loaded" in doc["reason"]
-    assert invoke(env, "catalog", "load", str(DEMO_CATALOG)).exit_code == 0
+    assert CLI("catalog", "load", str(DEMO_CATALOG), env=env).exit_code == 0
     code, doc = status_json(env)
     assert (code, doc["health"]) == (2, "nothing_to_watch")
     assert "no run recorded" in doc["reason"]
-    synced = invoke(env, "sync", "--grain", "day", "--log-format", "rich")
+    synced = CLI("sync", "--grain", "day", "--log-format", "rich", env=env)
     assert synced.exit_code == 0, synced.output
     code, doc = status_json(env, "--grain", "day")
     assert (code, doc["health"]) == (0, "healthy"), doc["headlines"]
@@ -110,15 +105,15 @@ def test_contexts_never_synced_that_the_schedule_covers_are_healing_exit_0(
     tmp_path: Path,
 ) -> None:
     env = {"FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"}
-    only = invoke(env, "sync", "--grain", "day", "--tenant", "acme", "--log-format", "rich")
+    only = CLI("sync", "--grain", "day", "--tenant", "acme", "--log-format", "rich", env=env)
     assert only.exit_code == 0, only.output
-    invoke(env, "discover")  # every grain's contexts exist, most never synced
+    CLI("discover", env=env)  # every grain's contexts exist, most never synced
     code, doc = status_json(env)
     assert (code, doc["health"]) == (0, "healing"), doc["headlines"]
     causes = {(h["cause"], h["grain"]) for h in doc["headlines"]}
     assert ("never_synced", "day") in causes and ("never_synced", "week") in causes
     assert not any(h["needs_person"] for h in doc["headlines"])
-    text = invoke(env, "status")
+    text = CLI("status", env=env)
     assert text.exit_code == 0
     assert "healing (exit 0): the next scheduled run fixes all of it" in text.stdout
     assert "day contexts never synced" in text.stdout
@@ -131,7 +126,7 @@ def _sqlite_env(tmp_path: Path) -> dict[str, str]:
 def test_a_missing_pattern_result_is_a_hole_with_its_fix(tmp_path: Path) -> None:
     env = _sqlite_env(tmp_path)
     args = ("sync", "--grain", "day", "--log-format", "rich")
-    assert invoke(env, *args).exit_code == 0
+    assert CLI(*args, env=env).exit_code == 0
     code, doc = status_json(env, "--grain", "day")
     assert code == 0 and doc["health"] == "healthy", doc["headlines"]
     engine = open_engine(env["FULCRUM_SYNC_DATABASE_URL"], migrate=False)
@@ -150,7 +145,7 @@ def test_a_missing_pattern_result_is_a_hole_with_its_fix(tmp_path: Path) -> None
         "fulcrum-sync patterns run --grain day --period 2025-09-09 --tenant acme --metric orders "
         "--force"
     )
-    redo = invoke(env, *fix.split()[1:], "--log-format", "rich")
+    redo = CLI(*fix.split()[1:], "--log-format", "rich", env=env)
     assert redo.exit_code == 0, redo.output
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.pattern_results)).scalar() > 0
@@ -162,7 +157,7 @@ def test_a_missing_pattern_result_is_a_hole_with_its_fix(tmp_path: Path) -> None
 def test_an_abandoned_run_needs_a_person_until_the_same_job_succeeds(tmp_path: Path) -> None:
     env = _sqlite_env(tmp_path)
     args = ("sync", "--grain", "day", "--log-format", "rich")
-    assert invoke(env, *args).exit_code == 0
+    assert CLI(*args, env=env).exit_code == 0
     engine = open_engine(env["FULCRUM_SYNC_DATABASE_URL"], migrate=False)
     run_id = "abcdef12-0000-4000-8000-000000000000"
     with engine.begin() as conn:
@@ -185,7 +180,7 @@ def test_an_abandoned_run_needs_a_person_until_the_same_job_succeeds(tmp_path: P
     assert "run abcdef12 (sync day) abandoned" in dead["text"] and "pod-7" in dead["text"]
     assert dead["command"] == "fulcrum-sync runs show abcdef12"
     assert doc["abandoned_runs"][0]["run_id"] == run_id
-    assert invoke(env, *args, "--force").exit_code == 0  # the same job succeeds later
+    assert CLI(*args, "--force", env=env).exit_code == 0  # the same job succeeds later
     code, doc = status_json(env, "--grain", "day")
     assert (code, doc["health"]) == (0, "healthy"), doc["headlines"]
     engine.dispose()
@@ -210,10 +205,10 @@ def test_a_night_of_cube_down_is_one_headline_naming_the_endpoint(tmp_path: Path
         "FULCRUM_SYNC_CUBE_TIMEOUT_SECONDS": "2",
         "COLUMNS": "120",
     }
-    assert invoke(env, "catalog", "load", str(DEMO_CATALOG)).exit_code == 0
-    night = invoke(env, "sync", "--grain", "day", "--log-format", "json")
+    assert CLI("catalog", "load", str(DEMO_CATALOG), env=env).exit_code == 0
+    night = CLI("sync", "--grain", "day", "--log-format", "json", env=env)
     assert night.exit_code == 3, night.output
-    text = invoke(env, "status")
+    text = CLI("status", env=env)
     lines = text.stdout.splitlines()
     assert text.exit_code == 0, text.output  # healing: the next scheduled run retries it
     assert len(lines) <= 40 and max(len(line) for line in lines) <= 120, text.stdout
@@ -222,7 +217,7 @@ def test_a_night_of_cube_down_is_one_headline_naming_the_endpoint(tmp_path: Path
     assert "9 day contexts behind" in headline
     assert "now: fulcrum-sync sync --grain day --catch-up" in text.stdout
     assert "CubePass9" not in text.stdout
-    again = invoke(env, "sync", "--grain", "day", "--log-format", "json")
+    again = CLI("sync", "--grain", "day", "--log-format", "json", env=env)
     assert again.exit_code == 3
     code, doc = status_json(env)
     assert (code, doc["health"]) == (1, "needs_attention")
@@ -245,8 +240,8 @@ def test_a_pattern_failing_twice_needs_a_person(tmp_path: Path) -> None:
     env = {**_sqlite_env(tmp_path), "FULCRUM_SYNC_TODAY": TODAY}
     args = ["sync", "--grain", "day", "--tenant", "acme", "--log-format", "rich"]
 
-    def sync() -> Result:
-        return runner.invoke(app, args, env=env, obj=Deps(patterns={"data_quality": broken}))
+    def sync() -> Ran:
+        return CLI(*args, env=env, deps=Deps(patterns={"data_quality": broken}))
 
     assert sync().exit_code == 1
     code, doc = status_json(env, "--grain", "day")
@@ -263,7 +258,7 @@ def test_a_schema_this_version_does_not_read_is_named_with_its_fix(tmp_path: Pat
     from sqlalchemy import text
 
     env = _sqlite_env(tmp_path)
-    assert invoke(env, "sync", "--grain", "day", "--log-format", "rich").exit_code == 0
+    assert CLI("sync", "--grain", "day", "--log-format", "rich", env=env).exit_code == 0
     engine = open_engine(env["FULCRUM_SYNC_DATABASE_URL"], migrate=False)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
@@ -288,8 +283,8 @@ def test_refused_credentials_need_a_person_at_once(tmp_path: Path) -> None:
             "FULCRUM_SYNC_CUBE_API_SECRET": "s" * 32,
             "FULCRUM_SYNC_CUBE_RETRIES": "0",
         }
-        assert invoke(env, "catalog", "load", str(DEMO_CATALOG)).exit_code == 0
-        refused = invoke(env, "sync", "--grain", "day", "--log-format", "json")
+        assert CLI("catalog", "load", str(DEMO_CATALOG), env=env).exit_code == 0
+        refused = CLI("sync", "--grain", "day", "--log-format", "json", env=env)
         assert refused.exit_code == 2, refused.output
     code, doc = status_json(env, "--grain", "day")
     assert (code, doc["health"]) == (1, "needs_attention"), doc["headlines"]

@@ -6,59 +6,39 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+from cli_invoke import Cli
 from rich.console import Console
 from rich.text import Text
-from typer.testing import CliRunner, Result
+from state_db import copy_of, new_state
 
 from fulcrum_sync.catalog import active_contexts, demo_catalog
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain
 from fulcrum_sync.patterns.registry import REGISTRY
 from fulcrum_sync.render.table import Column, command_lines, print_fitted, shorten
 
-runner = CliRunner()
 PERIOD = "2025-09-30"
 CONTEXTS = sorted({c.context.to_string() for c in active_contexts(demo_catalog(), Grain.DAY)})
 PATTERNS = sorted(REGISTRY)
 WORDS = ["succeeded", "unchanged", "skipped", "already done"]
 
 
-def invoke(url: str, *args: str, **env: str) -> Result:
-    base = {
-        "FULCRUM_SYNC_DATABASE_URL": url,
-        "FULCRUM_SYNC_SOURCE": "demo",
-        "FULCRUM_SYNC_LOG_FORMAT": "rich",
-        "FULCRUM_SYNC_WORKERS": "2",
-    }
-    return runner.invoke(app, list(args), env={**base, **env})
-
-
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """acme synced for one day, the cache loaded, a two-day backfill done."""
-    path = tmp_path_factory.mktemp("fit") / "state.db"
-    url = f"sqlite:///{path}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        for args in (
-            ("sync", "-g", "day", "-p", PERIOD, "-t", "acme"),
-            ("cache-load", "-g", "day"),
-            ("backfill", "-g", "day", "--start", "2025-09-28", "--end", PERIOD, "-t", "acme"),
-        ):
-            result = invoke(url, *args)
-            assert result.exit_code == 0, result.output
+    with new_state(tmp_path_factory, "fit") as (path, cli):
+        cli.ok("sync", "-g", "day", "-p", PERIOD, "-t", "acme")
+        cli.ok("cache-load", "-g", "day")
+        cli.ok("backfill", "-g", "day", "--start", "2025-09-28", "--end", PERIOD, "-t", "acme")
     return path
 
 
 @pytest.fixture
-def url(state: Path, tmp_path: Path) -> str:
-    copy = tmp_path / "state.db"
-    shutil.copy(state, copy)
-    return f"sqlite:///{copy}"
+def cli(state: Path, tmp_path: Path) -> Cli:
+    """The CLI on a copy of the module's database."""
+    return Cli.demo(copy_of(state, tmp_path))
 
 
 SCREENS = {
@@ -94,9 +74,9 @@ def _broken(text: str, word: str) -> bool:
 @pytest.mark.parametrize("width", [80, 120])
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_a_screen_fits_the_width_and_never_breaks_an_identifier(
-    url: str, screen: str, width: int
+    cli: Cli, screen: str, width: int
 ) -> None:
-    result = invoke(url, *SCREENS[screen], COLUMNS=str(width))
+    result = cli(*SCREENS[screen], env={"COLUMNS": str(width)})
     assert result.exit_code in (0, 1), result.output  # status is 1 when something is behind
     text = result.stdout
     too_long = [line for line in text.splitlines() if len(line) > width]
@@ -112,20 +92,20 @@ def test_a_screen_fits_the_width_and_never_breaks_an_identifier(
         assert any(name in line for line in text.splitlines()), f"{name} missing:\n{text}"
 
 
-def test_cache_load_names_every_context_whole_and_says_what_it_hid(url: str) -> None:
-    result = invoke(url, "cache-load", "-g", "day", COLUMNS="80")
+def test_cache_load_names_every_context_whole_and_says_what_it_hid(cli: Cli) -> None:
+    result = cli("cache-load", "-g", "day", env={"COLUMNS": "80"})
     lines = result.stdout.splitlines()
     for context in CONTEXTS:
         (row,) = [line for line in lines if line.startswith(context + " ")]
         assert row.split()[-1] in ("unchanged", "skipped"), row
     hidden = next(line for line in lines if line.startswith("hidden at 80 columns:"))
     assert "table" in hidden and "(see --json)" in " ".join(lines)
-    data = json.loads(invoke(url, "cache-load", "-g", "day", "--json", COLUMNS="80").stdout)
+    data = json.loads(cli("cache-load", "-g", "day", "--json", env={"COLUMNS": "80"}).stdout)
     assert {"table", "window", "size_mb"} <= set(data["contexts"][0])  # --json keeps all
 
 
-def test_runs_at_80_shows_the_id_command_start_and_outcome(url: str) -> None:
-    lines = invoke(url, "runs", COLUMNS="80").stdout.splitlines()
+def test_runs_at_80_shows_the_id_command_start_and_outcome(cli: Cli) -> None:
+    lines = cli("runs", env={"COLUMNS": "80"}).stdout.splitlines()
     header = next(line for line in lines if line.startswith("run id"))
     assert header.split()[:3] == ["run", "id", "command"] and header.rstrip().endswith("outcome")
     assert any(re.match(r"[0-9a-f]{8}\s+backfill\s", line) for line in lines)
@@ -191,13 +171,13 @@ def test_a_long_command_breaks_between_arguments_with_a_continuation() -> None:
 
 
 def test_a_scheduled_catch_up_keeps_periods_and_cache_ahead_of_time_at_120(
-    tmp_path: Path,
+    sqlite_cli: Cli,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    first = invoke(url, "sync", "-g", "day", "-t", "acme", FULCRUM_SYNC_TODAY="2025-08-06")
+    cli = sqlite_cli  # a fresh database
+    first = cli("sync", "-g", "day", "-t", "acme", env={"FULCRUM_SYNC_TODAY": "2025-08-06"})
     assert first.exit_code == 0, first.output
     scheduled = ("sync", "-g", "day", "--catch-up", "--cache-load", "-t", "acme")
-    result = invoke(url, *scheduled, FULCRUM_SYNC_TODAY="2025-08-10", COLUMNS="120")
+    result = cli(*scheduled, env={"FULCRUM_SYNC_TODAY": "2025-08-10", "COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("context"))
@@ -210,10 +190,10 @@ def test_a_scheduled_catch_up_keeps_periods_and_cache_ahead_of_time_at_120(
 
 
 @pytest.mark.parametrize("width", [60, 80])
-def test_series_show_fits_a_long_sparkline_and_the_slices(url: str, width: int) -> None:
+def test_series_show_fits_a_long_sparkline_and_the_slices(cli: Cli, width: int) -> None:
     for extra in ([], ["-d", "region"]):
         args = ("series", "show", "acme::new_revenue", "-g", "day", "--last", "90", *extra)
-        result = invoke(url, *args, COLUMNS=str(width))
+        result = cli(*args, env={"COLUMNS": str(width)})
         assert result.exit_code == 0, result.output
         lines = result.stdout.splitlines()
         assert all(len(line) <= width for line in lines), result.stdout

@@ -8,10 +8,9 @@ from datetime import date
 from typing import Any
 
 import pytest
+from cli_invoke import Cli
 from sqlalchemy import Connection, Engine, delete, func, select
-from typer.testing import CliRunner
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.domain import Grain, Scope
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources.demo import DemoSource
@@ -20,18 +19,12 @@ from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 from fulcrum_sync.store.state import StoreScope, count_parts, delete_parts
 
-runner = CliRunner()
 PERIOD = "2025-09-30"
 DAY = date(2025, 9, 30)
 SYNC = ["sync", "--grain", "day", "--period", PERIOD, "--tenant", "acme"]
 # acme's day contexts (demo catalog): new_revenue (5 patterns, dimension_analysis on 3
 # dimensions), orders (3), active_users (3, dimension_analysis on 2 dimensions).
 ACME_DAY_KEYS = (1 + 4 + 3) + (1 + 3) + (1 + 2 + 2)
-
-
-def invoke(url: str, *args: str, deps: Deps | None = None) -> Any:
-    env = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_SOURCE": "demo"}
-    return runner.invoke(app, list(args), env=env, obj=deps)
 
 
 def key_count(engine: Engine) -> int:
@@ -54,11 +47,11 @@ class CountingSource(DemoSource):
 
 
 def test_every_expected_key_exists_before_the_first_fetch(db_url: str) -> None:
-    assert invoke(db_url, "discover", "--grain", "day").exit_code == 0
+    assert Cli.on(db_url)("discover", "--grain", "day").exit_code == 0
     engine = open_engine(db_url)
     try:
         source = CountingSource(engine)
-        done = invoke(db_url, *SYNC, deps=Deps(source=source))
+        done = Cli.on(db_url)(*SYNC, deps=Deps(source=source))
         assert done.exit_code == 0, done.output
         assert source.keys_at_first_fetch == ACME_DAY_KEYS == key_count(engine)
     finally:
@@ -66,22 +59,14 @@ def test_every_expected_key_exists_before_the_first_fetch(db_url: str) -> None:
 
 
 def test_catch_up_makes_every_period_s_keys_first(db_url: str) -> None:
-    env_today = {"FULCRUM_SYNC_TODAY": "2025-10-01"}
-    first = runner.invoke(
-        app,
-        ["sync", "--grain", "day", "--period", "2025-09-27", "--tenant", "acme"],
-        env={"FULCRUM_SYNC_DATABASE_URL": db_url, "FULCRUM_SYNC_SOURCE": "demo", **env_today},
-    )
+    cli = Cli.on(db_url, FULCRUM_SYNC_TODAY="2025-10-01")
+    first = cli("sync", "--grain", "day", "--period", "2025-09-27", "--tenant", "acme")
     assert first.exit_code == 0, first.output
     engine = open_engine(db_url)
     try:
         source = CountingSource(engine)
-        done = runner.invoke(
-            app,
-            ["sync", "--grain", "day", "--catch-up", "--tenant", "acme"],
-            env={"FULCRUM_SYNC_DATABASE_URL": db_url, "FULCRUM_SYNC_SOURCE": "demo", **env_today},
-            obj=Deps(source=source),
-        )
+        catch_up = ("sync", "--grain", "day", "--catch-up", "--tenant", "acme")
+        done = cli(*catch_up, deps=Deps(source=source))
         assert done.exit_code == 0, done.output
         # 09-27 done before; 09-28, 09-29 and 09-30 made before the catch-up fetched anything.
         assert source.keys_at_first_fetch == 4 * ACME_DAY_KEYS == key_count(engine)
@@ -92,7 +77,7 @@ def test_catch_up_makes_every_period_s_keys_first(db_url: str) -> None:
 def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert invoke(db_url, "discover", "--grain", "day").exit_code == 0
+    assert Cli.on(db_url)("discover", "--grain", "day").exit_code == 0
     gone = "sync:day:2025-09-30:acme::orders"
     claim, claim_many = runs.claim, runs.claim_many
     claim_context = claims.claim_context
@@ -119,7 +104,7 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
     monkeypatch.setattr(runs, "claim", claim_after_a_reset)  # a batch of one key
     monkeypatch.setattr(runs, "claim_many", claim_many_after_a_reset)  # claims ahead
     monkeypatch.setattr(claims, "claim_context", claim_context_after_a_reset)
-    done = invoke(db_url, *SYNC, "--json")
+    done = Cli.on(db_url)(*SYNC, "--json")
     assert done.exit_code == 1, done.output  # partial: one context failed
     contexts = {c["context"]: c for c in json.loads(done.stdout)["contexts"]}
     orders = contexts["acme::orders"]
@@ -144,7 +129,7 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
     monkeypatch.setattr(runs, "claim", claim)
     monkeypatch.setattr(runs, "claim_many", claim_many)
     monkeypatch.setattr(claims, "claim_context", claim_context)
-    again = invoke(db_url, *SYNC, "--json")  # the next plain run does it
+    again = Cli.on(db_url)(*SYNC, "--json")  # the next plain run does it
     assert again.exit_code == 0, again.output
     statuses = {c["context"]: c["status"] for c in json.loads(again.stdout)["contexts"]}
     assert statuses["acme::orders"] == "succeeded"
@@ -231,12 +216,11 @@ def _later() -> Any:
 
 def test_catch_up_fills_pattern_keys_an_older_run_never_made(db_url: str) -> None:
     """A hole left before keys were made up front: a synced period with no pattern key."""
-    env = {"FULCRUM_SYNC_DATABASE_URL": db_url, "FULCRUM_SYNC_SOURCE": "demo"}
-    env["FULCRUM_SYNC_TODAY"] = "2025-10-01"
+    cli = Cli.on(db_url, FULCRUM_SYNC_TODAY="2025-10-01")
     catch_up = ["sync", "--grain", "day", "--catch-up", "--tenant", "acme"]
-    first = runner.invoke(app, [*SYNC[:4], "2025-09-27", *SYNC[5:]], env=env)
+    first = cli(*SYNC[:4], "2025-09-27", *SYNC[5:])
     assert first.exit_code == 0, first.output
-    assert runner.invoke(app, catch_up, env=env).exit_code == 0
+    assert cli(*catch_up).exit_code == 0
     engine = open_engine(db_url)
     try:
         hole = date(2025, 9, 28)
@@ -246,7 +230,7 @@ def test_catch_up_fills_pattern_keys_an_older_run_never_made(db_url: str) -> Non
             key, result = t.run_items.c, t.pattern_results.c
             conn.execute(delete(t.run_items).where(key.kind == "pattern", key.period == hole))
             conn.execute(delete(t.pattern_results).where(result.analysis_period == hole))
-        again = runner.invoke(app, catch_up, env=env)
+        again = cli(*catch_up)
         assert again.exit_code == 0, again.output
         with engine.connect() as conn:
             after = conn.execute(select(t.pattern_results)).all()

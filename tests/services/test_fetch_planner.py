@@ -17,22 +17,21 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cli_invoke import Cli
 from cube_server import SECRET, FakeCube
 from pydantic import SecretStr
 from test_cli_sync_cube import (
     TIME,
     cube_env,
     daily_data,
-    invoke,
-    json_document,
     load_catalog,
+    stored,
     table_rows,
 )
+from wrapped_source import WrappedSource
 
-from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.sources import CubeSource
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 from fulcrum_sync.store import runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
@@ -48,25 +47,8 @@ CUBES = {
 SYNC = ("sync", "--grain", "day", "--period", "2025-07-03", "--no-patterns", "--json")
 
 
-class OneQueryEach:
+class OneQueryEach(WrappedSource):
     """The Cube source as it was: one ``fetch_series`` per series (no ``fetch_many``)."""
-
-    name = "cube"
-
-    def __init__(self, source: CubeSource) -> None:
-        self._source = source
-
-    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
-        return self._source.fetch_series(request)
-
-    def fetch_metadata(self, tenant: str) -> SourceMetadata:
-        return self._source.fetch_metadata(tenant)
-
-    def stats(self) -> SourceStats:
-        return self._source.stats()
-
-    def close(self) -> None:
-        self._source.close()
 
 
 @pytest.fixture
@@ -100,18 +82,9 @@ def catalog(path: Path, measures: dict[str, str]) -> Path:
 
 
 def synced(url: str, tmp_path: Path, source: Any, measures: dict[str, str]) -> Any:
-    env = cube_env(url, "http://cube.test")
-    load_catalog(env, catalog(tmp_path / f"{abs(hash(url))}.yaml", measures))
-    return invoke(env, *SYNC, deps=Deps(source=source))
-
-
-def stored(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
-    base = {(r["metric_id"], r["date"], r["value"]) for r in table_rows(url, t.metric_time_series)}
-    dims = {
-        (r["metric_id"], r["dimension_name"], r["dimension_slice"], r["date"], r["value"])
-        for r in table_rows(url, t.metric_dimensional_time_series)
-    }
-    return base, dims
+    cli = Cli(env=cube_env(url, "http://cube.test"))
+    load_catalog(cli, catalog(tmp_path / f"{abs(hash(url))}.yaml", measures))
+    return cli(*SYNC, deps=Deps(source=source))
 
 
 def test_three_metrics_sharing_a_cube_are_one_request_and_store_the_same_series(
@@ -130,7 +103,7 @@ def test_three_metrics_sharing_a_cube_are_one_request_and_store_the_same_series(
     assert (base, dims) == stored(before) and len(base) == 3 * 3 and len(dims) == 3 * 3 * 2 * 2
     [run] = table_rows(after, t.runs)
     assert run["summary"]["source"]["requests"] == 1 and run["summary"]["source"]["queries"] == 3
-    summary = json_document(new.stdout)["source"]  # the --json summary says so too
+    summary = new.json()["source"]  # the --json summary says so too
     assert summary["requests"] == 1 and summary["queries"] == 3
     [run] = table_rows(before, t.runs)
     assert run["summary"]["source"]["requests"] == 9 and run["summary"]["source"]["queries"] == 9
@@ -170,8 +143,8 @@ def test_a_context_another_process_holds_is_left_out_of_the_shared_fetch(
     tmp_path: Path, cube: Any
 ) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
-    env = cube_env(url, "http://cube.test")
-    load_catalog(env, catalog(tmp_path / "held.yaml", MEASURES))
+    cli = Cli(env=cube_env(url, "http://cube.test"))
+    load_catalog(cli, catalog(tmp_path / "held.yaml", MEASURES))
     key = "sync:day:2025-07-03:acme::refunds"
     engine = open_engine(url)
     try:
@@ -183,7 +156,7 @@ def test_a_context_another_process_holds_is_left_out_of_the_shared_fetch(
     finally:
         engine.dispose()
     fake = FakeCube(daily_data, cubes=CUBES)
-    result = invoke(env, *SYNC, deps=Deps(source=cube(fake)))
+    result = cli(*SYNC, deps=Deps(source=cube(fake)))
     assert result.exit_code in (0, 1), result.output
     assert [r.is_multi for r in fake.requests] == [True]
     measures = {m for r in fake.requests for q in r.queries for m in q["measures"]}

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cli_invoke import fulcrum_argv, process_env, run_process
 from sqlalchemy import func, select
 
 from fulcrum_sync.store import tables as t
@@ -49,21 +48,6 @@ def write_catalog(path: Path, metrics: int = METRICS) -> Path:
     return path
 
 
-def cli(*args: str, env: dict[str, str]) -> list[str]:
-    return [sys.executable, "-m", "fulcrum_sync", *args]
-
-
-def base_env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
-    env.update(
-        FULCRUM_SYNC_DATABASE_URL=url,
-        FULCRUM_SYNC_SOURCE="demo",
-        FULCRUM_SYNC_LOG_FORMAT="json",
-        FULCRUM_SYNC_LEASE_SECONDS="30",
-    )
-    return env
-
-
 def wait_for_succeeded(engine: Any, proc: subprocess.Popen[Any], wanted: int) -> int:
     """Poll until ``wanted`` run keys succeeded (or the process ended); return the count."""
     deadline = time.monotonic() + 120
@@ -84,12 +68,12 @@ def wait_for_succeeded(engine: Any, proc: subprocess.Popen[Any], wanted: int) ->
 def prepare(url: str, tmp_path: Path, env: dict[str, str], metrics: int = METRICS) -> None:
     catalog = write_catalog(tmp_path / "catalog.yaml", metrics)
     for args in (["catalog", "load", str(catalog)], ["discover", "--grain", "day"]):
-        done = subprocess.run(cli(*args, env=env), env=env, capture_output=True, text=True)
+        done = run_process(*args, env=env)
         assert done.returncode == 0, done.stderr
 
 
 def test_two_processes_do_every_key_exactly_once(pg_url: str, tmp_path: Path):
-    env = base_env(pg_url)
+    env = process_env(pg_url)
     prepare(pg_url, tmp_path, env)
     args = [
         "sync",
@@ -104,7 +88,7 @@ def test_two_processes_do_every_key_exactly_once(pg_url: str, tmp_path: Path):
     ]
     procs = [
         subprocess.Popen(
-            cli(*args, env=env), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            fulcrum_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for _ in range(2)
     ]
@@ -157,11 +141,11 @@ def test_sigkill_mid_full_sync_then_rerun_completes(backend: str, tmp_path: Path
         if backend == "sqlite"
         else request.getfixturevalue("pg_url")
     )
-    env = base_env(url)
+    env = process_env(url)
     prepare(url, tmp_path, env, metrics=60)
     args = ["sync", "--grain", "day", "--period", "2026-06-30", "--no-patterns", "--workers", "1"]
     proc = subprocess.Popen(
-        cli(*args, env=env), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        fulcrum_argv(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     engine = open_engine(url)
     done = wait_for_succeeded(engine, proc, 5)
@@ -171,7 +155,7 @@ def test_sigkill_mid_full_sync_then_rerun_completes(backend: str, tmp_path: Path
     engine.dispose()
     assert 5 <= done < 60
 
-    rerun = subprocess.run(cli(*args, "--json", env=env), env=env, capture_output=True, text=True)
+    rerun = run_process(*args, "--json", env=env)
     assert rerun.returncode == 0, rerun.stderr
     payload = json.loads(rerun.stdout)
     statuses = [c["status"] for c in payload["contexts"]]
@@ -194,11 +178,11 @@ def test_sigkill_mid_full_sync_then_rerun_completes(backend: str, tmp_path: Path
 
 def test_sigterm_finishes_or_releases_then_next_run_completes(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'term.db'}"
-    env = base_env(url)
+    env = process_env(url)
     prepare(url, tmp_path, env, metrics=60)
     args = ["sync", "--grain", "day", "--period", "2026-06-30", "--no-patterns", "--workers", "2"]
     proc = subprocess.Popen(
-        cli(*args, env=env), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        fulcrum_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     engine = open_engine(url)
     wait_for_succeeded(engine, proc, 3)
@@ -215,7 +199,7 @@ def test_sigterm_finishes_or_releases_then_next_run_completes(tmp_path: Path):
     assert "running" not in statuses  # finished or released, none left claimed
     assert 3 <= statuses.count("succeeded") < 60
 
-    rerun = subprocess.run(cli(*args, "--json", env=env), env=env, capture_output=True, text=True)
+    rerun = run_process(*args, "--json", env=env)
     assert rerun.returncode == 0, rerun.stderr
     with engine.connect() as conn:
         statuses = [r[0] for r in conn.execute(select(t.run_items.c.status))]

@@ -9,16 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cli_invoke import Cli, Ran
 from sqlalchemy import Engine, event, select
-from typer.testing import CliRunner, Result
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.services.jobs import claim_ahead
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
-runner = CliRunner()
 SYNC = ["sync", "--grain", "day", "--no-patterns", "--workers", "1", "--json"]
 
 
@@ -36,9 +34,9 @@ def counted(db_url: str) -> Iterator[tuple[Engine, dict[str, int]]]:
     engine.dispose()
 
 
-def _sync(url: str, engine: Engine, *args: str) -> Result:
-    env = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_SOURCE": "demo"}
-    return runner.invoke(app, [*SYNC, *args], env=env, obj=Deps(engine=engine))
+def _sync(url: str, engine: Engine, *args: str) -> Ran:
+    """The sync on ``engine``, whose commits the test counts."""
+    return Cli.on(url)(*SYNC, *args, deps=Deps(engine=engine))
 
 
 def test_contexts_claim_in_batches_and_commit_their_work_once(

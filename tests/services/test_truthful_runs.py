@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,20 +23,18 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from cli_invoke import Cli, fulcrum_argv, json_lines, process_env
 from cube_server import FakeCube
 from sqlalchemy import Engine, func, select, update
 from test_cli_sync_cube import CUBES, closed_port, cube_env, daily_data
 from test_cli_sync_cube import write_catalog as write_cube_catalog
-from test_sync_processes import base_env, cli, wait_for_succeeded
-from typer.testing import CliRunner, Result
+from test_sync_processes import wait_for_succeeded
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.patterns.registry import REGISTRY
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine, reconnecting, translate_errors
 
-runner = CliRunner()
 PERIOD = "2025-09-30"
 SYNC = ["sync", "--grain", "day", "--period", PERIOD]
 
@@ -66,11 +65,6 @@ def write_catalog(path: Path, metrics: int) -> Path:
     }
     path.write_text(yaml.safe_dump(catalog))
     return path
-
-
-def invoke(url: str, *args: str, deps: Deps | None = None, **env: str) -> Result:
-    settings = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_SOURCE": "demo", **env}
-    return runner.invoke(app, list(args), env=settings, obj=deps)
 
 
 def digest(url: str) -> dict[str, tuple[int, str]]:
@@ -106,8 +100,23 @@ def run_rows(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(select(t.runs))]
 
 
-def json_lines(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def _start_beside_a_clean_run(
+    tmp_path: Path, metrics: int, clean: str, pg_url: str, process_url: str, command: Sequence[str]
+) -> subprocess.Popen[str]:
+    """Load a catalog of ``metrics`` into ``clean`` and ``pg_url``, run ``command`` to the end on
+    ``clean`` (the reference), then start it on ``process_url`` in a process of its own."""
+    catalog = write_catalog(tmp_path / "catalog.yaml", metrics=metrics)
+    for url in (clean, pg_url):
+        assert Cli.on(url)("catalog", "load", str(catalog)).exit_code == 0
+    assert Cli.on(clean)(*command).exit_code == 0
+    return subprocess.Popen(
+        fulcrum_argv(*command, "--workers", "2"),
+        env=process_env(process_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
 
 
 # --------------------------------------------------------------------------- SIGTERM
@@ -115,20 +124,8 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_sigterm_then_a_plain_sync_finishes_the_patterns(pg_url: str, tmp_path: Path) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", metrics=24)
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
-    for url in (clean, pg_url):
-        assert invoke(url, "catalog", "load", str(catalog)).exit_code == 0
-    assert invoke(clean, *SYNC).exit_code == 0
-    env = base_env(pg_url)
-    proc = subprocess.Popen(
-        cli(*SYNC, "--workers", "2", env=env),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    proc = _start_beside_a_clean_run(tmp_path, 24, clean, pg_url, pg_url, SYNC)
     engine = open_engine(pg_url)
     try:
         wait_for_succeeded(engine, proc, 4)
@@ -141,7 +138,7 @@ def test_sigterm_then_a_plain_sync_finishes_the_patterns(pg_url: str, tmp_path: 
         assert "running" not in statuses and "released" in statuses
         assert [r["outcome"] for r in run_rows(engine)] == ["interrupted"]
 
-        again = invoke(pg_url, *SYNC, "--json")  # a plain sync: no --force
+        again = Cli.on(pg_url)(*SYNC, "--json")  # a plain sync: no --force
         assert again.exit_code == 0, again.output
         assert set(key_statuses(engine)) == {"succeeded"}
     finally:
@@ -150,7 +147,8 @@ def test_sigterm_then_a_plain_sync_finishes_the_patterns(pg_url: str, tmp_path: 
 
 
 def test_a_done_context_runs_its_unfinished_patterns_without_refetching(db_url: str) -> None:
-    assert invoke(db_url, *SYNC, "--tenant", "acme").exit_code == 0
+    cli = Cli.on(db_url)
+    assert cli(*SYNC, "--tenant", "acme").exit_code == 0
     engine = open_engine(db_url)
     try:
         key = t.run_items.c
@@ -163,7 +161,7 @@ def test_a_done_context_runs_its_unfinished_patterns_without_refetching(db_url: 
             conn.execute(
                 t.pattern_results.delete().where(t.pattern_results.c.pattern == "forecasting")
             )
-        again = invoke(db_url, *SYNC, "--tenant", "acme", "--json")
+        again = cli(*SYNC, "--tenant", "acme", "--json")
         assert again.exit_code == 0, again.output
         document = json.loads(again.stdout)
         finished = [c for c in document["contexts"] if c["patterns"]]
@@ -210,22 +208,10 @@ def _terminate(application_name: str) -> int:
 def test_lost_connections_cost_at_most_the_work_in_flight(
     pg_url: str, tmp_path: Path, command: list[str], kills: int
 ) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", metrics=16)
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
     name = f"victim_{uuid.uuid4().hex[:8]}"
     victim = f"{pg_url}&application_name={name}"
-    for url in (clean, pg_url):
-        assert invoke(url, "catalog", "load", str(catalog)).exit_code == 0
-    assert invoke(clean, *command).exit_code == 0
-    env = base_env(victim)
-    proc = subprocess.Popen(
-        cli(*command, "--workers", "2", env=env),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    proc = _start_beside_a_clean_run(tmp_path, 16, clean, pg_url, victim, command)
     engine = open_engine(pg_url)
     try:
         killed = 0
@@ -242,7 +228,7 @@ def test_lost_connections_cost_at_most_the_work_in_flight(
         else:  # or the work in flight failed (partial) or the run ended failed; none running
             failed = [e for e in json_lines(out) if e["level"] == "error"]
             assert (proc.returncode, outcome) in ((1, "partial"), (3, "failed")), (err, failed)
-        again = invoke(pg_url, *command)
+        again = Cli.on(pg_url)(*command)
         assert again.exit_code == 0, again.output
     finally:
         engine.dispose()
@@ -276,10 +262,10 @@ def test_a_transaction_whose_connection_is_killed_runs_again_once(pg_url: str) -
 def _cube_run(db_url: str, tmp_path: Path, fake: FakeCube, dims: list[tuple[str, str]]) -> Any:
     catalog = write_cube_catalog(tmp_path / "c.yaml", dims, metrics=("a", "b", "c", "d"))
     with fake.serve() as url:
-        env = cube_env(db_url, url, FULCRUM_SYNC_WORKERS="4")
-        assert runner.invoke(app, ["catalog", "load", str(catalog)], env=env).exit_code == 0
+        cli = Cli(env=cube_env(db_url, url, FULCRUM_SYNC_WORKERS="4"))
+        assert cli("catalog", "load", str(catalog)).exit_code == 0
         started = time.monotonic()
-        result = runner.invoke(app, ["sync", "--grain", "day", "--period", PERIOD], env=env)
+        result = cli("sync", "--grain", "day", "--period", PERIOD)
         return result, time.monotonic() - started
 
 
@@ -315,18 +301,20 @@ def test_a_query_rejected_everywhere_is_exit_1_not_3(sqlite_url: str, tmp_path: 
     bad = write_cube_catalog(tmp_path / "bad.yaml", [], metrics=("a", "b"))
     bad.write_text(bad.read_text().replace("orders.total_amount", "orders.no_such_measure"))
     with fake.serve() as url:
-        env = cube_env(sqlite_url, url)
-        assert runner.invoke(app, ["catalog", "load", str(bad)], env=env).exit_code == 0
-        every = runner.invoke(app, ["sync", "--grain", "day", "--period", PERIOD], env=env)
+        cli = Cli(env=cube_env(sqlite_url, url))
+        assert cli("catalog", "load", str(bad)).exit_code == 0
+        every = cli("sync", "--grain", "day", "--period", PERIOD)
     assert every.exit_code == 1, every.output  # all of them rejected: still 1
     assert json_lines(every.stdout)[-1]["outcome"] == "partial"
 
 
 def test_an_unreachable_cube_logs_errors_with_their_fields(sqlite_url: str, tmp_path: Path) -> None:
     catalog = write_cube_catalog(tmp_path / "c.yaml", [], metrics=("a", "b"))
-    env = cube_env(sqlite_url, f"http://127.0.0.1:{closed_port()}", FULCRUM_SYNC_CUBE_RETRIES="1")
-    assert runner.invoke(app, ["catalog", "load", str(catalog)], env=env).exit_code == 0
-    result = runner.invoke(app, ["sync", "--grain", "day", "--period", PERIOD], env=env)
+    cli = Cli(
+        env=cube_env(sqlite_url, f"http://127.0.0.1:{closed_port()}", FULCRUM_SYNC_CUBE_RETRIES="1")
+    )
+    assert cli("catalog", "load", str(catalog)).exit_code == 0
+    result = cli("sync", "--grain", "day", "--period", PERIOD)
     assert result.exit_code == 3, result.output
     lines = json_lines(result.stdout)
     errors = [line for line in lines if line["level"] == "error"]
@@ -343,8 +331,7 @@ def test_an_unreachable_cube_logs_errors_with_their_fields(sqlite_url: str, tmp_
 
 
 def test_backfill_in_json_mode_writes_only_json_lines_to_stdout(sqlite_url: str) -> None:
-    result = invoke(
-        sqlite_url,
+    result = Cli.on(sqlite_url)(
         "--log-format",
         "json",
         "backfill",
@@ -364,6 +351,8 @@ def test_backfill_in_json_mode_writes_only_json_lines_to_stdout(sqlite_url: str)
 
 
 def test_an_unexpected_error_is_one_line_and_the_run_is_recorded_failed(sqlite_url: str) -> None:
+    cli = Cli.on(sqlite_url)
+
     class Exploding(frozenset[Any]):
         """A pattern's grains whose membership test crashes: an error outside any isolation."""
 
@@ -372,7 +361,7 @@ def test_an_unexpected_error_is_one_line_and_the_run_is_recorded_failed(sqlite_u
 
     broken = dataclasses.replace(REGISTRY["performance_status"], grains=Exploding())
     deps = Deps(patterns={"performance_status": broken})
-    result = invoke(sqlite_url, *SYNC, "--tenant", "acme", "--workers", "1", deps=deps)
+    result = cli(*SYNC, "--tenant", "acme", "--workers", "1", deps=deps)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -388,14 +377,14 @@ def test_an_unexpected_error_is_one_line_and_the_run_is_recorded_failed(sqlite_u
         assert "running" not in key_statuses(engine)
     finally:
         engine.dispose()
-    verbose = invoke(sqlite_url, "--verbose", *SYNC, "--tenant", "acme", "--force", deps=deps)
+    verbose = cli("--verbose", *SYNC, "--tenant", "acme", "--force", deps=deps)
     assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
 
 
 def test_a_backfill_of_older_periods_never_moves_sync_status_back(db_url: str) -> None:
-    assert invoke(db_url, *SYNC, "--tenant", "initech", "--no-patterns").exit_code == 0
-    backfill = invoke(
-        db_url,
+    cli = Cli.on(db_url)
+    assert cli(*SYNC, "--tenant", "initech", "--no-patterns").exit_code == 0
+    backfill = cli(
         "backfill",
         "--grain",
         "day",
@@ -419,7 +408,7 @@ def test_a_backfill_of_older_periods_never_moves_sync_status_back(db_url: str) -
 
 def test_the_summary_duration_is_wall_time(sqlite_url: str) -> None:
     started = time.monotonic()
-    result = invoke(sqlite_url, "--log-format", "json", *SYNC, "--workers", "2")
+    result = Cli.on(sqlite_url)("--log-format", "json", *SYNC, "--workers", "2")
     wall = time.monotonic() - started
     assert result.exit_code == 0, result.output
     lines = json_lines(result.stdout)

@@ -6,7 +6,6 @@ alone."""
 from __future__ import annotations
 
 import queue
-import shutil
 import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -15,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from state_db import copy_of
 from typer.testing import CliRunner
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.config import load_settings
 from fulcrum_sync.domain import Grain, SinkError
 from fulcrum_sync.services.cache import load as cache_load
@@ -46,22 +45,9 @@ def _settings(url: str) -> Any:
     )
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("synced") / "state.db"
-    env = {"FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{path}", "FULCRUM_SYNC_LOG_FORMAT": "json"}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        result = runner.invoke(app, ["sync", "-g", "day", "--no-patterns"], env=env)
-    assert result.exit_code == 0, result.output
-    return path
-
-
 @pytest.fixture
-def state(synced: Path, tmp_path: Path) -> str:
-    copy = tmp_path / "state.db"
-    shutil.copy(synced, copy)
-    return f"sqlite:///{copy}"
+def state(demo_day_synced: Path, tmp_path: Path) -> str:
+    return copy_of(demo_day_synced, tmp_path)
 
 
 def _frame(seed: int, days: int) -> pd.DataFrame:

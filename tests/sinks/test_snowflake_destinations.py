@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
+from state_db import copy_of
 from typer.testing import CliRunner, Result
 
 from fulcrum_sync.catalog import demo_catalog, dump_catalog
@@ -65,25 +65,11 @@ def _catalog_with_destinations() -> str:
     return str(yaml.safe_dump(data, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite state database after a real day sync of the demo catalog."""
-    path = tmp_path_factory.mktemp("synced") / "state.db"
-    env = {"FULCRUM_SYNC_DATABASE_URL": f"sqlite:///{path}", "FULCRUM_SYNC_LOG_FORMAT": "json"}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(path.parent)
-        result = runner.invoke(app, ["sync", "-g", "day", "--no-patterns"], env=env)
-    assert result.exit_code == 0, result.output
-    return path
-
-
 @pytest.fixture
-def state(synced: Path, tmp_path: Path) -> Iterator[str]:
-    copy = tmp_path / "state.db"
-    shutil.copy(synced, copy)
+def state(demo_day_synced: Path, tmp_path: Path) -> Iterator[str]:
+    url = copy_of(demo_day_synced, tmp_path)
     (tmp_path / "catalog.yaml").write_text(_catalog_with_destinations())
     (tmp_path / "initech-sf-password").write_text(INITECH_PASSWORD + "\n")
-    url = f"sqlite:///{copy}"
     loaded = runner.invoke(app, ["catalog", "load", "catalog.yaml"], env=_env(url))
     assert loaded.exit_code == 0, loaded.output
     yield url

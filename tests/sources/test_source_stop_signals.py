@@ -20,10 +20,10 @@ from typing import Any, Self
 
 import pytest
 import yaml
+from cli_invoke import fulcrum_argv, process_env, run_process
 from cube_server import SECRET, FakeCube, Reply
 from sqlalchemy import select
 from test_cli_sync_cube import CUBES, closed_port, daily_data
-from test_sync_processes import base_env, cli
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
@@ -60,7 +60,7 @@ def write_catalog(path: Path, dimensions: bool = False) -> Path:
 
 
 def cube_process_env(db_url: str, api_url: str, **extra: str) -> dict[str, str]:
-    env = base_env(db_url)
+    env = process_env(db_url)
     env.update(
         FULCRUM_SYNC_SOURCE="cube",
         FULCRUM_SYNC_CUBE_API_URL=api_url,
@@ -76,7 +76,7 @@ class Watched:
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            cli(*args, env=env),
+            fulcrum_argv(*args),
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,
@@ -151,7 +151,7 @@ def prepare(db_url: str, api_url: str, tmp_path: Path, dimensions: bool = False)
     env = cube_process_env(db_url, api_url)
     catalog = write_catalog(tmp_path / "catalog.yaml", dimensions)
     for args in (["catalog", "load", str(catalog)], ["discover", "--grain", "day"]):
-        done = subprocess.run(cli(*args, env=env), env=env, capture_output=True, text=True)
+        done = run_process(*args, env=env)
         assert done.returncode == 0, done.stderr
 
 
@@ -195,7 +195,7 @@ def check_stopped(proc: Watched, fake: FakeCube | None, db_url: str) -> dict[str
 def plain_run_finishes(db_url: str, api_url: str, tmp_path: Path) -> None:
     env = cube_process_env(db_url, api_url)
     done = subprocess.run(
-        cli(*SYNC, env=env), env=env, capture_output=True, text=True, cwd=tmp_path
+        fulcrum_argv(*SYNC), env=env, capture_output=True, text=True, cwd=tmp_path
     )
     assert done.returncode == 0, done.stdout[-2000:]
     _, keys = run_state(db_url)

@@ -25,9 +25,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from cli_invoke import Cli, fulcrum_argv, json_lines, process_env
 from sqlalchemy import select
-from test_sync_processes import base_env, cli, wait_for_succeeded
-from test_truthful_runs import digest, invoke, json_lines, write_catalog
+from test_sync_processes import wait_for_succeeded
+from test_truthful_runs import digest, write_catalog
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
@@ -110,9 +111,9 @@ def private_pg() -> Iterator[PrivateServer]:
 
 
 def _start_sync(url: str, tmp_path: Path, *extra: str, **env: str) -> subprocess.Popen[str]:
-    environment = base_env(url) | env
+    environment = process_env(url) | env
     return subprocess.Popen(
-        cli(*SYNC, *extra, env=environment),
+        fulcrum_argv(*SYNC, *extra),
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -126,8 +127,8 @@ def _prepared(url: str, tmp_path: Path, metrics: int) -> str:
     catalog = write_catalog(tmp_path / "catalog.yaml", metrics=metrics)
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
     for target in (clean, url):
-        assert invoke(target, "catalog", "load", str(catalog)).exit_code == 0
-    assert invoke(clean, *SYNC).exit_code == 0
+        assert Cli.on(target)("catalog", "load", str(catalog)).exit_code == 0
+    assert Cli.on(clean)(*SYNC).exit_code == 0
     return clean
 
 
@@ -141,7 +142,7 @@ def _wait_for_keys(url: str, proc: subprocess.Popen[str], wanted: int) -> None:
 
 
 def _runs(url: str) -> dict[str, dict[str, Any]]:
-    listed = invoke(url, "runs", "--json", "--limit", "100")
+    listed = Cli.on(url)("runs", "--json", "--limit", "100")
     assert listed.exit_code == 0, listed.output
     return {run["run_id"]: run for run in json.loads(listed.stdout)}
 
@@ -206,7 +207,7 @@ def test_a_database_gone_for_good_exits_3_within_the_bound_and_is_abandoned_next
     dead = json_lines(out)[0]["run_id"]
     print(f"\ngone for good: exit 3 {seconds:.1f} s after the stop: {err.strip()}")
 
-    again = invoke(url, *SYNC)  # the next run closes the dead run's record
+    again = Cli.on(url)(*SYNC)  # the next run closes the dead run's record
     assert again.exit_code == 0, again.output
     runs = _runs(url)
     assert runs[dead]["outcome"] == "abandoned"
@@ -231,15 +232,15 @@ def test_a_sigkilled_sync_is_closed_abandoned_and_its_keys_released(
     assert _runs(pg_url)[dead]["outcome"] == "running"  # what SIGKILL leaves behind
 
     # Any command that starts a run closes it: cache-load claims no key of its own.
-    assert invoke(pg_url, "cache-load", "--grain", "day").exit_code == 0
+    assert Cli.on(pg_url)("cache-load", "--grain", "day").exit_code == 0
     run = _runs(pg_url)[dead]
     assert run["outcome"] == "abandoned" and run["finished_at"]
     keys = _keys_of(pg_url, dead)
     assert "running" not in keys and "released" in keys, keys
-    shown = invoke(pg_url, "runs", "show", dead)
+    shown = Cli.on(pg_url)("runs", "show", dead)
     assert shown.exit_code == 0 and "abandoned" in shown.output
 
-    again = invoke(pg_url, *SYNC)
+    again = Cli.on(pg_url)(*SYNC)
     assert again.exit_code == 0, again.output
     assert digest(pg_url) == digest(clean)
 
@@ -286,7 +287,7 @@ def test_a_table_lock_fails_the_blocked_contexts_within_a_minute_and_the_next_ru
     assert lines[-1]["outcome"] == "partial"
     print(f"\nlocked: exit 1 after {seconds:.1f} s; {failed[0]['error']}; {waiting[0]['event']}")
 
-    again = invoke(pg_url, *SYNC)  # the lock is gone: the next plain run finishes them
+    again = Cli.on(pg_url)(*SYNC)  # the lock is gone: the next plain run finishes them
     assert again.exit_code == 0, again.output
     assert digest(pg_url) == digest(clean)
 
@@ -295,7 +296,7 @@ def test_a_table_lock_fails_the_blocked_contexts_within_a_minute_and_the_next_ru
 
 
 def test_a_full_disk_fails_the_run_cleanly_and_records_it(pg_url: str, tmp_path: Path) -> None:
-    assert invoke(pg_url, *SYNC, "--tenant", "acme").exit_code == 0  # the schema and catalog
+    assert Cli.on(pg_url)(*SYNC, "--tenant", "acme").exit_code == 0  # the schema and catalog
     plain, _, query = pg_url.replace("+psycopg", "").partition("?")
     schema = query.split("%3D", 1)[1]
     with psycopg.connect(plain, autocommit=True) as conn:  # what PostgreSQL says on ENOSPC
@@ -308,7 +309,7 @@ def test_a_full_disk_fails_the_run_cleanly_and_records_it(pg_url: str, tmp_path:
             f'CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON "{schema}".metric_time_series '
             f'FOR EACH ROW EXECUTE FUNCTION "{schema}".full_disk()'
         )
-    result = invoke(pg_url, "sync", "--grain", "day", "--period", "2025-10-01", "--json")
+    result = Cli.on(pg_url)("sync", "--grain", "day", "--period", "2025-10-01", "--json")
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.output
     document = json.loads(result.stdout)

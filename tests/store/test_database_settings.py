@@ -17,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from cli_invoke import Cli
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
-from typer.testing import CliRunner
 
-from fulcrum_sync.cli import app
 from fulcrum_sync.config import DatabaseLimits, load_settings
 from fulcrum_sync.domain import StopRequested, StoreBusyError, StoreError, is_outage
 from fulcrum_sync.store import run_records
@@ -29,13 +28,11 @@ from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import normalize_url, open_engine, translate_errors
 from fulcrum_sync.store.retry import patiently, set_patience
 
-runner = CliRunner()
 PG = "127.0.0.1:5432"
 
 
 def _sync(url: str) -> tuple[int, str]:
-    env = {"FULCRUM_SYNC_DATABASE_URL": url, "FULCRUM_SYNC_SOURCE": "demo"}
-    result = runner.invoke(app, ["sync", "--grain", "day"], env=env)
+    result = Cli.on(url)("sync", "--grain", "day")
     return result.exit_code, result.output
 
 

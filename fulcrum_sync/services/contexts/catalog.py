@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from fulcrum_sync import catalog as cat
 from fulcrum_sync.domain import (
     CatalogError,
-    CatalogSaveResult,
     InputError,
     iter_periods,
     parse_period,
     shift_period,
 )
-from fulcrum_sync.sinks.identifiers import cache_table_name, collisions
 from fulcrum_sync.sources.registry import source_entry
 from fulcrum_sync.store import catalog as catalog_store
+
+if TYPE_CHECKING:
+    from fulcrum_sync.domain import CatalogSaveResult
 
 TARGET_HORIZON_YEARS = 2  # constant targets are expanded this far past today
 
@@ -157,6 +158,8 @@ def cache_table_problems(catalog: cat.Catalog) -> list[str]:
 
     Every tenant and metric counts, active or not, so switching one on later cannot clash.
     """
+    from fulcrum_sync.sinks.identifiers import cache_table_name, collisions  # catalog checks
+
     names = (
         (f"{t.identifier}::{m.metric_id}", cache_table_name(t.identifier, m.metric_id, grain))
         for t in catalog.tenants

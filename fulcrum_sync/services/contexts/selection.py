@@ -8,7 +8,6 @@ from fulcrum_sync import catalog as cat
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import Grain, InputError
 from fulcrum_sync.services.contexts.catalog import require_catalog
-from fulcrum_sync.services.contexts.discover import discover
 from fulcrum_sync.sources.registry import source_entry
 from fulcrum_sync.store import catalog as catalog_store
 from fulcrum_sync.store import contexts as contexts_store
@@ -40,6 +39,8 @@ def select_contexts(
         preview = _preview(engine, settings.source, grain, tenant, metric)
         if dry_run:
             return preview
+        from fulcrum_sync.services.contexts.discover import discover  # once per database
+
         discover(engine, settings.source, settings.history_start, grain)
     return _stored(engine, settings.source, grain, tenant, metric)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -34,13 +35,14 @@ from fulcrum_sync.domain import (
     rest_of,
     shift_period,
 )
-from fulcrum_sync.services.jobs.keys import pattern_jobs, sync_item
+from fulcrum_sync.services.jobs.keys import pattern_keys, sync_item
 from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.services.patterns.step import PatternStep
-from fulcrum_sync.services.run.stretches import sync_periods
-from fulcrum_sync.services.run.sync_context import plan_series
 from fulcrum_sync.sources.base import Source
-from fulcrum_sync.store import backfills, progress, sync_status
+from fulcrum_sync.store import progress
+
+if TYPE_CHECKING:
+    from fulcrum_sync.store.sync_status import SeriesStatus
 
 BUSY = "claimed by another running process"
 ALREADY_DONE = "already done (use --force to run again)"
@@ -124,7 +126,8 @@ def _older_patterns(
         for row in progress.unfinished_patterns(engine, grain.value, first, target, pending=True)
     ]
     if request.run_patterns:
-        wanted = {k: len(pattern_jobs(c, target)) for k, c in selected.items()}
+        # Counted from the keys' table (domain/pattern_kinds.py): no pattern, no pandas.
+        wanted = {k: len(pattern_keys(c, target)) for k, c in selected.items()}
         counts = progress.pattern_keys_of_synced(engine, grain.value, first, target)
         found += [k for k, n in counts.items() if n < wanted.get((k[0], k[1]), 0)]
     for tenant, metric, period in sorted(found, key=lambda k: k[2]):
@@ -144,7 +147,7 @@ def sync_missed(
     periods: list[date],
     request: SyncRequest,
     patterns: PatternStep,
-    statuses: dict[str, sync_status.SeriesStatus] | None = None,
+    statuses: dict[str, SeriesStatus] | None = None,
 ) -> ContextResult:
     """Sync ``periods`` of ``ctx`` as one coalesced range, then its patterns period by period.
 
@@ -153,6 +156,11 @@ def sync_missed(
     period. ``statuses``: its series statuses when the caller read them (for many contexts
     at once). Raises RefusedError (a refused credential).
     """
+    # Loaded by the contexts behind only: a catch-up that finds everything done needs none.
+    from fulcrum_sync.services.run.stretches import sync_periods
+    from fulcrum_sync.services.run.sync_context import plan_series
+    from fulcrum_sync.store import backfills, sync_status
+
     started = datetime.now(UTC)
     if statuses is None:
         statuses = sync_status.read_statuses(

@@ -24,7 +24,6 @@ from sqlalchemy import Engine
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import SourceStats, SyncRequest, sync_run_key
-from fulcrum_sync.services.run.sync_context import plan_series, series_request
 from fulcrum_sync.sources.base import (
     FetchOutcome,
     FetchRequest,
@@ -163,6 +162,8 @@ def grouped(
     series at a time (the demo), else a :class:`GroupedFetch` over the contexts' plans."""
     if getattr(source, "fetch_many", None) is None or len(contexts) < 2:
         return source
+    from fulcrum_sync.services.run.sync_context import plan_series, series_request
+
     requests = {
         ctx.context.to_string(): [
             series_request(ctx, dim, window)

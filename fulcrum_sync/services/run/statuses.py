@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
-from fulcrum_sync.store import sync_status
+
+if TYPE_CHECKING:  # read when the first context syncs: an everything-done run reads none
+    from fulcrum_sync.store.sync_status import GrainStatuses, SeriesStatus
 
 
 class RunStatuses:
@@ -21,10 +24,12 @@ class RunStatuses:
         self._engine, self._grain, self._contexts = engine, grain, contexts
         self._chunk_of = {id(c): i // self.CHUNK for i, c in enumerate(contexts)}
         self._read: set[int] = set()
-        self._statuses: sync_status.GrainStatuses = {}
+        self._statuses: GrainStatuses = {}
         self._lock = threading.Lock()
 
-    def of(self, ctx: ContextDef) -> dict[str, sync_status.SeriesStatus]:
+    def of(self, ctx: ContextDef) -> dict[str, SeriesStatus]:
+        from fulcrum_sync.store import sync_status
+
         key = (ctx.tenant.tenant_id, ctx.metric.metric_id)
         with self._lock:
             chunk = self._chunk_of[id(ctx)]

@@ -20,7 +20,6 @@ from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.services.patterns.step import PatternStep
 from fulcrum_sync.services.run import catch_up
 from fulcrum_sync.services.run.statuses import RunStatuses
-from fulcrum_sync.services.run.sync_context import plan_series
 from fulcrum_sync.services.run.sync_run import CacheChain, SyncRun
 
 
@@ -37,6 +36,8 @@ class PlannedSeries:
 
 def plan(engine: Engine, settings: Settings, request: SyncRequest) -> list[PlannedSeries]:
     """Return what ``sync`` would fetch, writing nothing (``--dry-run``)."""
+    from fulcrum_sync.services.run.sync_context import plan_series
+
     if request.catch_up:
         catch_up.max_periods_of(settings, request)
     contexts = select_contexts(

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Connection, Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
-    ContextCacheResult,
     ContextResult,
     ContextTally,
     InputError,
@@ -46,7 +45,6 @@ from fulcrum_sync.services.patterns.step import NO_PATTERNS, PatternStep
 from fulcrum_sync.services.run import catch_up, fetch_plan
 from fulcrum_sync.services.run.catch_up import CatchUpPlan
 from fulcrum_sync.services.run.statuses import RunStatuses
-from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
 from fulcrum_sync.services.run.sync_report import (
     ALREADY_DONE,
     BUSY,
@@ -63,6 +61,9 @@ from fulcrum_sync.store import claims as context_claims
 from fulcrum_sync.store import progress
 from fulcrum_sync.store.claims import Claimant, take_in
 from fulcrum_sync.store.runs import Claim
+
+if TYPE_CHECKING:  # a cache load's result (--cache-load); the run itself needs no reports
+    from fulcrum_sync.domain import ContextCacheResult
 
 
 class CacheChain(Protocol):
@@ -237,6 +238,9 @@ class SyncRun:
     def fetch(self, ctx: ContextDef) -> ContextResult:
         """Fetch and store one context for the period; its key completes in the transaction
         of its writes. Then its patterns and its cache table."""
+        # Loaded by the first context to sync: a run that finds everything done needs none.
+        from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
+
         with refusal_logged():  # inside the context: the line carries its fields
             res = sync_context(
                 self.engine,

@@ -1,0 +1,89 @@
+"""The CLI starts lazily: the root loads a command's module when the command is looked up,
+and the script holds garbage collection off until the command is set up (issue 26)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Iterator
+
+import pytest
+import typer
+
+from fulcrum_sync.cli import _startup as startup
+from fulcrum_sync.cli import app
+from fulcrum_sync.cli._root import COMMANDS
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """Leave the test process's collector as it was, whatever a test did to it."""
+    enabled = gc.isenabled()
+    yield
+    startup._held.clear()
+    (gc.enable if enabled else gc.disable)()
+
+
+def test_the_root_lists_every_command_and_builds_none_until_looked_up() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, typer.core.TyperGroup)
+    ctx = typer.Context(root)
+    assert root.list_commands(ctx) == list(COMMANDS)
+    assert root.commands == {}  # nothing built yet
+    sync = root.get_command(ctx, "sync")
+    assert sync is not None and sync.name == "sync"
+    assert list(root.commands) == ["sync"]
+    assert root.get_command(ctx, "no-such-command") is None
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_command_loads_from_its_module(name: str) -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, typer.core.TyperGroup)
+    command = root.get_command(typer.Context(root), name)
+    assert command is not None and command.name == name
+    assert f"fulcrum_sync.cli.{COMMANDS[name][0]}" in sys.modules
+    assert command.help, f"{name} has no help"
+
+
+@pytest.mark.usefixtures("collector")
+def test_hold_turns_collection_off_until_release_freezes_and_turns_it_on() -> None:
+    gc.enable()
+    frozen = gc.get_freeze_count()
+    startup.hold()
+    assert not gc.isenabled()
+    startup.hold()  # a second hold changes nothing
+    startup.release()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen  # what lived at release is in the permanent generation
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("collector")
+def test_release_without_hold_leaves_the_collector_alone() -> None:
+    frozen = gc.get_freeze_count()
+    gc.disable()  # a program that runs the app in-process chose this
+    startup.release()
+    assert not gc.isenabled()
+    gc.enable()
+    startup.release()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["synk"], "Did you mean 'sync'?"),
+        (["stat"], "Did you mean 'state', 'status'?"),
+        (["catalog", "lod"], "Did you mean 'load'?"),
+    ],
+)
+def test_a_mistyped_command_is_told_the_near_ones_not_yet_loaded(
+    args: list[str], hint: str
+) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert hint in " ".join(result.output.split())

@@ -38,7 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 MIGRATION_LOCK_ID = 0x46554C43  # "FULC": the advisory lock that serializes migrations
 
 

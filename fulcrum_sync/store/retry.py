@@ -184,6 +184,23 @@ def patiently(engine: Engine, call: Callable[[], R]) -> R:
     ``call`` must run whole transactions (a StoreError chained from the driver's error).
     Raises the last StoreError, reworded to say how long it waited, past the bound.
     """
+    try:  # the usual case, without the retry machinery (it cost more than a small write)
+        return call()
+    except StoreError as exc:
+        if not is_disconnect(engine, exc.__cause__):
+            raise
+        failed: list[StoreError] = [exc]
+
+    def again() -> R:  # the retry loop's first attempt is the one that just failed
+        if failed:
+            raise failed.pop()
+        return call()
+
+    return _retried(engine, again)
+
+
+def _retried(engine: Engine, call: Callable[[], R]) -> R:
+    """:func:`patiently`'s loop: ``call()`` until it does not fail for a lost database."""
     patience = patience_of(engine)
     from fulcrum_sync.store.endpoint import database_address, database_endpoint
 

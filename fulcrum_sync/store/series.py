@@ -85,10 +85,18 @@ def replace_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> Wr
     return WriteCounts(inserted=len(full), deleted=deleted)
 
 
-def upsert_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:
-    """Insert new rows and update changed ones inside the caller's transaction."""
+def upsert_series(
+    conn: Connection, key: SeriesKey, rows: list[CleanRow], *, known: int = 0
+) -> WriteCounts:
+    """Insert new rows and update changed ones inside the caller's transaction.
+
+    ``known``: the first ``known`` rows are stored as they are (the window's digest says so,
+    store/digests.py); only the rows after them are written, without reading the window back.
+    """
     if not rows:
         return WriteCounts()
+    if known:
+        return _write_unread(conn, key, rows[known:], len(rows))
     if conn.dialect.name == "postgresql":
         if len(rows) <= READ_FIRST_ROWS:
             return _upsert_postgres_window(conn, key, rows)
@@ -238,6 +246,12 @@ def _upsert_sqlite(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> Wr
     changed = [r for r in fetched if r not in known]
     if not changed:
         return WriteCounts(0, 0, len(rows))
+    return _sqlite_write(raw, table, head, changed, len(rows))
+
+
+def _sqlite_write(
+    raw: Any, table: str, head: tuple[Any, ...], changed: list[tuple[Any, ...]], total: int
+) -> WriteCounts:
     # The few new or changed rows: insert the new keys, then update the changed values; each
     # statement's own changes() are the counts (a repeated key: the last value wins).
     before = raw.total_changes
@@ -245,7 +259,32 @@ def _upsert_sqlite(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> Wr
     inserted = raw.total_changes - before
     raw.executemany(_SQLITE_UPDATE[table], [(r[-1], *head, *r) for r in changed])
     written = raw.total_changes - before
-    return WriteCounts(inserted, written - inserted, len(rows) - written)
+    return WriteCounts(inserted, written - inserted, total - written)
+
+
+def _write_unread(
+    conn: Connection, key: SeriesKey, rows: list[CleanRow], total: int
+) -> WriteCounts:
+    """Write ``rows`` (new or changed, for all we know) without reading what is stored; the
+    other ``total - len(rows)`` rows of the window are known to be stored as they are."""
+    if not rows:
+        return WriteCounts(0, 0, total)
+    head: tuple[Any, ...] = (key.tenant_id, key.metric_id, key.grain)
+    table = key.table.name
+    if conn.dialect.name == "postgresql":
+        cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if key.dimension:
+            head, rows = (*head, key.dimension), [(r[1], r[0], r[2]) for r in rows]
+        cursor.execute(_PG_WRITE[table], (*head, *(list(c) for c in zip(*rows, strict=True))))
+        inserted, updated = cursor.fetchone()
+        return WriteCounts(inserted, updated, total - inserted - updated)
+    iso = _ISO_DATES.__getitem__
+    written: list[tuple[Any, ...]]
+    if key.dimension:
+        head, written = (*head, key.dimension), [(r[1], iso(r[0]), r[2]) for r in rows]
+    else:
+        written = [(iso(r[0]), r[1]) for r in rows]
+    return _sqlite_write(conn.connection.driver_connection, table, head, written, total)
 
 
 def _sqlite_write_sql(table: Table) -> tuple[str, str]:

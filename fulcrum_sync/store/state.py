@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    update,
 )
 
 from fulcrum_sync.store import tables as t
@@ -193,7 +194,17 @@ def delete_parts(
             deleted[part] = conn.execute(delete(table).where(where)).rowcount or 0
             if deleted[part] and part in ("base values", "dimension values"):
                 bump_matching(conn, _by_id(t.series_versions, s))  # the cache must follow
+                _forget_digests(conn, part, s)
     return deleted, held
+
+
+def _forget_digests(conn: Connection, part: str, s: StoreScope) -> None:
+    """The series whose rows were deleted sync their window again in full (store/digests.py:
+    a digest says what its sync wrote, and those rows are gone)."""
+    c = t.metric_sync_status.c
+    which = c.dimension == "" if part == "base values" else c.dimension != ""
+    where = and_(_by_id(t.metric_sync_status, s), which, _match(c.dimension, s.scope.dimension))
+    conn.execute(update(t.metric_sync_status).where(where).values(window_digest=None))
 
 
 def read_sync_status(engine: Engine, s: StoreScope) -> list[dict[str, Any]]:

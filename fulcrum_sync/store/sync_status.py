@@ -137,8 +137,10 @@ def status_row(
     rows_fetched: int,
     rows_stored: int,
     rows_skipped: int,
+    digest: str | None = None,
 ) -> dict[str, Any]:
-    """The status row one series' sync outcome writes."""
+    """The status row one series' sync outcome writes (``digest``: of the rows the series'
+    syncs wrote, store/digests.py; None: unknown)."""
     key, previous = update.key, update.previous
     row = {
         "tenant_id": key[0],
@@ -157,6 +159,7 @@ def status_row(
         "rows_stored": rows_stored,
         "rows_skipped": rows_skipped,
         "run_id": update.run_id,
+        "window_digest": digest,
     }
     if succeeded:
         row.update(

@@ -7,7 +7,9 @@ of each (success, or the failure of its fetch) and, with ``done``, the completio
 claimed run key commit together, or not at all.
 
 A write that changed rows raises the context's data version (store/versions.py) in the same
-transaction. A single series (the fallback when a context's transaction fails) is a
+transaction. Each series' status keeps a digest of what it wrote (store/digests.py), read
+back first in the same transaction: the rows it says are stored unchanged are neither read
+back nor written. A single series (the fallback when a context's transaction fails) is a
 context of one write.
 
 Safe to run again whole (``reconnecting`` does, after a lost connection): upserts and
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, and_, bindparam, update
 
+from fulcrum_sync.store import digests
+from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.runs import KeyDone, complete_in
 from fulcrum_sync.store.series import (
@@ -53,6 +57,7 @@ class SeriesWrite:
     rows_fetched: int = 0
     rows_skipped: int = 0
     error: str | None = None
+    digest_from: date | None = None  # where the next incremental windows start (digests.py)
 
 
 @reconnecting
@@ -75,12 +80,17 @@ def write_context(
     counts: list[WriteCounts] = []
     statuses: list[dict[str, Any]] = []
     with translate_errors(engine, "store a context in"), engine.begin() as conn:
+        kept = _kept_digests(conn, writes[0].key) if writes else {}
         for w in writes:
-            if w.rows is None:
-                written = WriteCounts()
-            else:
-                written = (replace_series if w.full else upsert_series)(conn, w.key, w.rows)
+            period, digest = kept.get(w.key.dimension or "", (None, None))
+            written, digest = _write_series(conn, w, digest)
             counts.append(written)
+            if (
+                period is not None
+                and period > w.status.period
+                and (written.stored or written.deleted)
+            ):
+                _forget_digest(conn, w.key)  # its status row stays on the later period
             statuses.append(
                 status_row(
                     w.status,
@@ -90,6 +100,7 @@ def write_context(
                     rows_fetched=w.rows_fetched,
                     rows_stored=written.stored,
                     rows_skipped=w.rows_skipped,
+                    digest=digest,
                 )
             )
         write_status_rows(conn, statuses)
@@ -102,3 +113,51 @@ def write_context(
         if also is not None:
             also(conn)
     return counts
+
+
+def _write_series(
+    conn: Connection, w: SeriesWrite, digest: str | None
+) -> tuple[WriteCounts, str | None]:
+    """Store one series' rows; return its counts and the digest its status keeps."""
+    if w.rows is None:
+        return WriteCounts(), digest  # a failed fetch wrote nothing: the digest still holds
+    prepared = digests.prepare(w.rows, dimensional=w.key.dimension is not None)
+    if w.full:
+        written = replace_series(conn, w.key, w.rows)
+    else:
+        known = digests.unchanged_prefix(prepared, digest) if prepared else None
+        written = upsert_series(conn, w.key, w.rows, known=known or 0)
+    return written, digests.encode(prepared, w.digest_from) if prepared else None
+
+
+_sc = t.metric_sync_status.c
+_SERIES = and_(
+    _sc.tenant_id == bindparam("t"), _sc.metric_id == bindparam("m"), _sc.grain == bindparam("g")
+)
+_FORGET = (
+    update(t.metric_sync_status)
+    .where(and_(_SERIES, _sc.dimension == bindparam("d")))
+    .values(window_digest=None)
+)
+_KEPT = (  # on the driver's cursor: a statement of SQLAlchemy's cost more than the query
+    "SELECT dimension, period, window_digest FROM metric_sync_status "
+    "WHERE tenant_id = {0} AND metric_id = {0} AND grain = {0}"
+)
+_KEPT_SQLITE, _KEPT_PG = _KEPT.format("?"), _KEPT.format("%s") + " FOR UPDATE"
+
+
+def _kept_digests(conn: Connection, key: SeriesKey) -> dict[str, tuple[date, str | None]]:
+    """Each series' period and digest of one context, read (and on PostgreSQL locked) in the
+    transaction that writes them."""
+    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    pg = conn.dialect.name == "postgresql"
+    cursor.execute(_KEPT_PG if pg else _KEPT_SQLITE, (key.tenant_id, key.metric_id, key.grain))
+    return {
+        dim: (period if isinstance(period, date) else date.fromisoformat(period), digest)
+        for dim, period, digest in cursor.fetchall()
+    }
+
+
+def _forget_digest(conn: Connection, key: SeriesKey) -> None:
+    params = {"t": key.tenant_id, "m": key.metric_id, "g": key.grain, "d": key.dimension or ""}
+    conn.execute(_FORGET, params)

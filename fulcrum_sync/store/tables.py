@@ -122,6 +122,8 @@ metric_sync_status = Table(
     Column("rows_stored", Integer, nullable=False, default=0),
     Column("rows_skipped", Integer, nullable=False, default=0),
     Column("run_id", String(36)),
+    # What the series' last sync wrote (store/digests.py); NULL: unknown, read the window back.
+    Column("window_digest", Text),
 )
 
 pattern_results = Table(

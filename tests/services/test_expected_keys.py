@@ -79,22 +79,30 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
 ) -> None:
     assert Cli.on(db_url)("discover", "--grain", "day").exit_code == 0
     gone = "sync:day:2025-09-30:acme::orders"
-    claim, claim_context = runs.claim, claims.claim_context
+    claim, claim_many = runs.claim, runs.claim_many
+    claim_context = claims.claim_context
 
-    def reset(engine: Engine, run_key: str) -> None:
-        if run_key == gone:  # what a `state reset` between planning and claiming does
+    def reset(engine: Engine, run_keys: list[str]) -> None:
+        if gone in run_keys:  # what a `state reset` between planning and claiming does
             with engine.begin() as conn:
-                conn.execute(delete(t.run_items).where(t.run_items.c.run_key == run_key))
+                conn.execute(delete(t.run_items).where(t.run_items.c.run_key == gone))
 
     def claim_after_a_reset(engine: Engine, run_key: str, **kw: Any) -> runs.Claim:
-        reset(engine, run_key)
+        reset(engine, [run_key])
         return claim(engine, run_key, **kw)
 
+    def claim_many_after_a_reset(
+        engine: Engine, run_keys: list[str], **kw: Any
+    ) -> dict[str, runs.Claim]:
+        reset(engine, run_keys)
+        return claim_many(engine, run_keys, **kw)
+
     def claim_context_after_a_reset(engine: Engine, run_key: str, *args: Any) -> Any:
-        reset(engine, run_key)  # a sync with patterns claims a context's keys together
+        reset(engine, [run_key])  # a sync with patterns claims a context's keys together
         return claim_context(engine, run_key, *args)
 
-    monkeypatch.setattr(runs, "claim", claim_after_a_reset)
+    monkeypatch.setattr(runs, "claim", claim_after_a_reset)  # a batch of one key
+    monkeypatch.setattr(runs, "claim_many", claim_many_after_a_reset)  # claims ahead
     monkeypatch.setattr(claims, "claim_context", claim_context_after_a_reset)
     done = Cli.on(db_url)(*SYNC, "--json")
     assert done.exit_code == 1, done.output  # partial: one context failed
@@ -119,6 +127,7 @@ def test_a_key_deleted_under_a_run_fails_its_context_and_runs_no_pattern(
     finally:
         engine.dispose()
     monkeypatch.setattr(runs, "claim", claim)
+    monkeypatch.setattr(runs, "claim_many", claim_many)
     monkeypatch.setattr(claims, "claim_context", claim_context)
     again = Cli.on(db_url)(*SYNC, "--json")  # the next plain run does it
     assert again.exit_code == 0, again.output

@@ -1,5 +1,6 @@
-"""A context's sync commits twice (issue 19): its claim, then its series, their statuses and
-its run key together. A series the database refuses still fails alone."""
+"""A context's sync commits its series, their statuses and its run key together (issue 19);
+its claim commits with the next contexts' (issue 26: claims a batch ahead,
+services/jobs/claim_ahead.py). A series the database refuses still fails alone."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cli_invoke import Cli, Ran
 from sqlalchemy import Engine, event, select
 
 from fulcrum_sync.services.deps import Deps
+from fulcrum_sync.services.jobs import claim_ahead
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
@@ -37,12 +39,15 @@ def _sync(url: str, engine: Engine, *args: str) -> Ran:
     return Cli.on(url)(*SYNC, *args, deps=Deps(engine=engine))
 
 
-def test_a_context_commits_its_claim_and_then_all_its_work_once(
-    db_url: str, counted: tuple[Engine, dict[str, int]]
+def test_contexts_claim_in_batches_and_commit_their_work_once(
+    db_url: str, counted: tuple[Engine, dict[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, commits = counted
     assert _sync(db_url, engine, "--period", "2025-09-29").exit_code == 0  # FULL, discovery
 
+    # Claims cover an hour of work ahead: the first key alone, then all the others at once
+    # (the batch size follows the pace of the run; here it is made independent of the load).
+    monkeypatch.setattr(claim_ahead, "AHEAD_SECONDS", 3600.0)
     commits["n"] = 0
     done = _sync(db_url, engine, "--period", "2025-09-30")
     assert done.exit_code == 0, done.output
@@ -50,6 +55,7 @@ def test_a_context_commits_its_claim_and_then_all_its_work_once(
     contexts = json.loads(done.stdout)["contexts"]
     assert {c["status"] for c in contexts} == {"succeeded"}
     assert all(len(c["series"]) >= 3 for c in contexts)  # a base series and dimensions
+    assert 2 < len(contexts) <= claim_ahead.MAX_BATCH
 
     commits["n"] = 0
     again = _sync(db_url, engine, "--period", "2025-09-30")
@@ -57,7 +63,14 @@ def test_a_context_commits_its_claim_and_then_all_its_work_once(
     assert {c["status"] for c in json.loads(again.stdout)["contexts"]} == {"skipped"}
     per_run = commits["n"]  # start, record keys, release, finish: no claim per done key
     assert per_run <= 4
-    assert worked - per_run == 2 * len(contexts)  # one claim + one write per context
+    assert worked - per_run == len(contexts) + 2  # one write per context + two claims
+    with engine.connect() as conn:
+        keys = conn.execute(
+            select(t.run_items.c.status, t.run_items.c.attempts).where(
+                t.run_items.c.run_key.in_([c["run_key"] for c in contexts])
+            )
+        ).all()
+    assert keys and set(keys) == {("succeeded", 1)}  # each claimed once
 
 
 def test_a_series_the_database_refuses_fails_alone(sqlite_url: str) -> None:

@@ -150,6 +150,9 @@ def sync_context(
     fetched: list[tuple[SeriesResult, SeriesWrite]] = []
     refused: RefusedError | None = None
     planned = plan_series(ctx, period, statuses, settings, force_full, window)
+    since = compute_window(  # where the next incremental windows start: digests kept from it
+        grain, period, SyncType.INCREMENTAL, settings.history_start, settings.lookback
+    ).start
     # One round trip for the context's base and dimensions (Cube: one multi request).
     outcomes = fetch_all(source, [series_request(ctx, dim, w) for dim, _, w in planned])
     for (dim, sync_type, series_window), outcome in zip(planned, outcomes, strict=True):
@@ -163,6 +166,7 @@ def sync_context(
             statuses,
             run_id,
             upsert_only=window is not None,
+            digest_from=since,
         )
         fetched.append((series, write))
         if dim is None:
@@ -236,6 +240,7 @@ def _fetch_series(
     run_id: str | None,
     *,
     upsert_only: bool = False,
+    digest_from: date | None = None,
 ) -> tuple[SeriesResult, SeriesWrite, Exception | None]:
     """Sanitize one fetched series (``outcome``: its rows or its error); return its result,
     what to store, and its error."""
@@ -271,6 +276,7 @@ def _fetch_series(
         full=full,
         rows_fetched=series.rows_fetched,
         rows_skipped=series.skipped.total,
+        digest_from=digest_from,
     )
     return series, write, None
 

@@ -19,9 +19,9 @@ from typing import Any
 import jwt
 import pytest
 import yaml
+from cli_invoke import fulcrum_argv, process_env
 from cube_server import SECRET, FakeCube
 from test_cli_sync_cube import CUBES, daily_data
-from test_sync_processes import base_env, cli
 
 PERIOD = "2025-09-30"
 SYNC = ["sync", "--grain", "day", "--period", PERIOD, "--no-patterns", "--workers", "4"]
@@ -56,7 +56,7 @@ def write_catalog(path: Path, own_url: str, *, shared: bool = True) -> Path:
 
 
 def env_for(db_url: str, shared_url: str, token: str = WRONG_TOKEN) -> dict[str, str]:
-    return base_env(db_url) | {
+    return process_env(db_url) | {
         "FULCRUM_SYNC_SOURCE": "cube",
         "FULCRUM_SYNC_CUBE_API_URL": shared_url,
         "FULCRUM_SYNC_CUBE_API_SECRET": SECRET,
@@ -68,7 +68,7 @@ def env_for(db_url: str, shared_url: str, token: str = WRONG_TOKEN) -> dict[str,
 
 def run(env: dict[str, str], *args: str) -> tuple[int, list[dict[str, Any]], str, float]:
     started = time.monotonic()
-    done = subprocess.run(cli(*args, env=env), env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(fulcrum_argv(*args), env=env, capture_output=True, text=True, timeout=300)
     seconds = time.monotonic() - started
     lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
     return done.returncode, lines, done.stderr, seconds
@@ -76,7 +76,7 @@ def run(env: dict[str, str], *args: str) -> tuple[int, list[dict[str, Any]], str
 
 def runs_of(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     listed = subprocess.run(
-        cli("runs", "--json", "--limit", "20", env=env), env=env, capture_output=True, text=True
+        fulcrum_argv("runs", "--json", "--limit", "20"), env=env, capture_output=True, text=True
     )
     assert listed.returncode == 0, listed.stderr
     return {r["run_id"]: r for r in json.loads(listed.stdout)}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_invoke import Cli
 from test_database_outages import (  # noqa: F401  (private_pg is a fixture)
     PrivateServer,
     _keys_of,
@@ -28,7 +29,7 @@ from test_database_outages import (  # noqa: F401  (private_pg is a fixture)
     _wait_for_keys,
     private_pg,
 )
-from test_truthful_runs import digest, invoke
+from test_truthful_runs import digest
 
 from fulcrum_sync.store.retry import STOP_GRACE_SECONDS
 
@@ -118,7 +119,7 @@ def test_sigterm_during_a_database_wait_exits_143_and_records_interrupted_when_i
     assert _runs(url)[run_id]["outcome"] == "interrupted"
     assert "running" not in _keys_of(url, run_id)
 
-    again = invoke(url, *SYNC)  # the next plain run finishes the rest
+    again = Cli.on(url)(*SYNC)  # the next plain run finishes the rest
     assert again.exit_code == 0, again.output
     assert digest(url) == digest(clean)
     print(f"\nSIGTERM in a database wait, back: exit {code} {seconds:.1f} s after the signal")
@@ -137,7 +138,7 @@ def test_sigterm_during_a_database_wait_exits_143_when_it_stays_away(
     unrecorded = [e for e in lines if e["event"].startswith(f"run {run_id} not recorded")]
     assert len(unrecorded) == 1 and "closes it as abandoned" in unrecorded[0]["event"], lines[-3:]
     assert _runs(url)[run_id]["outcome"] in ("running", "abandoned")  # unrecorded: DB away
-    again = invoke(url, *SYNC)  # the next run closes it and finishes the rest
+    again = Cli.on(url)(*SYNC)  # the next run closes it and finishes the rest
     assert again.exit_code == 0, again.output
     assert _runs(url)[run_id]["outcome"] == "abandoned"
     assert digest(url) == digest(clean)

@@ -30,7 +30,7 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cli_start import cli_command
+from benchmarks.cli_process import cli_command
 from benchmarks.common import pg_database, pg_schema, synthetic_catalog
 
 SIZES = (2_000, 5_000, 10_000, 20_000)

@@ -20,7 +20,6 @@ from typing import Any
 
 import yaml
 
-from benchmarks.cli_start import cli_command
 from benchmarks.common import ROOT, median, synthetic_catalog
 
 LAUNCHER = ROOT / "benchmarks" / "launch.py"
@@ -32,6 +31,14 @@ ALL_PATTERNS = (
     "forecasting",
     "data_quality",
 )
+
+
+def cli_command() -> list[str]:
+    """The installed ``fulcrum-sync`` script next to this interpreter, else ``-m``."""
+    script = Path(sys.executable).parent / "fulcrum-sync"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "fulcrum_sync"]
 
 
 @dataclass(frozen=True, slots=True)

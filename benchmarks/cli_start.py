@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cli_process import cli_command
 from benchmarks.common import Figure, Measurement, Progress, Sizes, median
 
 TARGET_EXTRA_SECONDS = 0.3
@@ -49,14 +50,6 @@ except SystemExit:
     pass
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
-
-
-def cli_command() -> list[str]:
-    """The installed ``fulcrum-sync`` script next to this interpreter, else ``-m``."""
-    script = Path(sys.executable).parent / "fulcrum-sync"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "fulcrum_sync"]
 
 
 def measure(sizes: Sizes, progress: Progress) -> Measurement:

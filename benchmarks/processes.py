@@ -36,8 +36,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cli_process import ALL_PATTERNS, Cli, catalog_file
-from benchmarks.cli_start import cli_command
+from benchmarks.cli_process import ALL_PATTERNS, Cli, catalog_file, cli_command
 from benchmarks.common import pg_admin_url, pg_database
 
 CONTEXTS = 60

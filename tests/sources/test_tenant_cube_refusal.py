@@ -216,3 +216,25 @@ def test_tenants_sharing_a_refused_endpoint_and_token_send_one_request_together(
     assert len(refusing.requests) == 1
     assert all(isinstance(o, TenantRefusedError) for o in outcomes.values()), outcomes
     assert all("credentials refused" in str(o) and url in str(o) for o in outcomes.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("shared", "exit_code"), [(False, 2), (True, 1)])
+def test_a_refusing_tenant_cube_in_a_catch_up_is_exit_2_alone_and_1_beside_others(
+    sqlite_url: str, tmp_path: Path, shared: bool, exit_code: int
+) -> None:
+    refusing = FakeCube(daily_data, cubes=CUBES, secret=OWN_SECRET)
+    other = FakeCube(daily_data, cubes=CUBES)
+    with refusing.serve() as own_url, other.serve() as shared_url:
+        env = env_for(sqlite_url, shared_url)
+        catalog = write_catalog(tmp_path / "c.yaml", own_url, shared=shared)
+        assert run(env, "catalog", "load", str(catalog))[0] == 0
+        catch_up = ["sync", "--grain", "day", "--catch-up", "--no-patterns", "--workers", "4"]
+        code, lines, err, _ = run(env | {"FULCRUM_SYNC_TODAY": "2025-10-03"}, *catch_up)
+        asked = len(refusing.requests)
+    assert code == exit_code, (err, lines[-1])
+    assert asked == 1
+    assert "Traceback" not in err
+    finished = lines[-1]
+    assert finished["event"] == "sync finished"
+    assert finished["outcome"] == ("partial" if shared else "refused"), finished

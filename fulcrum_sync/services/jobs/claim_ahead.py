@@ -83,26 +83,29 @@ class ClaimAhead:
         return max(1, min(MAX_BATCH, int(AHEAD_SECONDS / max(per_key, 1e-6))))
 
     def _claim(self, batch: list[str]) -> dict[str, Claim]:
-        rc = self.rc
-        if len(batch) == 1:
-            return {
-                batch[0]: runs.claim(
-                    rc.engine,
-                    batch[0],
-                    owner=rc.owner,
-                    run_id=rc.run_id,
-                    lease_seconds=rc.lease_seconds,
-                    force_before=rc.force_before,
-                )
-            }
-        return runs.claim_many(
-            rc.engine,
-            batch,
-            owner=rc.owner,
-            run_id=rc.run_id,
-            lease_seconds=rc.lease_seconds,
-            force_before=rc.force_before,
+        return claim_keys(self.rc, batch)
+
+
+def claim_keys(
+    rc: Claimant, keys: list[str], items: list[runs.RunItem] | None = None
+) -> dict[str, Claim]:
+    """Claim ``keys`` for the run ``rc`` (one key: the single-key statement; more: one
+    transaction); ``items`` makes the keys' rows in that transaction too."""
+    owner, run_id, lease, force = rc.owner, rc.run_id, rc.lease_seconds, rc.force_before
+    if len(keys) == 1 and items is None:
+        claim = runs.claim(
+            rc.engine, keys[0], owner=owner, run_id=run_id, lease_seconds=lease, force_before=force
         )
+        return {keys[0]: claim}
+    return runs.claim_many(
+        rc.engine,
+        keys,
+        owner=owner,
+        run_id=run_id,
+        lease_seconds=lease,
+        force_before=force,
+        items=items,
+    )
 
 
-__all__ = ["AHEAD_SECONDS", "MAX_BATCH", "ClaimAhead", "Claimant"]
+__all__ = ["AHEAD_SECONDS", "MAX_BATCH", "ClaimAhead", "Claimant", "claim_keys"]

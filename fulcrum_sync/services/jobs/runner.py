@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from fulcrum_sync.domain import DependencyError, StopRequested
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
-from fulcrum_sync.services.jobs.claim_ahead import ClaimAhead
+from fulcrum_sync.services.jobs.claim_ahead import ClaimAhead, claim_keys
 from fulcrum_sync.store import progress, run_records, runs
 from fulcrum_sync.store.retry import STOP_GRACE_SECONDS, after_stop, set_patience
 from fulcrum_sync.store.runs import Claim, RunItem
@@ -333,15 +333,7 @@ def run_batch(
 
 def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Claim]:
     """Claim every key of ``work`` in one transaction, making the keys' rows in it too."""
-    return runs.claim_many(
-        rc.engine,
-        [w.item.run_key for w in work],
-        owner=rc.owner,
-        run_id=rc.run_id,
-        lease_seconds=rc.lease_seconds,
-        force_before=rc.force_before,
-        items=[w.item for w in work],
-    )
+    return claim_keys(rc, [w.item.run_key for w in work], items=[w.item for w in work])
 
 
 def _settle(rc: RunContext, run_key: str, outcome: Outcome) -> None:

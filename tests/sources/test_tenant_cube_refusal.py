@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,30 @@ def runs_of(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     )
     assert listed.returncode == 0, listed.stderr
     return {r["run_id"]: r for r in json.loads(listed.stdout)}
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    lines: list[dict[str, Any]]
+    err: str
+    refused_requests: int  # at locked's (and twin's) refusing Cube
+    shared_requests: int  # at the settings' Cube
+
+
+def beside_a_refusing_cube(
+    db_url: str, tmp_path: Path, shared: bool, *args: str, **env: str
+) -> Ran:
+    """Run ``fulcrum-sync *args --workers 4`` with locked and twin behind a Cube refusing
+    their token, and (``shared``) a tenant on the settings' Cube."""
+    refusing = FakeCube(daily_data, cubes=CUBES, secret=OWN_SECRET)
+    settings_cube = FakeCube(daily_data, cubes=CUBES)
+    with refusing.serve() as own_url, settings_cube.serve() as shared_url:
+        environment = env_for(db_url, shared_url) | env
+        catalog = write_catalog(tmp_path / "c.yaml", own_url, shared=shared)
+        assert run(environment, "catalog", "load", str(catalog))[0] == 0
+        code, lines, err, _ = run(environment, *args, "--workers", "4")
+    return Ran(code, lines, err, len(refusing.requests), len(settings_cube.requests))
 
 
 @pytest.mark.slow
@@ -164,17 +189,11 @@ def test_the_settings_cube_refusing_still_ends_the_run_with_exit_2(
 def test_a_backfill_fails_only_the_refused_tenants_keys(
     sqlite_url: str, tmp_path: Path, shared_too: bool, wanted: int
 ) -> None:
-    refusing = FakeCube(daily_data, cubes=CUBES, secret=OWN_SECRET)
-    shared = FakeCube(daily_data, cubes=CUBES)
-    with refusing.serve() as own_url, shared.serve() as shared_url:
-        env = env_for(sqlite_url, shared_url)
-        catalog = write_catalog(tmp_path / "c.yaml", own_url, shared=shared_too)
-        assert run(env, "catalog", "load", str(catalog))[0] == 0
-        backfill = ["backfill", "--grain", "day", "--start", "2025-09-01", "--end", PERIOD]
-        code, lines, err, _ = run(env, *backfill, "--no-patterns", "--workers", "4")
-    assert code == wanted, err + json.dumps(lines[-1])
-    assert len(refusing.requests) == 1
-    assert (len(shared.requests) > 0) is shared_too
+    backfill = ["backfill", "--grain", "day", "--start", "2025-09-01", "--end", PERIOD]
+    ran = beside_a_refusing_cube(sqlite_url, tmp_path, shared_too, *backfill, "--no-patterns")
+    assert ran.code == wanted, ran.err + json.dumps(ran.lines[-1])
+    assert ran.refused_requests == 1
+    assert (ran.shared_requests > 0) is shared_too
 
 
 def test_tenants_sharing_a_refused_endpoint_and_token_send_one_request_together(
@@ -223,17 +242,13 @@ def test_tenants_sharing_a_refused_endpoint_and_token_send_one_request_together(
 def test_a_refusing_tenant_cube_in_a_catch_up_is_exit_2_alone_and_1_beside_others(
     sqlite_url: str, tmp_path: Path, shared: bool, exit_code: int
 ) -> None:
-    refusing = FakeCube(daily_data, cubes=CUBES, secret=OWN_SECRET)
-    other = FakeCube(daily_data, cubes=CUBES)
-    with refusing.serve() as own_url, other.serve() as shared_url:
-        env = env_for(sqlite_url, shared_url)
-        catalog = write_catalog(tmp_path / "c.yaml", own_url, shared=shared)
-        assert run(env, "catalog", "load", str(catalog))[0] == 0
-        catch_up = ["sync", "--grain", "day", "--catch-up", "--no-patterns", "--workers", "4"]
-        code, lines, err, _ = run(env | {"FULCRUM_SYNC_TODAY": "2025-10-03"}, *catch_up)
-        asked = len(refusing.requests)
+    catch_up = ["sync", "--grain", "day", "--catch-up", "--no-patterns"]
+    ran = beside_a_refusing_cube(
+        sqlite_url, tmp_path, shared, *catch_up, FULCRUM_SYNC_TODAY="2025-10-03"
+    )
+    code, lines, err = ran.code, ran.lines, ran.err
     assert code == exit_code, (err, lines[-1])
-    assert asked == 1
+    assert ran.refused_requests == 1
     assert "Traceback" not in err
     finished = lines[-1]
     assert finished["event"] == "sync finished"

@@ -47,16 +47,18 @@ from fulcrum_sync.patterns.base import (
     values_at,
 )
 from fulcrum_sync.patterns.performance_status import Status, classify
+from fulcrum_sync.patterns.scipy_notes import notes_skipped
 
 
 @functools.cache
 def _exponential_smoothing() -> Any:
     """Import statsmodels on first use (it costs seconds; most commands never forecast),
-    with garbage collection held (``collector.importing``): it lives as long as the process.
+    with garbage collection held (``collector.importing``): it lives as long as the process;
+    and without scipy's docstring notes (``patterns.scipy_notes``).
 
     Once: adding the warnings filter again on every fit reset every warning registry.
     """
-    with importing():
+    with importing(), notes_skipped():
         from statsmodels.tools.sm_exceptions import ConvergenceWarning
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 

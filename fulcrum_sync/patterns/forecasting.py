@@ -54,7 +54,7 @@ from fulcrum_sync.patterns.scipy_notes import notes_skipped
 def _exponential_smoothing() -> Any:
     """Import statsmodels on first use (it costs seconds; most commands never forecast),
     with garbage collection held (``collector.importing``): it lives as long as the process;
-    and without scipy's docstring notes (``patterns.scipy_notes``).
+    and without scipy rewriting docstrings (``patterns.scipy_notes``).
 
     Once: adding the warnings filter again on every fit reset every warning registry.
     """

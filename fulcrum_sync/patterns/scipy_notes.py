@@ -1,20 +1,26 @@
-"""Import scipy without writing its array-API notes into ~650 docstrings (issue 26).
+"""Import scipy without its decorators rewriting ~800 docstrings (issue 26).
 
-scipy 1.17 marks each function that supports other array libraries with a decorator
-(``scipy._lib._array_api.xp_capabilities``) that, as the module defining it is imported,
-parses the function's docstring with its numpydoc parser (``FunctionDoc``), appends a
-"supported backends" table to its Notes and writes the docstring back. Importing
-statsmodels' Holt-Winters imports ~650 of them: about 0.3 s of CPU, a fifth of that import,
-paid by every process whose patterns forecast, for docstrings no job reads.
+scipy 1.17 decorates many functions with notes for their docstrings, written as the module
+defining them is imported: each decorator parses the function's docstring with scipy's
+numpydoc parser (``scipy._lib._docscrape.FunctionDoc``), adds its text and writes the
+docstring back. ``xp_capabilities`` (``_lib/_array_api.py``) appends a table of the array
+libraries supported to ~650 functions; ``_axis_nan_policy`` (scipy.stats), ``_util`` and
+``deprecation`` document the parameters they add or deprecate. Importing statsmodels'
+Holt-Winters parses ~800 docstrings so: about 0.3 s of CPU, a third of that import, paid by
+every process whose patterns forecast, for docstrings no job reads.
 
-:func:`notes_skipped` lets the decorator do everything else (its capabilities table, which
-scipy's own tests read) but keep each docstring as it is, while the block imports. It
-changes no function, only the text of some docstrings; scipy's layout is checked first, and
-when it is not the one expected the block runs as it would have (the notes written).
+:func:`notes_skipped` hands those decorators, while the block imports, a parser that parses
+nothing and gives each docstring back as its source wrote it; the decorators do everything
+else as before (``xp_capabilities`` still fills its capabilities table, the others still set
+their signatures). It changes no function, only the text of some docstrings. scipy's layout
+is checked first: when it is not the one expected, the block runs as it would have. After
+the block every module names scipy's parser again.
 """
 
 from __future__ import annotations
 
+import copy
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,33 +28,45 @@ from typing import Any
 
 @contextmanager
 def notes_skipped() -> Iterator[None]:
-    """Run the block with scipy's array-API decorator keeping docstrings unchanged."""
+    """Run the block with scipy's docstring decorators keeping each docstring as written."""
     try:
-        from scipy._lib import _array_api
-        from scipy._lib._docscrape import FunctionDoc
+        from scipy._lib import _array_api, _docscrape
     except ImportError:  # another scipy: nothing to skip
         yield
         return
-    parser: type[Any] = FunctionDoc
-    if getattr(_array_api, "FunctionDoc", None) is not parser:
+    parser = vars(_docscrape).get("FunctionDoc")
+    if not isinstance(parser, type) or vars(_array_api).get("FunctionDoc") is not parser:
         yield
         return
-    _array_api.FunctionDoc = _unparsed(parser)
+    stand_in = _unparsed(parser)
+    _swap(parser, stand_in)
     try:
         yield
     finally:
-        _array_api.FunctionDoc = parser
+        _swap(stand_in, parser)
+
+
+def _swap(old: type[Any], new: type[Any]) -> None:
+    """Name ``new`` where a loaded scipy module names ``old`` as its ``FunctionDoc``."""
+    for name, module in list(sys.modules.items()):
+        names = getattr(module, "__dict__", None)  # None: an import blocked in sys.modules
+        if name.startswith("scipy.") and names is not None and names.get("FunctionDoc") is old:
+            names["FunctionDoc"] = new
 
 
 def _unparsed(parser: type[Any]) -> type[Any]:
-    """``parser`` (scipy's ``FunctionDoc``) that reads no docstring and gives the function's
-    own back: the decorator appends its note to an empty Notes section, then writes back
-    ``str(doc)`` less its first line (the signature line ``FunctionDoc`` starts with)."""
+    """``parser`` (scipy's ``FunctionDoc``) that parses nothing and gives the function's own
+    docstring back: a decorator adds its text to the empty sections (what an empty docstring
+    parses to), then writes back ``str(doc)`` less its first line (the signature line
+    ``FunctionDoc`` starts with)."""
 
     class Unparsed(parser):  # type: ignore[misc]
-        def __init__(self, func: Any, *args: Any, **kwargs: Any) -> None:
-            kwargs["doc"] = ""  # an empty docstring parses in microseconds
-            super().__init__(func, *args, **kwargs)
+        def __init__(self, func: Any, role: str = "func", *_: Any, **__: Any) -> None:
+            # Not the parser's __init__: even an empty docstring costs it a deep copy of
+            # its sections.
+            self._f = func
+            self._role = role
+            self._parsed_data = {k: copy.copy(v) for k, v in parser.sections.items()}
             self.kept: str = getattr(func, "__doc__", None) or ""
 
         def __str__(self) -> str:

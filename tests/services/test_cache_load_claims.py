@@ -4,10 +4,14 @@ did it finds it unchanged."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from test_cache_load_service import SETTINGS, SpySink, seed
 
 from fulcrum_sync.domain import Grain
@@ -103,3 +107,48 @@ def test_held_loads_are_taken_once_and_come_back_when_released(other: Engine, pg
         third.release()
     finally:
         engine.dispose()
+
+
+HOLDER = """
+import sys
+from fulcrum_sync.store.cache import hold_loads
+from fulcrum_sync.store.engine import open_engine
+held = hold_loads(open_engine(sys.argv[1]), "local", [(1, "new_revenue", "day")])
+pid = held.conn.connection.dbapi_connection.info.backend_pid
+print(pid if held.holds((1, "new_revenue", "day")) else "not held", flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+@pytest.mark.slow
+def test_a_holder_killed_mid_load_leaves_the_load_to_the_next_run(
+    pg_engine: Engine, pg_url: str
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, pg_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        backend = int(holder.stdout.readline())
+        assert _statuses(pg_engine, SpySink(pg_engine))["acme::new_revenue"] == "skipped"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    _wait_gone(pg_engine, backend)  # its server session ends once it sees the socket closed
+    statuses = _statuses(pg_engine, SpySink(pg_engine))
+    assert statuses["acme::new_revenue"] == "succeeded"  # its lock died with its connection
+    assert statuses["acme::orders"] == "unchanged"
+
+
+def _wait_gone(engine: Engine, backend: int) -> None:
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if not conn.execute(query, {"pid": backend}).scalar_one():
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"the killed holder's session {backend} is still there")

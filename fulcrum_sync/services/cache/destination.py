@@ -114,9 +114,11 @@ def load_destination(
 ) -> DestinationLoad:
     """Load ``plans`` (all of one destination) together: one connection, one batch.
 
-    Contexts whose series did not change are reported first, without connecting; the
-    others' rows are read from the state database into one batch, loaded together, and
-    each recorded. Never raises for a context's failure; when the destination cannot be
+    Contexts whose series did not change are reported first, without connecting. The
+    others' loads are taken (store/cache.py's ``hold_loads``: one another process holds is
+    reported skipped, one it loaded meanwhile unchanged) and held until recorded; their rows
+    are read from the state database into one batch, loaded together, and each recorded.
+    Never raises for a context's failure; when the destination cannot be
     opened (``sessions`` opens it, and keeps it open for the run), the contexts that needed
     it are returned in ``unopened`` with the error. When ``stop()`` is true (SIGTERM) before
     the batch starts, the changed contexts are left unloaded and unreported (the run counts

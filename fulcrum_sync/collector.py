@@ -15,8 +15,8 @@ The patterns' libraries load later, when the first pattern runs: pandas with the
 per process. :func:`importing` holds collection off around such an import the same way and
 freezes what it made (≈ 0.15 s of CPU per process with all five patterns on). What is alive
 then besides them (a context's rows being analysed) is frozen too: it is still freed when
-its last reference goes, only a reference cycle among it is never collected (once, at the
-first pattern of the process).
+its last reference goes, only a reference cycle among it is never collected (once per
+library: a block that loads no new module freezes nothing).
 
 Only the script does this: a program or a test that calls the app in-process keeps its own
 collector as it is (:func:`release` and :func:`importing` do nothing without :func:`hold`).
@@ -25,6 +25,7 @@ collector as it is (:func:`release` and :func:`importing` do nothing without :fu
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,13 +35,14 @@ _script: list[bool] = []  # [True] once hold() ran: this process is the fulcrum-
 
 
 class _Imports:
-    """The :func:`importing` blocks open (in any thread) and whether the first turned
-    collection off."""
+    """The :func:`importing` blocks open (in any thread), whether the first turned
+    collection off, and how many modules were loaded then."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.open = 0
         self.held = False
+        self.modules = 0
 
 
 _imports = _Imports()
@@ -65,7 +67,9 @@ def release() -> None:
 @contextmanager
 def importing() -> Iterator[None]:
     """Hold automatic collection off while the block imports libraries that live as long as
-    the process; on leaving the last block open, freeze what is alive and turn it on again.
+    the process; on leaving the last block open, freeze what is alive (when a module was
+    loaded meanwhile: a block whose modules were loaded already freezes nothing, so it can
+    stand where the import runs once per context) and turn it on again.
 
     Only in the script (after :func:`hold`) and when collection is on. Blocks may nest and
     be open in several threads at once (collection is the process's: the last one out turns
@@ -74,6 +78,7 @@ def importing() -> Iterator[None]:
     with _imports.lock:
         if _imports.open == 0:
             _imports.held = bool(_script) and gc.isenabled()
+            _imports.modules = len(sys.modules)
             if _imports.held:
                 gc.disable()
         _imports.open += 1
@@ -84,5 +89,6 @@ def importing() -> Iterator[None]:
             _imports.open -= 1
             if _imports.open == 0 and _imports.held:
                 _imports.held = False
-                gc.freeze()
+                if len(sys.modules) > _imports.modules:  # else nothing new lives on
+                    gc.freeze()
                 gc.enable()

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,13 +62,32 @@ def test_importing_in_the_script_holds_collection_until_the_last_block_ends() ->
     collector.release()
     frozen = gc.get_freeze_count()
     made = []
-    with collector.importing():
-        assert not gc.isenabled()
-        with collector.importing():  # nested: the outer block still holds it
-            made.append([[] for _ in range(100)])
-        assert not gc.isenabled()
+    try:
+        with collector.importing():
+            assert not gc.isenabled()
+            with collector.importing():  # nested: the outer block still holds it
+                made.append([[] for _ in range(100)])
+                sys.modules["tests_collector_loaded"] = types.ModuleType("loaded")  # an import
+            assert not gc.isenabled()
+    finally:
+        del sys.modules["tests_collector_loaded"]
     assert gc.isenabled()
     assert gc.get_freeze_count() >= frozen + 100  # the lists the block made are frozen
+
+
+@pytest.mark.usefixtures("script")
+def test_a_block_that_loads_no_module_freezes_nothing() -> None:
+    """Where the import runs once per context (PatternStep.run): from the second on, the
+    modules are loaded already and the context's objects stay collectable."""
+    gc.enable()
+    collector.hold()
+    collector.release()
+    frozen = gc.get_freeze_count()
+    with collector.importing():
+        assert not gc.isenabled()
+        import json  # noqa: F401  (loaded already: nothing new)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
 
 
 @pytest.mark.usefixtures("script")

@@ -151,20 +151,27 @@ def _next_run_loads_both_and_matches(engine: Engine) -> None:
 
 
 def test_an_unopened_destination_records_its_failures_before_letting_the_loads_go(
-    pg_engine: Engine, other: Engine
+    pg_engine: Engine, other: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taken: list[bool] = []
+    recording = cache_load.record
 
-    def another_process_tries() -> None:  # while the destination is being opened
-        held = hold_loads(other, "local", [REVENUE, ORDERS])
-        taken.extend([held.holds(REVENUE), held.holds(ORDERS)])
-        held.release()
+    def another_process_first(*args: Any) -> None:  # as the failure is about to be recorded
+        if not taken:
+            held = hold_loads(other, "local", [REVENUE, ORDERS])
+            taken.extend([held.holds(REVENUE), held.holds(ORDERS)])
+            for key, metric in ((REVENUE, "new_revenue"), (ORDERS, "orders")):
+                if held.holds(key):  # it loads and records the load
+                    record_cache_load(other, _success(metric, 1))
+            held.release()
+        recording(*args)
 
-    sink = ActingSink(pg_engine, at_open=another_process_tries, fail_open=SinkError("down"))
-    by = _sync_load(pg_engine, sink)
-    assert taken == [False, False]  # held from the take until the failure was recorded
+    monkeypatch.setattr(cache_load, "record", another_process_first)
+    by = _sync_load(pg_engine, ActingSink(pg_engine, fail_open=SinkError("down")))
     assert by["acme::new_revenue"].status == by["acme::orders"].status == "failed"
     records = _records(pg_engine)
+    # Taken by nobody else until the failures were recorded: no success was overwritten.
+    assert taken == [False, False], {m: r.status for m, r in records.items()}
     assert records["new_revenue"].status == records["orders"].status == "failed"
     assert records["orders"].error == "down"
     after = hold_loads(other, "local", [REVENUE, ORDERS])  # let go once recorded

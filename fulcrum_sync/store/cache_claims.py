@@ -31,6 +31,7 @@ _TRY_LOCKS = text(
 
 
 _ALIVE = text("SELECT 1")
+_NO_IDLE_TIMEOUT = text("SET LOCAL idle_in_transaction_session_timeout = 0")
 
 
 @dataclass(slots=True)
@@ -87,6 +88,8 @@ def hold_loads(engine: Engine, target: str, keys: list[ContextKey]) -> HeldLoads
         conn = engine.connect()
         try:
             conn.begin()
+            # The transaction idles while the loads run: a server's idle timeout must not end it.
+            conn.execute(_NO_IDLE_TIMEOUT)
             taken = [
                 by_lock[k] for k in conn.execute(_TRY_LOCKS, {"keys": list(by_lock)}).scalars()
             ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from test_cache_load_service import SETTINGS, SpySink, seed
 
 from fulcrum_sync.catalog import ContextDef
@@ -246,3 +246,23 @@ def test_a_hold_lost_while_loading_fails_the_table_loaded_and_leaves_the_rest(
     assert records[metric].error == destination.LOCK_LOST_LOADING
     assert rest.split("::")[1] not in records  # the table left is not recorded
     _next_run_loads_both_and_matches(pg_engine)
+
+
+def test_the_hold_outlives_a_server_idle_in_transaction_timeout(other: Engine) -> None:
+    @event.listens_for(other, "connect")
+    def short_idle(dbapi_conn: Any, _record: Any) -> None:  # a server's (or role's) setting
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET idle_in_transaction_session_timeout = '50ms'")
+        dbapi_conn.commit()
+
+    other.dispose()  # new connections only
+    held = hold_loads(other, "local", [REVENUE])
+    try:
+        assert held.conn is not None
+        show = text("SHOW idle_in_transaction_session_timeout")
+        assert held.conn.execute(show).scalar_one() == "0"  # for its own transaction only
+        assert held.alive()
+    finally:
+        held.release()
+    with other.connect() as conn:
+        assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "50ms"

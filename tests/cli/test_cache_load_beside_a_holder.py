@@ -167,3 +167,57 @@ class _Done:
 
     def poll(self) -> None:
         return None
+
+
+HOLDERS = (
+    "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def test_a_holder_whose_lock_connection_is_terminated_loads_and_records_nothing_more(
+    pg_url: str, tmp_path: Path
+) -> None:
+    env = process_env(pg_url)
+    for args in (
+        ["catalog", "load", str(write_catalog(tmp_path / "c.yaml"))],
+        [*SYNC, FIRST],
+    ):
+        done = run_process(*args, env=env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    with _holding(pg_url, env, *SYNC, NEXT) as (proc, locker, watcher, err):
+        pids = [r[0] for r in watcher.execute(HOLDERS).fetchall()]
+        assert len(pids) == 1, pids  # the holder's lock connection
+        watcher.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+        gone = lambda: not watcher.execute(ADVISORY).fetchone()[0]  # type: ignore[index]  # noqa: E731
+        wait_until(gone, "the terminated lock connection gone", proc)
+        locker.rollback()  # the table being loaded when the lock went is loaded; then it stops
+        out = proc.communicate(timeout=120)[0]
+        assert "Traceback" not in "".join(err)
+    document = json_document(out)
+    assert proc.returncode == 1, out[-2000:] + "".join(err)  # partial: its loads failed
+    mine = _statuses(document)
+    failed = [c for c, (s, _) in mine.items() if s == "failed"]
+    assert len(failed) == 1 and {s for s, _ in mine.values()} == {"failed", "skipped"}, mine
+    engine = open_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            summary = conn.execute(
+                select(t.runs.c.summary).where(t.runs.c.run_id == document["run_id"])
+            ).scalar_one()
+            records = {r.metric_id: r for r in conn.execute(select(t.cache_loads))}
+            versions = {r.metric_id: r.version for r in conn.execute(select(t.series_versions))}
+        assert summary["cache"] == {"failed": 1, "skipped": len(METRICS) - 1}, summary
+        metric = failed[0].split("::")[1]
+        assert records[metric].status == "failed" and "lost" in (records[metric].error or "")
+        others = [m for m in METRICS if m != metric]  # still their last run's load: stale
+        assert all(records[m].data_version != versions[m] for m in others)
+
+        nxt = run_process(*CACHE_LOAD, env=env)  # the next plain run loads all four
+        assert nxt.returncode == 0, nxt.stdout[-2000:] + nxt.stderr
+        assert {s for s, _ in _statuses(json_document(nxt.stdout)).values()} == {"succeeded"}
+        _check_tables(engine)
+        last = run_process(*CACHE_LOAD, env=env)
+        assert {s for s, _ in _statuses(json_document(last.stdout)).values()} == {"unchanged"}
+    finally:
+        engine.dispose()

@@ -25,8 +25,10 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import accumulate
 from typing import Any
 
 SUFFIXES = 4  # the next incremental window may start 0–3 periods after this one's
@@ -35,20 +37,26 @@ _SEP = "\x1f"
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices."""
+    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices.
+
+    ``joined``: the slices joined by the separator, once (each digest is of a part of it);
+    ``lengths[i]``: the length of the first ``i`` slices.
+    """
 
     ordinals: array[int]
     values: memoryview
     days: memoryview
-    slices: list[str] | None
+    slices: Sequence[str] | None
+    joined: str = ""
+    lengths: Sequence[int] = ()
 
     def digest(self, start: int, stop: int) -> str:
         """The digest of rows ``start:stop``."""
-        h = hashlib.blake2b(digest_size=8)
-        h.update(self.days[start * 8 : stop * 8])
+        h = hashlib.blake2b(self.days[start * 8 : stop * 8], digest_size=8)
         h.update(self.values[start * 8 : stop * 8])
-        if self.slices is not None:
-            h.update(_SEP.join(self.slices[start:stop]).encode())
+        if self.slices is not None and stop > start:  # _SEP.join(slices[start:stop])
+            lengths = self.lengths
+            h.update(self.joined[lengths[start] + start : lengths[stop] + stop - 1].encode())
         return h.hexdigest()
 
 
@@ -57,16 +65,28 @@ def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     digest; None when they cannot be (no rows, not in date order, not dates)."""
     if not rows:
         return None
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=False))  # a pass each, in C
+    if len(columns) != (3 if dimensional else 2):  # rows of another shape: by position
+        columns = [
+            [r[0] for r in rows],
+            [r[1] for r in rows] if dimensional else [],
+            [r[-1] for r in rows],
+        ]
     try:
-        ordinals = array("q", [r[0].toordinal() for r in rows])
-        values = array("d", [r[-1] for r in rows])
+        ordinals = array("q", map(date.toordinal, columns[0]))
+        values = array("d", columns[-1])
     except (AttributeError, TypeError):
         return None
     listed = ordinals.tolist()
     if listed != sorted(listed):
         return None  # only a date-ordered window has its later dates at its end
-    slices = [r[1] for r in rows] if dimensional else None
-    return Prepared(ordinals, memoryview(values).cast("B"), memoryview(ordinals).cast("B"), slices)
+    days, data = memoryview(ordinals).cast("B"), memoryview(values).cast("B")
+    if not dimensional:
+        return Prepared(ordinals, data, days, None)
+    slices: Sequence[str] = columns[1]
+    joined = _SEP.join(slices)
+    lengths = list(accumulate(map(len, slices), initial=0))
+    return Prepared(ordinals, data, days, slices, joined, lengths)
 
 
 def unchanged_prefix(p: Prepared, stored: str | None) -> int | None:

@@ -28,8 +28,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
 SUFFIXES = 4  # the next incremental window may start 0–3 periods after this one's
 _SEP = "\x1f"
@@ -37,27 +36,31 @@ _SEP = "\x1f"
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices.
-
-    ``joined``: the slices joined by the separator, once (each digest is of a part of it);
-    ``lengths[i]``: the length of the first ``i`` slices.
-    """
+    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices
+    (and ``joined``: the slices joined once, each digest hashes a part of it)."""
 
     ordinals: array[int]
     values: memoryview
     days: memoryview
     slices: Sequence[str] | None
     joined: str = ""
-    lengths: Sequence[int] = ()
 
     def digest(self, start: int, stop: int) -> str:
         """The digest of rows ``start:stop``."""
         h = hashlib.blake2b(self.days[start * 8 : stop * 8], digest_size=8)
         h.update(self.values[start * 8 : stop * 8])
         if self.slices is not None and stop > start:  # _SEP.join(slices[start:stop])
-            lengths = self.lengths
-            h.update(self.joined[lengths[start] + start : lengths[stop] + stop - 1].encode())
+            h.update(self.joined[self._at(start) : self._at(stop) - 1].encode())
         return h.hexdigest()
+
+    def _at(self, row: int) -> int:
+        """Where the slice of ``row`` starts in ``joined``, counted from its nearer end
+        (digests start near the first rows and stop near the last)."""
+        slices = cast("Sequence[str]", self.slices)
+        after = len(slices) - row
+        if row <= after:
+            return sum(map(len, slices[:row])) + row
+        return len(self.joined) + 1 - sum(map(len, slices[row:])) - after
 
 
 def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
@@ -73,7 +76,7 @@ def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
             [r[-1] for r in rows],
         ]
     try:
-        ordinals = array("q", map(date.toordinal, columns[0]))
+        ordinals = array("q", list(map(date.toordinal, columns[0])))
         values = array("d", columns[-1])
     except (AttributeError, TypeError):
         return None
@@ -83,10 +86,7 @@ def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     days, data = memoryview(ordinals).cast("B"), memoryview(values).cast("B")
     if not dimensional:
         return Prepared(ordinals, data, days, None)
-    slices: Sequence[str] = columns[1]
-    joined = _SEP.join(slices)
-    lengths = list(accumulate(map(len, slices), initial=0))
-    return Prepared(ordinals, data, days, slices, joined, lengths)
+    return Prepared(ordinals, data, days, columns[1], _SEP.join(columns[1]))
 
 
 def unchanged_prefix(p: Prepared, stored: str | None) -> int | None:

@@ -285,8 +285,7 @@ def _allocate(total: FloatArray, shares: FloatArray) -> FloatArray:
     floor = np.floor(raw)
     missing = np.rint(total - floor.sum(axis=0))
     order = np.argsort(floor - raw, axis=0)  # largest fractional part first
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(raw.shape[0])[:, None], axis=0)
+    ranks = np.argsort(order, axis=0)  # each slice's place in that order (the inverse)
     extra: FloatArray = (ranks < missing[None, :]).astype(np.float64)
     return floor + extra
 

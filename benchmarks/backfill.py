@@ -17,15 +17,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
-    HISTORY_START,
-    Figure,
-    Measurement,
-    Progress,
-    Sizes,
-    settings,
-    sqlite_url,
-)
+from benchmarks.catalogs import HISTORY_START, settings
+from benchmarks.common import Figure, Measurement, Progress, Sizes
+from benchmarks.databases import sqlite_url
 
 TARGET_RATIO = 1.1
 

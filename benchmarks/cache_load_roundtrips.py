@@ -3,7 +3,7 @@ every round trip: statements, round trips and wall, per context (before) and bat
 side by side in one run.
 
 Set-up (no latency): a SQLite state database with N day contexts
-(:func:`benchmarks.common.synthetic_catalog`, demo source), synced for ``FIRST`` with
+(:func:`benchmarks.catalogs.synthetic_catalog`, demo source), synced for ``FIRST`` with
 ``--cache-load`` into one fake account, so every cache table exists. Each variant then runs
 on its own copy of that state: the real sync run (:class:`SyncRun`, in process) of the next
 day with ``--cache-load`` and ``--no-patterns``, so every series changed and every table is
@@ -50,7 +50,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 import pandas as pd
 
-from benchmarks.common import prepare_state, settings, sqlite_url, synthetic_catalog
+from benchmarks.catalogs import prepare_state, settings, synthetic_catalog
+from benchmarks.databases import sqlite_url
 from benchmarks.snowflake_counting import FakeAccount
 
 PASSWORD = "bench-unique-password"

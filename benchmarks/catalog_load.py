@@ -30,15 +30,16 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.catalogs import synthetic_catalog
 from benchmarks.cli_process import cli_command
-from benchmarks.common import pg_database, pg_schema, synthetic_catalog
+from benchmarks.databases import pg_database, pg_schema
 
 SIZES = (2_000, 5_000, 10_000, 20_000)
 TARGET_SECONDS = 5.0  # the largest size, on SQLite, on the 2-core test machine
 
 
 def catalog_yaml(tenants: int) -> str:
-    """``benchmarks.common.synthetic_catalog`` with one metric per tenant, as YAML a person
+    """``benchmarks.catalogs.synthetic_catalog`` with one metric per tenant, as YAML a person
     would write (defaults left out, no aliases)."""
     catalog = synthetic_catalog(tenants, metrics_per_tenant=1)
     data = catalog.model_dump(mode="json", exclude_defaults=True)

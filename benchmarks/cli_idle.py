@@ -29,7 +29,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cli_process import LAUNCHER, Cli, last_json_line
-from benchmarks.common import ROOT, Figure, Measurement, Progress, Sizes, median, sqlite_url
+from benchmarks.common import ROOT, Figure, Measurement, Progress, Sizes, median
+from benchmarks.databases import sqlite_url
 
 TARGET_CPU_SECONDS = 0.5
 SYNC = ("sync", "--grain", "day")

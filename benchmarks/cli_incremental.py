@@ -30,7 +30,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks.cli_process import Cli, CliRun, Stats, catalog_file, last_json_line, per
 from benchmarks.cli_sync import SYNC, _period
-from benchmarks.common import run_child, sqlite_url
+from benchmarks.common import run_child
+from benchmarks.databases import sqlite_url
 
 TARGET_CPU_MS = 2.0
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from benchmarks.catalog_load import catalog_yaml
 from benchmarks.cli_process import Cli, Stats, catalog_file, last_json_line, per
-from benchmarks.common import Figure, Measurement, Progress, Sizes, sqlite_url
+from benchmarks.common import Figure, Measurement, Progress, Sizes
+from benchmarks.databases import sqlite_url
 
 QUARTER = (date(2025, 7, 1), date(2025, 9, 30))
 TARGET_BACKFILL_CPU_MS = 10.0

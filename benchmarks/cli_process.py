@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import ROOT, median, synthetic_catalog
+from benchmarks.catalogs import synthetic_catalog
+from benchmarks.common import ROOT, median
 
 LAUNCHER = ROOT / "benchmarks" / "launch.py"
 TODAY = "2026-01-10"  # FULCRUM_SYNC_TODAY: every period the benchmarks name is complete

@@ -28,18 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cli_process import ALL_PATTERNS, Cli, Stats, catalog_file, last_json_line, per
-from benchmarks.common import (
-    Figure,
-    Measurement,
-    Progress,
-    Sizes,
-    pg_admin_url,
-    pg_database,
-    pg_schema,
-    pg_version,
-    run_child,
-    sqlite_url,
-)
+from benchmarks.common import Figure, Measurement, Progress, Sizes, run_child
+from benchmarks.databases import pg_admin_url, pg_database, pg_schema, pg_version, sqlite_url
 
 P0 = date(2025, 12, 1)
 TARGET_CPU_MS = 3.0  # incremental, patterns off, SQLite, per context

@@ -1,4 +1,8 @@
-"""What every benchmark shares: figures with targets, sizes, machine facts, databases, helpers."""
+"""What every benchmark shares: figures with targets, sizes, machine facts, child processes.
+
+The benchmark databases are in :mod:`benchmarks.databases`; the synthetic catalog, the state
+it is discovered into and the instant source in :mod:`benchmarks.catalogs`.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_ENV = "FULCRUM_SYNC_BENCH_PG"
-DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-HISTORY_START = date(2025, 7, 1)
 
 Op = Literal["<", "<=", ">="]
 
@@ -233,148 +232,6 @@ def _ram_gb() -> float | None:
     except OSError:
         pass
     return None
-
-
-# --------------------------------------------------------------------------- databases
-
-
-def pg_admin_url() -> str:
-    return os.environ.get(PG_ADMIN_ENV, DEFAULT_PG_ADMIN)
-
-
-def pg_version(admin_url: str) -> str | None:
-    """Return the server's version string, or None when it is unreachable."""
-    try:
-        import psycopg
-
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            return str(row[0]) if row else None
-    except Exception:
-        return None
-
-
-@contextmanager
-def pg_database(admin_url: str) -> Iterator[str]:
-    """Create a database for one benchmark; yield its SQLAlchemy URL; drop it afterwards."""
-    import psycopg
-
-    name = f"fulcrum_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def pg_schema(database_url: str) -> str:
-    """Create a fresh schema in a benchmark database; return a URL that works inside it."""
-    import psycopg
-
-    schema = f"s_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{database_url}?options=-csearch_path%3D{schema}"
-
-
-def sqlite_url(directory: Path, name: str = "state.db") -> str:
-    return f"sqlite:///{directory / name}"
-
-
-# --------------------------------------------------------------------------- fulcrum-sync
-
-
-def settings(database_url: str, **overrides: Any) -> Any:
-    """Settings for a benchmark: no ``.env`` file, the given database, the demo source."""
-    from pydantic import SecretStr
-
-    from fulcrum_sync.config import Settings
-
-    values: dict[str, Any] = {
-        "database_url": SecretStr(database_url),
-        "source": "demo",
-        "history_start": HISTORY_START,
-        "log_format": "json",
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-def synthetic_catalog(contexts: int, *, dimensions: int = 0, metrics_per_tenant: int = 100) -> Any:
-    """A catalog of ``contexts`` day-grain contexts: tenants of up to 100 metrics each."""
-    from fulcrum_sync.catalog import Catalog, DimensionDef, MetricDef, TenantDef
-    from fulcrum_sync.domain import Grain
-
-    dims = tuple(
-        DimensionDef(dimension_id=f"d{k}", member=f"orders.d{k}") for k in range(dimensions)
-    )
-    tenants = []
-    made = 0
-    tenant_id = 0
-    while made < contexts:
-        count = min(metrics_per_tenant, contexts - made)
-        metrics = tuple(
-            MetricDef(
-                metric_id=f"m{j:03d}",
-                measure=f"orders.measure_{j}",
-                time_dimension="orders.created_at",
-                dimensions=dims,
-                grains=(Grain.DAY,),
-            )
-            for j in range(count)
-        )
-        tenants.append(
-            TenantDef(tenant_id=tenant_id, identifier=f"t{tenant_id:04d}", metrics=metrics)
-        )
-        made += count
-        tenant_id += 1
-    return Catalog(tenants=tuple(tenants))
-
-
-def prepare_state(database_url: str, catalog: Any) -> None:
-    """Create the schema, store ``catalog`` and discover its day contexts."""
-    from fulcrum_sync.domain import Grain
-    from fulcrum_sync.services.contexts import catalog as catalog_service
-    from fulcrum_sync.services.contexts import discover
-    from fulcrum_sync.store.engine import open_engine
-
-    engine = open_engine(database_url)
-    try:
-        catalog_service.save_catalog(engine, catalog, HISTORY_START)
-        # "cube": a source with a catalog of its own (not the demo, which fills an empty one)
-        discover.discover(engine, "cube", HISTORY_START, Grain.DAY)
-    finally:
-        engine.dispose()
-
-
-class InstantSource:
-    """A source that answers at once with a prebuilt list (empty by default)."""
-
-    name = "instant"
-
-    def __init__(self, rows: list[Any] | None = None) -> None:
-        self.rows: list[Any] = rows or []
-        self.calls = 0
-
-    def fetch_series(self, request: Any) -> list[Any]:
-        self.calls += 1
-        return self.rows
-
-    def fetch_metadata(self, tenant: str) -> Any:
-        from fulcrum_sync.sources.base import SourceMetadata
-
-        return SourceMetadata()
-
-    def stats(self) -> Any:
-        from fulcrum_sync.domain import SourceStats
-
-        return SourceStats()
-
-    def close(self) -> None:
-        pass
 
 
 # --------------------------------------------------------------------------- processes

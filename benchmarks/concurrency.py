@@ -29,21 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
-    ROOT,
-    Figure,
-    Measurement,
-    Progress,
-    Sizes,
-    pg_admin_url,
-    pg_database,
-    pg_schema,
-    pg_version,
-    prepare_state,
-    settings,
-    sqlite_url,
-    synthetic_catalog,
-)
+from benchmarks.catalogs import prepare_state, settings, synthetic_catalog
+from benchmarks.common import ROOT, Figure, Measurement, Progress, Sizes
+from benchmarks.databases import pg_admin_url, pg_database, pg_schema, pg_version, sqlite_url
 
 TARGET_SPEEDUP = 6.0
 WORKERS = (1, 8)

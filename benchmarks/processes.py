@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cli_process import ALL_PATTERNS, Cli, catalog_file, cli_command
-from benchmarks.common import pg_admin_url, pg_database
+from benchmarks.databases import pg_admin_url, pg_database
 
 CONTEXTS = 60
 PERIOD = "2025-12-31"

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import insert, text
 
-from benchmarks.common import pg_admin_url, pg_database
+from benchmarks.databases import pg_admin_url, pg_database
 from fulcrum_sync.domain.retention import PRUNE_BATCH_ROWS, Cutoff
 from fulcrum_sync.store import retention as store
 from fulcrum_sync.store import tables as t

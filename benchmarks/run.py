@@ -37,17 +37,8 @@ from benchmarks import (
     reference,
     upsert,
 )
-from benchmarks.common import (
-    FULL,
-    QUICK,
-    TINY,
-    Measurement,
-    Progress,
-    Sizes,
-    machine,
-    pg_admin_url,
-    pg_version,
-)
+from benchmarks.common import FULL, QUICK, TINY, Measurement, Progress, Sizes, machine
+from benchmarks.databases import pg_admin_url, pg_version
 
 SCHEMA_VERSION = 1
 

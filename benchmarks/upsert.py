@@ -16,18 +16,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
-    Figure,
-    Measurement,
-    Progress,
-    Sizes,
-    median,
-    pg_admin_url,
-    pg_database,
-    pg_version,
-    sqlite_url,
-    timed,
-)
+from benchmarks.common import Figure, Measurement, Progress, Sizes, median, timed
+from benchmarks.databases import pg_admin_url, pg_database, pg_version, sqlite_url
 
 TARGET_UNCHANGED = 0.8
 FLOOR_TABLE = "bench_floor"

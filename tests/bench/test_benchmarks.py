@@ -187,7 +187,7 @@ def test_catalog_load_benchmark_writes_the_synthetic_catalog_as_yaml() -> None:
     """``benchmarks/catalog_load.py`` loads what ``synthetic_catalog`` describes."""
     from fulcrum_sync.catalog import parse_catalog
 
-    bench, common = _bench("catalog_load"), _bench("common")
+    bench, catalogs = _bench("catalog_load"), _bench("catalogs")
     text = bench.catalog_yaml(30)
-    assert parse_catalog(text) == common.synthetic_catalog(30, metrics_per_tenant=1)
+    assert parse_catalog(text) == catalogs.synthetic_catalog(30, metrics_per_tenant=1)
     assert "&id" not in text  # every tenant written out, as a person would

@@ -62,7 +62,7 @@ def synthetic_catalog(contexts: int, path: Path) -> Path:
     """A catalog file of ``contexts`` day contexts (benchmarks' generator), 50 per tenant."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from benchmarks.common import synthetic_catalog as generate
+    from benchmarks.catalogs import synthetic_catalog as generate
 
     catalog = generate(contexts, metrics_per_tenant=50).model_dump(mode="json")
     path.write_text(yaml.safe_dump(catalog))

@@ -227,12 +227,16 @@ def test_a_sigkilled_sync_is_closed_abandoned_and_its_keys_released(
     proc = _start_sync(pg_url, tmp_path, "--workers", "2")
     _wait_for_keys(pg_url, proc, 3)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    # The run is found as an operator would, in the record: its first log line may not have
-    # been written yet when 3 keys succeeded (a context logs after its patterns).
+    out, _ = proc.communicate(timeout=60)
+    # The run is found as an operator would, in the record, and in the job's logs: its first
+    # line, written once the run was recorded, names it and the process.
     alive = [run for run, row in _runs(pg_url).items() if row["outcome"] == "running"]
     assert len(alive) == 1, alive  # what SIGKILL leaves behind
     dead = alive[0]
+    started = json.loads(out.splitlines()[0])  # a killed process may cut its last line
+    assert (started["event"], started["run_id"]) == ("sync started", dead)
+    assert started["owner"].split(":")[1] == str(proc.pid)
+    assert started["counts"] == {"contexts": 24} and started["grain"] == "day"
 
     # Any command that starts a run closes it: cache-load claims no key of its own.
     assert Cli.on(pg_url)("cache-load", "--grain", "day").exit_code == 0

@@ -36,6 +36,8 @@ from fulcrum_sync.store import cache as cache_store
 log = logging.getLogger(__name__)
 
 EMPTY_REASON = "no stored rows (run sync first); the cache table was left as it was"
+# Two processes that both see a context changed (the pods of one sync): one loads it.
+LOADING_ELSEWHERE = "being loaded by another running process (it records that load)"
 
 
 class Sessions:
@@ -112,9 +114,11 @@ def load_destination(
 ) -> DestinationLoad:
     """Load ``plans`` (all of one destination) together: one connection, one batch.
 
-    Contexts whose series did not change are reported first, without connecting; the
-    others' rows are read from the state database into one batch, loaded together, and
-    each recorded. Never raises for a context's failure; when the destination cannot be
+    Contexts whose series did not change are reported first, without connecting. The
+    others' loads are taken (store/cache.py's ``hold_loads``: one another process holds is
+    reported skipped, one it loaded meanwhile unchanged) and held until recorded; their rows
+    are read from the state database into one batch, loaded together, and each recorded.
+    Never raises for a context's failure; when the destination cannot be
     opened (``sessions`` opens it, and keeps it open for the run), the contexts that needed
     it are returned in ``unopened`` with the error. When ``stop()`` is true (SIGTERM) before
     the batch starts, the changed contexts are left unloaded and unreported (the run counts
@@ -135,16 +139,78 @@ def load_destination(
         pending.append((plan, res))
     if not pending or (stop is not None and stop()):
         return out
-    try:
-        for sink in {id(p.sink): p.sink for p, _ in pending}.values():
-            sessions.open(sink)
-    except FulcrumError as exc:
-        out.open_error = exc
-        out.unopened = [(p.ctx, _unopened(p, exc)) for p, _ in pending]
+    held = _hold(engine, pending, on_result, out)
+    if held is None:
         return out
-    out.opened = True
-    _load_batch(engine, out, pending, on_result)
+    try:
+        pending = _held_changes(held, pending, force, on_result, out)
+        if not pending:
+            return out
+        try:
+            for sink in {id(p.sink): p.sink for p, _ in pending}.values():
+                sessions.open(sink)
+        except FulcrumError as exc:
+            out.open_error = exc
+            out.unopened = [(p.ctx, _unopened(p, exc)) for p, _ in pending]
+            return out
+        out.opened = True
+        _load_batch(engine, out, pending, on_result)
+    finally:
+        held.release()  # after the loads were recorded: who takes one next finds it done
     return out
+
+
+def _ids(ctx: ContextDef) -> tuple[int, str, str]:
+    return (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value)
+
+
+def _hold(
+    engine: Engine,
+    pending: list[tuple[Planned, ContextCacheResult]],
+    on_result: Callable[[ContextCacheResult], None] | None,
+    out: DestinationLoad,
+) -> cache_store.HeldLoads | None:
+    """Take the pending loads no other process holds; None (each failed) when the state
+    database cannot say."""
+    target = pending[0][0].sink.target
+    try:
+        return cache_store.hold_loads(engine, target, [_ids(p.ctx) for p, _ in pending])
+    except Exception as exc:
+        for plan, res in pending:
+            _fail(engine, plan, res, exc, on_result, out)
+        return None
+
+
+def _held_changes(
+    held: cache_store.HeldLoads,
+    pending: list[tuple[Planned, ContextCacheResult]],
+    force: bool,
+    on_result: Callable[[ContextCacheResult], None] | None,
+    out: DestinationLoad,
+) -> list[tuple[Planned, ContextCacheResult]]:
+    """The pending loads this process took that still have a change to load.
+
+    A load another process holds is reported skipped (that process records it); one taken
+    after another process loaded the same version is reported unchanged.
+    """
+    kept: list[tuple[Planned, ContextCacheResult]] = []
+    for plan, res in pending:
+        key = _ids(plan.ctx)
+        fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
+        if not held.holds(key):
+            res.status, res.skip_reason = "skipped", LOADING_ELSEWHERE
+            log_event(log, "cache load skipped", skip_reason=res.skip_reason, **fields)
+            _report(out, res, on_result)
+            continue
+        baseline = held.baselines.get(key) if held.baselines is not None else None
+        if baseline is not None:
+            res.data_version = baseline.version
+            if baseline.unchanged and not force:
+                _mark_unchanged(res, baseline, fields, time.perf_counter())
+                _report(out, res, on_result)
+                continue
+        kept.append((plan, res))
+    return kept
 
 
 def _load_batch(
@@ -252,16 +318,24 @@ def unchanged(
     next load sees a change and loads again (never the other way round).
     """
     started = time.perf_counter()
-    ids = (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value)
-    baseline = cache_store.read_baseline(engine, *ids, target)
+    baseline = cache_store.read_baseline(engine, *_ids(ctx), target)
     res.data_version = baseline.version
     if not baseline.unchanged or force:
         return False
+    _mark_unchanged(res, baseline, fields, started)
+    return True
+
+
+def _mark_unchanged(
+    res: ContextCacheResult,
+    baseline: cache_store.LoadBaseline,
+    fields: dict[str, Any],
+    started: float,
+) -> None:
     res.status, res.seconds = "unchanged", round(time.perf_counter() - started, 4)
     loaded = f"{baseline.last_loaded_at:%Y-%m-%d %H:%M:%S} UTC"
     res.skip_reason = f"unchanged since its load of {loaded} (data version {baseline.version})"
     log_event(log, "cache load unchanged", data_version=res.data_version, **fields)
-    return True
 
 
 def record(

@@ -6,7 +6,10 @@ A context whose stored series did not change since its last successful load into
 unless forced. ``cache-load`` (:func:`run`) loads every selected context in one call;
 ``sync --cache-load`` queues each context once its sync and patterns succeeded and loads the
 queue together at the end of the run, or every ``CACHE_BATCH`` contexts
-(services/run/sync_run.py), each context keeping its own result.
+(services/run/sync_run.py), each context keeping its own result. Processes loading at once
+(the pods of one grain's sync) load each changed table once: a load is taken before it is
+done (store/cache.py's ``hold_loads``), and one another process holds is reported
+``skipped`` (services/cache/destination.py's ``LOADING_ELSEWHERE``).
 
 Each tenant loads into its destination (sinks/destinations.py): its own ``cache:`` or the
 settings'. Contexts are grouped by destination; each group is one batch over the run's one

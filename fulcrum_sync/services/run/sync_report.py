@@ -15,12 +15,13 @@ from fulcrum_sync.domain import (
     ContextTally,
     InputError,
     RefusedError,
+    SyncRequest,
     SyncRunResult,
     format_period,
 )
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.services.jobs.runner import Outcome
+from fulcrum_sync.services.jobs.runner import Outcome, RunContext
 from fulcrum_sync.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,20 @@ def log_beyond(run_id: str, bound: int, rest: CatchUpRest) -> None:
             f"({rest.periods}) are left for: {rest.command}"
         ),
         command=rest.command,
+    )
+
+
+def log_started(rc: RunContext, request: SyncRequest, contexts: int) -> None:
+    """Log the run's start once its record exists: a job killed later (SIGKILL, an OOM) still
+    leaves its run id, and who ran it, in its logs."""
+    log_event(
+        log,
+        "sync started",
+        run_id=rc.run_id,
+        grain=request.grain.value,
+        period=request.period.isoformat(),
+        counts={"contexts": contexts},
+        owner=rc.owner,  # host:pid:run, as the run keys' lease owner
     )
 
 

@@ -54,6 +54,7 @@ from fulcrum_sync.services.run.sync_report import (
     check_tenants,
     log_beyond,
     log_context,
+    log_started,
     outcome_of,
     refusal_logged,
     summarize_run,
@@ -122,6 +123,7 @@ class SyncRun:
             run_id=self.rc.run_id, request=request, started_at=datetime.now(UTC)
         )
         self.result.beyond = self.behind.rest if self.behind else []
+        log_started(self.rc, request, len(self.contexts))
         self._before = self.source.stats()
         if self.on_start is not None:
             self.on_start(len(self.contexts))

@@ -63,6 +63,20 @@ class Prepared:
         return len(self.joined) + 1 - sum(map(len, slices[row:])) - after
 
 
+class _Ordinals(dict[Any, int]):
+    """Each date's ordinal, computed once per process (every series of a run shares its
+    window's dates); what is not a date raises as ``toordinal`` would."""
+
+    def __missing__(self, day: Any) -> int:
+        ordinal: int = day.toordinal()
+        if len(self) < 100_000:
+            self[day] = ordinal
+        return ordinal
+
+
+_ORDINALS = _Ordinals()
+
+
 def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     """The rows (``(date, value)``, or ``(date, slice, value)`` for a dimension) ready to
     digest; None when they cannot be (no rows, not in date order, not dates)."""
@@ -76,7 +90,7 @@ def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
             [r[-1] for r in rows],
         ]
     try:
-        ordinals = array("q", list(map(date.toordinal, columns[0])))
+        ordinals = array("q", list(map(_ORDINALS.__getitem__, columns[0])))
         values = array("d", columns[-1])
     except (AttributeError, TypeError):
         return None

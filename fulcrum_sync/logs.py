@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -254,7 +255,7 @@ def configure_logging(
 
     handler: logging.Handler
     if effective == "json":
-        handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+        handler = _JsonLinesHandler(stream if stream is not None else sys.stdout)
         handler.setFormatter(JsonFormatter())
     else:
         handler = _rich_handler(stream if stream is not None else sys.stderr, verbose=verbose)
@@ -339,7 +340,12 @@ def _rich_handler(stream: IO[str], *, verbose: bool) -> logging.Handler:
     from rich.console import Console
     from rich.logging import RichHandler
 
-    handler = RichHandler(
+    class _RichLines(RichHandler):
+        def handleError(self, record: logging.LogRecord) -> None:
+            if not _reader_gone(self, self.console.file):
+                super().handleError(record)
+
+    handler = _RichLines(
         console=Console(file=stream),
         show_path=verbose,
         rich_tracebacks=False,
@@ -348,3 +354,26 @@ def _rich_handler(stream: IO[str], *, verbose: bool) -> logging.Handler:
     )
     handler.setFormatter(KeyValueFormatter())
     return handler
+
+
+class _JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """JSON lines to a stream; quiet once the stream's reader has gone (``| head``)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not _reader_gone(self, self.stream):
+            super().handleError(record)
+
+
+def _reader_gone(handler: logging.Handler, stream: IO[str]) -> bool:
+    """True when the write that failed met a closed pipe (the reader of ``fulcrum-sync ... |
+    head`` exited): the handler then writes nothing more, and the stream's descriptor is
+    pointed at /dev/null so that nothing buffered fails again at exit. The job goes on; its
+    record still tells what it did. Any other failure is logging's to report."""
+    if not isinstance(sys.exc_info()[1], BrokenPipeError):
+        return False
+    handler.setLevel(logging.CRITICAL + 1)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    return True

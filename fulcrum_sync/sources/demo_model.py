@@ -304,7 +304,7 @@ def slice_days(p: SeriesParams, s: _SliceParams, base: FloatArray, days: IntArra
     return _allocate(np.rint(base * 100.0), shares) / 100.0  # in cents: slices add up
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # shared arrays: compared by identity
 class Layout:
     """Where a window's periods fall in its days (the same for every series of a run).
 

@@ -16,8 +16,8 @@ from fulcrum_sync.cli._common import check_log_format, handle_errors
 from fulcrum_sync.cli._deps import deps_of
 from fulcrum_sync.cli._options import OUTPUT_PANEL
 from fulcrum_sync.cli._root import RootGroup
-from fulcrum_sync.cli._startup import hold as hold_collection
 from fulcrum_sync.cli.complete import complete_log_formats
+from fulcrum_sync.collector import hold as hold_collection
 from fulcrum_sync.libwarnings import route_warnings
 
 app = typer.Typer(
@@ -84,7 +84,7 @@ def root(
 
 def main() -> None:
     """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
-    hold_collection()  # until the command is set up: cli/_startup.py
+    hold_collection()  # until the command is set up: collector.py
     try:
         app()
     finally:

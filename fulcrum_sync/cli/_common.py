@@ -179,14 +179,14 @@ def begin(ctx: typer.Context, *, json_out: bool = False, job: bool = False) -> O
     lines to stdout: an event per context and a closing summary event. ``--json`` output and
     reports keep stdout for themselves and log to stderr.
     """
-    from fulcrum_sync.cli._startup import release
+    from fulcrum_sync.collector import release
     from fulcrum_sync.logs import configure_logging
     from fulcrum_sync.secrets import register_secrets_from
 
     deps = deps_of(ctx)
     settings = deps.get_settings()
     register_secrets_from(settings)
-    release()  # the command is set up: garbage collection as usual (cli/_startup.py)
+    release()  # the command is set up: garbage collection as usual (collector.py)
     fmt = deps.log_format or settings.log_format  # --log-format (the root's), else the setting
     if json_out or not job:
         configure_logging(fmt, verbose=deps.verbose, stream=sys.stderr, quiet=True)  # type: ignore[arg-type]

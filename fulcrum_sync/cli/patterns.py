@@ -130,10 +130,12 @@ def _run(
     workers: int | None,
     json_out: bool,
 ) -> None:
-    output = begin(ctx, json_out=json_out, job=True)
+    # Before begin(): the patterns and pandas import with the command, collection held.
     from fulcrum_sync.render import patterns as render
     from fulcrum_sync.render.console import SyncProgress
     from fulcrum_sync.services.patterns import run as svc
+
+    output = begin(ctx, json_out=json_out, job=True)
 
     deps = deps_of(ctx)
     settings = deps.get_settings()

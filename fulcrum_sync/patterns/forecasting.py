@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from fulcrum_sync.collector import importing
 from fulcrum_sync.domain import GRAINS, Grain
 from fulcrum_sync.patterns.base import (
     PatternInput,
@@ -46,16 +47,20 @@ from fulcrum_sync.patterns.base import (
     values_at,
 )
 from fulcrum_sync.patterns.performance_status import Status, classify
+from fulcrum_sync.patterns.scipy_notes import notes_skipped
 
 
 @functools.cache
 def _exponential_smoothing() -> Any:
-    """Import statsmodels on first use (it costs seconds; most commands never forecast).
+    """Import statsmodels on first use (it costs seconds; most commands never forecast),
+    with garbage collection held (``collector.importing``): it lives as long as the process;
+    and without scipy rewriting docstrings (``patterns.scipy_notes``).
 
     Once: adding the warnings filter again on every fit reset every warning registry.
     """
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+    with importing(), notes_skipped():
+        from statsmodels.tools.sm_exceptions import ConvergenceWarning
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     return ExponentialSmoothing

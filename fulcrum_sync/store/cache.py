@@ -1,37 +1,27 @@
 """Read a context's stored series for the cache, and record each cache load.
 
-Processes loading at once (the pods of one grain's sync) take each changed context's load
-before doing it (:func:`hold_loads`): on PostgreSQL a transaction-scoped advisory lock per
-context and target, tried without waiting, held until the load is recorded. The process
-that gets it reads the baseline again (another may have loaded that version meanwhile) and
-loads; the others leave it. A lock dies with its connection: a process killed mid-load
-leaves the context's version unloaded, and the next run loads it.
+The loads themselves are taken before they are done by store/cache_claims.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Engine,
     Table,
     and_,
-    bindparam,
     delete,
     insert,
     select,
-    text,
-    tuple_,
 )
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
-from fulcrum_sync.store.versions import ContextKey, read_version
+from fulcrum_sync.store.versions import read_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -153,95 +143,3 @@ def read_cache_loads(engine: Engine, grain: str | None = None) -> list[CacheLoad
         query = query.where(table.c.grain == grain)
     with translate_errors(engine, "read cache loads from"), engine.connect() as conn:
         return [CacheLoadRecord(**row._asdict()) for row in conn.execute(query)]
-
-
-# Each key's lock, tried without waiting: the schema is in the key, so deployments sharing a
-# database in schemas of their own never hold each other's loads.
-_TRY_LOCKS = text(
-    "SELECT k FROM unnest(CAST(:keys AS text[])) AS k WHERE pg_try_advisory_xact_lock("
-    "hashtextextended('fulcrum-sync cache load|' || current_schema() || '|' || k, 0))"
-).bindparams(bindparam("keys"))
-
-
-@dataclass(slots=True)
-class HeldLoads:
-    """The loads this process took (:func:`hold_loads`), until :meth:`release`.
-
-    ``baselines``: each held context's baseline, read once its lock was taken; None when the
-    database takes no such locks (SQLite: every load is this process's, and the baselines
-    read before stand).
-    """
-
-    baselines: dict[ContextKey, LoadBaseline] | None
-    conn: Connection | None = None
-
-    def holds(self, key: ContextKey) -> bool:
-        return self.baselines is None or key in self.baselines
-
-    def release(self) -> None:
-        """End the transaction holding the locks (the loads were recorded before)."""
-        if self.conn is not None:
-            with contextlib.suppress(Exception):  # a lost connection released them already
-                self.conn.rollback()
-            with contextlib.suppress(Exception):
-                self.conn.close()
-            self.conn = None
-
-
-def _lock_key(key: ContextKey, target: str) -> str:
-    return f"{key[0]}|{key[1]}|{key[2]}|{target}"
-
-
-def hold_loads(engine: Engine, target: str, keys: list[ContextKey]) -> HeldLoads:
-    """Take the loads of ``keys`` into ``target`` that no other process holds (PostgreSQL),
-    and read each taken context's baseline anew. The caller loads and records them, then
-    calls :meth:`HeldLoads.release`. Raises StoreError (nothing is held then)."""
-    if engine.dialect.name != "postgresql" or not keys:
-        return HeldLoads(None)
-    by_lock = {_lock_key(key, target): key for key in keys}
-    with translate_errors(engine, "take cache loads in"):
-        conn = engine.connect()
-        try:
-            conn.begin()
-            taken = [
-                by_lock[k] for k in conn.execute(_TRY_LOCKS, {"keys": list(by_lock)}).scalars()
-            ]
-            held = HeldLoads(_read_baselines(conn, target, taken), conn)
-        except BaseException:
-            conn.close()
-            raise
-    return held
-
-
-def _read_baselines(
-    conn: Connection, target: str, keys: list[ContextKey]
-) -> dict[ContextKey, LoadBaseline]:
-    """Each context's data version and its last load into ``target`` (two reads)."""
-    if not keys:
-        return {}
-    v, c = t.series_versions.c, t.cache_loads.c
-    versions = {
-        (r[0], r[1], r[2]): r[3]
-        for r in conn.execute(
-            select(v.tenant_id, v.metric_id, v.grain, v.version).where(
-                tuple_(v.tenant_id, v.metric_id, v.grain).in_(keys)
-            )
-        )
-    }
-    last = {
-        (r[0], r[1], r[2]): r
-        for r in conn.execute(
-            select(c.tenant_id, c.metric_id, c.grain, c.status, c.data_version, c.loaded_at).where(
-                and_(c.target == target, tuple_(c.tenant_id, c.metric_id, c.grain).in_(keys))
-            )
-        )
-    }
-    out: dict[ContextKey, LoadBaseline] = {}
-    for key in keys:
-        row = last.get(key)
-        out[key] = (
-            LoadBaseline(versions.get(key), row.status, row.data_version, row.loaded_at)
-            if row is not None
-            else LoadBaseline(versions.get(key), None, None, None)
-        )
-    return out

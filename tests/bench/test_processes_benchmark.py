@@ -4,6 +4,7 @@ the benchmark's own check that every run key succeeded exactly once, split betwe
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -33,3 +34,7 @@ def test_two_processes_report_each_ones_cpu_end_and_keys(monkeypatch: pytest.Mon
     for fig in (one, two):
         assert fig["statements_per_context"] is None or fig["statements_per_context"] > 0
     assert two["wall_ratio"] > 0 and two["critical_cpu_ratio"] > 0
+    # The processes ran the checkout's compiled modules, as an installed package's are.
+    for module in ("cli/__init__.py", "services/run/sync_run.py", "patterns/forecasting.py"):
+        source = ROOT / "fulcrum_sync" / module
+        assert Path(importlib.util.cache_from_source(str(source))).is_file(), module

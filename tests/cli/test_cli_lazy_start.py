@@ -1,27 +1,15 @@
-"""The CLI starts lazily: the root loads a command's module when the command is looked up,
-and the script holds garbage collection off until the command is set up (issue 26)."""
+"""The CLI starts lazily: the root loads a command's module when the command is looked up
+(issue 26). The script's garbage collection while it starts: tests/test_collector.py."""
 
 from __future__ import annotations
 
-import gc
 import sys
-from collections.abc import Iterator
 
 import pytest
 import typer
 
-from fulcrum_sync.cli import _startup as startup
 from fulcrum_sync.cli import app
 from fulcrum_sync.cli._root import COMMANDS
-
-
-@pytest.fixture
-def collector() -> Iterator[None]:
-    """Leave the test process's collector as it was, whatever a test did to it."""
-    enabled = gc.isenabled()
-    yield
-    startup._held.clear()
-    (gc.enable if enabled else gc.disable)()
 
 
 def test_the_root_lists_every_command_and_builds_none_until_looked_up() -> None:
@@ -44,31 +32,6 @@ def test_each_command_loads_from_its_module(name: str) -> None:
     assert command is not None and command.name == name
     assert f"fulcrum_sync.cli.{COMMANDS[name][0]}" in sys.modules
     assert command.help, f"{name} has no help"
-
-
-@pytest.mark.usefixtures("collector")
-def test_hold_turns_collection_off_until_release_freezes_and_turns_it_on() -> None:
-    gc.enable()
-    frozen = gc.get_freeze_count()
-    startup.hold()
-    assert not gc.isenabled()
-    startup.hold()  # a second hold changes nothing
-    startup.release()
-    assert gc.isenabled()
-    assert gc.get_freeze_count() > frozen  # what lived at release is in the permanent generation
-    gc.unfreeze()
-
-
-@pytest.mark.usefixtures("collector")
-def test_release_without_hold_leaves_the_collector_alone() -> None:
-    frozen = gc.get_freeze_count()
-    gc.disable()  # a program that runs the app in-process chose this
-    startup.release()
-    assert not gc.isenabled()
-    gc.enable()
-    startup.release()
-    assert gc.isenabled()
-    assert gc.get_freeze_count() == frozen
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from fulcrum_sync.domain import Grain
 from fulcrum_sync.services.cache import destination
 from fulcrum_sync.services.cache import load as cache_load
 from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.cache import hold_loads, read_cache_loads
+from fulcrum_sync.store.cache import read_cache_loads
+from fulcrum_sync.store.cache_claims import hold_loads
 from fulcrum_sync.store.engine import open_engine
 from fulcrum_sync.store.versions import bump
 
@@ -111,7 +112,7 @@ def test_held_loads_are_taken_once_and_come_back_when_released(other: Engine, pg
 
 HOLDER = """
 import sys
-from fulcrum_sync.store.cache import hold_loads
+from fulcrum_sync.store.cache_claims import hold_loads
 from fulcrum_sync.store.engine import open_engine
 held = hold_loads(open_engine(sys.argv[1]), "local", [(1, "new_revenue", "day")])
 pid = held.conn.connection.dbapi_connection.info.backend_pid

@@ -16,28 +16,41 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import (
     ContextCacheResult,
-    DependencyError,
     FulcrumError,
+    StoreError,
     Window,
     is_outage,
 )
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.sinks.base import CacheSink
+from fulcrum_sync.services.cache.records import (
+    context_fields,
+    ids,
+    mark_unchanged,
+    record,
+    unchanged,
+)
+from fulcrum_sync.sinks.base import CacheBatch, CacheSink, LoadStats
 from fulcrum_sync.sinks.identifiers import CacheTable
 from fulcrum_sync.store import cache as cache_store
+from fulcrum_sync.store import cache_claims
 
 log = logging.getLogger(__name__)
 
 EMPTY_REASON = "no stored rows (run sync first); the cache table was left as it was"
 # Two processes that both see a context changed (the pods of one sync): one loads it.
 LOADING_ELSEWHERE = "being loaded by another running process (it records that load)"
+# This process's hold on its loads ended (its lock connection was terminated or cut).
+LOCK_LOST = "its load lock was lost before loading (nothing loaded); the next run loads it"
+LOCK_LOST_LOADING = (
+    "its load lock was lost while loading: another process may have loaded this table too, "
+    "so this load is not vouched for; the next run loads it again"
+)
 
 
 class Sessions:
@@ -93,7 +106,8 @@ class DestinationLoad:
     ``unopened`` holds the failed results of contexts that needed the destination when it
     could not be opened (``open_error``); they are not recorded yet: the run decides
     whether a destination nobody could reach ends it (nothing loaded anywhere) or is
-    recorded as those contexts' failures.
+    recorded as those contexts' failures. Their loads stay ``held`` until then (so no other
+    process's success recorded meanwhile is overwritten): :meth:`release` after.
     """
 
     destination: str
@@ -101,6 +115,13 @@ class DestinationLoad:
     unopened: list[tuple[ContextDef, ContextCacheResult]] = field(default_factory=list)
     open_error: FulcrumError | None = None
     opened: bool = False
+    held: cache_claims.HeldLoads | None = None
+
+    def release(self) -> None:
+        """Release the loads kept for the ``unopened`` records (none: nothing to do)."""
+        if self.held is not None:
+            self.held.release()
+            self.held = None
 
 
 def load_destination(
@@ -115,7 +136,7 @@ def load_destination(
     """Load ``plans`` (all of one destination) together: one connection, one batch.
 
     Contexts whose series did not change are reported first, without connecting. The
-    others' loads are taken (store/cache.py's ``hold_loads``: one another process holds is
+    others' loads are taken (store/cache_claims.py's ``hold_loads``: one another process holds is
     reported skipped, one it loaded meanwhile unchanged) and held until recorded; their rows
     are read from the state database into one batch, loaded together, and each recorded.
     Never raises for a context's failure; when the destination cannot be
@@ -152,16 +173,14 @@ def load_destination(
         except FulcrumError as exc:
             out.open_error = exc
             out.unopened = [(p.ctx, _unopened(p, exc)) for p, _ in pending]
+            out.held, held = held, None  # kept until they are recorded (the caller releases)
             return out
         out.opened = True
-        _load_batch(engine, out, pending, on_result)
+        _load_batch(engine, held, out, pending, on_result)
     finally:
-        held.release()  # after the loads were recorded: who takes one next finds it done
+        if held is not None:  # after the loads were recorded: who takes one next finds it done
+            held.release()
     return out
-
-
-def _ids(ctx: ContextDef) -> tuple[int, str, str]:
-    return (ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value)
 
 
 def _hold(
@@ -169,12 +188,12 @@ def _hold(
     pending: list[tuple[Planned, ContextCacheResult]],
     on_result: Callable[[ContextCacheResult], None] | None,
     out: DestinationLoad,
-) -> cache_store.HeldLoads | None:
+) -> cache_claims.HeldLoads | None:
     """Take the pending loads no other process holds; None (each failed) when the state
     database cannot say."""
     target = pending[0][0].sink.target
     try:
-        return cache_store.hold_loads(engine, target, [_ids(p.ctx) for p, _ in pending])
+        return cache_claims.hold_loads(engine, target, [ids(p.ctx) for p, _ in pending])
     except Exception as exc:
         for plan, res in pending:
             _fail(engine, plan, res, exc, on_result, out)
@@ -182,7 +201,7 @@ def _hold(
 
 
 def _held_changes(
-    held: cache_store.HeldLoads,
+    held: cache_claims.HeldLoads,
     pending: list[tuple[Planned, ContextCacheResult]],
     force: bool,
     on_result: Callable[[ContextCacheResult], None] | None,
@@ -195,7 +214,7 @@ def _held_changes(
     """
     kept: list[tuple[Planned, ContextCacheResult]] = []
     for plan, res in pending:
-        key = _ids(plan.ctx)
+        key = ids(plan.ctx)
         fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
         if not held.holds(key):
             res.status, res.skip_reason = "skipped", LOADING_ELSEWHERE
@@ -206,7 +225,7 @@ def _held_changes(
         if baseline is not None:
             res.data_version = baseline.version
             if baseline.unchanged and not force:
-                _mark_unchanged(res, baseline, fields, time.perf_counter())
+                mark_unchanged(res, baseline, fields, time.perf_counter())
                 _report(out, res, on_result)
                 continue
         kept.append((plan, res))
@@ -215,37 +234,43 @@ def _held_changes(
 
 def _load_batch(
     engine: Engine,
+    held: cache_claims.HeldLoads,
     out: DestinationLoad,
     pending: list[tuple[Planned, ContextCacheResult]],
     on_result: Callable[[ContextCacheResult], None] | None,
 ) -> None:
-    """Read each pending context's rows into one batch, load it, record each outcome."""
+    """Read each pending context's rows into one batch, load it, record each outcome.
+
+    Each table is added to the batch only while the loads are still ``held``: once their
+    hold is lost (the lock connection ended), another process may take them, so the tables
+    not added yet are left (reported skipped, not recorded: :func:`_lost`), the batch is not
+    loaded, and the tables added (a serial batch loaded them already) fail, recorded so the
+    next run loads them again. The hold is checked again once the batch is loaded.
+    """
     started = time.perf_counter()
     batch = pending[0][0].sink.batch()
     staged: list[tuple[Planned, ContextCacheResult]] = []
+    lost = False
     try:
-        for plan, res in pending:
-            ctx = plan.ctx
+        for i, (plan, res) in enumerate(pending):
+            if not held.alive():
+                lost = True
+                _lost(out, pending[i:], on_result)
+                break
+            if _stage(engine, batch, plan, res, on_result, out):
+                staged.append((plan, res))
+        if lost:
+            outcomes: dict[str, LoadStats | Exception] = {}
+        else:
             try:
-                frame = cache_store.read_cache_frame(
-                    engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
-                )
-                if frame.empty:
-                    batch.ensure(plan.table)
-                    res.status, res.skip_reason = "skipped", EMPTY_REASON
-                else:
-                    batch.add(plan.table, frame, ctx.grain, res.loaded_at or datetime.now(UTC))
-                    res.window = Window(frame["date"].min(), frame["date"].max())
-            except Exception as exc:
-                _fail(engine, plan, res, exc, on_result, out)
-                continue
-            staged.append((plan, res))
-        try:
-            outcomes = batch.load()
-        except Exception as exc:  # nothing of the batch was loaded
-            outcomes = {plan.table.qualified: exc for plan, _ in staged}
+                outcomes = dict(batch.load())
+            except Exception as exc:  # nothing of the batch was loaded
+                outcomes = {plan.table.qualified: exc for plan, _ in staged}
     finally:
         batch.close()
+    if staged and (lost or not held.alive()):  # another process may have loaded them too
+        log_event(log, "cache load lock lost", logging.WARNING, error=LOCK_LOST_LOADING)
+        outcomes = {plan.table.qualified: StoreError(LOCK_LOST_LOADING) for plan, _ in staged}
     share = round((time.perf_counter() - started) / max(1, len(staged)), 4)
     for plan, res in staged:
         outcome = outcomes.get(plan.table.qualified)
@@ -258,6 +283,46 @@ def _load_batch(
             res.size_mb, res.size_estimated = outcome.size_mb, outcome.size_estimated
         fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
         record(engine, plan.ctx, plan.sink.target, res, fields)
+        _report(out, res, on_result)
+
+
+def _stage(
+    engine: Engine,
+    batch: CacheBatch,
+    plan: Planned,
+    res: ContextCacheResult,
+    on_result: Callable[[ContextCacheResult], None] | None,
+    out: DestinationLoad,
+) -> bool:
+    """Read the context's rows into ``batch``; False (its failure recorded) when it cannot."""
+    ctx = plan.ctx
+    try:
+        frame = cache_store.read_cache_frame(
+            engine, ctx.tenant.tenant_id, ctx.metric.metric_id, ctx.grain.value
+        )
+        if frame.empty:
+            batch.ensure(plan.table)
+            res.status, res.skip_reason = "skipped", EMPTY_REASON
+        else:
+            batch.add(plan.table, frame, ctx.grain, res.loaded_at or datetime.now(UTC))
+            res.window = Window(frame["date"].min(), frame["date"].max())
+    except Exception as exc:
+        _fail(engine, plan, res, exc, on_result, out)
+        return False
+    return True
+
+
+def _lost(
+    out: DestinationLoad,
+    staged: list[tuple[Planned, ContextCacheResult]],
+    on_result: Callable[[ContextCacheResult], None] | None,
+) -> None:
+    """The loads were lost before the batch: report each skipped, load and record nothing
+    (the record stays what it was, or what the process that took them writes)."""
+    for plan, res in staged:
+        res.status, res.skip_reason, res.window = "skipped", LOCK_LOST, None
+        fields = context_fields(plan.ctx, plan.table.qualified, plan.sink.target)
+        log_event(log, "cache load skipped", logging.WARNING, skip_reason=LOCK_LOST, **fields)
         _report(out, res, on_result)
 
 
@@ -301,89 +366,3 @@ def _unopened(plan: Planned, error: FulcrumError) -> ContextCacheResult:
     res = _result(plan)
     res.error, res.dependency_failure = str(error), is_outage(error)
     return res
-
-
-def unchanged(
-    engine: Engine,
-    ctx: ContextDef,
-    target: str,
-    res: ContextCacheResult,
-    fields: dict[str, Any],
-    force: bool,
-) -> bool:
-    """Fill ``res`` as ``unchanged`` and return True when the context's series did not
-    change since its last successful load into ``target`` (never when ``force``).
-
-    Reads the data version before the rows: a write in between raises the version, so the
-    next load sees a change and loads again (never the other way round).
-    """
-    started = time.perf_counter()
-    baseline = cache_store.read_baseline(engine, *_ids(ctx), target)
-    res.data_version = baseline.version
-    if not baseline.unchanged or force:
-        return False
-    _mark_unchanged(res, baseline, fields, started)
-    return True
-
-
-def _mark_unchanged(
-    res: ContextCacheResult,
-    baseline: cache_store.LoadBaseline,
-    fields: dict[str, Any],
-    started: float,
-) -> None:
-    res.status, res.seconds = "unchanged", round(time.perf_counter() - started, 4)
-    loaded = f"{baseline.last_loaded_at:%Y-%m-%d %H:%M:%S} UTC"
-    res.skip_reason = f"unchanged since its load of {loaded} (data version {baseline.version})"
-    log_event(log, "cache load unchanged", data_version=res.data_version, **fields)
-
-
-def record(
-    engine: Engine, ctx: ContextDef, target: str, res: ContextCacheResult, fields: dict[str, Any]
-) -> None:
-    """Store ``res`` as the context's latest load and log it (a failure at ``error``)."""
-    try:
-        cache_store.record_cache_load(engine, _record(ctx, target, res))
-    except DependencyError as exc:
-        res.status, res.dependency_failure = "failed", True
-        res.error = f"{res.error + '; ' if res.error else ''}cannot record the load: {exc}"
-    log_event(
-        log,
-        f"cache load {res.status}",
-        logging.ERROR if res.status == "failed" else logging.INFO,
-        counts={"rows": res.rows},
-        size_mb=res.size_mb,
-        duration=round(res.seconds, 3),
-        error=res.error,
-        **fields,
-    )
-
-
-def context_fields(ctx: ContextDef, table: str, target: str) -> dict[str, Any]:
-    """The log fields of one context's load."""
-    return {
-        "tenant": ctx.tenant.identifier,
-        "metric": ctx.metric.metric_id,
-        "grain": ctx.grain.value,
-        "table": table,
-        "target": target,
-    }
-
-
-def _record(ctx: ContextDef, target: str, res: ContextCacheResult) -> cache_store.CacheLoadRecord:
-    return cache_store.CacheLoadRecord(
-        tenant_id=ctx.tenant.tenant_id,
-        metric_id=ctx.metric.metric_id,
-        grain=ctx.grain.value,
-        target=target,
-        table_name=res.table,
-        rows_loaded=res.rows,
-        size_mb=res.size_mb,
-        window_start=res.window.start if res.window else None,
-        window_end=res.window.end if res.window else None,
-        status=res.status,
-        error=res.error or res.skip_reason,
-        loaded_at=res.loaded_at or datetime.now(UTC),
-        duration_seconds=res.seconds,
-        data_version=res.data_version,
-    )

@@ -8,7 +8,7 @@ unless forced. ``cache-load`` (:func:`run`) loads every selected context in one 
 queue together at the end of the run, or every ``CACHE_BATCH`` contexts
 (services/run/sync_run.py), each context keeping its own result. Processes loading at once
 (the pods of one grain's sync) load each changed table once: a load is taken before it is
-done (store/cache.py's ``hold_loads``), and one another process holds is reported
+done (store/cache_claims.py's ``hold_loads``), and one another process holds is reported
 ``skipped`` (services/cache/destination.py's ``LOADING_ELSEWHERE``).
 
 Each tenant loads into its destination (sinks/destinations.py): its own ``cache:`` or the
@@ -46,10 +46,9 @@ from fulcrum_sync.services.cache.destination import (
     DestinationLoad,
     Planned,
     Sessions,
-    context_fields,
     load_destination,
-    record,
 )
+from fulcrum_sync.services.cache.records import context_fields, record
 from fulcrum_sync.services.contexts.selection import select_contexts
 from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.sinks.base import CacheSink
@@ -263,6 +262,8 @@ class CacheLoader:
         self._sinks: dict[str, CacheSink] = {}  # per context
         self._refused: dict[str, InputError] = {}  # contexts whose destination cannot be built
         self._tables: dict[str, CacheTable] = {}
+        self._held: list[DestinationLoad] = []  # released by record_unopened, or close
+        self._held_lock = threading.Lock()
 
     @property
     def target(self) -> str:
@@ -316,7 +317,7 @@ class CacheLoader:
             if stop is not None and stop():  # SIGTERM: a destination not started is left
                 return DestinationLoad(plans[0].sink.destination)
             with bound_fields(**run_fields, destination=plans[0].sink.destination):
-                return load_destination(
+                done = load_destination(
                     self._engine,
                     plans,
                     self._sessions,
@@ -324,6 +325,9 @@ class CacheLoader:
                     on_result=on_result,
                     stop=stop,
                 )
+            with self._held_lock:
+                self._held.append(done)  # its loads held for its unopened records, if any
+            return done
 
         if len(groups) <= 1:
             return [one(plans) for plans in groups.values()]
@@ -344,12 +348,19 @@ class CacheLoader:
     def record_unopened(
         self, loads: list[DestinationLoad], on_result: Callable[[ContextCacheResult], None]
     ) -> None:
-        """Record and report the failed loads of destinations that could not be opened."""
+        """Record and report the failed loads of destinations that could not be opened, while
+        their loads are still held (then released): a load whose hold was lost meanwhile is
+        reported, not recorded (another process may have recorded its success since)."""
         for load in loads:
-            for ctx, res in load.unopened:
-                fields = context_fields(ctx, res.table, self.target)
-                record(self._engine, ctx, self.target, res, fields)
-                on_result(res)
+            try:
+                kept = load.held is None or load.held.alive()
+                for ctx, res in load.unopened:
+                    if kept:
+                        fields = context_fields(ctx, res.table, self.target)
+                        record(self._engine, ctx, self.target, res, fields)
+                    on_result(res)
+            finally:
+                load.release()
 
     def load_many(
         self,
@@ -372,8 +383,17 @@ class CacheLoader:
                     res = ContextCacheResult(ctx.context.to_string(), ctx.grain, "", "failed")
                     res.error = f"cache load crashed: {type(exc).__name__}: {exc}"
                     report(res)
+        finally:
+            self._release_held()
         return {r.context: r for r in report.results}
 
     def close(self) -> None:
-        """Close the connections opened, if any."""
+        """Close the connections opened, if any, and release the loads still held."""
+        self._release_held()
         self._sessions.close()
+
+    def _release_held(self) -> None:
+        with self._held_lock:
+            loads, self._held = self._held, []
+        for load in loads:
+            load.release()

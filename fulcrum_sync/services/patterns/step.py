@@ -1,7 +1,8 @@
 """The one way a sync, a catch-up and a backfill run a context's patterns after its sync.
 
 The ``patterns`` module (and with it pandas) is imported only when a pattern runs: a sync
-with ``--no-patterns`` never loads it.
+with ``--no-patterns`` never loads it. It is imported with garbage collection held
+(``collector.importing``): it lives as long as the process.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.collector import importing
 from fulcrum_sync.domain import ContextResult, PatternRunResult
 from fulcrum_sync.services.jobs.keys import Overrides, pattern_keys
 from fulcrum_sync.services.jobs.runner import RunContext
@@ -44,7 +46,8 @@ class PatternStep:
         pattern keys claimed already (with its sync's writes)."""
         if not self.enabled:
             return []
-        from fulcrum_sync.services.patterns.run import run_context_patterns
+        with importing():
+            from fulcrum_sync.services.patterns.run import run_context_patterns
 
         return run_context_patterns(
             rc,
@@ -82,7 +85,8 @@ class PatternStep:
         """The stored data ``ctx``'s patterns read for ``periods``, read once for all."""
         if not self.enabled:
             return None
-        from fulcrum_sync.services.patterns.inputs import preloaded
+        with importing():
+            from fulcrum_sync.services.patterns.inputs import preloaded
 
         return preloaded(rc.engine, ctx, periods)
 

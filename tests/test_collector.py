@@ -1,0 +1,173 @@
+"""Garbage collection while the script imports what lives as long as it (issue 26): held off
+while the command starts (``hold``/``release``) and while the patterns' libraries import
+(``importing``), and only in the script."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fulcrum_sync import collector
+
+
+@pytest.fixture
+def script() -> Iterator[None]:
+    """Leave the test process's collector as it was, whatever a test did to it; unfreeze
+    what a test froze."""
+    enabled = gc.isenabled()
+    yield
+    collector._held.clear()
+    collector._script.clear()
+    gc.unfreeze()
+    (gc.enable if enabled else gc.disable)()
+
+
+@pytest.mark.usefixtures("script")
+def test_hold_turns_collection_off_until_release_freezes_and_turns_it_on() -> None:
+    gc.enable()
+    frozen = gc.get_freeze_count()
+    collector.hold()
+    assert not gc.isenabled()
+    collector.hold()  # a second hold changes nothing
+    collector.release()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen  # what lived at release is in the permanent generation
+
+
+@pytest.mark.usefixtures("script")
+def test_release_without_hold_leaves_the_collector_alone() -> None:
+    frozen = gc.get_freeze_count()
+    gc.disable()  # a program that runs the app in-process chose this
+    collector.release()
+    assert not gc.isenabled()
+    gc.enable()
+    collector.release()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
+@pytest.mark.usefixtures("script")
+def test_importing_in_the_script_holds_collection_until_the_last_block_ends() -> None:
+    gc.enable()
+    collector.hold()
+    collector.release()
+    frozen = gc.get_freeze_count()
+    made = []
+    try:
+        with collector.importing():
+            assert not gc.isenabled()
+            with collector.importing():  # nested: the outer block still holds it
+                made.append([[] for _ in range(100)])
+                sys.modules["tests_collector_loaded"] = types.ModuleType("loaded")  # an import
+            assert not gc.isenabled()
+    finally:
+        del sys.modules["tests_collector_loaded"]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + 100  # the lists the block made are frozen
+
+
+@pytest.mark.usefixtures("script")
+def test_a_block_that_loads_no_module_freezes_nothing() -> None:
+    """Where the import runs once per context (PatternStep.run): from the second on, the
+    modules are loaded already and the context's objects stay collectable."""
+    gc.enable()
+    collector.hold()
+    collector.release()
+    frozen = gc.get_freeze_count()
+    with collector.importing():
+        assert not gc.isenabled()
+        import json  # noqa: F401  (loaded already: nothing new)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
+@pytest.mark.usefixtures("script")
+def test_importing_blocks_of_two_threads_turn_collection_on_after_the_last() -> None:
+    gc.enable()
+    collector.hold()
+    collector.release()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with collector.importing():
+            inside.set()
+            leave.wait(timeout=60)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert inside.wait(timeout=60)
+        with collector.importing():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other thread's block is still open
+    finally:
+        leave.set()
+        thread.join(timeout=60)
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("script")
+@pytest.mark.parametrize("state", ["in-process", "held"])
+def test_importing_leaves_the_collector_alone_outside_the_script_or_while_held(
+    state: str,
+) -> None:
+    gc.enable()
+    if state == "held":
+        collector.hold()  # the command is still starting: its hold covers the import
+    frozen = gc.get_freeze_count()
+    enabled = gc.isenabled()
+    with collector.importing():
+        assert gc.isenabled() is enabled
+    assert gc.isenabled() is enabled
+    assert gc.get_freeze_count() == frozen
+
+
+# A fresh interpreter runs the script's main() with every collection's stack examined: does
+# one run while pandas, scipy or statsmodels execute a module's body (an import)?
+_WATCH = """
+import gc, json, sys
+LIBRARIES = ("/pandas/", "/scipy/", "/statsmodels/")
+during = []
+def watch(phase, info):
+    frame = sys._getframe().f_back if phase == "start" else None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "<module>" and any(p in code.co_filename for p in LIBRARIES):
+            during.append(code.co_filename)
+            break
+        frame = frame.f_back
+gc.callbacks.append(watch)
+sys.argv = ["fulcrum-sync", *sys.argv[1:]]
+from fulcrum_sync.cli import main
+try:
+    main()
+finally:
+    print(json.dumps({"during": during, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_a_sync_imports_the_patterns_libraries_without_collecting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
+    env["FULCRUM_SYNC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'state.db'}"
+    ran = subprocess.run(
+        [sys.executable, "-c", _WATCH, "sync", "--grain", "day", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    seen = json.loads(ran.stderr.strip().splitlines()[-1])
+    assert {"pandas", "scipy.stats", "statsmodels.tsa.holtwinters"} <= set(seen["modules"])
+    assert seen["during"] == [], f"collections while importing: {seen['during'][:5]}"

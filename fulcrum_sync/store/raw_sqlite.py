@@ -17,35 +17,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
 
+_Getter = Callable[[Mapping[str, Any]], Any]
+
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A statement compiled for SQLite: its SQL and how its positional parameters are made.
-
-    :param take: the parameters' values, in order, from a row merged over ``fixed``.
-    :param fixed: the values written in the statement itself (processed), by a key of theirs.
-    :param processors: the bind processors of the values taken from the row, by position.
-    """
+    """A statement compiled for SQLite: its SQL and how each positional parameter is made."""
 
     sql: str
-    take: Callable[[Mapping[str, Any]], Any]
-    fixed: dict[str, Any]
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
-    single: bool  # one parameter: ``take`` returns it alone
+    getters: tuple[_Getter, ...]
 
-    def parameters(self, row: Mapping[str, Any]) -> list[Any]:
-        taken = self.take({**self.fixed, **row} if self.fixed else row)
-        values = [taken] if self.single else list(taken)
-        for at, process in self.processors:
-            values[at] = process(values[at])
-        return values
+    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple([get(row) for get in self.getters])
 
 
 def execute(conn: Connection, stmt: Executable, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -79,24 +68,27 @@ def _plan(stmt: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | 
     ):
         return None
     processors: dict[str, Callable[[Any], Any]] = compiled._bind_processors
-    names: list[str] = []
-    fixed: dict[str, Any] = {}
-    processing: list[tuple[int, Callable[[Any], Any]]] = []
-    for at, name in enumerate(compiled.positiontup):
+    getters: list[_Getter] = []
+    for name in compiled.positiontup:
         bind = compiled.binds[name]
         process = processors.get(name)
         if bind.key in keys:
-            names.append(bind.key)
-            if process is not None:
-                processing.append((at, process))
+            getters.append(_from_row(bind.key, process))
         elif bind.required or bind.callable is not None:
             return None
-        else:  # a value written in the statement itself: no row key can be this one
-            names.append(f"\0{at}")
-            fixed[names[-1]] = bind.value if process is None else process(bind.value)
-    if not names:
-        return None
-    return _Plan(compiled.string, itemgetter(*names), fixed, tuple(processing), len(names) == 1)
+        else:  # a value written in the statement itself
+            getters.append(_fixed(bind.value if process is None else process(bind.value)))
+    return _Plan(compiled.string, tuple(getters))
+
+
+def _fixed(value: Any) -> _Getter:
+    return lambda _row: value
+
+
+def _from_row(key: str, process: Callable[[Any], Any] | None) -> _Getter:
+    if process is None:
+        return lambda row: row[key]
+    return lambda row: process(row[key])
 
 
 __all__ = ["execute"]

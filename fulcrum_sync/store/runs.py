@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
 from fulcrum_sync.secrets import redact
-from fulcrum_sync.store import raw_sqlite
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import insert_ignore
@@ -362,7 +361,7 @@ def _complete_params(d: KeyDone) -> dict[str, Any]:
 def complete_in(conn: Connection, done: KeyDone) -> bool:
     """:func:`complete` inside the caller's transaction (the work's own: both commit together);
     False if ``done.owner`` lost the lease."""
-    return bool(raw_sqlite.execute(conn, _COMPLETE, [_complete_params(done)]))
+    return bool(conn.execute(_COMPLETE, _complete_params(done)).rowcount)
 
 
 @reconnecting

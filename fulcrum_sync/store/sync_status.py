@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, select, tuple_
 
 from fulcrum_sync.secrets import redact
-from fulcrum_sync.store import raw_sqlite
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import dialect_insert
@@ -126,7 +125,7 @@ def write_status(
 def write_status_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Write rows built by :func:`status_row` in one statement (forward-only upsert)."""
     if rows:
-        raw_sqlite.execute(conn, _forward_upsert(conn.dialect.name), rows)
+        conn.execute(_forward_upsert(conn.dialect.name), rows)
 
 
 def status_row(

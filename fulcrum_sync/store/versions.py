@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 
-from fulcrum_sync.store import raw_sqlite
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
 from fulcrum_sync.store.upsert import dialect_insert
@@ -30,7 +29,7 @@ def bump(conn: Connection, tenant_id: int, metric_id: str, grain: str) -> None:
         "version": 1,
         "changed_at": datetime.now(UTC),
     }
-    raw_sqlite.execute(conn, _bump(conn.dialect.name), [row])
+    conn.execute(_bump(conn.dialect.name), [row])
 
 
 @functools.lru_cache(maxsize=4)

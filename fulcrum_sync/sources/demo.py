@@ -14,14 +14,14 @@ import threading
 from collections.abc import Iterator
 from datetime import date
 from itertools import compress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from fulcrum_sync.catalog import Catalog, demo_catalog
 from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 
 if TYPE_CHECKING:  # the model imports numpy: a run that fetches nothing never pays for it
-    from fulcrum_sync.sources.demo_model import FloatArray, IntArray, SeriesParams
+    from fulcrum_sync.sources.demo_model import FloatArray, IntArray, Layout, SeriesParams
 
 
 class DemoSource:
@@ -49,7 +49,6 @@ class DemoSource:
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Return the requested series: only periods that start inside the window."""
-        import numpy as np
 
         from fulcrum_sync.sources.demo_model import (
             aggregate,
@@ -72,19 +71,19 @@ class DemoSource:
             target_level(metric, mean),
             f"{metric.metric_id} {metric.measure}".lower(),
         )
-        starts, first_day, n_days, offsets = layout(request.grain, request.window)
-        if not starts:
+        lay = layout(request.grain, request.window)
+        if not lay.starts:
             return []
-        days = np.arange(first_day, first_day + n_days, dtype=np.int64)
+        days, offsets, n_days = lay.days, lay.offsets, len(lay.days)
         base = self._base_days(params, days)
         if request.dimension is None:
             values = aggregate(base, offsets, n_days, params)
-            return self._rows(params, starts, values[None, :], (None,), days[offsets])
+            return self._rows(params, lay, values[None, :], (None,))
         slices = slice_params(
             self.seed, request.tenant, metric.metric_id, request.dimension.dimension_id
         )
         values = aggregate(slice_days(params, slices, base, days), offsets, n_days, params)
-        return self._rows(params, starts, values, slices.names, days[offsets])
+        return self._rows(params, lay, values, slices.names)
 
     def _base_days(self, params: SeriesParams, days: IntArray) -> FloatArray:
         """``base_days``, kept for the next few fetches: every dimension of a metric splits
@@ -104,12 +103,7 @@ class DemoSource:
         return cached
 
     def _rows(
-        self,
-        p: SeriesParams,
-        starts: list[date],
-        values: FloatArray,
-        names: tuple[str | None, ...],
-        keys: IntArray,
+        self, p: SeriesParams, lay: Layout, values: FloatArray, names: tuple[str | None, ...]
     ) -> list[SeriesRow]:
         """Turn a (slices, periods) value matrix into rows ordered by date, then slice."""
         import numpy as np
@@ -117,16 +111,16 @@ class DemoSource:
         from fulcrum_sync.sources.demo_model import new_row, uniform
 
         k = values.shape[0]
+        starts, keys = lay.starts, lay.keys
         ordered = values.T.ravel()
-        flat: list[float | None] = list(ordered.tolist())
+        flat = cast("list[float | None]", ordered.tolist())
         if self.null_rate > 0:
             for i in range(k):
                 hit = uniform(p.key ^ 0x77 ^ (i << 8), keys) < self.null_rate
                 for j in np.flatnonzero(hit).tolist():
                     flat[j * k + i] = None
-        dates = [d for d in starts for _ in range(k)]
         points: Iterator[tuple[date, float | None, str | None]]
-        points = zip(dates, flat, names * len(starts), strict=True)
+        points = zip(lay.repeated(k), flat, names * len(starts), strict=True)
         if p.kind == "count" and not p.mean:  # like Cube: no row where nothing was counted
             points = compress(points, (ordered != 0.0).tolist())
         rows: list[SeriesRow] = list(map(new_row, points))

@@ -285,8 +285,7 @@ def _allocate(total: FloatArray, shares: FloatArray) -> FloatArray:
     floor = np.floor(raw)
     missing = np.rint(total - floor.sum(axis=0))
     order = np.argsort(floor - raw, axis=0)  # largest fractional part first
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(raw.shape[0])[:, None], axis=0)
+    ranks = np.argsort(order, axis=0)  # each slice's place in that order (the inverse)
     extra: FloatArray = (ranks < missing[None, :]).astype(np.float64)
     return floor + extra
 
@@ -305,19 +304,48 @@ def slice_days(p: SeriesParams, s: _SliceParams, base: FloatArray, days: IntArra
     return _allocate(np.rint(base * 100.0), shares) / 100.0  # in cents: slices add up
 
 
-def layout(grain: Grain, window: Window) -> tuple[list[date], int, int, IntArray]:
-    """Return the periods starting inside the window, the first day index, day count, offsets."""
+@dataclass(frozen=True, slots=True, eq=False)  # shared arrays: compared by identity
+class Layout:
+    """Where a window's periods fall in its days (the same for every series of a run).
+
+    :param starts: the periods starting inside the window.
+    :param days: the window's day indices, first period's start to last period's end.
+    :param offsets: each period's first day, in ``days``; ``keys``: its day index.
+    """
+
+    starts: tuple[date, ...]
+    days: IntArray
+    offsets: IntArray
+    keys: IntArray
+    _repeated: dict[int, tuple[date, ...]]
+
+    def repeated(self, k: int) -> tuple[date, ...]:
+        """Each start ``k`` times in a row (the dates of ``k`` slices' rows)."""
+        dates = self._repeated.get(k)
+        if dates is None:
+            dates = self._repeated[k] = tuple(d for d in self.starts for _ in range(k))
+        return dates
+
+
+@lru_cache(maxsize=64)  # every series of a run asks for the same window
+def layout(grain: Grain, window: Window) -> Layout:
+    """Return the periods starting inside the window and where they fall in its days."""
     first = period_start(grain, window.start)
     if first < window.start:
         first = shift_period(grain, first, 1)
     last = period_start(grain, window.end)
-    if first > last:
-        return [], 0, 0, np.zeros(0, dtype=np.int64)
-    first_day = first.toordinal() - _EPOCH_ORDINAL
-    n_days = period_end(grain, last).toordinal() - first.toordinal() + 1
-    starts = list(iter_periods(grain, first, last))
+    starts: tuple[date, ...] = ()
+    first_day = n_days = 0
+    if first <= last:
+        first_day = first.toordinal() - _EPOCH_ORDINAL
+        n_days = period_end(grain, last).toordinal() - first.toordinal() + 1
+        starts = tuple(iter_periods(grain, first, last))
+    days = np.arange(first_day, first_day + n_days, dtype=np.int64)
     offsets = np.array([s.toordinal() - first.toordinal() for s in starts], dtype=np.int64)
-    return starts, first_day, n_days, offsets
+    keys = days[offsets]
+    for shared in (days, offsets, keys):
+        shared.setflags(write=False)  # shared by every fetch of the window
+    return Layout(starts, days, offsets, keys, {})
 
 
 def aggregate(values: FloatArray, offsets: IntArray, n_days: int, p: SeriesParams) -> FloatArray:

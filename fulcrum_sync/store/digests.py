@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 SUFFIXES = 4  # the next incremental window may start 0–3 periods after this one's
 _SEP = "\x1f"
@@ -35,21 +36,45 @@ _SEP = "\x1f"
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices."""
+    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices
+    (and ``joined``: the slices joined once, each digest hashes a part of it)."""
 
     ordinals: array[int]
     values: memoryview
     days: memoryview
-    slices: list[str] | None
+    slices: Sequence[str] | None
+    joined: str = ""
 
     def digest(self, start: int, stop: int) -> str:
         """The digest of rows ``start:stop``."""
-        h = hashlib.blake2b(digest_size=8)
-        h.update(self.days[start * 8 : stop * 8])
+        h = hashlib.blake2b(self.days[start * 8 : stop * 8], digest_size=8)
         h.update(self.values[start * 8 : stop * 8])
-        if self.slices is not None:
-            h.update(_SEP.join(self.slices[start:stop]).encode())
+        if self.slices is not None and stop > start:  # _SEP.join(slices[start:stop])
+            h.update(self.joined[self._at(start) : self._at(stop) - 1].encode())
         return h.hexdigest()
+
+    def _at(self, row: int) -> int:
+        """Where the slice of ``row`` starts in ``joined``, counted from its nearer end
+        (digests start near the first rows and stop near the last)."""
+        slices = cast("Sequence[str]", self.slices)
+        after = len(slices) - row
+        if row <= after:
+            return sum(map(len, slices[:row])) + row
+        return len(self.joined) + 1 - sum(map(len, slices[row:])) - after
+
+
+class _Ordinals(dict[Any, int]):
+    """Each date's ordinal, computed once per process (every series of a run shares its
+    window's dates); what is not a date raises as ``toordinal`` would."""
+
+    def __missing__(self, day: Any) -> int:
+        ordinal: int = day.toordinal()
+        if len(self) < 100_000:
+            self[day] = ordinal
+        return ordinal
+
+
+_ORDINALS = _Ordinals()
 
 
 def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
@@ -57,16 +82,25 @@ def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     digest; None when they cannot be (no rows, not in date order, not dates)."""
     if not rows:
         return None
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=False))  # a pass each, in C
+    if len(columns) != (3 if dimensional else 2):  # rows of another shape: by position
+        columns = [
+            [r[0] for r in rows],
+            [r[1] for r in rows] if dimensional else [],
+            [r[-1] for r in rows],
+        ]
     try:
-        ordinals = array("q", [r[0].toordinal() for r in rows])
-        values = array("d", [r[-1] for r in rows])
+        ordinals = array("q", list(map(_ORDINALS.__getitem__, columns[0])))
+        values = array("d", columns[-1])
     except (AttributeError, TypeError):
         return None
     listed = ordinals.tolist()
     if listed != sorted(listed):
         return None  # only a date-ordered window has its later dates at its end
-    slices = [r[1] for r in rows] if dimensional else None
-    return Prepared(ordinals, memoryview(values).cast("B"), memoryview(ordinals).cast("B"), slices)
+    days, data = memoryview(ordinals).cast("B"), memoryview(values).cast("B")
+    if not dimensional:
+        return Prepared(ordinals, data, days, None)
+    return Prepared(ordinals, data, days, columns[1], _SEP.join(columns[1]))
 
 
 def unchanged_prefix(p: Prepared, stored: str | None) -> int | None:

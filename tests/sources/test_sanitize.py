@@ -68,3 +68,26 @@ def test_sanitize_keeps_drops_and_counts_as_before(rows: list[SeriesRow], dimens
     expected, expected_skipped = _reference(rows, dimensional)
     assert clean == expected
     assert skipped == expected_skipped
+
+
+CLEAN_ROWS = st.lists(  # nothing to drop: sanitize's column-by-column path (but duplicates)
+    st.builds(
+        SeriesRow,
+        st.integers(0, 3).map(lambda i: date(2025, 7, 1) + timedelta(days=i)),
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just(1e308)),
+        st.sampled_from(["a", "b", "c"]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=CLEAN_ROWS, dimensional=st.booleans())
+def test_rows_with_nothing_to_drop_keep_the_last_value_of_a_key_in_its_first_place(
+    rows: list[SeriesRow], dimensional: bool
+):
+    clean, skipped = sanitize(rows, dimensional)
+    expected, expected_skipped = _reference(rows, dimensional)
+    assert clean == expected
+    assert [type(v) for *_, v in clean] == [float] * len(clean)
+    assert skipped == expected_skipped

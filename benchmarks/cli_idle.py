@@ -28,7 +28,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cli_process import LAUNCHER, Cli, last_json_line
+from benchmarks.cli_process import LAUNCHER, Cli, compiled, last_json_line
 from benchmarks.common import ROOT, Figure, Measurement, Progress, Sizes, median
 from benchmarks.databases import sqlite_url
 
@@ -44,7 +44,7 @@ LIBRARY_FLOOR = "python -c 'import sqlalchemy, sqlite3'"
 def _prepared(folder: Path, checkout: Path) -> Cli:
     """A database of the demo catalog whose day keys are all done (the first sync)."""
     cli = Cli(folder, sqlite_url(folder, "state.db"))
-    cli.env["PYTHONPATH"] = str(checkout.resolve())
+    cli.env["PYTHONPATH"] = compiled(checkout)
     cli.env.pop("FULCRUM_SYNC_WORKERS", None)  # the settings' default, as cron runs it
     first = cli.run(*SYNC)
     if last_json_line(first.stdout).get("outcome") != "succeeded":

@@ -28,7 +28,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cli_process import Cli, CliRun, Stats, catalog_file, last_json_line, per
+from benchmarks.cli_process import Cli, CliRun, Stats, catalog_file, compiled, last_json_line, per
 from benchmarks.cli_sync import SYNC, _period
 from benchmarks.common import run_child
 from benchmarks.databases import sqlite_url
@@ -38,7 +38,7 @@ TARGET_CPU_MS = 2.0
 
 def _prepared(folder: Path, checkout: Path, contexts: int) -> Cli:
     cli = Cli(folder, sqlite_url(folder, "state.db"))
-    cli.env["PYTHONPATH"] = str(checkout.resolve())
+    cli.env["PYTHONPATH"] = compiled(checkout)
     cli.run("catalog", "load", str(catalog_file(folder / "catalog.yaml", contexts)))
     cli.run(*SYNC, "--period", _period(0), "--no-patterns")
     return cli

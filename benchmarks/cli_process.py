@@ -9,6 +9,7 @@ since stdout is not a terminal).
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import subprocess
@@ -80,6 +81,16 @@ class Stats:
         }
 
 
+def compiled(checkout: Path) -> str:
+    """Compile ``checkout``'s ``fulcrum_sync`` to bytecode, as pip and the image do for an
+    installed package, and return the checkout's path for ``PYTHONPATH``. Under this
+    machine's ``PYTHONDONTWRITEBYTECODE=1`` a checkout is otherwise compiled from source by
+    every process: ~0.1 s of CPU at start, and the modules only the work imports counted as
+    work (a deployed process pays neither)."""
+    compileall.compile_dir(str(checkout / "fulcrum_sync"), quiet=1)
+    return str(checkout.resolve())
+
+
 class Cli:
     """``fulcrum-sync`` in ``folder`` against one state database, one worker by default."""
 
@@ -87,7 +98,7 @@ class Cli:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
-        env["PYTHONPATH"] = str(ROOT)  # the checkout these benchmarks belong to (editable
+        env["PYTHONPATH"] = compiled(ROOT)  # the checkout these benchmarks belong to (editable
         # installs resolve after PYTHONPATH), so a copy of an older commit measures itself
         env.update(
             FULCRUM_SYNC_DATABASE_URL=database_url,

@@ -29,7 +29,6 @@ every process, ~0.12 s of CPU that each process paid and no deployed process doe
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import subprocess
@@ -42,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cli_process import ALL_PATTERNS, Cli, catalog_file, cli_command
+from benchmarks.cli_process import ALL_PATTERNS, Cli, catalog_file, cli_command, compiled
 from benchmarks.common import ROOT
 from benchmarks.databases import pg_admin_url, pg_database
 
@@ -150,7 +149,7 @@ def _check_keys(url: str, contexts: int, processes: int) -> dict[str, int]:
 
 
 def measure(contexts: int, processes: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
-    compileall.compile_dir(str(ROOT / "fulcrum_sync"), quiet=1)  # as installed: docstring
+    compiled(ROOT)  # as installed (see the docstring)
     admin = pg_admin_url()
     out: dict[str, Any] = {"contexts": contexts, "period": PERIOD, "figures": {}}
     with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, select, text
-from test_cache_load_service import SETTINGS, SpySink, seed
+from test_cache_load_service import SETTINGS, SpySink
 
 from fulcrum_sync.domain import Grain
 from fulcrum_sync.services.cache import destination
@@ -21,28 +20,8 @@ from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.cache import read_cache_loads
 from fulcrum_sync.store.cache_claims import hold_loads
 from fulcrum_sync.store.engine import open_engine
-from fulcrum_sync.store.versions import bump
 
 REVENUE = (1, "new_revenue", "day")
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    engine = open_engine(pg_url, workers=4)
-    seed(engine)
-    with engine.begin() as conn:  # the writes' data versions, as a sync records them
-        for metric in ("new_revenue", "orders"):
-            bump(conn, 1, metric, "day")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def other(pg_url: str) -> Iterator[Engine]:
-    """Another process's engine on the same database."""
-    engine = open_engine(pg_url)
-    yield engine
-    engine.dispose()
 
 
 def _statuses(engine: Engine, sink: SpySink) -> dict[str, str]:

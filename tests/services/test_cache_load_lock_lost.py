@@ -9,14 +9,14 @@ plain run loads what needs it and the cache tables equal the state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, event, text
-from test_cache_load_service import SETTINGS, SpySink, seed
+from test_cache_load_service import SETTINGS, SpySink
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import Grain, SinkError
@@ -31,8 +31,6 @@ from fulcrum_sync.store.cache import (
     record_cache_load,
 )
 from fulcrum_sync.store.cache_claims import hold_loads
-from fulcrum_sync.store.engine import open_engine
-from fulcrum_sync.store.versions import bump
 
 REVENUE = (1, "new_revenue", "day")
 ORDERS = (1, "orders", "day")
@@ -41,25 +39,6 @@ HOLDERS = text(
     "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    engine = open_engine(pg_url, workers=4)
-    seed(engine)
-    with engine.begin() as conn:
-        for metric in ("new_revenue", "orders"):
-            bump(conn, 1, metric, "day")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def other(pg_url: str) -> Iterator[Engine]:
-    """Another process's engine on the same database."""
-    engine = open_engine(pg_url)
-    yield engine
-    engine.dispose()
 
 
 def terminate_the_holder(other: Engine) -> None:

@@ -7,21 +7,23 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Table,
     and_,
     delete,
     insert,
     select,
+    tuple_,
 )
 
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
-from fulcrum_sync.store.versions import read_version
+from fulcrum_sync.store.versions import ContextKey, read_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,6 +114,38 @@ def read_baseline(
     with translate_errors(engine, "read cache loads from"), engine.connect() as conn:
         version = read_version(conn, tenant_id, metric_id, grain)
         last = conn.execute(query).first()
+    return _baseline(version, last)
+
+
+def read_baselines(
+    conn: Connection, target: str, keys: list[ContextKey]
+) -> dict[ContextKey, LoadBaseline]:
+    """:func:`read_baseline` of many contexts, on ``conn`` (two reads)."""
+    if not keys:
+        return {}
+    v, c = t.series_versions.c, t.cache_loads.c
+    versions = {
+        (r[0], r[1], r[2]): r[3]
+        for r in conn.execute(
+            select(v.tenant_id, v.metric_id, v.grain, v.version).where(
+                tuple_(v.tenant_id, v.metric_id, v.grain).in_(keys)
+            )
+        )
+    }
+    last = {
+        (r[0], r[1], r[2]): r
+        for r in conn.execute(
+            select(c.tenant_id, c.metric_id, c.grain, c.status, c.data_version, c.loaded_at).where(
+                and_(c.target == target, tuple_(c.tenant_id, c.metric_id, c.grain).in_(keys))
+            )
+        )
+    }
+    return {key: _baseline(versions.get(key), last.get(key)) for key in keys}
+
+
+def _baseline(version: int | None, last: Any) -> LoadBaseline:
+    """The baseline of a context of data version ``version`` whose last load is ``last``
+    (a ``cache_loads`` row with ``status``, ``data_version``, ``loaded_at``; None: never)."""
     if last is None:
         return LoadBaseline(version, None, None, None)
     return LoadBaseline(version, last.status, last.data_version, last.loaded_at)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select, text, tuple_
+from sqlalchemy import Connection, Engine, bindparam, text
 
-from fulcrum_sync.store import tables as t
-from fulcrum_sync.store.cache import LoadBaseline
+from fulcrum_sync.store.cache import LoadBaseline, read_baselines
 from fulcrum_sync.store.engine import translate_errors
 from fulcrum_sync.store.versions import ContextKey
 
@@ -93,42 +92,8 @@ def hold_loads(engine: Engine, target: str, keys: list[ContextKey]) -> HeldLoads
             taken = [
                 by_lock[k] for k in conn.execute(_TRY_LOCKS, {"keys": list(by_lock)}).scalars()
             ]
-            held = HeldLoads(_read_baselines(conn, target, taken), conn)
+            held = HeldLoads(read_baselines(conn, target, taken), conn)
         except BaseException:
             conn.close()
             raise
     return held
-
-
-def _read_baselines(
-    conn: Connection, target: str, keys: list[ContextKey]
-) -> dict[ContextKey, LoadBaseline]:
-    """Each context's data version and its last load into ``target`` (two reads)."""
-    if not keys:
-        return {}
-    v, c = t.series_versions.c, t.cache_loads.c
-    versions = {
-        (r[0], r[1], r[2]): r[3]
-        for r in conn.execute(
-            select(v.tenant_id, v.metric_id, v.grain, v.version).where(
-                tuple_(v.tenant_id, v.metric_id, v.grain).in_(keys)
-            )
-        )
-    }
-    last = {
-        (r[0], r[1], r[2]): r
-        for r in conn.execute(
-            select(c.tenant_id, c.metric_id, c.grain, c.status, c.data_version, c.loaded_at).where(
-                and_(c.target == target, tuple_(c.tenant_id, c.metric_id, c.grain).in_(keys))
-            )
-        )
-    }
-    out: dict[ContextKey, LoadBaseline] = {}
-    for key in keys:
-        row = last.get(key)
-        out[key] = (
-            LoadBaseline(versions.get(key), row.status, row.data_version, row.loaded_at)
-            if row is not None
-            else LoadBaseline(versions.get(key), None, None, None)
-        )
-    return out

@@ -31,8 +31,8 @@ from fulcrum_sync.logs import log_event
 from fulcrum_sync.services.cache.records import (
     context_fields,
     ids,
-    mark_unchanged,
     record,
+    settled_unchanged,
     unchanged,
 )
 from fulcrum_sync.sinks.base import CacheBatch, CacheSink, LoadStats
@@ -222,12 +222,11 @@ def _held_changes(
             _report(out, res, on_result)
             continue
         baseline = held.baselines.get(key) if held.baselines is not None else None
-        if baseline is not None:
-            res.data_version = baseline.version
-            if baseline.unchanged and not force:
-                mark_unchanged(res, baseline, fields, time.perf_counter())
-                _report(out, res, on_result)
-                continue
+        if baseline is not None and settled_unchanged(
+            res, baseline, fields, force, time.perf_counter()
+        ):
+            _report(out, res, on_result)
+            continue
         kept.append((plan, res))
     return kept
 

@@ -39,23 +39,27 @@ def unchanged(
     """
     started = time.perf_counter()
     baseline = cache_store.read_baseline(engine, *ids(ctx), target)
-    res.data_version = baseline.version
-    if not baseline.unchanged or force:
-        return False
-    mark_unchanged(res, baseline, fields, started)
-    return True
+    return settled_unchanged(res, baseline, fields, force, started)
 
 
-def mark_unchanged(
+def settled_unchanged(
     res: ContextCacheResult,
     baseline: cache_store.LoadBaseline,
     fields: dict[str, Any],
+    force: bool,
     started: float,
-) -> None:
+) -> bool:
+    """Take the context's data version from ``baseline``; when nothing changed since its
+    last successful load (and not ``force``), fill ``res`` as ``unchanged``, log it and
+    return True."""
+    res.data_version = baseline.version
+    if not baseline.unchanged or force:
+        return False
     res.status, res.seconds = "unchanged", round(time.perf_counter() - started, 4)
     loaded = f"{baseline.last_loaded_at:%Y-%m-%d %H:%M:%S} UTC"
     res.skip_reason = f"unchanged since its load of {loaded} (data version {baseline.version})"
     log_event(log, "cache load unchanged", data_version=res.data_version, **fields)
+    return True
 
 
 def record(

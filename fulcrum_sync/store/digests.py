@@ -28,39 +28,34 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from itertools import accumulate
+from typing import Any
 
 SUFFIXES = 4  # the next incremental window may start 0–3 periods after this one's
 _SEP = "\x1f"
+_PLUS_SEP = (len(_SEP)).__add__  # a slice's length and its separator, in the joined slices
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices
-    (and ``joined``: the slices joined once, each digest hashes a part of it)."""
+    (``joined``: the slices joined once; ``at``: where each row's slice starts in it, and
+    one past its end; each digest hashes a part of it)."""
 
     ordinals: array[int]
     values: memoryview
     days: memoryview
     slices: Sequence[str] | None
     joined: str = ""
+    at: Sequence[int] = ()
 
     def digest(self, start: int, stop: int) -> str:
         """The digest of rows ``start:stop``."""
         h = hashlib.blake2b(self.days[start * 8 : stop * 8], digest_size=8)
         h.update(self.values[start * 8 : stop * 8])
         if self.slices is not None and stop > start:  # _SEP.join(slices[start:stop])
-            h.update(self.joined[self._at(start) : self._at(stop) - 1].encode())
+            h.update(self.joined[self.at[start] : self.at[stop] - 1].encode())
         return h.hexdigest()
-
-    def _at(self, row: int) -> int:
-        """Where the slice of ``row`` starts in ``joined``, counted from its nearer end
-        (digests start near the first rows and stop near the last)."""
-        slices = cast("Sequence[str]", self.slices)
-        after = len(slices) - row
-        if row <= after:
-            return sum(map(len, slices[:row])) + row
-        return len(self.joined) + 1 - sum(map(len, slices[row:])) - after
 
 
 class _Ordinals(dict[Any, int]):
@@ -100,7 +95,9 @@ def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     days, data = memoryview(ordinals).cast("B"), memoryview(values).cast("B")
     if not dimensional:
         return Prepared(ordinals, data, days, None)
-    return Prepared(ordinals, data, days, columns[1], _SEP.join(columns[1]))
+    slices = columns[1]
+    at = list(accumulate(map(_PLUS_SEP, map(len, slices)), initial=0))
+    return Prepared(ordinals, data, days, slices, _SEP.join(slices), at)
 
 
 def unchanged_prefix(p: Prepared, stored: str | None) -> int | None:

@@ -11,18 +11,18 @@ way the cache tables equal the state and the run after loads nothing.
 from __future__ import annotations
 
 import signal
-import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from cli_invoke import fulcrum_argv, json_document, process_env, run_process
+from cli_invoke import json_document, process_env, run_process
 from sqlalchemy import Engine, select, text
-from test_cache_load_sigterm import METRICS, libpq, wait_until, write_catalog
+from test_cache_load_sigterm import (
+    METRICS,
+    load_blocked_on_its_tables,
+    wait_until,
+    write_catalog,
+)
 
 from fulcrum_sync.services.cache.destination import LOADING_ELSEWHERE
 from fulcrum_sync.store import tables as t
@@ -38,39 +38,6 @@ ADVISORY = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
-
-
-@contextmanager
-def _holding(pg_url: str, env: dict[str, str], *argv: str) -> Iterator[Any]:
-    """Start ``fulcrum-sync *argv`` with every cache table locked by another session; yield
-    (process, locker, watcher, stderr lines) once its load waits on that lock (its cache
-    loads taken: they are taken before the batch starts)."""
-    dsn, schema = libpq(pg_url)
-    tables = [f"{schema}.cache_slow_{m}_day" for m in METRICS]
-    with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as watcher:
-        locker.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-        proc = subprocess.Popen(
-            fulcrum_argv(*argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        errors: list[str] = []
-        reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []))
-        reader.start()
-        try:
-
-            def blocked() -> bool:
-                row = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query ILIKE '%cache_slow_%' AND pid <> pg_backend_pid()"
-                ).fetchone()
-                return bool(row and row[0])
-
-            wait_until(blocked, "load blocked on its table lock", proc)
-            yield proc, locker, watcher, errors
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            reader.join(10)
 
 
 def _statuses(document: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
@@ -122,7 +89,12 @@ def test_a_holder_signalled_beside_another_loader(
     ):
         done = run_process(*args, env=env)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr
-    with _holding(pg_url, env, *SYNC, NEXT, "--log-format", fmt) as (proc, locker, watcher, err):
+    with load_blocked_on_its_tables(pg_url, env, *SYNC, NEXT, "--log-format", fmt) as (
+        proc,
+        locker,
+        watcher,
+        err,
+    ):
         other = run_process(*beside, env=env)  # to its end, while the holder holds
         assert other.returncode == 0, other.stdout[-2000:] + other.stderr
         assert "Traceback" not in other.stderr
@@ -185,7 +157,7 @@ def test_a_holder_whose_lock_connection_is_terminated_loads_and_records_nothing_
     ):
         done = run_process(*args, env=env)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr
-    with _holding(pg_url, env, *SYNC, NEXT) as (proc, locker, watcher, err):
+    with load_blocked_on_its_tables(pg_url, env, *SYNC, NEXT) as (proc, locker, watcher, err):
         pids = [r[0] for r in watcher.execute(HOLDERS).fetchall()]
         assert len(pids) == 1, pids  # the holder's lock connection
         watcher.execute("SELECT pg_terminate_backend(%s)", (pids[0],))

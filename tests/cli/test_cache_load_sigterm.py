@@ -12,8 +12,11 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -76,10 +79,12 @@ class Stopped:
     seconds: float  # from the signal to the exit
 
 
-def sigterm_while_the_load_waits(pg_url: str, env: dict[str, str], *argv: str) -> Stopped:
-    """Hold every cache table with ``LOCK TABLE ... ACCESS EXCLUSIVE`` from another session,
-    start ``fulcrum-sync *argv``, wait (in ``pg_stat_activity``) until its load blocks on the
-    lock, send SIGTERM, wait until the process says it heard it, then let the lock go."""
+@contextmanager
+def load_blocked_on_its_tables(pg_url: str, env: dict[str, str], *argv: str) -> Iterator[Any]:
+    """Start ``fulcrum-sync *argv`` with every cache table held by another session's
+    ``LOCK TABLE ... ACCESS EXCLUSIVE``; yield (process, locker, watcher, stderr lines) once
+    its load waits on that lock (seen in ``pg_stat_activity``). The process is killed if it
+    still runs at the end."""
     dsn, schema = libpq(pg_url)
     tables = [f"{schema}.cache_slow_{m}_day" for m in METRICS]
     with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as watcher:
@@ -87,31 +92,40 @@ def sigterm_while_the_load_waits(pg_url: str, env: dict[str, str], *argv: str) -
         proc = subprocess.Popen(
             fulcrum_argv(*argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        errors: list[str] = []
+        reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []))
+        reader.start()
         try:
 
             def blocked() -> bool:
-                waiting = watcher.execute(
+                row = watcher.execute(  # in this database: the other xdist worker has its own
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query ILIKE '%cache_slow_%' AND pid <> pg_backend_pid()"
+                    "AND datname = current_database() AND query ILIKE '%cache_slow_%' "
+                    "AND pid <> pg_backend_pid()"
                 ).fetchone()
-                return bool(waiting and waiting[0])
+                return bool(row and row[0])
 
             wait_until(blocked, "load blocked on its table lock", proc)
-            errors: list[str] = []
-            reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []))
-            reader.start()
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            heard = lambda: any("Received SIGTERM" in e for e in errors)  # noqa: E731
-            wait_until(heard, "the signal heard", proc)  # while the load waits on the lock
-            locker.rollback()  # the load in flight can finish now
-            out = proc.communicate(timeout=60)[0]
-            seconds = time.monotonic() - sent
-            reader.join(10)
+            yield proc, locker, watcher, errors
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            reader.join(10)
+
+
+def sigterm_while_the_load_waits(pg_url: str, env: dict[str, str], *argv: str) -> Stopped:
+    """Start ``fulcrum-sync *argv`` with its load blocked on a table lock
+    (:func:`load_blocked_on_its_tables`), send SIGTERM, wait until the process says it heard
+    it, then let the lock go."""
+    with load_blocked_on_its_tables(pg_url, env, *argv) as (proc, locker, _watcher, errors):
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        heard = lambda: any("Received SIGTERM" in e for e in errors)  # noqa: E731
+        wait_until(heard, "the signal heard", proc)  # while the load waits on the lock
+        locker.rollback()  # the load in flight can finish now
+        out = proc.communicate(timeout=60)[0]
+        seconds = time.monotonic() - sent
     return Stopped(proc.returncode, out, "".join(errors), seconds)
 
 

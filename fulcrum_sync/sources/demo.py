@@ -49,7 +49,6 @@ class DemoSource:
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Return the requested series: only periods that start inside the window."""
-
         from fulcrum_sync.sources.demo_model import (
             aggregate,
             classify,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import (
@@ -268,13 +271,22 @@ class Settings(BaseSettings):
             return datetime.combine(self.today, time.min, UTC)
         return datetime.now(UTC)
 
-    @property
-    def lookback(self) -> dict[Grain, dict[SyncType, int]]:
-        """The lookback table, in periods of each grain, with these settings' overrides."""
-        return {
-            grain: {t: int(getattr(self, lookback_setting(grain, t))) for t in SyncType}
-            for grain in Grain
-        }
+    @functools.cached_property
+    def lookback(self) -> Mapping[Grain, Mapping[SyncType, int]]:
+        """The lookback table, in periods of each grain, with these settings' overrides.
+
+        Built once (every context of a sync reads it) and read-only: settings are read once
+        per process and not changed (a ``model_copy`` would carry the table along, pydantic
+        copies an instance's cached properties).
+        """
+        return MappingProxyType(
+            {
+                grain: MappingProxyType(
+                    {t: int(getattr(self, lookback_setting(grain, t))) for t in SyncType}
+                )
+                for grain in Grain
+            }
+        )
 
     @property
     def database_limits(self) -> DatabaseLimits:

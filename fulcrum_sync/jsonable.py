@@ -13,6 +13,7 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 MASK = "***"
+_AS_IS = frozenset({str, int, bool, type(None)})
 
 
 def jsonable(value: Any, *, non_finite: Literal["null", "text"] = "null") -> Any:
@@ -23,6 +24,11 @@ def jsonable(value: Any, *, non_finite: Literal["null", "text"] = "null") -> Any
         programs read (valid JSON), ``text`` (``"nan"``, ``"inf"``) in log lines, where the
         difference between a missing and a broken number is worth keeping.
     """
+    kind = type(value)
+    if kind in _AS_IS:  # the common cases first, by their exact type
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v, non_finite=non_finite) for k, v in value.items()}
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

@@ -181,6 +181,10 @@ class RedactingFilter(logging.Filter):
 # --------------------------------------------------------------------------- formatters
 
 
+#: ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, made once, not per line.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, event, logger, then the extra fields."""
 
@@ -204,7 +208,7 @@ class JsonFormatter(logging.Formatter):
             payload["stack"] = record.stack_info
         if not getattr(record, _REDACTED_MARK, False):  # else the filter did it, field by field
             payload = redact_value(jsonable(payload, non_finite="text"))
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return _ENCODER.encode(payload)
 
 
 class KeyValueFormatter(logging.Formatter):

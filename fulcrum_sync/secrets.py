@@ -66,6 +66,7 @@ _secrets_lock = threading.Lock()
 # Bumped whenever the registered secrets change: it is part of the redaction cache's key, so
 # a result computed before a secret was registered is never served after.
 _generation = 0
+_NO_TEXT = frozenset({int, float, bool, type(None)})  # nothing in them to redact
 _CACHED_UP_TO = 256  # log fields (tenant, metric, run key, ...) repeat: redact each once
 
 
@@ -259,6 +260,11 @@ def _url_password(value: str) -> str | None:
 
 def redact_value(value: Any) -> Any:
     """Redact every string inside ``value`` (already made JSON-ready)."""
+    kind = type(value)
+    if kind in _NO_TEXT:  # the common cases first, by their exact type
+        return value
+    if kind is dict:
+        return {redact(str(k)): redact_field(str(k), v) for k, v in value.items()}
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -122,21 +122,17 @@ def plan_series(
     settings: Settings,
     force_full: bool,
     window: Window | None = None,
-    lookback: Mapping[Grain, Mapping[SyncType, int]] | None = None,
 ) -> list[tuple[DimensionDef | None, SyncType, Window]]:
     """Return (dimension or None for the base, sync type, window) for every series of ``ctx``.
 
-    ``window`` replaces the lookback window (backfills fetch a whole stretch of periods);
-    ``lookback``: ``settings.lookback`` when the caller has it (a table built per call).
+    ``window`` replaces the lookback window (backfills fetch a whole stretch of periods).
     """
     plan = []
-    if window is None and lookback is None:
-        lookback = settings.lookback
     for dim in (None, *ctx.metric.dimensions):
         previous = statuses.get(dim.dimension_id if dim else NO_DIMENSION)
         sync_type = decide_sync_type(previous, ctx.series_hash(dim), force_full)
         series_window = window or compute_window(
-            ctx.grain, period, sync_type, settings.history_start, lookback
+            ctx.grain, period, sync_type, settings.history_start, settings.lookback
         )
         plan.append((dim, sync_type, series_window))
     return plan
@@ -184,10 +180,9 @@ def sync_context(
         )
     fetched: list[tuple[SeriesResult, SeriesWrite]] = []
     refused: RefusedError | None = None
-    lookback = settings.lookback
-    planned = plan_series(ctx, period, statuses, settings, force_full, window, lookback)
+    planned = plan_series(ctx, period, statuses, settings, force_full, window)
     since = compute_window(  # where the next incremental windows start: digests kept from it
-        grain, period, SyncType.INCREMENTAL, settings.history_start, lookback
+        grain, period, SyncType.INCREMENTAL, settings.history_start, settings.lookback
     ).start
     # One round trip for the context's base and dimensions (Cube: one multi request).
     outcomes = fetch_all(source, [series_request(ctx, dim, w) for dim, _, w in planned])

@@ -22,6 +22,7 @@ from functools import partial
 from sqlalchemy import Connection, Engine
 
 from fulcrum_sync.catalog import ContextDef
+from fulcrum_sync.collector import importing
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextResult,
@@ -104,6 +105,7 @@ class SyncRun:
     _pattern_claims: dict[str, dict[str, Claim]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: CacheQueue | None = field(init=False, default=None)
+    _loaded: bool = False  # a context was synced: the modules of the work are loaded
 
     def execute(self) -> SyncRunResult:
         """Sync every selected context for ``request.period`` (and, with ``--catch-up``,
@@ -238,6 +240,17 @@ class SyncRun:
     def fetch(self, ctx: ContextDef) -> ContextResult:
         """Fetch and store one context for the period; its key completes in the transaction
         of its writes. Then its patterns and its cache table."""
+        if self._loaded:
+            return self._fetch(ctx)
+        # The first context loads what the work needs (the store's writers, the source's
+        # libraries: numpy for the demo source): as the command's own imports, with garbage
+        # collection held and then frozen, so the run's collections never walk them again.
+        with importing():
+            res = self._fetch(ctx)
+        self._loaded = True
+        return res
+
+    def _fetch(self, ctx: ContextDef) -> ContextResult:
         # Loaded by the first context to sync: a run that finds everything done needs none.
         from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
 

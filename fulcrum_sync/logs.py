@@ -99,10 +99,15 @@ _LOG_RECORD_ATTRS = frozenset(
 ) | {"message", "asctime", "taskName"}
 
 _HANDLER_MARK = "_fulcrum_sync_handler"
-_REDACTED_MARK = "_fulcrum_sync_redacted"
+_REDACTED_MARK = "_fulcrum_sync_redacted"  # on a record: its fields, as the filter left them
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a record carries besides a LogRecord's own, in the order they were set
+    (found once: the filter keeps those it redacted on the record for the formatter)."""
+    redacted: dict[str, Any] | None = vars(record).get(_REDACTED_MARK)
+    if redacted is not None:
+        return redacted
     return {
         key: value
         for key, value in vars(record).items()
@@ -151,7 +156,7 @@ class RedactingFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, _REDACTED_MARK, False):
+        if _REDACTED_MARK in vars(record):
             return True
         for key, value in _bound.get().items():  # the work this thread is doing
             if getattr(record, key, None) is None:
@@ -162,19 +167,21 @@ class RedactingFilter(logging.Filter):
             message = f"{record.msg!r} % {record.args!r}"
         record.msg = redact(message)
         record.args = None
-        for key, value in _extra_fields(record).items():
-            setattr(record, key, redact_field(key, jsonable(value, non_finite="text")))
+        fields = _extra_fields(record)
+        for key, value in fields.items():
+            fields[key] = redact_field(key, jsonable(value, non_finite="text"))
+            setattr(record, key, fields[key])
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             if getattr(record, "error", None) is None:
-                record.error = redact(f"{type(exc).__name__}: {exc}")
+                record.error = fields["error"] = redact(f"{type(exc).__name__}: {exc}")
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
-        setattr(record, _REDACTED_MARK, True)
+        setattr(record, _REDACTED_MARK, fields)
         return True
 
 
@@ -206,7 +213,7 @@ class JsonFormatter(logging.Formatter):
             payload["traceback"] = record.exc_text
         if record.stack_info:
             payload["stack"] = record.stack_info
-        if not getattr(record, _REDACTED_MARK, False):  # else the filter did it, field by field
+        if _REDACTED_MARK not in vars(record):  # else the filter did it, field by field
             payload = redact_value(jsonable(payload, non_finite="text"))
         return _ENCODER.encode(payload)
 

@@ -261,7 +261,9 @@ def _url_password(value: str) -> str | None:
 def redact_value(value: Any) -> Any:
     """Redact every string inside ``value`` (already made JSON-ready)."""
     kind = type(value)
-    if kind in _NO_TEXT:  # the common cases first, by their exact type
+    if kind is str:  # the common cases first, by their exact type
+        return redact(value)
+    if kind in _NO_TEXT:
         return value
     if kind is dict:
         return {redact(str(k)): redact_field(str(k), v) for k, v in value.items()}
@@ -276,7 +278,9 @@ def redact_value(value: Any) -> Any:
 
 def redact_field(key: str, value: Any) -> Any:
     """Redact ``value``; mask it whole if ``key`` names a secret (``password``, ``token``)."""
-    if value is not None and value != "" and _secret_field(key):
+    if value is None:
+        return None
+    if value != "" and _secret_field(key):
         return MASK
     return redact_value(value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -162,6 +163,12 @@ def compute_window(
     The window never starts before the period containing ``history_start``.
     """
     periods = (lookback or DEFAULT_LOOKBACK)[grain][sync_type]
+    return _window(grain, period, periods, history_start)
+
+
+@functools.lru_cache(maxsize=1024)
+def _window(grain: Grain, period: date, periods: int, history_start: date) -> Window:
+    # A run computes the same few windows for every context and series: each once.
     try:
         start = shift_period(grain, period, -(periods - 1))
     except (OverflowError, ValueError):  # a lookback longer than the calendar

@@ -110,12 +110,12 @@ def log_started(rc: RunContext, request: SyncRequest, contexts: int) -> None:
 
 def log_context(run_id: str | None, res: ContextResult) -> None:
     """Log one context's outcome as a structured event (a failure at ``error`` level)."""
-    failed_patterns = res.pattern_counts()["failed"]
+    patterns = res.pattern_counts()
     log_event(
         log,
         _EVENTS.get(res.status, "context synced"),
         logging.ERROR
-        if res.status in ("failed", "partial") or failed_patterns or res.cache_failed
+        if res.status in ("failed", "partial") or patterns["failed"] or res.cache_failed
         else logging.INFO,
         run_id=run_id,
         run_key=res.run_key,
@@ -129,15 +129,21 @@ def log_context(run_id: str | None, res: ContextResult) -> None:
             "rows_stored": res.rows_stored,
             "rows_skipped": res.rows_skipped,
             "dimensions_failed": len(res.dimensions_failed),
-            **{f"patterns_{k}": v for k, v in res.pattern_counts().items()},
+            "patterns_succeeded": patterns["succeeded"],
+            "patterns_skipped": patterns["skipped"],
+            "patterns_failed": patterns["failed"],
         },
         duration=round(res.duration_seconds, 4),
         error=res.error
-        or "; ".join(f"{p.pattern}: {p.error}" for p in res.patterns if p.status == "failed")
+        or (_pattern_errors(res) if patterns["failed"] else None)
         or (res.cache.error if res.cache is not None and res.cache_failed else None)
         or res.skip_reason,
         **_catch_up_fields(res),
     )
+
+
+def _pattern_errors(res: ContextResult) -> str:
+    return "; ".join(f"{p.pattern}: {p.error}" for p in res.patterns if p.status == "failed")
 
 
 def _catch_up_fields(res: ContextResult) -> dict[str, Any]:

@@ -89,3 +89,42 @@ def test_keys_a_killed_process_claimed_ahead_are_taken_at_once(engine: Engine) -
         )
     assert run(engine) == list(range(6))
     assert {s for s, _ in keys(engine).values()} == {"succeeded"}
+
+
+class _Clock:
+    """A monotonic clock the test moves: no test depends on the machine's pace."""
+
+    def __init__(self) -> None:
+        self.now = 1024.0  # sums of powers of two: exact
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Batches(claim_ahead.ClaimAhead):
+    """Records each batch instead of claiming it in a database."""
+
+    batches: list[list[str]]
+
+    def _claim(self, batch: list[str]) -> dict[str, runs.Claim]:
+        self.batches.append(batch)
+        return dict.fromkeys(batch, runs.Claim.CLAIMED)
+
+
+def test_the_pace_leaves_out_the_first_keys_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync's first context loads the modules of the work (~50 contexts' CPU): counted in
+    the pace, it kept ~20 batches small; once a second key was done it is left out."""
+    clock = _Clock()
+    monkeypatch.setattr("fulcrum_sync.services.jobs.claim_ahead.time.monotonic", clock)
+    monkeypatch.setattr(claim_ahead, "AHEAD_SECONDS", 0.125)
+    names = [f"k{i}" for i in range(20)]
+    # No claimant: _Batches never claims in a database.
+    ahead = _Batches(None, names)  # type: ignore[arg-type]
+    ahead.batches = []
+    durations = [8.0] + [0.03125] * 19  # the first key's work, then each of the others'
+    for name, took in zip(names, durations, strict=True):
+        assert ahead.take(name) is runs.Claim.CLAIMED
+        clock.now += took
+    sizes = [len(b) for b in ahead.batches]
+    assert sizes[:3] == [1, 1, 4]  # 0.125 s of work at 1/32 s a key, from the third key on
+    assert sum(sizes) == len(names)

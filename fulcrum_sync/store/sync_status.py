@@ -27,7 +27,18 @@ class SeriesStatus:
 
 
 _sc = t.metric_sync_status.c
-_READ = select(t.metric_sync_status).where(  # built once; a call only binds parameters
+# What a SeriesStatus holds, and whose it is: the other columns (dates, counts, the window
+# digest) are not converted row by row for nothing.
+_STATUS = select(
+    _sc.tenant_id,
+    _sc.metric_id,
+    _sc.dimension,
+    _sc.status,
+    _sc.last_success_at,
+    _sc.last_success_hash,
+    _sc.failing_since,
+)
+_READ = _STATUS.where(  # built once; a call only binds parameters
     and_(
         _sc.tenant_id == bindparam("tenant_id"),
         _sc.metric_id == bindparam("metric_id"),
@@ -51,7 +62,7 @@ def read_statuses(
         }
 
 
-_READ_GRAIN = select(t.metric_sync_status).where(_sc.grain == bindparam("grain"))
+_READ_GRAIN = _STATUS.where(_sc.grain == bindparam("grain"))
 _READ_SOME = _READ_GRAIN.where(
     tuple_(_sc.tenant_id, _sc.metric_id).in_(bindparam("contexts", expanding=True))
 )

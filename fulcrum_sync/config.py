@@ -275,9 +275,9 @@ class Settings(BaseSettings):
     def lookback(self) -> Mapping[Grain, Mapping[SyncType, int]]:
         """The lookback table, in periods of each grain, with these settings' overrides.
 
-        Built once (every context of a sync reads it) and read-only: settings are read once
-        per process and not changed (a ``model_copy`` would carry the table along, pydantic
-        copies an instance's cached properties).
+        Built once (every context of a sync reads it) and read-only. Settings are read once
+        per process and never changed: a ``model_copy(update=...)`` of a lookback field would
+        keep this table (pydantic copies an instance's cached properties with it).
         """
         return MappingProxyType(
             {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -240,21 +241,12 @@ class SyncRun:
     def fetch(self, ctx: ContextDef) -> ContextResult:
         """Fetch and store one context for the period; its key completes in the transaction
         of its writes. Then its patterns and its cache table."""
-        if self._loaded:
-            return self._fetch(ctx)
-        # The first context loads what the work needs (the store's writers, the source's
-        # libraries: numpy for the demo source): as the command's own imports, with garbage
-        # collection held and then frozen, so the run's collections never walk them again.
-        with importing():
-            res = self._fetch(ctx)
-        self._loaded = True
-        return res
+        # Loaded by the first context to sync (a run that finds everything done needs none),
+        # with what the source loads (numpy for the demo): like the command's own imports,
+        # with collection held, then frozen so that the run's collections never walk them.
+        with nullcontext() if self._loaded else importing(), refusal_logged():
+            from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
 
-    def _fetch(self, ctx: ContextDef) -> ContextResult:
-        # Loaded by the first context to sync: a run that finds everything done needs none.
-        from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
-
-        with refusal_logged():  # inside the context: the line carries its fields
             res = sync_context(
                 self.engine,
                 self.fetcher,
@@ -267,6 +259,7 @@ class SyncRun:
                 owner=self.rc.owner,
                 also=partial(self._claim_patterns, ctx) if self.patterns_step.enabled else None,
             )
+        self._loaded = True
         claims = self._pattern_claims.pop(res.run_key, None)  # none unless its writes committed
         down = source_down_reason(self.source, res)
         if down is not None:

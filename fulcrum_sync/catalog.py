@@ -262,9 +262,12 @@ def _grain(value: str) -> Grain:
 
 
 @functools.lru_cache(maxsize=4096)
-def _series_hash(measure: str, time_dimension: str, member: str | None) -> str:
+def _series_hash(
+    measure: str, time_dimension: str, member: str | None, filters: tuple[FilterDef, ...] = ()
+) -> str:
     # A sync asks for each series' hash to decide FULL or INCREMENTAL and to record it.
-    return _hash([measure, time_dimension, member])
+    own = _hash([measure, time_dimension, member])
+    return _hash([own, [f.model_dump() for f in filters]]) if filters else own
 
 
 def _hash(payload: Any) -> str:
@@ -342,10 +345,8 @@ class ContextDef:
 
         Without filters it is the metric's own hash, so adding this changed no stored hash.
         """
-        own = self.metric.series_hash(dimension)
-        if not self.tenant.filters:
-            return own
-        return _hash([own, [f.model_dump() for f in self.tenant.filters]])
+        metric, member = self.metric, dimension.member if dimension else None
+        return _series_hash(metric.measure, metric.time_dimension, member, self.tenant.filters)
 
     @property
     def pattern_contexts(self) -> list[PatternContext]:

@@ -204,6 +204,7 @@ def test_a_sync_imports_the_patterns_libraries_without_collecting(tmp_path: Path
     assert seen["during"] == [], f"collections while importing: {seen['during'][:5]}"
 
 
+@pytest.mark.slow
 def test_a_sync_loads_what_its_first_context_needs_without_collecting(tmp_path: Path) -> None:
     """The demo source imports numpy when the first context fetches (a run that finds every
     context done never does): held and frozen like the command's own imports."""

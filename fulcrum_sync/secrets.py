@@ -278,8 +278,13 @@ def redact_value(value: Any) -> Any:
 
 def redact_field(key: str, value: Any) -> Any:
     """Redact ``value``; mask it whole if ``key`` names a secret (``password``, ``token``)."""
+    kind = type(value)
+    if kind is str:  # the common cases first, by their exact type
+        return MASK if value and _secret_field(key) else redact(value)
     if value is None:
         return None
+    if kind in _NO_TEXT:
+        return MASK if _secret_field(key) else value
     if value != "" and _secret_field(key):
         return MASK
     return redact_value(value)

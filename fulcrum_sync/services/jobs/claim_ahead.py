@@ -62,7 +62,6 @@ class ClaimAhead:
         self.claims: dict[str, Claim] = {}  # their answers, until their work takes them
         self.taken = 0
         self.since = time.monotonic()
-        self.second: float | None = None  # when the second key was taken
         self.lock = threading.Lock()
 
     def take(self, key: str) -> Claim:
@@ -73,24 +72,14 @@ class ClaimAhead:
                 batch = [k for k in self.keys[first : first + self._size()] if k not in self.asked]
                 self.asked.update(batch)
                 self.claims.update(self._claim(batch))
-            if self.taken == 1:
-                self.second = time.monotonic()
             self.taken += 1
             return self.claims.pop(key)
 
     def _size(self) -> int:
-        """How many keys cover about AHEAD_SECONDS of work at the pace so far (1 at first).
-
-        Once a key after the first was done, the pace leaves the first key's work out: it paid
-        the process's first-use costs (a sync's first context loads the modules of the work,
-        ~50 times an incremental context's CPU), which kept ~20 more batches small.
-        """
+        """How many keys cover about AHEAD_SECONDS of work at the pace so far (1 at first)."""
         if not self.taken:
             return 1
-        if self.second is not None and self.taken > 1:
-            per_key = (time.monotonic() - self.second) / (self.taken - 1)
-        else:
-            per_key = (time.monotonic() - self.since) / self.taken
+        per_key = (time.monotonic() - self.since) / self.taken
         return max(1, min(MAX_BATCH, int(AHEAD_SECONDS / max(per_key, 1e-6))))
 
     def _claim(self, batch: list[str]) -> dict[str, Claim]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from cli_invoke import fulcrum_argv, process_env, run_process
 from sqlalchemy import Engine, select
-from test_sync_processes import prepare
+from test_sync_processes import prepare, wait_for_succeeded
 from test_truthful_runs import _terminate, digest, run_rows
 
 from fulcrum_sync.store import tables as t
@@ -71,14 +71,19 @@ def _succeeded_line(line: str, rich: bool) -> str | None:
 
 
 def _run_until(env: dict[str, str], lines: int, rich: bool = False) -> tuple[Any, list[str]]:
-    """Start the sync; return it once it wrote ``lines`` context lines, with their keys."""
+    """Start the sync; return it once it wrote ``lines`` context lines, with their keys. In
+    rich mode its table comes at the end: the moment is when ``lines`` keys succeeded."""
     args = [*SYNC, "--log-format", "rich" if rich else "json"]
     proc = subprocess.Popen(
         fulcrum_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     said: list[str] = []
-    while len(said) < lines:
+    if rich:
+        engine = open_engine(env["FULCRUM_SYNC_DATABASE_URL"])
+        wait_for_succeeded(engine, proc, lines)
+        engine.dispose()
+    while len(said) < lines and not rich:
         line = proc.stdout.readline()
         if not line:
             break  # it ended first

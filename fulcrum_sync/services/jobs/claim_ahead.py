@@ -58,7 +58,7 @@ class Pace:
         self.since = time.monotonic()
         self.count = 0  # items started (or done) since then
 
-    def size(self, seconds: float = AHEAD_SECONDS, most: int = MAX_BATCH) -> int:
+    def size(self, seconds: float, most: int) -> int:
         """How many items cover about ``seconds`` of work at the pace so far (1 at first)."""
         if not self.count:
             return 1
@@ -83,7 +83,7 @@ class ClaimAhead:
         with self.lock:
             if key not in self.asked:
                 first = self.at[key]
-                size = self.pace.size()
+                size = self.pace.size(AHEAD_SECONDS, MAX_BATCH)
                 batch = [k for k in self.keys[first : first + size] if k not in self.asked]
                 self.asked.update(batch)
                 self.claims.update(self._claim(batch))

@@ -29,13 +29,16 @@ still held by the killed run, which the next run closes as abandoned and does ag
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from fulcrum_sync.catalog import ContextDef
 from fulcrum_sync.domain import ContextResult
 from fulcrum_sync.services.jobs.claim_ahead import Pace
-from fulcrum_sync.services.run.pending import PendingContext
+
+if TYPE_CHECKING:  # loaded with the first context to sync: a run with none needs none
+    from fulcrum_sync.services.run.pending import PendingContext
 
 BATCH_SECONDS = 0.1  # the work one batch covers, at the run's pace
 MAX_BATCH = 64  # contexts in one batch at most

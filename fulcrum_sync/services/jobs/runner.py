@@ -298,21 +298,33 @@ def run_keyed(
     keep = results.append if on_result is None else on_result
     try:
         with keep_leases(rc.engine, rc.owner, rc.lease_seconds):
-            try:
-                for result in map_workers(one, work, workers):
-                    if result is not None:
-                        keep(result)
-                    later(False)
-            except BaseException:
-                with contextlib.suppress(DependencyError, StopRequested):  # report the first
-                    later(True)
-                raise
-            later(True)
+            _do_all(work, one, workers, keep, later)
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
             with contextlib.suppress(DependencyError, StopRequested):  # the record says why
                 runs.release_pending(rc.engine, [w.item.run_key for w in work])
     return results
+
+
+def _do_all(
+    work: Sequence[KeyedWork[T]],
+    one: Callable[[KeyedWork[T]], R | None],
+    workers: int,
+    keep: Callable[[R], None],
+    later: Callable[[bool], None],
+) -> None:
+    """``one`` of each item (``keep`` its result), ``later(False)`` after each, then
+    ``later(True)``: also when an item raised (that error is the one reported)."""
+    try:
+        for result in map_workers(one, work, workers):
+            if result is not None:
+                keep(result)
+            later(False)
+    except BaseException:
+        with contextlib.suppress(DependencyError, StopRequested):
+            later(True)
+        raise
+    later(True)
 
 
 def run_batch(

@@ -5,14 +5,16 @@ context; an error or a stop stores the batch before the run gives its keys back.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cli_invoke import Cli
 from sqlalchemy import Engine, select
 
 from fulcrum_sync.domain import ContextResult
-from fulcrum_sync.services.run import sync_context, sync_run, write_batch
+from fulcrum_sync.services.run import context_store, sync_context, sync_run, write_batch
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
@@ -125,3 +127,44 @@ def test_an_error_stores_the_batch_before_the_keys_are_released(
         engine.dispose()
     logged = [r for r in caplog.records if r.getMessage() == "context synced"]
     assert len(logged) == 3  # each stored context logged once its batch was stored
+
+
+def test_only_contexts_without_patterns_to_run_are_batched(
+    sqlite_url: str, tmp_path: Path, big_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics = [
+        {
+            "metric_id": f"m{i}",
+            "measure": f"orders.amount_{i}",
+            "time_dimension": "orders.created_at",
+            "dimensions": [{"dimension_id": "region", "member": "orders.region"}],
+            "grains": ["day"],
+            **({"patterns": ["data_quality"]} if i % 2 else {}),
+        }
+        for i in range(6)
+    ]
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"tenants": [{"tenant_id": 3, "identifier": "mix",
+                                                     "metrics": metrics}]}))  # fmt: skip
+    cli = Cli.on(sqlite_url)
+    assert cli("catalog", "load", str(catalog)).exit_code == 0
+    batched: list[str] = []
+    store_contexts = context_store.store_contexts
+
+    def spied(engine: Engine, batch: list[Any]) -> list[ContextResult]:
+        batched.extend(p.result.context.metric for p in batch)
+        return store_contexts(engine, batch)
+
+    monkeypatch.setattr(context_store, "store_contexts", spied)
+    done = cli("sync", "--grain", "day", "--period", DAY1, "--workers", "1", "--json")
+    assert done.exit_code == 0, done.output
+    contexts = json.loads(done.stdout)["contexts"]
+    assert {c["status"] for c in contexts} == {"succeeded"} and len(contexts) == 6
+    assert sorted(batched) == ["m0", "m2", "m4"]  # the others: their own transaction
+    ran = {c["context"].split(":")[-1]: [p["status"] for p in c["patterns"]] for c in contexts}
+    assert [ran[m] for m in ("m1", "m3", "m5")] == [["succeeded"]] * 3  # read what was stored
+    engine = open_engine(sqlite_url)
+    try:
+        assert set(keys(engine).values()) == {"succeeded"}
+    finally:
+        engine.dispose()

@@ -56,13 +56,17 @@ class Columns(NamedTuple):
 
 
 class CleanRows(list[tuple[Any, ...]]):
-    """Clean rows that also keep the columns the sanitizer built them from: :func:`prepare`
-    reads those instead of taking the rows apart again."""
+    """The rows of clean columns, ``(date, value)`` or ``(date, slice, value)``, that keep
+    those columns: :func:`prepare` reads them instead of taking the rows apart again."""
 
     __slots__ = ("columns",)
 
-    def __init__(self, rows: Any, columns: Columns) -> None:
-        super().__init__(rows)
+    def __init__(self, columns: Columns) -> None:
+        dates, values, slices = columns
+        if slices is None:
+            super().__init__(zip(dates, values, strict=True))
+        else:
+            super().__init__(zip(dates, slices, values, strict=True))
         self.columns = columns
 
 

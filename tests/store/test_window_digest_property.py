@@ -66,7 +66,9 @@ def _as_clean(rows: list[tuple[Any, ...]], dimensional: bool, columns: bool) -> 
     if not columns or not rows:
         return rows
     cols = list(zip(*rows, strict=True))
-    return CleanRows(rows, Columns(cols[0], cols[-1], cols[1] if dimensional else None))
+    clean = CleanRows(Columns(cols[0], cols[-1], cols[1] if dimensional else None))
+    assert clean == rows
+    return clean
 
 
 def _exact(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

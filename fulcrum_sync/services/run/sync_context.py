@@ -104,16 +104,14 @@ def _sanitize_clean(
     dates, values = columns[0], columns[1]
     if not dimensional:
         if len(set(dates)) == len(rows):
-            clean = CleanRows(zip(dates, values, strict=True), Columns(dates, values, None))
-            return clean, SkipCounts()
+            return CleanRows(Columns(dates, values, None)), SkipCounts()
         kept: dict[Any, float] = dict(zip(dates, values, strict=True))
         return list(kept.items()), SkipCounts(duplicate=len(rows) - len(kept))
     slices = columns[2]
     if set(map(type, slices)) != _STR:
         return None
     if len(set(zip(dates, slices, strict=True))) == len(rows):
-        clean = CleanRows(zip(dates, slices, values, strict=True), Columns(dates, values, slices))
-        return clean, SkipCounts()
+        return CleanRows(Columns(dates, values, slices)), SkipCounts()
     kept = dict(zip(zip(dates, slices, strict=True), values, strict=True))
     return [(d, s, v) for (d, s), v in kept.items()], SkipCounts(duplicate=len(rows) - len(kept))
 

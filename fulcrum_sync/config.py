@@ -36,11 +36,15 @@ class DatabaseLimits:
         (``statement_timeout``); FULCRUM_SYNC_DATABASE_STATEMENT_TIMEOUT_SECONDS.
     :param retry_seconds: how long to wait for a lost or restarting server before giving up
         (exit 3); FULCRUM_SYNC_DATABASE_RETRY_SECONDS. 0: one immediate retry.
+    :param dead_after_seconds: a PostgreSQL connection silent this long behind a cut network
+        counts as lost (TCP keepalives, ``tcp_user_timeout``);
+        FULCRUM_SYNC_DATABASE_DEAD_AFTER_SECONDS. 0: the system's defaults (hours).
     """
 
     lock_seconds: float = 30.0
     statement_seconds: float = 300.0
     retry_seconds: float = 0.0
+    dead_after_seconds: float = 30.0
 
 
 class CubeSettings(BaseModel):
@@ -130,6 +134,13 @@ class Settings(BaseSettings):
         ge=0,
         description="PostgreSQL statement_timeout: a statement running this long is cancelled "
         "and fails its context; 0 means no limit.",
+    )
+    database_dead_after_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="A PostgreSQL connection that stays silent this long (a cut network: no "
+        "answer, no reset) counts as lost, on both sides (TCP keepalives, tcp_user_timeout); "
+        "the run then waits for the database as for a restart. 0: the system's defaults.",
     )
     source: str = Field(
         default="demo", description="Semantic source: a name in the source registry (demo, cube)."
@@ -283,6 +294,7 @@ class Settings(BaseSettings):
             lock_seconds=self.database_lock_timeout_seconds,
             statement_seconds=self.database_statement_timeout_seconds,
             retry_seconds=self.database_retry_seconds,
+            dead_after_seconds=self.database_dead_after_seconds,
         )
 
     @property

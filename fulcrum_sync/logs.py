@@ -372,8 +372,14 @@ def _reader_gone(handler: logging.Handler, stream: IO[str]) -> bool:
     if not isinstance(sys.exc_info()[1], BrokenPipeError):
         return False
     handler.setLevel(logging.CRITICAL + 1)
+    to_devnull(stream)
+    return True
+
+
+def to_devnull(stream: IO[str]) -> None:
+    """Point ``stream``'s descriptor at /dev/null (its reader has gone): what is still
+    buffered or written later goes nowhere instead of failing again."""
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stream.fileno())
         os.close(devnull)
-    return True

@@ -6,10 +6,11 @@ writing JSON lines (``print_json``, a ``SyncProgress`` off a terminal) never imp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fulcrum_sync.jsonable import jsonable
@@ -30,14 +31,43 @@ __all__ = [
 ]
 
 
+class _Stdout:
+    """``sys.stdout`` for a console, written through at once: when its reader has gone
+    (``fulcrum-sync sync | head -1``) the rest is dropped, and the command still ends with
+    the exit code of what it did, not 1 from a failed flush at exit."""
+
+    def write(self, text: str) -> int:
+        with _reader_may_go():
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with _reader_may_go():
+            sys.stdout.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: stdout's own
+        return getattr(sys.stdout, name)
+
+
+@contextlib.contextmanager
+def _reader_may_go() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        from fulcrum_sync.logs import to_devnull
+
+        to_devnull(sys.stdout)
+
+
 def stdout_console() -> Console:
     """A console on stdout: plain and 200 columns wide when not a terminal (pipes and logs read
     well), unless ``COLUMNS`` sets the width."""
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(file=_Stdout(), highlight=False)  # type: ignore[arg-type]
     if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
-        console = Console(highlight=False, width=200)
+        console = Console(file=_Stdout(), highlight=False, width=200)  # type: ignore[arg-type]
     return console
 
 
@@ -49,8 +79,7 @@ def stderr_console() -> Console:
 
 def print_json(value: Any) -> None:
     """Print ``value`` as one JSON document on stdout."""
-    sys.stdout.write(json.dumps(jsonable(value), indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
+    _Stdout().write(json.dumps(jsonable(value), indent=2, sort_keys=False) + "\n")
 
 
 def print_table(

@@ -137,11 +137,23 @@ def _summary_rows(result: SyncRunResult, reasons: dict[str, str]) -> list[tuple[
                 else "",
                 f"{p['succeeded']}/{p['skipped']}/{p['failed']}" if c.patterns else "",
                 f"{c.duration_seconds:.2f}s" if worked else "",
-                status_style(c.cache.status) if c.cache is not None else "",
+                _cache_text(c, reasons),
                 status,
             )
         )
     return rows
+
+
+def _cache_text(c: ContextResult, reasons: dict[str, str]) -> str:
+    """The cache column: the load's status, with the mark of why it was skipped or failed
+    (said once under the table, like a context's skip reason)."""
+    if c.cache is None:
+        return ""
+    text = status_style(c.cache.status)
+    why = c.cache.skip_reason if c.cache.status == "skipped" else None
+    if why:
+        text += " " + reasons.setdefault(why, f"({chr(ord('a') + len(reasons))})")
+    return text
 
 
 def print_sync_plan(request: SyncRequest, planned: Sequence[Any]) -> None:

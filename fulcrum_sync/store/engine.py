@@ -72,7 +72,8 @@ def open_engine(
     if engine.dialect.name == "postgresql":
         from fulcrum_sync.store.locks import watch_locks
 
-        watch_locks(engine, limits.lock_seconds)
+        network = network_args(engine.url, limits.dead_after_seconds)
+        watch_locks(engine, limits.lock_seconds, network)
     return engine
 
 
@@ -111,7 +112,11 @@ def _create(url: str, workers: int, pooled: bool, limits: DatabaseLimits) -> Eng
         kwargs["poolclass"] = NullPool
     if url.startswith("postgresql"):
         options = " ".join(filter(None, [_url_options(url), _session_options(limits)]))
-        kwargs["connect_args"] = {"connect_timeout": 10, "options": options}
+        kwargs["connect_args"] = {
+            "connect_timeout": 10,
+            "options": options,
+            **network_args(url, limits.dead_after_seconds),
+        }
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -151,9 +156,42 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 def _session_options(limits: DatabaseLimits) -> str:
-    """Every PostgreSQL session's lock and statement timeouts (libpq ``options``)."""
+    """Every PostgreSQL session's lock and statement timeouts, and the keepalives of the
+    server's side of it (libpq ``options``; see :func:`keepalives`)."""
     lock_ms, statement_ms = int(limits.lock_seconds * 1000), int(limits.statement_seconds * 1000)
-    return f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms}"
+    options = f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms}"
+    server = keepalives(limits.dead_after_seconds, server=True)
+    return " ".join([options, *(f"-c {name}={value}" for name, value in server.items())])
+
+
+def keepalives(dead_after: float, *, server: bool = False) -> dict[str, int]:
+    """TCP keepalives and ``tcp_user_timeout`` that declare a silent connection lost after
+    about ``dead_after`` seconds (0: the system's defaults, hours).
+
+    A cut network (packets dropped, no reset) would leave a session waiting on its socket
+    forever: a job that never ends, deaf to SIGTERM while it waits. Keepalive probes end an
+    idle wait (after a third of the time, then three probes a sixth apart), and
+    ``tcp_user_timeout`` ends one whose sent data goes unacknowledged; the lost connection
+    then fails like any other and the run waits for the database (``retry_seconds``). A live
+    server's kernel answers both however long its query runs. ``server``: the same as session
+    settings of the server's side, so that a session whose client vanished behind a cut does
+    not keep its transaction's locks for the server's default two hours.
+    """
+    if dead_after <= 0:
+        return {}
+    idle, interval = max(1, round(dead_after / 3)), max(1, round(dead_after / 6))
+    prefix = "tcp_keepalives_" if server else "keepalives_"
+    settings = {} if server else {"keepalives": 1}
+    settings.update({f"{prefix}idle": idle, f"{prefix}interval": interval, f"{prefix}count": 3})
+    settings["tcp_user_timeout"] = int(dead_after * 1000)
+    return settings
+
+
+def network_args(url: str | URL, dead_after: float) -> dict[str, int]:
+    """The client side's :func:`keepalives` of every PostgreSQL connection, less the ones
+    the URL sets itself."""
+    query = make_url(url).query if isinstance(url, str) else url.query
+    return {k: v for k, v in keepalives(dead_after).items() if k not in query}
 
 
 def _url_options(url: str) -> str:

@@ -56,6 +56,7 @@ class LockWatch:
 
     engine: Engine
     warn_after: float
+    network: dict[str, int] = field(default_factory=dict)  # libpq keepalives (engine.py)
     sessions: dict[int, _Session] = field(default_factory=dict)  # backend pid -> who uses it
     waits: dict[int, LockWait] = field(default_factory=dict)  # thread -> its last wait
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -110,6 +111,7 @@ class LockWatch:
         # Its own queries wait for no lock and take at most 5 s, whatever the work's limits.
         options = f"{cparams.get('options', '')} -c lock_timeout=0 -c statement_timeout=5000"
         cparams = {**cparams, "autocommit": True, "connect_timeout": 5, "options": options}
+        cparams.update(self.network)  # a cut network ends its waits too
         return dialect.loaded_dbapi.connect(*cargs, **cparams)
 
     def _poll(self, conn: Any) -> None:
@@ -142,11 +144,14 @@ class LockWatch:
 _watches: weakref.WeakKeyDictionary[Engine, LockWatch] = weakref.WeakKeyDictionary()
 
 
-def watch_locks(engine: Engine, lock_seconds: float) -> LockWatch:
+def watch_locks(
+    engine: Engine, lock_seconds: float, network: dict[str, int] | None = None
+) -> LockWatch:
     """Start watching ``engine``'s sessions for lock waits (PostgreSQL); warn after a few
-    seconds (3, or half the lock timeout when that is shorter)."""
+    seconds (3, or half the lock timeout when that is shorter). ``network``: the libpq
+    keepalive settings of the watchdog's own connection."""
     warn_after = min(3.0, lock_seconds / 2) if lock_seconds > 0 else 3.0
-    watch = LockWatch(engine, warn_after)
+    watch = LockWatch(engine, warn_after, dict(network or {}))
     _watches[engine] = watch
     event.listen(engine, "checkout", watch.checkout)
     event.listen(engine, "checkin", watch.checkin)

@@ -79,9 +79,39 @@ def test_every_postgresql_session_has_its_lock_and_statement_timeouts(pg_url: st
 _SETTINGS = ("lock_timeout", "statement_timeout", "search_path")
 
 
+def test_a_silent_connection_counts_as_lost_after_dead_after_seconds_on_both_ends(
+    pg_url: str,
+) -> None:
+    """Keepalives and tcp_user_timeout on the client's socket (libpq) and the server's (its
+    session settings), from FULCRUM_SYNC_DATABASE_DEAD_AFTER_SECONDS; the URL's own win.
+    A cut network is caused for real in test_database_network_cut.py."""
+    server = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+    engine = open_engine(pg_url, limits=DatabaseLimits(dead_after_seconds=30))
+    try:
+        with engine.connect() as conn:
+            shown = [conn.exec_driver_sql(f"SHOW {name}").scalar() for name in server]
+            timeout = conn.exec_driver_sql("SHOW tcp_user_timeout").scalar()
+            client = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+        assert shown == ["10", "5", "3"] and timeout == "30000"  # milliseconds
+        assert (client["keepalives_idle"], client["tcp_user_timeout"]) == ("10", "30000")
+    finally:
+        engine.dispose()
+    own = f"{pg_url}{'&' if '?' in pg_url else '?'}keepalives_idle=60"
+    engine = open_engine(own, limits=DatabaseLimits(dead_after_seconds=0))
+    try:
+        with engine.connect() as conn:
+            client = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+            assert conn.exec_driver_sql("SHOW tcp_keepalives_idle").scalar() != "10"  # the system.s
+        assert client["keepalives_idle"] == "60" and "tcp_user_timeout" not in client
+    finally:
+        engine.dispose()
+
+
 def test_the_settings_have_their_documented_defaults() -> None:
     limits = load_settings().database_limits
-    assert limits == DatabaseLimits(lock_seconds=30, statement_seconds=300, retry_seconds=60)
+    assert limits == DatabaseLimits(
+        lock_seconds=30, statement_seconds=300, retry_seconds=60, dead_after_seconds=30
+    )
 
 
 # --------------------------------------------------------------------------- waiting

@@ -10,6 +10,7 @@ zero instead of emitting zeros.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -17,11 +18,14 @@ from itertools import compress, repeat
 from typing import TYPE_CHECKING, cast
 
 from fulcrum_sync.catalog import Catalog, demo_catalog
+from fulcrum_sync.collector import importing
 from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 
 if TYPE_CHECKING:  # the model imports numpy: a run that fetches nothing never pays for it
     from fulcrum_sync.sources.demo_model import FloatArray, IntArray, Layout, SeriesParams
+
+_MODEL = "fulcrum_sync.sources.demo_model"
 
 
 class DemoSource:
@@ -49,6 +53,9 @@ class DemoSource:
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Return the requested series: only periods that start inside the window."""
+        if _MODEL not in sys.modules:  # numpy lives as long as the process: collector.py
+            with importing():
+                import fulcrum_sync.sources.demo_model  # noqa: F401
         from fulcrum_sync.sources.demo_model import (
             aggregate,
             classify,

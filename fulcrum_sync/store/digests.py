@@ -57,7 +57,8 @@ class Columns(NamedTuple):
 
 class CleanRows(list[tuple[Any, ...]]):
     """The rows of clean columns, ``(date, value)`` or ``(date, slice, value)``, that keep
-    those columns: :func:`prepare` reads them instead of taking the rows apart again."""
+    those columns: :func:`prepare` reads them instead of taking the rows apart again (so
+    nothing may change the rows in place: a slice or a copy is a plain list)."""
 
     __slots__ = ("columns",)
 

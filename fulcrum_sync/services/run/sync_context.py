@@ -31,6 +31,7 @@ from fulcrum_sync.services.run.pending import (
 )
 from fulcrum_sync.sources.base import FetchOutcome, FetchRequest, SeriesRow, Source, fetch_all
 from fulcrum_sync.store import sync_status
+from fulcrum_sync.store.digests import CleanRows, Columns
 from fulcrum_sync.store.series import CleanRow, SeriesKey
 from fulcrum_sync.store.sync_write import SeriesWrite
 from fulcrum_sync.store.tables import NO_DIMENSION
@@ -89,7 +90,8 @@ def _sanitize_clean(
 ) -> tuple[list[CleanRow], SkipCounts] | None:
     """``sanitize`` of rows with nothing to drop (every value a finite float, every slice a
     str), column by column at C speed; None for any other rows (``sanitize`` then goes row
-    by row). Repeated keys are kept as there: the last value, in the first place."""
+    by row). Repeated keys are kept as there: the last value, in the first place. Rows
+    without repeated keys come as :class:`CleanRows`, with the columns digests read."""
     if not rows:
         return None
     columns = list(zip(*rows, strict=False))
@@ -99,14 +101,16 @@ def _sanitize_clean(
         return None
     dates, values = columns[0], columns[1]
     if not dimensional:
+        if len(set(dates)) == len(rows):
+            return CleanRows(Columns(dates, values, None)), SkipCounts()
         kept: dict[Any, float] = dict(zip(dates, values, strict=True))
         return list(kept.items()), SkipCounts(duplicate=len(rows) - len(kept))
     slices = columns[2]
     if set(map(type, slices)) != _STR:
         return None
+    if len(set(zip(dates, slices, strict=True))) == len(rows):
+        return CleanRows(Columns(dates, values, slices)), SkipCounts()
     kept = dict(zip(zip(dates, slices, strict=True), values, strict=True))
-    if len(kept) == len(rows):
-        return list(zip(dates, slices, values, strict=True)), SkipCounts()
     return [(d, s, v) for (d, s), v in kept.items()], SkipCounts(duplicate=len(rows) - len(kept))
 
 

@@ -15,7 +15,7 @@ they outlive), ~0.08 ms of CPU per context; at 2,000 almost never.
 
 The first context a sync syncs loads the modules of the work (the store's writers, the
 source's libraries: numpy for the demo source) inside :func:`importing` too
-(``SyncRun.fetch``).
+(:class:`FirstUse`, ``SyncRun.fetch``).
 
 The patterns' libraries load later, when the first pattern runs: pandas with the patterns
 (``services.patterns.step``), statsmodels' Holt-Winters with scipy at the first forecast
@@ -107,3 +107,21 @@ def importing() -> Iterator[None]:
                 if len(sys.modules) > _imports.modules:  # else nothing new lives on
                     gc.freeze()
                 gc.enable()
+
+
+class FirstUse:
+    """``with first_use():`` around work whose first run loads the modules it needs (a sync's
+    first context: the store's writers, the source's libraries): that first block is an
+    :func:`importing` block; the next ones hold nothing, collection runs during their work."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.done:
+            yield
+            return
+        with importing():
+            yield
+        self.done = True

@@ -114,6 +114,27 @@ def test_a_block_that_loads_no_module_freezes_nothing() -> None:
 
 
 @pytest.mark.usefixtures("script")
+def test_first_use_holds_and_freezes_its_first_block_only() -> None:
+    """A sync's first context loads the modules of the work (numpy for the demo source)."""
+    gc.enable()
+    collector.hold()
+    collector.release()
+    first_use = collector.FirstUse()
+    try:
+        with first_use():
+            assert not gc.isenabled()
+            made: list[object] = [[]]
+            sys.modules["tests_collector_first_use"] = types.ModuleType("loaded")
+    finally:
+        del sys.modules["tests_collector_first_use"]
+    assert gc.isenabled() and _frozen(made)
+    with first_use():
+        assert gc.isenabled()  # the work of the next ones collects as usual
+        later: list[object] = [[]]
+    assert not _frozen(later)
+
+
+@pytest.mark.usefixtures("script")
 def test_importing_blocks_of_two_threads_turn_collection_on_after_the_last() -> None:
     gc.enable()
     collector.hold()

@@ -10,18 +10,22 @@ zero instead of emitting zeros.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import date
-from itertools import compress
+from itertools import compress, repeat
 from typing import TYPE_CHECKING, cast
 
 from fulcrum_sync.catalog import Catalog, demo_catalog
+from fulcrum_sync.collector import importing
 from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
 
 if TYPE_CHECKING:  # the model imports numpy: a run that fetches nothing never pays for it
     from fulcrum_sync.sources.demo_model import FloatArray, IntArray, Layout, SeriesParams
+
+_MODEL = "fulcrum_sync.sources.demo_model"
 
 
 class DemoSource:
@@ -49,6 +53,9 @@ class DemoSource:
 
     def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
         """Return the requested series: only periods that start inside the window."""
+        if _MODEL not in sys.modules:  # numpy lives as long as the process: collector.py
+            with importing():
+                import fulcrum_sync.sources.demo_model  # noqa: F401
         from fulcrum_sync.sources.demo_model import (
             aggregate,
             classify,
@@ -107,7 +114,7 @@ class DemoSource:
         """Turn a (slices, periods) value matrix into rows ordered by date, then slice."""
         import numpy as np
 
-        from fulcrum_sync.sources.demo_model import new_row, uniform
+        from fulcrum_sync.sources.demo_model import uniform
 
         k = values.shape[0]
         starts, keys = lay.starts, lay.keys
@@ -122,7 +129,7 @@ class DemoSource:
         points = zip(lay.repeated(k), flat, names * len(starts), strict=True)
         if p.kind == "count" and not p.mean:  # like Cube: no row where nothing was counted
             points = compress(points, (ordered != 0.0).tolist())
-        rows: list[SeriesRow] = list(map(new_row, points))
+        rows: list[SeriesRow] = list(map(tuple.__new__, repeat(SeriesRow), points))  # in C
         if self.null_rate > 0 and names[0] is not None:
             extra = uniform(p.key ^ 0x78, keys) < self.null_rate
             rows += [SeriesRow(starts[j], 1.0, None) for j in np.flatnonzero(extra).tolist()]

@@ -11,7 +11,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,6 @@ from fulcrum_sync.domain import (
     period_start,
     shift_period,
 )
-from fulcrum_sync.sources.base import SeriesRow
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -60,8 +59,6 @@ GENERIC_SLICES = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta")
 _BUSINESS_WEEK = np.array([1.08, 1.12, 1.10, 1.06, 1.00, 0.66, 0.58])
 _CONSUMER_WEEK = np.array([0.94, 0.93, 0.95, 0.98, 1.05, 1.10, 1.05])
 
-new_row = partial(tuple.__new__, SeriesRow)  # SeriesRow._make without its length check
-
 _MASK64 = (1 << 64) - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -91,35 +88,27 @@ def _units(key: int, n: int) -> FloatArray:
 
 def uniform(key: int, days: IntArray) -> FloatArray:
     """Return one uniform in [0, 1) per day: the SplitMix64 output number ``day`` of ``key``."""
-    x = np.uint64(key & _MASK64) + days.view(np.uint64) * _GOLDEN
+    out: FloatArray = _uniforms([key], days)[0]
+    return out
+
+
+def _uniforms(keys: list[int], days: IntArray) -> FloatArray:
+    """``uniform`` for several keys at once, shape (keys, days): the same numbers, computed
+    as one array (a series draws several streams of noise)."""
+    k = np.array([key & _MASK64 for key in keys], dtype=np.uint64)[:, None]
+    x = k + days.view(np.uint64)[None, :] * _GOLDEN
     x = (x ^ (x >> np.uint64(30))) * _MIX1
     x = (x ^ (x >> np.uint64(27))) * _MIX2
     x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
-
-
-def _normal(key: int, days: IntArray) -> FloatArray:
-    """Return one standard normal per day (Box-Muller on two hashed uniforms)."""
-    u1 = uniform(key, days)
-    u2 = uniform(key ^ 0x5DEECE66D, days)
-    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)
+    out: FloatArray = (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+    return out
 
 
 def _normals(keys: list[int], days: IntArray) -> FloatArray:
-    """``_normal`` for several keys at once, shape (keys, days): the same numbers, computed
-    as one array (a dimension's slices each draw their own noise)."""
-    k = np.array([key & _MASK64 for key in keys], dtype=np.uint64)[:, None]
-    step = days.view(np.uint64)[None, :] * _GOLDEN
-
-    def uniforms(base: npt.NDArray[np.uint64]) -> FloatArray:
-        x = base + step
-        x = (x ^ (x >> np.uint64(30))) * _MIX1
-        x = (x ^ (x >> np.uint64(27))) * _MIX2
-        x = x ^ (x >> np.uint64(31))
-        out: FloatArray = (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
-        return out
-
-    u1, u2 = uniforms(k), uniforms(k ^ np.uint64(0x5DEECE66D))
+    """One standard normal per key and day, shape (keys, days) (Box-Muller on two hashed
+    uniforms: the streams of ``key`` and ``key ^ 0x5DEECE66D``)."""
+    u = _uniforms([*keys, *(key ^ 0x5DEECE66D for key in keys)], days)
+    u1, u2 = u[: len(keys)], u[len(keys) :]
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)
 
 
@@ -249,9 +238,10 @@ def base_days(p: SeriesParams, days: IntArray) -> FloatArray:
     expected = p.level * np.maximum(1.0 + p.growth * t, 0.2)
     expected = expected * p.weekly[(days + _EPOCH_WEEKDAY) % 7]
     expected = expected * (1.0 + p.yearly_amp * np.sin(2 * math.pi * t + p.yearly_phase))
-    z = _normal(p.key ^ 0x1, days)
-    u_spike = uniform(p.key ^ 0x2, days)
-    size = uniform(p.key ^ 0x3, days)
+    count = p.kind == "count"
+    normals = _normals([p.key ^ 0x1, p.key ^ 0x4] if count else [p.key ^ 0x1], days)
+    z: FloatArray = normals[0]
+    u_spike, size = _uniforms([p.key ^ 0x2, p.key ^ 0x3], days)
     if p.kind == "rate":
         spike = np.where(u_spike < p.spike_rate, 1.15 + 0.2 * size, 1.0)
         return _f64(np.round(np.clip(expected * (1.0 + p.noise * z) * spike, 0.001, 0.999), 4))
@@ -259,8 +249,8 @@ def base_days(p: SeriesParams, days: IntArray) -> FloatArray:
     spike = np.where(u_spike < p.spike_rate, 1.0 + up, 1.0)
     spike = np.where(u_spike > 1.0 - p.spike_rate / 3.0, 1.0 - down, spike)
     value = expected * np.exp(p.noise * z) * spike
-    if p.kind == "count":
-        poisson = np.sqrt(np.maximum(value, 0.0)) * _normal(p.key ^ 0x4, days)
+    if count:
+        poisson: FloatArray = np.sqrt(np.maximum(value, 0.0)) * normals[1]
         return np.maximum(np.rint(value + poisson), 0.0)
     return np.maximum(np.round(value, 2), 0.0)
 

@@ -3,12 +3,13 @@
 A sync that writes a series keeps, in the series' status row
 (``metric_sync_status.window_digest``, written in the same transaction), a digest of the
 rows it wrote: for each of the first few dates D of the window an INCREMENTAL sync of the
-next periods starts at, a 64-bit BLAKE2b of the written rows dated D … the last date (their
-dates, slices and values, in order). The next incremental window starts one period later,
-at one of those dates: when the digest of its rows up to that last date equals the stored
-one, those rows are exactly what is stored, and only the rows after it are written, without
-reading the window back. Any other case (a shift of more periods, rows not in date order,
-a changed value, no digest yet) reads the window back and compares row by row, as before.
+next periods starts at, a 64-bit hash of the written rows dated D … the last date (their
+dates, slices and values). The next incremental window starts one period later, at one of
+those dates: when the digest of its rows up to that last date equals the stored one, those
+rows are exactly what is stored, and only the rows after it are written, without reading
+the window back. Any other case (a shift of more periods, rows not in date order, a changed
+value, no digest yet, a digest of an older format) reads the window back and compares row
+by row, as before.
 
 The digest is of what the sync wrote, not of what the table holds now: a stored value edited
 by hand while the source stays unchanged is not seen by the next sync. ``verify`` compares
@@ -17,45 +18,95 @@ other writer keeps the digest true: a FULL sync replaces it, a write for an olde
 (a backfill; the status row stays on the later period) that changes rows clears it, and
 ``state reset`` of values clears it.
 
-Format: ``LAST;D1:HEX;D2:HEX;…`` with dates as proleptic ordinals (``date.toordinal``).
+Format: ``v2;LAST;D1:HEX;D2:HEX;…`` with dates as proleptic ordinals (``date.toordinal``),
+D1 < D2 < … < Dm (m <= :data:`SUFFIXES`), and HEX the first 8 bytes of a SHA-256. Each row
+is hashed once: one SHA-256 is fed, as parts, the rows dated after Dm up to LAST, then the
+rows from the first dated Dm, then those from the first dated Dm-1 up to Dm, … down to D1;
+the digest of Di is its state after the part of Di. Each part is fed as its row count and
+the byte length of its slices (8 bytes each, little-endian), its dates (ordinals, 4 bytes
+each) and its values (float64), both in the machine's byte order, then its slices (a
+dimension's; none for a base series) joined by U+001F, in UTF-8. A digest without the
+``v2`` tag (an earlier version's: a BLAKE2b of each suffix whole) is unknown: the window is
+read back once, and the new digest written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 SUFFIXES = 4  # the next incremental window may start 0–3 periods after this one's
+_TAG = "v2"
 _SEP = "\x1f"
-_PLUS_SEP = (len(_SEP)).__add__  # a slice's length and its separator, in the joined slices
+_HEAD = struct.Struct("<qq")  # a part's row count and its slices' byte length
+
+
+class Columns(NamedTuple):
+    """A series' clean rows as columns (``slices`` None for a base series), in row order."""
+
+    dates: Sequence[Any]
+    values: Sequence[float]
+    slices: Sequence[str] | None
+
+
+class CleanRows(list[tuple[Any, ...]]):
+    """The rows of clean columns, ``(date, value)`` or ``(date, slice, value)``, that keep
+    those columns: :func:`prepare` reads them instead of taking the rows apart again (so
+    nothing may change the rows in place: a slice or a copy is a plain list)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: Columns) -> None:
+        dates, values, slices = columns
+        if slices is None:
+            super().__init__(zip(dates, values, strict=True))
+        else:
+            super().__init__(zip(dates, slices, values, strict=True))
+        self.columns = columns
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices
-    (``joined``: the slices joined once; ``at``: where each row's slice starts in it, and
-    one past its end; each digest hashes a part of it)."""
+    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices."""
 
     ordinals: array[int]
     values: memoryview
     days: memoryview
     slices: Sequence[str] | None
-    joined: str = ""
-    at: Sequence[int] = ()
 
-    def digest(self, start: int, stop: int) -> str:
-        """The digest of rows ``start:stop``."""
-        h = hashlib.blake2b(self.days[start * 8 : stop * 8], digest_size=8)
+    def feed(self, h: Any, start: int, stop: int) -> None:
+        """Feed rows ``start:stop`` to the hash ``h`` as one part (see the module doc)."""
+        text = b"" if self.slices is None else _SEP.join(self.slices[start:stop]).encode()
+        h.update(_HEAD.pack(stop - start, len(text)))
+        h.update(self.days[start * 4 : stop * 4])
         h.update(self.values[start * 8 : stop * 8])
-        if self.slices is not None and stop > start:  # _SEP.join(slices[start:stop])
-            h.update(self.joined[self.at[start] : self.at[stop] - 1].encode())
-        return h.hexdigest()
+        h.update(text)
+
+    def suffixes(self, dates: Sequence[int], last: int, *, every: bool = True) -> list[str]:
+        """The digests of the rows from the first dated ``dates[i]`` to the last dated
+        ``last``, for each i (``dates`` ascending, none after ``last``); only the first of
+        them unless ``every``. The parts tile the rows: a row dated between two of ``dates``
+        is fed with the earlier one's."""
+        ordinals = self.ordinals
+        bounds = [bisect_left(ordinals, day) for day in dates]
+        bounds.append(bisect_right(ordinals, dates[-1], bounds[-1]))
+        h = hashlib.sha256()
+        self.feed(h, bounds[-1], bisect_right(ordinals, last, bounds[-1]))
+        out = []
+        for i in reversed(range(1, len(dates))):
+            self.feed(h, bounds[i], bounds[i + 1])
+            if every:
+                out.append(h.copy().hexdigest()[:16])
+        self.feed(h, bounds[0], bounds[1])
+        out.append(h.hexdigest()[:16])
+        out.reverse()
+        return out
 
 
 class _Ordinals(dict[Any, int]):
@@ -74,30 +125,32 @@ _ORDINALS = _Ordinals()
 
 def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     """The rows (``(date, value)``, or ``(date, slice, value)`` for a dimension) ready to
-    digest; None when they cannot be (no rows, not in date order, not dates)."""
+    digest; None when they cannot be (no rows, not in date order, not dates). Reads the
+    columns of :class:`CleanRows` when it has them."""
     if not rows:
         return None
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=False))  # a pass each, in C
-    if len(columns) != (3 if dimensional else 2):  # rows of another shape: by position
-        columns = [
-            [r[0] for r in rows],
-            [r[1] for r in rows] if dimensional else [],
-            [r[-1] for r in rows],
-        ]
+    columns = rows.columns if isinstance(rows, CleanRows) else _columns(rows, dimensional)
     try:
-        ordinals = array("q", list(map(_ORDINALS.__getitem__, columns[0])))
-        values = array("d", columns[-1])
-    except (AttributeError, TypeError):
+        listed = list(map(_ORDINALS.__getitem__, columns.dates))
+        ordinals = array("i", listed)
+        values = array("d", columns.values)
+    except (AttributeError, TypeError, OverflowError):
         return None
-    listed = ordinals.tolist()
     if listed != sorted(listed):
         return None  # only a date-ordered window has its later dates at its end
     days, data = memoryview(ordinals).cast("B"), memoryview(values).cast("B")
-    if not dimensional:
-        return Prepared(ordinals, data, days, None)
-    slices = columns[1]
-    at = list(accumulate(map(_PLUS_SEP, map(len, slices)), initial=0))
-    return Prepared(ordinals, data, days, slices, _SEP.join(slices), at)
+    return Prepared(ordinals, data, days, columns.slices if dimensional else None)
+
+
+def _columns(rows: list[tuple[Any, ...]], dimensional: bool) -> Columns:
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=False))  # a pass each, in C
+    if len(columns) == (3 if dimensional else 2):
+        return Columns(columns[0], columns[-1], columns[1] if dimensional else None)
+    return Columns(  # rows of another shape: by position
+        [r[0] for r in rows],
+        [r[-1] for r in rows],
+        [r[1] for r in rows] if dimensional else None,
+    )
 
 
 def unchanged_prefix(p: Prepared, stored: str | None) -> int | None:
@@ -107,15 +160,19 @@ def unchanged_prefix(p: Prepared, stored: str | None) -> int | None:
     if not stored:
         return None
     try:
-        last, *entries = stored.split(";")
-        first = str(p.ordinals[0])
-        wanted = next((e[len(first) + 1 :] for e in entries if e.startswith(first + ":")), None)
-        if wanted is None:
-            return None
-        covered = bisect_right(p.ordinals, int(last))
+        tag, last_text, *entries = stored.split(";")
+        if tag != _TAG or not entries:
+            return None  # an older format (or none): read the window back
+        last, first = int(last_text), p.ordinals[0]
+        dates = [int(e.partition(":")[0]) for e in entries]
+        at = dates.index(first)
     except ValueError:
-        return None  # not a digest this version wrote: read the window back
-    return covered if p.digest(0, covered) == wanted else None
+        return None  # not a digest this version wrote, or none from p's first date
+    if dates[-1] > last:
+        return None
+    wanted = entries[at].partition(":")[2]
+    matches = p.suffixes(dates[at:], last, every=False)[0] == wanted
+    return bisect_right(p.ordinals, last) if matches else None
 
 
 def encode(p: Prepared, since: date | None) -> str:
@@ -124,11 +181,13 @@ def encode(p: Prepared, since: date | None) -> str:
     first :data:`SUFFIXES` dates."""
     ordinals, n = p.ordinals, len(p.ordinals)
     at = 0 if since is None else bisect_left(ordinals, since.toordinal())
-    entries = [str(ordinals[-1])]
-    while at < n and len(entries) <= SUFFIXES:
-        entries.append(f"{ordinals[at]}:{p.digest(at, n)}")
+    dates: list[int] = []
+    while at < n and len(dates) < SUFFIXES:
+        dates.append(ordinals[at])
         at = bisect_right(ordinals, ordinals[at], at)
-    return ";".join(entries)
+    last = ordinals[-1]
+    digests = p.suffixes(dates, last) if dates else []
+    return ";".join([_TAG, str(last), *(f"{d}:{x}" for d, x in zip(dates, digests, strict=True))])
 
 
-__all__ = ["SUFFIXES", "Prepared", "encode", "prepare", "unchanged_prefix"]
+__all__ = ["SUFFIXES", "CleanRows", "Columns", "Prepared", "encode", "prepare", "unchanged_prefix"]

@@ -341,10 +341,12 @@ class KeyDone:
     error: str | None = None
 
 
-def complete_all_in(conn: Connection, done: list[KeyDone]) -> None:
-    """Complete each of ``done`` inside the caller's transaction (one statement, many rows)."""
-    if done:
-        conn.execute(_COMPLETE, [_complete_params(d) for d in done])
+def complete_all_in(conn: Connection, done: list[KeyDone]) -> int:
+    """Complete each of ``done`` inside the caller's transaction (one statement, many rows);
+    return how many were completed (fewer: an owner lost its lease), -1 when unknown."""
+    if not done:
+        return 0
+    return conn.execute(_COMPLETE, [_complete_params(d) for d in done]).rowcount
 
 
 def _complete_params(d: KeyDone) -> dict[str, Any]:

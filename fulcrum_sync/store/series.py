@@ -253,11 +253,13 @@ def _sqlite_write(
     raw: Any, table: str, head: tuple[Any, ...], changed: list[tuple[Any, ...]], total: int
 ) -> WriteCounts:
     # The few new or changed rows: insert the new keys, then update the changed values; each
-    # statement's own changes() are the counts (a repeated key: the last value wins).
+    # statement's own changes() are the counts (a repeated key: the last value wins). When
+    # every row was inserted (the new period of an incremental window), none is to update.
     before = raw.total_changes
     raw.executemany(_SQLITE_INSERT_NEW[table], [(*head, *r) for r in changed])
     inserted = raw.total_changes - before
-    raw.executemany(_SQLITE_UPDATE[table], [(r[-1], *head, *r) for r in changed])
+    if inserted < len(changed):
+        raw.executemany(_SQLITE_UPDATE[table], [(r[-1], *head, *r) for r in changed])
     written = raw.total_changes - before
     return WriteCounts(inserted, written - inserted, total - written)
 

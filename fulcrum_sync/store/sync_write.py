@@ -77,42 +77,55 @@ def write_context(
     stored: the caller may store the series one by one to isolate the one that fails.
     """
     now = datetime.now(UTC)
-    counts: list[WriteCounts] = []
-    statuses: list[dict[str, Any]] = []
     with translate_errors(engine, "store a context in"), engine.begin() as conn:
         kept = _kept_digests(conn, writes[0].key) if writes else {}
-        for w in writes:
-            period, digest = kept.get(w.key.dimension or "", (None, None))
-            written, digest = _write_series(conn, w, digest)
-            counts.append(written)
-            if (
-                period is not None
-                and period > w.status.period
-                and (written.stored or written.deleted)
-            ):
-                _forget_digest(conn, w.key)  # its status row stays on the later period
-            statuses.append(
-                status_row(
-                    w.status,
-                    succeeded=w.rows is not None,
-                    now=now,
-                    error=w.error,
-                    rows_fetched=w.rows_fetched,
-                    rows_stored=written.stored,
-                    rows_skipped=w.rows_skipped,
-                    digest=digest,
-                )
-            )
+        counts, statuses = write_series_of(conn, writes, kept, now)
         write_status_rows(conn, statuses)
         changed = [w.key for w, c in zip(writes, counts, strict=True) if c.stored or c.deleted]
         if changed:  # the context's data version moves with its rows (cache loads compare it)
             bump(conn, changed[0].tenant_id, changed[0].metric_id, changed[0].grain)
         if done is not None:
-            stored = sum(c.stored for c in counts)
-            complete_in(conn, replace(done, counts={**(done.counts or {}), "rows_stored": stored}))
+            complete_in(conn, with_rows_stored(done, counts))
         if also is not None:
             also(conn)
     return counts
+
+
+Kept = dict[str, tuple[date, str | None]]  # dimension ("" the base) -> its period and digest
+
+
+def write_series_of(
+    conn: Connection, writes: Sequence[SeriesWrite], kept: Kept, now: datetime
+) -> tuple[list[WriteCounts], list[dict[str, Any]]]:
+    """Store the series of one context (``kept``: their digests, read in this transaction);
+    return each one's counts and the status rows to write for them."""
+    counts: list[WriteCounts] = []
+    statuses: list[dict[str, Any]] = []
+    for w in writes:
+        period, digest = kept.get(w.key.dimension or "", (None, None))
+        written, digest = _write_series(conn, w, digest)
+        counts.append(written)
+        if period is not None and period > w.status.period and (written.stored or written.deleted):
+            _forget_digest(conn, w.key)  # its status row stays on the later period
+        statuses.append(
+            status_row(
+                w.status,
+                succeeded=w.rows is not None,
+                now=now,
+                error=w.error,
+                rows_fetched=w.rows_fetched,
+                rows_stored=written.stored,
+                rows_skipped=w.rows_skipped,
+                digest=digest,
+            )
+        )
+    return counts, statuses
+
+
+def with_rows_stored(done: KeyDone, counts: Sequence[WriteCounts]) -> KeyDone:
+    """``done`` with the rows its context's transaction stored in its counts."""
+    stored = sum(c.stored for c in counts)
+    return replace(done, counts={**(done.counts or {}), "rows_stored": stored})
 
 
 def _write_series(
@@ -142,11 +155,12 @@ _FORGET = (
 _KEPT = (  # on the driver's cursor: a statement of SQLAlchemy's cost more than the query
     "SELECT dimension, period, window_digest FROM metric_sync_status "
     "WHERE tenant_id = {0} AND metric_id = {0} AND grain = {0}"
-)
-_KEPT_SQLITE, _KEPT_PG = _KEPT.format("?"), _KEPT.format("%s") + " FOR UPDATE"
+)  # locked (PostgreSQL) in the order of the key, as every writer locks them: no deadlock
+_KEPT_SQLITE = _KEPT.format("?")
+_KEPT_PG = _KEPT.format("%s") + " ORDER BY dimension FOR UPDATE"
 
 
-def _kept_digests(conn: Connection, key: SeriesKey) -> dict[str, tuple[date, str | None]]:
+def _kept_digests(conn: Connection, key: SeriesKey) -> Kept:
     """Each series' period and digest of one context, read (and on PostgreSQL locked) in the
     transaction that writes them."""
     cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

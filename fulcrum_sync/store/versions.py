@@ -22,14 +22,19 @@ ContextKey = tuple[int, str, str]  # tenant_id, metric_id, grain
 
 def bump(conn: Connection, tenant_id: int, metric_id: str, grain: str) -> None:
     """Raise the context's version by one (1 on its first write), in the caller's transaction."""
-    row = {
-        "tenant_id": tenant_id,
-        "metric_id": metric_id,
-        "grain": grain,
-        "version": 1,
-        "changed_at": datetime.now(UTC),
-    }
-    conn.execute(_bump(conn.dialect.name), [row])
+    bump_all(conn, [(tenant_id, metric_id, grain)])
+
+
+def bump_all(conn: Connection, contexts: list[ContextKey]) -> None:
+    """:func:`bump` each of ``contexts`` (in their order: keep them sorted) in one statement."""
+    if not contexts:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {"tenant_id": ti, "metric_id": m, "grain": g, "version": 1, "changed_at": now}
+        for ti, m, g in contexts
+    ]
+    conn.execute(_bump(conn.dialect.name), rows)
 
 
 @functools.lru_cache(maxsize=4)

@@ -50,6 +50,9 @@ NOT_WHEN_DONE = (
     "fulcrum_sync.domain.backfill",
     # Work that finds nothing to do: no context's sync, discovery, statuses or sink.
     "fulcrum_sync.services.run.sync_context",
+    "fulcrum_sync.services.run.pending",
+    "fulcrum_sync.services.run.context_store",
+    "fulcrum_sync.store.sync_batch",
     "fulcrum_sync.services.run.stretches",
     "fulcrum_sync.services.contexts.discover",
     "fulcrum_sync.store.series",

@@ -1,6 +1,7 @@
 """A context's sync commits its series, their statuses and its run key together (issue 19);
 its claim commits with the next contexts' (issue 26: claims a batch ahead,
-services/jobs/claim_ahead.py). A series the database refuses still fails alone."""
+services/jobs/claim_ahead.py), and so do its writes when it has no patterns to run
+(services/run/write_batch.py). A series the database refuses still fails alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, event, select
 
 from fulcrum_sync.services.deps import Deps
 from fulcrum_sync.services.jobs import claim_ahead
+from fulcrum_sync.services.run import write_batch
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 
@@ -45,9 +47,11 @@ def test_contexts_claim_in_batches_and_commit_their_work_once(
     engine, commits = counted
     assert _sync(db_url, engine, "--period", "2025-09-29").exit_code == 0  # FULL, discovery
 
-    # Claims cover an hour of work ahead: the first key alone, then all the others at once
-    # (the batch size follows the pace of the run; here it is made independent of the load).
+    # Claims cover an hour of work ahead: the first key alone, then all the others at once;
+    # so do the writes: every context's in one transaction (services/run/write_batch.py).
+    # (The batch sizes follow the pace of the run; here they are made independent of it.)
     monkeypatch.setattr(claim_ahead, "AHEAD_SECONDS", 3600.0)
+    monkeypatch.setattr(write_batch, "BATCH_SECONDS", 3600.0)
     commits["n"] = 0
     done = _sync(db_url, engine, "--period", "2025-09-30")
     assert done.exit_code == 0, done.output
@@ -63,7 +67,7 @@ def test_contexts_claim_in_batches_and_commit_their_work_once(
     assert {c["status"] for c in json.loads(again.stdout)["contexts"]} == {"skipped"}
     per_run = commits["n"]  # start, record keys, release, finish: no claim per done key
     assert per_run <= 4
-    assert worked - per_run == len(contexts) + 2  # one write per context + two claims
+    assert worked - per_run == 1 + 2  # one write for all the contexts + two claims
     with engine.connect() as conn:
         keys = conn.execute(
             select(t.run_items.c.status, t.run_items.c.attempts).where(

@@ -4,6 +4,8 @@ back and written as before."""
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -206,4 +208,57 @@ def test_digest_matches_only_its_own_rows_from_a_known_date() -> None:
     assert digests.unchanged_prefix(p, "not a digest") is None
     renamed = digests.prepare([(P0, "x", 1.0)], True)
     same = digests.prepare([(P0, "y", 1.0)], True)
-    assert renamed and same and renamed.digest(0, 1) != same.digest(0, 1)
+    day = P0.toordinal()
+    assert renamed and same and renamed.suffixes([day], day) != same.suffixes([day], day)
+
+
+def _old_format(rows: list[Any], dimensional: bool, since: date) -> str:
+    """The digest the version before ``v2`` wrote: ``LAST;D1:HEX;…``, a BLAKE2b of each
+    suffix whole (its dates as int64 ordinals, its values, its slices joined)."""
+    ordinals = [r[0].toordinal() for r in rows]
+    entries = [str(ordinals[-1])]
+    for day in sorted(set(ordinals))[:4]:
+        if day >= since.toordinal():
+            at = ordinals.index(day)
+            h = hashlib.blake2b(array("q", ordinals[at:]).tobytes(), digest_size=8)
+            h.update(array("d", [r[-1] for r in rows[at:]]).tobytes())
+            if dimensional:
+                h.update("\x1f".join(r[1] for r in rows[at:]).encode())
+            entries.append(f"{day}:{h.hexdigest()}")
+    return ";".join(entries)
+
+
+def test_a_digest_of_the_older_format_reads_the_window_back_once(
+    engine: Engine, no_read_back: list[str]
+) -> None:
+    """A digest an earlier version wrote is unknown, not trusted: here it says the source's
+    rows are stored while a stored value differs; the sync reads the window back, fixes the
+    value and keeps a digest of the new format, which the next sync then trusts."""
+    sync(engine, P0, source(P0), full=True)
+    day = P0 - timedelta(days=10)
+    with engine.begin() as conn:
+        conn.execute(
+            update(t.metric_time_series).where(t.metric_time_series.c.date == day).values(value=-1)
+        )
+        for (key, rows), dimensional in zip(
+            zip((BASE, DIM), source(P0), strict=True), (False, True), strict=True
+        ):
+            conn.execute(
+                update(t.metric_sync_status)
+                .where(t.metric_sync_status.c.dimension == (key.dimension or ""))
+                .values(window_digest=_old_format(rows, dimensional, window(P0)[1]))
+            )
+    assert not any(d.startswith("v2;") for d in kept(engine).values() if d)
+    p1 = P0 + timedelta(days=1)
+    base, dim = sync(engine, p1, source(p1))
+    assert len(no_read_back) == 2  # both series: read back
+    assert (base.inserted, base.updated, dim.inserted, dim.updated) == (1, 1, 3, 0)
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(t.metric_time_series.c.value).where(t.metric_time_series.c.date == day)
+        ).scalar_one()
+    assert value == float(day.toordinal() % 97)
+    assert all(d and d.startswith("v2;") for d in kept(engine).values())
+    p2 = P0 + timedelta(days=2)
+    base, dim = sync(engine, p2, source(p2))
+    assert len(no_read_back) == 2 and (base.inserted, dim.inserted) == (1, 3)

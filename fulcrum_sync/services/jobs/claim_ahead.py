@@ -51,6 +51,21 @@ AHEAD_SECONDS = 0.1  # the work one batch of claims covers, at the run's pace
 MAX_BATCH = 64
 
 
+class Pace:
+    """The pace of a run's work so far, to size batches by the time they cover."""
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+        self.count = 0  # items started (or done) since then
+
+    def size(self, seconds: float, most: int) -> int:
+        """How many items cover about ``seconds`` of work at the pace so far (1 at first)."""
+        if not self.count:
+            return 1
+        per_item = (time.monotonic() - self.since) / self.count
+        return max(1, min(most, int(seconds / max(per_item, 1e-6))))
+
+
 class ClaimAhead:
     """Claims of ``keys`` (in the order their work starts), batch by batch; thread-safe."""
 
@@ -60,8 +75,7 @@ class ClaimAhead:
         self.at = {k: i for i, k in enumerate(self.keys)}
         self.asked: set[str] = set()  # keys a batch claimed (or tried to)
         self.claims: dict[str, Claim] = {}  # their answers, until their work takes them
-        self.taken = 0
-        self.since = time.monotonic()
+        self.pace = Pace()
         self.lock = threading.Lock()
 
     def take(self, key: str) -> Claim:
@@ -69,18 +83,12 @@ class ClaimAhead:
         with self.lock:
             if key not in self.asked:
                 first = self.at[key]
-                batch = [k for k in self.keys[first : first + self._size()] if k not in self.asked]
+                size = self.pace.size(AHEAD_SECONDS, MAX_BATCH)
+                batch = [k for k in self.keys[first : first + size] if k not in self.asked]
                 self.asked.update(batch)
                 self.claims.update(self._claim(batch))
-            self.taken += 1
+            self.pace.count += 1
             return self.claims.pop(key)
-
-    def _size(self) -> int:
-        """How many keys cover about AHEAD_SECONDS of work at the pace so far (1 at first)."""
-        if not self.taken:
-            return 1
-        per_key = (time.monotonic() - self.since) / self.taken
-        return max(1, min(MAX_BATCH, int(AHEAD_SECONDS / max(per_key, 1e-6))))
 
     def _claim(self, batch: list[str]) -> dict[str, Claim]:
         return claim_keys(self.rc, batch)
@@ -108,4 +116,4 @@ def claim_keys(
     )
 
 
-__all__ = ["AHEAD_SECONDS", "MAX_BATCH", "ClaimAhead", "Claimant", "claim_keys"]
+__all__ = ["AHEAD_SECONDS", "MAX_BATCH", "ClaimAhead", "Claimant", "Pace", "claim_keys"]

@@ -8,11 +8,11 @@ once their lease expires.
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -23,6 +23,7 @@ from fulcrum_sync.domain import DependencyError, StopRequested
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.jobs.claim_ahead import ClaimAhead, claim_keys
+from fulcrum_sync.services.jobs.workers import map_workers
 from fulcrum_sync.store import progress, run_records, runs
 from fulcrum_sync.store.retry import STOP_GRACE_SECONDS, after_stop, set_patience
 from fulcrum_sync.store.runs import Claim, RunItem
@@ -30,6 +31,15 @@ from fulcrum_sync.store.runs import Claim, RunItem
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Deferred(enum.Enum):
+    """What ``do`` returns (:data:`DEFERRED`) for work whose result comes later."""
+
+    DEFERRED = "deferred"
+
+
+DEFERRED = Deferred.DEFERRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +219,7 @@ def repeating(name: str, seconds: float, call: Callable[[], object]) -> Iterator
 def run_keyed(
     rc: RunContext,
     work: Sequence[KeyedWork[T]],
-    do: Callable[[T], R],
+    do: Callable[[T], R | Deferred],
     summarize: Callable[[R], Outcome],
     skipped: Callable[[KeyedWork[T], Claim], R],
     *,
@@ -217,6 +227,7 @@ def run_keyed(
     on_result: Callable[[R], None] | None = None,
     made: bool = False,
     claim: Callable[[KeyedWork[T]], Claim] | None = None,
+    deferred: Callable[[bool], list[tuple[str, R]]] | None = None,
 ) -> list[R]:
     """Claim and do every item; return results in completion order (none when ``on_result``
     takes each as it comes: a run of any size then keeps no result per item).
@@ -226,10 +237,16 @@ def run_keyed(
     released with the run's). Keys are claimed just ahead of their work, a batch covering
     ~0.1 s of work per transaction (claim_ahead.py), except keys that had already succeeded
     when the run started (read in one query): those are skipped as done without a claim,
-    unless the run forces. This owner's leases
-    are renewed while the work runs. ``made``: the keys' rows exist
-    already (made by the caller). ``claim``: how an item's key is claimed, when not alone
-    (a sync claims a context's pattern keys with it when its sync key is done already).
+    unless the run forces. This owner's leases are renewed while the work runs. ``made``:
+    the keys' rows exist already (made by the caller). ``claim``: how an item's key is
+    claimed, when not alone (a sync claims a context's pattern keys with it when its sync
+    key is done already).
+
+    ``do`` may return :data:`DEFERRED`: its key stays held, its result comes later from
+    ``deferred(final)`` as (run key, result) pairs, each then handled as if ``do`` had
+    returned it (a sync stores contexts in batches: services/run/write_batch.py); asked
+    after each item (final=False: what is ready), then with final=True (finish what is
+    pending) when the loop ends, also on a stop or an error: before any key is released.
     """
     if not work:
         return []
@@ -240,6 +257,7 @@ def run_keyed(
     if rc.force_before is None:
         done_before = progress.succeeded_among(rc.engine, [w.item.run_key for w in work])
     ahead = ClaimAhead(rc, [w.item.run_key for w in work if w.item.run_key not in done_before])
+    by_key = {w.item.run_key: w for w in work} if deferred is not None else {}
 
     def one(w: KeyedWork[T]) -> R | None:
         if rc.stop.is_set():
@@ -255,6 +273,8 @@ def run_keyed(
             return skipped(w, got)
         try:
             result = do(w.payload)
+            if isinstance(result, Deferred):
+                return None  # reported by ``deferred``
             outcome = summarize(result)
         except StopRequested:
             return None  # SIGTERM during a wait: abandoned; the key is released at the end
@@ -267,20 +287,44 @@ def run_keyed(
             _settle(rc, w.item.run_key, outcome)
         return result
 
+    def later(final: bool) -> None:  # deferred results, once ready, as ``do``'s
+        for key, result in deferred(final) if deferred is not None else ():
+            with bound_fields(**rc.fields(by_key[key].item)):
+                outcome = summarize(result)
+                if not outcome.recorded:
+                    _settle(rc, key, outcome)
+            keep(result)
+
+    keep = results.append if on_result is None else on_result
     try:
         with keep_leases(rc.engine, rc.owner, rc.lease_seconds):
-            for result in map_workers(one, work, workers):
-                if result is None:
-                    continue
-                if on_result is None:
-                    results.append(result)
-                else:
-                    on_result(result)
+            _do_all(work, one, workers, keep, later)
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
             with contextlib.suppress(DependencyError, StopRequested):  # the record says why
                 runs.release_pending(rc.engine, [w.item.run_key for w in work])
     return results
+
+
+def _do_all(
+    work: Sequence[KeyedWork[T]],
+    one: Callable[[KeyedWork[T]], R | None],
+    workers: int,
+    keep: Callable[[R], None],
+    later: Callable[[bool], None],
+) -> None:
+    """``one`` of each item (``keep`` its result), ``later(False)`` after each, then
+    ``later(True)``: also when an item raised (that error is the one reported)."""
+    try:
+        for result in map_workers(one, work, workers):
+            if result is not None:
+                keep(result)
+            later(False)
+    except BaseException:
+        with contextlib.suppress(DependencyError, StopRequested):
+            later(True)
+        raise
+    later(True)
 
 
 def run_batch(
@@ -346,31 +390,3 @@ def _settle(rc: RunContext, run_key: str, outcome: Outcome) -> None:
         counts=outcome.counts,
         error=outcome.error,
     )
-
-
-def map_workers(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """Yield ``fn(item)`` for each item, ``workers`` at a time, in completion order.
-
-    One worker runs in the calling thread. At most ``2 * workers`` items are in flight, so
-    memory stays flat however many items there are. An exception in ``fn`` propagates once
-    the items already running finish; queued ones are cancelled.
-    """
-    if workers <= 1:
-        for item in items:
-            yield fn(item)
-        return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
-    try:
-        pending: set[Future[R]] = set()
-        for item in items:
-            pending.add(pool.submit(fn, item))
-            if len(pending) >= workers * 2:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
-        for f in pending:
-            yield f.result()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # queued items never start
-        raise
-    pool.shutdown(wait=True)

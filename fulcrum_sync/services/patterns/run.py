@@ -37,9 +37,9 @@ from fulcrum_sync.services.jobs.runner import (
     Outcome,
     RunContext,
     keep_leases,
-    map_workers,
     run_batch,
 )
+from fulcrum_sync.services.jobs.workers import map_workers
 from fulcrum_sync.services.patterns.inputs import ContextData, preloaded
 from fulcrum_sync.store import pattern_data
 from fulcrum_sync.store.catalog import read_catalog

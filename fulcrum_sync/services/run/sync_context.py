@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -14,27 +13,27 @@ from fulcrum_sync.catalog import ContextDef, DimensionDef
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextResult,
-    DependencyError,
-    FulcrumError,
     Grain,
     RefusedError,
     SeriesResult,
     SkipCounts,
-    SourceDownError,
     StopRequested,
-    StoreBusyError,
     SyncType,
-    TenantRefusedError,
     Window,
     compute_window,
-    is_outage,
     sync_run_key,
+)
+from fulcrum_sync.services.run.pending import (
+    PendingContext,
+    key_done,
+    mark_failed,
+    settle_status,
 )
 from fulcrum_sync.sources.base import FetchOutcome, FetchRequest, SeriesRow, Source, fetch_all
 from fulcrum_sync.store import sync_status
-from fulcrum_sync.store.runs import KeyDone
+from fulcrum_sync.store.digests import CleanRows, Columns
 from fulcrum_sync.store.series import CleanRow, SeriesKey
-from fulcrum_sync.store.sync_write import SeriesWrite, write_context
+from fulcrum_sync.store.sync_write import SeriesWrite
 from fulcrum_sync.store.tables import NO_DIMENSION
 
 
@@ -91,7 +90,8 @@ def _sanitize_clean(
 ) -> tuple[list[CleanRow], SkipCounts] | None:
     """``sanitize`` of rows with nothing to drop (every value a finite float, every slice a
     str), column by column at C speed; None for any other rows (``sanitize`` then goes row
-    by row). Repeated keys are kept as there: the last value, in the first place."""
+    by row). Repeated keys are kept as there: the last value, in the first place. Rows
+    without repeated keys come as :class:`CleanRows`, with the columns digests read."""
     if not rows:
         return None
     columns = list(zip(*rows, strict=False))
@@ -101,14 +101,16 @@ def _sanitize_clean(
         return None
     dates, values = columns[0], columns[1]
     if not dimensional:
+        if len(set(dates)) == len(rows):
+            return CleanRows(Columns(dates, values, None)), SkipCounts()
         kept: dict[Any, float] = dict(zip(dates, values, strict=True))
         return list(kept.items()), SkipCounts(duplicate=len(rows) - len(kept))
     slices = columns[2]
     if set(map(type, slices)) != _STR:
         return None
+    if len(set(zip(dates, slices, strict=True))) == len(rows):
+        return CleanRows(Columns(dates, values, slices)), SkipCounts()
     kept = dict(zip(zip(dates, slices, strict=True), values, strict=True))
-    if len(kept) == len(rows):
-        return list(zip(dates, slices, values, strict=True)), SkipCounts()
     return [(d, s, v) for (d, s), v in kept.items()], SkipCounts(duplicate=len(rows) - len(kept))
 
 
@@ -159,12 +161,45 @@ def sync_context(
     ``window`` (a backfill stretch ending in ``period``) every series fetches that window and
     is upserted, so stored periods outside it stay as they are.
 
-    Every series is fetched first, then all are stored with their statuses in one
-    transaction; with ``owner`` (the lease owner of the context's claimed run key) the key is
-    completed in it too (``result.key_done``), and ``also(conn, result)`` runs in it (the
-    sync claims the context's pattern keys). ``statuses`` are the context's series
-    statuses when the caller read them already (a sync reads them once per run).
+    Every series is fetched first (:func:`fetch_context`), then all are stored with their
+    statuses in one transaction (``context_store.store_context``); with ``owner`` (the lease
+    owner of the context's claimed run key) the key is completed in it too
+    (``result.key_done``), and ``also(conn, result)`` runs in it (the sync claims the
+    context's pattern keys). ``statuses`` are the context's series statuses when the caller
+    read them already (a sync reads them once per run).
     """
+    from fulcrum_sync.services.run.context_store import store_context
+
+    pending = fetch_context(
+        engine,
+        source,
+        ctx,
+        period,
+        settings,
+        force_full=force_full,
+        run_id=run_id,
+        window=window,
+        statuses=statuses,
+        owner=owner,
+    )
+    return store_context(engine, pending, also)
+
+
+def fetch_context(
+    engine: Engine,
+    source: Source,
+    ctx: ContextDef,
+    period: date,
+    settings: Settings,
+    *,
+    force_full: bool = False,
+    run_id: str | None = None,
+    window: Window | None = None,
+    statuses: dict[str, sync_status.SeriesStatus] | None = None,
+    owner: str | None = None,
+) -> PendingContext:
+    """Fetch and sanitize every series of ``ctx`` (:func:`sync_context`), storing nothing:
+    the context is stored later, alone or with others (services/run/write_batch.py)."""
     grain: Grain = ctx.grain
     result = ContextResult(
         context=ctx.context,
@@ -178,8 +213,7 @@ def sync_context(
         statuses = sync_status.read_statuses(
             engine, ctx.tenant.tenant_id, ctx.metric.metric_id, grain.value
         )
-    fetched: list[tuple[SeriesResult, SeriesWrite]] = []
-    refused: RefusedError | None = None
+    pending = PendingContext(result, [])
     planned = plan_series(ctx, period, statuses, settings, force_full, window)
     since = compute_window(  # where the next incremental windows start: digests kept from it
         grain, period, SyncType.INCREMENTAL, settings.history_start, settings.lookback
@@ -199,52 +233,18 @@ def sync_context(
             upsert_only=window is not None,
             digest_from=since,
         )
-        fetched.append((series, write))
+        pending.fetched.append((series, write))
         if dim is None:
             result.base = series
         else:
             result.dimensions.append(series)
         if isinstance(error, RefusedError):
-            refused = error  # a wrong credential or URL: no other series would fare better
+            pending.refused = error  # a wrong credential or URL: no other would fare better
             break
-    _settle_status(result)
-    done = _key_done(result, owner) if owner is not None and refused is None else None
-    then = (lambda conn: also(conn, result)) if also is not None and done is not None else None
-    result.key_done = _store(engine, fetched, done, then)
-    _settle_status(result)
-    result.finished_at = datetime.now(UTC)
-    if refused is not None:
-        raise refused  # exit 2; what was fetched before it (and its failure) is stored
-    return result
-
-
-def _settle_status(result: ContextResult) -> None:
-    """Set the context's status and error from its series."""
-    failed = [s for s in result.series if not s.success]
-    if result.base is not None and not result.base.success:
-        result.status = "failed"
-        result.error = result.base.error
-    elif failed:
-        result.status = "partial"
-        result.error = "; ".join(f"{s.dimension}: {s.error}" for s in failed)
-    else:
-        result.status = "succeeded"
-        result.error = None
-    result.dependency_failure = bool(failed) and all(s.dependency_failure for s in failed)
-
-
-def _key_done(result: ContextResult, owner: str) -> KeyDone:
-    """How the context's run key completes, in the transaction of its writes."""
-    return KeyDone(
-        result.run_key,
-        owner,
-        succeeded=result.status == "succeeded",
-        counts={
-            "rows_skipped": result.rows_skipped,
-            "dimensions_failed": result.dimensions_failed,
-        },
-        error=result.error,
-    )
+    settle_status(result)
+    if owner is not None and pending.refused is None:
+        pending.done = key_done(result, owner)
+    return pending
 
 
 def series_request(ctx: ContextDef, dim: DimensionDef | None, window: Window) -> FetchRequest:
@@ -296,7 +296,7 @@ def _fetch_series(
     except StopRequested:
         raise  # SIGTERM during a wait: the context is abandoned unstored, its key released
     except Exception as exc:  # isolation: one series failing never stops the others
-        _failed(series, exc)
+        mark_failed(series, exc)
         write = SeriesWrite(key, status, None, rows_fetched=series.rows_fetched, error=series.error)
         return series, write, exc
     full = sync_type is SyncType.FULL and not upsert_only
@@ -310,73 +310,6 @@ def _fetch_series(
         digest_from=digest_from,
     )
     return series, write, None
-
-
-def _failed(series: SeriesResult, exc: Exception) -> None:
-    series.success = False
-    series.dependency_failure = is_outage(exc)
-    series.source_down = isinstance(exc, SourceDownError)
-    series.refused = isinstance(exc, TenantRefusedError)
-    series.error = str(exc) if isinstance(exc, FulcrumError) else f"{type(exc).__name__}: {exc}"
-
-
-def _store(
-    engine: Engine,
-    fetched: list[tuple[SeriesResult, SeriesWrite]],
-    done: KeyDone | None,
-    also: Callable[[Connection], object] | None = None,
-) -> bool:
-    """Store the fetched series in one transaction; return whether ``done`` was recorded.
-
-    When that transaction fails, store them one by one, each in its own transaction as
-    before, so that a series the database refuses fails alone (its status says why) and the
-    others are kept; the run key is then left to the caller.
-    """
-    try:
-        counts = write_context(engine, [w for _, w in fetched], done=done, also=also)
-    except StoreBusyError as exc:  # a lock not granted in time: every series would wait again
-        for series, write in fetched:
-            _failed(series, exc)
-            _record_failure(engine, series, write)
-        return False
-    except DependencyError:
-        for series, write in fetched:
-            if write.rows is None:
-                _record_failure(engine, series, write)
-            else:
-                _store_one(engine, series, write)
-        return False
-    for (series, _), written in zip(fetched, counts, strict=True):
-        series.inserted, series.updated, series.unchanged = (
-            written.inserted,
-            written.updated,
-            written.unchanged,
-        )
-    return done is not None
-
-
-def _store_one(engine: Engine, series: SeriesResult, write: SeriesWrite) -> None:
-    try:
-        (counts,) = write_context(engine, [write])
-        series.inserted, series.updated, series.unchanged = (
-            counts.inserted,
-            counts.updated,
-            counts.unchanged,
-        )
-    except Exception as exc:  # isolation: one series failing never stops the others
-        _failed(series, exc)
-        _record_failure(engine, series, write)
-
-
-def _record_failure(engine: Engine, series: SeriesResult, write: SeriesWrite) -> None:
-    with contextlib.suppress(DependencyError):  # the database itself may be what failed
-        sync_status.record_failure(
-            engine,
-            write.status,
-            error=series.error,
-            rows_fetched=series.rows_fetched,
-            rows_skipped=series.skipped.total,
-        )
 
 
 def source_down_reason(source: Source, result: ContextResult) -> str | None:

@@ -3,9 +3,10 @@
 :class:`SyncRun` holds what the run shares (engine, source, request, the catch-up plan, the
 run record) so that each step is a method: :meth:`~SyncRun.select` the contexts,
 :meth:`~SyncRun.claim` their keys, :meth:`~SyncRun.fetch` and store each context (one
-transaction that also completes its key, services/run/sync_context.py), run its
-:meth:`~SyncRun.patterns`, queue its :meth:`~SyncRun.cache` table, and :meth:`~SyncRun.record`
-the run. A context behind (``--catch-up``) takes :meth:`~SyncRun.catch_up` instead.
+transaction, alone or with a batch of others: services/run/write_batch.py, that also
+completes its key), run its patterns, queue its :meth:`~SyncRun.cache` table, and
+:meth:`~SyncRun.record` the run. A context behind (``--catch-up``) takes
+:meth:`~SyncRun.catch_up` instead.
 
 With ``--cache-load`` the queued contexts' tables load together (:meth:`~SyncRun.load_queued`,
 services/run/cache_queue.py), each context reported once its own load is done.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -23,7 +23,7 @@ from functools import partial
 from sqlalchemy import Connection, Engine
 
 from fulcrum_sync.catalog import ContextDef
-from fulcrum_sync.collector import importing
+from fulcrum_sync.collector import FirstUse
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import (
     ContextResult,
@@ -37,12 +37,14 @@ from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.contexts.selection import select_contexts
 from fulcrum_sync.services.jobs.keys import ensure_expected, sync_item
 from fulcrum_sync.services.jobs.runner import (
+    DEFERRED,
+    Deferred,
     KeyedWork,
     RunContext,
     keep_leases,
-    map_workers,
     run_keyed,
 )
+from fulcrum_sync.services.jobs.workers import map_workers
 from fulcrum_sync.services.patterns.step import NO_PATTERNS, PatternStep
 from fulcrum_sync.services.run import catch_up, fetch_plan
 from fulcrum_sync.services.run.cache_queue import CACHE_BATCH, CacheLoads, CacheQueue
@@ -62,6 +64,7 @@ from fulcrum_sync.services.run.sync_report import (
     summarize_run,
     vanished,
 )
+from fulcrum_sync.services.run.write_batch import WriteBatch
 from fulcrum_sync.sources.base import Source
 from fulcrum_sync.store import claims as context_claims
 from fulcrum_sync.store import progress
@@ -106,7 +109,8 @@ class SyncRun:
     _pattern_claims: dict[str, dict[str, Claim]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: CacheQueue | None = field(init=False, default=None)
-    _loaded: bool = False  # a context was synced: the modules of the work are loaded
+    batch: WriteBatch | None = field(init=False, default=None)  # contexts stored together
+    _first_use: FirstUse = field(default_factory=FirstUse)  # loads the work's modules
 
     def execute(self) -> SyncRunResult:
         """Sync every selected context for ``request.period`` (and, with ``--catch-up``,
@@ -132,11 +136,8 @@ class SyncRun:
             self.on_start(len(self.contexts))
         late = [c for c in self.contexts if self.behind is not None and self.behind.catches_up(c)]
         late_ids = {id(c) for c in late}
-        work = [
-            KeyedWork(sync_item(c, request.period), c)
-            for c in self.contexts
-            if id(c) not in late_ids
-        ]
+        work = [KeyedWork(sync_item(c, request.period), c) for c in self.contexts]
+        work = [w for w in work if id(w.payload) not in late_ids]
         self.statuses = RunStatuses(self.engine, request.grain.value, [w.payload for w in work])
         self.late_statuses = RunStatuses(self.engine, request.grain.value, late)
         self.fetcher = fetch_plan.for_run(  # contexts sharing a cube share their round trips
@@ -203,6 +204,7 @@ class SyncRun:
                 for res in map_workers(self.catch_up, late, workers):
                     if res is not None:
                         self.report(res)
+        self.batch = WriteBatch.for_run(self.engine, workers, self.after)
         run_keyed(
             self.rc,
             work,
@@ -213,6 +215,7 @@ class SyncRun:
             on_result=self.report,
             made=True,  # claim() made every key
             claim=self._claim_context if self.patterns_step.enabled else None,
+            deferred=self.batch.take if self.batch is not None else None,
         )
 
     def _claimant(self) -> Claimant:
@@ -238,34 +241,38 @@ class SyncRun:
         keys = sorted(self.patterns_step.keys(ctx, res.period, skip))
         self._pattern_claims[res.run_key] = take_in(conn, keys, self._claimant())
 
-    def fetch(self, ctx: ContextDef) -> ContextResult:
+    def fetch(self, ctx: ContextDef) -> ContextResult | Deferred:
         """Fetch and store one context for the period; its key completes in the transaction
-        of its writes. Then its patterns and its cache table."""
-        # Loaded by the first context to sync (a run that finds everything done needs none),
-        # with what the source loads (numpy for the demo): like the command's own imports,
-        # with collection held, then frozen so that the run's collections never walk them.
-        with nullcontext() if self._loaded else importing(), refusal_logged():
-            from fulcrum_sync.services.run.sync_context import source_down_reason, sync_context
+        of its writes (shared with other contexts' when its batch takes it: write_batch.py,
+        its result then comes later). Then its patterns and its cache table."""
+        request, enabled = self.request, self.patterns_step.enabled
+        # Loaded by the first context to sync (an everything-done run needs none): collector.py
+        with self._first_use(), refusal_logged():
+            from fulcrum_sync.services.run.context_store import store_context
+            from fulcrum_sync.services.run.sync_context import fetch_context, source_down_reason
 
-            res = sync_context(
+            pending = fetch_context(
                 self.engine,
                 self.fetcher,
                 ctx,
-                self.request.period,
+                request.period,
                 self.settings,
-                force_full=self.request.force_full,
+                force_full=request.force_full,
                 run_id=self.rc.run_id,
                 statuses=self.statuses.of(ctx),
                 owner=self.rc.owner,
-                also=partial(self._claim_patterns, ctx) if self.patterns_step.enabled else None,
             )
-        self._loaded = True
-        claims = self._pattern_claims.pop(res.run_key, None)  # none unless its writes committed
-        down = source_down_reason(self.source, res)
-        if down is not None:
+            patterns = enabled and bool(self.patterns_step.keys(ctx, request.period))
+            batched = self.batch is not None and self.batch.add(ctx, pending, patterns)
+            also = partial(self._claim_patterns, ctx) if enabled else None
+            res = pending.result if batched else store_context(self.engine, pending, also)
+        if (down := source_down_reason(self.source, res)) is not None:
             self.rc.halt(down)  # start no other context: the ones not started are released
+        if batched:
+            return DEFERRED  # reported once its batch is stored
+        claims = self._pattern_claims.pop(res.run_key, None)  # none unless its writes committed
         if res.base is not None and res.base.success:
-            self.patterns(ctx, res, claims if res.key_done else None)
+            self.patterns_step.after(self.rc, ctx, res, claims if res.key_done else None)
         self.after(ctx, res)
         return res
 
@@ -313,17 +320,10 @@ class SyncRun:
             if unfinished:
                 res.skip_reason = FINISHING_PATTERNS  # interrupted or failed patterns
                 res.started_at = datetime.now(UTC)
-                self.patterns(w.payload, res, claims)
+                self.patterns_step.after(self.rc, w.payload, res, claims)
                 res.finished_at = datetime.now(UTC)
             self.after(w.payload, res)
         return res
-
-    def patterns(
-        self, ctx: ContextDef, res: ContextResult, claims: dict[str, Claim] | None = None
-    ) -> None:
-        """Run the context's patterns for the period (nothing with ``--no-patterns``);
-        ``claims``: its pattern keys claimed already."""
-        self.patterns_step.after(self.rc, ctx, res, claims)
 
     def after(self, ctx: ContextDef, res: ContextResult) -> None:
         """Older unfinished patterns (--catch-up), then the cache table (--cache-load)."""

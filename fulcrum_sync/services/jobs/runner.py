@@ -232,31 +232,23 @@ def run_keyed(
     """Claim and do every item; return results in completion order (none when ``on_result``
     takes each as it comes: a run of any size then keeps no result per item).
 
-    ``workers == 1`` runs everything in the calling thread (a breakpoint stops there).
-    Items not yet started when ``rc.stop`` is set are not started (keys claimed for them are
-    released with the run's). Keys are claimed just ahead of their work, a batch covering
-    ~0.1 s of work per transaction (claim_ahead.py), except keys that had already succeeded
-    when the run started (read in one query): those are skipped as done without a claim,
-    unless the run forces. This owner's leases are renewed while the work runs. ``made``:
-    the keys' rows exist already (made by the caller). ``claim``: how an item's key is
-    claimed, when not alone (a sync claims a context's pattern keys with it when its sync
-    key is done already).
-
-    ``do`` may return :data:`DEFERRED`: its key stays held, its result comes later from
-    ``deferred(final)`` as (run key, result) pairs, each then handled as if ``do`` had
-    returned it (a sync stores contexts in batches: services/run/write_batch.py); asked
-    after each item (final=False: what is ready), then with final=True (finish what is
-    pending) when the loop ends, also on a stop or an error: before any key is released.
+    ``workers == 1`` runs everything in the calling thread (a breakpoint stops there). Items
+    not started when ``rc.stop`` is set are not started (their keys are released with the
+    run's). Keys are claimed just ahead of their work, ~0.1 s of work per transaction
+    (claim_ahead.py), except keys that had succeeded when the run started (one query):
+    skipped as done without a claim, unless the run forces. Leases are renewed meanwhile.
+    ``made``: the caller made the keys' rows. ``claim``: how an item's key is claimed, when
+    not alone (a sync claims a done context's pattern keys with it). ``do`` may return
+    :data:`DEFERRED`: its result comes later, from ``deferred`` (see :func:`_do_all`).
     """
     if not work:
         return []
     if not made:  # the caller made (and adopted) the keys already: keys.ensure_expected
         runs.ensure_items(rc.engine, [w.item for w in work], rc.run_id)
     results: list[R] = []
-    done_before: set[str] = set()
-    if rc.force_before is None:
-        done_before = progress.succeeded_among(rc.engine, [w.item.run_key for w in work])
-    ahead = ClaimAhead(rc, [w.item.run_key for w in work if w.item.run_key not in done_before])
+    keys = [w.item.run_key for w in work]
+    done_before = progress.succeeded_among(rc.engine, keys) if rc.force_before is None else set()
+    ahead = ClaimAhead(rc, [k for k in keys if k not in done_before])
     by_key = {w.item.run_key: w for w in work} if deferred is not None else {}
 
     def one(w: KeyedWork[T]) -> R | None:
@@ -302,7 +294,7 @@ def run_keyed(
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
             with contextlib.suppress(DependencyError, StopRequested):  # the record says why
-                runs.release_pending(rc.engine, [w.item.run_key for w in work])
+                runs.release_pending(rc.engine, keys)
     return results
 
 
@@ -314,7 +306,14 @@ def _do_all(
     later: Callable[[bool], None],
 ) -> None:
     """``one`` of each item (``keep`` its result), ``later(False)`` after each, then
-    ``later(True)``: also when an item raised (that error is the one reported)."""
+    ``later(True)``: also when an item raised (that error is the one reported).
+
+    An item whose ``do`` returned :data:`DEFERRED` keeps its key held; its result comes from
+    ``deferred(final)`` (``run_keyed``'s) as (run key, result) pairs, each then handled as if
+    ``do`` had returned it (a sync stores contexts in batches: services/run/write_batch.py):
+    asked after each item (final=False: what is ready), then with final=True (finish what
+    is pending) when the loop ends, also on a stop or an error: before any key is released.
+    """
     try:
         for result in map_workers(one, work, workers):
             if result is not None:

@@ -144,6 +144,19 @@ def _start(url: str, tmp_path: Path) -> tuple[subprocess.Popen[str], Lines]:
     return proc, Lines(proc)
 
 
+def _cut_mid_sync(
+    server: NetnsServer, tmp_path: Path
+) -> tuple[str, dict[str, tuple[int, str]], subprocess.Popen[str], Lines]:
+    """A database prepared (and a clean run's digest), a sync started on it, the network cut
+    once the sync stored 3 contexts; the caller restores the network."""
+    url = server.new_database()
+    clean = digest(_prepared(url, tmp_path, metrics=24))
+    proc, out = _start(url, tmp_path)
+    _wait_for_keys(url, proc, 3)
+    server.cut()
+    return url, clean, proc, out
+
+
 def _unreachable(line: str) -> bool:
     return '"level":"warning"' in line and "the state database is unreachable" in line
 
@@ -151,12 +164,8 @@ def _unreachable(line: str) -> bool:
 def test_a_network_cut_mid_sync_is_noticed_waited_out_and_costs_nothing(
     netns_pg: NetnsServer, tmp_path: Path
 ) -> None:
-    url = netns_pg.new_database()
-    clean = _prepared(url, tmp_path, metrics=24)
-    proc, out = _start(url, tmp_path)
+    url, clean, proc, out = _cut_mid_sync(netns_pg, tmp_path)
     try:
-        _wait_for_keys(url, proc, 3)
-        netns_pg.cut()
         out.wait_for(_unreachable, "warning that the database is unreachable")
     finally:
         netns_pg.restore()
@@ -168,18 +177,14 @@ def test_a_network_cut_mid_sync_is_noticed_waited_out_and_costs_nothing(
     assert finished["event"] == "sync finished" and finished["outcome"] == "succeeded", finished
     assert finished["counts"]["succeeded"] == 24, finished
     assert any("is back after" in e["event"] for e in lines if e["level"] == "info")
-    assert digest(url) == digest(clean)
+    assert digest(url) == clean
 
 
 def test_sigterm_during_a_network_cut_ends_the_run_and_the_next_run_heals(
     netns_pg: NetnsServer, tmp_path: Path
 ) -> None:
-    url = netns_pg.new_database()
-    clean = _prepared(url, tmp_path, metrics=24)
-    proc, out = _start(url, tmp_path)
+    url, clean, proc, out = _cut_mid_sync(netns_pg, tmp_path)
     try:
-        _wait_for_keys(url, proc, 3)
-        netns_pg.cut()
         proc.send_signal(signal.SIGTERM)
         try:
             code = proc.wait(timeout=90)  # the dead-after time, the stop's grace, a margin
@@ -193,4 +198,4 @@ def test_sigterm_during_a_network_cut_ends_the_run_and_the_next_run_heals(
     again = Cli.on(url)(*SYNC)
     assert again.exit_code == 0, again.output
     assert _runs(url)[run_id]["outcome"] in ("interrupted", "abandoned")
-    assert digest(url) == digest(clean)
+    assert digest(url) == clean

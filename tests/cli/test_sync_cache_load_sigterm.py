@@ -27,7 +27,10 @@ SCHEDULED = ("sync", "--grain", "day", "--no-patterns", "--cache-load", "--perio
 def test_sigterm_during_a_scheduled_cache_load_exits_143_and_records_interrupted(
     pg_url: str, tmp_path: Path
 ) -> None:
-    env = process_env(pg_url)
+    # One worker, no patterns: its contexts are stored in batches (services/run/write_batch.py)
+    # and their results held twice, for their batch and for the cache load; the same SIGTERM
+    # with 4 workers (unbatched) is test_cache_load_beside_a_holder's.
+    env = process_env(pg_url) | {"FULCRUM_SYNC_WORKERS": "1"}
     for args in (
         ["catalog", "load", str(write_catalog(tmp_path / "c.yaml"))],
         ["sync", "--grain", "day", "--period", FIRST, "--no-patterns", "--cache-load"],

@@ -95,7 +95,11 @@ def _run_until(env: dict[str, str], lines: int, rich: bool = False) -> tuple[Any
 
 
 def _more_lines(proc: Any, rich: bool) -> list[str]:
-    out, _err = proc.communicate(timeout=120)
+    """The keys of the rest of the output. Read through ``proc.stdout`` itself: lines
+    ``_run_until``'s reads took into its buffer are there (``communicate`` reads the pipe
+    underneath and would lose them: a batch's lines come together, so some may be)."""
+    out = proc.stdout.read()  # to the end: the process exits (its stderr is a few lines)
+    proc.communicate(timeout=120)
     return [k for line in out.splitlines() if (k := _succeeded_line(line, rich)) is not None]
 
 

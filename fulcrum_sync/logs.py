@@ -98,7 +98,6 @@ _LOG_RECORD_ATTRS = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
 ) | {"message", "asctime", "taskName"}
 
-_JSON_READY = frozenset({str, int, bool, type(None)})  # as ``jsonable`` leaves them
 _HANDLER_MARK = "_fulcrum_sync_handler"
 _REDACTED_MARK = "_fulcrum_sync_redacted"  # on a record: its fields, as the filter left them
 
@@ -170,8 +169,7 @@ class RedactingFilter(logging.Filter):
         record.args = None
         fields = _extra_fields(record)
         for key, value in fields.items():
-            plain = value if type(value) in _JSON_READY else jsonable(value, non_finite="text")
-            fields[key] = clean = redact_field(key, plain)
+            fields[key] = clean = redact_field(key, jsonable(value, non_finite="text"))
             if clean is not value:
                 setattr(record, key, clean)
         if record.exc_info and record.exc_info[1] is not None:

@@ -12,24 +12,34 @@ back first in the same transaction: the rows it says are stored unchanged are ne
 back nor written. A single series (the fallback when a context's transaction fails) is a
 context of one write.
 
+:func:`write_contexts` stores a batch of contexts the same way in ONE transaction
+(services/run/write_batch.py): a sync of many small contexts paid a transaction and each
+bookkeeping statement per context. Both go through one body: one read (on PostgreSQL, lock)
+of the contexts' kept digests, their series, then one ``executemany`` each of status rows,
+version bumps and key completions. Contexts are written in the order of their keys and
+their status rows locked in that order (``FOR UPDATE`` with ``ORDER BY``): two processes
+writing overlapping contexts wait for each other, never deadlock.
+
 Safe to run again whole (``reconnecting`` does, after a lost connection): upserts and
 replaces are idempotent, the status upsert never moves a series back, and completing a key
-only touches it while this owner still holds it.
+only touches it while this owner still holds it (the keys whose lease was lost are found
+and reported not done).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, update
+from sqlalchemy import Connection, Engine, and_, bindparam, select, update
 
 from fulcrum_sync.store import digests
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
-from fulcrum_sync.store.runs import KeyDone, complete_in
+from fulcrum_sync.store.runs import KeyDone, complete_all_in
 from fulcrum_sync.store.series import (
     CleanRow,
     SeriesKey,
@@ -38,7 +48,7 @@ from fulcrum_sync.store.series import (
     upsert_series,
 )
 from fulcrum_sync.store.sync_status import StatusUpdate, status_row, write_status_rows
-from fulcrum_sync.store.versions import bump
+from fulcrum_sync.store.versions import ContextKey, bump_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,25 +86,71 @@ def write_context(
     write's counts (zeros for a failed fetch). Raises StoreError, and then nothing of it is
     stored: the caller may store the series one by one to isolate the one that fails.
     """
-    now = datetime.now(UTC)
     with translate_errors(engine, "store a context in"), engine.begin() as conn:
-        kept = _kept_digests(conn, writes[0].key) if writes else {}
-        counts, statuses = write_series_of(conn, writes, kept, now)
-        write_status_rows(conn, statuses)
-        changed = [w.key for w, c in zip(writes, counts, strict=True) if c.stored or c.deleted]
-        if changed:  # the context's data version moves with its rows (cache loads compare it)
-            bump(conn, changed[0].tenant_id, changed[0].metric_id, changed[0].grain)
-        if done is not None:
-            complete_in(conn, with_rows_stored(done, counts))
+        ((counts, _done),) = _write_in(conn, [ContextWrite(writes, done)])
         if also is not None:
             also(conn)
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class ContextWrite:
+    """One context of a batch: its series (at least its base) and how its key completes."""
+
+    writes: Sequence[SeriesWrite]
+    done: KeyDone | None = None
+
+    @property
+    def context(self) -> ContextKey:
+        key = self.writes[0].key
+        return (key.tenant_id, key.metric_id, key.grain)
+
+
+@reconnecting
+def write_contexts(
+    engine: Engine, contexts: Sequence[ContextWrite]
+) -> list[tuple[list[WriteCounts], bool]]:
+    """Store every context of ``contexts`` in one transaction; return, per context in the
+    given order, its series' counts and whether its key was completed (False without
+    ``done``, or when its owner lost the lease). Raises StoreError, and then nothing of the
+    batch is stored."""
+    with translate_errors(engine, "store contexts in"), engine.begin() as conn:
+        return _write_in(conn, contexts)
+
+
+def _write_in(
+    conn: Connection, contexts: Sequence[ContextWrite]
+) -> list[tuple[list[WriteCounts], bool]]:
+    """:func:`write_contexts` inside the caller's transaction (one context: write_context)."""
+    now = datetime.now(UTC)
+    order = sorted(range(len(contexts)), key=lambda i: contexts[i].context)
+    counts: dict[int, list[WriteCounts]] = {}
+    statuses: list[dict[str, Any]] = []
+    changed: list[ContextKey] = []
+    done: list[KeyDone] = []
+    kept = _kept_digests(conn, [contexts[i].context for i in order])
+    for i in order:
+        c = contexts[i]
+        written, rows = _write_series_of(conn, c.writes, kept.get(c.context, {}), now)
+        counts[i] = written
+        statuses.extend(rows)
+        if any(w.stored or w.deleted for w in written):
+            changed.append(c.context)  # its data version moves with its rows (cache loads)
+        if c.done is not None:
+            done.append(_with_rows_stored(c.done, written))
+    write_status_rows(conn, statuses)
+    bump_all(conn, changed)
+    completed = _complete(conn, done)
+    return [
+        (counts[i], c.done is not None and c.done.run_key in completed)
+        for i, c in enumerate(contexts)
+    ]
+
+
 Kept = dict[str, tuple[date, str | None]]  # dimension ("" the base) -> its period and digest
 
 
-def write_series_of(
+def _write_series_of(
     conn: Connection, writes: Sequence[SeriesWrite], kept: Kept, now: datetime
 ) -> tuple[list[WriteCounts], list[dict[str, Any]]]:
     """Store the series of one context (``kept``: their digests, read in this transaction);
@@ -122,7 +178,7 @@ def write_series_of(
     return counts, statuses
 
 
-def with_rows_stored(done: KeyDone, counts: Sequence[WriteCounts]) -> KeyDone:
+def _with_rows_stored(done: KeyDone, counts: Sequence[WriteCounts]) -> KeyDone:
     """``done`` with the rows its context's transaction stored in its counts."""
     stored = sum(c.stored for c in counts)
     return replace(done, counts={**(done.counts or {}), "rows_stored": stored})
@@ -152,24 +208,61 @@ _FORGET = (
     .where(and_(_SERIES, _sc.dimension == bindparam("d")))
     .values(window_digest=None)
 )
-_KEPT = (  # on the driver's cursor: a statement of SQLAlchemy's cost more than the query
-    "SELECT dimension, period, window_digest FROM metric_sync_status "
-    "WHERE tenant_id = {0} AND metric_id = {0} AND grain = {0}"
-)  # locked (PostgreSQL) in the order of the key, as every writer locks them: no deadlock
-_KEPT_SQLITE = _KEPT.format("?")
-_KEPT_PG = _KEPT.format("%s") + " ORDER BY dimension FOR UPDATE"
 
 
-def _kept_digests(conn: Connection, key: SeriesKey) -> Kept:
-    """Each series' period and digest of one context, read (and on PostgreSQL locked) in the
-    transaction that writes them."""
-    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    pg = conn.dialect.name == "postgresql"
-    cursor.execute(_KEPT_PG if pg else _KEPT_SQLITE, (key.tenant_id, key.metric_id, key.grain))
+def _complete(conn: Connection, done: list[KeyDone]) -> set[str]:
+    """Complete the keys of ``done`` in one statement; return those completed. When fewer
+    were (an owner lost its lease: another process may hold the key now), read which."""
+    keys = {d.run_key for d in done}
+    if complete_all_in(conn, done) == len(done):
+        return keys
+    c = t.run_items.c
+    owners = {d.run_key: d.owner for d in done}
+    query = select(c.run_key, c.lease_owner, c.status).where(c.run_key.in_(sorted(keys)))
     return {
-        dim: (period if isinstance(period, date) else date.fromisoformat(period), digest)
-        for dim, period, digest in cursor.fetchall()
+        key
+        for key, owner, status in conn.execute(query)
+        if owner == owners[key] and status in ("succeeded", "failed")
     }
+
+
+_KEPT_COLUMNS = "s.tenant_id, s.metric_id, s.grain, s.dimension, s.period, s.window_digest"
+# On the driver's cursor (a statement of SQLAlchemy's costs more than the query), by the
+# status rows' whole key. PostgreSQL locks them in the order of the keys, as every writer
+# does: no deadlock. SQLite (no row locks) joins a VALUES list: a row-value ``IN (VALUES
+# ...)`` would search its index by the tenant alone, scanning every series of the tenant.
+_KEPT_PG = (
+    f"SELECT {_KEPT_COLUMNS} FROM metric_sync_status AS s "
+    "WHERE (s.tenant_id, s.metric_id, s.grain) IN "
+    "(SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[])) "
+    "ORDER BY s.tenant_id, s.metric_id, s.grain, s.dimension FOR UPDATE"
+)
+
+
+@functools.lru_cache(maxsize=128)
+def _kept_sqlite(n: int) -> str:
+    return (
+        f"SELECT {_KEPT_COLUMNS} FROM (VALUES {', '.join(['(?, ?, ?)'] * n)}) AS v "
+        "JOIN metric_sync_status AS s ON s.tenant_id = v.column1 "
+        "AND s.metric_id = v.column2 AND s.grain = v.column3"
+    )
+
+
+def _kept_digests(conn: Connection, contexts: list[ContextKey]) -> dict[ContextKey, Kept]:
+    """Each series' period and digest of each of ``contexts`` (sorted), read (and on
+    PostgreSQL locked, in that order) in the transaction that writes them."""
+    if not contexts:
+        return {}
+    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if conn.dialect.name == "postgresql":
+        cursor.execute(_KEPT_PG, [list(column) for column in zip(*contexts, strict=True)])
+    else:
+        cursor.execute(_kept_sqlite(len(contexts)), [v for key in contexts for v in key])
+    out: dict[ContextKey, Kept] = {}
+    for tenant_id, metric_id, grain, dim, period, digest in cursor.fetchall():
+        day = period if isinstance(period, date) else date.fromisoformat(period)
+        out.setdefault((tenant_id, metric_id, grain), {})[dim] = (day, digest)
+    return out
 
 
 def _forget_digest(conn: Connection, key: SeriesKey) -> None:

@@ -52,11 +52,11 @@ NOT_WHEN_DONE = (
     "fulcrum_sync.services.run.sync_context",
     "fulcrum_sync.services.run.pending",
     "fulcrum_sync.services.run.context_store",
-    "fulcrum_sync.store.sync_batch",
     "fulcrum_sync.services.run.stretches",
     "fulcrum_sync.services.contexts.discover",
     "fulcrum_sync.store.series",
     "fulcrum_sync.store.sync_status",
+    "fulcrum_sync.store.sync_write",
     "fulcrum_sync.render.sync",
     "fulcrum_sync.sinks",
 )

@@ -1,4 +1,4 @@
-"""A batch of contexts stored in one transaction (issue 26, store/sync_batch.py): it stores
+"""A batch of contexts stored in one transaction (issue 26, store/sync_write.py): it stores
 what each context's own transaction would, commits whole or not at all, and completes only
 the keys its owner still holds, telling which ones it lost."""
 
@@ -17,9 +17,8 @@ from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 from fulcrum_sync.store.runs import KeyDone, RunItem
 from fulcrum_sync.store.series import SeriesKey
-from fulcrum_sync.store.sync_batch import ContextWrite, write_contexts
 from fulcrum_sync.store.sync_status import StatusUpdate
-from fulcrum_sync.store.sync_write import SeriesWrite, write_context
+from fulcrum_sync.store.sync_write import ContextWrite, SeriesWrite, write_context, write_contexts
 
 P0 = date(2025, 12, 1)
 OWNER = "host:1:run"

@@ -2,7 +2,7 @@
 
 :func:`store_context` is a context's own transaction (its series, their statuses, its run
 key: store/sync_write.py). :func:`store_contexts` stores a batch of contexts in ONE
-transaction (store/sync_batch.py); when that transaction fails, each context of the batch
+transaction (store/sync_write.py too); when that transaction fails, each context of the batch
 is stored on its own as :func:`store_context` does, so nothing of a batch is half written
 and a context (or a series) the database refuses fails alone.
 """
@@ -19,8 +19,7 @@ from fulcrum_sync.services.run.pending import PendingContext, mark_failed
 from fulcrum_sync.store import sync_status
 from fulcrum_sync.store.runs import KeyDone
 from fulcrum_sync.store.series import WriteCounts
-from fulcrum_sync.store.sync_batch import ContextWrite, write_contexts
-from fulcrum_sync.store.sync_write import SeriesWrite, write_context
+from fulcrum_sync.store.sync_write import ContextWrite, SeriesWrite, write_context, write_contexts
 
 
 def store_context(

@@ -1,4 +1,5 @@
-"""Store a sync's contexts in batches, each batch in ONE transaction (store/sync_batch.py).
+"""Store a sync's contexts in batches, each batch in ONE transaction (``write_contexts``,
+store/sync_write.py).
 
 A context of an incremental sync stores little: its own transaction (begin, commit) and
 each bookkeeping statement (statuses, data version, run key) cost more than its rows. A

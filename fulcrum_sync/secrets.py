@@ -265,12 +265,10 @@ def redact_value(value: Any) -> Any:
         return redact(value)
     if kind in _NO_TEXT:
         return value
-    if kind is dict:
+    if kind is dict or isinstance(value, Mapping):  # a plain dict skips the ABC check
         return {redact(str(k)): redact_field(str(k), v) for k, v in value.items()}
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, Mapping):
-        return {redact(str(k)): redact_field(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
     return value

@@ -9,6 +9,7 @@ from typing import NamedTuple, Protocol
 
 from fulcrum_sync.catalog import DimensionDef, FilterDef, MetricDef
 from fulcrum_sync.domain import Grain, SourceStats, StopRequested, Window
+from fulcrum_sync.domain.columns import ColumnRows
 
 
 class SeriesRow(NamedTuple):
@@ -21,6 +22,30 @@ class SeriesRow(NamedTuple):
     date: date
     value: float | None
     slice: str | None = None
+
+
+class SeriesColumns(ColumnRows[SeriesRow]):
+    """A series' rows as columns (the demo's): ``sanitize`` reads the columns, and a
+    :class:`SeriesRow` is made only for a row something reads (domain/columns.py).
+
+    :param slices: each row's slice; None for a base series (every slice None).
+    """
+
+    __slots__ = ("dates", "slices", "values")
+
+    def __init__(
+        self,
+        dates: Sequence[date],
+        values: Sequence[float | None],
+        slices: Sequence[str | None] | None = None,
+    ) -> None:
+        super().__init__(
+            (dates, values, (None,) * len(dates) if slices is None else slices), SeriesRow
+        )
+        self.dates, self.values, self.slices = dates, values, slices
+
+
+Rows = Sequence[SeriesRow]  # a source's rows: a list, or SeriesColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +81,7 @@ class Source(Protocol):
 
     name: str
 
-    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
+    def fetch_series(self, request: FetchRequest) -> Rows:
         """Return the rows of the requested series; raise SourceError on failure."""
         ...
 
@@ -73,7 +98,7 @@ class Source(Protocol):
         ...
 
 
-FetchOutcome = list[SeriesRow] | Exception
+FetchOutcome = Rows | Exception
 
 
 def fetch_all(source: Source, requests: Sequence[FetchRequest]) -> list[FetchOutcome]:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import date
-from itertools import compress, repeat
+from itertools import compress
 from typing import TYPE_CHECKING, cast
 
 from fulcrum_sync.catalog import Catalog, demo_catalog
 from fulcrum_sync.collector import importing
 from fulcrum_sync.domain import SourceStats
-from fulcrum_sync.sources.base import FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.base import FetchRequest, Rows, SeriesColumns, SeriesRow, SourceMetadata
 
 if TYPE_CHECKING:  # the model imports numpy: a run that fetches nothing never pays for it
     from fulcrum_sync.sources.demo_model import FloatArray, IntArray, Layout, SeriesParams
@@ -51,7 +51,7 @@ class DemoSource:
     def __repr__(self) -> str:
         return f"DemoSource(seed={self.seed}, null_rate={self.null_rate})"
 
-    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
+    def fetch_series(self, request: FetchRequest) -> Rows:
         """Return the requested series: only periods that start inside the window."""
         if _MODEL not in sys.modules:  # numpy lives as long as the process: collector.py
             with importing():
@@ -110,8 +110,9 @@ class DemoSource:
 
     def _rows(
         self, p: SeriesParams, lay: Layout, values: FloatArray, names: tuple[str | None, ...]
-    ) -> list[SeriesRow]:
-        """Turn a (slices, periods) value matrix into rows ordered by date, then slice."""
+    ) -> Rows:
+        """Turn a (slices, periods) value matrix into rows ordered by date, then slice: as
+        columns (no tuple per row) unless nulls are drawn in."""
         import numpy as np
 
         from fulcrum_sync.sources.demo_model import uniform
@@ -125,15 +126,20 @@ class DemoSource:
                 hit = uniform(p.key ^ 0x77 ^ (i << 8), keys) < self.null_rate
                 for j in np.flatnonzero(hit).tolist():
                     flat[j * k + i] = None
-        points: Iterator[tuple[date, float | None, str | None]]
-        points = zip(lay.repeated(k), flat, names * len(starts), strict=True)
+        dates: Sequence[date] = lay.repeated(k)
+        slices: Sequence[str | None] = names * len(starts)
         if p.kind == "count" and not p.mean:  # like Cube: no row where nothing was counted
-            points = compress(points, (ordered != 0.0).tolist())
-        rows: list[SeriesRow] = list(map(tuple.__new__, repeat(SeriesRow), points))  # in C
+            kept = (ordered != 0.0).tolist()
+            dates, flat = list(compress(dates, kept)), list(compress(flat, kept))
+            slices = list(compress(slices, kept))
+        rows = SeriesColumns(dates, flat, None if names[0] is None else slices)
         if self.null_rate > 0 and names[0] is not None:
             extra = uniform(p.key ^ 0x78, keys) < self.null_rate
-            rows += [SeriesRow(starts[j], 1.0, None) for j in np.flatnonzero(extra).tolist()]
-            rows.sort(key=lambda r: r.date)
+            listed = rows.rows() + [
+                SeriesRow(starts[j], 1.0, None) for j in np.flatnonzero(extra).tolist()
+            ]
+            listed.sort(key=lambda r: r.date)
+            return listed
         return rows
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:

@@ -28,7 +28,7 @@ import httpx
 from fulcrum_sync.config import Settings
 from fulcrum_sync.domain import InputError, RefusedError, SourceStats, TenantRefusedError
 from fulcrum_sync.logs import log_event
-from fulcrum_sync.sources.base import FetchOutcome, FetchRequest, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.base import FetchOutcome, FetchRequest, Rows, SourceMetadata
 from fulcrum_sync.sources.cube import CubeSource
 from fulcrum_sync.sources.cube_factory import (
     build_cube_source,
@@ -181,17 +181,17 @@ class TenantRoutedSource:
 
     # ----------------------------------------------------------------- Source
 
-    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
+    def fetch_series(self, request: FetchRequest) -> Rows:
         """Fetch from the tenant's endpoint (see :meth:`CubeSource.fetch_series`)."""
         (outcome,) = self.fetch_many([request])
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def fetch_many(self, requests: Sequence[FetchRequest]) -> list[list[SeriesRow] | Exception]:
+    def fetch_many(self, requests: Sequence[FetchRequest]) -> list[FetchOutcome]:
         """Each tenant's requests from its endpoint (see :meth:`CubeSource.fetch_many`); a
         tenant without a usable endpoint gets its InputError for each of its requests."""
-        outcomes: list[list[SeriesRow] | Exception] = [InputError("not fetched")] * len(requests)
+        outcomes: list[FetchOutcome] = [InputError("not fetched")] * len(requests)
         by_tenant: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             by_tenant.setdefault(request.tenant, []).append(i)

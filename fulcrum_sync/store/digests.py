@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
+from fulcrum_sync.domain.columns import ColumnRows
+
 SUFFIXES = 4  # the next incremental window may start 0–3 periods after this one's
 _TAG = "v2"
 _SEP = "\x1f"
@@ -55,20 +57,17 @@ class Columns(NamedTuple):
     slices: Sequence[str] | None
 
 
-class CleanRows(list[tuple[Any, ...]]):
+class CleanRows(ColumnRows[tuple[Any, ...]]):
     """The rows of clean columns, ``(date, value)`` or ``(date, slice, value)``, that keep
-    those columns: :func:`prepare` reads them instead of taking the rows apart again (so
-    nothing may change the rows in place: a slice or a copy is a plain list)."""
+    those columns: :func:`prepare` reads them instead of taking the rows apart again, and a
+    row is made only when something reads it (an incremental sync writes a few)."""
 
-    __slots__ = ("columns",)
+    __slots__ = ("clean",)
 
     def __init__(self, columns: Columns) -> None:
         dates, values, slices = columns
-        if slices is None:
-            super().__init__(zip(dates, values, strict=True))
-        else:
-            super().__init__(zip(dates, slices, values, strict=True))
-        self.columns = columns
+        super().__init__((dates, values) if slices is None else (dates, slices, values))
+        self.clean = columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +122,13 @@ class _Ordinals(dict[Any, int]):
 _ORDINALS = _Ordinals()
 
 
-def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
+def prepare(rows: Sequence[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     """The rows (``(date, value)``, or ``(date, slice, value)`` for a dimension) ready to
     digest; None when they cannot be (no rows, not in date order, not dates). Reads the
     columns of :class:`CleanRows` when it has them."""
     if not rows:
         return None
-    columns = rows.columns if isinstance(rows, CleanRows) else _columns(rows, dimensional)
+    columns = rows.clean if isinstance(rows, CleanRows) else _columns(rows, dimensional)
     try:
         listed = list(map(_ORDINALS.__getitem__, columns.dates))
         ordinals = array("i", listed)
@@ -142,7 +141,7 @@ def prepare(rows: list[tuple[Any, ...]], dimensional: bool) -> Prepared | None:
     return Prepared(ordinals, data, days, columns.slices if dimensional else None)
 
 
-def _columns(rows: list[tuple[Any, ...]], dimensional: bool) -> Columns:
+def _columns(rows: Sequence[tuple[Any, ...]], dimensional: bool) -> Columns:
     columns: list[Sequence[Any]] = list(zip(*rows, strict=False))  # a pass each, in C
     if len(columns) == (3 if dimensional else 2):
         return Columns(columns[0], columns[-1], columns[1] if dimensional else None)

@@ -8,6 +8,7 @@ transaction. Upserts skip unchanged rows (``WHERE stored.value IS DISTINCT FROM 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -68,12 +69,12 @@ def _key_columns(table: Table) -> list[str]:
     return [c.name for c in table.primary_key.columns]
 
 
-def replace_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:
+def replace_series(conn: Connection, key: SeriesKey, rows: Sequence[CleanRow]) -> WriteCounts:
     """Replace the whole series with ``rows`` inside the caller's transaction."""
     table = key.table
     ids = {"t": key.tenant_id, "m": key.metric_id, "g": key.grain, "d": key.dimension}
     deleted = conn.execute(_DELETE[table.name], ids).rowcount or 0
-    full = _full_rows(key, rows)
+    full = _full_rows(key, list(rows))
     if full:
         if conn.dialect.name == "postgresql":
             _copy(conn, table.name, _columns(table), full)
@@ -86,7 +87,7 @@ def replace_series(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> Wr
 
 
 def upsert_series(
-    conn: Connection, key: SeriesKey, rows: list[CleanRow], *, known: int = 0
+    conn: Connection, key: SeriesKey, rows: Sequence[CleanRow], *, known: int = 0
 ) -> WriteCounts:
     """Insert new rows and update changed ones inside the caller's transaction.
 
@@ -95,8 +96,9 @@ def upsert_series(
     """
     if not rows:
         return WriteCounts()
-    if known:
-        return _write_unread(conn, key, rows[known:], len(rows))
+    if known:  # a slice of CleanRows makes the rows of the slice only (domain/columns.py)
+        return _write_unread(conn, key, list(rows[known:]), len(rows))
+    rows = list(rows)
     if conn.dialect.name == "postgresql":
         if len(rows) <= READ_FIRST_ROWS:
             return _upsert_postgres_window(conn, key, rows)

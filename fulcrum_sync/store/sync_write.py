@@ -62,7 +62,7 @@ class SeriesWrite:
 
     key: SeriesKey
     status: StatusUpdate
-    rows: list[CleanRow] | None
+    rows: Sequence[CleanRow] | None
     full: bool = False
     rows_fetched: int = 0
     rows_skipped: int = 0

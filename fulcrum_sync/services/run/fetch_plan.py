@@ -27,7 +27,7 @@ from fulcrum_sync.domain import SourceStats, SyncRequest, sync_run_key
 from fulcrum_sync.sources.base import (
     FetchOutcome,
     FetchRequest,
-    SeriesRow,
+    Rows,
     Source,
     SourceMetadata,
     cube_of,
@@ -134,7 +134,7 @@ class GroupedFetch:
             for request, outcome in zip(batch, outcomes, strict=True):
                 self._held[request_key(request)] = outcome
 
-    def fetch_series(self, request: FetchRequest) -> list[SeriesRow]:
+    def fetch_series(self, request: FetchRequest) -> Rows:
         return self._source.fetch_series(request)
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:

@@ -29,7 +29,14 @@ from fulcrum_sync.services.run.pending import (
     mark_failed,
     settle_status,
 )
-from fulcrum_sync.sources.base import FetchOutcome, FetchRequest, SeriesRow, Source, fetch_all
+from fulcrum_sync.sources.base import (
+    FetchOutcome,
+    FetchRequest,
+    SeriesColumns,
+    SeriesRow,
+    Source,
+    fetch_all,
+)
 from fulcrum_sync.store import sync_status
 from fulcrum_sync.store.digests import CleanRows, Columns
 from fulcrum_sync.store.series import CleanRow, SeriesKey
@@ -48,7 +55,7 @@ def decide_sync_type(
     return SyncType.INCREMENTAL
 
 
-def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[list[CleanRow], SkipCounts]:
+def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[Sequence[CleanRow], SkipCounts]:
     """Drop null, non-finite and slice-less rows; keep the last row per key; count each skip."""
     clean = _sanitize_clean(rows, dimensional)
     if clean is not None:
@@ -87,14 +94,15 @@ def sanitize(rows: Sequence[SeriesRow], dimensional: bool) -> tuple[list[CleanRo
 
 def _sanitize_clean(
     rows: Sequence[SeriesRow], dimensional: bool
-) -> tuple[list[CleanRow], SkipCounts] | None:
+) -> tuple[Sequence[CleanRow], SkipCounts] | None:
     """``sanitize`` of rows with nothing to drop (every value a finite float, every slice a
     str), column by column at C speed; None for any other rows (``sanitize`` then goes row
     by row). Repeated keys are kept as there: the last value, in the first place. Rows
     without repeated keys come as :class:`CleanRows`, with the columns digests read."""
     if not rows:
         return None
-    columns = list(zip(*rows, strict=False))
+    # The demo's rows come as columns; any other source's are taken apart, a pass each in C.
+    columns = rows.columns if isinstance(rows, SeriesColumns) else list(zip(*rows, strict=False))
     if len(columns) < (3 if dimensional else 2) or set(map(type, columns[1])) != _FLOAT:
         return None
     if not math.isfinite(sum(columns[1])):  # a NaN or infinity makes the sum one too

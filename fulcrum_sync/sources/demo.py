@@ -17,7 +17,7 @@ from datetime import date
 from itertools import compress
 from typing import TYPE_CHECKING, cast
 
-from fulcrum_sync.catalog import Catalog, demo_catalog
+from fulcrum_sync.catalog import Catalog, MetricDef, demo_catalog
 from fulcrum_sync.collector import importing
 from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.sources.base import FetchRequest, Rows, SeriesColumns, SeriesRow, SourceMetadata
@@ -46,6 +46,7 @@ class DemoSource:
         self.null_rate = null_rate
         self._catalog = catalog
         self._recent: dict[tuple[int, int, int], FloatArray] = {}  # base series by window
+        self._metrics: dict[tuple[str, int], tuple[MetricDef, SeriesParams]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -56,17 +57,35 @@ class DemoSource:
         if _MODEL not in sys.modules:  # numpy lives as long as the process: collector.py
             with importing():
                 import fulcrum_sync.sources.demo_model  # noqa: F401
-        from fulcrum_sync.sources.demo_model import (
-            aggregate,
-            classify,
-            layout,
-            series_params,
-            slice_days,
-            slice_params,
-            target_level,
+        from fulcrum_sync.sources.demo_model import aggregate, layout, slice_days, slice_params
+
+        params = self._params(request)
+        lay = layout(request.grain, request.window)
+        if not lay.starts:
+            return []
+        offsets, n_days = lay.offsets, len(lay.days)
+        base = self._base_days(params, lay)
+        if request.dimension is None:
+            values = aggregate(base, offsets, n_days, params)
+            return self._rows(params, lay, values[None, :], (None,))
+        slices = slice_params(
+            self.seed, request.tenant, request.metric.metric_id, request.dimension.dimension_id
         )
+        values = aggregate(slice_days(params, slices, base, lay), offsets, n_days, params)
+        return self._rows(params, lay, values, slices.names)
+
+    def _params(self, request: FetchRequest) -> SeriesParams:
+        """The metric's ``series_params``, kept for the next few fetches: a context's base and
+        dimensions ask for the same metric one after another (classifying it each time, and
+        the lru_cache's key of seven arguments, cost more than the lookup here)."""
+        from fulcrum_sync.sources.demo_model import classify, series_params, target_level
 
         metric = request.metric
+        memo = (request.tenant, id(metric))
+        with self._lock:
+            known = self._metrics.get(memo)
+        if known is not None and known[0] is metric:
+            return known[1]
         kind, mean = classify(metric)
         params = series_params(
             self.seed,
@@ -77,30 +96,23 @@ class DemoSource:
             target_level(metric, mean),
             f"{metric.metric_id} {metric.measure}".lower(),
         )
-        lay = layout(request.grain, request.window)
-        if not lay.starts:
-            return []
-        days, offsets, n_days = lay.days, lay.offsets, len(lay.days)
-        base = self._base_days(params, days)
-        if request.dimension is None:
-            values = aggregate(base, offsets, n_days, params)
-            return self._rows(params, lay, values[None, :], (None,))
-        slices = slice_params(
-            self.seed, request.tenant, metric.metric_id, request.dimension.dimension_id
-        )
-        values = aggregate(slice_days(params, slices, base, days), offsets, n_days, params)
-        return self._rows(params, lay, values, slices.names)
+        with self._lock:
+            if len(self._metrics) >= 16:  # a few per worker
+                del self._metrics[next(iter(self._metrics))]
+            self._metrics[memo] = (metric, params)  # the metric held: its id stays its own
+        return params
 
-    def _base_days(self, params: SeriesParams, days: IntArray) -> FloatArray:
+    def _base_days(self, params: SeriesParams, lay: Layout) -> FloatArray:
         """``base_days``, kept for the next few fetches: every dimension of a metric splits
         the same base series over the same window (a context asks for it once per series)."""
         from fulcrum_sync.sources.demo_model import base_days
 
+        days = lay.days
         key = (params.key, int(days[0]) if len(days) else 0, len(days))
         with self._lock:
             cached = self._recent.get(key)
         if cached is None:
-            cached = base_days(params, days)
+            cached = base_days(params, lay)
             cached.setflags(write=False)  # shared: nobody may change it in place
             with self._lock:
                 if len(self._recent) >= 16:  # a few per worker
@@ -128,8 +140,8 @@ class DemoSource:
                     flat[j * k + i] = None
         dates: Sequence[date] = lay.repeated(k)
         slices: Sequence[str | None] = names * len(starts)
-        if p.kind == "count" and not p.mean:  # like Cube: no row where nothing was counted
-            kept = (ordered != 0.0).tolist()
+        if p.kind == "count" and not p.mean and np.count_nonzero(ordered) < len(ordered):
+            kept = (ordered != 0.0).tolist()  # like Cube: no row where nothing was counted
             dates, flat = list(compress(dates, kept)), list(compress(flat, kept))
             slices = list(compress(slices, kept))
         rows = SeriesColumns(dates, flat, None if names[0] is None else slices)

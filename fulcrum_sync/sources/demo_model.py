@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -58,12 +59,18 @@ GENERIC_SLICES = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta")
 # Weekday profiles, Monday first: business traffic dips at weekends, consumer traffic peaks.
 _BUSINESS_WEEK = np.array([1.08, 1.12, 1.10, 1.06, 1.00, 0.66, 0.58])
 _CONSUMER_WEEK = np.array([0.94, 0.93, 0.95, 0.98, 1.05, 1.10, 1.05])
+# Each profile less its mean (what every metric's weekly factors are made of).
+_BUSINESS_SWING = _BUSINESS_WEEK - _BUSINESS_WEEK.mean()
+_CONSUMER_SWING = _CONSUMER_WEEK - _CONSUMER_WEEK.mean()
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / float(1 << 53)
+_SHIFTS = tuple(np.uint64(n) for n in (30, 27, 31, 11))
+_TWO_PI = 2 * math.pi  # what ``2 * math.pi * x`` multiplies x by
+_NORMAL_PAIR = 0x5DEECE66D  # a normal's second uniform: the stream of ``key ^ _NORMAL_PAIR``
 
 
 # --------------------------------------------------------------------------- hashing
@@ -80,36 +87,55 @@ def _key(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
 
-def _units(key: int, n: int) -> FloatArray:
-    """Return ``n`` uniforms in [0, 1) derived from ``key`` (for per-series parameters)."""
+def _units(key: int, n: int) -> list[float]:
+    """Return ``n`` uniforms in [0, 1) derived from ``key`` (for per-series parameters):
+    each a 53-bit integer times 2**-53, exact as a Python float."""
     raw = hashlib.shake_256(key.to_bytes(8, "little")).digest(8 * n)
-    return (np.frombuffer(raw, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+    return [(v >> 11) * _TO_UNIT for v in struct.unpack(f"<{n}Q", raw)]
+
+
+def _stream_keys(keys: list[int], normals: int = 0) -> npt.NDArray[np.uint64]:
+    """``keys`` as a column for :func:`_uniforms`, the first ``normals`` of them followed
+    by their second streams (``key ^ _NORMAL_PAIR``, see :func:`_normals`) and the rest."""
+    pairs = [key ^ _NORMAL_PAIR for key in keys[:normals]]
+    mixed = [*keys[:normals], *pairs, *keys[normals:]]
+    return np.array([key & _MASK64 for key in mixed], dtype=np.uint64)[:, None]
 
 
 def uniform(key: int, days: IntArray) -> FloatArray:
     """Return one uniform in [0, 1) per day: the SplitMix64 output number ``day`` of ``key``."""
-    out: FloatArray = _uniforms([key], days)[0]
+    golden = days.view(np.uint64) * _GOLDEN
+    out: FloatArray = _uniforms(_stream_keys([key]), golden)[0]
     return out
 
 
-def _uniforms(keys: list[int], days: IntArray) -> FloatArray:
-    """``uniform`` for several keys at once, shape (keys, days): the same numbers, computed
-    as one array (a series draws several streams of noise)."""
-    k = np.array([key & _MASK64 for key in keys], dtype=np.uint64)[:, None]
-    x = k + days.view(np.uint64)[None, :] * _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    x = x ^ (x >> np.uint64(31))
-    out: FloatArray = (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+def _uniforms(keys: npt.NDArray[np.uint64], golden: npt.NDArray[np.uint64]) -> FloatArray:
+    """``uniform`` for a column of keys at once, shape (keys, days), from the days times
+    the golden gamma (``golden``, the same for every series of a window)."""
+    s30, s27, s31, s11 = _SHIFTS
+    x = keys + golden
+    shifted = x >> s30
+    x ^= shifted
+    x *= _MIX1
+    np.right_shift(x, s27, out=shifted)
+    x ^= shifted
+    x *= _MIX2
+    np.right_shift(x, s31, out=shifted)
+    x ^= shifted
+    x >>= s11
+    out: FloatArray = x.astype(np.float64)
+    out *= _TO_UNIT
     return out
 
 
-def _normals(keys: list[int], days: IntArray) -> FloatArray:
-    """One standard normal per key and day, shape (keys, days) (Box-Muller on two hashed
-    uniforms: the streams of ``key`` and ``key ^ 0x5DEECE66D``)."""
-    u = _uniforms([*keys, *(key ^ 0x5DEECE66D for key in keys)], days)
-    u1, u2 = u[: len(keys)], u[len(keys) :]
-    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)
+def _normals(u: FloatArray, n: int) -> FloatArray:
+    """One standard normal per row of ``u[:n]`` and day, shape (n, days): Box-Muller on
+    two hashed uniforms, the rows ``u[:n]`` and ``u[n:2n]`` (see :func:`_stream_keys`)."""
+    root = np.log1p(-u[:n])
+    root *= -2.0
+    np.sqrt(root, out=root)
+    root *= np.cos(_TWO_PI * u[n : 2 * n])
+    return root
 
 
 # --------------------------------------------------------------------------- parameters
@@ -130,11 +156,13 @@ class SeriesParams:
     noise: float
     spike_rate: float
     spike_size: float  # 1 for flows; snapshots (MRR, backlog) jump far less
+    streams: npt.NDArray[np.uint64]  # the noise's keys (see base_days)
 
 
 @dataclass(frozen=True, slots=True)
 class _SliceParams:
-    """What shapes one dimension's slices: names, share logits and their slow drift."""
+    """What shapes one dimension's slices: names, share logits and their slow drift (each
+    a column: one row per slice)."""
 
     key: int
     names: tuple[str, ...]
@@ -144,6 +172,7 @@ class _SliceParams:
     phase: FloatArray
     trend: FloatArray
     noise: float
+    streams: npt.NDArray[np.uint64]  # the noise's keys (see _shares)
 
 
 def classify(metric: MetricDef) -> tuple[str, bool]:
@@ -174,7 +203,8 @@ def target_level(metric: MetricDef, mean: bool) -> float | None:
 def series_params(
     seed: int, tenant: str, metric_id: str, kind: str, mean: bool, target: float | None, text: str
 ) -> SeriesParams:
-    """Derive (and cache) the parameters of one metric's base series."""
+    """Derive (and cache) the parameters of one metric's base series (scalars as Python
+    floats: the same IEEE operations as on numpy's, at a fraction of the cost)."""
     key = _key(seed, tenant, metric_id)
     u = _units(key, 10)
     if target is not None:
@@ -188,23 +218,36 @@ def series_params(
     else:
         level = 10 ** (1.5 + 1.5 * u[0])
     snapshot = mean and kind != "rate"  # MRR, backlog: smooth levels, no weekday rhythm
-    profile = _BUSINESS_WEEK if u[1] < 0.65 else _CONSUMER_WEEK
+    swing = _BUSINESS_SWING if u[1] < 0.65 else _CONSUMER_SWING
     amp = 0.0 if snapshot else (0.15 + 0.3 * u[2] if kind == "rate" else 0.5 + 0.6 * u[2])
-    weekly = np.maximum(1.0 + amp * (profile - profile.mean()), 0.2)
+    weekly = amp * swing
+    weekly += 1.0
+    np.maximum(weekly, 0.2, out=weekly)
+    weekly /= np.add.reduce(weekly) / len(weekly)  # its mean, as ndarray.mean computes it
     noise = 0.005 if snapshot else (0.02 if kind == "rate" else 0.03) + 0.05 * u[6]
+    count = kind == "count"  # a count draws a second normal (its Poisson noise)
     return SeriesParams(
         key=key,
         kind=kind,
         mean=mean,
         level=level,
         growth=(-0.05 + 0.35 * u[3]) * (0.3 if kind == "rate" else 1.0),
-        weekly=weekly / weekly.mean(),
+        weekly=weekly,
         yearly_amp=0.08 * u[4],
         yearly_phase=2 * math.pi * u[5],
         noise=noise,
         spike_rate=(0.006 + 0.012 * u[7]) * (0.25 if snapshot else 1.0),
         spike_size=0.1 if snapshot else 1.0,
+        streams=_stream_keys(
+            [key ^ 0x1, key ^ 0x4, key ^ 0x2, key ^ 0x3] if count else [key ^ 0x1, key ^ 0x2, key ^ 0x3],
+            2 if count else 1,
+        ),
     )
+
+
+def _column(values: list[float]) -> FloatArray:
+    column: FloatArray = np.array(values, dtype=np.float64)[:, None]
+    return column
 
 
 @lru_cache(maxsize=512)  # a metric's series are fetched together: a run need not keep all
@@ -216,82 +259,118 @@ def slice_params(seed: int, tenant: str, metric_id: str, dimension_id: str) -> _
         names = GENERIC_SLICES[: 3 + int(_units(key, 1)[0] * 4)]
     k = len(names)
     u = _units(key ^ 0xD1B54A32D192ED03, 5 * k + 1)
-    rank = np.arange(k, dtype=np.float64)
     return _SliceParams(
         key=key,
         names=names,
-        logit=-0.55 * rank + 0.8 * (u[:k] - 0.5),
-        amp=0.05 + 0.25 * u[k : 2 * k],
-        period=180.0 + 540.0 * u[2 * k : 3 * k],
-        phase=2 * math.pi * u[3 * k : 4 * k],
-        trend=0.3 * (u[4 * k : 5 * k] - 0.5),
+        logit=_column([-0.55 * i + 0.8 * (u[i] - 0.5) for i in range(k)]),
+        amp=_column([0.05 + 0.25 * v for v in u[k : 2 * k]]),
+        period=_column([180.0 + 540.0 * v for v in u[2 * k : 3 * k]]),
+        phase=_column([2 * math.pi * v for v in u[3 * k : 4 * k]]),
+        trend=_column([0.3 * (v - 0.5) for v in u[4 * k : 5 * k]]),
         noise=0.03 + 0.05 * u[5 * k],
+        streams=_stream_keys([key ^ (i + 1) * 0x9E37 for i in range(k)], k),
     )
 
 
 # --------------------------------------------------------------------------- generation
 
 
-def base_days(p: SeriesParams, days: IntArray) -> FloatArray:
-    """Return the base series' day values (rounded as the kind requires) for ``days``."""
-    t = days / _DAYS_PER_YEAR
-    expected = p.level * np.maximum(1.0 + p.growth * t, 0.2)
-    expected = expected * p.weekly[(days + _EPOCH_WEEKDAY) % 7]
-    expected = expected * (1.0 + p.yearly_amp * np.sin(2 * math.pi * t + p.yearly_phase))
+def base_days(p: SeriesParams, lay: Layout) -> FloatArray:
+    """Return the base series' day values (rounded as the kind requires) for ``lay.days``."""
+    expected = p.growth * lay.years
+    expected += 1.0
+    np.maximum(expected, 0.2, out=expected)
+    expected *= p.level
+    expected *= p.weekly[lay.weekdays]
+    yearly = np.sin(lay.yearly_angles + p.yearly_phase)
+    yearly *= p.yearly_amp
+    yearly += 1.0
+    expected *= yearly
     count = p.kind == "count"
-    normals = _normals([p.key ^ 0x1, p.key ^ 0x4] if count else [p.key ^ 0x1], days)
+    u = _uniforms(p.streams, lay.golden)
+    normals = _normals(u, 2 if count else 1)
     z: FloatArray = normals[0]
-    u_spike, size = _uniforms([p.key ^ 0x2, p.key ^ 0x3], days)
+    u_spike, size = u[-2], u[-1]
     if p.kind == "rate":
         spike = np.where(u_spike < p.spike_rate, 1.15 + 0.2 * size, 1.0)
-        return _f64(np.round(np.clip(expected * (1.0 + p.noise * z) * spike, 0.001, 0.999), 4))
-    up, down = p.spike_size * (0.4 + 1.2 * size), p.spike_size * (0.35 + 0.2 * size)
-    spike = np.where(u_spike < p.spike_rate, 1.0 + up, 1.0)
-    spike = np.where(u_spike > 1.0 - p.spike_rate / 3.0, 1.0 - down, spike)
-    value = expected * np.exp(p.noise * z) * spike
+        noisy = p.noise * z
+        noisy += 1.0
+        expected *= noisy
+        expected *= spike
+        return _f64(np.round(np.clip(expected, 0.001, 0.999, out=expected), 4))
+    up = 1.2 * size
+    up += 0.4
+    up *= p.spike_size
+    up += 1.0
+    down = 0.2 * size
+    down += 0.35
+    down *= p.spike_size
+    np.subtract(1.0, down, out=down)
+    spike = np.where(u_spike < p.spike_rate, up, 1.0)
+    spike = np.where(u_spike > 1.0 - p.spike_rate / 3.0, down, spike)
+    expected *= np.exp(p.noise * z)
+    expected *= spike
     if count:
-        poisson: FloatArray = np.sqrt(np.maximum(value, 0.0)) * normals[1]
-        return np.maximum(np.rint(value + poisson), 0.0)
-    return np.maximum(np.round(value, 2), 0.0)
+        poisson: FloatArray = np.maximum(expected, 0.0)
+        np.sqrt(poisson, out=poisson)
+        poisson *= normals[1]
+        poisson += expected
+        np.rint(poisson, out=poisson)
+        return np.maximum(poisson, 0.0, out=poisson)
+    rounded: FloatArray = np.round(expected, 2)
+    return np.maximum(rounded, 0.0, out=rounded)
 
 
-def _shares(s: _SliceParams, days: IntArray, noise_scale: float = 1.0) -> FloatArray:
+def _shares(s: _SliceParams, lay: Layout, noise_scale: float = 1.0) -> FloatArray:
     """Return slice shares, shape (slices, days), each column summing to 1."""
-    t = days / _DAYS_PER_YEAR
-    logits = s.logit[:, None] + s.trend[:, None] * t[None, :]
-    logits = logits + s.amp[:, None] * np.sin(
-        2 * math.pi * days[None, :] / s.period[:, None] + s.phase[:, None]
-    )
-    noise = _normals([s.key ^ (i + 1) * 0x9E37 for i in range(len(s.names))], days)
-    logits = logits + s.noise * noise_scale * noise
-    weights = np.exp(logits - logits.max(axis=0))
-    total: FloatArray = weights.sum(axis=0)
-    return _f64(weights / total)
+    logits = s.trend * lay.years
+    logits += s.logit
+    angles = lay.angles / s.period
+    angles += s.phase
+    drift = np.sin(angles)
+    drift *= s.amp
+    logits += drift
+    noise = _normals(_uniforms(s.streams, lay.golden), len(s.names))
+    noise *= s.noise * noise_scale
+    logits += noise
+    logits -= np.maximum.reduce(logits, axis=0)  # what ndarray.max(axis=0) computes
+    weights = np.exp(logits)
+    weights /= np.add.reduce(weights, axis=0)  # what ndarray.sum(axis=0) computes
+    return weights
 
 
 def _allocate(total: FloatArray, shares: FloatArray) -> FloatArray:
     """Split integer totals by shares into integers that sum exactly (largest remainder)."""
-    raw = shares * total[None, :]
+    raw = shares * total
     floor = np.floor(raw)
-    missing = np.rint(total - floor.sum(axis=0))
+    missing = np.add.reduce(floor, axis=0)
+    np.subtract(total, missing, out=missing)
+    np.rint(missing, out=missing)
     order = np.argsort(floor - raw, axis=0)  # largest fractional part first
     ranks = np.argsort(order, axis=0)  # each slice's place in that order (the inverse)
-    extra: FloatArray = (ranks < missing[None, :]).astype(np.float64)
-    return floor + extra
+    floor += ranks < missing  # one more for the first ``missing`` of that order
+    return floor
 
 
-def slice_days(p: SeriesParams, s: _SliceParams, base: FloatArray, days: IntArray) -> FloatArray:
+def slice_days(p: SeriesParams, s: _SliceParams, base: FloatArray, lay: Layout) -> FloatArray:
     """Return the slices' day values, shape (slices, days); counts and money split the base."""
-    shares = _shares(s, days, 0.2 if p.mean and p.kind != "rate" else 1.0)
+    shares = _shares(s, lay, 0.2 if p.mean and p.kind != "rate" else 1.0)
     if p.kind == "rate":
         # A rate does not split: each slice deviates from it; the share-weighted mean ≈ base.
         logits = np.log(shares)
-        centred = logits - (shares * logits).sum(axis=0)
-        values = base[None, :] * np.exp(0.12 * np.clip(centred, -3.0, 3.0))
-        return _f64(np.round(np.clip(values, 0.0, 1.0), 4))
+        centred = logits - np.add.reduce(shares * logits, axis=0)
+        np.clip(centred, -3.0, 3.0, out=centred)
+        centred *= 0.12
+        values = np.exp(centred)
+        values *= base
+        return _f64(np.round(np.clip(values, 0.0, 1.0, out=values), 4))
     if p.kind == "count":
         return _allocate(base, shares)
-    return _allocate(np.rint(base * 100.0), shares) / 100.0  # in cents: slices add up
+    cents = base * 100.0
+    np.rint(cents, out=cents)
+    split = _allocate(cents, shares)  # in cents: slices add up
+    split /= 100.0
+    return split
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # shared arrays: compared by identity
@@ -301,6 +380,10 @@ class Layout:
     :param starts: the periods starting inside the window.
     :param days: the window's day indices, first period's start to last period's end.
     :param offsets: each period's first day, in ``days``; ``keys``: its day index.
+
+    The rest depends on the days only, so every series of the window shares it: ``years``
+    (days / 365.25), ``yearly_angles`` (2 pi years), ``angles`` (2 pi days), ``weekdays``
+    (Monday 0) and ``golden`` (the days times SplitMix64's gamma, see :func:`_uniforms`).
     """
 
     starts: tuple[date, ...]
@@ -308,6 +391,11 @@ class Layout:
     offsets: IntArray
     keys: IntArray
     _repeated: dict[int, tuple[date, ...]]
+    years: FloatArray
+    yearly_angles: FloatArray
+    angles: FloatArray
+    weekdays: IntArray
+    golden: npt.NDArray[np.uint64]
 
     def repeated(self, k: int) -> tuple[date, ...]:
         """Each start ``k`` times in a row (the dates of ``k`` slices' rows)."""
@@ -333,9 +421,13 @@ def layout(grain: Grain, window: Window) -> Layout:
     days = np.arange(first_day, first_day + n_days, dtype=np.int64)
     offsets = np.array([s.toordinal() - first.toordinal() for s in starts], dtype=np.int64)
     keys = days[offsets]
-    for shared in (days, offsets, keys):
+    years = days / _DAYS_PER_YEAR
+    lay = Layout(starts, days, offsets, keys, {}, years, _TWO_PI * years, _TWO_PI * days,
+                 (days + _EPOCH_WEEKDAY) % 7, days.view(np.uint64) * _GOLDEN)  # fmt: skip
+    for shared in (days, offsets, keys, years, lay.yearly_angles, lay.angles, lay.weekdays):
         shared.setflags(write=False)  # shared by every fetch of the window
-    return Layout(starts, days, offsets, keys, {})
+    lay.golden.setflags(write=False)
+    return lay
 
 
 def aggregate(values: FloatArray, offsets: IntArray, n_days: int, p: SeriesParams) -> FloatArray:

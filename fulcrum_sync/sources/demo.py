@@ -23,7 +23,8 @@ from fulcrum_sync.domain import SourceStats
 from fulcrum_sync.sources.base import FetchRequest, Rows, SeriesColumns, SeriesRow, SourceMetadata
 
 if TYPE_CHECKING:  # the model imports numpy: a run that fetches nothing never pays for it
-    from fulcrum_sync.sources.demo_model import FloatArray, IntArray, Layout, SeriesParams
+    from fulcrum_sync.sources.demo_model import SeriesParams
+    from fulcrum_sync.sources.demo_window import FloatArray, Layout
 
 _MODEL = "fulcrum_sync.sources.demo_model"
 
@@ -57,7 +58,8 @@ class DemoSource:
         if _MODEL not in sys.modules:  # numpy lives as long as the process: collector.py
             with importing():
                 import fulcrum_sync.sources.demo_model  # noqa: F401
-        from fulcrum_sync.sources.demo_model import aggregate, layout, slice_days, slice_params
+        from fulcrum_sync.sources.demo_model import slice_days, slice_params
+        from fulcrum_sync.sources.demo_window import aggregate, layout
 
         params = self._params(request)
         lay = layout(request.grain, request.window)

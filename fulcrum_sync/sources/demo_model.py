@@ -11,7 +11,6 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -19,23 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fulcrum_sync.catalog import MetricDef
-from fulcrum_sync.domain import (
-    GRAINS,
-    Grain,
-    Window,
-    iter_periods,
-    period_end,
-    period_start,
-    shift_period,
-)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
-EPOCH = date(2025, 7, 1)  # day index 0: the trend's reference point
-_EPOCH_ORDINAL = EPOCH.toordinal()
-_EPOCH_WEEKDAY = EPOCH.weekday()
-_DAYS_PER_YEAR = 365.25
+from fulcrum_sync.domain import GRAINS, Grain
+from fulcrum_sync.sources.demo_window import GOLDEN, TWO_PI, FloatArray, IntArray, Layout
 
 SLICE_NAMES: dict[str, tuple[str, ...]] = {
     "region": ("na", "emea", "apac", "latam"),
@@ -64,12 +48,10 @@ _BUSINESS_SWING = _BUSINESS_WEEK - _BUSINESS_WEEK.mean()
 _CONSUMER_SWING = _CONSUMER_WEEK - _CONSUMER_WEEK.mean()
 
 _MASK64 = (1 << 64) - 1
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / float(1 << 53)
 _SHIFTS = tuple(np.uint64(n) for n in (30, 27, 31, 11))
-_TWO_PI = 2 * math.pi  # what ``2 * math.pi * x`` multiplies x by
 _NORMAL_PAIR = 0x5DEECE66D  # a normal's second uniform: the stream of ``key ^ _NORMAL_PAIR``
 
 
@@ -104,7 +86,7 @@ def _stream_keys(keys: list[int], normals: int = 0) -> npt.NDArray[np.uint64]:
 
 def uniform(key: int, days: IntArray) -> FloatArray:
     """Return one uniform in [0, 1) per day: the SplitMix64 output number ``day`` of ``key``."""
-    golden = days.view(np.uint64) * _GOLDEN
+    golden = days.view(np.uint64) * GOLDEN
     out: FloatArray = _uniforms(_stream_keys([key]), golden)[0]
     return out
 
@@ -134,7 +116,7 @@ def _normals(u: FloatArray, n: int) -> FloatArray:
     root = np.log1p(-u[:n])
     root *= -2.0
     np.sqrt(root, out=root)
-    root *= np.cos(_TWO_PI * u[n : 2 * n])
+    root *= np.cos(TWO_PI * u[n : 2 * n])
     return root
 
 
@@ -239,7 +221,9 @@ def series_params(
         spike_rate=(0.006 + 0.012 * u[7]) * (0.25 if snapshot else 1.0),
         spike_size=0.1 if snapshot else 1.0,
         streams=_stream_keys(
-            [key ^ 0x1, key ^ 0x4, key ^ 0x2, key ^ 0x3] if count else [key ^ 0x1, key ^ 0x2, key ^ 0x3],
+            [key ^ 0x1, key ^ 0x4, key ^ 0x2, key ^ 0x3]
+            if count
+            else [key ^ 0x1, key ^ 0x2, key ^ 0x3],
             2 if count else 1,
         ),
     )
@@ -371,72 +355,3 @@ def slice_days(p: SeriesParams, s: _SliceParams, base: FloatArray, lay: Layout) 
     split = _allocate(cents, shares)  # in cents: slices add up
     split /= 100.0
     return split
-
-
-@dataclass(frozen=True, slots=True, eq=False)  # shared arrays: compared by identity
-class Layout:
-    """Where a window's periods fall in its days (the same for every series of a run).
-
-    :param starts: the periods starting inside the window.
-    :param days: the window's day indices, first period's start to last period's end.
-    :param offsets: each period's first day, in ``days``; ``keys``: its day index.
-
-    The rest depends on the days only, so every series of the window shares it: ``years``
-    (days / 365.25), ``yearly_angles`` (2 pi years), ``angles`` (2 pi days), ``weekdays``
-    (Monday 0) and ``golden`` (the days times SplitMix64's gamma, see :func:`_uniforms`).
-    """
-
-    starts: tuple[date, ...]
-    days: IntArray
-    offsets: IntArray
-    keys: IntArray
-    _repeated: dict[int, tuple[date, ...]]
-    years: FloatArray
-    yearly_angles: FloatArray
-    angles: FloatArray
-    weekdays: IntArray
-    golden: npt.NDArray[np.uint64]
-
-    def repeated(self, k: int) -> tuple[date, ...]:
-        """Each start ``k`` times in a row (the dates of ``k`` slices' rows)."""
-        dates = self._repeated.get(k)
-        if dates is None:
-            dates = self._repeated[k] = tuple(d for d in self.starts for _ in range(k))
-        return dates
-
-
-@lru_cache(maxsize=64)  # every series of a run asks for the same window
-def layout(grain: Grain, window: Window) -> Layout:
-    """Return the periods starting inside the window and where they fall in its days."""
-    first = period_start(grain, window.start)
-    if first < window.start:
-        first = shift_period(grain, first, 1)
-    last = period_start(grain, window.end)
-    starts: tuple[date, ...] = ()
-    first_day = n_days = 0
-    if first <= last:
-        first_day = first.toordinal() - _EPOCH_ORDINAL
-        n_days = period_end(grain, last).toordinal() - first.toordinal() + 1
-        starts = tuple(iter_periods(grain, first, last))
-    days = np.arange(first_day, first_day + n_days, dtype=np.int64)
-    offsets = np.array([s.toordinal() - first.toordinal() for s in starts], dtype=np.int64)
-    keys = days[offsets]
-    years = days / _DAYS_PER_YEAR
-    lay = Layout(starts, days, offsets, keys, {}, years, _TWO_PI * years, _TWO_PI * days,
-                 (days + _EPOCH_WEEKDAY) % 7, days.view(np.uint64) * _GOLDEN)  # fmt: skip
-    for shared in (days, offsets, keys, years, lay.yearly_angles, lay.angles, lay.weekdays):
-        shared.setflags(write=False)  # shared by every fetch of the window
-    lay.golden.setflags(write=False)
-    return lay
-
-
-def aggregate(values: FloatArray, offsets: IntArray, n_days: int, p: SeriesParams) -> FloatArray:
-    """Aggregate day values (last axis) into periods starting at ``offsets``."""
-    if len(offsets) == values.shape[-1]:
-        return values
-    sums = np.add.reduceat(values, offsets, axis=-1)
-    if p.mean:
-        lengths = np.diff(np.append(offsets, n_days))
-        decimals = 4 if p.kind == "rate" else 2
-        return np.round(sums / lengths, decimals)
-    return _f64(np.round(sums, 2))

@@ -1,0 +1,99 @@
+"""The demo source's windows: where a window's periods fall in its days, and what depends
+on those days only (computed once per window, shared by every series of a run).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from fulcrum_sync.domain import Grain, Window, iter_periods, period_end, period_start, shift_period
+
+if TYPE_CHECKING:
+    from fulcrum_sync.sources.demo_model import SeriesParams
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+EPOCH = date(2025, 7, 1)  # day index 0: the trend's reference point
+_EPOCH_ORDINAL = EPOCH.toordinal()
+_EPOCH_WEEKDAY = EPOCH.weekday()
+_DAYS_PER_YEAR = 365.25
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's gamma
+TWO_PI = 2 * math.pi  # what ``2 * math.pi * x`` multiplies x by
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # shared arrays: compared by identity
+class Layout:
+    """Where a window's periods fall in its days (the same for every series of a run).
+
+    :param starts: the periods starting inside the window.
+    :param days: the window's day indices, first period's start to last period's end.
+    :param offsets: each period's first day, in ``days``; ``keys``: its day index.
+
+    The rest depends on the days only, so every series of the window shares it: ``years``
+    (days / 365.25), ``yearly_angles`` (2 pi years), ``angles`` (2 pi days), ``weekdays``
+    (Monday 0) and ``golden`` (the days times SplitMix64's gamma, see :func:`_uniforms`).
+    """
+
+    starts: tuple[date, ...]
+    days: IntArray
+    offsets: IntArray
+    keys: IntArray
+    _repeated: dict[int, tuple[date, ...]]
+    years: FloatArray
+    yearly_angles: FloatArray
+    angles: FloatArray
+    weekdays: IntArray
+    golden: npt.NDArray[np.uint64]
+
+    def repeated(self, k: int) -> tuple[date, ...]:
+        """Each start ``k`` times in a row (the dates of ``k`` slices' rows)."""
+        dates = self._repeated.get(k)
+        if dates is None:
+            dates = self._repeated[k] = tuple(d for d in self.starts for _ in range(k))
+        return dates
+
+
+@lru_cache(maxsize=64)  # every series of a run asks for the same window
+def layout(grain: Grain, window: Window) -> Layout:
+    """Return the periods starting inside the window and where they fall in its days."""
+    first = period_start(grain, window.start)
+    if first < window.start:
+        first = shift_period(grain, first, 1)
+    last = period_start(grain, window.end)
+    starts: tuple[date, ...] = ()
+    first_day = n_days = 0
+    if first <= last:
+        first_day = first.toordinal() - _EPOCH_ORDINAL
+        n_days = period_end(grain, last).toordinal() - first.toordinal() + 1
+        starts = tuple(iter_periods(grain, first, last))
+    days = np.arange(first_day, first_day + n_days, dtype=np.int64)
+    offsets = np.array([s.toordinal() - first.toordinal() for s in starts], dtype=np.int64)
+    keys = days[offsets]
+    years = days / _DAYS_PER_YEAR
+    angles = cast("FloatArray", TWO_PI * days)  # float64: days is int64
+    lay = Layout(starts, days, offsets, keys, {}, years, TWO_PI * years, angles,
+                 (days + _EPOCH_WEEKDAY) % 7, days.view(np.uint64) * GOLDEN)  # fmt: skip
+    for shared in (days, offsets, keys, years, lay.yearly_angles, lay.angles, lay.weekdays):
+        shared.setflags(write=False)  # shared by every fetch of the window
+    lay.golden.setflags(write=False)
+    return lay
+
+
+def aggregate(values: FloatArray, offsets: IntArray, n_days: int, p: SeriesParams) -> FloatArray:
+    """Aggregate day values (last axis) into periods starting at ``offsets``."""
+    if len(offsets) == values.shape[-1]:
+        return values
+    sums = np.add.reduceat(values, offsets, axis=-1)
+    if p.mean:
+        lengths = np.diff(np.append(offsets, n_days))
+        decimals = 4 if p.kind == "rate" else 2
+        return np.round(sums / lengths, decimals)
+    return np.asarray(np.round(sums, 2), dtype=np.float64)

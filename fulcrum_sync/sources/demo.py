@@ -141,7 +141,7 @@ class DemoSource:
                 for j in np.flatnonzero(hit).tolist():
                     flat[j * k + i] = None
         dates: Sequence[date] = lay.repeated(k)
-        slices: Sequence[str | None] = names * len(starts)
+        slices: Sequence[str | None] = lay.sliced(names)
         if p.kind == "count" and not p.mean and np.count_nonzero(ordered) < len(ordered):
             kept = (ordered != 0.0).tolist()  # like Cube: no row where nothing was counted
             dates, flat = list(compress(dates, kept)), list(compress(flat, kept))

@@ -155,6 +155,7 @@ class _SliceParams:
     trend: FloatArray
     noise: float
     streams: npt.NDArray[np.uint64]  # the noise's keys (see _shares)
+    ranks: IntArray  # 0 .. slices - 1, a column
 
 
 def classify(metric: MetricDef) -> tuple[str, bool]:
@@ -229,11 +230,6 @@ def series_params(
     )
 
 
-def _column(values: list[float]) -> FloatArray:
-    column: FloatArray = np.array(values, dtype=np.float64)[:, None]
-    return column
-
-
 @lru_cache(maxsize=512)  # a metric's series are fetched together: a run need not keep all
 def slice_params(seed: int, tenant: str, metric_id: str, dimension_id: str) -> _SliceParams:
     """Derive (and cache) the slices of one dimension and how their shares drift."""
@@ -243,16 +239,26 @@ def slice_params(seed: int, tenant: str, metric_id: str, dimension_id: str) -> _
         names = GENERIC_SLICES[: 3 + int(_units(key, 1)[0] * 4)]
     k = len(names)
     u = _units(key ^ 0xD1B54A32D192ED03, 5 * k + 1)
+    columns = np.array(  # one array, each parameter a column of it
+        [-0.55 * i + 0.8 * (u[i] - 0.5) for i in range(k)]
+        + [0.05 + 0.25 * v for v in u[k : 2 * k]]
+        + [180.0 + 540.0 * v for v in u[2 * k : 3 * k]]
+        + [2 * math.pi * v for v in u[3 * k : 4 * k]]
+        + [0.3 * (v - 0.5) for v in u[4 * k : 5 * k]],
+        dtype=np.float64,
+    ).reshape(5, k, 1)
+    logit, amp, period, phase, trend = columns
     return _SliceParams(
         key=key,
         names=names,
-        logit=_column([-0.55 * i + 0.8 * (u[i] - 0.5) for i in range(k)]),
-        amp=_column([0.05 + 0.25 * v for v in u[k : 2 * k]]),
-        period=_column([180.0 + 540.0 * v for v in u[2 * k : 3 * k]]),
-        phase=_column([2 * math.pi * v for v in u[3 * k : 4 * k]]),
-        trend=_column([0.3 * (v - 0.5) for v in u[4 * k : 5 * k]]),
+        logit=logit,
+        amp=amp,
+        period=period,
+        phase=phase,
+        trend=trend,
         noise=0.03 + 0.05 * u[5 * k],
         streams=_stream_keys([key ^ (i + 1) * 0x9E37 for i in range(k)], k),
+        ranks=np.arange(k, dtype=np.int64)[:, None],
     )
 
 
@@ -276,24 +282,13 @@ def base_days(p: SeriesParams, lay: Layout) -> FloatArray:
     z: FloatArray = normals[0]
     u_spike, size = u[-2], u[-1]
     if p.kind == "rate":
-        spike = np.where(u_spike < p.spike_rate, 1.15 + 0.2 * size, 1.0)
         noisy = p.noise * z
         noisy += 1.0
         expected *= noisy
-        expected *= spike
+        _spike(expected, u_spike, size, p)
         return _f64(np.round(np.clip(expected, 0.001, 0.999, out=expected), 4))
-    up = 1.2 * size
-    up += 0.4
-    up *= p.spike_size
-    up += 1.0
-    down = 0.2 * size
-    down += 0.35
-    down *= p.spike_size
-    np.subtract(1.0, down, out=down)
-    spike = np.where(u_spike < p.spike_rate, up, 1.0)
-    spike = np.where(u_spike > 1.0 - p.spike_rate / 3.0, down, spike)
     expected *= np.exp(p.noise * z)
-    expected *= spike
+    _spike(expected, u_spike, size, p)
     if count:
         poisson: FloatArray = np.maximum(expected, 0.0)
         np.sqrt(poisson, out=poisson)
@@ -303,6 +298,22 @@ def base_days(p: SeriesParams, lay: Layout) -> FloatArray:
         return np.maximum(poisson, 0.0, out=poisson)
     rounded: FloatArray = np.round(expected, 2)
     return np.maximum(rounded, 0.0, out=rounded)
+
+
+def _spike(values: FloatArray, u_spike: FloatArray, size: FloatArray, p: SeriesParams) -> None:
+    """Multiply the values of the days with a spike (up, or for flows down) by its factor,
+    in place: a few days a series, so one by one in Python floats (the same IEEE operations
+    as on arrays); every other day's factor is 1 and ``x * 1.0 == x``, so they are skipped."""
+    rate = p.kind == "rate"
+    factors: dict[int, float] = {}
+    for i in np.flatnonzero(u_spike < p.spike_rate).tolist():
+        s = float(size[i])
+        factors[i] = 1.15 + 0.2 * s if rate else 1.0 + p.spike_size * (0.4 + 1.2 * s)
+    if not rate:  # a drop wins over a rise on the same day
+        for i in np.flatnonzero(u_spike > 1.0 - p.spike_rate / 3.0).tolist():
+            factors[i] = 1.0 - p.spike_size * (0.35 + 0.2 * float(size[i]))
+    for i, factor in factors.items():
+        values[i] *= factor
 
 
 def _shares(s: _SliceParams, lay: Layout, noise_scale: float = 1.0) -> FloatArray:
@@ -323,7 +334,7 @@ def _shares(s: _SliceParams, lay: Layout, noise_scale: float = 1.0) -> FloatArra
     return weights
 
 
-def _allocate(total: FloatArray, shares: FloatArray) -> FloatArray:
+def _allocate(total: FloatArray, shares: FloatArray, s: _SliceParams, lay: Layout) -> FloatArray:
     """Split integer totals by shares into integers that sum exactly (largest remainder)."""
     raw = shares * total
     floor = np.floor(raw)
@@ -331,7 +342,8 @@ def _allocate(total: FloatArray, shares: FloatArray) -> FloatArray:
     np.subtract(total, missing, out=missing)
     np.rint(missing, out=missing)
     order = np.argsort(floor - raw, axis=0)  # largest fractional part first
-    ranks = np.argsort(order, axis=0)  # each slice's place in that order (the inverse)
+    ranks = np.empty_like(order)  # each slice's place in that order (the inverse permutation)
+    ranks[order, lay.positions] = s.ranks
     floor += ranks < missing  # one more for the first ``missing`` of that order
     return floor
 
@@ -349,9 +361,9 @@ def slice_days(p: SeriesParams, s: _SliceParams, base: FloatArray, lay: Layout) 
         values *= base
         return _f64(np.round(np.clip(values, 0.0, 1.0, out=values), 4))
     if p.kind == "count":
-        return _allocate(base, shares)
+        return _allocate(base, shares, s, lay)
     cents = base * 100.0
     np.rint(cents, out=cents)
-    split = _allocate(cents, shares)  # in cents: slices add up
+    split = _allocate(cents, shares, s, lay)  # in cents: slices add up
     split /= 100.0
     return split

@@ -5,7 +5,7 @@ on those days only (computed once per window, shared by every series of a run).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING, cast
@@ -37,21 +37,24 @@ class Layout:
     :param days: the window's day indices, first period's start to last period's end.
     :param offsets: each period's first day, in ``days``; ``keys``: its day index.
 
-    The rest depends on the days only, so every series of the window shares it: ``years``
-    (days / 365.25), ``yearly_angles`` (2 pi years), ``angles`` (2 pi days), ``weekdays``
-    (Monday 0) and ``golden`` (the days times SplitMix64's gamma, see :func:`_uniforms`).
+    The rest depends on the days only, so every series of the window shares it instead of
+    computing it again: ``years`` (days / 365.25), ``yearly_angles`` (2 pi years),
+    ``angles`` (2 pi days), ``weekdays`` (Monday 0), ``positions`` (0 .. days - 1) and
+    ``golden`` (the days times SplitMix64's gamma, see demo_model's ``_uniforms``).
     """
 
     starts: tuple[date, ...]
     days: IntArray
     offsets: IntArray
     keys: IntArray
-    _repeated: dict[int, tuple[date, ...]]
     years: FloatArray
     yearly_angles: FloatArray
     angles: FloatArray
     weekdays: IntArray
+    positions: IntArray
     golden: npt.NDArray[np.uint64]
+    _repeated: dict[int, tuple[date, ...]] = field(default_factory=dict)
+    _sliced: dict[tuple[str | None, ...], tuple[str | None, ...]] = field(default_factory=dict)
 
     def repeated(self, k: int) -> tuple[date, ...]:
         """Each start ``k`` times in a row (the dates of ``k`` slices' rows)."""
@@ -59,6 +62,15 @@ class Layout:
         if dates is None:
             dates = self._repeated[k] = tuple(d for d in self.starts for _ in range(k))
         return dates
+
+    def sliced(self, names: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        """``names`` once per start (the slices of their rows, date by date)."""
+        slices = self._sliced.get(names)
+        if slices is None:
+            if len(self._sliced) >= 64:  # the dimensions of a run: a few dozen at most
+                self._sliced.clear()
+            slices = self._sliced[names] = names * len(self.starts)
+        return slices
 
 
 @lru_cache(maxsize=64)  # every series of a run asks for the same window
@@ -76,15 +88,21 @@ def layout(grain: Grain, window: Window) -> Layout:
         starts = tuple(iter_periods(grain, first, last))
     days = np.arange(first_day, first_day + n_days, dtype=np.int64)
     offsets = np.array([s.toordinal() - first.toordinal() for s in starts], dtype=np.int64)
-    keys = days[offsets]
     years = days / _DAYS_PER_YEAR
-    angles = cast("FloatArray", TWO_PI * days)  # float64: days is int64
-    lay = Layout(starts, days, offsets, keys, {}, years, TWO_PI * years, angles,
-                 (days + _EPOCH_WEEKDAY) % 7, days.view(np.uint64) * GOLDEN)  # fmt: skip
-    for shared in (days, offsets, keys, years, lay.yearly_angles, lay.angles, lay.weekdays):
-        shared.setflags(write=False)  # shared by every fetch of the window
-    lay.golden.setflags(write=False)
-    return lay
+    shared = (
+        days,
+        offsets,
+        days[offsets],
+        years,
+        TWO_PI * years,
+        cast("FloatArray", TWO_PI * days),  # float64: days is int64
+        (days + _EPOCH_WEEKDAY) % 7,
+        np.arange(n_days, dtype=np.int64),
+        days.view(np.uint64) * GOLDEN,
+    )
+    for array in shared:
+        array.setflags(write=False)  # shared by every fetch of the window
+    return Layout(starts, *shared)
 
 
 def aggregate(values: FloatArray, offsets: IntArray, n_days: int, p: SeriesParams) -> FloatArray:

@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
-from datetime import date
-from itertools import compress
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from fulcrum_sync.catalog import Catalog, MetricDef, demo_catalog
+from fulcrum_sync.catalog import Catalog, demo_catalog
 from fulcrum_sync.collector import importing
 from fulcrum_sync.domain import SourceStats
-from fulcrum_sync.sources.base import FetchRequest, Rows, SeriesColumns, SeriesRow, SourceMetadata
+from fulcrum_sync.sources.base import FetchRequest, Rows, SourceMetadata
 
-if TYPE_CHECKING:  # the model imports numpy: a run that fetches nothing never pays for it
-    from fulcrum_sync.sources.demo_model import SeriesParams
-    from fulcrum_sync.sources.demo_window import FloatArray, Layout
+if TYPE_CHECKING:  # the generator imports numpy: a run that fetches nothing never pays for it
+    from fulcrum_sync.sources.demo_series import DemoSeries
 
-_MODEL = "fulcrum_sync.sources.demo_model"
+_SERIES = "fulcrum_sync.sources.demo_series"
 
 
 class DemoSource:
@@ -46,8 +42,7 @@ class DemoSource:
         self.seed = seed
         self.null_rate = null_rate
         self._catalog = catalog
-        self._recent: dict[tuple[int, int, int], FloatArray] = {}  # base series by window
-        self._metrics: dict[tuple[str, int], tuple[MetricDef, SeriesParams]] = {}
+        self._series: DemoSeries | None = None  # the generator, from the first fetch
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -55,106 +50,22 @@ class DemoSource:
 
     def fetch_series(self, request: FetchRequest) -> Rows:
         """Return the requested series: only periods that start inside the window."""
-        if _MODEL not in sys.modules:  # numpy lives as long as the process: collector.py
+        series = self._series
+        if series is None:
+            series = self._start()
+        return series.fetch(request)
+
+    def _start(self) -> DemoSeries:
+        """The generator, made at the first fetch (it imports numpy: collector.py)."""
+        if _SERIES not in sys.modules:  # numpy lives as long as the process
             with importing():
-                import fulcrum_sync.sources.demo_model  # noqa: F401
-        from fulcrum_sync.sources.demo_model import slice_days, slice_params
-        from fulcrum_sync.sources.demo_window import aggregate, layout
+                import fulcrum_sync.sources.demo_series  # noqa: F401
+        from fulcrum_sync.sources.demo_series import DemoSeries
 
-        params = self._params(request)
-        lay = layout(request.grain, request.window)
-        if not lay.starts:
-            return []
-        offsets, n_days = lay.offsets, len(lay.days)
-        base = self._base_days(params, lay)
-        if request.dimension is None:
-            values = aggregate(base, offsets, n_days, params)
-            return self._rows(params, lay, values[None, :], (None,))
-        slices = slice_params(
-            self.seed, request.tenant, request.metric.metric_id, request.dimension.dimension_id
-        )
-        values = aggregate(slice_days(params, slices, base, lay), offsets, n_days, params)
-        return self._rows(params, lay, values, slices.names)
-
-    def _params(self, request: FetchRequest) -> SeriesParams:
-        """The metric's ``series_params``, kept for the next few fetches: a context's base and
-        dimensions ask for the same metric one after another (classifying it each time, and
-        the lru_cache's key of seven arguments, cost more than the lookup here)."""
-        from fulcrum_sync.sources.demo_model import classify, series_params, target_level
-
-        metric = request.metric
-        memo = (request.tenant, id(metric))
         with self._lock:
-            known = self._metrics.get(memo)
-        if known is not None and known[0] is metric:
-            return known[1]
-        kind, mean = classify(metric)
-        params = series_params(
-            self.seed,
-            request.tenant,
-            metric.metric_id,
-            kind,
-            mean,
-            target_level(metric, mean),
-            f"{metric.metric_id} {metric.measure}".lower(),
-        )
-        with self._lock:
-            if len(self._metrics) >= 16:  # a few per worker
-                del self._metrics[next(iter(self._metrics))]
-            self._metrics[memo] = (metric, params)  # the metric held: its id stays its own
-        return params
-
-    def _base_days(self, params: SeriesParams, lay: Layout) -> FloatArray:
-        """``base_days``, kept for the next few fetches: every dimension of a metric splits
-        the same base series over the same window (a context asks for it once per series)."""
-        from fulcrum_sync.sources.demo_model import base_days
-
-        days = lay.days
-        key = (params.key, int(days[0]) if len(days) else 0, len(days))
-        with self._lock:
-            cached = self._recent.get(key)
-        if cached is None:
-            cached = base_days(params, lay)
-            cached.setflags(write=False)  # shared: nobody may change it in place
-            with self._lock:
-                if len(self._recent) >= 16:  # a few per worker
-                    del self._recent[next(iter(self._recent))]
-                self._recent[key] = cached
-        return cached
-
-    def _rows(
-        self, p: SeriesParams, lay: Layout, values: FloatArray, names: tuple[str | None, ...]
-    ) -> Rows:
-        """Turn a (slices, periods) value matrix into rows ordered by date, then slice: as
-        columns (no tuple per row) unless nulls are drawn in."""
-        import numpy as np
-
-        from fulcrum_sync.sources.demo_model import uniform
-
-        k = values.shape[0]
-        starts, keys = lay.starts, lay.keys
-        ordered = values.T.ravel()
-        flat = cast("list[float | None]", ordered.tolist())
-        if self.null_rate > 0:
-            for i in range(k):
-                hit = uniform(p.key ^ 0x77 ^ (i << 8), keys) < self.null_rate
-                for j in np.flatnonzero(hit).tolist():
-                    flat[j * k + i] = None
-        dates: Sequence[date] = lay.repeated(k)
-        slices: Sequence[str | None] = lay.sliced(names)
-        if p.kind == "count" and not p.mean and np.count_nonzero(ordered) < len(ordered):
-            kept = (ordered != 0.0).tolist()  # like Cube: no row where nothing was counted
-            dates, flat = list(compress(dates, kept)), list(compress(flat, kept))
-            slices = list(compress(slices, kept))
-        rows = SeriesColumns(dates, flat, None if names[0] is None else slices)
-        if self.null_rate > 0 and names[0] is not None:
-            extra = uniform(p.key ^ 0x78, keys) < self.null_rate
-            listed = rows.rows() + [
-                SeriesRow(starts[j], 1.0, None) for j in np.flatnonzero(extra).tolist()
-            ]
-            listed.sort(key=lambda r: r.date)
-            return listed
-        return rows
+            if self._series is None:
+                self._series = DemoSeries(self.seed, self.null_rate)
+            return self._series
 
     def fetch_metadata(self, tenant: str) -> SourceMetadata:
         """Return every member of the catalog for ``tenant`` (all tenants' if it is unknown)."""

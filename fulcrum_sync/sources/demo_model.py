@@ -306,11 +306,11 @@ def _spike(values: FloatArray, u_spike: FloatArray, size: FloatArray, p: SeriesP
     as on arrays); every other day's factor is 1 and ``x * 1.0 == x``, so they are skipped."""
     rate = p.kind == "rate"
     factors: dict[int, float] = {}
-    for i in np.flatnonzero(u_spike < p.spike_rate).tolist():
+    for i in (u_spike < p.spike_rate).nonzero()[0].tolist():
         s = float(size[i])
         factors[i] = 1.15 + 0.2 * s if rate else 1.0 + p.spike_size * (0.4 + 1.2 * s)
     if not rate:  # a drop wins over a rise on the same day
-        for i in np.flatnonzero(u_spike > 1.0 - p.spike_rate / 3.0).tolist():
+        for i in (u_spike > 1.0 - p.spike_rate / 3.0).nonzero()[0].tolist():
             factors[i] = 1.0 - p.spike_size * (0.35 + 0.2 * float(size[i]))
     for i, factor in factors.items():
         values[i] *= factor

@@ -7,6 +7,7 @@ function that maps outcomes and errors to exit codes.
 from __future__ import annotations
 
 import gc
+import os
 from typing import Annotated
 
 import typer
@@ -85,6 +86,10 @@ def root(
 def main() -> None:
     """Run the CLI (the ``fulcrum-sync`` script and ``python -m fulcrum_sync``)."""
     hold_collection()  # until the command is set up: collector.py
+    # numpy's OpenBLAS starts a thread per core as it loads: ~30 ms of CPU on 2 cores, more
+    # on a large node, for arrays of a few hundred values in a process whose workers are
+    # threads already (issue 26). An operator's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
     finally:

@@ -29,20 +29,26 @@ class SeriesColumns(ColumnRows[SeriesRow]):
     :class:`SeriesRow` is made only for a row something reads (domain/columns.py).
 
     :param slices: each row's slice; None for a base series (every slice None).
+    :param clean: the source vouches that every value is a finite float, every slice a str
+        (of a dimension) and no date (date and slice) comes twice: ``sanitize`` then takes
+        the columns as they are, without checking each row again (the demo's grid of
+        periods and slice names, values drawn as floats and checked finite as one array).
     """
 
-    __slots__ = ("dates", "slices", "values")
+    __slots__ = ("clean", "dates", "slices", "values")
 
     def __init__(
         self,
         dates: Sequence[date],
         values: Sequence[float | None],
         slices: Sequence[str | None] | None = None,
+        *,
+        clean: bool = False,
     ) -> None:
         super().__init__(
             (dates, values, (None,) * len(dates) if slices is None else slices), SeriesRow
         )
-        self.dates, self.values, self.slices = dates, values, slices
+        self.dates, self.values, self.slices, self.clean = dates, values, slices, clean
 
 
 Rows = Sequence[SeriesRow]  # a source's rows: a list, or SeriesColumns

@@ -119,7 +119,9 @@ class DemoSeries:
             kept = (ordered != 0.0).tolist()  # like Cube: no row where nothing was counted
             dates, flat = list(compress(dates, kept)), list(compress(flat, kept))
             slices = list(compress(slices, kept))
-        rows = SeriesColumns(dates, flat, None if names[0] is None else slices)
+        # A grid of periods and slice names, drawn as floats: clean unless nulls were drawn in.
+        clean = self.null_rate == 0 and bool(np.isfinite(ordered).all())
+        rows = SeriesColumns(dates, flat, None if names[0] is None else slices, clean=clean)
         if self.null_rate > 0 and names[0] is not None:
             extra = uniform(p.key ^ 0x78, keys) < self.null_rate
             listed = rows.rows() + [

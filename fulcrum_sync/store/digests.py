@@ -62,12 +62,12 @@ class CleanRows(ColumnRows[tuple[Any, ...]]):
     those columns: :func:`prepare` reads them instead of taking the rows apart again, and a
     row is made only when something reads it (an incremental sync writes a few)."""
 
-    __slots__ = ("clean",)
+    __slots__ = ("named",)
 
     def __init__(self, columns: Columns) -> None:
         dates, values, slices = columns
         super().__init__((dates, values) if slices is None else (dates, slices, values))
-        self.clean = columns
+        self.named = columns  # by name: dates, values, slices
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ def prepare(rows: Sequence[tuple[Any, ...]], dimensional: bool) -> Prepared | No
     columns of :class:`CleanRows` when it has them."""
     if not rows:
         return None
-    columns = rows.clean if isinstance(rows, CleanRows) else _columns(rows, dimensional)
+    columns = rows.named if isinstance(rows, CleanRows) else _columns(rows, dimensional)
     try:
         listed = list(map(_ORDINALS.__getitem__, columns.dates))
         ordinals = array("i", listed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine
 
@@ -101,6 +101,11 @@ def _sanitize_clean(
     without repeated keys come as :class:`CleanRows`, with the columns digests read."""
     if not rows:
         return None
+    if isinstance(rows, SeriesColumns) and rows.clean and dimensional == (rows.slices is not None):
+        values = cast("Sequence[float]", rows.values)  # clean: the source checked them
+        return CleanRows(
+            Columns(rows.dates, values, cast("Sequence[str]", rows.slices))
+        ), SkipCounts()
     # The demo's rows come as columns; any other source's are taken apart, a pass each in C.
     columns = rows.columns if isinstance(rows, SeriesColumns) else list(zip(*rows, strict=False))
     if len(columns) < (3 if dimensional else 2) or set(map(type, columns[1])) != _FLOAT:

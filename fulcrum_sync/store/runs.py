@@ -302,14 +302,23 @@ def take(conn: Connection, params: dict[str, Any]) -> set[str]:
     return set(conn.execute(statement, params).scalars())
 
 
+def _held_by(owner: str) -> Any:
+    """The rows of the keys ``owner`` holds, locked in the order of their keys (PostgreSQL)
+    as every statement that waits for several keys locks them: a renewal waiting for a key
+    the owner's work is completing then holds none that work needs next (no deadlock)."""
+    c = t.run_items.c
+    held = and_(c.lease_owner == owner, c.status == "running")
+    mine = select(c.run_key).where(held).order_by(c.run_key).with_for_update()
+    return and_(c.run_key.in_(mine.scalar_subquery()), held)
+
+
 @reconnecting
 def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:
     """Extend every lease ``owner`` holds; return how many."""
-    c = t.run_items.c
     with translate_errors(engine, "renew leases in"), engine.begin() as conn:
         result = conn.execute(
             update(t.run_items)
-            .where(and_(c.lease_owner == owner, c.status == "running"))
+            .where(_held_by(owner))
             .values(lease_expires_at=now_utc() + timedelta(seconds=lease_seconds))
         )
     return result.rowcount or 0
@@ -342,11 +351,13 @@ class KeyDone:
 
 
 def complete_all_in(conn: Connection, done: list[KeyDone]) -> int:
-    """Complete each of ``done`` inside the caller's transaction (one statement, many rows);
-    return how many were completed (fewer: an owner lost its lease), -1 when unknown."""
+    """Complete each of ``done`` inside the caller's transaction (one statement, many rows,
+    in the order of their keys: see :func:`_held_by`); return how many were completed
+    (fewer: an owner lost its lease), -1 when unknown."""
     if not done:
         return 0
-    return conn.execute(_COMPLETE, [_complete_params(d) for d in done]).rowcount
+    ordered = sorted(done, key=lambda d: d.run_key)
+    return conn.execute(_COMPLETE, [_complete_params(d) for d in ordered]).rowcount
 
 
 def _complete_params(d: KeyDone) -> dict[str, Any]:
@@ -369,11 +380,10 @@ def complete_in(conn: Connection, done: KeyDone) -> bool:
 @reconnecting
 def release_all(engine: Engine, owner: str) -> int:
     """Give back every key ``owner`` still holds (a stopping process); return how many."""
-    c = t.run_items.c
     with translate_errors(engine, "release run keys in"), engine.begin() as conn:
         result = conn.execute(
             update(t.run_items)
-            .where(and_(c.lease_owner == owner, c.status == "running"))
+            .where(_held_by(owner))
             .values(status="released", lease_expires_at=None, error="released on shutdown")
         )
     return result.rowcount or 0

@@ -302,28 +302,6 @@ def take(conn: Connection, params: dict[str, Any]) -> set[str]:
     return set(conn.execute(statement, params).scalars())
 
 
-def _held_by(owner: str) -> Any:
-    """The rows of the keys ``owner`` holds, locked in the order of their keys (PostgreSQL)
-    as every statement that waits for several keys locks them: a renewal waiting for a key
-    the owner's work is completing then holds none that work needs next (no deadlock)."""
-    c = t.run_items.c
-    held = and_(c.lease_owner == owner, c.status == "running")
-    mine = select(c.run_key).where(held).order_by(c.run_key).with_for_update()
-    return and_(c.run_key.in_(mine.scalar_subquery()), held)
-
-
-@reconnecting
-def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:
-    """Extend every lease ``owner`` holds; return how many."""
-    with translate_errors(engine, "renew leases in"), engine.begin() as conn:
-        result = conn.execute(
-            update(t.run_items)
-            .where(_held_by(owner))
-            .values(lease_expires_at=now_utc() + timedelta(seconds=lease_seconds))
-        )
-    return result.rowcount or 0
-
-
 @reconnecting
 def complete(
     engine: Engine,
@@ -352,7 +330,7 @@ class KeyDone:
 
 def complete_all_in(conn: Connection, done: list[KeyDone]) -> int:
     """Complete each of ``done`` inside the caller's transaction (one statement, many rows,
-    in the order of their keys: see :func:`_held_by`); return how many were completed
+    in the order of their keys: store/leases.py); return how many were completed
     (fewer: an owner lost its lease), -1 when unknown."""
     if not done:
         return 0
@@ -375,32 +353,3 @@ def complete_in(conn: Connection, done: KeyDone) -> bool:
     """:func:`complete` inside the caller's transaction (the work's own: both commit together);
     False if ``done.owner`` lost the lease."""
     return bool(conn.execute(_COMPLETE, _complete_params(done)).rowcount)
-
-
-@reconnecting
-def release_all(engine: Engine, owner: str) -> int:
-    """Give back every key ``owner`` still holds (a stopping process); return how many."""
-    with translate_errors(engine, "release run keys in"), engine.begin() as conn:
-        result = conn.execute(
-            update(t.run_items)
-            .where(_held_by(owner))
-            .values(status="released", lease_expires_at=None, error="released on shutdown")
-        )
-    return result.rowcount or 0
-
-
-@reconnecting
-def release_pending(engine: Engine, run_keys: list[str]) -> int:
-    """Mark the keys among ``run_keys`` that no one started as released; return how many."""
-    c = t.run_items.c
-    released = 0
-    with translate_errors(engine, "release run keys in"), engine.begin() as conn:
-        for start in range(0, len(run_keys), 1000):
-            chunk = run_keys[start : start + 1000]
-            result = conn.execute(
-                update(t.run_items)
-                .where(and_(c.run_key.in_(chunk), c.status == "pending"))
-                .values(status="released", error="not started: the run stopped early")
-            )
-            released += result.rowcount or 0
-    return released

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, select, text
 
-from fulcrum_sync.store import runs
+from fulcrum_sync.store import leases, runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import open_engine
 from fulcrum_sync.store.runs import KeyDone, RunItem
@@ -68,7 +68,7 @@ def test_a_lease_renewal_waits_for_a_completion_without_a_deadlock(pg: Engine) -
 
     def renew() -> None:
         try:
-            runs.renew_leases(pg, OWNER, 120)
+            leases.renew_leases(pg, OWNER, 120)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 

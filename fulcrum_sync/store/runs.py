@@ -303,19 +303,6 @@ def take(conn: Connection, params: dict[str, Any]) -> set[str]:
 
 
 @reconnecting
-def renew_leases(engine: Engine, owner: str, lease_seconds: int) -> int:
-    """Extend every lease ``owner`` holds; return how many."""
-    c = t.run_items.c
-    with translate_errors(engine, "renew leases in"), engine.begin() as conn:
-        result = conn.execute(
-            update(t.run_items)
-            .where(and_(c.lease_owner == owner, c.status == "running"))
-            .values(lease_expires_at=now_utc() + timedelta(seconds=lease_seconds))
-        )
-    return result.rowcount or 0
-
-
-@reconnecting
 def complete(
     engine: Engine,
     run_key: str,
@@ -342,11 +329,13 @@ class KeyDone:
 
 
 def complete_all_in(conn: Connection, done: list[KeyDone]) -> int:
-    """Complete each of ``done`` inside the caller's transaction (one statement, many rows);
-    return how many were completed (fewer: an owner lost its lease), -1 when unknown."""
+    """Complete each of ``done`` inside the caller's transaction (one statement, many rows,
+    in the order of their keys: store/leases.py); return how many were completed
+    (fewer: an owner lost its lease), -1 when unknown."""
     if not done:
         return 0
-    return conn.execute(_COMPLETE, [_complete_params(d) for d in done]).rowcount
+    ordered = sorted(done, key=lambda d: d.run_key)
+    return conn.execute(_COMPLETE, [_complete_params(d) for d in ordered]).rowcount
 
 
 def _complete_params(d: KeyDone) -> dict[str, Any]:
@@ -364,33 +353,3 @@ def complete_in(conn: Connection, done: KeyDone) -> bool:
     """:func:`complete` inside the caller's transaction (the work's own: both commit together);
     False if ``done.owner`` lost the lease."""
     return bool(conn.execute(_COMPLETE, _complete_params(done)).rowcount)
-
-
-@reconnecting
-def release_all(engine: Engine, owner: str) -> int:
-    """Give back every key ``owner`` still holds (a stopping process); return how many."""
-    c = t.run_items.c
-    with translate_errors(engine, "release run keys in"), engine.begin() as conn:
-        result = conn.execute(
-            update(t.run_items)
-            .where(and_(c.lease_owner == owner, c.status == "running"))
-            .values(status="released", lease_expires_at=None, error="released on shutdown")
-        )
-    return result.rowcount or 0
-
-
-@reconnecting
-def release_pending(engine: Engine, run_keys: list[str]) -> int:
-    """Mark the keys among ``run_keys`` that no one started as released; return how many."""
-    c = t.run_items.c
-    released = 0
-    with translate_errors(engine, "release run keys in"), engine.begin() as conn:
-        for start in range(0, len(run_keys), 1000):
-            chunk = run_keys[start : start + 1000]
-            result = conn.execute(
-                update(t.run_items)
-                .where(and_(c.run_key.in_(chunk), c.status == "pending"))
-                .values(status="released", error="not started: the run stopped early")
-            )
-            released += result.rowcount or 0
-    return released

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, func, select
 
 from fulcrum_sync.domain import Window
 from fulcrum_sync.store import engine as engine_module
-from fulcrum_sync.store import pattern_data, runs
+from fulcrum_sync.store import leases, pattern_data, runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.claims import Claimant, claim_context, take_in
 from fulcrum_sync.store.engine import open_engine, reconnecting, translate_errors
@@ -59,7 +59,7 @@ def test_a_context_found_done_has_its_pattern_keys_claimed_in_the_same_transacti
     with engine.begin() as conn:
         assert take_in(conn, PATTERN_KEYS, first) == dict.fromkeys(PATTERN_KEYS, Claim.CLAIMED)
     runs.complete(engine, PATTERN_KEYS[0], owner=first.owner, succeeded=True)
-    runs.release_all(engine, first.owner)  # the first stops before its second pattern
+    leases.release_all(engine, first.owner)  # the first stops before its second pattern
     got = claim_context(engine, SYNC.run_key, PATTERN_KEYS, second)
     assert got == (Claim.DONE, {PATTERN_KEYS[0]: Claim.DONE, PATTERN_KEYS[1]: Claim.CLAIMED})
     assert statuses(engine)[PATTERN_KEYS[1]] == ("running", second.owner)

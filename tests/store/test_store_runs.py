@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Engine, select, update
 
-from fulcrum_sync.store import runs
+from fulcrum_sync.store import leases, runs
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.runs import Claim, RunItem
 
@@ -71,7 +71,7 @@ def test_renew_extends_lease(engine: Engine):
     claim(engine, "host:1:a")
     before = item_row(engine)["lease_expires_at"]
     time.sleep(0.01)
-    assert runs.renew_leases(engine, "host:1:a", 600) == 1
+    assert leases.renew_leases(engine, "host:1:a", 600) == 1
     assert item_row(engine)["lease_expires_at"] > before  # type: ignore[operator]
 
 
@@ -89,7 +89,7 @@ def test_dead_owner_on_this_host_is_reclaimed(engine: Engine):
 def test_release_all_on_shutdown(engine: Engine):
     runs.ensure_items(engine, [ITEM])
     claim(engine, "host:1:a")
-    assert runs.release_all(engine, "host:1:a") == 1
+    assert leases.release_all(engine, "host:1:a") == 1
     assert item_row(engine)["status"] == "released"
     assert claim(engine, "host:2:b") is Claim.CLAIMED
 

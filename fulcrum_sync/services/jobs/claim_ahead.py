@@ -8,7 +8,7 @@ the run so far (1 at first; a context of patterns taking 0.1 s claims alone), so
 - each key is still claimed once (``runs.claim_many`` takes only claimable keys);
 - several processes still share the work: a process holds at most ~0.1 s of work ahead;
 - a stopped run (SIGTERM, a halt) releases the keys it claimed and did not start, with
-  the rest of its keys (``runs.release_all`` when its record closes); a killed process's
+  the rest of its keys (``leases.release_all`` when its record closes); a killed process's
   keys are taken over once their lease expires (at once on the same host), as before.
 
 A claimed key's ``started_at`` is when its batch was claimed (at most ~0.1 s early).

@@ -24,7 +24,7 @@ from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.jobs.claim_ahead import ClaimAhead, claim_keys
 from fulcrum_sync.services.jobs.workers import map_workers
-from fulcrum_sync.store import progress, run_records, runs
+from fulcrum_sync.store import leases, progress, run_records, runs
 from fulcrum_sync.store.retry import STOP_GRACE_SECONDS, after_stop, set_patience
 from fulcrum_sync.store.runs import Claim, RunItem
 
@@ -160,7 +160,7 @@ class RunContext:
                 summary = {**summary, "error": f"{type(error).__name__}: {error}"}
             try:
                 with after_stop(self.engine):  # a stopped run's record: a short grace
-                    runs.release_all(self.engine, self.owner)
+                    leases.release_all(self.engine, self.owner)
                     run_records.finish_run(self.engine, self.run_id, outcome, summary)
             except (DependencyError, StopRequested):
                 if error is None and not self.stop.is_set():
@@ -192,7 +192,7 @@ def close_abandoned(engine: Engine, lease_seconds: int) -> None:
 @contextlib.contextmanager
 def keep_leases(engine: Engine, owner: str, lease_seconds: int) -> Iterator[None]:
     """Renew ``owner``'s leases in a background thread every third of the lease."""
-    renew = functools.partial(runs.renew_leases, engine, owner, lease_seconds)
+    renew = functools.partial(leases.renew_leases, engine, owner, lease_seconds)
     with repeating("lease-renewer", lease_seconds / 3, renew):
         yield
 
@@ -294,7 +294,7 @@ def run_keyed(
     finally:
         if rc.stop.is_set():  # not started: the next run covering them does them
             with contextlib.suppress(DependencyError, StopRequested):  # the record says why
-                runs.release_pending(rc.engine, keys)
+                leases.release_pending(rc.engine, keys)
     return results
 
 

@@ -49,12 +49,13 @@ class DemoSeries:
         offsets, n_days = lay.offsets, len(lay.days)
         base = self._base_days(params, lay)
         if request.dimension is None:
-            values = aggregate(base, offsets, n_days, params)
+            values = aggregate(base, offsets, n_days, mean=params.mean, kind=params.kind)
             return self._rows(params, lay, values[None, :], (None,))
         slices = slice_params(
             self.seed, request.tenant, request.metric.metric_id, request.dimension.dimension_id
         )
-        values = aggregate(slice_days(params, slices, base, lay), offsets, n_days, params)
+        days = slice_days(params, slices, base, lay)
+        values = aggregate(days, offsets, n_days, mean=params.mean, kind=params.kind)
         return self._rows(params, lay, values, slices.names)
 
     def _params(self, request: FetchRequest) -> SeriesParams:

@@ -8,15 +8,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
 from fulcrum_sync.domain import Grain, Window, iter_periods, period_end, period_start, shift_period
-
-if TYPE_CHECKING:
-    from fulcrum_sync.sources.demo_model import SeriesParams
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -105,13 +102,16 @@ def layout(grain: Grain, window: Window) -> Layout:
     return Layout(starts, *shared)
 
 
-def aggregate(values: FloatArray, offsets: IntArray, n_days: int, p: SeriesParams) -> FloatArray:
-    """Aggregate day values (last axis) into periods starting at ``offsets``."""
+def aggregate(
+    values: FloatArray, offsets: IntArray, n_days: int, *, mean: bool, kind: str
+) -> FloatArray:
+    """Aggregate day values (last axis) into periods starting at ``offsets``: sums, or with
+    ``mean`` means (rounded to 4 decimals for a ``kind`` of "rate", else to 2)."""
     if len(offsets) == values.shape[-1]:
         return values
     sums = np.add.reduceat(values, offsets, axis=-1)
-    if p.mean:
+    if mean:
         lengths = np.diff(np.append(offsets, n_days))
-        decimals = 4 if p.kind == "rate" else 2
+        decimals = 4 if kind == "rate" else 2
         return np.round(sums / lengths, decimals)
     return np.asarray(np.round(sums, 2), dtype=np.float64)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,20 +71,36 @@ class CleanRows(ColumnRows[tuple[Any, ...]]):
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """The rows of one write, ready to digest: dates (ordinals, ascending), values, slices."""
+    """The rows of one write, ready to digest: dates (ordinals, ascending), and as the bytes
+    each part feeds (see the module doc) their dates (``days``), values and slices."""
 
-    ordinals: array[int]
-    values: memoryview
-    days: memoryview
+    ordinals: list[int]
+    values: bytes
+    days: bytes
     slices: Sequence[str] | None
 
-    def feed(self, h: Any, start: int, stop: int) -> None:
-        """Feed rows ``start:stop`` to the hash ``h`` as one part (see the module doc)."""
-        text = b"" if self.slices is None else _SEP.join(self.slices[start:stop]).encode()
-        h.update(_HEAD.pack(stop - start, len(text)))
-        h.update(self.days[start * 4 : stop * 4])
-        h.update(self.values[start * 8 : stop * 8])
-        h.update(text)
+    def digests(self, bounds: Sequence[int], *, every: bool = True) -> list[str]:
+        """The digests of the parts that ``bounds`` (ascending row indexes) cut: one SHA-256
+        fed the last part (``bounds[-2]:bounds[-1]``, the rows after the last date digested),
+        then each one before it down to the first; the digest of each part but the last (the
+        first one's only, unless ``every``), first part first."""
+        days, values, slices = self.days, self.values, self.slices
+        h = hashlib.sha256()
+        update, out = h.update, []
+        stop, parts = bounds[-1], len(bounds) - 1
+        for i in range(parts - 1, -1, -1):
+            start = bounds[i]
+            text = b"" if slices is None else _SEP.join(slices[start:stop]).encode()
+            update(_HEAD.pack(stop - start, len(text)))
+            update(days[start * 4 : stop * 4])
+            update(values[start * 8 : stop * 8])
+            update(text)
+            stop = start
+            if every and 0 < i < parts - 1:
+                out.append(h.copy().hexdigest()[:16])
+        out.append(h.hexdigest()[:16])
+        out.reverse()
+        return out
 
     def suffixes(self, dates: Sequence[int], last: int, *, every: bool = True) -> list[str]:
         """The digests of the rows from the first dated ``dates[i]`` to the last dated
@@ -94,18 +109,8 @@ class Prepared:
         is fed with the earlier one's."""
         ordinals = self.ordinals
         bounds = [bisect_left(ordinals, day) for day in dates]
-        bounds.append(bisect_right(ordinals, dates[-1], bounds[-1]))
-        h = hashlib.sha256()
-        self.feed(h, bounds[-1], bisect_right(ordinals, last, bounds[-1]))
-        out = []
-        for i in reversed(range(1, len(dates))):
-            self.feed(h, bounds[i], bounds[i + 1])
-            if every:
-                out.append(h.copy().hexdigest()[:16])
-        self.feed(h, bounds[0], bounds[1])
-        out.append(h.hexdigest()[:16])
-        out.reverse()
-        return out
+        after = bisect_right(ordinals, dates[-1], bounds[-1])  # the rows after the last date
+        return self.digests([*bounds, after, bisect_right(ordinals, last, after)], every=every)
 
 
 class _Ordinals(dict[Any, int]):
@@ -130,15 +135,14 @@ def prepare(rows: Sequence[tuple[Any, ...]], dimensional: bool) -> Prepared | No
         return None
     columns = rows.named if isinstance(rows, CleanRows) else _columns(rows, dimensional)
     try:
-        listed = list(map(_ORDINALS.__getitem__, columns.dates))
-        ordinals = array("i", listed)
-        values = array("d", columns.values)
-    except (AttributeError, TypeError, OverflowError):
+        ordinals = list(map(_ORDINALS.__getitem__, columns.dates))
+        n = len(ordinals)  # machine byte order: as an array's (struct packs faster)
+        days, values = struct.pack(f"{n}i", *ordinals), struct.pack(f"{n}d", *columns.values)
+    except (AttributeError, TypeError, OverflowError, struct.error):
         return None
-    if listed != sorted(listed):
+    if ordinals != sorted(ordinals):
         return None  # only a date-ordered window has its later dates at its end
-    days, data = memoryview(ordinals).cast("B"), memoryview(values).cast("B")
-    return Prepared(ordinals, data, days, columns.slices if dimensional else None)
+    return Prepared(ordinals, values, days, columns.slices if dimensional else None)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], dimensional: bool) -> Columns:
@@ -180,13 +184,13 @@ def encode(p: Prepared, since: date | None) -> str:
     first :data:`SUFFIXES` dates."""
     ordinals, n = p.ordinals, len(p.ordinals)
     at = 0 if since is None else bisect_left(ordinals, since.toordinal())
-    dates: list[int] = []
-    while at < n and len(dates) < SUFFIXES:
-        dates.append(ordinals[at])
+    starts: list[int] = []  # the first row of each date digested
+    while at < n and len(starts) < SUFFIXES:
+        starts.append(at)
         at = bisect_right(ordinals, ordinals[at], at)
-    last = ordinals[-1]
-    digests = p.suffixes(dates, last) if dates else []
-    return ";".join([_TAG, str(last), *(f"{d}:{x}" for d, x in zip(dates, digests, strict=True))])
+    digests = p.digests([*starts, at, n]) if starts else []
+    entries = (f"{ordinals[i]}:{x}" for i, x in zip(starts, digests, strict=True))
+    return ";".join([_TAG, str(ordinals[-1]), *entries])
 
 
 __all__ = ["SUFFIXES", "CleanRows", "Columns", "Prepared", "encode", "prepare", "unchanged_prefix"]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from cli_invoke import fulcrum_argv, process_env, run_process
+from process_moments import held_after
 from sqlalchemy import func, select
 
 from fulcrum_sync.store import tables as t
@@ -147,11 +148,11 @@ def test_sigkill_mid_full_sync_then_rerun_completes(backend: str, tmp_path: Path
     proc = subprocess.Popen(
         fulcrum_argv(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    with held_after(url, proc, 5) as done:  # its writes held: it cannot finish meanwhile
+        assert proc.poll() is None, "sync finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     engine = open_engine(url)
-    done = wait_for_succeeded(engine, proc, 5)
-    assert proc.poll() is None, "sync finished before it could be killed; make it bigger"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     with engine.connect() as conn:  # claimed, not stored: its batch (write_batch.py), ahead
         held = conn.execute(
             select(func.count()).select_from(t.run_items).where(t.run_items.c.status == "running")
@@ -188,16 +189,16 @@ def test_sigterm_finishes_or_releases_then_next_run_completes(tmp_path: Path):
     proc = subprocess.Popen(
         fulcrum_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    engine = open_engine(url)
-    wait_for_succeeded(engine, proc, 3)
-    assert proc.poll() is None, "sync finished before SIGTERM could be sent"
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
+    with held_after(url, proc, 3):  # its writes held: it cannot finish meanwhile
+        assert proc.poll() is None, "sync finished before SIGTERM could be sent"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)  # well inside a pod's 30 s grace period
     assert time.monotonic() - sent < 30
     assert proc.returncode == 143
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert events[-1]["event"] == "sync finished" and events[-1]["outcome"] == "interrupted"
+    engine = open_engine(url)
     with engine.connect() as conn:
         statuses = [r[0] for r in conn.execute(select(t.run_items.c.status))]
     assert "running" not in statuses  # finished or released, none left claimed

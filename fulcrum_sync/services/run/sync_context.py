@@ -106,7 +106,8 @@ def _sanitize_clean(
         return CleanRows(
             Columns(rows.dates, values, cast("Sequence[str]", rows.slices))
         ), SkipCounts()
-    # The demo's rows come as columns; any other source's are taken apart, a pass each in C.
+    # Columns a source did not vouch for are checked as they are; a list of rows (Cube's) is
+    # taken apart first, a pass each in C.
     columns = rows.columns if isinstance(rows, SeriesColumns) else list(zip(*rows, strict=False))
     if len(columns) < (3 if dimensional else 2) or set(map(type, columns[1])) != _FLOAT:
         return None

@@ -32,7 +32,9 @@ def held_after(url: str, proc: subprocess.Popen[Any], wanted: int) -> Iterator[i
     conn: Any = (
         sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=60)
         if sqlite
-        else psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+        else psycopg.connect(  # named apart from the process's sessions (a test ends those)
+            url.replace("+psycopg", ""), autocommit=True, application_name="process-moments"
+        )
     )
     deadline = time.monotonic() + 180
     try:

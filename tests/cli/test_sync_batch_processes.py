@@ -14,13 +14,16 @@ import random
 import signal
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_invoke import fulcrum_argv, process_env, run_process
+from process_moments import held_after
 from sqlalchemy import Engine, select
-from test_sync_processes import prepare, wait_for_succeeded
+from test_sync_processes import prepare
 from test_truthful_runs import _terminate, digest, run_rows
 
 from fulcrum_sync.store import tables as t
@@ -70,28 +73,31 @@ def _succeeded_line(line: str, rich: bool) -> str | None:
     return None
 
 
-def _run_until(env: dict[str, str], lines: int, rich: bool = False) -> tuple[Any, list[str]]:
-    """Start the sync; return it once it wrote ``lines`` context lines, with their keys. In
-    rich mode its table comes at the end: the moment is when ``lines`` keys succeeded."""
+@contextmanager
+def _run_until(
+    env: dict[str, str], lines: int, rich: bool = False
+) -> Iterator[tuple[Any, list[str]]]:
+    """Start the sync; give it once it wrote ``lines`` context lines, with their keys, its
+    writes held back until the block ends (tests/process_moments.py: it cannot finish
+    first, however fast the machine). In rich mode its table comes at the end: the moment is
+    when ``lines`` keys succeeded."""
     args = [*SYNC, "--log-format", "rich" if rich else "json"]
     proc = subprocess.Popen(
         fulcrum_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     said: list[str] = []
-    if rich:
-        engine = open_engine(env["FULCRUM_SYNC_DATABASE_URL"])
-        wait_for_succeeded(engine, proc, lines)
-        engine.dispose()
-    while len(said) < lines and not rich:
-        line = proc.stdout.readline()
-        if not line:
-            break  # it ended first
-        key = _succeeded_line(line, rich)
-        if key is not None:
-            said.append(key)
-    assert proc.poll() is None, "the sync ended before the moment: make it bigger"
-    return proc, said
+    with held_after(env["FULCRUM_SYNC_DATABASE_URL"], proc, lines):
+        # A batch's lines are written once it committed, before the process writes again.
+        while len(said) < lines and not rich:
+            line = proc.stdout.readline()
+            if not line:
+                break  # it ended first
+            key = _succeeded_line(line, rich)
+            if key is not None:
+                said.append(key)
+        assert proc.poll() is None, "the sync ended before the moment"
+        yield proc, said
 
 
 def _more_lines(proc: Any, rich: bool) -> list[str]:
@@ -112,8 +118,9 @@ def test_sigkill_loses_at_most_the_batch_and_the_next_run_redoes_it(
     url = _url(backend, tmp_path, request, "kill.db")
     env = _prepared(url, tmp_path, clean)
     moment = random.Random(f"{backend}-{uuid.uuid4()}").randint(1, METRICS // 2)
-    proc, said = _run_until(env, moment)
-    proc.send_signal(signal.SIGKILL)
+    with _run_until(env, moment) as (proc, said):
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     engine = open_engine(url)
@@ -153,8 +160,9 @@ def test_sigterm_stores_every_context_it_logged_then_the_next_run_does_the_rest(
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
     url = _url(backend, tmp_path, request, "term.db")
     env = _prepared(url, tmp_path, clean)
-    proc, said = _run_until(env, random.Random(str(uuid.uuid4())).randint(1, METRICS // 2), rich)
-    proc.send_signal(signal.SIGTERM)
+    moment = random.Random(str(uuid.uuid4())).randint(1, METRICS // 2)
+    with _run_until(env, moment, rich) as (proc, said):
+        proc.send_signal(signal.SIGTERM)
     said += _more_lines(proc, rich)
     assert proc.returncode == 143
     engine = open_engine(url)
@@ -179,8 +187,8 @@ def test_a_terminated_connection_is_recovered_without_doubling(tmp_path: Path, p
     env = _prepared(pg_url, tmp_path, clean)
     name = f"victim_{uuid.uuid4().hex[:8]}"
     victim = {**env, "FULCRUM_SYNC_DATABASE_URL": f"{pg_url}&application_name={name}"}
-    proc, said = _run_until(victim, random.Random(name).randint(1, METRICS // 2))
-    killed = _terminate(name)
+    with _run_until(victim, random.Random(name).randint(1, METRICS // 2)) as (proc, said):
+        killed = _terminate(name)
     said += _more_lines(proc, rich=False)
     assert killed >= 1
     assert proc.returncode == 0  # reconnected: the transaction in flight ran again, whole

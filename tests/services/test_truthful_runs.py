@@ -25,6 +25,7 @@ import pytest
 import yaml
 from cli_invoke import Cli, fulcrum_argv, json_lines, process_env
 from cube_server import FakeCube
+from process_moments import held_after
 from sqlalchemy import Engine, func, select, update
 from test_cli_sync_cube import CUBES, closed_port, cube_env, daily_data
 from test_cli_sync_cube import write_catalog as write_cube_catalog
@@ -128,9 +129,9 @@ def test_sigterm_then_a_plain_sync_finishes_the_patterns(pg_url: str, tmp_path: 
     proc = _start_beside_a_clean_run(tmp_path, 24, clean, pg_url, pg_url, SYNC)
     engine = open_engine(pg_url)
     try:
-        wait_for_succeeded(engine, proc, 4)
-        assert proc.poll() is None, "sync finished before SIGTERM could be sent"
-        proc.send_signal(signal.SIGTERM)
+        with held_after(pg_url, proc, 4):  # its writes held: it cannot finish meanwhile
+            assert proc.poll() is None, "sync finished before SIGTERM could be sent"
+            proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 143
         assert json_lines(out)[-1]["outcome"] == "interrupted"

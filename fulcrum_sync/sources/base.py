@@ -35,7 +35,7 @@ class SeriesColumns(ColumnRows[SeriesRow]):
         periods and slice names, values drawn as floats and checked finite as one array).
     """
 
-    __slots__ = ("clean", "dates", "slices", "values")
+    __slots__ = ("clean", "slices")
 
     def __init__(
         self,
@@ -48,7 +48,17 @@ class SeriesColumns(ColumnRows[SeriesRow]):
         super().__init__(
             (dates, values, (None,) * len(dates) if slices is None else slices), SeriesRow
         )
-        self.dates, self.values, self.slices, self.clean = dates, values, slices, clean
+        self.slices, self.clean = slices, clean
+
+    @property
+    def dates(self) -> Sequence[date]:
+        """Each row's date."""
+        return self.columns[0]
+
+    @property
+    def values(self) -> Sequence[float | None]:
+        """Each row's value."""
+        return self.columns[1]
 
 
 Rows = Sequence[SeriesRow]  # a source's rows: a list, or SeriesColumns

@@ -54,7 +54,7 @@ READ_FIRST_ROWS = 5_000  # PostgreSQL upserts up to this many rows read the wind
 CleanRow = tuple[Any, ...]
 
 
-def _full_rows(key: SeriesKey, rows: list[CleanRow]) -> list[tuple[Any, ...]]:
+def _full_rows(key: SeriesKey, rows: Sequence[CleanRow]) -> list[tuple[Any, ...]]:
     head: tuple[Any, ...] = (key.tenant_id, key.metric_id, key.grain)
     if key.dimension:
         return [(*head, key.dimension, r[1], r[0], r[2]) for r in rows]
@@ -74,7 +74,7 @@ def replace_series(conn: Connection, key: SeriesKey, rows: Sequence[CleanRow]) -
     table = key.table
     ids = {"t": key.tenant_id, "m": key.metric_id, "g": key.grain, "d": key.dimension}
     deleted = conn.execute(_DELETE[table.name], ids).rowcount or 0
-    full = _full_rows(key, list(rows))
+    full = _full_rows(key, rows)
     if full:
         if conn.dialect.name == "postgresql":
             _copy(conn, table.name, _columns(table), full)
@@ -97,8 +97,7 @@ def upsert_series(
     if not rows:
         return WriteCounts()
     if known:  # a slice of CleanRows makes the rows of the slice only (domain/columns.py)
-        return _write_unread(conn, key, list(rows[known:]), len(rows))
-    rows = list(rows)
+        return _write_unread(conn, key, rows[known:], len(rows))
     if conn.dialect.name == "postgresql":
         if len(rows) <= READ_FIRST_ROWS:
             return _upsert_postgres_window(conn, key, rows)
@@ -139,7 +138,9 @@ def _sqlite_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(*row[:at], iso[row[at]], *row[at + 1 :]) for row in rows]
 
 
-def _upsert_postgres_window(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:
+def _upsert_postgres_window(
+    conn: Connection, key: SeriesKey, rows: Sequence[CleanRow]
+) -> WriteCounts:
     # A lookback window (up to READ_FIRST_ROWS rows): read what is stored in it and send only
     # the new and changed rows, as arrays in one INSERT … ON CONFLICT whose RETURNING counts
     # them: 2 round trips instead of a temporary table's 4 (create, truncate, COPY, insert).
@@ -221,7 +222,7 @@ def _upsert_postgres(conn: Connection, table: Table, full: list[tuple[Any, ...]]
     return WriteCounts(inserted, updated, len(full) - inserted - updated)
 
 
-def _upsert_sqlite(conn: Connection, key: SeriesKey, rows: list[CleanRow]) -> WriteCounts:
+def _upsert_sqlite(conn: Connection, key: SeriesKey, rows: Sequence[CleanRow]) -> WriteCounts:
     # Read the stored window once and write only the rows that are new or changed: most rows
     # of a re-fetched lookback window are unchanged, and one SELECT of the window costs a
     # fraction of an ON CONFLICT check per row. The counts come from that read (new keys) and
@@ -267,7 +268,7 @@ def _sqlite_write(
 
 
 def _write_unread(
-    conn: Connection, key: SeriesKey, rows: list[CleanRow], total: int
+    conn: Connection, key: SeriesKey, rows: Sequence[CleanRow], total: int
 ) -> WriteCounts:
     """Write ``rows`` (new or changed, for all we know) without reading what is stored; the
     other ``total - len(rows)`` rows of the window are known to be stored as they are."""

@@ -61,12 +61,19 @@ class CleanRows(ColumnRows[tuple[Any, ...]]):
     those columns: :func:`prepare` reads them instead of taking the rows apart again, and a
     row is made only when something reads it (an incremental sync writes a few)."""
 
-    __slots__ = ("named",)
+    __slots__ = ()
 
     def __init__(self, columns: Columns) -> None:
         dates, values, slices = columns
         super().__init__((dates, values) if slices is None else (dates, slices, values))
-        self.named = columns  # by name: dates, values, slices
+
+    @property
+    def named(self) -> Columns:
+        """The columns by name: dates, values, slices (None for a base series)."""
+        if len(self.columns) == 2:
+            return Columns(self.columns[0], self.columns[1], None)
+        dates, slices, values = self.columns
+        return Columns(dates, values, slices)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,22 @@ from typing import Any
 
 import psycopg
 
-_COUNT = "SELECT count(*) FROM run_items WHERE status = 'succeeded'"
+_COUNT = (
+    "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
+    " count(*) FILTER (WHERE status = 'running') FROM run_items"
+)
 _TRY = 0.001  # seconds between tries: for the lock, and for one more stored key
 
 
-def _count(conn: Any) -> int:
-    return int(conn.execute(_COUNT).fetchone()[0])
+def _count(conn: Any) -> tuple[int, int]:
+    """How many run keys succeeded, and how many are claimed (running) now."""
+    done, running = conn.execute(_COUNT).fetchone()
+    return int(done), int(running)
+
+
+def _moved(seen: tuple[int, int], now: tuple[int, int], claimed: int) -> bool:
+    """Whether the process stored a key since ``seen`` (or claimed one, when claims count)."""
+    return now[0] != seen[0] or (claimed > 0 and now[1] != seen[1])
 
 
 def _hold(conn: Any, sqlite: bool, deadline: float) -> None:
@@ -50,9 +60,15 @@ def _hold(conn: Any, sqlite: bool, deadline: float) -> None:
 
 
 @contextmanager
-def held_after(url: str, proc: subprocess.Popen[Any], wanted: int) -> Iterator[int]:
+def held_after(
+    url: str, proc: subprocess.Popen[Any], wanted: int, claimed: int = 0
+) -> Iterator[int]:
     """Yield how many run keys succeeded once ``wanted`` did (or the process ended), with
-    the process's writes held back until the block ends (see the module's doc)."""
+    the process's writes held back until the block ends (see the module's doc).
+
+    ``claimed`` also waits for that many keys claimed (running) at the held moment: a
+    worker between two keys holds none, and a test of what a killed process leaves claimed
+    needs one that does."""
     sqlite = url.startswith("sqlite")
     conn: Any = (
         sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=0)
@@ -65,12 +81,17 @@ def held_after(url: str, proc: subprocess.Popen[Any], wanted: int) -> Iterator[i
     try:
         while True:
             _hold(conn, sqlite, deadline)
-            done = _count(conn)
-            if done >= wanted or proc.poll() is not None or time.monotonic() > deadline:
+            done, running = seen = _count(conn)
+            if (done >= wanted and running >= claimed) or proc.poll() is not None:
+                break
+            if time.monotonic() > deadline:
                 break
             conn.execute("COMMIT")
-            # The process writes until one more key is stored (a read needs no lock).
-            while _count(conn) == done and proc.poll() is None and time.monotonic() < deadline:
+            # The process writes until a key is stored (or, when claims count, claimed): a
+            # read needs no lock.
+            while not _moved(seen, _count(conn), claimed) and proc.poll() is None:
+                if time.monotonic() > deadline:
+                    break
                 time.sleep(_TRY)
         yield done
     finally:

@@ -129,7 +129,7 @@ def test_sigterm_then_a_plain_sync_finishes_the_patterns(pg_url: str, tmp_path: 
     proc = _start_beside_a_clean_run(tmp_path, 24, clean, pg_url, pg_url, SYNC)
     engine = open_engine(pg_url)
     try:
-        with held_after(pg_url, proc, 4):  # its writes held: it cannot finish meanwhile
+        with held_after(pg_url, proc, 4, claimed=1):  # writes held: it cannot finish
             assert proc.poll() is None, "sync finished before SIGTERM could be sent"
             proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)

@@ -77,20 +77,22 @@ def write_context(
     *,
     done: KeyDone | None = None,
     also: Callable[[Connection], object] | None = None,
-) -> list[WriteCounts]:
+) -> tuple[list[WriteCounts], bool]:
     """Store every series of one context and record each one's status in one transaction.
 
     With ``done`` the context's run key is completed in the same transaction (its counts get
-    ``rows_stored``: the rows this transaction stored); ``also`` then runs in it too (the
-    sync claims the context's pattern keys there: store/claims.py). Returns each
-    write's counts (zeros for a failed fetch). Raises StoreError, and then nothing of it is
-    stored: the caller may store the series one by one to isolate the one that fails.
+    ``rows_stored``: the rows this transaction stored); ``also`` then runs in it too, but
+    only when the key was completed (the sync claims the context's pattern keys there:
+    store/claims.py; an owner that lost the key's lease claims nothing). Returns each
+    write's counts (zeros for a failed fetch) and whether the key was completed. Raises
+    StoreError, and then nothing of it is stored: the caller may store the series one by
+    one to isolate the one that fails.
     """
     with translate_errors(engine, "store a context in"), engine.begin() as conn:
-        ((counts, _done),) = _write_in(conn, [ContextWrite(writes, done)])
-        if also is not None:
+        ((counts, completed),) = _write_in(conn, [ContextWrite(writes, done)])
+        if also is not None and completed:
             also(conn)
-    return counts
+    return counts, completed
 
 
 @dataclass(frozen=True, slots=True)

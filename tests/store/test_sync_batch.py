@@ -133,3 +133,24 @@ def test_a_lost_lease_is_told_per_key(engine: Engine) -> None:
     assert keys[lost] == ("running", None)  # left to its holder
     assert {keys[d.run_key][0] for d in dones if d.run_key != lost} == {"succeeded"}
     assert all(keys[d.run_key][1]["rows_stored"] == 90 for d in dones if d.run_key != lost)
+
+
+def test_a_context_alone_tells_a_lost_lease_and_claims_nothing_then(engine: Engine) -> None:
+    """The single-context path (store_context's write) as the batch does: a key whose lease
+    another process took is left to it, and ``also`` (the pattern claims) does not run."""
+    dones = claimed(engine, P0)
+    lost = dones[1].run_key
+    with engine.begin() as conn:  # another process took this key over
+        conn.execute(
+            update(t.run_items).where(t.run_items.c.run_key == lost).values(lease_owner="other")
+        )
+    ran: list[str] = []
+    told = [
+        write_context(engine, context(m, P0), done=d, also=lambda _c, k=d.run_key: ran.append(k))
+        for m, d in zip(METRICS, dones, strict=True)
+    ]
+    assert [completed for _, completed in told] == [True, False, True]
+    assert all(counts[0].stored for counts, _ in told)  # the rows are stored either way
+    assert ran == [dones[0].run_key, dones[2].run_key]
+    keys = {k: status for k, status, _ in state(engine)["keys"]}
+    assert keys[lost] == "running" and [keys[d.run_key] for d in dones].count("succeeded") == 2

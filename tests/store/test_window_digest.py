@@ -63,7 +63,7 @@ def sync(engine: Engine, period: date, rows: list[list[Any]], *, full: bool = Fa
         )
         for key, r in zip((BASE, DIM), rows, strict=True)
     ]
-    return write_context(engine, writes)
+    return write_context(engine, writes)[0]
 
 
 def stored(engine: Engine) -> list[Any]:

@@ -65,14 +65,15 @@ def _store(
     done: KeyDone | None,
     also: Callable[[Connection], object] | None = None,
 ) -> bool:
-    """Store the fetched series in one transaction; return whether ``done`` was recorded.
+    """Store the fetched series in one transaction; return whether ``done`` was recorded
+    (not when its owner lost the key's lease meanwhile: another process holds it now).
 
     When that transaction fails, store them one by one, each in its own transaction as
     before, so that a series the database refuses fails alone (its status says why) and the
     others are kept; the run key is then left to the caller.
     """
     try:
-        counts = write_context(engine, [w for _, w in fetched], done=done, also=also)
+        counts, completed = write_context(engine, [w for _, w in fetched], done=done, also=also)
     except StoreBusyError as exc:  # a lock not granted in time: every series would wait again
         for series, write in fetched:
             mark_failed(series, exc)
@@ -86,7 +87,7 @@ def _store(
                 _store_one(engine, series, write)
         return False
     _count(fetched, counts)
-    return done is not None
+    return completed
 
 
 def _count(fetched: list[tuple[SeriesResult, SeriesWrite]], counts: list[WriteCounts]) -> None:
@@ -100,7 +101,7 @@ def _count(fetched: list[tuple[SeriesResult, SeriesWrite]], counts: list[WriteCo
 
 def _store_one(engine: Engine, series: SeriesResult, write: SeriesWrite) -> None:
     try:
-        (counts,) = write_context(engine, [write])
+        (counts,), _ = write_context(engine, [write])
         _count([(series, write)], [counts])
     except Exception as exc:  # isolation: one series failing never stops the others
         mark_failed(series, exc)

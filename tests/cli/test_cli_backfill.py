@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from cli_invoke import Cli, fulcrum_argv, process_env
+from process_moments import held_after
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -226,19 +227,14 @@ def test_sigkill_halfway_then_resume_by_id(tmp_path: Path):
     engine = open_engine(url)
     total = None
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        with engine.connect() as conn:
+    while not total and time.monotonic() < deadline and proc.poll() is None:
+        with engine.connect() as conn:  # the backfill's size, recorded before its first key
             total = conn.execute(select(t.backfills.c.total_items)).scalar()
-            done = conn.execute(
-                select(func.count())
-                .select_from(t.run_items)
-                .where(t.run_items.c.status == "succeeded")
-            ).scalar_one()
-        if total and done >= total // 2:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "backfill finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
+        time.sleep(0.01)
+    assert total, "the backfill recorded no size before it ended"
+    with held_after(url, proc, total // 2):  # its writes held: it cannot finish meanwhile
+        assert proc.poll() is None, "backfill finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     backfill_id = err.split("resume with --resume ")[1].split()[0]
 

@@ -5,7 +5,8 @@ thread asks ``pg_locks`` (on its own connection, once a second, only while conne
 checked out) which of our backends wait for a lock; after a few seconds it logs one
 ``warning`` per wait with the waiting work's log fields, the table and the holder. The
 translate helper (``engine.translate_errors``) reads the last wait of its thread to name the
-table when the lock times out.
+table when the lock times out. The thread ends, closing its connection, once no connection
+has been in use for a while, or at once when the engine is disposed of.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class LockWatch:
     lock: threading.Lock = field(default_factory=threading.Lock)
     busy: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    halt: threading.Event = field(default_factory=threading.Event)  # the thread's, to end it
 
     def checkout(self, dbapi_conn: Any, *_: Any) -> None:
         pid = _backend_pid(dbapi_conn)
@@ -73,7 +75,10 @@ class LockWatch:
             self.waits.pop(me, None)
             self.busy.set()
             if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="lock-watch", daemon=True)
+                self.halt = threading.Event()
+                self.thread = threading.Thread(
+                    target=self._run, args=(self.halt,), name="lock-watch", daemon=True
+                )
                 self.thread.start()
 
     def checkin(self, dbapi_conn: Any, *_: Any) -> None:
@@ -83,25 +88,34 @@ class LockWatch:
             if not self.sessions:
                 self.busy.clear()
 
-    def _run(self) -> None:
-        """Poll while our connections are in use; end (closing its own) after idling a while,
-        so an engine nobody uses holds no thread and no connection."""
+    def disposed(self, _engine: Engine) -> None:
+        """The engine was disposed of: end the thread now (a later checkout starts another)."""
+        with self.lock:
+            self.halt.set()
+            self.thread = None
+
+    def _run(self, halt: threading.Event) -> None:
+        """Poll while our connections are in use; end (closing its own) after idling a while
+        or when halted, so an engine nobody uses holds no thread and no connection."""
         conn: Any = None
-        while True:
-            if not self.busy.wait(IDLE_SECONDS):
+        idle = 0.0
+        while not halt.is_set():
+            if not self.busy.is_set():
+                idle += POLL_SECONDS
                 with self.lock:
-                    if not self.busy.is_set():
+                    if idle > IDLE_SECONDS and not self.busy.is_set() and not halt.is_set():
                         self.thread = None
                         break
-                continue
-            try:
-                conn = conn or self._connect()
-                self._poll(conn)
-            except Exception:  # a watchdog never fails the work it watches
-                with contextlib.suppress(Exception):
-                    conn.close()
-                conn = None
-            threading.Event().wait(POLL_SECONDS)
+            else:
+                idle = 0.0
+                try:
+                    conn = conn or self._connect()
+                    self._poll(conn)
+                except Exception:  # a watchdog never fails the work it watches
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    conn = None
+            halt.wait(POLL_SECONDS)
         with contextlib.suppress(Exception):
             conn.close()
 
@@ -155,6 +169,7 @@ def watch_locks(
     _watches[engine] = watch
     event.listen(engine, "checkout", watch.checkout)
     event.listen(engine, "checkin", watch.checkin)
+    event.listen(engine, "engine_disposed", watch.disposed)
     return watch
 
 

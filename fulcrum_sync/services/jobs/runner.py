@@ -380,12 +380,18 @@ def _claim_all(rc: RunContext, work: Sequence[KeyedWork[Any]]) -> dict[str, Clai
 
 
 def _settle(rc: RunContext, run_key: str, outcome: Outcome) -> None:
-    """Record how a claimed key ended."""
-    runs.complete(
+    """Record how a claimed key ended (unless its lease was lost: its new holder records it)."""
+    if not runs.complete(
         rc.engine,
         run_key,
         owner=rc.owner,
         succeeded=outcome.succeeded,
         counts=outcome.counts,
         error=outcome.error,
-    )
+    ):
+        log.warning(
+            "run key %s was taken over by another run (this run's lease on it ran out): "
+            "its record is left to that run",
+            run_key,
+            extra={"run_key": run_key},
+        )

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, String, Table, and_, literal, null, select, union
 from fulcrum_sync.domain import Window
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reading, reconnecting, translate_errors
-from fulcrum_sync.store.runs import KeyDone, complete_all_in
+from fulcrum_sync.store.runs import KeyDone, completed_in
 from fulcrum_sync.store.tables import NO_PATTERN_DIMENSION
 from fulcrum_sync.store.upsert import upsert_rows
 
@@ -146,12 +146,13 @@ def read_inputs(
 
 
 @reconnecting
-def save_results(engine: Engine, rows: list[dict[str, Any]], done: list[KeyDone]) -> None:
+def save_results(engine: Engine, rows: list[dict[str, Any]], done: list[KeyDone]) -> set[str]:
     """Store pattern results (rows of :func:`result_row`) and complete their run keys, all in
-    one transaction: a context's patterns for one period commit together."""
+    one transaction: a context's patterns for one period commit together. Return the keys
+    completed (not those whose lease its owner lost: another run holds them now)."""
     with translate_errors(engine, "store pattern results in"), engine.begin() as conn:
         upsert_rows(conn, t.pattern_results, rows)
-        complete_all_in(conn, done)
+        return completed_in(conn, done)
 
 
 def result_row(

@@ -338,6 +338,23 @@ def complete_all_in(conn: Connection, done: list[KeyDone]) -> int:
     return conn.execute(_COMPLETE, [_complete_params(d) for d in ordered]).rowcount
 
 
+def completed_in(conn: Connection, done: list[KeyDone]) -> set[str]:
+    """Complete the keys of ``done`` in the caller's transaction (:func:`complete_all_in`);
+    return those completed. When fewer were (an owner lost its lease: another run may hold
+    the key now), read which."""
+    keys = {d.run_key for d in done}
+    if complete_all_in(conn, done) == len(done):
+        return keys
+    c = t.run_items.c
+    owners = {d.run_key: d.owner for d in done}
+    query = select(c.run_key, c.lease_owner, c.status).where(c.run_key.in_(sorted(keys)))
+    return {
+        key
+        for key, owner, status in conn.execute(query)
+        if owner == owners[key] and status in ("succeeded", "failed")
+    }
+
+
 def _complete_params(d: KeyDone) -> dict[str, Any]:
     return {
         "key": d.run_key,

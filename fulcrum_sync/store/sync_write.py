@@ -34,12 +34,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, update
 
 from fulcrum_sync.store import digests
 from fulcrum_sync.store import tables as t
 from fulcrum_sync.store.engine import reconnecting, translate_errors
-from fulcrum_sync.store.runs import KeyDone, complete_all_in
+from fulcrum_sync.store.runs import KeyDone, completed_in
 from fulcrum_sync.store.series import (
     CleanRow,
     SeriesKey,
@@ -142,7 +142,7 @@ def _write_in(
             done.append(_with_rows_stored(c.done, written))
     write_status_rows(conn, statuses)
     bump_all(conn, changed)
-    completed = _complete(conn, done)
+    completed = completed_in(conn, done)
     return [
         (counts[i], c.done is not None and c.done.run_key in completed)
         for i, c in enumerate(contexts)
@@ -210,22 +210,6 @@ _FORGET = (
     .where(and_(_SERIES, _sc.dimension == bindparam("d")))
     .values(window_digest=None)
 )
-
-
-def _complete(conn: Connection, done: list[KeyDone]) -> set[str]:
-    """Complete the keys of ``done`` in one statement; return those completed. When fewer
-    were (an owner lost its lease: another process may hold the key now), read which."""
-    keys = {d.run_key for d in done}
-    if complete_all_in(conn, done) == len(done):
-        return keys
-    c = t.run_items.c
-    owners = {d.run_key: d.owner for d in done}
-    query = select(c.run_key, c.lease_owner, c.status).where(c.run_key.in_(sorted(keys)))
-    return {
-        key
-        for key, owner, status in conn.execute(query)
-        if owner == owners[key] and status in ("succeeded", "failed")
-    }
 
 
 _KEPT_COLUMNS = "s.tenant_id, s.metric_id, s.grain, s.dimension, s.period, s.window_digest"

@@ -68,6 +68,27 @@ def test_a_context_found_done_has_its_pattern_keys_claimed_in_the_same_transacti
     }
 
 
+def test_saved_pattern_results_tell_which_keys_were_completed(engine: Engine) -> None:
+    """A run that lost a pattern key's lease (another run took it over) leaves its record to
+    that run: save_results says which keys it completed, for the run to warn of the rest."""
+    runs.ensure_items(engine, PATTERNS)
+    mine, other = who("host:1:a"), who("host:2:b")
+    with engine.begin() as conn:
+        take_in(conn, PATTERN_KEYS, mine)
+    with engine.begin() as conn:  # the second key's lease ran out and another run took it
+        conn.execute(
+            t.run_items.update()
+            .where(t.run_items.c.run_key == PATTERN_KEYS[1])
+            .values(lease_owner=other.owner)
+        )
+    done = [runs.KeyDone(k, mine.owner, True, {"n": 1}) for k in PATTERN_KEYS]
+    assert pattern_data.save_results(engine, [], done) == {PATTERN_KEYS[0]}
+    assert statuses(engine) == {
+        PATTERN_KEYS[0]: ("succeeded", mine.owner),
+        PATTERN_KEYS[1]: ("running", other.owner),
+    }
+
+
 def test_a_pattern_key_of_a_killed_process_on_this_host_is_taken_over(engine: Engine) -> None:
     runs.ensure_items(engine, [SYNC, *PATTERNS])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -38,7 +38,8 @@ from fulcrum_sync.services.backfill.plan import (
     make_plan,
     record_plan,
 )
-from fulcrum_sync.services.jobs.runner import RunContext, keep_leases
+from fulcrum_sync.services.jobs.leasing import keep_leases
+from fulcrum_sync.services.jobs.runner import RunContext
 from fulcrum_sync.services.jobs.workers import map_workers
 from fulcrum_sync.services.patterns.run import DIMENSION_FAILED
 from fulcrum_sync.services.patterns.step import PatternStep

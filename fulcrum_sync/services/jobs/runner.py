@@ -23,6 +23,7 @@ from fulcrum_sync.domain import DependencyError, StopRequested
 from fulcrum_sync.jsonable import jsonable
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.jobs.claim_ahead import ClaimAhead, claim_keys
+from fulcrum_sync.services.jobs.leasing import keep_leases, repeating, warn_taken_over
 from fulcrum_sync.services.jobs.workers import map_workers
 from fulcrum_sync.store import leases, progress, run_records, runs
 from fulcrum_sync.store.retry import STOP_GRACE_SECONDS, after_stop, set_patience
@@ -187,33 +188,6 @@ def close_abandoned(engine: Engine, lease_seconds: int) -> None:
             gone.pid,
             extra={"abandoned_run_id": gone.run_id},
         )
-
-
-@contextlib.contextmanager
-def keep_leases(engine: Engine, owner: str, lease_seconds: int) -> Iterator[None]:
-    """Renew ``owner``'s leases in a background thread every third of the lease."""
-    renew = functools.partial(leases.renew_leases, engine, owner, lease_seconds)
-    with repeating("lease-renewer", lease_seconds / 3, renew):
-        yield
-
-
-@contextlib.contextmanager
-def repeating(name: str, seconds: float, call: Callable[[], object]) -> Iterator[None]:
-    """Run ``call`` every ``seconds`` (at least 0.5) in a background thread during the block."""
-    done = threading.Event()
-
-    def loop() -> None:
-        while not done.wait(max(seconds, 0.5)):
-            with contextlib.suppress(Exception):  # a missed tick is retried at the next
-                call()
-
-    thread = threading.Thread(target=loop, name=name, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(timeout=5)
 
 
 def run_keyed(
@@ -389,9 +363,4 @@ def _settle(rc: RunContext, run_key: str, outcome: Outcome) -> None:
         counts=outcome.counts,
         error=outcome.error,
     ):
-        log.warning(
-            "run key %s was taken over by another run (this run's lease on it ran out): "
-            "its record is left to that run",
-            run_key,
-            extra={"run_key": run_key},
-        )
+        warn_taken_over(run_key)

@@ -32,11 +32,11 @@ from fulcrum_sync.logs import bound_fields, log_event
 from fulcrum_sync.patterns.registry import PatternSpec, get_pattern, list_patterns, run_pattern
 from fulcrum_sync.services.contexts.selection import select_contexts
 from fulcrum_sync.services.jobs.keys import Overrides, PatternJob, pattern_jobs
+from fulcrum_sync.services.jobs.leasing import keep_leases, warn_taken_over
 from fulcrum_sync.services.jobs.runner import (
     KeyedWork,
     Outcome,
     RunContext,
-    keep_leases,
     run_batch,
 )
 from fulcrum_sync.services.jobs.workers import map_workers
@@ -114,7 +114,9 @@ def _run_all(
             rows.append(row)
         o = _summarize(result)
         done.append(KeyDone(item.run_key, rc.owner, o.succeeded, o.counts, o.error))
-    pattern_data.save_results(rc.engine, rows, done)
+    completed = pattern_data.save_results(rc.engine, rows, done)
+    for lost in sorted({d.run_key for d in done} - completed):
+        warn_taken_over(lost)
     return out
 
 

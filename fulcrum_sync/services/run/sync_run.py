@@ -36,12 +36,12 @@ from fulcrum_sync.domain import (
 from fulcrum_sync.logs import bound_fields
 from fulcrum_sync.services.contexts.selection import select_contexts
 from fulcrum_sync.services.jobs.keys import ensure_expected, sync_item
+from fulcrum_sync.services.jobs.leasing import keep_leases
 from fulcrum_sync.services.jobs.runner import (
     DEFERRED,
     Deferred,
     KeyedWork,
     RunContext,
-    keep_leases,
     run_keyed,
 )
 from fulcrum_sync.services.jobs.workers import map_workers

@@ -10,7 +10,6 @@ sessions is in a transaction, so its lease renewals stop; once its leases ran ou
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from cli_invoke import fulcrum_argv, run_process
+from cli_invoke import fulcrum_argv, process_env, run_process
 from cube_server import FakeCube, Rows
 from test_cli_sync_cube import cube_env, daily_data, stored, write_catalog
 
@@ -80,12 +79,12 @@ def _stop_between_transactions(proc: subprocess.Popen[str], admin: Any, name: st
 
 def _sync_processes(
     pg_url: str, tmp_path: Path, cube: str, workers: int
-) -> tuple[dict[str, str], Any]:
+) -> tuple[dict[str, str], str]:
     """The environment of a sync on ``pg_url`` (its sessions named), the catalog loaded."""
     name = f"stopped_{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULCRUM_SYNC_")}
-    env |= cube_env(
-        f"{pg_url}&application_name={name}",
+    url = f"{pg_url}&application_name={name}"
+    env = process_env(url) | cube_env(
+        url,
         cube,
         FULCRUM_SYNC_LEASE_SECONDS="5",  # the shortest a lease may be
         FULCRUM_SYNC_CUBE_TIMEOUT_SECONDS="120",  # its held request is not timed out
@@ -158,10 +157,9 @@ def test_a_run_that_lost_its_lease_leaves_the_key_to_its_new_holder_and_says_so(
 
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
     with FakeCube(daily_data).serve() as cube:
-        ref = cube_env(clean, cube)
-        assert (
-            run_process("catalog", "load", str(tmp_path / "catalog.yaml"), env=ref).returncode == 0
-        )
+        ref = process_env(clean) | cube_env(clean, cube)
+        loaded = run_process("catalog", "load", str(tmp_path / "catalog.yaml"), env=ref)
+        assert loaded.returncode == 0, loaded.stderr
         assert run_process(*SYNC, env=ref).returncode == 0
         assert stored(pg_url) == stored(clean)
         again = run_process(*SYNC, "--json", env=env | {"FULCRUM_SYNC_CUBE_API_URL": cube})
